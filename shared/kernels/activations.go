@@ -1,0 +1,83 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
+)
+
+// Activations holds N tokens of K features quantized to int8 per token
+// (absmax), as BitNet's activation quantizer defines them:
+// s = 127 / max(|x|) with max clamped to >= 1e-5, q = round_half_even(x*s)
+// clamped to [-128, 127].
+type Activations struct {
+	N, K int
+	// Stride is the distance between tokens in Q: K padded to ternary.BlockSize.
+	// Padding is zero so it adds nothing to any product.
+	Stride int
+	Q      []int8
+	// Scale[t] is s for token t: x ~= q / s.
+	Scale []float32
+	// Sum[t] is the sum of Q over token t (for the code trick
+	// dot(w+1, q) - sum(q) = dot(w, q)).
+	Sum []int32
+}
+
+// NewActivations allocates activations for n tokens of k features.
+func NewActivations(n, k int) *Activations {
+	a := &Activations{}
+	a.Reset(n, k)
+	return a
+}
+
+// Reset resizes a for n tokens of k features, reusing its buffers.
+func (a *Activations) Reset(n, k int) {
+	a.N, a.K = n, k
+	a.Stride = ternary.PaddedCols(k)
+	a.Q = grow(a.Q, n*a.Stride)
+	a.Scale = grow(a.Scale, n)
+	a.Sum = grow(a.Sum, n)
+}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
+}
+
+// Quantize quantizes x (N*K floats, token-major) into a.
+func (a *Activations) Quantize(x []float32) error {
+	if len(x) != a.N*a.K {
+		return fmt.Errorf("%w: activations got %d floats, want N*K = %d*%d", ErrShape, len(x), a.N, a.K)
+	}
+	for t := 0; t < a.N; t++ {
+		a.Scale[t], a.Sum[t] = QuantizeRow(a.Q[t*a.Stride:t*a.Stride+a.K], x[t*a.K:(t+1)*a.K])
+	}
+	return nil
+}
+
+// QuantizeRow quantizes one token x into q (same length) and returns its scale
+// and the sum of q.
+func QuantizeRow(q []int8, x []float32) (scale float32, sum int32) {
+	var m float32
+	for _, v := range x {
+		m = max(m, abs32(v))
+	}
+	m = max(m, 1e-5)
+	scale = 127 / m
+	for i, v := range x {
+		r := math.RoundToEven(float64(v * scale))
+		r = min(max(r, -128), 127)
+		q[i] = int8(r)
+		sum += int32(q[i])
+	}
+	return scale, sum
+}
+
+func abs32(v float32) float32 {
+	return math.Float32frombits(math.Float32bits(v) &^ (1 << 31))
+}

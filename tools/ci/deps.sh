@@ -1,0 +1,18 @@
+# Sourced by the CI scripts: installs the tools the tests need, once.
+
+apt_install() {
+	if [ "$(id -u)" != 0 ]; then
+		echo "need root to apt-get install $*" >&2
+		return 1
+	fi
+	if [ -z "${APT_UPDATED:-}" ]; then
+		apt-get update -qq
+		APT_UPDATED=1
+	fi
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# ensure_qemu installs qemu-aarch64 (Debian qemu-user) for the arm64 tests.
+ensure_qemu() {
+	command -v qemu-aarch64 >/dev/null || apt_install qemu-user
+}
