@@ -12,6 +12,48 @@
 // g hold the code of weight g*128 + 32n + m. This is the byte order of GGUF's
 // TQ2_0 blocks, so a SIMD kernel turns 32 bytes into 4 vectors of 32
 // consecutive codes with one shift and one mask each, and TQ2_0 loads are copies.
+//
+// # Formats
+//
+// FromHFPacked and HFPacked convert the Hugging Face packed layout of BitNet
+// checkpoints (transformers' integrations/bitnet.py pack_weights and
+// unpack_weights): uint8 [out/4, in] where bits 2i..2i+1 of byte [r][c] hold
+// w+1 of weight row r + i*out/4, column c. out must be a multiple of 4: the
+// BitLinear buffer has out//4 rows and unpack_weights returns 4*rows rows, so
+// other shapes cannot be loaded by transformers (pack_weights would pad the
+// last fields with code 0, i.e. weight -1).
+//
+// DecodeTQ2_0, EncodeTQ2_0, DecodeTQ1_0 and EncodeTQ1_0 follow llama.cpp's
+// ggml-quants.c (quantize_row_tq{1,2}_0_ref, dequantize_row_tq{1,2}_0) byte
+// for byte. A tensor has one scale: every block with a nonzero fp16 d must
+// carry the same d, and blocks whose weights are all 0 may carry d = 0 (the
+// encoders write 0 there, as llama.cpp's quantizer does for T*Scale).
+//
+// # Scale of pre-quantised Hugging Face checkpoints
+//
+// What the one-element weight_scale means depends on
+// quantization_config.linear_class (transformers, src/transformers/
+// integrations/bitnet.py):
+//
+//   - "bitlinear" (BitLinear, the default of BitNetQuantConfig): forward
+//     computes post_quant_process(y, weight_scale, input_scale) =
+//     y / (input_scale*weight_scale) with y = int8(x) . T and input_scale =
+//     127/max|x|, so the checkpoint stores 1/s: Scale = 1/weight_scale.
+//   - "autobitlinear" (AutoBitLinear, used by microsoft/bitnet-b1.58-2B-4T
+//     with quantization_mode "offline"): forward computes
+//     F.linear(ActQuant(x), T) * weight_scale, so weight_scale is s itself.
+//     mlx-lm's BitLinear agrees (invert_weight_scales=False for this model).
+//     Note llama.cpp's convert_hf_to_gguf.py dequant_bitnet always divides
+//     ("The scale is inverted"), which is right only for "bitlinear".
+//
+// ScaleFromHF and ScaleToHF apply this rule.
+//
+// # Absmean
+//
+// Quantize ternarises float weights exactly as transformers' WeightQuant and
+// llama.cpp's BitnetModel.weight_quant do in fp32: it multiplies by the fp32
+// reciprocal of the clamped mean (W * (1/s), not W / s) and rounds half to
+// even (torch.round); see Quantize.
 package ternary
 
 import (
@@ -57,9 +99,7 @@ func New(rows, cols int, scale float32) (*Matrix, error) {
 		return nil, fmt.Errorf("%w: rows=%d cols=%d too large", ErrShape, rows, cols)
 	}
 	codes := make([]byte, rows*stride)
-	for i := range codes {
-		codes[i] = 0x55 // four codes of 1: weight 0
-	}
+	fill55(codes) // four codes of 1: weight 0
 	return &Matrix{Rows: rows, Cols: cols, Stride: stride, Codes: codes, Scale: scale}, nil
 }
 
@@ -141,12 +181,9 @@ func (m *Matrix) Validate() error {
 	if len(m.Codes) != m.Rows*m.Stride {
 		return fmt.Errorf("%w: %d code bytes, want %d", ErrShape, len(m.Codes), m.Rows*m.Stride)
 	}
-	for i, b := range m.Codes {
-		for n := 0; n < 4; n++ {
-			if b>>(2*n)&3 == 3 {
-				return fmt.Errorf("ternary: invalid code 3 at byte %d", i)
-			}
-		}
+	if !bytesHave3(m.Codes) {
+		return nil
 	}
-	return nil
+	i, _ := first3(m.Codes)
+	return fmt.Errorf("ternary: invalid code 3 at byte %d", i)
 }
