@@ -1,0 +1,6 @@
+//go:build !darwin
+
+package metal
+
+// probe: Metal exists only on Apple platforms.
+func probe() Info { return Info{Reason: ReasonNotMacOS} }
