@@ -1,0 +1,4 @@
+package gateway
+
+// WithEmptyTextForTest exposes withEmptyText to the external tests.
+var WithEmptyTextForTest = withEmptyText

@@ -1,0 +1,114 @@
+// Package gateway configures the grpc-gateway REST front of the bitnet
+// services, so that every server speaks the same JSON:
+//
+//   - fields are named as in the protos (`max_tokens`, `finish_reason`), both
+//     in requests and responses, as the OpenAPI specs (package openapi) say;
+//     enums are written by name, fields at their zero value are left out;
+//   - unknown request fields are rejected (INVALID_ARGUMENT, HTTP 400), so a
+//     misspelt parameter is an error rather than silently ignored;
+//   - server streams (Generate, WatchJob, DownloadBlob) are newline-delimited
+//     JSON (Content-Type application/x-ndjson), one response message per
+//     line, unwrapped; every Generate line has a "text" field, even when
+//     the delta is empty; an error after the first line ends the stream with
+//     a line {"error": {"code": N, "message": "...", "details": [...]}};
+//   - the X-Request-Id header reaches the gRPC handler as x-request-id metadata.
+//
+// A service registers its generated handler on NewServeMux():
+//
+//	mux := gateway.NewServeMux()
+//	err := inferencev1.RegisterInferenceServiceHandlerClient(ctx, mux, client)
+package gateway
+
+import (
+	"bytes"
+	"net/textproto"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	inferencev1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1"
+)
+
+// NDJSONContentType is the Content-Type of server-streaming responses.
+const NDJSONContentType = "application/x-ndjson"
+
+// RequestIDHeader is the HTTP header forwarded to gRPC as metadata
+// "x-request-id" (gRPC metadata keys are lower case).
+const RequestIDHeader = "X-Request-Id"
+
+// Marshaler returns the JSON marshaler the bitnet REST gateways use for every
+// content type (see the package doc).
+func Marshaler() runtime.Marshaler {
+	return &ndjsonMarshaler{JSONPb: runtime.JSONPb{
+		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+	}}
+}
+
+// MuxOptions returns the ServeMux options NewServeMux applies.
+func MuxOptions() []runtime.ServeMuxOption {
+	return []runtime.ServeMuxOption{
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, Marshaler()),
+		runtime.WithIncomingHeaderMatcher(headerMatcher),
+	}
+}
+
+// NewServeMux returns a gateway mux with MuxOptions, then opts (which may
+// override them).
+func NewServeMux(opts ...runtime.ServeMuxOption) *runtime.ServeMux {
+	return runtime.NewServeMux(append(MuxOptions(), opts...)...)
+}
+
+// headerMatcher forwards the request ID besides the gateway's defaults.
+func headerMatcher(key string) (string, bool) {
+	if textproto.CanonicalMIMEHeaderKey(key) == RequestIDHeader {
+		return "x-request-id", true
+	}
+	return runtime.DefaultHeaderMatcher(key)
+}
+
+// ndjsonMarshaler is runtime.JSONPb that writes each message of a server
+// stream bare on its line (the gateway hands it {"result": msg}) and labels
+// streams as NDJSON.
+type ndjsonMarshaler struct {
+	runtime.JSONPb
+}
+
+// Marshal unwraps the gateway's stream envelope {"result": msg}.
+func (m *ndjsonMarshaler) Marshal(v any) ([]byte, error) {
+	env, ok := v.(map[string]any)
+	if !ok || len(env) != 1 {
+		return m.JSONPb.Marshal(v)
+	}
+	msg, ok := env["result"]
+	if !ok {
+		return m.JSONPb.Marshal(v)
+	}
+	b, err := m.JSONPb.Marshal(msg)
+	if err != nil {
+		return nil, err
+	}
+	if r, ok := msg.(*inferencev1.GenerateResponse); ok && r.GetText() == "" {
+		b = withEmptyText(b)
+	}
+	return b, nil
+}
+
+// withEmptyText adds "text": "" to a JSON object without a text field: every
+// line of a REST Generate stream carries its text delta, even an empty one
+// (the last line often is), so clients can concatenate line["text"].
+func withEmptyText(obj []byte) []byte {
+	obj = bytes.TrimSpace(obj)
+	if len(obj) < 2 || obj[0] != '{' {
+		return obj
+	}
+	rest := bytes.TrimSpace(obj[1:])
+	out := []byte(`{"text":""`)
+	if len(rest) > 0 && rest[0] != '}' {
+		out = append(out, ',')
+	}
+	return append(out, rest...)
+}
+
+// StreamContentType is the Content-Type of server-streaming responses.
+func (m *ndjsonMarshaler) StreamContentType(any) string { return NDJSONContentType }
