@@ -1,0 +1,120 @@
+package registry
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// StatBlob returns a stored blob's size and reference count.
+func (s *Store) StatBlob(ctx context.Context, digest Digest) (BlobInfo, error) {
+	d, err := ParseDigest(string(digest))
+	if err != nil {
+		return BlobInfo{}, err
+	}
+	var info BlobInfo
+	err = s.view(ctx, func(tx *bolt.Tx) error {
+		var b blobRec
+		ok, err := getJSON(tx.Bucket(bucketBlobs), []byte(d.Hex()), &b)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return notFoundf("blob %s", d)
+		}
+		info = BlobInfo{Digest: d, Size: b.Size, RefCount: b.RefCount, CreateTime: b.CreateTime}
+		return nil
+	})
+	if err != nil {
+		return BlobInfo{}, fmt.Errorf("stat blob: %w", err)
+	}
+	return info, nil
+}
+
+// OpenBlob opens a stored blob for reading from any offset and returns its
+// size. The caller closes it. A blob collected while open stays readable
+// through the open file on Unix systems.
+func (s *Store) OpenBlob(ctx context.Context, digest Digest) (io.ReadSeekCloser, int64, error) {
+	info, err := s.StatBlob(ctx, digest)
+	if err != nil {
+		return nil, 0, fmt.Errorf("open blob: %w", err)
+	}
+	f, err := os.Open(s.blobPath(info.Digest))
+	if err != nil {
+		return nil, 0, fmt.Errorf("open blob %s: recorded but unreadable: %w", info.Digest, err)
+	}
+	return f, info.Size, nil
+}
+
+// PutBlob stores the bytes of r as a blob in one call (for in-process
+// producers such as the quantizer) and returns it. When want is not empty
+// the bytes must hash to it (ErrDigestMismatch otherwise). The blob is
+// protected from GC for the grace period.
+func (s *Store) PutBlob(ctx context.Context, r io.Reader, want Digest) (BlobInfo, error) {
+	if want != "" {
+		d, err := ParseDigest(string(want))
+		if err != nil {
+			return BlobInfo{}, fmt.Errorf("put blob: %w", err)
+		}
+		want = d
+	}
+	f, err := os.CreateTemp(filepath.Join(s.dir, "uploads"), "put-*")
+	if err != nil {
+		return BlobInfo{}, fmt.Errorf("put blob: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // gone after a rename; cleans up otherwise
+	h := sha256.New()
+	limit := s.opts.maxBlobSize
+	n, err := io.Copy(io.MultiWriter(f, h), &ctxReader{ctx: ctx, r: io.LimitReader(r, limit+1)})
+	if err == nil && n > limit {
+		err = fmt.Errorf("more than the limit of %d bytes: %w", limit, ErrTooLarge)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return BlobInfo{}, fmt.Errorf("put blob: %w", err)
+	}
+	got := Digest(digestPrefix + hex.EncodeToString(h.Sum(nil)))
+	if want != "" && got != want {
+		return BlobInfo{}, fmt.Errorf("put blob: %d bytes hash to %s, want %s: %w", n, got, want, ErrDigestMismatch)
+	}
+	info, err := s.storeBlob(ctx, tmp, got, n, nil)
+	if err != nil {
+		return BlobInfo{}, fmt.Errorf("put blob: %w", err)
+	}
+	return info, nil
+}
+
+// ctxReader stops a copy when ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func dirOf(path string) string { return filepath.Dir(path) }
