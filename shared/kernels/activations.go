@@ -32,7 +32,9 @@ func NewActivations(n, k int) *Activations {
 }
 
 // Reset resizes a for n tokens of k features, reusing its buffers.
+// Negative sizes count as 0 (the kernels then reject k = 0 with ErrShape).
 func (a *Activations) Reset(n, k int) {
+	n, k = max(n, 0), max(k, 0)
 	a.N, a.K = n, k
 	a.Stride = ternary.PaddedCols(k)
 	a.Q = grow(a.Q, n*a.Stride)
@@ -61,8 +63,9 @@ func (a *Activations) Quantize(x []float32) error {
 }
 
 // QuantizeRow quantizes one token x into q (same length) and returns its scale
-// and the sum of q.
+// and the sum of q. If q is shorter, only x[:len(q)] is quantized.
 func QuantizeRow(q []int8, x []float32) (scale float32, sum int32) {
+	x = x[:min(len(x), len(q))]
 	var m float32
 	for _, v := range x {
 		m = max(m, abs32(v))

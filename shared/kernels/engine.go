@@ -1,36 +1,64 @@
 package kernels
 
 import (
+	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
 
 // Engine runs the kernels of one path on a pool of worker threads.
-// An Engine is safe for concurrent use.
+// An Engine is safe for concurrent use; Close it to stop its workers.
 type Engine struct {
 	path    Path
 	threads int
+	im      impl
+	pool    *pool
+	bufs    sync.Pool // *[]int8 scratch for impl.prepare
 }
 
 // Option configures an Engine.
 type Option func(*Engine)
 
-// WithPath forces a kernel path; New fails if the CPU lacks it.
+// WithPath forces a kernel path; New fails if the CPU lacks it. The empty
+// path means the best one (Best).
 func WithPath(p Path) Option { return func(e *Engine) { e.path = p } }
 
-// WithThreads sets the number of worker threads (default GOMAXPROCS).
+// WithThreads sets the number of worker threads (default GOMAXPROCS; values
+// below 1 mean the default).
 func WithThreads(n int) Option { return func(e *Engine) { e.threads = n } }
 
-// New returns an Engine on the best path of this CPU unless an option says otherwise.
+// New returns an Engine on the best path of this CPU unless an option says
+// otherwise, and starts its workers.
 func New(opts ...Option) (*Engine, error) {
-	e := &Engine{path: Generic, threads: 1}
+	e := &Engine{}
 	for _, o := range opts {
 		o(e)
 	}
-	if e.path != Generic {
-		return nil, fmt.Errorf("%w: %s", ErrUnsupported, e.path)
+	if e.path == "" {
+		e.path = Best()
 	}
+	if _, err := ParsePath(string(e.path)); err != nil {
+		return nil, err
+	}
+	im, ok := impls()[e.path]
+	if !ok {
+		return nil, unsupported(e.path)
+	}
+	e.im = im
+	if e.threads < 1 {
+		e.threads = runtime.GOMAXPROCS(0)
+	}
+	if e.threads > maxThreads {
+		return nil, fmt.Errorf("kernels: %d threads, want at most %d", e.threads, maxThreads)
+	}
+	// The calling goroutine is one of the threads.
+	e.pool = newPool(e.threads - 1)
+	// An engine dropped without Close still stops its workers, which
+	// reference the pool but not the engine.
+	runtime.AddCleanup(e, (*pool).close, e.pool)
 	return e, nil
 }
 
@@ -40,24 +68,89 @@ func (e *Engine) Path() Path { return e.path }
 // Threads returns the number of worker threads.
 func (e *Engine) Threads() int { return e.threads }
 
-// Close stops the worker threads.
-func (e *Engine) Close() {}
+// Close stops the worker threads and waits for them. Calls after Close still
+// work, on the calling goroutine only.
+func (e *Engine) Close() {
+	if e != nil && e.pool != nil {
+		e.pool.close()
+	}
+}
+
+// maxThreads bounds WithThreads: more workers than this is a mistake.
+const maxThreads = 4096
+
+// errNilEngine reports a method call on a nil or zero Engine.
+var errNilEngine = errors.New("kernels: nil engine (use kernels.New)")
 
 // MatMul computes y[t*w.Rows+r] = dot(T[r], q[t]) * (w.Scale / a.Scale[t]) for
 // every token t < a.N and row r < w.Rows. The int32 dot is exact; the float
 // scaling is the same on every path, so all paths agree bit for bit.
 func (e *Engine) MatMul(y []float32, w *ternary.Matrix, a *Activations) error {
-	if w == nil || a == nil {
-		return fmt.Errorf("%w: nil operand", ErrShape)
+	if e == nil || e.pool == nil {
+		return errNilEngine
 	}
-	if w.Cols != a.K {
-		return fmt.Errorf("%w: weights %dx%d, activations %dx%d", ErrShape, w.Rows, w.Cols, a.N, a.K)
+	if w == nil || a == nil {
+		return fmt.Errorf("%w: nil operand (weights %t, activations %t)", ErrShape, w != nil, a != nil)
+	}
+	if err := checkActivations(a); err != nil {
+		return err
+	}
+	if w.Cols != a.K || w.Rows <= 0 || w.Stride != a.Stride/4 || len(w.Codes) < w.Rows*w.Stride {
+		return fmt.Errorf("%w: weights %dx%d (stride %d, %d bytes), activations %dx%d",
+			ErrShape, w.Rows, w.Cols, w.Stride, len(w.Codes), a.N, a.K)
 	}
 	if len(y) != a.N*w.Rows {
 		return fmt.Errorf("%w: output has %d floats, want %d tokens x %d rows", ErrShape, len(y), a.N, w.Rows)
 	}
-	matMulGeneric(y, w, a, 0, w.Rows)
+	if a.N == 0 {
+		return nil
+	}
+	ap := a
+	if e.im.prepare != nil {
+		bp, _ := e.bufs.Get().(*[]int8)
+		if bp == nil {
+			bp = new([]int8)
+		}
+		defer e.bufs.Put(bp)
+		c := *a
+		c.Q = e.im.prepare(*bp, a)
+		if &c.Q[0] != &a.Q[0] { // keep the scratch, never the caller's buffer
+			*bp = c.Q
+		}
+		ap = &c
+	}
+	e.split(w.Rows, a.N, w.Stride, func(r0, r1 int) { e.im.matMul(y, w, ap, r0, r1) })
 	return nil
+}
+
+// checkActivations validates the invariants of a that the kernels rely on.
+func checkActivations(a *Activations) error {
+	if a.N < 0 || a.K <= 0 || a.Stride != ternary.PaddedCols(a.K) || len(a.Q) < a.N*a.Stride ||
+		len(a.Scale) < a.N || len(a.Sum) < a.N {
+		return fmt.Errorf("%w: activations %dx%d with stride %d, %d q, %d scales, %d sums (use NewActivations/Reset)",
+			ErrShape, a.N, a.K, a.Stride, len(a.Q), len(a.Scale), len(a.Sum))
+	}
+	return nil
+}
+
+// rowTile is the row granularity of chunks: a multiple of every SIMD row tile.
+const rowTile = 8
+
+// split runs fn over [0, rows) in chunks shared by the engine's threads.
+// rowBytes (weight bytes per row) and n (tokens) size the chunks so that
+// small products are not split into pieces cheaper than a wake-up.
+func (e *Engine) split(rows, n, rowBytes int, fn func(r0, r1 int)) {
+	const minWork = 64 << 10 // bytes x tokens of work below which a chunk is not worth a thread
+	work := rows * rowBytes * max(n, 1)
+	chunks := min(e.threads*4, work/minWork, (rows+rowTile-1)/rowTile)
+	if e.threads == 1 || chunks <= 1 {
+		fn(0, rows)
+		return
+	}
+	per := (rows + chunks - 1) / chunks
+	per = (per + rowTile - 1) / rowTile * rowTile
+	chunks = (rows + per - 1) / per
+	e.pool.do(chunks, e.threads-1, func(c int) { fn(c*per, min((c+1)*per, rows)) })
 }
 
 // matMulGeneric computes rows [r0, r1) of y for every token.

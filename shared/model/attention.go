@@ -1,0 +1,85 @@
+package model
+
+import (
+	"math"
+	"sync"
+)
+
+// attention computes causal attention for the n tokens of layer li into
+// scratch.att, reading each step's KV cache (widened once per step when it
+// holds fp16). Large calls spread (token, head) pairs over the engine's thread
+// count; the goroutines end before it returns.
+func (m *Model) attention(li int, steps []Step, n int) {
+	c, sc := m.cfg, &m.scratch
+	kvd := c.KVDim()
+	if cap(sc.kvs) < len(steps) {
+		sc.kvs = make([]kvView, len(steps))
+	}
+	sc.kvs = sc.kvs[:len(steps)]
+	work := 0
+	for si := range steps {
+		s := steps[si].Seq
+		end := s.n + len(steps[si].Tokens)
+		work += len(steps[si].Tokens) * (s.n + len(steps[si].Tokens)/2 + 1)
+		v := &sc.kvs[si]
+		if s.k16 == nil {
+			v.k, v.v = s.k[li][:end*kvd], s.v[li][:end*kvd]
+			continue
+		}
+		v.kbuf, v.vbuf = grow(v.kbuf, end*kvd), grow(v.vbuf, end*kvd)
+		widen(v.kbuf, s.k16[li][:end*kvd])
+		widen(v.vbuf, s.v16[li][:end*kvd])
+		v.k, v.v = v.kbuf, v.vbuf
+	}
+	units := n * c.NumHeads
+	threads := 1
+	if work*c.NumHeads*c.HeadDim >= 1<<16 {
+		threads = min(m.eng.Threads(), units)
+	}
+	for len(sc.scores) < threads {
+		sc.scores = append(sc.scores, nil)
+	}
+	if threads == 1 {
+		m.attendUnits(0, 1, units)
+		return
+	}
+	var wg sync.WaitGroup
+	for w := 1; w < threads; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			m.attendUnits(w, threads, units)
+		}(w)
+	}
+	m.attendUnits(0, threads, units)
+	wg.Wait()
+}
+
+// kvView is one step's keys and values of the current layer as float32.
+type kvView struct {
+	k, v, kbuf, vbuf []float32
+}
+
+// attendUnits runs units w, w+stride, ... where unit u is head u%NumHeads of
+// token u/NumHeads: softmax(q.K^T * head_dim^-0.5) V over the token's prefix.
+func (m *Model) attendUnits(w, stride, units int) {
+	c, sc := m.cfg, &m.scratch
+	hd, qd, kvd := c.HeadDim, c.QDim(), c.KVDim()
+	group := c.NumHeads / c.NumKVHeads
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	for u := w; u < units; u += stride {
+		t, h := u/c.NumHeads, u%c.NumHeads
+		kv := &sc.kvs[sc.step[t]]
+		n := sc.pos[t] + 1
+		sc.scores[w] = grow(sc.scores[w], n)
+		scores := sc.scores[w]
+		off := (h / group) * hd
+		q := sc.q[t*qd+h*hd : t*qd+(h+1)*hd]
+		dotRows(scores, q, kv.k[off:], kvd)
+		for j := range scores {
+			scores[j] *= scale
+		}
+		softmax(scores)
+		accumRows(sc.att[t*qd+h*hd:t*qd+(h+1)*hd], scores, kv.v[off:], kvd)
+	}
+}

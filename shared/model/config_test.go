@@ -1,0 +1,94 @@
+package model
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+const validConfig = `{"architectures": ["BitNetForCausalLM"], "vocab_size": 600, "hidden_size": 64,
+ "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+ "max_position_embeddings": 512, "rope_theta": 500000.0, "rms_norm_eps": 1e-05, "hidden_act": "relu2",
+ "tie_word_embeddings": true, "bos_token_id": 598, "eos_token_id": 599,
+ "rope_scaling": null, "attention_bias": false}`
+
+func TestParseConfig(t *testing.T) {
+	c, err := ParseConfig([]byte(validConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{Architecture: ArchBitNet, VocabSize: 600, HiddenSize: 64, IntermediateSize: 128,
+		NumLayers: 2, NumHeads: 4, NumKVHeads: 2, HeadDim: 16, MaxPositions: 512, RopeTheta: 500000,
+		RMSNormEps: 1e-5, HiddenAct: "relu2", TieWordEmbeddings: true, BOSTokenID: 598, EOSTokenIDs: []int{599}}
+	if c.String() != want.String() {
+		t.Errorf("got %+v, want %+v", c, want)
+	}
+}
+
+func TestParseConfigDefaults(t *testing.T) {
+	c, err := ParseConfig([]byte(`{"model_type": "bitnet", "vocab_size": 10, "hidden_size": 8,
+		"intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "eos_token_id": [3, 4]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Architecture != ArchBitNet || c.NumKVHeads != 2 || c.HeadDim != 4 || c.RopeTheta != 500000 ||
+		c.RMSNormEps != 1e-5 || c.HiddenAct != "relu2" || c.MaxPositions != 2048 || c.BOSTokenID != -1 ||
+		len(c.EOSTokenIDs) != 2 || c.EOSTokenIDs[1] != 4 {
+		t.Errorf("got %+v, want BitNet defaults", c)
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	tests := []struct {
+		name, edit, want string
+	}{
+		{"not json", "{", "config.json"},
+		{"unknown arch", `"architectures": ["LlamaForCausalLM"]`, "LlamaForCausalLM"},
+		{"missing hidden", `"hidden_size": null`, "hidden_size"},
+		{"negative layers", `"num_hidden_layers": -1`, "num_hidden_layers"},
+		{"fractional vocab", `"vocab_size": 600.5`, "vocab_size"},
+		{"string vocab", `"vocab_size": "600"`, "vocab_size"},
+		{"kv heads", `"num_key_value_heads": 3`, "num_key_value_heads"},
+		{"odd head dim", `"head_dim": 15`, "head_dim"},
+		{"activation", `"hidden_act": "silu"`, "hidden_act"},
+		{"rope theta", `"rope_theta": -1`, "rope_theta"},
+		{"eps", `"rms_norm_eps": -1`, "rms_norm_eps"},
+		{"eos range", `"eos_token_id": [599, 600]`, "eos_token_id"},
+		{"bos range", `"bos_token_id": 1000`, "bos_token_id"},
+		{"huge", `"hidden_size": 1e12`, "hidden_size"},
+		{"rope scaling", `"rope_scaling": {"type": "linear", "factor": 2}`, "rope_scaling"},
+		{"attention bias", `"attention_bias": true`, "attention_bias"},
+	}
+	for _, tt := range tests {
+		data := validConfig
+		if tt.edit != "{" {
+			// Later keys win in encoding/json, so the edit overrides.
+			data = strings.TrimSuffix(validConfig, "}") + ", " + tt.edit + "}"
+		} else {
+			data = "{"
+		}
+		_, err := ParseConfig([]byte(data))
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: got error %v, want ErrConfig naming %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+// FuzzParseConfig checks that any config.json either parses into a valid
+// Config or fails with ErrConfig, never panicking.
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte(validConfig))
+	f.Add([]byte(`{"model_type": "bitnet", "vocab_size": 10, "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseConfig(data)
+		if err != nil {
+			if !errors.Is(err, ErrConfig) {
+				t.Fatalf("error %v is not ErrConfig", err)
+			}
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("parsed config does not validate: %v", err)
+		}
+	})
+}

@@ -1,0 +1,219 @@
+package model
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
+)
+
+// ErrInput reports a bad Forward request: token ids out of range, sequences
+// past the context limit, misused sequences.
+var ErrInput = errors.New("model: bad input")
+
+// Step is the work of one sequence in a Forward call: Tokens are appended to
+// Seq (prefill of a prompt, or one decode token).
+type Step struct {
+	Seq    *Sequence
+	Tokens []int
+	// AllLogits asks for the logits of every token (for scoring) instead of
+	// the last one only.
+	AllLogits bool
+	// Logits is filled by Forward: VocabSize floats for the last token, or
+	// len(Tokens)*VocabSize when AllLogits. Its storage is reused when large enough.
+	Logits []float32
+}
+
+// scratch holds the per-token buffers of a Forward call, reused across calls.
+type scratch struct {
+	x, xn, q, k, v, att, tmp, gate, up []float32
+	scores                             [][]float32 // per attention worker
+	kvs                                []kvView    // per step
+	hidden, logits                     []float32
+	pos, step                          []int
+	act                                *kernels.Activations
+}
+
+// Forward runs all tokens of all steps through the model: every BitLinear
+// multiplies the tokens of every step at once (one GEMM), attention runs per
+// sequence over its KV cache. On success each Seq has grown by its tokens and
+// each Logits is filled; on error the sequences are unchanged. Forward calls on
+// one Model are serialised.
+func (m *Model) Forward(ctx context.Context, steps []Step) error {
+	if m == nil {
+		return errors.New("model: forward on a nil model")
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("model: forward: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	total, err := m.checkSteps(steps)
+	if err != nil {
+		return err
+	}
+	if m.eng == nil {
+		return errors.New("model: forward on a closed model")
+	}
+	c := m.cfg
+	sc := &m.scratch
+	sc.resize(total, c)
+	t := 0
+	for si := range steps {
+		st := &steps[si]
+		st.Seq.reserve(st.Seq.n + len(st.Tokens))
+		m.rope.ensure(st.Seq.n + len(st.Tokens))
+		for i, id := range st.Tokens {
+			m.embed.row(sc.x[t*c.HiddenSize:(t+1)*c.HiddenSize], id)
+			sc.pos[t], sc.step[t] = st.Seq.n+i, si
+			t++
+		}
+	}
+	for l := range m.layers {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("model: forward cancelled before layer %d: %w", l, err)
+		}
+		if err := m.layer(l, steps, total); err != nil {
+			return err
+		}
+	}
+	if err := m.logits(steps); err != nil {
+		return err
+	}
+	for si := range steps {
+		steps[si].Seq.n += len(steps[si].Tokens)
+	}
+	return nil
+}
+
+// checkSteps validates the request and returns the number of tokens.
+func (m *Model) checkSteps(steps []Step) (int, error) {
+	if len(steps) == 0 {
+		return 0, fmt.Errorf("%w: no steps", ErrInput)
+	}
+	total := 0
+	m.epoch++ // marks the sequences of this call, to find duplicates without a map
+	for si, st := range steps {
+		if st.Seq == nil || st.Seq.m != m {
+			return 0, fmt.Errorf("%w: step %d: sequence is nil or belongs to another model", ErrInput, si)
+		}
+		if st.Seq.epoch == m.epoch {
+			return 0, fmt.Errorf("%w: step %d repeats the sequence of an earlier step", ErrInput, si)
+		}
+		st.Seq.epoch = m.epoch
+		if len(st.Tokens) == 0 {
+			return 0, fmt.Errorf("%w: step %d has no tokens", ErrInput, si)
+		}
+		for i, id := range st.Tokens {
+			if id < 0 || id >= m.cfg.VocabSize {
+				return 0, fmt.Errorf("%w: step %d token %d: id %d out of range [0,%d)", ErrInput, si, i, id, m.cfg.VocabSize)
+			}
+		}
+		if end := st.Seq.n + len(st.Tokens); end > m.cfg.MaxPositions {
+			return 0, fmt.Errorf("%w: step %d: %d cached + %d new tokens exceed max_position_embeddings = %d", ErrInput, si, st.Seq.n, len(st.Tokens), m.cfg.MaxPositions)
+		}
+		total += len(st.Tokens)
+	}
+	return total, nil
+}
+
+func (sc *scratch) resize(n int, c Config) {
+	h, q, kv, in := c.HiddenSize, c.QDim(), c.KVDim(), c.IntermediateSize
+	sc.x, sc.xn, sc.tmp = grow(sc.x, n*h), grow(sc.xn, n*h), grow(sc.tmp, n*h)
+	sc.q, sc.att = grow(sc.q, n*q), grow(sc.att, n*q)
+	sc.k, sc.v = grow(sc.k, n*kv), grow(sc.v, n*kv)
+	sc.gate, sc.up = grow(sc.gate, n*in), grow(sc.up, n*in)
+	sc.pos, sc.step = grow(sc.pos, n), grow(sc.step, n)
+	if sc.act == nil {
+		sc.act = kernels.NewActivations(n, h)
+	}
+}
+
+// bitLinear quantises x (n tokens of K = ws[0].Cols) once and multiplies it
+// with each ws[i] into ys[i].
+func (m *Model) bitLinear(x []float32, n int, ws []*ternary.Matrix, ys [][]float32) error {
+	a := m.scratch.act
+	a.Reset(n, ws[0].Cols)
+	if err := a.Quantize(x); err != nil {
+		return fmt.Errorf("model: quantize activations: %w", err)
+	}
+	for i, w := range ws {
+		if err := m.eng.MatMul(ys[i], w, a); err != nil {
+			return fmt.Errorf("model: bitlinear %dx%d: %w", w.Rows, w.Cols, err)
+		}
+	}
+	return nil
+}
+
+// layer runs decoder block li over the n tokens in scratch.x.
+func (m *Model) layer(li int, steps []Step, n int) error {
+	L := &m.layers[li]
+	c, sc := m.cfg, &m.scratch
+	eps := c.RMSNormEps
+	qd, kvd := c.QDim(), c.KVDim()
+
+	h, in := c.HiddenSize, c.IntermediateSize
+	m.parallelTokens(n, h, func(lo, hi int) {
+		rmsNorm(sc.xn[lo*h:hi*h], sc.x[lo*h:hi*h], L.AttnNorm, eps)
+	})
+	if err := m.bitLinear(sc.xn, n, []*ternary.Matrix{L.Q, L.K, L.V}, [][]float32{sc.q, sc.k, sc.v}); err != nil {
+		return fmt.Errorf("layer %d attention: %w", li, err)
+	}
+	m.parallelTokens(n, qd+kvd, func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			p := sc.pos[t]
+			m.rope.apply(sc.q[t*qd:(t+1)*qd], c.NumHeads, p)
+			m.rope.apply(sc.k[t*kvd:(t+1)*kvd], c.NumKVHeads, p)
+			steps[sc.step[t]].Seq.store(li, p, sc.k[t*kvd:(t+1)*kvd], sc.v[t*kvd:(t+1)*kvd])
+		}
+	})
+	m.attention(li, steps, n)
+	m.parallelTokens(n, qd, func(lo, hi int) {
+		rmsNorm(sc.att[lo*qd:hi*qd], sc.att[lo*qd:hi*qd], L.AttnSubNorm, eps)
+	})
+	if err := m.bitLinear(sc.att, n, []*ternary.Matrix{L.O}, [][]float32{sc.tmp}); err != nil {
+		return fmt.Errorf("layer %d o_proj: %w", li, err)
+	}
+	m.parallelTokens(n, h, func(lo, hi int) {
+		addTo(sc.x[lo*h:hi*h], sc.tmp[lo*h:hi*h])
+		rmsNorm(sc.xn[lo*h:hi*h], sc.x[lo*h:hi*h], L.FFNNorm, eps)
+	})
+	if err := m.bitLinear(sc.xn, n, []*ternary.Matrix{L.Gate, L.Up}, [][]float32{sc.gate, sc.up}); err != nil {
+		return fmt.Errorf("layer %d mlp: %w", li, err)
+	}
+	m.parallelTokens(n, in, func(lo, hi int) {
+		relu2Mul(sc.gate[lo*in:hi*in], sc.up[lo*in:hi*in])
+		rmsNorm(sc.gate[lo*in:hi*in], sc.gate[lo*in:hi*in], L.FFNSubNorm, eps)
+	})
+	if err := m.bitLinear(sc.gate, n, []*ternary.Matrix{L.Down}, [][]float32{sc.tmp}); err != nil {
+		return fmt.Errorf("layer %d down_proj: %w", li, err)
+	}
+	addTo(sc.x, sc.tmp)
+	return nil
+}
+
+// parallelTokens runs fn over ranges of the n tokens (width floats each) on
+// up to the engine's thread count when the work pays for the goroutines
+// (prefill, large batches); decode steps run inline. The goroutines end
+// before it returns.
+func (m *Model) parallelTokens(n, width int, fn func(lo, hi int)) {
+	threads := min(m.eng.Threads(), n)
+	if threads <= 1 || n*width < 1<<15 {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (n + threads - 1) / threads
+	for lo := chunk; lo < n; lo += chunk {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			fn(lo, hi)
+		}(lo, min(lo+chunk, n))
+	}
+	fn(0, min(chunk, n))
+	wg.Wait()
+}

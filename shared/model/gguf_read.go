@@ -1,0 +1,498 @@
+package model
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/half"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
+)
+
+// ReadGGUF reads a llama.cpp "bitnet" GGUF file (see gguf.go for the layout)
+// into Weights and, when the file carries a gpt2-style BPE vocabulary, a
+// Tokenizer (nil otherwise). Every tensor is copied out of the mapping, so
+// nothing refers to the file afterwards. Ternary linears may be TQ2_0, TQ1_0
+// or float tensors holding T*s (what the converter writes before quantizing).
+func ReadGGUF(path string) (*Weights, *tokenizer.Tokenizer, error) {
+	f, drop, closeFile, err := openGGUF(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("gguf %s: %w", path, err)
+	}
+	defer closeFile()
+	w, tok, err := readGGUF(f, drop)
+	if err != nil {
+		return nil, nil, fmt.Errorf("gguf %s: %w", path, err)
+	}
+	return w, tok, nil
+}
+
+// readGGUF decodes an opened file; drop (when not nil) is called with each
+// range of the data section once it has been copied out.
+func readGGUF(f *gguf.File, drop func(off, size uint64)) (*Weights, *tokenizer.Tokenizer, error) {
+	c, err := ggufConfig(f)
+	if err != nil {
+		return nil, nil, err
+	}
+	w := &Weights{Config: c, Layers: make([]Layer, c.NumLayers)}
+	// Tied unless the file has an output head.
+	_, hasOutput := f.Tensor(tensorOutput)
+	w.Config.TieWordEmbeddings = !hasOutput
+	if err := checkTensorSet(f, w.Config); err != nil {
+		return nil, nil, err
+	}
+	h, v := uint64(c.HiddenSize), uint64(c.VocabSize)
+	jobs := []decodeJob{
+		{name: tensorNorm, dims: []uint64{h}, run: func() (err error) { w.Norm, err = readFloat(f, tensorNorm, []uint64{h}); return err }},
+	}
+	for i := range w.Layers {
+		l := &w.Layers[i]
+		for _, n := range l.norms(c) {
+			name, dims := blockTensor(i, n.part, "weight"), []uint64{uint64(n.n)}
+			jobs = append(jobs, decodeJob{name: name, dims: dims, run: func() (err error) { *n.v, err = readFloat(f, name, dims); return err }})
+		}
+		for _, lin := range l.linears(c) {
+			name, dims := blockTensor(i, lin.part, "weight"), []uint64{uint64(lin.in), uint64(lin.out)}
+			jobs = append(jobs, decodeJob{name: name, dims: dims, run: func() (err error) { *lin.m, err = readTernary(f, i, lin); return err }})
+		}
+	}
+	// Shapes first, in file-independent order, so the error is deterministic.
+	for _, j := range jobs {
+		if _, _, err := tensor(f, j.name, j.dims); err != nil {
+			return nil, nil, err
+		}
+	}
+	// The embedding and head are the largest tensors: decode them in chunks
+	// of rows, in parallel, dropping each chunk's pages when done.
+	for _, big := range []struct {
+		name string
+		dst  *[]float32
+	}{{tensorEmbed, &w.Embed}, {tensorOutput, &w.Head}} {
+		if big.name == tensorOutput && !hasOutput {
+			continue
+		}
+		chunks, err := rowChunks(f, big.name, []uint64{h, v}, big.dst)
+		if err != nil {
+			return nil, nil, err
+		}
+		jobs = append(jobs, chunks...)
+	}
+	// The vocabulary (hundreds of thousands of strings) builds meanwhile.
+	var tok *tokenizer.Tokenizer
+	jobs = append(jobs, decodeJob{run: func() (err error) { tok, err = ggufTokenizer(f, c.VocabSize); return err }})
+	if err := runJobs(jobs, f, drop); err != nil {
+		return nil, nil, err
+	}
+	if err := w.Validate(); err != nil {
+		return nil, nil, err
+	}
+	return w, tok, nil
+}
+
+// decodeJob decodes one tensor, or rows [r0, r1) of one when r1 > 0, into
+// its place in a Weights (or, without a name, builds the tokenizer).
+type decodeJob struct {
+	name   string
+	dims   []uint64
+	run    func() error
+	r0, r1 uint64
+}
+
+// runJobs runs the decoders on GOMAXPROCS goroutines and returns the error
+// of the first failing job in order; every goroutine has exited when it
+// returns.
+func runJobs(jobs []decodeJob, f *gguf.File, drop func(off, size uint64)) error {
+	next := make(chan int)
+	errs := make([]error, len(jobs))
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(jobs)) {
+		wg.Go(func() {
+			for k := range next {
+				if !failed.Load() {
+					if errs[k] = jobs[k].run(); errs[k] != nil {
+						failed.Store(true)
+					} else if drop != nil {
+						dropJob(f, jobs[k], drop)
+					}
+				}
+			}
+		})
+	}
+	for k := range jobs {
+		next <- k
+	}
+	close(next)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dropJob releases the pages of the bytes a finished job read.
+func dropJob(f *gguf.File, j decodeJob, drop func(off, size uint64)) {
+	t, ok := f.Tensor(j.name)
+	if !ok || j.name == "" {
+		return
+	}
+	if j.r1 == 0 {
+		drop(t.Offset, t.Size())
+		return
+	}
+	row, err := t.Type.RowSize(t.Dims[0])
+	if err == nil {
+		drop(t.Offset+j.r0*row, (j.r1-j.r0)*row)
+	}
+}
+
+// rowChunks allocates *dst for a 2-D float tensor and returns jobs that each
+// decode about a million elements of it.
+func rowChunks(f *gguf.File, name string, dims []uint64, dst *[]float32) ([]decodeJob, error) {
+	info, data, err := tensor(f, name, dims)
+	if err != nil {
+		return nil, err
+	}
+	cols, rows := dims[0], dims[1]
+	rowBytes, err := info.Type.RowSize(cols)
+	if err != nil {
+		return nil, fmt.Errorf("%w: tensor %s: %w", ErrWeights, name, err)
+	}
+	if uint64(len(data)) != rowBytes*rows {
+		return nil, fmt.Errorf("%w: tensor %s has %d bytes, want %d", ErrWeights, name, len(data), rowBytes*rows)
+	}
+	*dst = make([]float32, cols*rows)
+	out := *dst
+	step := max(1, (1<<20)/cols)
+	var jobs []decodeJob
+	for r0 := uint64(0); r0 < rows; r0 += step {
+		r1 := min(rows, r0+step)
+		jobs = append(jobs, decodeJob{name: name, dims: dims, r0: r0, r1: r1, run: func() error {
+			if err := decodeInto(out[r0*cols:r1*cols], info.Type, data[r0*rowBytes:r1*rowBytes]); err != nil {
+				return fmt.Errorf("%w: tensor %s (%v) rows %d-%d: %w", ErrWeights, name, info.Type, r0, r1, err)
+			}
+			return nil
+		}})
+	}
+	return jobs, nil
+}
+
+// decodeInto decodes len(dst) elements of typ into dst without allocating
+// for the plain float types (a 2B model's embedding is 328M elements).
+func decodeInto(dst []float32, typ gguf.Type, src []byte) error {
+	le := binary.LittleEndian
+	switch {
+	case typ == gguf.F32 && len(src) >= 4*len(dst):
+		for i := range dst {
+			dst[i] = math.Float32frombits(le.Uint32(src[4*i:]))
+		}
+	case typ == gguf.F16 && len(src) >= 2*len(dst):
+		for i := range dst {
+			dst[i] = half.FromFloat16(le.Uint16(src[2*i:]))
+		}
+	case typ == gguf.BF16 && len(src) >= 2*len(dst):
+		for i := range dst {
+			dst[i] = half.FromBFloat16(le.Uint16(src[2*i:]))
+		}
+	default:
+		x, err := gguf.DecodeFloat32(typ, src, len(dst))
+		if err != nil {
+			return err
+		}
+		copy(dst, x)
+	}
+	return nil
+}
+
+// ggufConfig builds a Config from the bitnet.* and tokenizer keys.
+func ggufConfig(f *gguf.File) (Config, error) {
+	arch, err := f.String(keyArch)
+	if err != nil {
+		return Config{}, fmt.Errorf("%w: %s: %w", ErrConfig, keyArch, err)
+	}
+	if arch != GGUFArch {
+		return Config{}, fmt.Errorf("%w: %s = %q is not supported (want %q)", ErrConfig, keyArch, arch, GGUFArch)
+	}
+	r := kvReader{f: f}
+	c := Config{Architecture: ArchBitNet, BOSTokenID: -1}
+	if s, ok := r.str(keyMeshArch); ok {
+		c.Architecture = s
+	}
+	c.HiddenSize = r.int(keyEmbedding, true, 0)
+	c.NumLayers = r.int(keyBlockCount, true, 0)
+	c.IntermediateSize = r.int(keyFeedForward, true, 0)
+	c.NumHeads = r.int(keyHeadCount, true, 0)
+	c.NumKVHeads = r.int(keyHeadCountKV, false, c.NumHeads)
+	c.MaxPositions = r.int(keyContextLength, true, 0)
+	hd := 0
+	if c.NumHeads > 0 {
+		hd = c.HiddenSize / c.NumHeads
+	}
+	c.HeadDim = r.int(keyKeyLength, false, hd)
+	if vd := r.int(keyValueLength, false, c.HeadDim); vd != c.HeadDim && r.err == nil {
+		r.err = fmt.Errorf("%w: %s = %d differs from %s = %d", ErrConfig, keyValueLength, vd, keyKeyLength, c.HeadDim)
+	}
+	if rd := r.int(keyRopeDims, false, c.HeadDim); rd != c.HeadDim && r.err == nil {
+		r.err = fmt.Errorf("%w: %s = %d: partial rotary embeddings are not supported (head dim %d)", ErrConfig, keyRopeDims, rd, c.HeadDim)
+	}
+	c.RopeTheta = float64(r.float(keyRopeBase, false, 10000))
+	c.RMSNormEps = r.float(keyRMSEps, true, 0)
+	if s, ok := r.str(keyRopeScaling); ok && s != "none" && s != "linear" {
+		r.err = cmp(r.err, fmt.Errorf("%w: %s = %q is not supported", ErrConfig, keyRopeScaling, s))
+	}
+	if fac := r.float(keyRopeFactor, false, 1); fac != 1 && fac != 0 {
+		r.err = cmp(r.err, fmt.Errorf("%w: %s = %v is not supported (want 1)", ErrConfig, keyRopeFactor, fac))
+	}
+	// llama.cpp defaults a missing activation to SiLU for old 1bitLLM files;
+	// the engine runs 2B4T's relu2 only, which Validate enforces.
+	c.HiddenAct = "relu2"
+	if s, ok := r.str(keyHiddenAct); ok {
+		c.HiddenAct = s
+	}
+	// vocab_size is optional in llama.cpp: the embedding's ne1 is the truth.
+	c.VocabSize = r.int(keyVocabSize, false, 0)
+	if info, ok := f.Tensor(tensorEmbed); ok && len(info.Dims) == 2 {
+		if c.VocabSize == 0 && info.Dims[1] <= 1<<24 {
+			c.VocabSize = int(info.Dims[1])
+		}
+	}
+	if c.VocabSize == 0 && r.err == nil {
+		r.err = fmt.Errorf("%w: missing %s and tensor %s", ErrConfig, keyVocabSize, tensorEmbed)
+	}
+	c.BOSTokenID = r.int(keyTokBOS, false, -1)
+	if ids, ok := r.ints(keyMeshEOS); ok {
+		c.EOSTokenIDs = ids
+	} else {
+		for _, k := range []string{keyTokEOS, keyTokEOT, keyTokEOM} {
+			if id := r.int(k, false, -1); id >= 0 && !slices.Contains(c.EOSTokenIDs, id) {
+				c.EOSTokenIDs = append(c.EOSTokenIDs, id)
+			}
+		}
+	}
+	if r.err != nil {
+		return Config{}, r.err
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+func cmp(prev, err error) error {
+	if prev != nil {
+		return prev
+	}
+	return err
+}
+
+// kvReader reads typed metadata, keeping the first error.
+type kvReader struct {
+	f   *gguf.File
+	err error
+}
+
+func (r *kvReader) has(key string) bool {
+	_, ok := r.f.Get(key)
+	return ok
+}
+
+func (r *kvReader) int(key string, required bool, def int) int {
+	if !r.has(key) {
+		if required {
+			r.err = cmp(r.err, fmt.Errorf("%w: missing key %s", ErrConfig, key))
+		}
+		return def
+	}
+	v, err := r.f.Uint32(key)
+	if err != nil {
+		r.err = cmp(r.err, fmt.Errorf("%w: key %s: %w", ErrConfig, key, err))
+		return def
+	}
+	if v > 1<<30 {
+		r.err = cmp(r.err, fmt.Errorf("%w: key %s = %d exceeds the limit %d", ErrConfig, key, v, 1<<30))
+		return def
+	}
+	return int(v)
+}
+
+func (r *kvReader) float(key string, required bool, def float32) float32 {
+	if !r.has(key) {
+		if required {
+			r.err = cmp(r.err, fmt.Errorf("%w: missing key %s", ErrConfig, key))
+		}
+		return def
+	}
+	v, err := r.f.Float32(key)
+	if err != nil {
+		r.err = cmp(r.err, fmt.Errorf("%w: key %s: %w", ErrConfig, key, err))
+		return def
+	}
+	return v
+}
+
+func (r *kvReader) str(key string) (string, bool) {
+	if !r.has(key) {
+		return "", false
+	}
+	s, err := r.f.String(key)
+	if err != nil {
+		r.err = cmp(r.err, fmt.Errorf("%w: key %s: %w", ErrConfig, key, err))
+		return "", false
+	}
+	return s, true
+}
+
+func (r *kvReader) ints(key string) ([]int, bool) {
+	if !r.has(key) {
+		return nil, false
+	}
+	v, err := r.f.Int32s(key)
+	if err != nil {
+		r.err = cmp(r.err, fmt.Errorf("%w: key %s: %w", ErrConfig, key, err))
+		return nil, false
+	}
+	out := make([]int, len(v))
+	for i, x := range v {
+		out[i] = int(x)
+	}
+	return out, true
+}
+
+// checkTensorSet reports missing and unexpected tensors by name.
+func checkTensorSet(f *gguf.File, c Config) error {
+	want := map[string]bool{tensorEmbed: true, tensorNorm: true}
+	optional := map[string]bool{}
+	if !c.TieWordEmbeddings {
+		want[tensorOutput] = true
+	}
+	var l Layer
+	for i := 0; i < c.NumLayers; i++ {
+		for _, n := range l.norms(c) {
+			want[blockTensor(i, n.part, "weight")] = true
+		}
+		for _, lin := range l.linears(c) {
+			want[blockTensor(i, lin.part, "weight")] = true
+			optional[blockTensor(i, lin.part, "scale")] = true
+		}
+	}
+	seen := make(map[string]bool, len(f.Tensors))
+	for _, t := range f.Tensors {
+		if !want[t.Name] && !optional[t.Name] {
+			return fmt.Errorf("%w: unexpected tensor %s (block_count = %d)", ErrWeights, t.Name, c.NumLayers)
+		}
+		seen[t.Name] = true
+	}
+	var missing []string
+	for name := range want {
+		if !seen[name] {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		if len(missing) > 5 {
+			missing = append(missing[:5], fmt.Sprintf("and %d more", len(missing)-5))
+		}
+		return fmt.Errorf("%w: missing tensors %v", ErrWeights, missing)
+	}
+	return nil
+}
+
+// tensor returns a tensor's info and bytes after checking its dims.
+func tensor(f *gguf.File, name string, dims []uint64) (gguf.TensorInfo, []byte, error) {
+	info, data, err := f.TensorData(name)
+	if err != nil {
+		return info, nil, fmt.Errorf("%w: tensor %s: %w", ErrWeights, name, err)
+	}
+	if !slices.Equal(info.Dims, dims) {
+		return info, nil, fmt.Errorf("%w: tensor %s has dims %v, want %v", ErrWeights, name, info.Dims, dims)
+	}
+	return info, data, nil
+}
+
+// readFloat decodes an F32/F16/BF16/Q8_0 tensor.
+func readFloat(f *gguf.File, name string, dims []uint64) ([]float32, error) {
+	info, data, err := tensor(f, name, dims)
+	if err != nil {
+		return nil, err
+	}
+	n := 1
+	for _, d := range dims {
+		n *= int(d)
+	}
+	x, err := gguf.DecodeFloat32(info.Type, data, n)
+	if err != nil {
+		return nil, fmt.Errorf("%w: tensor %s (%v): %w", ErrWeights, name, info.Type, err)
+	}
+	return x, nil
+}
+
+// readTernary decodes one linear of block i and applies its scale tensor.
+func readTernary(f *gguf.File, i int, lin linearRef) (*ternary.Matrix, error) {
+	name := blockTensor(i, lin.part, "weight")
+	info, data, err := tensor(f, name, []uint64{uint64(lin.in), uint64(lin.out)})
+	if err != nil {
+		return nil, err
+	}
+	var m *ternary.Matrix
+	switch info.Type {
+	case gguf.TQ2_0:
+		m, err = ternary.DecodeTQ2_0(data, lin.out, lin.in)
+	case gguf.TQ1_0:
+		m, err = ternary.DecodeTQ1_0(data, lin.out, lin.in)
+	case gguf.F32, gguf.F16, gguf.BF16:
+		var x []float32
+		if x, err = gguf.DecodeFloat32(info.Type, data, lin.out*lin.in); err == nil {
+			m, err = ternaryFromFloats(x, lin.out, lin.in)
+		}
+	default:
+		err = fmt.Errorf("type %v is not supported for ternary weights (want TQ2_0, TQ1_0, F32, F16 or BF16)", info.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: tensor %s (%s): %w", ErrWeights, name, lin.hf, err)
+	}
+	sname := blockTensor(i, lin.part, "scale")
+	if _, ok := f.Tensor(sname); ok {
+		s, err := readFloat(f, sname, []uint64{1})
+		if err != nil {
+			return nil, err
+		}
+		if !(s[0] >= 0) || math.IsInf(float64(s[0]), 0) {
+			return nil, fmt.Errorf("%w: tensor %s = %v must be non-negative and finite", ErrWeights, sname, s[0])
+		}
+		m.Scale *= s[0]
+	}
+	return m, nil
+}
+
+// ternaryFromFloats recovers T and s from float weights that hold T*s, the
+// form llama.cpp's converter writes before quantizing: s is the largest
+// magnitude and every weight must be 0 or +-s (to 1e-3 relative).
+func ternaryFromFloats(x []float32, rows, cols int) (*ternary.Matrix, error) {
+	var amax float32
+	for _, v := range x {
+		amax = max(amax, float32(math.Abs(float64(v))))
+	}
+	if math.IsInf(float64(amax), 0) || math.IsNaN(float64(amax)) {
+		return nil, fmt.Errorf("weights are not finite")
+	}
+	t := make([]int8, len(x))
+	if amax > 0 {
+		for k, v := range x {
+			q := float32(math.Round(float64(v / amax)))
+			if d := v - q*amax; d > 1e-3*amax || d < -1e-3*amax {
+				return nil, fmt.Errorf("weight %v at row %d col %d is not ternary (0 or +-%v)", v, k/cols, k%cols, amax)
+			}
+			t[k] = int8(q)
+		}
+	}
+	return ternary.Pack(rows, cols, t, amax)
+}

@@ -1,0 +1,66 @@
+package model
+
+import "fmt"
+
+// logits runs the final norm and the head for the tokens the steps ask for.
+func (m *Model) logits(steps []Step) error {
+	c, sc := m.cfg, &m.scratch
+	h, vocab := c.HiddenSize, c.VocabSize
+	rows := 0
+	for _, st := range steps {
+		if st.AllLogits {
+			rows += len(st.Tokens)
+		} else {
+			rows++
+		}
+	}
+	sc.hidden = grow(sc.hidden, rows*h)
+	t, r := 0, 0
+	for _, st := range steps {
+		first := t
+		if !st.AllLogits {
+			first = t + len(st.Tokens) - 1
+		}
+		t += len(st.Tokens)
+		r += copy(sc.hidden[r*h:], sc.x[first*h:t*h]) / h
+	}
+	rmsNorm(sc.hidden, sc.hidden, m.norm, c.RMSNormEps)
+	sc.logits = grow(sc.logits, rows*vocab)
+	if m.head8 != nil {
+		a := sc.act
+		a.Reset(rows, h)
+		if err := a.Quantize(sc.hidden); err != nil {
+			return fmt.Errorf("model: quantize head input: %w", err)
+		}
+		if err := m.eng.MatMulInt8(sc.logits, m.head8, a); err != nil {
+			return fmt.Errorf("model: lm_head: %w", err)
+		}
+	} else {
+		headF32(sc.logits, m.head, sc.hidden, rows, vocab, h)
+	}
+	r = 0
+	for si := range steps {
+		st := &steps[si]
+		k := 1
+		if st.AllLogits {
+			k = len(st.Tokens)
+		}
+		st.Logits = grow(st.Logits, k*vocab)
+		copy(st.Logits, sc.logits[r*vocab:(r+k)*vocab])
+		r += k
+	}
+	return nil
+}
+
+// headF32 computes y[t*vocab+r] = dot(x[t], w[r]) in float32, vocabulary
+// rows split over the available cores.
+func headF32(y, w, x []float32, rows, vocab, h int) {
+	parallelFor(vocab, 1024, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			wr := w[r*h : (r+1)*h]
+			for t := 0; t < rows; t++ {
+				y[t*vocab+r] = dot(x[t*h:(t+1)*h], wr)
+			}
+		}
+	})
+}

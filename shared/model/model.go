@@ -1,0 +1,162 @@
+package model
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
+)
+
+// KVType is the element type of the KV cache.
+type KVType int
+
+// KV cache element types.
+const (
+	KVFloat32 KVType = iota
+	KVFloat16
+)
+
+// String returns "f32" or "f16".
+func (t KVType) String() string {
+	if t == KVFloat16 {
+		return "f16"
+	}
+	return "f32"
+}
+
+// Option configures a Model.
+type Option func(*options)
+
+type options struct {
+	engine   *kernels.Engine
+	kvType   KVType
+	headInt8 bool
+	embInt8  bool
+}
+
+// WithEngine runs the BitLinear products on e (the caller keeps ownership and
+// closes it). Without it the model creates an engine on the best kernel path
+// and closes it in Close.
+func WithEngine(e *kernels.Engine) Option { return func(o *options) { o.engine = e } }
+
+// WithKVType selects the KV cache element type (default KVFloat32).
+func WithKVType(t KVType) Option { return func(o *options) { o.kvType = t } }
+
+// WithHeadInt8 stores the output head as int8 rows and multiplies it with
+// int8-quantised hidden states (default true: a quarter of the bytes read per
+// token). False computes the head exactly in float32, like the reference.
+func WithHeadInt8(on bool) Option { return func(o *options) { o.headInt8 = on } }
+
+// WithEmbedInt8 makes token lookups read the int8 head rows when the
+// embedding is tied to the head and the head is int8 (default true), as
+// llama.cpp reads a quantized token_embd: the 16-bit embedding copy (0.66 GB
+// for 2B4T) is not kept. The lookups then carry int8 rounding (< 0.4% of a
+// row's largest value); false keeps exact embeddings.
+func WithEmbedInt8(on bool) Option { return func(o *options) { o.embInt8 = on } }
+
+// Model runs BitNetForCausalLM. It is safe for concurrent use, but Forward
+// calls are serialised (one runs at a time): to serve many requests, batch
+// their steps into one Forward call. A Sequence works only with the model that
+// made it and belongs to its caller.
+type Model struct {
+	cfg     Config
+	layers  []Layer
+	embed   embedding
+	norm    []float32
+	head    []float32           // float32 head when !headInt8
+	head8   *kernels.Int8Matrix // int8 head when headInt8
+	eng     *kernels.Engine
+	ownsEng bool
+	kvType  KVType
+	rope    rope
+	tok     *tokenizer.Tokenizer
+	eos     []int
+	mu      sync.Mutex // guards scratch, epoch, rope tables and eng on Close
+	epoch   uint64
+	scratch scratch
+}
+
+// New builds a model from w. tok may be nil (then Tokenizer returns nil). The
+// model keeps references to w's ternary matrices and norms and may keep a
+// compact copy of the embedding; w must not be modified afterwards.
+func New(w *Weights, tok *tokenizer.Tokenizer, opts ...Option) (*Model, error) {
+	o := options{headInt8: true, embInt8: true}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := w.Validate(); err != nil {
+		return nil, err
+	}
+	if o.kvType != KVFloat32 && o.kvType != KVFloat16 {
+		return nil, fmt.Errorf("model: unknown KV cache type %d", o.kvType)
+	}
+	c := w.Config
+	m := &Model{
+		cfg:    c,
+		layers: w.Layers,
+		norm:   w.Norm,
+		eng:    o.engine,
+		kvType: o.kvType,
+		rope:   newRope(c.HeadDim, c.RopeTheta),
+		tok:    tok,
+		eos:    append([]int(nil), c.EOSTokenIDs...),
+	}
+	if o.headInt8 {
+		m.head8 = quantizeInt8Rows(w.HeadWeights(), c.VocabSize, c.HiddenSize)
+	} else {
+		m.head = w.HeadWeights()
+	}
+	if o.headInt8 && o.embInt8 && c.TieWordEmbeddings {
+		m.embed = embedding{rows: c.VocabSize, cols: c.HiddenSize, i8: m.head8}
+	} else {
+		m.embed = newEmbedding(w.Embed, c.VocabSize, c.HiddenSize)
+	}
+	if m.eng == nil {
+		e, err := kernels.New()
+		if err != nil {
+			return nil, fmt.Errorf("model: kernel engine: %w", err)
+		}
+		m.eng, m.ownsEng = e, true
+	}
+	return m, nil
+}
+
+// Close releases the kernel engine if the model created it.
+func (m *Model) Close() error {
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ownsEng && m.eng != nil {
+		m.eng.Close()
+		m.eng = nil
+	}
+	return nil
+}
+
+// Config returns the model configuration.
+func (m *Model) Config() Config { return m.cfg }
+
+// Tokenizer returns the tokenizer given to New or found by Load (may be nil).
+func (m *Model) Tokenizer() *tokenizer.Tokenizer { return m.tok }
+
+// EOS returns the end-of-sequence token ids.
+func (m *Model) EOS() []int { return m.eos }
+
+// IsEOS reports whether id ends a sequence.
+func (m *Model) IsEOS(id int) bool {
+	for _, e := range m.eos {
+		if e == id {
+			return true
+		}
+	}
+	return false
+}
+
+// Engine returns the kernel engine the model runs on.
+func (m *Model) Engine() *kernels.Engine { return m.eng }
+
+// KVType returns the KV cache element type.
+func (m *Model) KVType() KVType { return m.kvType }

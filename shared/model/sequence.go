@@ -1,0 +1,118 @@
+package model
+
+import (
+	"fmt"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/half"
+)
+
+// kvChunk is the KV cache growth unit in positions.
+const kvChunk = 256
+
+// Sequence is one token stream and its KV cache. A Sequence belongs to its
+// caller: it must not be used by two Forward calls at once.
+type Sequence struct {
+	m     *Model
+	epoch uint64 // Model.epoch of the last Forward that checked it
+	n     int    // positions in the cache
+	cap   int    // positions allocated
+	// Per layer, position-major [pos][KVDim]; f32 or f16 by the model's KVType.
+	k, v     [][]float32
+	k16, v16 [][]uint16
+}
+
+// NewSequence returns an empty sequence for m.
+func (m *Model) NewSequence() *Sequence {
+	s := &Sequence{m: m}
+	if m.kvType == KVFloat16 {
+		s.k16 = make([][]uint16, m.cfg.NumLayers)
+		s.v16 = make([][]uint16, m.cfg.NumLayers)
+	} else {
+		s.k = make([][]float32, m.cfg.NumLayers)
+		s.v = make([][]float32, m.cfg.NumLayers)
+	}
+	return s
+}
+
+// Len returns the number of tokens processed so far (the next position).
+func (s *Sequence) Len() int {
+	if s == nil {
+		return 0
+	}
+	return s.n
+}
+
+// Reset empties the sequence, keeping its cache memory.
+func (s *Sequence) Reset() {
+	if s != nil {
+		s.n = 0
+	}
+}
+
+// Truncate keeps the first n positions (to reuse a common prefix).
+func (s *Sequence) Truncate(n int) error {
+	if s == nil {
+		return fmt.Errorf("%w: truncate of a nil sequence", ErrInput)
+	}
+	if n < 0 || n > s.n {
+		return fmt.Errorf("%w: truncate to %d positions, sequence has %d", ErrInput, n, s.n)
+	}
+	s.n = n
+	return nil
+}
+
+// CacheBytes returns the memory held by the KV cache.
+func (s *Sequence) CacheBytes() int {
+	if s == nil {
+		return 0
+	}
+	per := 4
+	if s.m.kvType == KVFloat16 {
+		per = 2
+	}
+	return 2 * s.m.cfg.NumLayers * s.cap * s.m.cfg.KVDim() * per
+}
+
+// reserve makes room for n positions in total (n <= MaxPositions).
+func (s *Sequence) reserve(n int) {
+	if n <= s.cap {
+		return
+	}
+	c := max(n, 2*s.cap)
+	c = (c + kvChunk - 1) / kvChunk * kvChunk
+	c = min(c, s.m.cfg.MaxPositions)
+	kv := s.m.cfg.KVDim()
+	for l := 0; l < s.m.cfg.NumLayers; l++ {
+		if s.k16 != nil {
+			s.k16[l] = regrow(s.k16[l], s.n*kv, c*kv)
+			s.v16[l] = regrow(s.v16[l], s.n*kv, c*kv)
+		} else {
+			s.k[l] = regrow(s.k[l], s.n*kv, c*kv)
+			s.v[l] = regrow(s.v[l], s.n*kv, c*kv)
+		}
+	}
+	s.cap = c
+}
+
+// regrow returns a buffer of size n holding the first keep elements of old.
+func regrow[T any](old []T, keep, n int) []T {
+	b := make([]T, n)
+	copy(b, old[:keep])
+	return b
+}
+
+// store writes the key and value of one position of layer l.
+func (s *Sequence) store(l, pos int, k, v []float32) {
+	kv := len(k)
+	off := pos * kv
+	if s.k16 != nil {
+		kd, vd := s.k16[l][off:off+kv], s.v16[l][off:off+kv]
+		for i := range k {
+			kd[i] = half.ToFloat16(k[i])
+			vd[i] = half.ToFloat16(v[i])
+		}
+		return
+	}
+	copy(s.k[l][off:off+kv], k)
+	copy(s.v[l][off:off+kv], v)
+}
