@@ -63,9 +63,10 @@ func (m *Memory) Register(ctx context.Context, inst Instance, opts ...RegisterOp
 		cctx, cancel := context.WithCancel(context.Background())
 		e.cancel = cancel
 		m.checks.Add(1)
+		target := inst.HostPort() // read here: e.inst changes under m.mu later
 		go func() {
 			defer m.checks.Done()
-			m.runChecks(cctx, e, cfg)
+			m.runChecks(cctx, e, target, cfg)
 		}()
 	}
 	m.notifyLocked(inst.Service)
@@ -74,8 +75,7 @@ func (m *Memory) Register(ctx context.Context, inst Instance, opts ...RegisterOp
 
 // runChecks checks e every interval until cancelled or e has been failing
 // for deregisterAfter, when it removes e.
-func (m *Memory) runChecks(ctx context.Context, e *memEntry, cfg registerConfig) {
-	target := e.inst.HostPort()
+func (m *Memory) runChecks(ctx context.Context, e *memEntry, target string, cfg registerConfig) {
 	failingSince := time.Now() // unhealthy from the start, like Consul's critical
 	t := time.NewTicker(cfg.interval)
 	defer t.Stop()
