@@ -1,0 +1,251 @@
+package quantizer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
+	quantizerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/quantizer/v1"
+	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+)
+
+// code maps an error to a gRPC status code.
+func code(err error) codes.Code {
+	if s, ok := status.FromError(err); ok {
+		return s.Code()
+	}
+	for _, m := range []struct {
+		kind error
+		code codes.Code
+	}{
+		{ErrNotFound, codes.NotFound},
+		{ErrInvalid, codes.InvalidArgument},
+		{ErrQueueFull, codes.ResourceExhausted},
+		{ErrClosed, codes.Unavailable},
+		{ErrCheckpoint, codes.FailedPrecondition},
+		{registry.ErrNotFound, codes.NotFound},
+		{registry.ErrInvalid, codes.InvalidArgument},
+		{registry.ErrAlreadyExists, codes.AlreadyExists},
+		{registry.ErrDigestMismatch, codes.DataLoss},
+		{registry.ErrFailedPrecondition, codes.FailedPrecondition},
+		{registry.ErrTooLarge, codes.ResourceExhausted},
+		{registry.ErrClosed, codes.Unavailable},
+		{context.Canceled, codes.Canceled},
+		{context.DeadlineExceeded, codes.DeadlineExceeded},
+	} {
+		if errors.Is(err, m.kind) {
+			return m.code
+		}
+	}
+	return codes.Internal
+}
+
+// toStatus converts an error to a gRPC status error, keeping the message.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.Error(code(err), err.Error())
+}
+
+func formatFromPB(f modelv1.ModelFormat) (registry.Format, error) {
+	switch f {
+	case modelv1.ModelFormat_MODEL_FORMAT_UNSPECIFIED:
+		return "", nil
+	case modelv1.ModelFormat_MODEL_FORMAT_GGUF:
+		return registry.FormatGGUF, nil
+	case modelv1.ModelFormat_MODEL_FORMAT_HF_SAFETENSORS:
+		return registry.FormatHFSafetensors, nil
+	case modelv1.ModelFormat_MODEL_FORMAT_HF_PACKED:
+		return registry.FormatHFPacked, nil
+	}
+	return "", fmt.Errorf("source files: format %v: %w", f, ErrInvalid)
+}
+
+func formatToPB(f registry.Format) modelv1.ModelFormat {
+	switch f {
+	case registry.FormatGGUF:
+		return modelv1.ModelFormat_MODEL_FORMAT_GGUF
+	case registry.FormatHFSafetensors:
+		return modelv1.ModelFormat_MODEL_FORMAT_HF_SAFETENSORS
+	case registry.FormatHFPacked:
+		return modelv1.ModelFormat_MODEL_FORMAT_HF_PACKED
+	}
+	return modelv1.ModelFormat_MODEL_FORMAT_UNSPECIFIED
+}
+
+func targetFromPB(t modelv1.QuantType) (registry.QuantType, error) {
+	switch t {
+	case modelv1.QuantType_QUANT_TYPE_UNSPECIFIED:
+		return "", nil
+	case modelv1.QuantType_QUANT_TYPE_TQ2_0:
+		return registry.QuantTQ20, nil
+	case modelv1.QuantType_QUANT_TYPE_TQ1_0:
+		return registry.QuantTQ10, nil
+	}
+	return "", fmt.Errorf("target %v: want QUANT_TYPE_TQ2_0 or QUANT_TYPE_TQ1_0: %w", t, ErrInvalid)
+}
+
+func targetToPB(t registry.QuantType) modelv1.QuantType {
+	if t == registry.QuantTQ10 {
+		return modelv1.QuantType_QUANT_TYPE_TQ1_0
+	}
+	return modelv1.QuantType_QUANT_TYPE_TQ2_0
+}
+
+func requestFromPB(req *quantizerv1.CreateJobRequest) (Request, error) {
+	var r Request
+	switch src := req.GetSource().GetSource().(type) {
+	case *quantizerv1.Source_Model:
+		if src.Model == "" {
+			return r, fmt.Errorf("source model: empty: %w", ErrInvalid)
+		}
+		r.Model = src.Model
+	case *quantizerv1.Source_Files:
+		f, err := formatFromPB(src.Files.GetFormat())
+		if err != nil {
+			return r, err
+		}
+		r.FilesFormat = f
+		if len(src.Files.GetFiles()) == 0 {
+			return r, fmt.Errorf("source files: none given: %w", ErrInvalid)
+		}
+		for _, f := range src.Files.GetFiles() {
+			r.Files = append(r.Files, SourceFile{Path: f.GetPath(), Digest: registry.Digest(f.GetSha256())})
+		}
+	default:
+		return r, fmt.Errorf("source: want a model or files: %w", ErrInvalid)
+	}
+	t, err := targetFromPB(req.GetTarget())
+	if err != nil {
+		return r, err
+	}
+	r.Target = t
+	if o := req.GetOutput(); o != nil {
+		r.Output = Output{Name: o.GetName(), Aliases: o.GetAliases(), Description: o.GetDescription(), Labels: o.GetLabels()}
+	}
+	if c := req.GetCalibration(); c != nil {
+		r.Calibration = &Calibration{
+			Text: c.GetText(), TextDigest: registry.Digest(c.GetTextSha256()),
+			MaxTokens: int(min(c.GetMaxTokens(), maxCalibTokensAllowed+1)), ContextLength: int(min(c.GetContextLength(), maxCalibTokensAllowed+1)),
+		}
+	}
+	r.Threads = int(min(req.GetThreads(), 1<<16))
+	r.RequestID = req.GetRequestId()
+	return r, nil
+}
+
+func requestToPB(r Request) *quantizerv1.CreateJobRequest {
+	out := &quantizerv1.CreateJobRequest{
+		Target:    targetToPB(r.Target),
+		Output:    &quantizerv1.Output{Name: r.Output.Name, Aliases: r.Output.Aliases, Description: r.Output.Description, Labels: r.Output.Labels},
+		Threads:   uint32(r.Threads),
+		RequestId: r.RequestID,
+	}
+	switch {
+	case r.Model != "":
+		out.Source = &quantizerv1.Source{Source: &quantizerv1.Source_Model{Model: r.Model}}
+	case len(r.Files) > 0:
+		sf := &quantizerv1.SourceFiles{Format: formatToPB(r.FilesFormat)}
+		for _, f := range r.Files {
+			sf.Files = append(sf.Files, &quantizerv1.SourceFile{Path: f.Path, Sha256: f.Digest.Hex()})
+		}
+		out.Source = &quantizerv1.Source{Source: &quantizerv1.Source_Files{Files: sf}}
+	}
+	if c := r.Calibration; c != nil && !c.Disabled {
+		pc := &quantizerv1.Calibration{MaxTokens: uint32(c.MaxTokens), ContextLength: uint32(c.ContextLength)}
+		if c.TextDigest != "" {
+			pc.TextSource = &quantizerv1.Calibration_TextSha256{TextSha256: c.TextDigest.Hex()}
+		} else {
+			pc.TextSource = &quantizerv1.Calibration_Text{Text: c.Text}
+		}
+		out.Calibration = pc
+	}
+	return out
+}
+
+// statesPB is a function so that no package state can be mutated.
+func statesPB() [7]modelv1.JobState {
+	return [...]modelv1.JobState{
+		StateQueued:     modelv1.JobState_JOB_STATE_QUEUED,
+		StateRunning:    modelv1.JobState_JOB_STATE_RUNNING,
+		StateSucceeded:  modelv1.JobState_JOB_STATE_SUCCEEDED,
+		StateFailed:     modelv1.JobState_JOB_STATE_FAILED,
+		StateCancelling: modelv1.JobState_JOB_STATE_CANCELLING,
+		StateCancelled:  modelv1.JobState_JOB_STATE_CANCELLED,
+	}
+}
+
+func stateToPB(s State) modelv1.JobState {
+	if all := statesPB(); s > 0 && int(s) < len(all) {
+		return all[s]
+	}
+	return modelv1.JobState_JOB_STATE_UNSPECIFIED
+}
+
+func stateFromPB(s modelv1.JobState) (State, error) {
+	if s == modelv1.JobState_JOB_STATE_UNSPECIFIED {
+		return 0, nil
+	}
+	for st, p := range statesPB() {
+		if p == s && st > 0 {
+			return State(st), nil
+		}
+	}
+	return 0, fmt.Errorf("state %v: %w", s, ErrInvalid)
+}
+
+func ts(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+// jobToPB converts a job; the per-linear report entries only when linears.
+func jobToPB(j Job, linears bool) *quantizerv1.Job {
+	p := j.Progress
+	out := &quantizerv1.Job{
+		JobId:   j.ID,
+		State:   stateToPB(j.State),
+		Request: requestToPB(j.Request),
+		Progress: &modelv1.Progress{
+			Phase: p.Phase, Done: p.Done, Total: p.Total, Unit: p.Unit, Fraction: p.Fraction,
+			Message: p.Message, UpdateTime: ts(p.UpdateTime),
+		},
+		CreateTime: ts(j.CreateTime),
+		StartTime:  ts(j.StartTime),
+		EndTime:    ts(j.EndTime),
+	}
+	if j.Result != nil {
+		out.Result = &modelv1.ModelRef{Name: j.Result.Name, Version: j.Result.Version}
+	}
+	if j.Err != nil {
+		out.Error = &rpcstatus.Status{Code: int32(code(j.Err)), Message: j.Err.Error()}
+	}
+	r := j.Report
+	out.Report = &quantizerv1.Report{
+		PerplexityBefore: r.PerplexityBefore, PerplexityAfter: r.PerplexityAfter, MeanKl: r.MeanKL,
+		CalibrationTokens: uint32(r.CalibrationTokens), Top1Agreement: r.Top1Agreement,
+		SourceSizeBytes: r.SourceSizeBytes, ResultSizeBytes: r.ResultSizeBytes, ParameterCount: r.ParameterCount,
+	}
+	if linears {
+		for _, l := range r.Linears {
+			out.Report.Linears = append(out.Report.Linears, &quantizerv1.LinearReport{
+				Name: l.Name, Rows: uint32(l.Rows), Cols: uint32(l.Cols),
+				ZerosFraction: l.ZerosFraction, Scale: l.Scale, RelativeError: l.RelativeError,
+			})
+		}
+	}
+	return out
+}

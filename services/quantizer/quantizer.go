@@ -1,0 +1,424 @@
+package quantizer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Option configures a Quantizer.
+type Option func(*options)
+
+type options struct {
+	workers   int
+	queueSize int
+	maxJobs   int
+	workDir   string
+	calibText string
+	clock     func() time.Time
+}
+
+// WithWorkers sets how many jobs run at once (default 1: a job uses every
+// core already).
+func WithWorkers(n int) Option { return func(o *options) { o.workers = n } }
+
+// WithQueueSize bounds the queued (not yet running) jobs (default 16); Create
+// fails with ErrQueueFull beyond it.
+func WithQueueSize(n int) Option { return func(o *options) { o.queueSize = n } }
+
+// WithMaxJobs bounds the finished jobs kept for Get and List (default 1000);
+// the oldest finished ones are forgotten first.
+func WithMaxJobs(n int) Option { return func(o *options) { o.maxJobs = n } }
+
+// WithWorkDir sets the directory job work directories are made in (default
+// os.TempDir()).
+func WithWorkDir(dir string) Option { return func(o *options) { o.workDir = dir } }
+
+// WithDefaultCalibration replaces the built-in calibration text used when a
+// request has none.
+func WithDefaultCalibration(text string) Option { return func(o *options) { o.calibText = text } }
+
+// WithClock sets the time source (tests).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.clock = now } }
+
+// Quantizer queues and runs quantization jobs. It is safe for concurrent use.
+type Quantizer struct {
+	src  Source
+	sink Sink
+	opts options
+
+	ctx  context.Context // cancelled by Close: stops the workers and their jobs
+	stop context.CancelFunc
+	wake chan struct{} // capacity 1: a job was queued
+	wg   sync.WaitGroup
+
+	mu      sync.Mutex
+	closed  bool
+	pending []*job // queued jobs, oldest first
+	jobs    map[string]*job
+	order   []*job // by creation, oldest first
+	byKey   map[string]*job
+	seq     uint64
+}
+
+// job is the mutable state of a job, guarded by Quantizer.mu.
+type job struct {
+	snap    Job
+	seq     uint64
+	cancel  context.CancelCauseFunc // set while running
+	changed chan struct{}           // closed and replaced on every change
+}
+
+// New starts a Quantizer reading checkpoints from src and writing results to
+// sink. Close stops it.
+func New(src Source, sink Sink, opts ...Option) (*Quantizer, error) {
+	o := options{workers: 1, queueSize: defaultQueueSize, maxJobs: defaultMaxJobs, clock: time.Now, calibText: builtinCalibration}
+	for _, f := range opts {
+		f(&o)
+	}
+	switch {
+	case src == nil || sink == nil:
+		return nil, fmt.Errorf("quantizer: source and sink are required: %w", ErrInvalid)
+	case o.workers < 1 || o.workers > 64:
+		return nil, fmt.Errorf("quantizer: %d workers, want 1 to 64: %w", o.workers, ErrInvalid)
+	case o.queueSize < 1:
+		return nil, fmt.Errorf("quantizer: queue size %d, want at least 1: %w", o.queueSize, ErrInvalid)
+	case o.maxJobs < 1:
+		return nil, fmt.Errorf("quantizer: max jobs %d, want at least 1: %w", o.maxJobs, ErrInvalid)
+	}
+	if o.workDir == "" {
+		o.workDir = os.TempDir()
+	}
+	if err := os.MkdirAll(o.workDir, 0o755); err != nil {
+		return nil, fmt.Errorf("quantizer: work dir: %w", err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	q := &Quantizer{
+		src: src, sink: sink, opts: o, ctx: ctx, stop: stop,
+		wake: make(chan struct{}, 1),
+		jobs: map[string]*job{}, byKey: map[string]*job{},
+	}
+	for range o.workers {
+		q.wg.Add(1)
+		go q.worker()
+	}
+	return q, nil
+}
+
+// Close cancels running jobs, cancels queued ones and waits for the workers.
+func (q *Quantizer) Close() error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return nil
+	}
+	q.closed = true
+	q.mu.Unlock()
+	q.stop()
+	q.wg.Wait()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.pending = nil
+	for _, j := range q.order {
+		if !j.snap.State.Terminal() {
+			q.finishLocked(j, StateCancelled, fmt.Errorf("%w: %w", ErrClosed, context.Canceled))
+		}
+	}
+	return nil
+}
+
+// Create validates req, fills in its defaults and queues it. A request whose
+// RequestID matches an earlier job's returns that job instead.
+func (q *Quantizer) Create(ctx context.Context, req Request) (Job, error) {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return Job{}, ErrClosed
+	}
+	if req.RequestID != "" {
+		if j, ok := q.byKey[req.RequestID]; ok {
+			defer q.mu.Unlock()
+			return j.snapshot(), nil
+		}
+	}
+	q.mu.Unlock()
+	req, err := q.prepare(ctx, req)
+	if err != nil {
+		return Job{}, fmt.Errorf("create job: %w", err)
+	}
+	id, err := newJobID()
+	if err != nil {
+		return Job{}, fmt.Errorf("create job: %w", err)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return Job{}, ErrClosed
+	}
+	if req.RequestID != "" {
+		if j, ok := q.byKey[req.RequestID]; ok { // a concurrent twin won
+			return j.snapshot(), nil
+		}
+	}
+	now := q.opts.clock().UTC()
+	q.seq++
+	j := &job{seq: q.seq, changed: make(chan struct{}), snap: Job{
+		ID: id, State: StateQueued, Request: req, CreateTime: now,
+		Progress: Progress{Phase: PhaseQueued, UpdateTime: now},
+	}}
+	if len(q.pending) >= q.opts.queueSize {
+		return Job{}, fmt.Errorf("create job: %d jobs queued already: %w", q.opts.queueSize, ErrQueueFull)
+	}
+	q.pending = append(q.pending, j)
+	q.signal()
+	q.jobs[id] = j
+	q.order = append(q.order, j)
+	if req.RequestID != "" {
+		q.byKey[req.RequestID] = j
+	}
+	q.evictLocked()
+	return j.snapshot(), nil
+}
+
+// Get returns a job.
+func (q *Quantizer) Get(ctx context.Context, id string) (Job, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	j, ok := q.jobs[id]
+	if !ok {
+		return Job{}, fmt.Errorf("job %q: %w", id, ErrNotFound)
+	}
+	return j.snapshot(), nil
+}
+
+// List returns a page of jobs, newest first, and the next page's token
+// ("" on the last page). Reports' per-linear entries are left out.
+func (q *Quantizer) List(ctx context.Context, o ListOptions) ([]Job, string, error) {
+	size := o.PageSize
+	switch {
+	case size < 0:
+		return nil, "", fmt.Errorf("list jobs: page size %d: %w", size, ErrInvalid)
+	case size == 0:
+		size = defaultListPageSize
+	}
+	size = min(size, maxListPageSize)
+	before := uint64(0)
+	if o.PageToken != "" {
+		n, err := strconv.ParseUint(o.PageToken, 36, 64)
+		if err != nil || n == 0 {
+			return nil, "", fmt.Errorf("list jobs: page token %q: %w", o.PageToken, ErrInvalid)
+		}
+		before = n
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []Job
+	var last uint64
+	for i := len(q.order) - 1; i >= 0; i-- {
+		j := q.order[i]
+		if before != 0 && j.seq >= before {
+			continue
+		}
+		if o.State != 0 && j.snap.State != o.State {
+			continue
+		}
+		if len(out) == size {
+			return out, strconv.FormatUint(last, 36), nil
+		}
+		s := j.snapshot()
+		s.Report.Linears = nil
+		out = append(out, s)
+		last = j.seq
+	}
+	return out, "", nil
+}
+
+// Cancel asks a job to stop: a queued job is cancelled at once, a running
+// one moves to CANCELLING and to CANCELLED when its worker stops. Cancelling
+// a finished job returns it unchanged.
+func (q *Quantizer) Cancel(ctx context.Context, id string) (Job, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	j, ok := q.jobs[id]
+	if !ok {
+		return Job{}, fmt.Errorf("job %q: %w", id, ErrNotFound)
+	}
+	switch j.snap.State {
+	case StateQueued:
+		q.pending = slices.DeleteFunc(q.pending, func(p *job) bool { return p == j })
+		q.finishLocked(j, StateCancelled, fmt.Errorf("cancelled while queued: %w", context.Canceled))
+	case StateRunning:
+		j.snap.State = StateCancelling
+		j.cancel(fmt.Errorf("cancelled by request: %w", context.Canceled))
+		q.notifyLocked(j)
+	}
+	return j.snapshot(), nil
+}
+
+// Watch calls fn with the job's current snapshot and then after each change
+// (changes that happen while fn runs are coalesced into the latest
+// snapshot) until the job is terminal, ctx is done or fn returns an error.
+func (q *Quantizer) Watch(ctx context.Context, id string, fn func(Job) error) error {
+	for {
+		q.mu.Lock()
+		j, ok := q.jobs[id]
+		if !ok {
+			q.mu.Unlock()
+			return fmt.Errorf("job %q: %w", id, ErrNotFound)
+		}
+		snap, changed := j.snapshot(), j.changed
+		q.mu.Unlock()
+		if err := fn(snap); err != nil {
+			return err
+		}
+		if snap.State.Terminal() {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// signal wakes a worker (one wake-up is enough: a worker that takes a job
+// passes it on while more are pending).
+func (q *Quantizer) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// worker runs queued jobs until Close.
+func (q *Quantizer) worker() {
+	defer q.wg.Done()
+	for {
+		if j := q.next(); j != nil {
+			q.runJob(j)
+			continue
+		}
+		select {
+		case <-q.ctx.Done():
+			return
+		case <-q.wake:
+		}
+	}
+}
+
+// next takes the oldest queued job, or returns nil when there is none or
+// the Quantizer is closing.
+func (q *Quantizer) next() *job {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.pending) == 0 || q.ctx.Err() != nil {
+		return nil
+	}
+	j := q.pending[0]
+	q.pending[0] = nil
+	q.pending = q.pending[1:]
+	if len(q.pending) > 0 {
+		q.signal()
+	}
+	return j
+}
+
+func (q *Quantizer) runJob(j *job) {
+	q.mu.Lock()
+	ctx, cancel := context.WithCancelCause(q.ctx)
+	defer cancel(nil)
+	j.cancel = cancel
+	j.snap.State = StateRunning
+	j.snap.StartTime = q.opts.clock().UTC()
+	req, id := j.snap.Request, j.snap.ID
+	q.notifyLocked(j)
+	q.mu.Unlock()
+
+	r := &runner{q: q, j: j, id: id, req: req}
+	ref, err := r.run(ctx)
+
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	switch {
+	case err == nil:
+		j.snap.Result = &ref
+		j.snap.Progress = Progress{Phase: PhaseDone, Fraction: 1, Message: "stored as " + ref.String(), UpdateTime: q.opts.clock().UTC()}
+		q.finishLocked(j, StateSucceeded, nil)
+	case ctx.Err() != nil:
+		cause := context.Cause(ctx)
+		if errors.Is(cause, context.Canceled) && q.ctx.Err() != nil && j.snap.State != StateCancelling {
+			cause = fmt.Errorf("%w: %w", ErrClosed, context.Canceled)
+		}
+		q.finishLocked(j, StateCancelled, cause)
+	default:
+		q.finishLocked(j, StateFailed, err)
+	}
+}
+
+// update applies fn to a running job's snapshot and wakes its watchers.
+func (q *Quantizer) update(j *job, fn func(*Job)) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	fn(&j.snap)
+	q.notifyLocked(j)
+}
+
+func (q *Quantizer) finishLocked(j *job, s State, err error) {
+	j.snap.State = s
+	j.snap.Err = err
+	j.snap.EndTime = q.opts.clock().UTC()
+	j.cancel = nil
+	q.notifyLocked(j)
+	q.evictLocked()
+}
+
+func (q *Quantizer) notifyLocked(j *job) {
+	close(j.changed)
+	j.changed = make(chan struct{})
+}
+
+// evictLocked forgets the oldest finished jobs beyond maxJobs.
+func (q *Quantizer) evictLocked() {
+	excess := len(q.order) - q.opts.maxJobs
+	if excess <= 0 {
+		return
+	}
+	q.order = slices.DeleteFunc(q.order, func(j *job) bool {
+		if excess == 0 || !j.snap.State.Terminal() {
+			return false
+		}
+		excess--
+		delete(q.jobs, j.snap.ID)
+		if k := j.snap.Request.RequestID; k != "" && q.byKey[k] == j {
+			delete(q.byKey, k)
+		}
+		return true
+	})
+}
+
+// snapshot copies the parts of the state that keep changing.
+func (j *job) snapshot() Job {
+	s := j.snap
+	s.Report.Linears = slices.Clone(s.Report.Linears)
+	if s.Result != nil {
+		r := *s.Result
+		s.Result = &r
+	}
+	return s
+}
+
+func newJobID() (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("job id: %w", err)
+	}
+	return "qj-" + hex.EncodeToString(b[:]), nil
+}

@@ -1,0 +1,328 @@
+package quantizer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
+)
+
+// phaseSpan is the share of the whole job each phase covers, for
+// Progress.Fraction.
+func phaseSpan(phase string) [2]float64 {
+	switch phase {
+	case PhaseFetching:
+		return [2]float64{0, 0.10}
+	case PhaseLoading:
+		return [2]float64{0.10, 0.15}
+	case PhaseQuantizing:
+		return [2]float64{0.15, 0.50}
+	case PhaseEvaluating:
+		return [2]float64{0.50, 0.90}
+	}
+	return [2]float64{0.90, 1} // uploading
+}
+
+// runner runs one job.
+type runner struct {
+	q   *Quantizer
+	j   *job
+	id  string
+	req Request
+
+	parent  *registry.Ref
+	srcSize uint64
+	cfg     model.Config
+}
+
+// progress publishes where the job is: done of total units of a phase.
+func (r *runner) progress(phase string, done, total uint64, unit, msg string) {
+	span := phaseSpan(phase)
+	x := 0.0
+	if total > 0 {
+		x = float64(min(done, total)) / float64(total)
+	}
+	f := span[0]*(1-x) + span[1]*x // exact at both ends: fractions never go back
+	r.q.update(r.j, func(j *Job) {
+		j.Progress = Progress{Phase: phase, Done: done, Total: total, Unit: unit, Fraction: f, Message: msg, UpdateTime: r.q.opts.clock().UTC()}
+	})
+}
+
+func (r *runner) run(ctx context.Context) (registry.Ref, error) {
+	work, err := os.MkdirTemp(r.q.opts.workDir, r.id+"-")
+	if err != nil {
+		return registry.Ref{}, fmt.Errorf("work dir: %w", err)
+	}
+	defer os.RemoveAll(work)
+
+	src, err := r.fetch(ctx, work)
+	if err != nil {
+		return registry.Ref{}, err
+	}
+	r.progress(PhaseLoading, 0, 1, "", "loading "+filepath.Base(src))
+	w, tok, err := model.LoadWeights(src)
+	if err != nil {
+		return registry.Ref{}, fmt.Errorf("load %s: %w: %w", filepath.Base(src), err, ErrCheckpoint)
+	}
+	r.cfg = w.Config
+	rep := Report{SourceSizeBytes: r.srcSize, ParameterCount: parameterCount(w)}
+	r.q.update(r.j, func(j *Job) { j.Report = rep })
+
+	calib := r.req.Calibration
+	wantRef := !calib.Disabled && tok != nil
+	ref, release, err := r.quantize(ctx, src, w, wantRef)
+	defer release()
+	if err != nil {
+		return registry.Ref{}, err
+	}
+	out := filepath.Join(work, ggufFileName)
+	gopts := []model.GGUFOption{model.WithTernaryType(ggufType(r.req.Target)), model.WithModelName(r.req.Output.Name)}
+	if err := model.WriteGGUF(out, w, tok, gopts...); err != nil {
+		return registry.Ref{}, fmt.Errorf("write %s: %w: %w", r.req.Target, err, ErrCheckpoint)
+	}
+	if err := ctx.Err(); err != nil {
+		return registry.Ref{}, err
+	}
+
+	if wantRef {
+		text, err := r.calibrationText(ctx, calib)
+		if err != nil {
+			return registry.Ref{}, err
+		}
+		ev, err := evaluate(ctx, ref, out, tok, text, calib, r.req.Threads, func(done, total int) {
+			r.progress(PhaseEvaluating, uint64(done), uint64(total), "tokens", "")
+		})
+		if err != nil {
+			return registry.Ref{}, err
+		}
+		r.q.update(r.j, func(j *Job) {
+			j.Report.PerplexityBefore, j.Report.PerplexityAfter = ev.pplBefore, ev.pplAfter
+			j.Report.MeanKL, j.Report.Top1Agreement, j.Report.CalibrationTokens = ev.meanKL, ev.top1, ev.tokens
+		})
+	}
+	return r.upload(ctx, out)
+}
+
+// fetch returns the local path of the checkpoint: req.Path itself, or the
+// registry files copied into work/src with their sha256 checked.
+func (r *runner) fetch(ctx context.Context, work string) (string, error) {
+	if r.req.Path != "" {
+		st, err := os.Stat(r.req.Path)
+		if err != nil {
+			return "", fmt.Errorf("source: %w", err)
+		}
+		r.srcSize = uint64(dirSize(r.req.Path, st))
+		return r.req.Path, nil
+	}
+	files, format := r.req.Files, r.req.FilesFormat
+	if r.req.Model != "" {
+		v, err := r.q.src.Resolve(ctx, r.req.Model)
+		if err != nil {
+			return "", fmt.Errorf("source model %s: %w", r.req.Model, err)
+		}
+		parent := v.Ref
+		r.parent = &parent
+		files, format = nil, v.Metadata.Format
+		for _, f := range v.Files {
+			files = append(files, SourceFile{Path: f.Path, Digest: f.Digest})
+		}
+	}
+	dir := filepath.Join(work, "src")
+	var ggufPath string
+	for i, f := range files {
+		r.progress(PhaseFetching, uint64(i), uint64(len(files)), "files", f.Path)
+		if err := registry.ValidatePath(f.Path); err != nil {
+			return "", fmt.Errorf("source file: %w", err)
+		}
+		dst := filepath.Join(dir, filepath.FromSlash(f.Path))
+		n, err := r.copyBlob(ctx, dst, f.Digest)
+		if err != nil {
+			return "", fmt.Errorf("fetch %s: %w", f.Path, err)
+		}
+		r.srcSize += uint64(n)
+		if strings.EqualFold(filepath.Ext(f.Path), ".gguf") {
+			ggufPath = dst
+		}
+	}
+	r.progress(PhaseFetching, uint64(len(files)), uint64(len(files)), "files", "")
+	if format == registry.FormatGGUF {
+		return ggufPath, nil
+	}
+	return dir, nil
+}
+
+// copyBlob copies a blob to dst, checking its size and sha256.
+func (r *runner) copyBlob(ctx context.Context, dst string, d registry.Digest) (int64, error) {
+	rc, size, err := r.q.src.OpenBlob(ctx, d)
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return 0, err
+	}
+	f, err := os.Create(dst)
+	if err != nil {
+		return 0, err
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), ctxReader{ctx, rc})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, err
+	}
+	if n != size {
+		return 0, fmt.Errorf("blob %s: read %d bytes, want %d: %w", d, n, size, registry.ErrDigestMismatch)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != string(d) {
+		return 0, fmt.Errorf("blob %s: bytes hash to %s: %w", d, got, registry.ErrDigestMismatch)
+	}
+	return n, nil
+}
+
+// calibrationText returns the inline text or reads the text blob.
+func (r *runner) calibrationText(ctx context.Context, c *Calibration) (string, error) {
+	if c.TextDigest == "" {
+		return c.Text, nil
+	}
+	rc, _, err := r.q.src.OpenBlob(ctx, c.TextDigest)
+	if err != nil {
+		return "", fmt.Errorf("calibration text: %w", err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(ctxReader{ctx, rc}, MaxCalibrationText+1))
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("calibration text: %w", err)
+	case len(b) > MaxCalibrationText:
+		return "", fmt.Errorf("calibration text blob %s: more than %d bytes: %w", c.TextDigest, MaxCalibrationText, ErrInvalid)
+	}
+	return string(b), nil
+}
+
+// upload stores the GGUF file and creates the version.
+func (r *runner) upload(ctx context.Context, path string) (registry.Ref, error) {
+	r.progress(PhaseUploading, 0, 2, "steps", "storing "+ggufFileName)
+	f, err := os.Open(path)
+	if err != nil {
+		return registry.Ref{}, fmt.Errorf("upload: %w", err)
+	}
+	defer f.Close()
+	blob, err := r.q.sink.PutBlob(ctx, f, "")
+	if err != nil {
+		return registry.Ref{}, fmt.Errorf("upload %s: %w", ggufFileName, err)
+	}
+	r.q.mu.Lock()
+	rep := r.j.snap.Report
+	r.q.mu.Unlock()
+	rep.ResultSizeBytes = uint64(blob.Size)
+	r.q.update(r.j, func(j *Job) { j.Report.ResultSizeBytes = rep.ResultSizeBytes })
+	r.progress(PhaseUploading, 1, 2, "steps", "creating version")
+	cfg, err := r.lineageConfig(rep)
+	if err != nil {
+		return registry.Ref{}, err
+	}
+	md := registry.Metadata{
+		Architecture:   r.cfg.Architecture,
+		ParameterCount: rep.ParameterCount,
+		Format:         registry.FormatGGUF,
+		QuantType:      r.req.Target,
+		Labels:         r.req.Output.Labels,
+		Lineage: registry.Lineage{
+			Source: registry.SourceQuantizer, JobID: r.id, Parent: r.parent, ConfigJSON: cfg,
+		},
+	}
+	md.ContextLength, md.VocabSize = uint32(r.cfg.MaxPositions), uint32(r.cfg.VocabSize)
+	if rep.CalibrationTokens > 0 {
+		md.Lineage.Metrics = map[string]float64{
+			"perplexity_before": rep.PerplexityBefore, "perplexity_after": rep.PerplexityAfter,
+			"mean_kl": rep.MeanKL, "top1_agreement": rep.Top1Agreement,
+		}
+	}
+	o := r.req.Output
+	v, err := r.q.sink.CreateVersion(ctx, o.Name, registry.VersionSpec{
+		Files:       []registry.BlobRef{{Path: ggufFileName, Digest: blob.Digest, MediaType: ggufMediaType}},
+		Description: o.Description,
+		Metadata:    md,
+		Aliases:     o.Aliases,
+		CreateModel: true,
+	})
+	if err != nil {
+		return registry.Ref{}, fmt.Errorf("create version of %s: %w", o.Name, err)
+	}
+	return v.Ref, nil
+}
+
+// lineageConfig records how the version was made.
+func (r *runner) lineageConfig(rep Report) (string, error) {
+	c := map[string]any{"target": r.req.Target, "quantizer_job": r.id}
+	if cal := r.req.Calibration; !cal.Disabled {
+		c["calibration_tokens"] = rep.CalibrationTokens
+		c["calibration_context"] = cal.ContextLength
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return "", fmt.Errorf("lineage config: %w", err)
+	}
+	return string(b), nil
+}
+
+func ggufType(t registry.QuantType) gguf.Type {
+	if t == registry.QuantTQ10 {
+		return gguf.TQ1_0
+	}
+	return gguf.TQ2_0
+}
+
+func parameterCount(w *model.Weights) uint64 {
+	n := uint64(len(w.Embed) + len(w.Head) + len(w.Norm))
+	for i := range w.Layers {
+		l := &w.Layers[i]
+		n += uint64(len(l.AttnNorm) + len(l.AttnSubNorm) + len(l.FFNNorm) + len(l.FFNSubNorm))
+		for _, m := range linearsOf(l) {
+			n += uint64(m.m.Rows) * uint64(m.m.Cols)
+		}
+	}
+	return n
+}
+
+// dirSize is the size of a file, or the total size of a directory's files.
+func dirSize(path string, st os.FileInfo) int64 {
+	if !st.IsDir() {
+		return st.Size()
+	}
+	var n int64
+	_ = filepath.WalkDir(path, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// ctxReader stops a copy when ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
