@@ -1,0 +1,172 @@
+#include "textflag.h"
+
+// REDUCE sums the eight lanes of Yacc into a float32 at off(DX), using
+// X12 as scratch.
+#define REDUCE(acc, xacc, off) \
+	VEXTRACTF128 $1, acc, X12 \
+	VADDPS X12, xacc, xacc \
+	VHADDPS xacc, xacc, xacc \
+	VHADDPS xacc, xacc, xacc \
+	VMOVSS xacc, off(DX)
+
+// func dot4x3AVX2(a *float32, lda int, b *float32, ldb int, k int, out *[12]float32)
+// out[r*3+c] = sum_p a[r*lda+p] * b[c*ldb+p] for r < 4, c < 3; k is a
+// positive multiple of 8.
+TEXT ·dot4x3AVX2(SB), NOSPLIT, $0-48
+	MOVQ a+0(FP), SI
+	MOVQ lda+8(FP), R8
+	MOVQ b+16(FP), DI
+	MOVQ ldb+24(FP), R9
+	MOVQ k+32(FP), CX
+	MOVQ out+40(FP), DX
+	SHLQ $2, R8
+	SHLQ $2, R9
+	SHLQ $2, CX
+	LEAQ (SI)(R8*1), R10
+	LEAQ (R10)(R8*1), R11
+	LEAQ (R11)(R8*1), R12
+	LEAQ (DI)(R9*1), R13
+	LEAQ (R13)(R9*1), R14
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	XORQ AX, AX
+
+loop4x3:
+	VMOVUPS (DI)(AX*1), Y12
+	VMOVUPS (R13)(AX*1), Y13
+	VMOVUPS (R14)(AX*1), Y14
+	VMOVUPS (SI)(AX*1), Y15
+	VFMADD231PS Y15, Y12, Y0
+	VFMADD231PS Y15, Y13, Y1
+	VFMADD231PS Y15, Y14, Y2
+	VMOVUPS (R10)(AX*1), Y15
+	VFMADD231PS Y15, Y12, Y3
+	VFMADD231PS Y15, Y13, Y4
+	VFMADD231PS Y15, Y14, Y5
+	VMOVUPS (R11)(AX*1), Y15
+	VFMADD231PS Y15, Y12, Y6
+	VFMADD231PS Y15, Y13, Y7
+	VFMADD231PS Y15, Y14, Y8
+	VMOVUPS (R12)(AX*1), Y15
+	VFMADD231PS Y15, Y12, Y9
+	VFMADD231PS Y15, Y13, Y10
+	VFMADD231PS Y15, Y14, Y11
+	ADDQ $32, AX
+	CMPQ AX, CX
+	JLT loop4x3
+
+	REDUCE(Y0, X0, 0)
+	REDUCE(Y1, X1, 4)
+	REDUCE(Y2, X2, 8)
+	REDUCE(Y3, X3, 12)
+	REDUCE(Y4, X4, 16)
+	REDUCE(Y5, X5, 20)
+	REDUCE(Y6, X6, 24)
+	REDUCE(Y7, X7, 28)
+	REDUCE(Y8, X8, 32)
+	REDUCE(Y9, X9, 36)
+	REDUCE(Y10, X10, 40)
+	REDUCE(Y11, X11, 44)
+	VZEROUPPER
+	RET
+
+// func dot4x1AVX2(a *float32, lda int, b *float32, k int, out *[4]float32)
+// out[r] = sum_p a[r*lda+p] * b[p] for r < 4; k is a positive multiple of 8.
+TEXT ·dot4x1AVX2(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), SI
+	MOVQ lda+8(FP), R8
+	MOVQ b+16(FP), DI
+	MOVQ k+24(FP), CX
+	MOVQ out+32(FP), DX
+	SHLQ $2, R8
+	SHLQ $2, CX
+	LEAQ (SI)(R8*1), R10
+	LEAQ (R10)(R8*1), R11
+	LEAQ (R11)(R8*1), R12
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ AX, AX
+
+loop4x1:
+	VMOVUPS (DI)(AX*1), Y13
+	VFMADD231PS (SI)(AX*1), Y13, Y0
+	VFMADD231PS (R10)(AX*1), Y13, Y1
+	VFMADD231PS (R11)(AX*1), Y13, Y2
+	VFMADD231PS (R12)(AX*1), Y13, Y3
+	ADDQ $32, AX
+	CMPQ AX, CX
+	JLT loop4x1
+
+	REDUCE(Y0, X0, 0)
+	REDUCE(Y1, X1, 4)
+	REDUCE(Y2, X2, 8)
+	REDUCE(Y3, X3, 12)
+	VZEROUPPER
+	RET
+
+// func nn4x16AVX2(a *float32, rsa, csa int, b *float32, ldb int, k int, out *[64]float32)
+// out[r*16+c] = sum_p a[r*rsa+p*csa] * b[p*ldb+c] for r < 4, c < 16, p < k
+// (k > 0): rank-1 updates of a 4x16 block, broadcasting a, no reductions.
+TEXT ·nn4x16AVX2(SB), NOSPLIT, $0-56
+	MOVQ a+0(FP), SI
+	MOVQ rsa+8(FP), R8
+	MOVQ csa+16(FP), R9
+	MOVQ b+24(FP), DI
+	MOVQ ldb+32(FP), R10
+	MOVQ k+40(FP), CX
+	MOVQ out+48(FP), DX
+	SHLQ $2, R8
+	SHLQ $2, R9
+	SHLQ $2, R10
+	LEAQ (R8)(R8*2), R11 // 3 rows
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+loopnn:
+	VMOVUPS (DI), Y12
+	VMOVUPS 32(DI), Y13
+	VBROADCASTSS (SI), Y14
+	VFMADD231PS Y14, Y12, Y0
+	VFMADD231PS Y14, Y13, Y1
+	VBROADCASTSS (SI)(R8*1), Y15
+	VFMADD231PS Y15, Y12, Y2
+	VFMADD231PS Y15, Y13, Y3
+	VBROADCASTSS (SI)(R8*2), Y14
+	VFMADD231PS Y14, Y12, Y4
+	VFMADD231PS Y14, Y13, Y5
+	VBROADCASTSS (SI)(R11*1), Y15
+	VFMADD231PS Y15, Y12, Y6
+	VFMADD231PS Y15, Y13, Y7
+	ADDQ R9, SI
+	ADDQ R10, DI
+	DECQ CX
+	JNZ loopnn
+
+	VMOVUPS Y0, 0(DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	VMOVUPS Y4, 128(DX)
+	VMOVUPS Y5, 160(DX)
+	VMOVUPS Y6, 192(DX)
+	VMOVUPS Y7, 224(DX)
+	VZEROUPPER
+	RET
