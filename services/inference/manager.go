@@ -1,0 +1,486 @@
+package inference
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
+)
+
+// ManagerOption configures a Manager.
+type ManagerOption func(*managerConfig)
+
+type managerConfig struct {
+	budget    int64
+	ttl       time.Duration
+	janitor   time.Duration
+	modelOpts []model.Option
+	schedOpts []SchedulerOption
+	log       *zap.Logger
+	loadModel func(path string, opts ...model.Option) (*model.Model, error)
+	wrapModel func(*model.Model) Model
+}
+
+// WithMemoryBudget bounds the memory of the loaded models (estimated from
+// their weights); 0 (default) means no bound.
+func WithMemoryBudget(bytes int64) ManagerOption { return func(c *managerConfig) { c.budget = bytes } }
+
+// WithIdleTTL unloads models unused for d (default 15 minutes; 0 never).
+func WithIdleTTL(d time.Duration) ManagerOption { return func(c *managerConfig) { c.ttl = d } }
+
+// WithJanitorInterval sets how often idle models are looked for (default a
+// quarter of the TTL, at most a minute).
+func WithJanitorInterval(d time.Duration) ManagerOption {
+	return func(c *managerConfig) { c.janitor = d }
+}
+
+// WithModelOptions passes options to model.Load (e.g. model.WithEngine).
+func WithModelOptions(o ...model.Option) ManagerOption {
+	return func(c *managerConfig) { c.modelOpts = append(c.modelOpts, o...) }
+}
+
+// WithSchedulerOptions configures every model's scheduler.
+func WithSchedulerOptions(o ...SchedulerOption) ManagerOption {
+	return func(c *managerConfig) { c.schedOpts = append(c.schedOpts, o...) }
+}
+
+// WithManagerLogger logs loads and unloads.
+func WithManagerLogger(l *zap.Logger) ManagerOption { return func(c *managerConfig) { c.log = l } }
+
+// withModelWrapper lets tests interpose on Forward (e.g. to hold a step).
+func withModelWrapper(f func(*model.Model) Model) ManagerOption {
+	return func(c *managerConfig) { c.wrapModel = f }
+}
+
+// Manager keeps models loaded on this node: it loads them on first use
+// through its Fetcher, keeps them within the memory budget by evicting the
+// least recently used idle model, and unloads models idle past the TTL. Safe
+// for concurrent use.
+type Manager struct {
+	f   Fetcher
+	cfg managerConfig
+
+	mu      sync.Mutex
+	entries map[string]*entry // by resolved reference, NAME@N
+	closed  bool
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// entry is one loaded (or loading) model version.
+type entry struct {
+	key   string
+	local Local
+	ready chan struct{} // closed when loading ended; err says how
+	err   error
+
+	model *model.Model
+	sched *Scheduler
+	bytes int64
+	since time.Time
+
+	inUse    atomic.Int32 // handles out (guarded by Manager.mu for increments)
+	lastUsed atomic.Int64 // unix nanoseconds
+}
+
+// NewManager returns a manager over f and starts its janitor.
+func NewManager(f Fetcher, opts ...ManagerOption) (*Manager, error) {
+	if f == nil {
+		return nil, fmt.Errorf("model manager: fetcher is nil: %w", ErrInvalid)
+	}
+	c := managerConfig{ttl: 15 * time.Minute, log: zap.NewNop(), loadModel: model.Load}
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.budget < 0 || c.ttl < 0 || c.janitor < 0 {
+		return nil, invalidf("model manager: budget %d, ttl %v, janitor %v: want >= 0", c.budget, c.ttl, c.janitor)
+	}
+	if c.janitor == 0 {
+		c.janitor = min(max(c.ttl/4, 10*time.Millisecond), time.Minute)
+	}
+	m := &Manager{f: f, cfg: c, entries: map[string]*entry{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go m.janitor()
+	return m, nil
+}
+
+// Handle is a loaded model in use; Release it when the request is done so
+// that the model can be evicted again.
+type Handle struct {
+	Ref       *modelv1.ModelRef
+	Model     *model.Model
+	Scheduler *Scheduler
+	e         *entry
+	once      sync.Once
+}
+
+// Release marks the model unused by this handle.
+func (h *Handle) Release() {
+	h.once.Do(func() {
+		h.e.lastUsed.Store(time.Now().UnixNano())
+		h.e.inUse.Add(-1)
+	})
+}
+
+// Acquire returns the model ref names, loading it when needed. ref is the
+// text form NAME, NAME@N or NAME:ALIAS.
+func (m *Manager) Acquire(ctx context.Context, ref string) (*Handle, error) {
+	r, err := modelv1.ParseRef(ref)
+	if err != nil {
+		return nil, err
+	}
+	if r.GetVersion() != 0 { // a loaded version needs no fetch
+		if h, ok, err := m.tryAcquire(ctx, r.Text()); ok || err != nil {
+			return h, err
+		}
+	}
+	loc, err := m.f.Fetch(ctx, r)
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", ref, err)
+	}
+	key := (&modelv1.ModelRef{Name: loc.Ref.GetName(), Version: loc.Ref.GetVersion()}).Text()
+	for {
+		if h, ok, err := m.tryAcquire(ctx, key); ok || err != nil {
+			return h, err
+		}
+		m.mu.Lock()
+		if m.closed {
+			m.mu.Unlock()
+			return nil, fmt.Errorf("model manager: %w", ErrClosed)
+		}
+		if _, ok := m.entries[key]; ok { // someone else started loading it
+			m.mu.Unlock()
+			continue
+		}
+		e := &entry{key: key, local: loc, ready: make(chan struct{}), bytes: preEstimate(loc)}
+		victims, err := m.makeRoomLocked(e.bytes, key)
+		if err != nil {
+			m.mu.Unlock()
+			return nil, err
+		}
+		m.entries[key] = e
+		m.mu.Unlock()
+		m.closeEntries(ctx, victims, "evicted")
+		m.load(e)
+		if e.err != nil {
+			return nil, e.err
+		}
+	}
+}
+
+// tryAcquire takes a handle on a loaded key, waiting for a load in progress.
+// ok is false when the key is not there (or its load failed and was removed).
+func (m *Manager) tryAcquire(ctx context.Context, key string) (*Handle, bool, error) {
+	m.mu.Lock()
+	e, ok := m.entries[key]
+	m.mu.Unlock()
+	if !ok {
+		return nil, false, nil
+	}
+	select {
+	case <-e.ready:
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
+	}
+	if e.err != nil {
+		return nil, false, e.err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.entries[key] != e { // unloaded meanwhile
+		return nil, false, nil
+	}
+	e.inUse.Add(1)
+	e.lastUsed.Store(time.Now().UnixNano())
+	return &Handle{Ref: &modelv1.ModelRef{Name: e.local.Ref.GetName(), Version: e.local.Ref.GetVersion()},
+		Model: e.model, Scheduler: e.sched, e: e}, true, nil
+}
+
+// load loads e's model and starts its scheduler, then marks e ready.
+func (m *Manager) load(e *entry) {
+	start := time.Now()
+	mod, err := m.cfg.loadModel(e.local.Path, m.cfg.modelOpts...)
+	if err == nil && mod.Tokenizer() == nil {
+		mod.Close()
+		err = fmt.Errorf("model %s at %s has no tokenizer: %w", e.key, e.local.Path, ErrInvalid)
+	}
+	var sched *Scheduler
+	if err == nil {
+		var sm Model = mod
+		if m.cfg.wrapModel != nil {
+			sm = m.cfg.wrapModel(mod)
+		}
+		sched, err = NewScheduler(sm, mod.Tokenizer(), m.cfg.schedOpts...)
+		if err != nil {
+			mod.Close()
+		}
+	}
+	m.mu.Lock()
+	if err != nil {
+		e.err = fmt.Errorf("load %s from %s: %w", e.key, e.local.Path, err)
+		delete(m.entries, e.key)
+	} else {
+		e.model, e.sched, e.since = mod, sched, time.Now()
+		e.bytes = estimateBytes(mod.Config())
+		e.lastUsed.Store(time.Now().UnixNano())
+	}
+	close(e.ready)
+	m.mu.Unlock()
+	if err != nil {
+		m.cfg.log.Warn("model load failed", zap.String("model", e.key), zap.Error(err))
+		return
+	}
+	m.cfg.log.Info("model loaded", zap.String("model", e.key), zap.String("path", e.local.Path),
+		zap.Int64("bytes", e.bytes), zap.Duration("took", time.Since(start)))
+}
+
+// estimateBytes is the memory a loaded model keeps: 2-bit ternary linears
+// and the int8 head (the default), plus a float32 embedding when it is not
+// tied. KV caches grow with use and are not counted.
+func estimateBytes(c model.Config) int64 {
+	h, q, kv, in := int64(c.HiddenSize), int64(c.QDim()), int64(c.KVDim()), int64(c.IntermediateSize)
+	perLayer := (h*q + 2*h*kv + q*h + 3*h*in) / 4
+	b := int64(c.NumLayers)*perLayer + int64(c.VocabSize)*h
+	if !c.TieWordEmbeddings {
+		b += 4 * int64(c.VocabSize) * h
+	}
+	return max(b, 1)
+}
+
+// preEstimate is the memory a model will take, before loading it: from a
+// Hugging Face config, else the file size (a GGUF's ternary weights are
+// about what stays in memory).
+func preEstimate(loc Local) int64 {
+	if c, err := model.LoadConfigHF(loc.Path); err == nil {
+		return estimateBytes(c)
+	}
+	return max(loc.Size, 1)
+}
+
+// makeRoomLocked picks least recently used idle models to evict so that need
+// more bytes fit the budget. m.mu is held; the victims leave the map.
+func (m *Manager) makeRoomLocked(need int64, key string) ([]*entry, error) {
+	if m.cfg.budget == 0 {
+		return nil, nil
+	}
+	if need > m.cfg.budget {
+		return nil, fmt.Errorf("model %s needs about %d bytes, the budget is %d: %w", key, need, m.cfg.budget, ErrOverBudget)
+	}
+	var used int64
+	var idle []*entry
+	for _, e := range m.entries {
+		used += e.bytes
+		if isClosed(e.ready) && e.err == nil && e.inUse.Load() == 0 {
+			idle = append(idle, e)
+		}
+	}
+	slices.SortFunc(idle, func(a, b *entry) int { return int(min(max(a.lastUsed.Load()-b.lastUsed.Load(), -1), 1)) })
+	var victims []*entry
+	for len(idle) > 0 && used+need > m.cfg.budget {
+		v := idle[0]
+		idle = idle[1:]
+		if v.sched.Stats().Active+v.sched.Stats().QueueDepth > 0 {
+			continue
+		}
+		delete(m.entries, v.key)
+		used -= v.bytes
+		victims = append(victims, v)
+	}
+	if used+need > m.cfg.budget {
+		for _, v := range victims { // keep them: eviction would not suffice
+			m.entries[v.key] = v
+		}
+		return nil, fmt.Errorf("model %s needs about %d bytes, %d of the budget %d are used by models in use: %w",
+			key, need, used, m.cfg.budget, ErrOverBudget)
+	}
+	return victims, nil
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// closeEntries drains the schedulers of entries already out of the map (their
+// requests in flight finish unless ctx ends) and closes their models.
+func (m *Manager) closeEntries(ctx context.Context, es []*entry, why string) {
+	for _, e := range es {
+		<-e.ready
+		if e.err != nil {
+			continue
+		}
+		_ = e.sched.Drain(ctx)
+		e.model.Close()
+		m.cfg.log.Info("model unloaded", zap.String("model", e.key), zap.String("why", why))
+	}
+}
+
+// LoadedInfo describes a loaded model version.
+type LoadedInfo struct {
+	Ref           *modelv1.ModelRef
+	Path          string
+	Format        modelv1.ModelFormat
+	Quant         modelv1.QuantType
+	Bytes         int64
+	ContextLength int
+	Active        int // requests generating or queued
+	LoadTime      time.Time
+	LastUsed      time.Time
+	Stats         Stats
+}
+
+func (e *entry) info() LoadedInfo {
+	st := e.sched.Stats()
+	return LoadedInfo{
+		Ref:  &modelv1.ModelRef{Name: e.local.Ref.GetName(), Version: e.local.Ref.GetVersion()},
+		Path: e.local.Path, Format: e.local.Format, Quant: e.local.Quant, Bytes: e.bytes,
+		ContextLength: e.model.Config().MaxPositions, Active: st.Active + st.QueueDepth,
+		LoadTime: e.since, LastUsed: time.Unix(0, e.lastUsed.Load()), Stats: st,
+	}
+}
+
+// Load loads ref ahead of traffic and returns what is loaded.
+func (m *Manager) Load(ctx context.Context, ref string) (LoadedInfo, error) {
+	h, err := m.Acquire(ctx, ref)
+	if err != nil {
+		return LoadedInfo{}, err
+	}
+	defer h.Release()
+	return h.e.info(), nil
+}
+
+// Unload unloads ref's loaded versions (every version of NAME for a bare
+// name). Requests in flight finish first, unless ctx ends.
+func (m *Manager) Unload(ctx context.Context, ref string) ([]LoadedInfo, error) {
+	r, err := modelv1.ParseRef(ref)
+	if err != nil {
+		return nil, err
+	}
+	if r.GetAlias() != "" {
+		loc, err := m.f.Fetch(ctx, r)
+		if err != nil {
+			return nil, fmt.Errorf("resolve %s: %w", ref, err)
+		}
+		r = &modelv1.ModelRef{Name: loc.Ref.GetName(), Version: loc.Ref.GetVersion()}
+	}
+	m.mu.Lock()
+	var out []*entry
+	for k, e := range m.entries {
+		if (r.GetVersion() != 0 && k == r.Text()) || (r.GetVersion() == 0 && strings.HasPrefix(k, r.GetName()+"@")) {
+			if isClosed(e.ready) && e.err == nil {
+				delete(m.entries, k)
+				out = append(out, e)
+			}
+		}
+	}
+	m.mu.Unlock()
+	infos := make([]LoadedInfo, 0, len(out))
+	for _, e := range out {
+		infos = append(infos, e.info())
+	}
+	m.closeEntries(ctx, out, "unload request")
+	return infos, nil
+}
+
+// Loaded lists the loaded versions by reference.
+func (m *Manager) Loaded() []LoadedInfo {
+	m.mu.Lock()
+	var es []*entry
+	for _, e := range m.entries {
+		if isClosed(e.ready) && e.err == nil {
+			es = append(es, e)
+		}
+	}
+	m.mu.Unlock()
+	out := make([]LoadedInfo, 0, len(es))
+	for _, e := range es {
+		out = append(out, e.info())
+	}
+	slices.SortFunc(out, func(a, b LoadedInfo) int { return strings.Compare(a.Ref.Text(), b.Ref.Text()) })
+	return out
+}
+
+// Budget returns the memory budget (0: none) and the bytes the loaded models
+// take.
+func (m *Manager) Budget() (budget, used int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, e := range m.entries {
+		used += e.bytes
+	}
+	return m.cfg.budget, used
+}
+
+// Fetcher returns the manager's fetcher.
+func (m *Manager) Fetcher() Fetcher { return m.f }
+
+// janitor unloads models idle past the TTL until Close.
+func (m *Manager) janitor() {
+	defer close(m.done)
+	if m.cfg.ttl == 0 {
+		<-m.stop
+		return
+	}
+	t := time.NewTicker(m.cfg.janitor)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case now := <-t.C:
+			m.unloadIdle(now)
+		}
+	}
+}
+
+func (m *Manager) unloadIdle(now time.Time) {
+	cutoff := now.Add(-m.cfg.ttl).UnixNano()
+	m.mu.Lock()
+	var idle []*entry
+	for k, e := range m.entries {
+		if isClosed(e.ready) && e.err == nil && e.inUse.Load() == 0 && e.lastUsed.Load() < cutoff {
+			st := e.sched.Stats()
+			if st.Active+st.QueueDepth == 0 {
+				delete(m.entries, k)
+				idle = append(idle, e)
+			}
+		}
+	}
+	m.mu.Unlock()
+	m.closeEntries(context.Background(), idle, "idle")
+}
+
+// Close stops the janitor and unloads every model; requests in flight end
+// with ErrClosed.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	var all []*entry
+	for k, e := range m.entries {
+		delete(m.entries, k)
+		all = append(all, e)
+	}
+	m.mu.Unlock()
+	close(m.stop)
+	<-m.done
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // no draining: cancel in-flight requests now
+	m.closeEntries(ctx, all, "shutdown")
+	return nil
+}

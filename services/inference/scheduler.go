@@ -1,0 +1,588 @@
+package inference
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/sampling"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
+)
+
+// Model is what a Scheduler needs of a model; *model.Model implements it.
+type Model interface {
+	Forward(ctx context.Context, steps []model.Step) error
+	NewSequence() *model.Sequence
+	Config() model.Config
+	IsEOS(id int) bool
+}
+
+// DefaultMaxTokens is the generation limit of a Request without MaxTokens.
+const DefaultMaxTokens = 256
+
+// repetitionWindow is how many recent tokens the repetition penalty looks at
+// (the API's documented 64).
+const repetitionWindow = 64
+
+// Request is one generation job for a Scheduler.
+type Request struct {
+	// Prompt is the token ids to complete (BOS included when wanted):
+	// 1 to max_position_embeddings-1 ids in [0, vocab_size).
+	Prompt []int
+	// MaxTokens limits the generated tokens; 0 means DefaultMaxTokens.
+	MaxTokens int
+	// Sampling configures the request's own sampler (greedy when empty);
+	// give sampling.WithSeed for reproducible draws.
+	Sampling []sampling.Option
+	// Stop strings end generation before their first occurrence.
+	Stop []string
+	// EndTokens end generation like the model's EOS (e.g. <|eot_id|> for chats).
+	EndTokens []int
+}
+
+// SchedulerOption configures a Scheduler.
+type SchedulerOption func(*schedConfig)
+
+type schedConfig struct {
+	queueSize, maxBatch, maxBatchTokens, prefillChunk int
+}
+
+// WithQueueCapacity bounds the requests waiting for a batch slot (default 64);
+// Submit fails with a *QueueFullError beyond it.
+func WithQueueCapacity(n int) SchedulerOption { return func(c *schedConfig) { c.queueSize = n } }
+
+// WithMaxBatch bounds the sequences generated together (default 16).
+func WithMaxBatch(n int) SchedulerOption { return func(c *schedConfig) { c.maxBatch = n } }
+
+// WithMaxBatchTokens bounds the tokens of one Forward call (default 256):
+// decode tokens always go in, prompts fill the rest in chunks.
+func WithMaxBatchTokens(n int) SchedulerOption {
+	return func(c *schedConfig) { c.maxBatchTokens = n }
+}
+
+// WithPrefillChunk bounds the prompt tokens one request feeds per iteration
+// (default 64), so that a long prompt does not stall the decodes of others.
+func WithPrefillChunk(n int) SchedulerOption { return func(c *schedConfig) { c.prefillChunk = n } }
+
+// Scheduler runs one model for many concurrent requests with continuous
+// batching. Its owner goroutine starts in NewScheduler and stops in Close (or
+// Drain); requests join and leave between steps.
+type Scheduler struct {
+	m    Model
+	tok  *tokenizer.Tokenizer
+	cfg  schedConfig
+	mcfg model.Config
+
+	ctx    context.Context // the loop's; cancelled by Close
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the loop has exited
+	wake   chan struct{} // Submit -> loop
+
+	mu       sync.Mutex
+	pending  []*job
+	draining bool
+	closed   bool
+
+	// Owned by the loop goroutine.
+	active []*job
+	free   []*model.Sequence
+	steps  []model.Step
+	batch  []*job
+
+	counters
+	rate rateWindow
+}
+
+// counters are read by Stats from any goroutine.
+type counters struct {
+	queueDepth, activeSeqs, batchSize atomic.Int64
+	forwards, batchedForwards         atomic.Uint64
+	maxBatchSeen                      atomic.Int64
+	promptTokens, generatedTokens     atomic.Uint64
+	submitted, completed, cancelled   atomic.Uint64
+	rejected, failed                  atomic.Uint64
+	reqNanosEWMA                      atomic.Int64 // admitted -> finished, smoothed
+}
+
+// NewScheduler starts a scheduler for m, decoding text with tok.
+func NewScheduler(m Model, tok *tokenizer.Tokenizer, opts ...SchedulerOption) (*Scheduler, error) {
+	if m == nil || tok == nil {
+		return nil, fmt.Errorf("scheduler: model and tokenizer are required: %w", ErrInvalid)
+	}
+	c := schedConfig{queueSize: 64, maxBatch: 16, maxBatchTokens: 256, prefillChunk: 64}
+	for _, o := range opts {
+		o(&c)
+	}
+	switch {
+	case c.queueSize < 0:
+		return nil, invalidf("scheduler: queue size %d, want >= 0", c.queueSize)
+	case c.maxBatch < 1:
+		return nil, invalidf("scheduler: max batch %d, want >= 1", c.maxBatch)
+	case c.maxBatchTokens < c.maxBatch:
+		return nil, invalidf("scheduler: max batch tokens %d, want >= max batch %d", c.maxBatchTokens, c.maxBatch)
+	case c.prefillChunk < 1:
+		return nil, invalidf("scheduler: prefill chunk %d, want >= 1", c.prefillChunk)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Scheduler{
+		m: m, tok: tok, cfg: c, mcfg: m.Config(),
+		ctx: ctx, cancel: cancel,
+		done: make(chan struct{}), wake: make(chan struct{}, 1),
+	}
+	go s.run()
+	return s, nil
+}
+
+// job is a request in the scheduler.
+type job struct {
+	ctx       context.Context
+	req       Request
+	max       int
+	out       *Stream
+	sampler   *sampling.Sampler
+	stop      *sampling.StopMatcher
+	dec       *tokenizer.StreamDecoder
+	seq       *model.Sequence
+	fed       int   // prompt tokens in the cache
+	next      []int // the token to feed in the next decode step
+	history   []int // prompt + generated, for the repetition penalty
+	logits    []float32
+	generated int
+	chunk     int // tokens this job feeds in the current step
+
+	submitted, admitted, prompted, first time.Time
+}
+
+// Submit queues req; its events arrive on the returned Stream. ctx is the
+// request's: when it ends, the request leaves at the next step boundary.
+func (s *Scheduler) Submit(ctx context.Context, req Request) (*Stream, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	j, err := s.newJob(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	switch {
+	case s.closed || s.draining:
+		s.mu.Unlock()
+		return nil, fmt.Errorf("scheduler: %w", ErrClosed)
+	case len(s.pending) >= s.cfg.queueSize && len(s.pending)+int(s.activeSeqs.Load()) >= s.cfg.maxBatch:
+		n := len(s.pending)
+		s.mu.Unlock()
+		s.rejected.Add(1)
+		return nil, &QueueFullError{Capacity: s.cfg.queueSize, RetryAfter: s.retryAfter(n)}
+	}
+	s.pending = append(s.pending, j)
+	s.queueDepth.Store(int64(len(s.pending)))
+	s.mu.Unlock()
+	s.submitted.Add(1)
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return j.out, nil
+}
+
+// newJob validates req and prepares its per-request state.
+func (s *Scheduler) newJob(ctx context.Context, req Request) (*job, error) {
+	n := len(req.Prompt)
+	if n == 0 {
+		return nil, invalidf("empty prompt")
+	}
+	if n >= s.mcfg.MaxPositions {
+		return nil, invalidf("prompt of %d tokens, the context holds %d (max_position_embeddings)", n, s.mcfg.MaxPositions)
+	}
+	for i, id := range req.Prompt {
+		if id < 0 || id >= s.mcfg.VocabSize {
+			return nil, invalidf("prompt token %d: id %d out of range [0,%d)", i, id, s.mcfg.VocabSize)
+		}
+	}
+	if req.MaxTokens < 0 {
+		return nil, invalidf("max tokens %d, want >= 0", req.MaxTokens)
+	}
+	sm, err := sampling.New(req.Sampling...)
+	if err != nil {
+		return nil, fmt.Errorf("sampling: %w: %w", err, ErrInvalid)
+	}
+	j := &job{
+		ctx: ctx, req: req, max: req.MaxTokens, out: newStream(), sampler: sm,
+		stop: sampling.NewStopMatcher(req.Stop...), dec: s.tok.NewDecoder(tokenizer.SkipSpecial()),
+		history: append(make([]int, 0, n+16), req.Prompt...), next: make([]int, 1),
+		submitted: time.Now(),
+	}
+	if j.max == 0 {
+		j.max = DefaultMaxTokens
+	}
+	return j, nil
+}
+
+// retryAfter estimates when a queue slot frees: the requests ahead over the
+// batch width times the mean request time.
+func (s *Scheduler) retryAfter(waiting int) time.Duration {
+	per := time.Duration(s.reqNanosEWMA.Load())
+	if per <= 0 {
+		per = time.Second
+	}
+	d := per * time.Duration(waiting+1) / time.Duration(s.cfg.maxBatch)
+	return min(max(d, 100*time.Millisecond), 30*time.Second)
+}
+
+// Drain stops accepting requests, lets those queued and in flight finish, then
+// stops the loop. When ctx ends first the rest are cancelled (Close).
+func (s *Scheduler) Drain(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		s.Close()
+		return ctx.Err()
+	}
+}
+
+// Close stops the loop at the next step boundary; requests still queued or
+// in flight end with ErrClosed. It does not close the model.
+func (s *Scheduler) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	<-s.done
+	return nil
+}
+
+// run is the engine loop, the only goroutine that touches active jobs and
+// calls Forward.
+func (s *Scheduler) run() {
+	defer close(s.done)
+	for {
+		s.mu.Lock()
+		if s.ctx.Err() != nil {
+			pending := s.pending
+			s.pending = nil
+			s.queueDepth.Store(0)
+			s.mu.Unlock()
+			for _, j := range append(pending, s.active...) {
+				s.finish(j, FinishError, fmt.Errorf("scheduler: %w", ErrClosed))
+			}
+			s.active = nil
+			s.activeSeqs.Store(0)
+			return
+		}
+		s.admitLocked()
+		idle := len(s.active) == 0
+		if idle && s.draining && len(s.pending) == 0 {
+			s.closed = true
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		if idle {
+			select {
+			case <-s.wake:
+			case <-s.ctx.Done():
+			}
+			continue
+		}
+		s.step()
+	}
+}
+
+// admitLocked drops cancelled requests from the queue and moves waiting ones
+// into the batch while there is room. s.mu is held.
+func (s *Scheduler) admitLocked() {
+	keep := s.pending[:0]
+	for _, j := range s.pending {
+		if err := j.ctx.Err(); err != nil {
+			s.finish(j, FinishCancelled, err)
+			continue
+		}
+		if len(s.active) < s.cfg.maxBatch {
+			j.admitted = time.Now()
+			j.seq = s.sequence()
+			s.active = append(s.active, j)
+			continue
+		}
+		keep = append(keep, j)
+	}
+	clear(s.pending[len(keep):])
+	s.pending = keep
+	s.queueDepth.Store(int64(len(keep)))
+	s.activeSeqs.Store(int64(len(s.active)))
+}
+
+// sequence returns an empty sequence, reusing a freed one's cache memory.
+func (s *Scheduler) sequence() *model.Sequence {
+	if n := len(s.free); n > 0 {
+		q := s.free[n-1]
+		s.free = s.free[:n-1]
+		return q
+	}
+	return s.m.NewSequence()
+}
+
+// release returns a finished job's sequence to the free list at once.
+func (s *Scheduler) release(j *job) {
+	if j.seq == nil {
+		return
+	}
+	j.seq.Reset()
+	if len(s.free) < s.cfg.maxBatch {
+		s.free = append(s.free, j.seq)
+	}
+	j.seq = nil
+}
+
+// step runs one iteration: drops cancelled requests, builds one Forward call
+// from every decode token and prompt chunks within the token budget, then
+// samples and streams a token for every request whose logits are final.
+func (s *Scheduler) step() {
+	live := s.active[:0]
+	for _, j := range s.active {
+		if err := j.ctx.Err(); err != nil {
+			s.finish(j, FinishCancelled, err)
+			continue
+		}
+		live = append(live, j)
+	}
+	clear(s.active[len(live):])
+	s.active = live
+	s.activeSeqs.Store(int64(len(live)))
+	if len(live) == 0 {
+		return
+	}
+
+	steps, batch := s.steps[:0], s.batch[:0]
+	budget := s.cfg.maxBatchTokens
+	for _, j := range live { // decodes first: one token each
+		if j.fed == len(j.req.Prompt) {
+			j.chunk = 1
+			steps = append(steps, model.Step{Seq: j.seq, Tokens: j.next, Logits: j.logits})
+			batch = append(batch, j)
+			budget--
+		}
+	}
+	for _, j := range live { // then prompt chunks, oldest first
+		if j.fed == len(j.req.Prompt) || (budget <= 0 && len(steps) > 0) {
+			continue
+		}
+		n := min(len(j.req.Prompt)-j.fed, s.cfg.prefillChunk, max(budget, 1))
+		j.chunk = n
+		steps = append(steps, model.Step{Seq: j.seq, Tokens: j.req.Prompt[j.fed : j.fed+n], Logits: j.logits})
+		batch = append(batch, j)
+		budget -= n
+	}
+	s.steps, s.batch = steps, batch
+	s.batchSize.Store(int64(len(steps)))
+
+	err := s.m.Forward(s.ctx, steps)
+	if err != nil {
+		if s.ctx.Err() != nil {
+			return // closing: run fails everything
+		}
+		for _, j := range batch {
+			s.finish(j, FinishError, fmt.Errorf("forward of %d sequences: %w", len(batch), err))
+		}
+		s.dropFinished()
+		return
+	}
+	s.forwards.Add(1)
+	if len(steps) > 1 {
+		s.batchedForwards.Add(1)
+	}
+	if n := int64(len(steps)); n > s.maxBatchSeen.Load() {
+		s.maxBatchSeen.Store(n)
+	}
+	now := time.Now()
+	generated := 0
+	for i, j := range batch {
+		j.logits = steps[i].Logits
+		steps[i] = model.Step{}
+		if err := j.ctx.Err(); err != nil { // ended during the step: send nothing more
+			s.finish(j, FinishCancelled, err)
+			continue
+		}
+		if j.fed < len(j.req.Prompt) {
+			j.fed += j.chunk
+			s.promptTokens.Add(uint64(j.chunk))
+			if j.fed < len(j.req.Prompt) {
+				continue
+			}
+			j.prompted = now
+		}
+		s.advance(j, now)
+		generated++
+	}
+	s.generatedTokens.Add(uint64(generated))
+	s.rate.add(now, generated)
+	s.dropFinished()
+}
+
+// dropFinished removes jobs whose stream ended from the batch.
+func (s *Scheduler) dropFinished() {
+	live := s.active[:0]
+	for _, j := range s.active {
+		if j.seq != nil {
+			live = append(live, j)
+		}
+	}
+	clear(s.active[len(live):])
+	s.active = live
+	s.activeSeqs.Store(int64(len(live)))
+}
+
+// advance samples j's next token from its logits and streams it.
+func (s *Scheduler) advance(j *job, now time.Time) {
+	id, err := j.sampler.TrySample(j.logits, j.history)
+	if err != nil {
+		s.finish(j, FinishError, fmt.Errorf("sample: %w", err))
+		return
+	}
+	if j.first.IsZero() {
+		j.first = now
+		s.rate.firstToken(now, now.Sub(j.submitted))
+	}
+	if s.m.IsEOS(id) || contains(j.req.EndTokens, id) {
+		s.finish(j, FinishEOS, nil)
+		return
+	}
+	j.generated++
+	j.history = append(j.history, id)
+	if len(j.history) > 4*repetitionWindow { // keep the window the penalty reads, bounded
+		j.history = append(j.history[:0], j.history[len(j.history)-repetitionWindow:]...)
+	}
+	text, hit := j.stop.Push(j.dec.Add(id))
+	ev := Event{Text: text, TokenIDs: []int{id}}
+	switch {
+	case hit:
+		s.finishWith(j, ev, FinishStop, nil)
+	case j.generated >= j.max:
+		s.finishWith(j, ev, FinishLength, nil)
+	case j.seq.Len() >= s.mcfg.MaxPositions:
+		s.finishWith(j, ev, FinishContext, nil)
+	default:
+		j.next[0] = id
+		j.out.send(ev)
+	}
+}
+
+func contains(ids []int, id int) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+// finish ends j with an empty final event.
+func (s *Scheduler) finish(j *job, reason FinishReason, err error) {
+	s.finishWith(j, Event{}, reason, err)
+}
+
+// finishWith sends ev as j's final event and frees j's sequence. Held-back
+// text is flushed unless a stop string or an error ended the request.
+func (s *Scheduler) finishWith(j *job, ev Event, reason FinishReason, err error) {
+	now := time.Now()
+	if reason != FinishStop && err == nil {
+		t, _ := j.stop.Push(j.dec.Flush())
+		ev.Text += t + j.stop.Flush()
+	}
+	ev.Final, ev.Finish, ev.Err = true, reason, err
+	ev.Usage = Usage{PromptTokens: len(j.req.Prompt), CompletionTokens: j.generated}
+	ev.Timings = j.timings(now)
+	j.out.send(ev)
+	if !j.admitted.IsZero() {
+		s.updateEWMA(now.Sub(j.admitted))
+	}
+	s.release(j)
+	switch {
+	case reason == FinishCancelled:
+		s.cancelled.Add(1)
+	case err != nil:
+		s.failed.Add(1)
+	default:
+		s.completed.Add(1)
+	}
+}
+
+func (s *Scheduler) updateEWMA(d time.Duration) {
+	old := s.reqNanosEWMA.Load()
+	if old == 0 {
+		s.reqNanosEWMA.Store(int64(d))
+		return
+	}
+	s.reqNanosEWMA.Store(old + (int64(d)-old)/8)
+}
+
+// timings computes a job's timings at its end.
+func (j *job) timings(end time.Time) Timings {
+	t := Timings{Total: end.Sub(j.submitted)}
+	if j.admitted.IsZero() {
+		t.Queue = t.Total
+		return t
+	}
+	t.Queue = j.admitted.Sub(j.submitted)
+	if !j.prompted.IsZero() {
+		t.Prompt = j.prompted.Sub(j.admitted)
+		if t.Prompt > 0 {
+			t.PromptTokensPerSecond = float64(len(j.req.Prompt)) / t.Prompt.Seconds()
+		}
+	}
+	if !j.first.IsZero() {
+		t.FirstToken = j.first.Sub(j.submitted)
+		t.Generation = end.Sub(j.first)
+		if j.generated > 1 && t.Generation > 0 {
+			t.TokensPerSecond = float64(j.generated-1) / t.Generation.Seconds()
+		}
+	}
+	return t
+}
+
+// Stats is a snapshot of a scheduler's load and counters.
+type Stats struct {
+	QueueDepth    int // requests waiting
+	QueueCapacity int
+	Active        int // sequences in the batch
+	MaxBatch      int
+	BatchSize     int // steps in the latest Forward call
+	// Forwards counts Forward calls; BatchedForwards those with more than one
+	// sequence (continuous batching at work); MaxBatchSeen the largest.
+	Forwards, BatchedForwards uint64
+	MaxBatchSeen              int
+	PromptTokens              uint64
+	GeneratedTokens           uint64
+	Submitted, Completed      uint64
+	Cancelled, Rejected       uint64
+	Failed                    uint64
+	// TokensPerSecond is generated tokens per second over the last minute.
+	TokensPerSecond float64
+	// P50FirstToken is the median time to first token over the last minute.
+	P50FirstToken time.Duration
+}
+
+// Stats returns the current counters; safe from any goroutine.
+func (s *Scheduler) Stats() Stats {
+	tps, p50 := s.rate.read(time.Now())
+	return Stats{
+		QueueDepth: int(s.queueDepth.Load()), QueueCapacity: s.cfg.queueSize,
+		Active: int(s.activeSeqs.Load()), MaxBatch: s.cfg.maxBatch, BatchSize: int(s.batchSize.Load()),
+		Forwards: s.forwards.Load(), BatchedForwards: s.batchedForwards.Load(),
+		MaxBatchSeen: int(s.maxBatchSeen.Load()),
+		PromptTokens: s.promptTokens.Load(), GeneratedTokens: s.generatedTokens.Load(),
+		Submitted: s.submitted.Load(), Completed: s.completed.Load(),
+		Cancelled: s.cancelled.Load(), Rejected: s.rejected.Load(), Failed: s.failed.Load(),
+		TokensPerSecond: tps, P50FirstToken: p50,
+	}
+}

@@ -1,0 +1,415 @@
+package inference
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	inferencev1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1"
+	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/chat"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/hardware"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/sampling"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
+)
+
+// Option configures a Server.
+type Option func(*serverConfig)
+
+type serverConfig struct {
+	node, address, version string
+	engine                 *kernels.Engine
+	kernelCap              kernels.Path
+	hw                     *hardware.Report
+	log                    *zap.Logger
+	mgrOpts                []ManagerOption
+	schedOpts              []SchedulerOption
+	budgetSet              bool
+}
+
+// WithNodeName names the node in responses (default: the host name).
+func WithNodeName(name string) Option { return func(c *serverConfig) { c.node = name } }
+
+// WithAddress is the gRPC address NodeInfo reports.
+func WithAddress(addr string) Option { return func(c *serverConfig) { c.address = addr } }
+
+// WithVersion is the software version NodeInfo reports.
+func WithVersion(v string) Option { return func(c *serverConfig) { c.version = v } }
+
+// WithEngine runs every model on e (the caller keeps ownership and closes
+// it); its path is the node's kernel. Without it the server makes an engine
+// on the best path up to the kernel cap and closes it in Close.
+func WithEngine(e *kernels.Engine) Option { return func(c *serverConfig) { c.engine = e } }
+
+// WithKernelCap caps the node's kernel path (operators, tests): the hardware
+// report and the engine use nothing faster than p.
+func WithKernelCap(p kernels.Path) Option { return func(c *serverConfig) { c.kernelCap = p } }
+
+// WithHardware sets the hardware report instead of detecting it.
+func WithHardware(r hardware.Report) Option { return func(c *serverConfig) { c.hw = &r } }
+
+// WithLogger logs requests and model loads (default: none).
+func WithLogger(l *zap.Logger) Option { return func(c *serverConfig) { c.log = l } }
+
+// WithQueueSize bounds each model's request queue (WithQueueCapacity).
+func WithQueueSize(n int) Option {
+	return func(c *serverConfig) { c.schedOpts = append(c.schedOpts, WithQueueCapacity(n)) }
+}
+
+// WithScheduler configures every model's scheduler.
+func WithScheduler(o ...SchedulerOption) Option {
+	return func(c *serverConfig) { c.schedOpts = append(c.schedOpts, o...) }
+}
+
+// WithManager configures the model manager (budget, TTL, model options).
+// Without WithMemoryBudget the budget is half the machine's memory.
+func WithManager(o ...ManagerOption) Option {
+	return func(c *serverConfig) { c.mgrOpts = append(c.mgrOpts, o...) }
+}
+
+// Server implements bitnet.inference.v1.InferenceService for one node.
+type Server struct {
+	inferencev1.UnimplementedInferenceServiceServer
+
+	mgr       *Manager
+	node      string
+	address   string
+	version   string
+	hw        hardware.Report
+	kernel    string
+	engine    *kernels.Engine
+	ownEngine bool
+	log       *zap.Logger
+	start     time.Time
+	cpu       cpuMeter
+}
+
+// NewServer returns a server whose models come from f. Close it to unload
+// them.
+func NewServer(f Fetcher, opts ...Option) (*Server, error) {
+	c := serverConfig{log: zap.NewNop()}
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.node == "" {
+		c.node, _ = os.Hostname()
+	}
+	var hw hardware.Report
+	if c.hw != nil {
+		hw = *c.hw
+	} else {
+		cap := c.kernelCap
+		if cap == "" && c.engine != nil {
+			cap = c.engine.Path()
+		}
+		r, err := hardware.Detect(hardware.WithKernelCap(cap))
+		if err != nil {
+			return nil, fmt.Errorf("inference server: %w", err)
+		}
+		hw = r
+	}
+	s := &Server{node: c.node, address: c.address, version: c.version, hw: hw, log: c.log, start: time.Now()}
+	s.cpu.utilization() // baseline
+	s.engine = c.engine
+	if s.engine == nil {
+		e, err := kernels.New(kernels.WithPath(hw.BestKernel))
+		if err != nil {
+			return nil, fmt.Errorf("inference server: kernel engine %s: %w", hw.BestKernel, err)
+		}
+		s.engine, s.ownEngine = e, true
+	}
+	s.kernel = string(s.engine.Path())
+	mopts := []ManagerOption{WithManagerLogger(c.log)}
+	if hw.MemoryBytes > 0 {
+		mopts = append(mopts, WithMemoryBudget(int64(hw.MemoryBytes/2)))
+	}
+	mopts = append(mopts, c.mgrOpts...)
+	mopts = append(mopts, WithModelOptions(model.WithEngine(s.engine)), WithSchedulerOptions(c.schedOpts...))
+	mgr, err := NewManager(f, mopts...)
+	if err != nil {
+		if s.ownEngine {
+			s.engine.Close()
+		}
+		return nil, fmt.Errorf("inference server: %w", err)
+	}
+	s.mgr = mgr
+	return s, nil
+}
+
+// Register adds the service to a gRPC server.
+func (s *Server) Register(r grpc.ServiceRegistrar) { inferencev1.RegisterInferenceServiceServer(r, s) }
+
+// Manager returns the server's model manager.
+func (s *Server) Manager() *Manager { return s.mgr }
+
+// Node returns the node name; Kernel the kernel path it runs.
+func (s *Server) Node() string { return s.node }
+
+// Kernel returns the kernel path the node's models run on.
+func (s *Server) Kernel() string { return s.kernel }
+
+// Hardware returns the node's hardware report (for Consul Meta).
+func (s *Server) Hardware() hardware.Report { return s.hw }
+
+// Close unloads every model (requests in flight end) and releases the engine
+// the server made.
+func (s *Server) Close() error {
+	err := s.mgr.Close()
+	if s.ownEngine {
+		s.engine.Close()
+	}
+	return err
+}
+
+// Generate implements InferenceService.
+func (s *Server) Generate(req *inferencev1.GenerateRequest, stream grpc.ServerStreamingServer[inferencev1.GenerateResponse]) error {
+	ctx := stream.Context()
+	if err := s.checkRequire(req.GetRequire()); err != nil {
+		return toStatus(err)
+	}
+	if req.GetModel() == "" {
+		return status.Error(codes.InvalidArgument, "model is required")
+	}
+	h, r, out, err := s.submit(ctx, req)
+	if err != nil {
+		return toStatus(err)
+	}
+	defer h.Release()
+	tok := h.Model.Tokenizer()
+	first := true
+	echo := ""
+	if req.GetEcho() {
+		echo = req.GetPrompt()
+		if len(req.GetMessages()) > 0 {
+			echo = tok.DecodeSkipSpecial(r.Prompt)
+		}
+	}
+	for {
+		ev, err := out.Recv(ctx)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return toStatus(err)
+		}
+		if ev.Err != nil {
+			return toStatus(ev.Err)
+		}
+		msg := &inferencev1.GenerateResponse{Text: ev.Text, TokenIds: toU32(ev.TokenIDs)}
+		if first || ev.Final {
+			msg.Node, msg.Kernel, msg.Model = s.node, s.kernel, h.Ref
+		}
+		if first && echo != "" {
+			msg.Text = echo + msg.Text
+		}
+		first = false
+		if ev.Final {
+			msg.FinishReason = finishProto(ev.Finish)
+			msg.Usage = &modelv1.Usage{PromptTokens: uint32(ev.Usage.PromptTokens), CompletionTokens: uint32(ev.Usage.CompletionTokens),
+				TotalTokens: uint32(ev.Usage.PromptTokens + ev.Usage.CompletionTokens)}
+			msg.Timings = timingsProto(ev.Timings)
+		}
+		if err := stream.Send(msg); err != nil {
+			return err
+		}
+		if ev.Final {
+			s.log.Debug("generated", zap.String("model", h.Ref.Text()), zap.Stringer("finish", ev.Finish),
+				zap.Int("prompt_tokens", ev.Usage.PromptTokens), zap.Int("completion_tokens", ev.Usage.CompletionTokens),
+				zap.Duration("first_token", ev.Timings.FirstToken), zap.Duration("total", ev.Timings.Total))
+			return nil
+		}
+	}
+}
+
+// submit acquires the model and queues the request. A model unloaded between
+// the two (its scheduler draining) is acquired again, once.
+func (s *Server) submit(ctx context.Context, req *inferencev1.GenerateRequest) (*Handle, Request, *Stream, error) {
+	for attempt := 0; ; attempt++ {
+		h, err := s.mgr.Acquire(ctx, req.GetModel())
+		if err != nil {
+			return nil, Request{}, nil, err
+		}
+		r, err := buildRequest(req, h.Model, h.Model.Tokenizer())
+		if err != nil {
+			h.Release()
+			return nil, Request{}, nil, err
+		}
+		out, err := h.Scheduler.Submit(ctx, r)
+		if err == nil {
+			return h, r, out, nil
+		}
+		h.Release()
+		if !errors.Is(err, ErrClosed) || attempt > 0 {
+			return nil, Request{}, nil, err
+		}
+	}
+}
+
+// buildRequest turns a GenerateRequest into a scheduler Request: the prompt
+// after BOS (as `bitnet generate` does), or the chat through the template.
+func buildRequest(req *inferencev1.GenerateRequest, m *model.Model, tok *tokenizer.Tokenizer) (Request, error) {
+	var r Request
+	ids, isChat, err := promptIDs(req.GetPrompt(), req.GetMessages(), true, m.Config(), tok)
+	if err != nil {
+		return r, err
+	}
+	r.Prompt = ids
+	if isChat {
+		if id, ok := tok.TokenID(chat.EndOfTurn); ok {
+			r.EndTokens = []int{id}
+		}
+	}
+	r.MaxTokens = int(req.GetMaxTokens())
+	for _, st := range req.GetStop() {
+		if st != "" {
+			r.Stop = append(r.Stop, st)
+		}
+	}
+	temp := 0.8
+	if req.Temperature != nil {
+		temp = float64(req.GetTemperature())
+	}
+	r.Sampling = append(r.Sampling, sampling.WithTemperature(temp), sampling.WithTopK(int(req.GetTopK())),
+		sampling.WithMinP(float64(req.GetMinP())))
+	if req.TopP != nil {
+		r.Sampling = append(r.Sampling, sampling.WithTopP(float64(req.GetTopP())))
+	}
+	if req.RepetitionPenalty != nil {
+		r.Sampling = append(r.Sampling, sampling.WithRepetitionPenalty(float64(req.GetRepetitionPenalty()), repetitionWindow))
+	}
+	if req.Seed != nil {
+		r.Sampling = append(r.Sampling, sampling.WithSeed(req.GetSeed()))
+	}
+	return r, nil
+}
+
+// promptIDs encodes exactly one of prompt and msgs. A prompt gets BOS when
+// bos is set and the model has one; a chat starts with BOS by its template.
+func promptIDs(prompt string, msgs []*inferencev1.ChatMessage, bos bool, c model.Config, tok *tokenizer.Tokenizer) ([]int, bool, error) {
+	if (prompt == "") == (len(msgs) == 0) {
+		return nil, false, invalidf("give exactly one of prompt and messages (got prompt of %d bytes and %d messages)", len(prompt), len(msgs))
+	}
+	if len(msgs) > 0 {
+		cm := make([]chat.Message, len(msgs))
+		for i, m := range msgs {
+			role, err := roleName(m.GetRole())
+			if err != nil {
+				return nil, false, fmt.Errorf("message %d: %w", i, err)
+			}
+			cm[i] = chat.Message{Role: role, Content: m.GetContent()}
+		}
+		text, err := chat.Render(cm, true)
+		if err != nil {
+			return nil, false, fmt.Errorf("chat template: %w: %w", err, ErrInvalid)
+		}
+		return tok.Encode(text), true, nil
+	}
+	var ids []int
+	if bos {
+		if id := c.BOSTokenID; id >= 0 {
+			ids = append(ids, id)
+		} else if id, ok := tok.BOS(); ok {
+			ids = append(ids, id)
+		}
+	}
+	return append(ids, tok.EncodeOrdinary(prompt)...), false, nil
+}
+
+func roleName(r inferencev1.Role) (string, error) {
+	switch r {
+	case inferencev1.Role_ROLE_UNSPECIFIED, inferencev1.Role_ROLE_USER:
+		return chat.RoleUser, nil
+	case inferencev1.Role_ROLE_SYSTEM:
+		return chat.RoleSystem, nil
+	case inferencev1.Role_ROLE_ASSISTANT:
+		return chat.RoleAssistant, nil
+	}
+	return "", invalidf("unknown role %d", r)
+}
+
+// checkRequire fails with ErrUnmet naming the first constraint this node
+// does not meet.
+func (s *Server) checkRequire(req []string) error {
+	for _, r := range req {
+		ok, err := s.hw.Has(r)
+		if err != nil {
+			return fmt.Errorf("require %q: %w: %w", r, err, ErrInvalid)
+		}
+		if !ok {
+			return fmt.Errorf("node %s (kernel %s) does not offer %q: %w", s.node, s.kernel, r, ErrUnmet)
+		}
+	}
+	return nil
+}
+
+// Tokenize implements InferenceService.
+func (s *Server) Tokenize(ctx context.Context, req *inferencev1.TokenizeRequest) (*inferencev1.TokenizeResponse, error) {
+	if req.GetModel() == "" {
+		return nil, status.Error(codes.InvalidArgument, "model is required")
+	}
+	h, err := s.mgr.Acquire(ctx, req.GetModel())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	defer h.Release()
+	tok := h.Model.Tokenizer()
+	ids, _, err := promptIDs(req.GetText(), req.GetMessages(), req.GetAddSpecialTokens(), h.Model.Config(), tok)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &inferencev1.TokenizeResponse{TokenIds: toU32(ids), Tokens: make([]string, len(ids)), Model: h.Ref}
+	added := map[string]bool{}
+	for _, a := range tok.AddedTokens() {
+		added[a.Content] = true
+	}
+	for i, id := range ids {
+		t, _ := tok.Token(id)
+		if !added[t] {
+			t = byteLevel(t)
+		}
+		resp.Tokens[i] = strings.ToValidUTF8(t, "\uFFFD")
+	}
+	return resp, nil
+}
+
+// Detokenize implements InferenceService.
+func (s *Server) Detokenize(ctx context.Context, req *inferencev1.DetokenizeRequest) (*inferencev1.DetokenizeResponse, error) {
+	if req.GetModel() == "" {
+		return nil, status.Error(codes.InvalidArgument, "model is required")
+	}
+	h, err := s.mgr.Acquire(ctx, req.GetModel())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	defer h.Release()
+	vocab := h.Model.Config().VocabSize
+	ids := make([]int, len(req.GetTokenIds()))
+	for i, id := range req.GetTokenIds() {
+		if int64(id) >= int64(vocab) {
+			return nil, toStatus(invalidf("token %d: id %d out of range [0,%d)", i, id, vocab))
+		}
+		ids[i] = int(id)
+	}
+	tok := h.Model.Tokenizer()
+	text := tok.Decode(ids)
+	if req.GetSkipSpecialTokens() {
+		text = tok.DecodeSkipSpecial(ids)
+	}
+	return &inferencev1.DetokenizeResponse{Text: strings.ToValidUTF8(text, "\uFFFD")}, nil
+}
+
+// ListNodes implements InferenceService: the router's job.
+func (s *Server) ListNodes(context.Context, *inferencev1.ListNodesRequest) (*inferencev1.ListNodesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "ListNodes is served by the router; ask this node with NodeInfo")
+}
