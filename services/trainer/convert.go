@@ -1,0 +1,250 @@
+package trainer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
+	trainerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/trainer/v1"
+	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+)
+
+// code maps an error to a gRPC status code.
+func code(err error) codes.Code {
+	if s, ok := status.FromError(err); ok {
+		return s.Code()
+	}
+	for _, m := range []struct {
+		kind error
+		code codes.Code
+	}{
+		{ErrNotFound, codes.NotFound},
+		{ErrInvalid, codes.InvalidArgument},
+		{ErrQueueFull, codes.ResourceExhausted},
+		{ErrClosed, codes.Unavailable},
+		{ErrPrecondition, codes.FailedPrecondition},
+		{registry.ErrNotFound, codes.NotFound},
+		{registry.ErrInvalid, codes.InvalidArgument},
+		{registry.ErrAlreadyExists, codes.AlreadyExists},
+		{registry.ErrDigestMismatch, codes.DataLoss},
+		{registry.ErrFailedPrecondition, codes.FailedPrecondition},
+		{registry.ErrTooLarge, codes.ResourceExhausted},
+		{registry.ErrClosed, codes.Unavailable},
+		{context.Canceled, codes.Canceled},
+		{context.DeadlineExceeded, codes.DeadlineExceeded},
+	} {
+		if errors.Is(err, m.kind) {
+			return m.code
+		}
+	}
+	return codes.Internal
+}
+
+// toStatus converts an error to a gRPC status error, keeping the message.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.Error(code(err), err.Error())
+}
+
+// schedulesPB is a function so that no package state can be mutated.
+func schedulesPB() map[string]trainerv1.Schedule {
+	return map[string]trainerv1.Schedule{
+		ScheduleCosine: trainerv1.Schedule_SCHEDULE_COSINE, ScheduleTwoStage: trainerv1.Schedule_SCHEDULE_TWO_STAGE,
+		ScheduleConstant: trainerv1.Schedule_SCHEDULE_CONSTANT,
+	}
+}
+
+func requestFromPB(req *trainerv1.CreateJobRequest) (Request, error) {
+	var r Request
+	pm := req.GetModel()
+	if pm == nil || req.GetDataset() == nil || req.GetHyperparameters() == nil {
+		return r, fmt.Errorf("model, dataset and hyperparameters are required: %w", ErrInvalid)
+	}
+	switch init := pm.GetInit().(type) {
+	case *trainerv1.ModelSpec_ConfigJson:
+		r.Model.ConfigJSON = init.ConfigJson
+	case *trainerv1.ModelSpec_Parent:
+		r.Model.Parent = init.Parent
+	}
+	r.Model.TokenizerDigest = registry.Digest(pm.GetTokenizerSha256())
+	r.Model.InitStd, r.Model.FullPrecision = pm.GetInitStd(), pm.GetFullPrecision()
+
+	d := req.GetDataset()
+	switch d.GetFormat() {
+	case trainerv1.DatasetFormat_DATASET_FORMAT_UNSPECIFIED, trainerv1.DatasetFormat_DATASET_FORMAT_TEXT:
+	case trainerv1.DatasetFormat_DATASET_FORMAT_JSONL:
+		r.Dataset.JSONL = true
+	default:
+		return r, fmt.Errorf("dataset: format %v: %w", d.GetFormat(), ErrInvalid)
+	}
+	if f := d.GetTextField(); f != "" && f != "text" {
+		return r, fmt.Errorf("dataset: text field %q: only \"text\" is supported: %w", f, ErrInvalid)
+	}
+	if len(d.GetSha256()) == 0 {
+		return r, fmt.Errorf("dataset: no files: %w", ErrInvalid)
+	}
+	for _, s := range d.GetSha256() {
+		r.Dataset.Digests = append(r.Dataset.Digests, registry.Digest(s))
+	}
+	r.Dataset.ValidationFraction = d.GetValidationFraction()
+	r.Dataset.ValidationDigest = registry.Digest(d.GetValidationSha256())
+
+	h := req.GetHyperparameters()
+	big := func(v uint32) int { return int(min(v, 1<<30)) }
+	r.Hyperparameters = Hyperparameters{
+		Steps: big(h.GetSteps()), BatchSize: big(h.GetBatchSize()), SeqLen: big(h.GetSeqLen()),
+		GradAccumulation: big(h.GetGradAccumulation()), LearningRate: h.GetLearningRate(),
+		WarmupFraction: h.GetWarmupFraction(), WarmupSteps: big(h.GetWarmupSteps()), MinLRFraction: h.GetMinLrFraction(),
+		Beta1: h.GetBeta1(), Beta2: h.GetBeta2(), Epsilon: h.GetEpsilon(), Seed: h.GetSeed(),
+		WeightDecay: h.WeightDecay, GradClip: h.GradClip,
+	}
+	switch h.GetSchedule() {
+	case trainerv1.Schedule_SCHEDULE_UNSPECIFIED:
+	default:
+		for k, v := range schedulesPB() {
+			if v == h.GetSchedule() {
+				r.Hyperparameters.Schedule = k
+			}
+		}
+		if r.Hyperparameters.Schedule == "" {
+			return r, fmt.Errorf("hyperparameters: schedule %v: %w", h.GetSchedule(), ErrInvalid)
+		}
+	}
+	if o := req.GetOutput(); o != nil {
+		r.Output = Output{Name: o.GetName(), Aliases: o.GetAliases(), Description: o.GetDescription(), Labels: o.GetLabels()}
+		switch o.GetExportGguf() {
+		case modelv1.QuantType_QUANT_TYPE_UNSPECIFIED:
+		case modelv1.QuantType_QUANT_TYPE_TQ2_0:
+			r.Output.ExportGGUF = registry.QuantTQ20
+		case modelv1.QuantType_QUANT_TYPE_TQ1_0:
+			r.Output.ExportGGUF = registry.QuantTQ10
+		default:
+			return r, fmt.Errorf("output: GGUF export %v: want QUANT_TYPE_TQ2_0 or QUANT_TYPE_TQ1_0: %w", o.GetExportGguf(), ErrInvalid)
+		}
+	}
+	r.EvalInterval, r.EvalTokens = big(req.GetEvalInterval()), big(req.GetEvalTokens())
+	r.CheckpointInterval, r.Threads = big(req.GetCheckpointInterval()), big(req.GetThreads())
+	r.RequestID = req.GetRequestId()
+	return r, nil
+}
+
+func requestToPB(r Request) *trainerv1.CreateJobRequest {
+	m := &trainerv1.ModelSpec{TokenizerSha256: r.Model.TokenizerDigest.Hex(), InitStd: r.Model.InitStd, FullPrecision: r.Model.FullPrecision}
+	if r.Model.Parent != "" {
+		m.Init = &trainerv1.ModelSpec_Parent{Parent: r.Model.Parent}
+	} else {
+		m.Init = &trainerv1.ModelSpec_ConfigJson{ConfigJson: r.Model.ConfigJSON}
+	}
+	d := &trainerv1.Dataset{
+		Format: trainerv1.DatasetFormat_DATASET_FORMAT_TEXT, ValidationFraction: r.Dataset.ValidationFraction,
+		ValidationSha256: r.Dataset.ValidationDigest.Hex(),
+	}
+	if r.Dataset.JSONL {
+		d.Format, d.TextField = trainerv1.DatasetFormat_DATASET_FORMAT_JSONL, "text"
+	}
+	for _, dg := range r.Dataset.Digests {
+		d.Sha256 = append(d.Sha256, dg.Hex())
+	}
+	h := r.Hyperparameters
+	ph := &trainerv1.Hyperparameters{
+		Steps: uint32(h.Steps), BatchSize: uint32(h.BatchSize), SeqLen: uint32(h.SeqLen), GradAccumulation: uint32(h.GradAccumulation),
+		LearningRate: h.LearningRate, Schedule: schedulesPB()[h.Schedule], WarmupFraction: h.WarmupFraction,
+		WarmupSteps: uint32(h.WarmupSteps), MinLrFraction: h.MinLRFraction, WeightDecay: h.WeightDecay,
+		Beta1: h.Beta1, Beta2: h.Beta2, Epsilon: h.Epsilon, GradClip: h.GradClip, Seed: h.Seed,
+	}
+	return &trainerv1.CreateJobRequest{
+		Model: m, Dataset: d, Hyperparameters: ph,
+		Output:       &trainerv1.Output{Name: r.Output.Name, Aliases: r.Output.Aliases, Description: r.Output.Description, Labels: r.Output.Labels, ExportGguf: ggufToPB(r.Output.ExportGGUF)},
+		EvalInterval: uint32(r.EvalInterval), EvalTokens: uint32(r.EvalTokens), CheckpointInterval: uint32(r.CheckpointInterval),
+		Threads: uint32(r.Threads), RequestId: r.RequestID,
+	}
+}
+
+// statesPB is a function so that no package state can be mutated.
+func statesPB() [7]modelv1.JobState {
+	return [...]modelv1.JobState{
+		StateQueued:     modelv1.JobState_JOB_STATE_QUEUED,
+		StateRunning:    modelv1.JobState_JOB_STATE_RUNNING,
+		StateSucceeded:  modelv1.JobState_JOB_STATE_SUCCEEDED,
+		StateFailed:     modelv1.JobState_JOB_STATE_FAILED,
+		StateCancelling: modelv1.JobState_JOB_STATE_CANCELLING,
+		StateCancelled:  modelv1.JobState_JOB_STATE_CANCELLED,
+	}
+}
+
+func stateToPB(s State) modelv1.JobState {
+	if all := statesPB(); s > 0 && int(s) < len(all) {
+		return all[s]
+	}
+	return modelv1.JobState_JOB_STATE_UNSPECIFIED
+}
+
+func stateFromPB(s modelv1.JobState) (State, error) {
+	if s == modelv1.JobState_JOB_STATE_UNSPECIFIED {
+		return 0, nil
+	}
+	for st, p := range statesPB() {
+		if p == s && st > 0 {
+			return State(st), nil
+		}
+	}
+	return 0, fmt.Errorf("state %v: %w", s, ErrInvalid)
+}
+
+func ts(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+func jobToPB(j Job) *trainerv1.Job {
+	m := j.Metrics
+	out := &trainerv1.Job{
+		JobId: j.ID, State: stateToPB(j.State), Request: requestToPB(j.Request),
+		Metrics: &trainerv1.StepMetrics{
+			Step: uint32(m.Step), TotalSteps: uint32(m.TotalSteps), Loss: m.Loss, ValLoss: m.ValLoss,
+			ValPerplexity: m.ValPerplexity, LearningRate: m.LearningRate, GradNorm: m.GradNorm,
+			TokensPerSecond: m.TokensPerSecond, Tokens: m.Tokens, EtaSeconds: m.ETASeconds, ElapsedSeconds: m.ElapsedSeconds,
+		},
+		DatasetSha256: j.DatasetDigest.Hex(), Runner: j.Runner,
+		CreateTime: ts(j.CreateTime), StartTime: ts(j.StartTime), EndTime: ts(j.EndTime),
+	}
+	for _, v := range j.Validation {
+		out.Validation = append(out.Validation, &trainerv1.ValidationPoint{Step: uint32(v.Step), ValLoss: v.ValLoss})
+	}
+	for _, c := range j.Checkpoints {
+		out.Checkpoints = append(out.Checkpoints, &trainerv1.Checkpoint{
+			Step: uint32(c.Step), Sha256: c.Digest.Hex(), SizeBytes: uint64(c.SizeBytes), ValLoss: c.ValLoss, CreateTime: ts(c.CreateTime),
+		})
+	}
+	for _, r := range j.Results {
+		out.Results = append(out.Results, &modelv1.ModelRef{Name: r.Name, Version: r.Version})
+	}
+	if j.Err != nil {
+		out.Error = &rpcstatus.Status{Code: int32(code(j.Err)), Message: j.Err.Error()}
+	}
+	return out
+}
+
+func ggufToPB(q registry.QuantType) modelv1.QuantType {
+	switch q {
+	case registry.QuantTQ20:
+		return modelv1.QuantType_QUANT_TYPE_TQ2_0
+	case registry.QuantTQ10:
+		return modelv1.QuantType_QUANT_TYPE_TQ1_0
+	}
+	return modelv1.QuantType_QUANT_TYPE_UNSPECIFIED
+}
