@@ -1,0 +1,121 @@
+package k8s
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// recorder collects policy violations instead of failing the test.
+type recorder struct{ msgs []string }
+
+func (r *recorder) Errorf(format string, args ...any) {
+	r.msgs = append(r.msgs, fmt.Sprintf(format, args...))
+}
+
+func deployment(m *manifests, name string) *corev1.PodSpec {
+	for _, d := range m.deployments {
+		if d.Name == name {
+			return &d.Spec.Template.Spec
+		}
+	}
+	return nil
+}
+
+// TestPoliciesCatchViolations breaks the rendered dev overlay one way at a
+// time and checks the policies notice, so a check cannot silently pass.
+func TestPoliciesCatchViolations(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(m *manifests)
+		want   string // part of one reported violation
+	}{
+		{"no readiness probe", func(m *manifests) {
+			deployment(m, "bitnet-router").Containers[0].ReadinessProbe = nil
+		}, "want readiness and liveness probes"},
+		{"probe on a missing port", func(m *manifests) {
+			deployment(m, "bitnet-quantizer").Containers[0].LivenessProbe.GRPC.Port = 9090
+		}, "is not a container port"},
+		{"writable root", func(m *manifests) {
+			f := false
+			deployment(m, "bitnet-trainer").Containers[0].SecurityContext.ReadOnlyRootFilesystem = &f
+		}, "readOnlyRootFilesystem is not true"},
+		{"capability added", func(m *manifests) {
+			deployment(m, "bitnet-router").Containers[0].SecurityContext.Capabilities.Add = []corev1.Capability{"NET_ADMIN"}
+		}, "want drop [ALL]"},
+		{"no memory limit", func(m *manifests) {
+			delete(deployment(m, "bitnet-router").Containers[0].Resources.Limits, corev1.ResourceMemory)
+		}, "memory request true / limit false"},
+		{"short grace period", func(m *manifests) {
+			g := int64(15)
+			deployment(m, "bitnet-router").TerminationGracePeriodSeconds = &g
+		}, "terminationGracePeriodSeconds"},
+		{"wrong kernel", func(m *manifests) {
+			c := &deployment(m, "bitnet-inference-avx2").Containers[0]
+			c.Args[slices.Index(c.Args, "--kernel")+1] = "avx512"
+		}, `got --kernel "avx512", want "avx2"`},
+		{"avx2 pool takes avx512 nodes", func(m *manifests) {
+			deployment(m, "bitnet-inference-avx2").Affinity = nil
+		}, "does not exclude nodes with"},
+		{"threads above the CPU limit", func(m *manifests) {
+			c := &deployment(m, "bitnet-inference-arm64").Containers[0]
+			c.Args[slices.Index(c.Args, "--threads")+1] = "8"
+		}, "want the CPU limit"},
+		{"second avx512 pool", func(m *manifests) {
+			for _, d := range m.deployments {
+				if d.Name == "bitnet-inference-avx2" {
+					d.Spec.Template.Labels["bitnet.dev/pool"] = "avx512"
+				}
+			}
+		}, "got 2 inference Deployments for pool avx512"},
+		{"service targets a missing port", func(m *manifests) {
+			for _, s := range m.services {
+				if s.Name == "bitnet-router" {
+					s.Spec.Ports[0].TargetPort = intstr.FromInt32(9999)
+				}
+			}
+		}, "is not a container port"},
+		{"selector misses pods", func(m *manifests) {
+			m.deployments[0].Spec.Selector.MatchLabels["extra"] = "x"
+		}, "does not match pod labels"},
+		{"PDB matches nothing", func(m *manifests) {
+			m.pdbs[0].Spec.Selector.MatchLabels = map[string]string{"app.kubernetes.io/name": "nope"}
+		}, "matches no workload"},
+		{"HPA targets nothing", func(m *manifests) {
+			m.hpas[0].Spec.ScaleTargetRef.Name = "nope"
+		}, "is not a Deployment here"},
+		{"no default deny", func(m *manifests) {
+			m.netpols = slices.DeleteFunc(m.netpols, func(np *networkingv1.NetworkPolicy) bool { return np.Name == "default-deny" })
+		}, "no default-deny NetworkPolicy"},
+		{"advertise missing", func(m *manifests) {
+			c := &deployment(m, "bitnet-router").Containers[0]
+			i := slices.Index(c.Args, "--advertise")
+			c.Args = slices.Delete(c.Args, i, i+2)
+		}, `got --advertise ""`},
+	}
+	dev := build(t, "overlays/dev")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := dev.decode(t)
+			var clean recorder
+			checkAll(&clean, m)
+			if len(clean.msgs) != 0 {
+				t.Fatalf("unbroken overlay reports %q", clean.msgs)
+			}
+			tt.mutate(m)
+			var r recorder
+			checkAll(&r, m)
+			for _, msg := range r.msgs {
+				if strings.Contains(msg, tt.want) {
+					return
+				}
+			}
+			t.Errorf("got violations %q, want one containing %q", r.msgs, tt.want)
+		})
+	}
+}
