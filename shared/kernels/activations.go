@@ -64,7 +64,21 @@ func (a *Activations) Quantize(x []float32) error {
 
 // QuantizeRow quantizes one token x into q (same length) and returns its scale
 // and the sum of q. If q is shorter, only x[:len(q)] is quantized.
+// The result is bit-identical to quantizeRowGeneric on every path.
 func QuantizeRow(q []int8, x []float32) (scale float32, sum int32) {
+	x = x[:min(len(x), len(q))]
+	mb := absMaxBits(x)
+	if mb >= infBits { // Inf or NaN: keep the float64 semantics exactly
+		return quantizeRowGeneric(q, x)
+	}
+	m := max(math.Float32frombits(mb), 1e-5)
+	scale = 127 / m
+	return scale, quantizeScaled(q, x, scale)
+}
+
+// quantizeRowGeneric is the definition QuantizeRow must match bit for bit:
+// float64 round-half-to-even and a float clamp.
+func quantizeRowGeneric(q []int8, x []float32) (scale float32, sum int32) {
 	x = x[:min(len(x), len(q))]
 	var m float32
 	for _, v := range x {

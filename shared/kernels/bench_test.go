@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"testing"
+	"unsafe"
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
@@ -103,4 +104,37 @@ func BenchmarkMatMulInt8(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkHead2B measures the int8 output head of the 2B4T shape
+// (128256 x 2560, 328 MB: far beyond any cache) for one token on one
+// thread, next to ReadSum over the same bytes: decode reads it every token.
+func BenchmarkHead2B(b *testing.B) {
+	const rows, cols = 128256, 2560
+	rng := rand.New(rand.NewPCG(3, 3))
+	w := &Int8Matrix{Rows: rows, Cols: cols, Stride: cols, Data: make([]int8, rows*cols), Scales: make([]float32, rows)}
+	for i := range w.Data {
+		w.Data[i] = int8(i*7 + i>>9)
+	}
+	for i := range w.Scales {
+		w.Scales[i] = 0.01
+	}
+	a := randActivations(b, rng, 1, cols, "")
+	y := make([]float32, rows)
+	e := newEngine(b, Best(), 1)
+	raw := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(w.Data))), len(w.Data))
+	b.Run("matmulint8", func(b *testing.B) {
+		b.SetBytes(int64(len(w.Data)))
+		for b.Loop() {
+			if err := e.MatMulInt8(y, w, a); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("readsum", func(b *testing.B) {
+		b.SetBytes(int64(len(w.Data)))
+		for b.Loop() {
+			ReadSum(raw, true)
+		}
+	})
 }

@@ -16,7 +16,7 @@ type Engine struct {
 	threads int
 	im      impl
 	pool    *pool
-	bufs    sync.Pool // *[]int8 scratch for impl.prepare
+	bufs    sync.Pool // *prepared scratch for impl.prepare
 }
 
 // Option configures an Engine.
@@ -65,8 +65,13 @@ func New(opts ...Option) (*Engine, error) {
 // Path returns the kernel path the engine runs.
 func (e *Engine) Path() Path { return e.path }
 
-// Threads returns the number of worker threads.
-func (e *Engine) Threads() int { return e.threads }
+// Threads returns the number of worker threads (1 for a nil engine).
+func (e *Engine) Threads() int {
+	if e == nil {
+		return 1
+	}
+	return e.threads
+}
 
 // Close stops the worker threads and waits for them. Calls after Close still
 // work, on the calling goroutine only.
@@ -106,21 +111,41 @@ func (e *Engine) MatMul(y []float32, w *ternary.Matrix, a *Activations) error {
 		return nil
 	}
 	ap := a
+	var pp *prepared
 	if e.im.prepare != nil {
-		bp, _ := e.bufs.Get().(*[]int8)
-		if bp == nil {
-			bp = new([]int8)
+		pp = e.prepared()
+		pp.a = *a
+		pp.a.Q = e.im.prepare(pp.buf, a)
+		if &pp.a.Q[0] != &a.Q[0] { // keep the scratch, never the caller's buffer
+			pp.buf = pp.a.Q
 		}
-		defer e.bufs.Put(bp)
-		c := *a
-		c.Q = e.im.prepare(*bp, a)
-		if &c.Q[0] != &a.Q[0] { // keep the scratch, never the caller's buffer
-			*bp = c.Q
-		}
-		ap = &c
+		ap = &pp.a
 	}
-	e.split(w.Rows, a.N, w.Stride, func(r0, r1 int) { e.im.matMul(y, w, ap, r0, r1) })
+	if chunks, per := e.plan(w.Rows, a.N, w.Stride); chunks <= 1 {
+		e.im.matMul(y, w, ap, 0, w.Rows)
+	} else {
+		ka := ap // never reassigned: the closure, made only here, copies it
+		e.pool.do(chunks, e.threads-1, func(c int) { e.im.matMul(y, w, ka, c*per, min((c+1)*per, w.Rows)) })
+	}
+	if pp != nil {
+		pp.a = Activations{Q: pp.a.Q[:0]} // drop the caller's slices
+		e.bufs.Put(pp)
+	}
 	return nil
+}
+
+// prepared is pooled scratch for activations rearranged by impl.prepare, so
+// that a product allocates nothing when it runs on one thread.
+type prepared struct {
+	a   Activations
+	buf []int8
+}
+
+func (e *Engine) prepared() *prepared {
+	if p, ok := e.bufs.Get().(*prepared); ok {
+		return p
+	}
+	return new(prepared)
 }
 
 // checkActivations validates the invariants of a that the kernels rely on.
@@ -136,21 +161,20 @@ func checkActivations(a *Activations) error {
 // rowTile is the row granularity of chunks: a multiple of every SIMD row tile.
 const rowTile = 8
 
-// split runs fn over [0, rows) in chunks shared by the engine's threads.
-// rowBytes (weight bytes per row) and n (tokens) size the chunks so that
-// small products are not split into pieces cheaper than a wake-up.
-func (e *Engine) split(rows, n, rowBytes int, fn func(r0, r1 int)) {
+// plan splits [0, rows) into chunks of per rows (a multiple of rowTile)
+// for the engine's threads. rowBytes (weight bytes per row) and n (tokens)
+// size the chunks so that small products are not split into pieces cheaper
+// than a wake-up; chunks <= 1 means "run inline".
+func (e *Engine) plan(rows, n, rowBytes int) (chunks, per int) {
 	const minWork = 64 << 10 // bytes x tokens of work below which a chunk is not worth a thread
 	work := rows * rowBytes * max(n, 1)
-	chunks := min(e.threads*4, work/minWork, (rows+rowTile-1)/rowTile)
+	chunks = min(e.threads*4, work/minWork, (rows+rowTile-1)/rowTile)
 	if e.threads == 1 || chunks <= 1 {
-		fn(0, rows)
-		return
+		return 1, rows
 	}
-	per := (rows + chunks - 1) / chunks
+	per = (rows + chunks - 1) / chunks
 	per = (per + rowTile - 1) / rowTile * rowTile
-	chunks = (rows + per - 1) / per
-	e.pool.do(chunks, e.threads-1, func(c int) { fn(c*per, min((c+1)*per, rows)) })
+	return (rows + per - 1) / per, per
 }
 
 // matMulGeneric computes rows [r0, r1) of y for every token.

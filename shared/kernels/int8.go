@@ -69,7 +69,11 @@ func (e *Engine) MatMulInt8(y []float32, w *Int8Matrix, a *Activations) error {
 	if a.N == 0 {
 		return nil
 	}
-	e.split(w.Rows, a.N, w.Stride, func(r0, r1 int) { e.im.matMulInt8(y, w, a, r0, r1) })
+	if chunks, per := e.plan(w.Rows, a.N, w.Stride); chunks <= 1 {
+		e.im.matMulInt8(y, w, a, 0, w.Rows)
+	} else {
+		e.pool.do(chunks, e.threads-1, func(c int) { e.im.matMulInt8(y, w, a, c*per, min((c+1)*per, w.Rows)) })
+	}
 	return nil
 }
 

@@ -44,10 +44,25 @@ func ternaryTiles(ts *tileSet) func(y []float32, w *ternary.Matrix, a *Activatio
 			return
 		}
 		rows := w.Rows
+		// The per-token factors, divided once per call rather than once
+		// per tile (the same division, so the same bits).
+		var fbuf [256]float32
+		fs := fbuf[:0]
+		if a.N <= len(fbuf) {
+			fs = fbuf[:a.N]
+			for t := range fs {
+				fs[t] = w.Scale / a.Scale[t]
+			}
+		}
 		ts.run(w.Codes, w.Stride, a.Q, a.Stride, a.Stride/ternary.BlockSize, r0, r1, a.N,
 			func(r, t, R, T int, d *[maxTile]int32) {
 				for j := range T {
-					f := w.Scale / a.Scale[t+j]
+					var f float32
+					if t+j < len(fs) {
+						f = fs[t+j]
+					} else {
+						f = w.Scale / a.Scale[t+j]
+					}
 					s := a.Sum[t+j]
 					for i := range R {
 						y[(t+j)*rows+r+i] = float32(d[i*T+j]-s) * f

@@ -61,6 +61,17 @@ const gemvBlocks = 16
 // so weights are read from memory once per call, not once per token block.
 const gemmPanelBytes = 16 << 10
 
+// stack16 and stackGEMV return their argument. The kernels are called
+// through func values, so the compiler would move a buffer passed to them to
+// the heap (an allocation per product); none of them keeps the pointer, and
+// these assembly identity functions, declared noescape, say so.
+//
+//go:noescape
+func stack16(p *[16]int32) *[16]int32
+
+//go:noescape
+func stackGEMV(p *[4 * gemvBlocks]int32) *[4 * gemvBlocks]int32
+
 // gemmTiles calls tile(r, t) for every tile of 4 rows x nt tokens in rows
 // [r0, r4) and tokens [0, n) (r4-r0 a multiple of 4, n of nt), panel by
 // panel of rows.
@@ -132,9 +143,10 @@ func (k *neonKernels) matMul(y []float32, w *ternary.Matrix, a *Activations, r0,
 	if nt := k.tTokens; nt > 0 && a.N >= nt {
 		t = a.N / nt * nt
 		r4 := r0 + (r1-r0)/4*4
-		var out [16]int32
+		var buf [16]int32
+		out := stack16(&buf)
 		gemmTiles(r0, r4, t, nt, w.Stride, func(r, t int) {
-			k.tTile(&w.Codes[r*w.Stride], w.Stride, &a.Q[t*a.Stride], a.Stride, groups, &out)
+			k.tTile(&w.Codes[r*w.Stride], w.Stride, &a.Q[t*a.Stride], a.Stride, groups, out)
 			for j := range nt {
 				f := w.Scale / a.Scale[t+j]
 				yt := y[(t+j)*w.Rows+r : (t+j)*w.Rows+r+4]
@@ -150,7 +162,8 @@ func (k *neonKernels) matMul(y []float32, w *ternary.Matrix, a *Activations, r0,
 			}
 		}
 	}
-	var out [4 * gemvBlocks]int32
+	var gbuf [4 * gemvBlocks]int32
+	out := stackGEMV(&gbuf)
 	for ; t < a.N; t++ {
 		q := &a.Q[t*a.Stride]
 		f := w.Scale / a.Scale[t]
@@ -188,9 +201,10 @@ func (k *neonKernels) matMulInt8(y []float32, w *Int8Matrix, a *Activations, r0,
 	if k.i4x4 != nil && a.N >= 4 {
 		t = a.N / 4 * 4
 		r4 := r0 + (r1-r0)/4*4
-		var out [16]int32
+		var buf [16]int32
+		out := stack16(&buf)
 		gemmTiles(r0, r4, t, 4, w.Stride, func(r, t int) {
-			k.i4x4(&w.Data[r*w.Stride], w.Stride, &a.Q[t*a.Stride], a.Stride, steps*int8Step/32, &out)
+			k.i4x4(&w.Data[r*w.Stride], w.Stride, &a.Q[t*a.Stride], a.Stride, steps*int8Step/32, out)
 			for j := range 4 {
 				yt := y[(t+j)*w.Rows+r : (t+j)*w.Rows+r+4]
 				for i := range 4 {
@@ -204,7 +218,8 @@ func (k *neonKernels) matMulInt8(y []float32, w *Int8Matrix, a *Activations, r0,
 			}
 		}
 	}
-	var out [4 * gemvBlocks]int32
+	var gbuf [4 * gemvBlocks]int32
+	out := stackGEMV(&gbuf)
 	for ; t < a.N; t++ {
 		q := &a.Q[t*a.Stride]
 		yt := y[t*w.Rows : (t+1)*w.Rows]

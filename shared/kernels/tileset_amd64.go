@@ -24,19 +24,34 @@ type tileSet struct {
 // maxTile bounds R*T of every tile set.
 const maxTile = 32
 
+// stackTile returns its argument. The tile kernels and finishers are called
+// through func values, so the compiler would move a tile passed to them to
+// the heap (an allocation per product); none of them keeps the pointer, and
+// this assembly identity function, declared noescape, says so.
+//
+//go:noescape
+func stackTile(d *[maxTile]int32) *[maxTile]int32
+
 // finisher turns the int32 tile d (R x T, at row r and token t) into outputs.
 type finisher func(r, t, R, T int, d *[maxTile]int32)
 
 // run computes rows [r0, r1) for n tokens of a weight matrix w (rows ws bytes
 // apart) and activations q (tokens qs bytes apart), nblk blocks per row.
 func (ts *tileSet) run(w []byte, ws int, q []int8, qs, nblk, r0, r1, n int, fin finisher) {
-	var d [maxTile]int32
+	var buf [maxTile]int32
+	d := stackTile(&buf)
 	if n == 1 {
 		r := r0
 		for _, g := range ts.gemv {
-			for ; r+g.rows <= r1; r += g.rows {
-				g.fn(&w[r*ws], ws, &q[0], qs, nblk, &d[0])
-				fin(r, 0, g.rows, 1, &d)
+			// Fill the whole tile with consecutive row groups before
+			// finishing them: one finisher call per maxTile rows.
+			for g.rows <= maxTile && r+g.rows <= r1 {
+				k := 0
+				for ; k+g.rows <= maxTile && r+k+g.rows <= r1; k += g.rows {
+					g.fn(&w[(r+k)*ws], ws, &q[0], qs, nblk, &d[k])
+				}
+				fin(r, 0, k, 1, d)
+				r += k
 			}
 		}
 		return
@@ -56,13 +71,13 @@ func (ts *tileSet) run(w []byte, ws int, q []int8, qs, nblk, r0, r1, n int, fin 
 			for ; r+ts.R <= c1; r += ts.R {
 				for t := b0; t < b1; t += ts.T {
 					ts.big(&w[r*ws], ws, &q[t*qs], qs, nblk, &d[0])
-					fin(r, t, ts.R, ts.T, &d)
+					fin(r, t, ts.R, ts.T, d)
 				}
 			}
 			for ; r < c1; r++ {
 				for t := b0; t < b1; t += ts.T {
 					ts.thin(&w[r*ws], ws, &q[t*qs], qs, nblk, &d[0])
-					fin(r, t, 1, ts.T, &d)
+					fin(r, t, 1, ts.T, d)
 				}
 			}
 		}
@@ -70,11 +85,11 @@ func (ts *tileSet) run(w []byte, ws int, q []int8, qs, nblk, r0, r1, n int, fin 
 			r := c0
 			for ; r+ts.R <= c1; r += ts.R {
 				ts.rows(&w[r*ws], ws, &q[t*qs], qs, nblk, &d[0])
-				fin(r, t, ts.R, 1, &d)
+				fin(r, t, ts.R, 1, d)
 			}
 			for ; r < c1; r++ {
 				ts.one(&w[r*ws], ws, &q[t*qs], qs, nblk, &d[0])
-				fin(r, t, 1, 1, &d)
+				fin(r, t, 1, 1, d)
 			}
 		}
 	}

@@ -1,14 +1,10 @@
 package model
 
-import (
-	"math"
-	"sync"
-)
+import "math"
 
 // attention computes causal attention for the n tokens of layer li into
 // scratch.att, reading each step's KV cache (widened once per step when it
-// holds fp16). Large calls spread (token, head) pairs over the engine's thread
-// count; the goroutines end before it returns.
+// holds fp16). Large calls spread (token, head) pairs over the engine's pool.
 func (m *Model) attention(li int, steps []Step, n int) {
 	c, sc := m.cfg, &m.scratch
 	kvd := c.KVDim()
@@ -22,8 +18,14 @@ func (m *Model) attention(li int, steps []Step, n int) {
 		end := s.n + len(steps[si].Tokens)
 		work += len(steps[si].Tokens) * (s.n + len(steps[si].Tokens)/2 + 1)
 		v := &sc.kvs[si]
+		v.k16, v.v16 = nil, nil
 		if s.k16 == nil {
 			v.k, v.v = s.k[li][:end*kvd], s.v[li][:end*kvd]
+			continue
+		}
+		if halfRows(c.HeadDim) { // read fp16 in place: no O(context) widening per layer
+			v.k, v.v = nil, nil
+			v.k16, v.v16 = s.k16[li][:end*kvd], s.v16[li][:end*kvd]
 			continue
 		}
 		v.kbuf, v.vbuf = grow(v.kbuf, end*kvd), grow(v.vbuf, end*kvd)
@@ -43,21 +45,20 @@ func (m *Model) attention(li int, steps []Step, n int) {
 		m.attendUnits(0, 1, units)
 		return
 	}
-	var wg sync.WaitGroup
-	for w := 1; w < threads; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
+	// Worker w takes units w, w+threads, ...: its own scores buffer, and
+	// long and short prefixes interleaved for balance.
+	m.eng.Parallel(threads, 1, func(lo, hi int) {
+		for w := lo; w < hi; w++ {
 			m.attendUnits(w, threads, units)
-		}(w)
-	}
-	m.attendUnits(0, threads, units)
-	wg.Wait()
+		}
+	})
 }
 
-// kvView is one step's keys and values of the current layer as float32.
+// kvView is one step's keys and values of the current layer: float32 (k, v;
+// widened into kbuf, vbuf from an fp16 cache) or fp16 read in place (k16, v16).
 type kvView struct {
 	k, v, kbuf, vbuf []float32
+	k16, v16         []uint16
 }
 
 // attendUnits runs units w, w+stride, ... where unit u is head u%NumHeads of
@@ -75,11 +76,19 @@ func (m *Model) attendUnits(w, stride, units int) {
 		scores := sc.scores[w]
 		off := (h / group) * hd
 		q := sc.q[t*qd+h*hd : t*qd+(h+1)*hd]
-		dotRows(scores, q, kv.k[off:], kvd)
+		if kv.k16 != nil {
+			dotRowsHalf(scores, q, kv.k16[off:], kvd)
+		} else {
+			dotRows(scores, q, kv.k[off:], kvd)
+		}
 		for j := range scores {
 			scores[j] *= scale
 		}
 		softmax(scores)
-		accumRows(sc.att[t*qd+h*hd:t*qd+(h+1)*hd], scores, kv.v[off:], kvd)
+		if out := sc.att[t*qd+h*hd : t*qd+(h+1)*hd]; kv.v16 != nil {
+			accumRowsHalf(out, scores, kv.v16[off:], kvd)
+		} else {
+			accumRows(out, scores, kv.v[off:], kvd)
+		}
 	}
 }

@@ -124,27 +124,11 @@ func quantizeInt8Rows(w []float32, rows, cols int) *kernels.Int8Matrix {
 }
 
 // quantizeRowInt8 writes q = round_half_even(x * 127/max|x|) and returns the
-// scale that maps q back to x (max|x|/127, as 1/(127/max)). Adding and
-// subtracting 1.5*2^23 rounds a float32 below 2^22 to the nearest even
-// integer without a float64 round trip.
+// scale that maps q back to x (max|x|/127, as 1/(127/max)): the activation
+// quantiser of kernels.QuantizeRow (SIMD where the CPU has it), which never
+// reaches its -128 clamp because |x * 127/max|x|| <= 127.
 func quantizeRowInt8(q []int8, x []float32) float32 {
-	var mb uint32 // max |x| as bits: non-negative floats order like integers
-	for _, v := range x {
-		if b := math.Float32bits(v) &^ (1 << 31); b > mb {
-			mb = b
-		}
-	}
-	m := math.Float32frombits(mb)
-	if m < 1e-5 {
-		m = 1e-5
-	}
-	s := 127 / m
-	const magic = 12582912 // 1.5 * 2^23
-	q = q[:len(x)]
-	for i, v := range x {
-		t := float32(v * s)
-		q[i] = int8(int32(float32(t+magic) - magic))
-	}
+	s, _ := kernels.QuantizeRow(q[:len(x)], x)
 	return 1 / s
 }
 

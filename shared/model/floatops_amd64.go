@@ -89,3 +89,36 @@ func accumRows(out, p, v []float32, stride int) {
 	}
 	accumRowsGeneric(out, p, v, stride)
 }
+
+//go:noescape
+func dotRowsF16(out, q *float32, k *uint16, n, hd, stride int)
+
+//go:noescape
+func accumRowsF16(out, p *float32, v *uint16, n, hd, stride int)
+
+// halfRows reports whether dotRowsHalf and accumRowsHalf read an fp16 KV
+// cache in place for head size hd, so attention need not widen it first.
+func halfRows(hd int) bool { return hasAVX2FMA && hasF16C && hd > 0 && hd%8 == 0 }
+
+// dotRowsHalf is dotRows over half-precision k, with the same results as
+// widening k first; halfRows(len(q)) must hold.
+func dotRowsHalf(out, q []float32, k []uint16, stride int) {
+	n, hd := len(out), len(q)
+	if n == 0 {
+		return
+	}
+	k = k[:(n-1)*stride+hd] // bounds for the assembly
+	dotRowsF16(&out[0], &q[0], &k[0], n, hd, stride)
+}
+
+// accumRowsHalf is accumRows over half-precision v, with the same results as
+// widening v first; halfRows(len(out)) must hold.
+func accumRowsHalf(out, p []float32, v []uint16, stride int) {
+	n, hd := len(p), len(out)
+	if n == 0 {
+		clear(out)
+		return
+	}
+	v = v[:(n-1)*stride+hd] // bounds for the assembly
+	accumRowsF16(&out[0], &p[0], &v[0], n, hd, stride)
+}

@@ -309,3 +309,178 @@ store8:
 accumdone:
 	VZEROUPPER
 	RET
+
+// func dotRowsF16(out, q *float32, k *uint16, n, hd, stride int)
+// dotRowsAVX2 with k in IEEE half (F16C): the widening is exact, the FMA
+// order the same, so the results are those of widening k first.
+TEXT ·dotRowsF16(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), DI
+	MOVQ q+8(FP), SI
+	MOVQ k+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ hd+32(FP), R11
+	MOVQ stride+40(FP), R9
+	SHLQ $1, R9            // row stride in bytes
+	SHLQ $2, R11           // q length in bytes
+	LEAQ (R9)(R9*2), R13   // 3 rows in bytes
+
+h4rows:
+	CMPQ   CX, $4
+	JL     h1rows
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ   R10, R10        // q offset
+	MOVQ   DX, R12         // k of row 0 at this offset
+
+h4inner:
+	VMOVUPS     (SI)(R10*1), Y4
+	VCVTPH2PS   (R12), Y5
+	VCVTPH2PS   (R12)(R9*1), Y6
+	VCVTPH2PS   (R12)(R9*2), Y7
+	VCVTPH2PS   (R12)(R13*1), Y8
+	VFMADD231PS Y5, Y4, Y0
+	VFMADD231PS Y6, Y4, Y1
+	VFMADD231PS Y7, Y4, Y2
+	VFMADD231PS Y8, Y4, Y3
+	ADDQ        $32, R10
+	ADDQ        $16, R12
+	CMPQ        R10, R11
+	JL          h4inner
+
+	VHADDPS      Y1, Y0, Y0
+	VHADDPS      Y3, Y2, Y2
+	VHADDPS      Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVUPS      X0, (DI)
+	ADDQ         $16, DI
+	LEAQ         (DX)(R9*4), DX
+	SUBQ         $4, CX
+	JMP          h4rows
+
+h1rows:
+	TESTQ  CX, CX
+	JEQ    hrowsdone
+	VXORPS Y0, Y0, Y0
+	XORQ   R10, R10
+	MOVQ   DX, R12
+
+h1inner:
+	VMOVUPS     (SI)(R10*1), Y4
+	VCVTPH2PS   (R12), Y5
+	VFMADD231PS Y5, Y4, Y0
+	ADDQ        $32, R10
+	ADDQ        $16, R12
+	CMPQ        R10, R11
+	JL          h1inner
+
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	VMOVSS       X0, (DI)
+	ADDQ         $4, DI
+	ADDQ         R9, DX
+	DECQ         CX
+	JMP          h1rows
+
+hrowsdone:
+	VZEROUPPER
+	RET
+
+// func accumRowsF16(out, p *float32, v *uint16, n, hd, stride int)
+// accumRowsAVX2 with v in IEEE half (F16C), same order, same results.
+TEXT ·accumRowsF16(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), DI
+	MOVQ p+8(FP), SI
+	MOVQ v+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ hd+32(FP), R8
+	MOVQ stride+40(FP), R9
+	SHLQ $1, R9
+
+hblock64:
+	CMPQ   R8, $64
+	JL     hblock8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVQ   SI, R10
+	MOVQ   DX, R11
+	MOVQ   CX, R12
+
+hrows64:
+	TESTQ        R12, R12
+	JEQ          hstore64
+	VBROADCASTSS (R10), Y8
+	VCVTPH2PS    (R11), Y9
+	VCVTPH2PS    16(R11), Y10
+	VCVTPH2PS    32(R11), Y11
+	VCVTPH2PS    48(R11), Y12
+	VFMADD231PS  Y9, Y8, Y0
+	VFMADD231PS  Y10, Y8, Y1
+	VFMADD231PS  Y11, Y8, Y2
+	VFMADD231PS  Y12, Y8, Y3
+	VCVTPH2PS    64(R11), Y9
+	VCVTPH2PS    80(R11), Y10
+	VCVTPH2PS    96(R11), Y11
+	VCVTPH2PS    112(R11), Y12
+	VFMADD231PS  Y9, Y8, Y4
+	VFMADD231PS  Y10, Y8, Y5
+	VFMADD231PS  Y11, Y8, Y6
+	VFMADD231PS  Y12, Y8, Y7
+	ADDQ         $4, R10
+	ADDQ         R9, R11
+	DECQ         R12
+	JMP          hrows64
+
+hstore64:
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	VMOVUPS Y4, 128(DI)
+	VMOVUPS Y5, 160(DI)
+	VMOVUPS Y6, 192(DI)
+	VMOVUPS Y7, 224(DI)
+	ADDQ    $256, DI
+	ADDQ    $128, DX
+	SUBQ    $64, R8
+	JMP     hblock64
+
+hblock8:
+	TESTQ  R8, R8
+	JEQ    haccumdone
+	VXORPS Y0, Y0, Y0
+	MOVQ   SI, R10
+	MOVQ   DX, R11
+	MOVQ   CX, R12
+
+hrows8:
+	TESTQ        R12, R12
+	JEQ          hstore8
+	VBROADCASTSS (R10), Y8
+	VCVTPH2PS    (R11), Y9
+	VFMADD231PS  Y9, Y8, Y0
+	ADDQ         $4, R10
+	ADDQ         R9, R11
+	DECQ         R12
+	JMP          hrows8
+
+hstore8:
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, DI
+	ADDQ    $16, DX
+	SUBQ    $8, R8
+	JMP     hblock8
+
+haccumdone:
+	VZEROUPPER
+	RET

@@ -22,3 +22,26 @@ func dotRows(out, q, k []float32, stride int) { dotRowsGeneric(out, q, k, stride
 
 // accumRows sets out = sum over j < len(p) of p[j] * v[j*stride:][:len(out)].
 func accumRows(out, p, v []float32, stride int) { accumRowsGeneric(out, p, v, stride) }
+
+// halfRows reports whether dotRowsHalf and accumRowsHalf read an fp16 KV
+// cache in place; off amd64 attention widens the cache instead.
+func halfRows(int) bool { return false }
+
+// dotRowsHalf is dotRows over half-precision k (unused where halfRows is false).
+func dotRowsHalf(out, q []float32, k []uint16, stride int) {
+	row := make([]float32, len(q))
+	for j := range out {
+		widen(row, k[j*stride:j*stride+len(q)])
+		out[j] = dotGeneric(q, row)
+	}
+}
+
+// accumRowsHalf is accumRows over half-precision v (unused where halfRows is false).
+func accumRowsHalf(out, p []float32, v []uint16, stride int) {
+	row := make([]float32, len(out))
+	clear(out)
+	for j, w := range p {
+		widen(row, v[j*stride:j*stride+len(out)])
+		axpyGeneric(out, w, row)
+	}
+}

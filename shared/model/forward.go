@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
@@ -35,6 +34,10 @@ type scratch struct {
 	hidden, logits                     []float32
 	pos, step                          []int
 	act                                *kernels.Activations
+	// The layer being computed, for the tokenOps.
+	li    int
+	layer *Layer
+	steps []Step
 }
 
 // Forward runs all tokens of all steps through the model: every BitLinear
@@ -137,7 +140,7 @@ func (sc *scratch) resize(n int, c Config) {
 func (m *Model) bitLinear(x []float32, n int, ws []*ternary.Matrix, ys [][]float32) error {
 	a := m.scratch.act
 	a.Reset(n, ws[0].Cols)
-	if err := a.Quantize(x); err != nil {
+	if err := m.eng.Quantize(a, x); err != nil {
 		return fmt.Errorf("model: quantize activations: %w", err)
 	}
 	for i, w := range ws {
@@ -152,68 +155,87 @@ func (m *Model) bitLinear(x []float32, n int, ws []*ternary.Matrix, ys [][]float
 func (m *Model) layer(li int, steps []Step, n int) error {
 	L := &m.layers[li]
 	c, sc := m.cfg, &m.scratch
-	eps := c.RMSNormEps
-	qd, kvd := c.QDim(), c.KVDim()
+	sc.li, sc.layer, sc.steps = li, L, steps
+	defer func() { sc.layer, sc.steps = nil, nil }()
+	h, qd, kvd, in := c.HiddenSize, c.QDim(), c.KVDim(), c.IntermediateSize
 
-	h, in := c.HiddenSize, c.IntermediateSize
-	m.parallelTokens(n, h, func(lo, hi int) {
-		rmsNorm(sc.xn[lo*h:hi*h], sc.x[lo*h:hi*h], L.AttnNorm, eps)
-	})
+	m.forTokens(n, h, opAttnNorm)
 	if err := m.bitLinear(sc.xn, n, []*ternary.Matrix{L.Q, L.K, L.V}, [][]float32{sc.q, sc.k, sc.v}); err != nil {
 		return fmt.Errorf("layer %d attention: %w", li, err)
 	}
-	m.parallelTokens(n, qd+kvd, func(lo, hi int) {
-		for t := lo; t < hi; t++ {
-			p := sc.pos[t]
-			m.rope.apply(sc.q[t*qd:(t+1)*qd], c.NumHeads, p)
-			m.rope.apply(sc.k[t*kvd:(t+1)*kvd], c.NumKVHeads, p)
-			steps[sc.step[t]].Seq.store(li, p, sc.k[t*kvd:(t+1)*kvd], sc.v[t*kvd:(t+1)*kvd])
-		}
-	})
+	m.forTokens(n, qd+kvd, opRoPEStore)
 	m.attention(li, steps, n)
-	m.parallelTokens(n, qd, func(lo, hi int) {
-		rmsNorm(sc.att[lo*qd:hi*qd], sc.att[lo*qd:hi*qd], L.AttnSubNorm, eps)
-	})
+	m.forTokens(n, qd, opAttnSubNorm)
 	if err := m.bitLinear(sc.att, n, []*ternary.Matrix{L.O}, [][]float32{sc.tmp}); err != nil {
 		return fmt.Errorf("layer %d o_proj: %w", li, err)
 	}
-	m.parallelTokens(n, h, func(lo, hi int) {
-		addTo(sc.x[lo*h:hi*h], sc.tmp[lo*h:hi*h])
-		rmsNorm(sc.xn[lo*h:hi*h], sc.x[lo*h:hi*h], L.FFNNorm, eps)
-	})
+	m.forTokens(n, h, opResidualFFNNorm)
 	if err := m.bitLinear(sc.xn, n, []*ternary.Matrix{L.Gate, L.Up}, [][]float32{sc.gate, sc.up}); err != nil {
 		return fmt.Errorf("layer %d mlp: %w", li, err)
 	}
-	m.parallelTokens(n, in, func(lo, hi int) {
-		relu2Mul(sc.gate[lo*in:hi*in], sc.up[lo*in:hi*in])
-		rmsNorm(sc.gate[lo*in:hi*in], sc.gate[lo*in:hi*in], L.FFNSubNorm, eps)
-	})
+	m.forTokens(n, in, opReLU2SubNorm)
 	if err := m.bitLinear(sc.gate, n, []*ternary.Matrix{L.Down}, [][]float32{sc.tmp}); err != nil {
 		return fmt.Errorf("layer %d down_proj: %w", li, err)
 	}
-	addTo(sc.x, sc.tmp)
+	m.forTokens(n, h, opResidual)
 	return nil
 }
 
-// parallelTokens runs fn over ranges of the n tokens (width floats each) on
-// up to the engine's thread count when the work pays for the goroutines
-// (prefill, large batches); decode steps run inline. The goroutines end
-// before it returns.
-func (m *Model) parallelTokens(n, width int, fn func(lo, hi int)) {
-	threads := min(m.eng.Threads(), n)
-	if threads <= 1 || n*width < 1<<15 {
-		fn(0, n)
+// tokenOp is one float step of a layer over tokens [lo, hi), reading the
+// current layer from scratch. Plain functions, not closures: a decode step
+// allocates nothing.
+type tokenOp func(m *Model, lo, hi int)
+
+// forTokens runs op over the n tokens (width floats each), on the engine's
+// pool when the work pays for the hand-off (prefill, large batches) and
+// inline otherwise (decode).
+func (m *Model) forTokens(n, width int, op tokenOp) {
+	// About 8K floats per range: a few microseconds of float work, the
+	// cost of waking a pool worker.
+	grain := (8<<10 + width - 1) / max(width, 1)
+	if m.eng.Threads() == 1 || n < 2*grain {
+		op(m, 0, n)
 		return
 	}
-	var wg sync.WaitGroup
-	chunk := (n + threads - 1) / threads
-	for lo := chunk; lo < n; lo += chunk {
-		wg.Add(1)
-		go func(lo, hi int) {
-			defer wg.Done()
-			fn(lo, hi)
-		}(lo, min(lo+chunk, n))
+	m.eng.Parallel(n, grain, func(lo, hi int) { op(m, lo, hi) })
+}
+
+func opAttnNorm(m *Model, lo, hi int) {
+	sc, h := &m.scratch, m.cfg.HiddenSize
+	rmsNorm(sc.xn[lo*h:hi*h], sc.x[lo*h:hi*h], sc.layer.AttnNorm, m.cfg.RMSNormEps)
+}
+
+// opRoPEStore rotates q and k and appends k and v to each token's cache.
+func opRoPEStore(m *Model, lo, hi int) {
+	c, sc := m.cfg, &m.scratch
+	qd, kvd := c.QDim(), c.KVDim()
+	for t := lo; t < hi; t++ {
+		p := sc.pos[t]
+		m.rope.apply(sc.q[t*qd:(t+1)*qd], c.NumHeads, p)
+		m.rope.apply(sc.k[t*kvd:(t+1)*kvd], c.NumKVHeads, p)
+		sc.steps[sc.step[t]].Seq.store(sc.li, p, sc.k[t*kvd:(t+1)*kvd], sc.v[t*kvd:(t+1)*kvd])
 	}
-	fn(0, min(chunk, n))
-	wg.Wait()
+}
+
+func opAttnSubNorm(m *Model, lo, hi int) {
+	sc, qd := &m.scratch, m.cfg.QDim()
+	rmsNorm(sc.att[lo*qd:hi*qd], sc.att[lo*qd:hi*qd], sc.layer.AttnSubNorm, m.cfg.RMSNormEps)
+}
+
+// opResidualFFNNorm adds o_proj's output to the residual and normalises it.
+func opResidualFFNNorm(m *Model, lo, hi int) {
+	sc, h := &m.scratch, m.cfg.HiddenSize
+	addTo(sc.x[lo*h:hi*h], sc.tmp[lo*h:hi*h])
+	rmsNorm(sc.xn[lo*h:hi*h], sc.x[lo*h:hi*h], sc.layer.FFNNorm, m.cfg.RMSNormEps)
+}
+
+func opReLU2SubNorm(m *Model, lo, hi int) {
+	sc, in := &m.scratch, m.cfg.IntermediateSize
+	relu2Mul(sc.gate[lo*in:hi*in], sc.up[lo*in:hi*in])
+	rmsNorm(sc.gate[lo*in:hi*in], sc.gate[lo*in:hi*in], sc.layer.FFNSubNorm, m.cfg.RMSNormEps)
+}
+
+func opResidual(m *Model, lo, hi int) {
+	sc, h := &m.scratch, m.cfg.HiddenSize
+	addTo(sc.x[lo*h:hi*h], sc.tmp[lo*h:hi*h])
 }

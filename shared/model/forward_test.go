@@ -273,11 +273,9 @@ func TestDecodeAllocs(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	// The model itself allocates nothing per step; the budget is for the
-	// kernels package's per-call bookkeeping (16 products per step here).
-	t.Logf("decode step: %v allocations", allocs)
-	if allocs > 64 {
-		t.Errorf("decode step: got %v allocations, want <= 64", allocs)
+	// On one thread neither the model nor the kernels allocate per step.
+	if allocs > 0 {
+		t.Errorf("decode step: got %v allocations, want 0", allocs)
 	}
 }
 

@@ -601,3 +601,26 @@ func TestGGUFForeignKeys(t *testing.T) {
 		t.Errorf("file without a tokenizer: got %v, %v; want nil, nil", tok, err)
 	}
 }
+
+// BenchmarkReadGGUF measures loading a mid-sized file (bytes/s of file).
+func BenchmarkReadGGUF(b *testing.B) {
+	c := ggufConfig256(true)
+	c.HiddenSize, c.IntermediateSize, c.NumHeads, c.NumKVHeads, c.HeadDim = 1024, 2816, 8, 2, 128
+	c.VocabSize, c.NumLayers, c.BOSTokenID, c.EOSTokenIDs = 16384, 4, -1, nil
+	w := ggufWeights(b, c, 1)
+	path := filepath.Join(b.TempDir(), "m.gguf")
+	if err := WriteGGUF(path, w, nil); err != nil {
+		b.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(st.Size())
+	b.ResetTimer()
+	for b.Loop() {
+		if _, _, err := ReadGGUF(path); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

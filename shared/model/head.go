@@ -1,6 +1,10 @@
 package model
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
+)
 
 // logits runs the final norm and the head for the tokens the steps ask for.
 func (m *Model) logits(steps []Step) error {
@@ -29,14 +33,14 @@ func (m *Model) logits(steps []Step) error {
 	if m.head8 != nil {
 		a := sc.act
 		a.Reset(rows, h)
-		if err := a.Quantize(sc.hidden); err != nil {
+		if err := m.eng.Quantize(a, sc.hidden); err != nil {
 			return fmt.Errorf("model: quantize head input: %w", err)
 		}
 		if err := m.eng.MatMulInt8(sc.logits, m.head8, a); err != nil {
 			return fmt.Errorf("model: lm_head: %w", err)
 		}
 	} else {
-		headF32(sc.logits, m.head, sc.hidden, rows, vocab, h)
+		headF32(m.eng, sc.logits, m.head, sc.hidden, rows, vocab, h)
 	}
 	r = 0
 	for si := range steps {
@@ -53,9 +57,9 @@ func (m *Model) logits(steps []Step) error {
 }
 
 // headF32 computes y[t*vocab+r] = dot(x[t], w[r]) in float32, vocabulary
-// rows split over the available cores.
-func headF32(y, w, x []float32, rows, vocab, h int) {
-	parallelFor(vocab, 1024, func(lo, hi int) {
+// rows split over the engine's pool.
+func headF32(e *kernels.Engine, y, w, x []float32, rows, vocab, h int) {
+	e.Parallel(vocab, 1024, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			wr := w[r*h : (r+1)*h]
 			for t := 0; t < rows; t++ {
