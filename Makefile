@@ -1,12 +1,20 @@
-.PHONY: up test build
+.PHONY: up test build images proto
 
 # up runs the whole mesh in one process with embedded storage.
 up:
 	go run ./cmd/bitnet up
 
-# test runs every check CI runs (installs qemu-user and Consul when missing).
+# test runs every check CI runs (installs qemu-user, Consul and buf when missing).
 test:
 	./tools/ci/test.sh
 
 build:
-	CGO_ENABLED=0 go build -o bin/bitnet ./cmd/bitnet
+	CGO_ENABLED=0 go build -trimpath -o bin/bitnet ./cmd/bitnet
+
+# images builds the amd64 and arm64 OCI images without Docker.
+images:
+	go run ./tools/image --out dist/oci
+
+# proto regenerates the protobuf code (pinned buf and plugins).
+proto:
+	tools/proto/generate.sh

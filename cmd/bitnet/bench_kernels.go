@@ -2,10 +2,260 @@ package main
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
+	"flag"
+	"fmt"
 	"io"
+	"math/rand/v2"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
 
-func runBenchKernels(_ context.Context, _ []string, _, _ io.Writer) error {
-	return errors.New("bench_kernels: not implemented yet")
+// kernelShapes returns the BitLinear shapes (out x in) of BitNet b1.58 2B4T.
+func kernelShapes() [][2]int { return [][2]int{{2560, 2560}, {640, 2560}, {6912, 2560}, {2560, 6912}} }
+
+// benchKernelResult is one measurement of "bitnet bench kernels".
+type benchKernelResult struct {
+	Path       string  `json:"path"`
+	Out        int     `json:"out"`
+	In         int     `json:"in"`
+	N          int     `json:"n"`
+	Threads    int     `json:"threads"`
+	Cold       bool    `json:"cold"`
+	NsPerOp    float64 `json:"ns_per_op"`
+	WeightGBps float64 `json:"weight_gbps"`
+	GOPS       float64 `json:"gops"`
+	BWRatio    float64 `json:"bw_ratio"`
+}
+
+// benchKernelReport is the --json output (the contract of issue 2).
+type benchKernelReport struct {
+	BandwidthGBps map[string]float64  `json:"bandwidth_gbps"`
+	Results       []benchKernelResult `json:"results"`
+}
+
+// benchKernelConfig sizes one run.
+type benchKernelConfig struct {
+	paths     []kernels.Path
+	threads   []int
+	shapes    [][2]int      // out x in
+	ns        []int         // token counts; n = 1 also runs cold
+	probeSize int           // bytes streamed by the bandwidth probe
+	minTime   time.Duration // per repetition
+	reps      int           // best of reps
+	coldBytes int           // weights rotated through by cold runs (> LLC)
+}
+
+// runBenchKernels implements "bitnet bench kernels": memory read bandwidth,
+// then every kernel path over the 2B4T shapes for n = 1 (cold and
+// cache-resident), 8 and 64 tokens at 1 and all threads.
+func runBenchKernels(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench kernels", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	quick := fs.Bool("quick", false, "shorter run (smaller probe, fewer repetitions)")
+	pathFlag := fs.String("path", "", "only this kernel path: generic, avx2, avx512 or neon (default: every supported one)")
+	threads := fs.Int("threads", runtime.GOMAXPROCS(0), "thread count of the multi-threaded runs (runs also use 1)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("bench kernels: unexpected arguments %q", fs.Args())
+	}
+	if *threads < 1 {
+		return fmt.Errorf("bench kernels: --threads %d must be at least 1", *threads)
+	}
+	cfg := benchKernelConfig{
+		paths: kernels.Supported(), threads: []int{1}, shapes: kernelShapes(), ns: []int{1, 8, 64}, probeSize: 1 << 30,
+		minTime: 200 * time.Millisecond, reps: 3, coldBytes: 96 << 20,
+	}
+	if *threads > 1 {
+		cfg.threads = append(cfg.threads, *threads)
+	}
+	if *quick {
+		cfg.probeSize, cfg.minTime, cfg.reps = 256<<20, 30*time.Millisecond, 1
+	}
+	if *pathFlag != "" {
+		p, err := kernels.ParsePath(*pathFlag)
+		if err != nil {
+			return fmt.Errorf("bench kernels: %w", err)
+		}
+		if !kernels.IsSupported(p) {
+			return fmt.Errorf("bench kernels: %w: %q (supported: %v)", kernels.ErrUnsupported, p, kernels.Supported())
+		}
+		cfg.paths = []kernels.Path{p}
+	}
+	rep, err := benchKernels(ctx, cfg, stderr)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		return enc.Encode(rep)
+	}
+	printKernelReport(stdout, rep)
+	return nil
+}
+
+func benchKernels(ctx context.Context, cfg benchKernelConfig, log io.Writer) (*benchKernelReport, error) {
+	rep := &benchKernelReport{BandwidthGBps: map[string]float64{}}
+	buf := make([]byte, cfg.probeSize)
+	for i := range buf {
+		buf[i] = byte(i)
+	}
+	for _, th := range cfg.threads {
+		// Best of runs with and without software prefetch: bw_ratio is then
+		// against the bandwidth really achievable.
+		bw := 0.0
+		for range max(cfg.reps, 2) {
+			for _, pf := range []bool{false, true} {
+				bw = max(bw, readBandwidth(buf, th, pf))
+			}
+		}
+		rep.BandwidthGBps[strconv.Itoa(th)] = bw
+		fmt.Fprintf(log, "read bandwidth, %d threads: %.1f GB/s\n", th, bw)
+	}
+	buf = nil
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, sh := range cfg.shapes {
+		rows, cols := sh[0], sh[1]
+		w, err := randomTernary(rng, rows, cols)
+		if err != nil {
+			return nil, fmt.Errorf("bench kernels: shape %dx%d: %w", rows, cols, err)
+		}
+		cold := []*ternary.Matrix{w}
+		for len(cold)*len(w.Codes) < cfg.coldBytes {
+			c := *w
+			c.Codes = append([]byte(nil), w.Codes...)
+			cold = append(cold, &c)
+		}
+		for _, n := range cfg.ns {
+			a := kernels.NewActivations(n, cols)
+			x := make([]float32, n*cols)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
+			if err := a.Quantize(x); err != nil {
+				return nil, err
+			}
+			y := make([]float32, n*rows)
+			for _, p := range cfg.paths {
+				for _, th := range cfg.threads {
+					e, err := kernels.New(kernels.WithPath(p), kernels.WithThreads(th))
+					if err != nil {
+						return nil, err
+					}
+					for _, isCold := range []bool{true, false} {
+						if isCold && n != 1 {
+							continue
+						}
+						if err := ctx.Err(); err != nil {
+							e.Close()
+							return nil, err
+						}
+						set := cold[:1]
+						if isCold {
+							set = cold
+						}
+						ns, err := timeMatMul(e, y, set, a, cfg)
+						if err != nil {
+							e.Close()
+							return nil, err
+						}
+						r := benchKernelResult{
+							Path: string(p), Out: rows, In: cols, N: n, Threads: th, Cold: isCold, NsPerOp: ns,
+							WeightGBps: float64(len(w.Codes)) / ns,
+							GOPS:       2 * float64(rows*cols*n) / ns,
+						}
+						if bw := rep.BandwidthGBps[strconv.Itoa(th)]; bw > 0 {
+							r.BWRatio = r.WeightGBps / bw
+						}
+						rep.Results = append(rep.Results, r)
+						fmt.Fprintf(log, "%-7s %4dx%-4d n=%-2d threads=%d cold=%-5t %8.1f GB/s %7.1f GOPS\n",
+							p, rows, cols, n, th, isCold, r.WeightGBps, r.GOPS)
+					}
+					e.Close()
+				}
+			}
+		}
+	}
+	return rep, nil
+}
+
+// timeMatMul returns the best ns per MatMul over cfg.reps repetitions of at
+// least cfg.minTime, rotating through ws.
+func timeMatMul(e *kernels.Engine, y []float32, ws []*ternary.Matrix, a *kernels.Activations, cfg benchKernelConfig) (float64, error) {
+	for _, w := range ws { // warm up and check once
+		if err := e.MatMul(y, w, a); err != nil {
+			return 0, err
+		}
+		if len(ws) > 8 {
+			break
+		}
+	}
+	best := 0.0
+	i := 0
+	for range cfg.reps {
+		start := time.Now()
+		ops := 0
+		for ops == 0 || time.Since(start) < cfg.minTime {
+			for range len(ws) {
+				if err := e.MatMul(y, ws[i%len(ws)], a); err != nil {
+					return 0, err
+				}
+				i++
+				ops++
+			}
+		}
+		ns := float64(time.Since(start).Nanoseconds()) / float64(ops)
+		if best == 0 || ns < best {
+			best = ns
+		}
+	}
+	return best, nil
+}
+
+// readBandwidth streams buf with threads goroutines (each its own slice) and
+// returns GB/s.
+func readBandwidth(buf []byte, threads int, prefetch bool) float64 {
+	part := len(buf) / threads &^ 255
+	var wg sync.WaitGroup
+	sums := make([]uint64, threads) // kept so the reads are not dead code
+	start := time.Now()
+	for t := range threads {
+		wg.Go(func() { sums[t] = kernels.ReadSum(buf[t*part:(t+1)*part], prefetch) })
+	}
+	wg.Wait()
+	sec := time.Since(start).Seconds()
+	return float64(part*threads) / sec / 1e9
+}
+
+// randomTernary returns a rows x cols matrix of random codes.
+func randomTernary(rng *rand.Rand, rows, cols int) (*ternary.Matrix, error) {
+	m, err := ternary.New(rows, cols, 0.5)
+	if err != nil {
+		return nil, err
+	}
+	for i := range m.Codes {
+		v := rng.IntN(81)
+		m.Codes[i] = byte(v%3 | v/3%3<<2 | v/9%3<<4 | v/27<<6)
+	}
+	return m, nil
+}
+
+func printKernelReport(w io.Writer, rep *benchKernelReport) {
+	fmt.Fprintln(w, "read bandwidth (GB/s):")
+	for k, v := range rep.BandwidthGBps {
+		fmt.Fprintf(w, "  %s threads: %.1f\n", k, v)
+	}
+	fmt.Fprintf(w, "%-7s %-10s %3s %7s %5s %12s %9s %8s %8s\n", "path", "shape", "n", "threads", "cold", "ns/op", "GB/s", "GOPS", "bw_ratio")
+	for _, r := range rep.Results {
+		fmt.Fprintf(w, "%-7s %-10s %3d %7d %5t %12.0f %9.2f %8.1f %8.2f\n", r.Path, fmt.Sprintf("%dx%d", r.Out, r.In),
+			r.N, r.Threads, r.Cold, r.NsPerOp, r.WeightGBps, r.GOPS, r.BWRatio)
+	}
 }

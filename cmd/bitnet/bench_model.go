@@ -1,11 +1,286 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
 
-func runBenchModel(_ context.Context, _ []string, _, _ io.Writer) error {
-	return errors.New("bench_model: not implemented yet")
+// benchModelResult is one thread count's measurement.
+type benchModelResult struct {
+	Threads     int     `json:"threads"`
+	LoadSeconds float64 `json:"load_s"`
+	PrefillTokS float64 `json:"prefill_tok_s"`
+	DecodeTokS  float64 `json:"decode_tok_s"`
+	// Tokens per second of process CPU time (user+sys): on a busy machine
+	// this tracks the uncontended single-thread rate better than wall time.
+	PrefillTokCPUS float64 `json:"prefill_tok_per_cpu_s,omitempty"`
+	DecodeTokCPUS  float64 `json:"decode_tok_per_cpu_s,omitempty"`
+	VmRSSMiB       float64 `json:"vmrss_mib"`
+}
+
+// benchModelReport is the --json output of "bitnet bench model".
+type benchModelReport struct {
+	Model       string             `json:"model"`
+	Kernel      string             `json:"kernel"`
+	Prompt      int                `json:"prompt_tokens"`
+	Gen         int                `json:"gen_tokens"`
+	Results     []benchModelResult `json:"results"`
+	VmHWMMiB    float64            `json:"vmhwm_mib"`
+	TernaryMiB  float64            `json:"ternary_weights_mib"`
+	HeadInt8MiB float64            `json:"head_int8_mib"`
+	KVCacheMiB  float64            `json:"kv_cache_mib"`
+	// TargetRSSMiB is the issue's bound: (ternary + head + KV) * 1.1.
+	TargetRSSMiB float64 `json:"target_rss_mib"`
+	GoMaxProcs   int     `json:"gomaxprocs"`
+	NumCPU       int     `json:"num_cpu"`
+	TimestampUTC string  `json:"time"`
+}
+
+// runBenchModel implements "bitnet bench model": prefill and decode speed,
+// load time and resident memory of a model at one or more thread counts.
+func runBenchModel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench model", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("model", "", "model: a Hugging Face directory or a .gguf file (required)")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	threadList := fs.String("threads", "1,2", "comma-separated thread counts")
+	prompt := fs.Int("prompt", 128, "prompt tokens (prefill)")
+	gen := fs.Int("gen", 64, "generated tokens (decode)")
+	kernel := fs.String("kernel", "", "kernel path: generic, avx2, avx512 or neon (default: best for this CPU)")
+	seed := fs.Uint64("seed", 1, "seed of the random prompt")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *path == "" {
+		return errors.New("bench model: --model is required")
+	}
+	if *prompt < 1 || *gen < 1 {
+		return fmt.Errorf("bench model: --prompt = %d and --gen = %d must be >= 1", *prompt, *gen)
+	}
+	threads, err := parseThreadList(*threadList)
+	if err != nil {
+		return fmt.Errorf("bench model: %w", err)
+	}
+	rep := benchModelReport{Model: *path, Prompt: *prompt, Gen: *gen,
+		GoMaxProcs: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
+		TimestampUTC: time.Now().UTC().Format(time.RFC3339)}
+	for _, n := range threads {
+		r, info, err := benchModelOnce(ctx, *path, *kernel, n, *prompt, *gen, *seed)
+		if err != nil {
+			return fmt.Errorf("bench model: %d threads: %w", n, err)
+		}
+		rep.Kernel = info.kernel
+		rep.TernaryMiB, rep.HeadInt8MiB, rep.KVCacheMiB = toMiB(info.ternary), toMiB(info.head), toMiB(info.kv)
+		rep.TargetRSSMiB = 1.1 * (rep.TernaryMiB + rep.HeadInt8MiB + rep.KVCacheMiB)
+		rep.Results = append(rep.Results, r)
+		if !*asJSON {
+			fmt.Fprintf(stdout, "threads %d: load %.2f s, prefill %.1f tok/s (%d tokens; %.1f per CPU s), decode %.1f tok/s (%d tokens; %.1f per CPU s), VmRSS %.0f MiB\n",
+				n, r.LoadSeconds, r.PrefillTokS, *prompt, r.PrefillTokCPUS, r.DecodeTokS, *gen, r.DecodeTokCPUS, r.VmRSSMiB)
+		}
+	}
+	mem := procStatusMiB()
+	rep.VmHWMMiB = mem["VmHWM"]
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		return enc.Encode(rep)
+	}
+	fmt.Fprintf(stdout, "kernel %s; VmHWM %.0f MiB; ternary weights %.0f MiB + int8 head %.0f MiB + KV cache %.0f MiB (+10%%: %.0f MiB)\n",
+		rep.Kernel, rep.VmHWMMiB, rep.TernaryMiB, rep.HeadInt8MiB, rep.KVCacheMiB, rep.TargetRSSMiB)
+	return nil
+}
+
+func toMiB(b int64) float64 { return float64(b) / (1 << 20) }
+
+func parseThreadList(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 1024 {
+			return nil, fmt.Errorf("--threads %q: want comma-separated counts in [1,1024]", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// benchInfo is what a run learns about the model's memory and kernels.
+type benchInfo struct {
+	kernel            string
+	ternary, head, kv int64
+}
+
+// benchModelOnce loads the model on an engine of n threads, then times one
+// prefill of a random prompt and greedy decoding of gen tokens.
+func benchModelOnce(ctx context.Context, path, kernel string, n, prompt, gen int, seed uint64) (benchModelResult, benchInfo, error) {
+	r := benchModelResult{Threads: n}
+	var info benchInfo
+	// n threads means n for everything, like llama-bench -t n: the float
+	// parts of the forward pass and the loader use GOMAXPROCS.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(n))
+	runtime.GC()
+	debug.FreeOSMemory()
+	eng, err := genEngine(kernel, n)
+	if err != nil {
+		return r, info, err
+	}
+	defer eng.Close()
+	info.kernel = string(eng.Path())
+	start := time.Now()
+	m, err := model.Load(path, model.WithEngine(eng))
+	if err != nil {
+		return r, info, err
+	}
+	defer m.Close()
+	r.LoadSeconds = time.Since(start).Seconds()
+	// Return the loader's temporary buffers so VmRSS shows the model alone.
+	runtime.GC()
+	debug.FreeOSMemory()
+	c := m.Config()
+	if prompt+gen > c.MaxPositions {
+		return r, info, fmt.Errorf("--prompt + --gen = %d exceeds the context of %d positions", prompt+gen, c.MaxPositions)
+	}
+	info.ternary = ternaryBytes(c)
+	info.head = int64(c.VocabSize) * int64(c.HiddenSize)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	ids := make([]int, prompt)
+	for i := range ids {
+		ids[i] = rng.IntN(c.VocabSize)
+	}
+	// Warm up: touch every weight page and size the scratch buffers.
+	warm := m.NewSequence()
+	if err := m.Forward(ctx, []model.Step{{Seq: warm, Tokens: ids[:min(8, len(ids))]}}); err != nil {
+		return r, info, err
+	}
+	seq := m.NewSequence()
+	steps := []model.Step{{Seq: seq, Tokens: ids}}
+	start, cpu := time.Now(), procCPUSeconds()
+	if err := m.Forward(ctx, steps); err != nil {
+		return r, info, err
+	}
+	r.PrefillTokS = float64(prompt) / time.Since(start).Seconds()
+	r.PrefillTokCPUS = perCPUSecond(prompt, cpu)
+	start, cpu = time.Now(), procCPUSeconds()
+	for i := 0; i < gen; i++ {
+		steps[0].Tokens = []int{benchArgmax(steps[0].Logits)}
+		if err := m.Forward(ctx, steps); err != nil {
+			return r, info, err
+		}
+	}
+	r.DecodeTokS = float64(gen) / time.Since(start).Seconds()
+	r.DecodeTokCPUS = perCPUSecond(gen, cpu)
+	info.kv = int64(seq.CacheBytes())
+	r.VmRSSMiB = procStatusMiB()["VmRSS"]
+	return r, info, nil
+}
+
+// ternaryBytes is the packed size of every ternary linear of the model.
+func ternaryBytes(c model.Config) int64 {
+	h, q, kv, ff := c.HiddenSize, c.QDim(), c.KVDim(), c.IntermediateSize
+	shapes := [][2]int{{q, h}, {kv, h}, {kv, h}, {h, q}, {ff, h}, {ff, h}, {h, ff}}
+	var per int64
+	for _, s := range shapes {
+		per += int64(s[0]) * int64(ternary.PaddedCols(s[1])/4)
+	}
+	return per * int64(c.NumLayers)
+}
+
+func benchArgmax(x []float32) int {
+	best := 0
+	for i, v := range x {
+		if v > x[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// procCPUSeconds returns the process's user+sys CPU time from
+// /proc/self/stat (clock ticks of 1/100 s), or -1 where /proc is missing.
+func procCPUSeconds() float64 {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return -1
+	}
+	// Fields after the parenthesised command name: utime and stime are the
+	// 12th and 13th of them.
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return -1
+	}
+	u, err1 := strconv.ParseFloat(f[11], 64)
+	s, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	return (u + s) / 100
+}
+
+// perCPUSecond is n tokens over the CPU time since cpu0 (0 when unknown).
+func perCPUSecond(n int, cpu0 float64) float64 {
+	cpu := procCPUSeconds()
+	if cpu0 < 0 || cpu <= cpu0 {
+		return 0
+	}
+	return float64(n) / (cpu - cpu0)
+}
+
+// procStatusMiB returns the kB fields of /proc/self/status in MiB (empty
+// where /proc is missing).
+func procStatusMiB() map[string]float64 {
+	out := map[string]float64{}
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return out
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(v)
+		if len(fields) == 2 && fields[1] == "kB" {
+			if n, err := strconv.ParseFloat(fields[0], 64); err == nil {
+				out[k] = n / 1024
+			}
+		}
+	}
+	return out
+}
+
+// genEngine builds the kernel engine that --kernel and --threads ask for.
+func genEngine(path string, threads int) (*kernels.Engine, error) {
+	var opts []kernels.Option
+	if path != "" {
+		p, err := kernels.ParsePath(path)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kernels.WithPath(p))
+	}
+	if threads < 0 {
+		return nil, fmt.Errorf("--threads = %d must be >= 0", threads)
+	}
+	if threads > 0 {
+		opts = append(opts, kernels.WithThreads(threads))
+	}
+	return kernels.New(opts...)
 }

@@ -27,8 +27,16 @@ func commands() map[string]command {
 		"version":    {"print the version", runVersion},
 		"bench":      {"benchmark kernels or a model (bench kernels|model)", runBench},
 		"tokenize":   {"tokenize text with a tokenizer.json", runTokenize},
-		"generate":   {"generate text with a local model", runGenerate},
+		"generate":   {"generate text with a local model, or through the mesh with --remote", runGenerate},
 		"perplexity": {"score a text with a local model", runPerplexity},
+		"train":      {"train a BitNet model with QAT", runTrain},
+		"push":       {"upload a GGUF file or HF directory to the registry (--quantize: as GGUF TQ2_0)", runPush},
+		"pull":       {"download a model version from the registry", runPull},
+		"models":     {"list the registry's models", runModels},
+		"nodes":      {"list inference nodes with their hardware and load", runNodes},
+		"quantize":   {"quantize a registry model to GGUF TQ2_0/TQ1_0 on the quantizer", runQuantize},
+		"up":         {"serve the whole mesh in one process (registry, quantizer, trainer, inference, router)", runUp},
+		"serve":      {"serve one service: registry, quantizer, trainer, inference or router", runServe},
 	}
 }
 

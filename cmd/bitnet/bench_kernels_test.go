@@ -1,0 +1,71 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
+)
+
+// TestBenchKernelsJSON runs a tiny configuration and checks the JSON contract
+// of issue 2: bandwidth by thread count and one result per path, shape, n,
+// thread count (and cold for n = 1).
+func TestBenchKernelsJSON(t *testing.T) {
+	cfg := benchKernelConfig{
+		paths: kernels.Supported(), threads: []int{1, 2}, shapes: [][2]int{{64, 300}}, ns: []int{1, 3},
+		probeSize: 1 << 20, minTime: time.Millisecond, reps: 1, coldBytes: 1 << 16,
+	}
+	rep, err := benchKernels(context.Background(), cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(rep); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		BW      map[string]float64 `json:"bandwidth_gbps"`
+		Results []map[string]any   `json:"results"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.BW["1"] <= 0 || got.BW["2"] <= 0 {
+		t.Errorf("bandwidth_gbps got %v, want positive values for \"1\" and \"2\"", got.BW)
+	}
+	if want := len(cfg.paths) * 2 * 3; len(got.Results) != want {
+		t.Fatalf("got %d results, want %d", len(got.Results), want)
+	}
+	keys := []string{"path", "out", "in", "n", "threads", "cold", "ns_per_op", "weight_gbps", "gops", "bw_ratio"}
+	for _, r := range got.Results {
+		for _, k := range keys {
+			if _, ok := r[k]; !ok {
+				t.Fatalf("result %v lacks %q", r, k)
+			}
+		}
+		if r["ns_per_op"].(float64) <= 0 || r["bw_ratio"].(float64) <= 0 {
+			t.Errorf("result %v: want positive ns_per_op and bw_ratio", r)
+		}
+	}
+}
+
+func TestBenchKernelsFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--path", "sse9"}, "sse9"},
+		{[]string{"--threads", "0"}, "--threads 0"},
+		{[]string{"extra"}, "unexpected"},
+	} {
+		err := runBenchKernels(context.Background(), c.args, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("bench kernels %q: got %v, want an error containing %q", c.args, err, c.want)
+		}
+	}
+}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
+)
+
+// genTinyGGUF writes a random two-layer model with the Opticks tokenizer.
+func genTinyGGUF(t *testing.T) string {
+	t.Helper()
+	c := model.Config{
+		Architecture: model.ArchBitNet, VocabSize: 600, HiddenSize: 256, IntermediateSize: 256,
+		NumLayers: 2, NumHeads: 4, NumKVHeads: 2, HeadDim: 64, MaxPositions: 48,
+		RopeTheta: 500000, RMSNormEps: 1e-5, HiddenAct: "relu2", TieWordEmbeddings: true,
+		BOSTokenID: 598, EOSTokenIDs: []int{599},
+	}
+	r := rand.New(rand.NewPCG(9, 9))
+	floats := func(n int, base, spread float32) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = base + spread*float32(r.NormFloat64())
+		}
+		return v
+	}
+	tern := func(rows, cols int) *ternary.Matrix {
+		v := make([]int8, rows*cols)
+		for i := range v {
+			v[i] = int8(r.IntN(3)) - 1
+		}
+		m, err := ternary.Pack(rows, cols, v, 0.05)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	h, kv, ff := c.HiddenSize, c.KVDim(), c.IntermediateSize
+	w := &model.Weights{Config: c, Embed: floats(c.VocabSize*h, 0, 0.3), Norm: floats(h, 1, 0.1)}
+	for range c.NumLayers {
+		w.Layers = append(w.Layers, model.Layer{
+			AttnNorm: floats(h, 1, 0.1), AttnSubNorm: floats(h, 1, 0.1),
+			FFNNorm: floats(h, 1, 0.1), FFNSubNorm: floats(ff, 1, 0.1),
+			Q: tern(h, h), K: tern(kv, h), V: tern(kv, h), O: tern(h, h),
+			Gate: tern(ff, h), Up: tern(ff, h), Down: tern(h, ff),
+		})
+	}
+	tok, err := tokenizer.Load(filepath.Join("..", "..", "testdata", "tokenizer", "opticks-bpe600.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "tiny.gguf")
+	if err := model.WriteGGUF(path, w, tok); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func genRun(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := run(context.Background(), args, &out, &errb)
+	return out.String(), errb.String(), err
+}
+
+func TestGenerate(t *testing.T) {
+	path := genTinyGGUF(t)
+	greedy := []string{"generate", "--model", path, "--prompt", "Light is refracted", "--temperature", "0", "--max-tokens", "12"}
+	out1, stderr, err := genRun(t, greedy...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stderr, "prefill") || !strings.Contains(stderr, "tok/s") {
+		t.Errorf("stderr %q lacks the timings", stderr)
+	}
+	out2, _, err := genRun(t, greedy...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out1 != out2 || out1 == "" {
+		t.Fatalf("greedy runs: got %q and %q, want equal non-empty text", out1, out2)
+	}
+	seeded := []string{"generate", "--model", path, "--prompt", "Of colours", "--temperature", "1.5", "--top-k", "0",
+		"--top-p", "1", "--min-p", "0", "--repeat-penalty", "1.1", "--seed", "7", "--max-tokens", "10"}
+	s1, _, err := genRun(t, seeded...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, _, err := genRun(t, seeded...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s1 != s2 {
+		t.Errorf("same seed: got %q and %q", s1, s2)
+	}
+	// A stop string from the middle of the greedy text cuts it there.
+	runes := []rune(out1)
+	if len(runes) >= 4 {
+		stop := string(runes[len(runes)/2 : len(runes)/2+2])
+		got, stderr, err := genRun(t, append(greedy, "--stop", stop)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _, _ := strings.Cut(out1, stop)
+		if got != want || !strings.Contains(stderr, "stop string") {
+			t.Errorf("--stop %q: got %q (%s), want %q", stop, got, stderr, want)
+		}
+	}
+	if got, _, err := genRun(t, "generate", "--model", path, "--prompt", "x", "--max-tokens", "0"); err != nil || got != "" {
+		t.Errorf("--max-tokens 0: got %q, %v; want no text", got, err)
+	}
+	if _, _, err := genRun(t, "generate", "--model", path, "--prompt", "Light", "--chat", "--system", "Be brief.", "--max-tokens", "3"); err != nil {
+		t.Errorf("--chat: %v", err)
+	}
+}
+
+func TestGenerateErrors(t *testing.T) {
+	path := genTinyGGUF(t)
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"no model", []string{"--prompt", "x"}, "--model is required"},
+		{"no prompt", []string{"--model", path}, "--prompt is required"},
+		{"system without chat", []string{"--model", path, "--prompt", "x", "--system", "s"}, "--system needs --chat"},
+		{"bad seed", []string{"--model", path, "--prompt", "x", "--seed", "-5"}, "--seed"},
+		{"bad top-p", []string{"--model", path, "--prompt", "x", "--top-p", "0"}, "top-p"},
+		{"bad kernel", []string{"--model", path, "--prompt", "x", "--kernel", "sse9"}, "sse9"},
+		{"missing model", []string{"--model", path + ".nope", "--prompt", "x"}, ".nope"},
+		{"prompt too long", []string{"--model", path, "--prompt", strings.Repeat("light and colour ", 40)}, "max_position_embeddings"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := genRun(t, append([]string{"generate"}, tc.args...)...)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("got %v, want an error containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestBenchModel(t *testing.T) {
+	path := genTinyGGUF(t)
+	out, _, err := genRun(t, "bench", "model", "--model", path, "--json", "--threads", "1,2", "--prompt", "16", "--gen", "4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep benchModelReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	if len(rep.Results) != 2 || rep.Results[0].Threads != 1 || rep.Results[1].Threads != 2 {
+		t.Fatalf("results: got %+v, want threads 1 and 2", rep.Results)
+	}
+	for _, r := range rep.Results {
+		if !(r.PrefillTokS > 0) || !(r.DecodeTokS > 0) || !(r.LoadSeconds > 0) {
+			t.Errorf("threads %d: got %+v, want positive rates and load time", r.Threads, r)
+		}
+	}
+	if rep.Prompt != 16 || rep.Gen != 4 || rep.TernaryMiB <= 0 {
+		t.Errorf("report %+v: want prompt 16, gen 4 and the ternary size", rep)
+	}
+	for _, args := range [][]string{
+		{"--model", path, "--threads", "0"},
+		{"--model", path, "--prompt", "40", "--gen", "20"},
+		{"--prompt", "4"},
+	} {
+		if _, _, err := genRun(t, append([]string{"bench", "model"}, args...)...); err == nil {
+			t.Errorf("bench model %v: got no error", args)
+		}
+	}
+}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	inferencev1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/progress"
+)
+
+// runNodes implements "bitnet nodes": the inference nodes the router knows,
+// with their hardware and load.
+func runNodes(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("nodes", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	rf := addRemoteFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON (the API's ListNodesResponse) instead of a table")
+	model := fs.String("model", "", "only nodes that can serve this model")
+	var require stringsFlag
+	fs.Var(&require, "require", "only nodes with this feature or kernel path (repeatable)")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("nodes: unexpected argument %q", pos[0])
+	}
+	ctx, c, done, err := rf.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	nodes, err := c.Inference().ListNodes(ctx, *model, require...)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		b, err := protojson.MarshalOptions{Multiline: true, UseProtoNames: true}.Marshal(&inferencev1.ListNodesResponse{Nodes: nodes})
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(stdout, string(b))
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tADDRESS\tHEALTHY\tARCH\tKERNEL\tFEATURES\tCORES\tMEMORY\tACTIVE\tQUEUE\tTOK/S\tLOADED")
+	for _, n := range nodes {
+		h, l := n.GetHardware(), n.GetLoad()
+		var loaded []string
+		for _, m := range n.GetLoaded() {
+			loaded = append(loaded, m.GetModel().Text())
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%d\t%s\t%d\t%d/%d\t%.1f\t%s\n",
+			n.GetName(), n.GetAddress(), n.GetHealthy(), dash(h.GetArch()), dash(h.GetKernel()), dash(strings.Join(h.GetFeatures(), ",")),
+			h.GetLogicalCores(), memText(n), l.GetActiveRequests(), l.GetQueueDepth(), l.GetQueueCapacity(), l.GetTokensPerSecond(),
+			dash(strings.Join(loaded, ",")))
+	}
+	return tw.Flush()
+}
+
+// memText is "used/budget" of the node's model memory, or the machine's
+// memory when the node reports no budget.
+func memText(n *inferencev1.Node) string {
+	if b := n.GetMemoryBudgetBytes(); b > 0 {
+		return progress.FormatBytes(int64(n.GetMemoryUsedBytes())) + "/" + progress.FormatBytes(int64(b))
+	}
+	return sizeText(n.GetHardware().GetMemoryBytes())
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
+)
+
+var tinyHF = filepath.Join("..", "..", "testdata", "models", "tiny-gqa-packed")
+
+// writeTinyGGUF writes a small GGUF model with a TQ2_0 matrix.
+func writeTinyGGUF(t *testing.T) string {
+	t.Helper()
+	w := gguf.NewWriter()
+	for _, err := range []error{
+		w.AddKV("general.architecture", "bitnet"),
+		w.AddKV("bitnet.context_length", uint32(64)),
+		w.AddTensor("blk.0.attn_q.weight", gguf.TQ2_0, []uint64{256, 2}, make([]byte, 2*66)),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := filepath.Join(t.TempDir(), "Tiny Model.gguf")
+	if err := w.WriteFile(p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPushPullModels(t *testing.T) {
+	addr, store := startMesh(t)
+	g := writeTinyGGUF(t)
+	tests := []struct {
+		name    string
+		args    []string
+		want    string // stdout
+		wantErr string
+	}{
+		{"gguf", []string{"push", "--remote", addr, g, "--name", "tiny"}, "tiny@1\n", ""},
+		{"flags first", []string{"push", "--remote", addr, "--name", "tiny", "--alias", "prod", "--quiet", g}, "tiny@2\n", ""},
+		{"default name", []string{"push", "--remote", addr, g, "--quiet"}, "tiny-model@1\n", ""},
+		{"hf dir", []string{"push", "--remote", addr, tinyHF, "--name", "hf"}, "hf@1\n", ""},
+		{"bad name", []string{"push", "--remote", addr, g, "--name", "Bad/Name"}, "", "InvalidArgument"},
+		{"bad alias", []string{"push", "--remote", addr, g, "--name", "tiny", "--alias", "7"}, "", "all digits"},
+		{"missing path", []string{"push", "--remote", addr, "/nonexistent/m.gguf", "--name", "x"}, "", "no such file"},
+		{"not a model", []string{"push", "--remote", addr, "push_test.go", "--name", "x"}, "", "want a GGUF file"},
+		{"no path", []string{"push", "--remote", addr, "--name", "x"}, "", "want one PATH"},
+		{"bad type", []string{"push", "--remote", addr, g, "--quantize", "--type", "q4_0"}, "", "tq2_0 or tq1_0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errOut, err := runCLI(t, tt.args...)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got error %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("%v (stderr %s)", err, errOut)
+			}
+			if out != tt.want {
+				t.Errorf("got stdout %q, want %q", out, tt.want)
+			}
+		})
+	}
+	v, err := store.Resolve(t.Context(), "tiny:prod")
+	if err != nil || v.Ref.Version != 2 {
+		t.Errorf("tiny:prod: got %v, %v, want version 2", v.Ref, err)
+	}
+
+	dst := t.TempDir()
+	out, errOut, err := runCLI(t, "pull", "--remote", addr, "hf@1", "--out", dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(tinyHF)
+	if got := strings.Count(out, "\n"); got != len(ents) {
+		t.Errorf("pull printed %d paths, want %d:\n%s", got, len(ents), out)
+	}
+	for _, e := range ents {
+		a, _ := os.ReadFile(filepath.Join(tinyHF, e.Name()))
+		b, err := os.ReadFile(filepath.Join(dst, e.Name()))
+		if err != nil || string(a) != string(b) {
+			t.Errorf("pulled %s differs (%v)", e.Name(), err)
+		}
+	}
+	if !strings.Contains(errOut, "pulled hf@1") {
+		t.Errorf("got stderr %q, want a summary naming hf@1", errOut)
+	}
+	for _, tt := range []struct{ ref, want string }{
+		{"hf@0", "invalid model reference"},
+		{"HF", "invalid model reference"},
+		{"nope", "NotFound"},
+		{"hf:prod", "NotFound"},
+	} {
+		if _, _, err := runCLI(t, "pull", "--remote", addr, tt.ref, "--out", t.TempDir()); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("pull %s: got %v, want an error containing %q", tt.ref, err, tt.want)
+		}
+	}
+
+	out, _, err = runCLI(t, "models", "--remote", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "NAME") || !strings.HasPrefix(lines[1], "hf ") ||
+		!strings.Contains(lines[2], "prod=2") || !strings.Contains(lines[2], "node-a (tiny@1)") || !strings.Contains(lines[1], "hf_packed") {
+		t.Errorf("models table:\n%s", out)
+	}
+	t.Setenv(envRemote, addr)
+	out, _, err = runCLI(t, "models", "--json", "--prefix", "tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []modelRow
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatalf("models --json: %v\n%s", err, out)
+	}
+	if len(rows) != 2 || rows[0].Name != "tiny" || rows[0].LatestVersion != 2 || rows[0].QuantType != "TQ2_0" || rows[0].Format != "GGUF" || rows[1].Name != "tiny-model" {
+		t.Errorf("got rows %+v, want tiny@2 (GGUF TQ2_0) and tiny-model", rows)
+	}
+}
+
+func TestPushProgress(t *testing.T) {
+	addr, _ := startMesh(t)
+	g := writeTinyGGUF(t)
+	_, errOut, err := runCLI(t, "push", "--remote", addr, g, "--name", "tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(errOut, "upload model.gguf 100%") {
+		t.Errorf("got stderr %q, want a final upload line", errOut)
+	}
+	_, errOut, err = runCLI(t, "push", "--remote", addr, g, "--name", "tiny", "--quiet")
+	if err != nil || errOut != "" {
+		t.Errorf("--quiet: got stderr %q, %v, want nothing", errOut, err)
+	}
+}
+
+func TestPushQuantize(t *testing.T) {
+	addr, store := startMesh(t)
+	out, errOut, err := runCLI(t, "push", "--remote", addr, tinyHF, "--name", "tiny", "--quantize", "--alias", "prod")
+	if err != nil {
+		t.Fatalf("%v (stderr %s)", err, errOut)
+	}
+	if out != "tiny@1\n" {
+		t.Errorf("got stdout %q, want tiny@1", out)
+	}
+	v, err := store.Resolve(t.Context(), "tiny:prod")
+	if err != nil || v.Metadata.QuantType != registry.QuantTQ20 || v.Metadata.Format != registry.FormatGGUF {
+		t.Errorf("got %+v, %v, want a GGUF TQ2_0 version", v.Metadata, err)
+	}
+	if !strings.Contains(errOut, "job job-1 quantize") || !strings.Contains(errOut, "quantized 4 linears") {
+		t.Errorf("got stderr %q, want job progress and a summary", errOut)
+	}
+}

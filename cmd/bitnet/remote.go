@@ -1,0 +1,183 @@
+package main
+
+// Shared plumbing of the client commands (push, pull, models, nodes,
+// quantize, generate --remote): the --remote flag, dialling the SDK,
+// flags after positional arguments, and progress bars on stderr.
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
+	quantizerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/quantizer/v1"
+	"github.com/bitnet-mesh/bitnet-mesh/sdk"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/progress"
+)
+
+// Where the client commands connect without --remote.
+const (
+	envRemote     = "BITNET_REMOTE"
+	defaultRemote = "127.0.0.1:50051"
+)
+
+// remoteFlags are the flags every client command has.
+type remoteFlags struct {
+	addr    string
+	quiet   bool
+	timeout time.Duration
+}
+
+func addRemoteFlags(fs *flag.FlagSet) *remoteFlags {
+	r := &remoteFlags{}
+	def := os.Getenv(envRemote)
+	if def == "" {
+		def = defaultRemote
+	}
+	fs.StringVar(&r.addr, "remote", def, "gRPC address of the mesh (env "+envRemote+")")
+	fs.BoolVar(&r.quiet, "quiet", false, "no progress output on stderr")
+	fs.DurationVar(&r.timeout, "timeout", 0, "give up after this long (0 = no limit)")
+	return r
+}
+
+// dial connects to the mesh; the returned cancel ends the --timeout context.
+func (r *remoteFlags) dial(ctx context.Context) (context.Context, *sdk.Client, context.CancelFunc, error) {
+	cancel := func() {}
+	if r.timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, r.timeout)
+	}
+	c, err := sdk.Dial(ctx, r.addr, sdk.WithUserAgent("bitnet-cli/"+version))
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	return ctx, c, func() { c.Close(); cancel() }, nil
+}
+
+// parseInterleaved parses flags that may follow positional arguments
+// ("bitnet push PATH --name x") and returns the positional ones.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil // everything after -- is positional
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// newBar returns a progress bar on stderr: redrawn in place on a terminal,
+// periodic lines otherwise, nothing with --quiet.
+func newBar(stderr io.Writer, quiet bool) *progress.Bar {
+	return progress.New(stderr, progress.WithQuiet(quiet))
+}
+
+// hashBarMin is the smallest file whose hashing gets a bar.
+const hashBarMin = 64 << 20
+
+// transferProgress draws one bar per file and phase of a push or pull.
+func transferProgress(bar *progress.Bar) sdk.ProgressFunc {
+	cur := ""
+	return func(p sdk.Progress) {
+		if p.Op == sdk.OpHash && p.Total < hashBarMin {
+			return // hashing a small file takes no visible time
+		}
+		key := p.Op + " " + p.File
+		if key != cur {
+			cur = key
+			bar.Start(key, p.Total, progress.UnitBytes)
+		}
+		bar.Set(p.Done)
+		if p.Skipped {
+			bar.Message("(already there)")
+		}
+		if p.Done >= p.Total {
+			bar.Finish()
+		}
+	}
+}
+
+// jobProgress draws a quantizer job's phases as bars.
+func jobProgress(bar *progress.Bar) func(*quantizerv1.Job) {
+	phase := ""
+	return func(j *quantizerv1.Job) {
+		if sdk.Terminal(j.GetState()) {
+			bar.Finish() // the command reports the outcome
+			return
+		}
+		p := j.GetProgress()
+		label := "job " + j.GetJobId() + " " + strings.ToLower(strings.TrimPrefix(j.GetState().String(), "JOB_STATE_"))
+		if p.GetPhase() != "" {
+			label = "job " + j.GetJobId() + " " + p.GetPhase()
+		}
+		if label != phase {
+			phase = label
+			unit := p.GetUnit()
+			if unit == "bytes" {
+				unit = progress.UnitBytes
+			}
+			bar.Start(label, int64(p.GetTotal()), unit)
+		}
+		bar.Set(int64(p.GetDone()))
+		if p.GetMessage() != "" {
+			bar.Message(p.GetMessage())
+		}
+	}
+}
+
+// parseQuantType maps --type to the API's enum.
+func parseQuantType(s string) (modelv1.QuantType, error) {
+	switch strings.ToLower(s) {
+	case "tq2_0", "":
+		return modelv1.QuantType_QUANT_TYPE_TQ2_0, nil
+	case "tq1_0":
+		return modelv1.QuantType_QUANT_TYPE_TQ1_0, nil
+	}
+	return 0, fmt.Errorf("--type %q: want tq2_0 or tq1_0", s)
+}
+
+// stringsFlag is a repeatable string flag.
+type stringsFlag []string
+
+func (s *stringsFlag) String() string     { return strings.Join(*s, ",") }
+func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
+
+// quantizeAndWait creates a quantizer job, follows it with a progress bar
+// and prints a short quality summary; it returns the finished job.
+func quantizeAndWait(ctx context.Context, c *sdk.Client, req *quantizerv1.CreateJobRequest, stderr io.Writer, quiet bool) (*quantizerv1.Job, error) {
+	job, err := c.Quantizer().CreateJob(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	bar := newBar(stderr, quiet)
+	final, err := c.Quantizer().Watch(ctx, job.GetJobId(), jobProgress(bar))
+	bar.Finish()
+	if err != nil {
+		return final, err
+	}
+	if r := final.GetReport(); r != nil && !quiet {
+		fmt.Fprintf(stderr, "quantized %d linears, %s -> %s", len(r.GetLinears()),
+			progress.FormatBytes(int64(r.GetSourceSizeBytes())), progress.FormatBytes(int64(r.GetResultSizeBytes())))
+		if r.GetCalibrationTokens() > 0 {
+			fmt.Fprintf(stderr, ", perplexity %.3f -> %.3f, mean KL %.4f over %d tokens",
+				r.GetPerplexityBefore(), r.GetPerplexityAfter(), r.GetMeanKl(), r.GetCalibrationTokens())
+		}
+		fmt.Fprintln(stderr)
+	}
+	if final.GetResult().GetName() == "" {
+		return final, fmt.Errorf("job %s succeeded without a result version", final.GetJobId())
+	}
+	return final, nil
+}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	inferencev1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1"
+	"github.com/bitnet-mesh/bitnet-mesh/sdk"
+)
+
+// lineWriter collects output and signals when a line matches.
+type lineWriter struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	re    *regexp.Regexp
+	match chan []string
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if m := w.re.FindStringSubmatch(w.buf.String()); m != nil && w.match != nil {
+		w.match <- m
+		w.match = nil
+	}
+	return len(p), nil
+}
+
+func (w *lineWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// startCommand runs the CLI in a goroutine until the test ends and returns
+// the submatches of the first output that matches re.
+func startCommand(t *testing.T, re string, args ...string) []string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	matched := make(chan []string, 1)
+	out := &lineWriter{re: regexp.MustCompile(re), match: matched}
+	var stderr lineWriter
+	stderr.re = regexp.MustCompile(`^\b$`)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, out, &stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("%s: got %v after cancel, want a clean shutdown", args[0], err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("%s did not stop within 30 s", args[0])
+		}
+	})
+	select {
+	case m := <-matched:
+		return m
+	case err := <-done:
+		t.Fatalf("%s ended early: %v\nstdout: %s\nstderr: %s", args[0], err, out, &stderr)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s: no output matching %q within 30 s\nstdout: %s\nstderr: %s", args[0], re, out, &stderr)
+	}
+	return nil
+}
+
+func TestUp(t *testing.T) {
+	m := startCommand(t, `ready: gRPC (\S+), REST http://(\S+),`,
+		"up", "--data", t.TempDir(), "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--log-level", "warn", "--threads", "1")
+	grpcAddr, httpAddr := m[1], m[2]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := sdk.Dial(ctx, grpcAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	res, err := c.Registry().Push(ctx, "tiny", "../../testdata/models/tiny-gqa-tied-f32", nil)
+	if err != nil || res.Ref != "tiny@1" {
+		t.Fatalf("push: got %v, %v; want tiny@1", res, err)
+	}
+	final, err := c.Inference().GenerateText(ctx, &inferencev1.GenerateRequest{Model: "tiny", Prompt: "Light is", MaxTokens: 3}, nil)
+	if err != nil || final.GetNode() != "local" || final.GetUsage().GetCompletionTokens() != 3 {
+		t.Fatalf("generate: got node %q, usage %v, %v; want 3 tokens from node local", final.GetNode(), final.GetUsage(), err)
+	}
+	// One REST mux serves the router, the registry and the quantizer.
+	for _, path := range []string{"/v1/models", "/v1/registry/models", "/v1/quantizer/jobs", "/v1/nodes", "/openapi/bitnet.swagger.json", "/readyz"} {
+		resp, err := http.Get("http://" + httpAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: got %d %s, want 200", path, resp.StatusCode, body)
+		}
+		if path == "/v1/registry/models" && !strings.Contains(string(body), `"tiny"`) {
+			t.Errorf("GET %s: got %s, want the tiny model", path, body)
+		}
+	}
+}
+
+func TestServe(t *testing.T) {
+	m := startCommand(t, `registry serving gRPC on (\S+)\n`,
+		"serve", "registry", "--data", t.TempDir(), "--grpc", "127.0.0.1:0", "--http", "-", "--log-level", "warn")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := sdk.Dial(ctx, m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Registry().Push(ctx, "tiny", "../../testdata/models/tiny-gqa-tied-f32", nil); err != nil {
+		t.Fatalf("push to a lone registry: %v", err)
+	}
+}
+
+func TestServeBadInput(t *testing.T) {
+	t.Setenv("BITNET_THREADS", "")
+	t.Setenv("BITNET_LOG_JSON", "")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve"}, "want one service name"},
+		{[]string{"serve", "mailer"}, "unknown service"},
+		{[]string{"serve", "router", "--threads", "x"}, "--threads"},
+		{[]string{"serve", "inference", "--kernel", "sse9"}, "--kernel"},
+		{[]string{"serve", "router", "--memory-budget", "-5"}, "--memory-budget"},
+		{[]string{"serve", "router", "--log-level", "loud"}, "level"},
+		{[]string{"serve", "inference", "--consul", "", "--registry", ""}, "cannot find the registry"},
+		{[]string{"up", "extra"}, "unexpected arguments"},
+		{[]string{"up", "--log-json=maybe"}, "log-json"},
+	} {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), tc.args, &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got error %v, want one containing %q", tc.args, err, tc.want)
+		}
+	}
+	t.Setenv("BITNET_LOG_JSON", "maybe")
+	if err := run(context.Background(), []string{"serve", "router"}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "BITNET_LOG_JSON") {
+		t.Errorf("bad BITNET_LOG_JSON: got error %v, want one naming it", err)
+	}
+}
+
+// TestMeshFlagsEnv checks that the environment supplies flag defaults and
+// that flags win.
+func TestMeshFlagsEnv(t *testing.T) {
+	t.Setenv("BITNET_GRPC_ADDR", "127.0.0.1:7000")
+	t.Setenv("BITNET_THREADS", "3")
+	t.Setenv("BITNET_LOG_JSON", "true")
+	t.Setenv("CONSUL_HTTP_ADDR", "127.0.0.1:8500")
+	t.Setenv("POD_IP", "10.0.0.7")
+	for _, tc := range []struct {
+		serve      bool
+		args       []string
+		wantGRPC   string
+		wantConsul string
+	}{
+		{true, nil, "127.0.0.1:7000", "127.0.0.1:8500"},
+		{true, []string{"--grpc", ":9000", "--consul", ""}, ":9000", ""},
+		{false, nil, "127.0.0.1:7000", ""}, // up uses in-process discovery unless --consul
+	} {
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		f, check := addMeshFlags(fs, tc.serve)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		if err := check(); err != nil {
+			t.Fatal(err)
+		}
+		if f.grpc != tc.wantGRPC || f.consul != tc.wantConsul || f.threads != 3 || !f.logJSON || f.advertise != "10.0.0.7" {
+			t.Errorf("%v: got grpc %q consul %q threads %d json %v advertise %q; want %q %q 3 true 10.0.0.7",
+				tc.args, f.grpc, f.consul, f.threads, f.logJSON, f.advertise, tc.wantGRPC, tc.wantConsul)
+		}
+	}
+}

@@ -1,0 +1,168 @@
+package mesh
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/discovery"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/metrics"
+)
+
+// Kind names a service of the mesh.
+type Kind string
+
+// The services Build can make.
+const (
+	Registry  Kind = "registry"
+	Quantizer Kind = "quantizer"
+	Inference Kind = "inference"
+	Router    Kind = "router"
+	Trainer   Kind = "trainer"
+)
+
+// Kinds lists every Kind, in the order `bitnet up` starts them.
+func Kinds() []Kind { return []Kind{Registry, Quantizer, Trainer, Inference, Router} }
+
+// ServiceName returns the discovery service name of k (bitnet-<kind>).
+func (k Kind) ServiceName() string { return "bitnet-" + string(k) }
+
+// ParseKind checks a service name given on the command line.
+func ParseKind(s string) (Kind, error) {
+	for _, k := range Kinds() {
+		if string(k) == s {
+			return k, nil
+		}
+	}
+	return "", fmt.Errorf("unknown service %q, want registry, quantizer, trainer, inference or router", s)
+}
+
+// Config configures one service (Build) or the whole mesh (Up). The zero
+// value of each field means its default.
+type Config struct {
+	// GRPCAddr and HTTPAddr are the listen addresses (default 127.0.0.1:50051
+	// and 127.0.0.1:8080); HTTPAddr "-" disables REST.
+	GRPCAddr, HTTPAddr string
+	// GRPCListener and HTTPListener, when set, are served instead (tests);
+	// the Service owns them (a failed Build closes them).
+	GRPCListener, HTTPListener net.Listener
+	// DataDir holds the registry store, model cache and work files
+	// (default DefaultDataDir()).
+	DataDir string
+	// Advertise is the host other services dial (default: the listener's
+	// host; an unspecified host becomes 127.0.0.1).
+	Advertise string
+	// NodeName is the discovery instance ID and the node name in responses
+	// (default <service>-<host>-<port>).
+	NodeName string
+	// Kernel caps an inference node's kernel path ("" = the best this CPU runs).
+	Kernel kernels.Path
+	// Threads is the inference engine's worker count (0 = all cores).
+	Threads int
+	// MemoryBudget bounds an inference node's loaded models in bytes
+	// (0 = half the machine's memory).
+	MemoryBudget int64
+	// RegistryAddr is the registry's gRPC address for the quantizer and
+	// inference nodes (default: a healthy bitnet-registry in Discovery).
+	RegistryAddr string
+	// Discovery is where services register and find each other (required).
+	Discovery discovery.Registry
+	// CheckInterval is how often discovery health-checks each service
+	// (default discovery.DefaultCheckInterval).
+	CheckInterval time.Duration
+	// DeregisterAfter removes a service whose check keeps failing (default
+	// discovery.DefaultDeregisterAfter).
+	DeregisterAfter time.Duration
+	// PublishInterval is how often an inference node refreshes its Meta
+	// (default 2 s).
+	PublishInterval time.Duration
+	// DrainTimeout and ShutdownTimeout are shared/server's (default 0 and 10 s).
+	DrainTimeout, ShutdownTimeout time.Duration
+	// Logger logs (default none).
+	Logger *zap.Logger
+	// Metrics, when set, is the registry the server exports (default new).
+	Metrics *metrics.Registry
+	// Version is the software version services report.
+	Version string
+}
+
+// Defaults used when a Config field is zero.
+const (
+	DefaultPublishInterval = 2 * time.Second
+	defaultShutdown        = 10 * time.Second
+)
+
+// DefaultDataDir is $XDG_DATA_HOME/bitnet, else ~/.local/share/bitnet, else
+// ./bitnet-data when there is no home directory.
+func DefaultDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "bitnet")
+	}
+	if h, err := os.UserHomeDir(); err == nil && h != "" {
+		return filepath.Join(h, ".local", "share", "bitnet")
+	}
+	return "bitnet-data"
+}
+
+func (c Config) withDefaults() Config {
+	if c.GRPCAddr == "" {
+		c.GRPCAddr = "127.0.0.1:50051"
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = "127.0.0.1:8080"
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir()
+	}
+	if c.CheckInterval <= 0 {
+		c.CheckInterval = discovery.DefaultCheckInterval
+	}
+	if c.DeregisterAfter <= 0 {
+		c.DeregisterAfter = discovery.DefaultDeregisterAfter
+	}
+	if c.PublishInterval <= 0 {
+		c.PublishInterval = DefaultPublishInterval
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = defaultShutdown
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.Metrics == nil {
+		c.Metrics = metrics.NewRegistry()
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Discovery == nil:
+		return fmt.Errorf("mesh: no discovery registry in the config")
+	case c.Threads < 0:
+		return fmt.Errorf("mesh: %d threads, want >= 0", c.Threads)
+	case c.MemoryBudget < 0:
+		return fmt.Errorf("mesh: memory budget %d bytes, want >= 0", c.MemoryBudget)
+	case c.DrainTimeout < 0:
+		return fmt.Errorf("mesh: negative drain timeout %v", c.DrainTimeout)
+	}
+	if c.Kernel != "" {
+		if _, err := kernels.ParsePath(string(c.Kernel)); err != nil {
+			return fmt.Errorf("mesh: kernel cap: %w", err)
+		}
+	}
+	return nil
+}
+
+// Paths inside DataDir.
+func (c Config) registryDir() string { return filepath.Join(c.DataDir, "registry") }
+func (c Config) cacheDir() string    { return filepath.Join(c.DataDir, "cache") }
+func (c Config) workDir() string     { return filepath.Join(c.DataDir, "work") }

@@ -1,0 +1,19 @@
+// Package mesh assembles the mesh's services (registry, quantizer,
+// inference node, router) into shared/server instances registered in
+// discovery: one service per process for `bitnet serve <service>` (Build),
+// or the whole mesh in one process for `bitnet up` (Up).
+//
+// Every built service registers in discovery under its service name
+// (bitnet-registry, bitnet-quantizer, bitnet-inference, bitnet-router) with
+// a gRPC health check of its listener, and deregisters when shutdown begins
+// (before the drain), so routers stop choosing it at once. Inference nodes
+// publish their hardware and load as router.NodeMeta and fetch models from
+// the registry (found by address or as bitnet-registry in discovery) into a
+// local cache, verified by sha256, on the first request for a reference.
+//
+// Data directory layout (shared by `up` and `serve`):
+//
+//	DIR/registry/   the registry's store
+//	DIR/cache/      inference nodes' model cache (one subdirectory per node)
+//	DIR/work/       quantizer job work directories
+package mesh

@@ -1,0 +1,78 @@
+package mesh
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
+	"github.com/bitnet-mesh/bitnet-mesh/services/inference"
+)
+
+// registryFetcher is an inference.Fetcher that pulls versions from the
+// registry into dir/NAME/VERSION (sdk Pull verifies every file's sha256 and
+// keeps complete files, so a restarted node does not download again).
+type registryFetcher struct {
+	conn *regConn
+	dir  string
+
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex // one per resolved version: one download at a time
+}
+
+func newRegistryFetcher(conn *regConn, dir string) *registryFetcher {
+	return &registryFetcher{conn: conn, dir: dir, locks: map[string]*sync.Mutex{}}
+}
+
+func (f *registryFetcher) lock(key string) *sync.Mutex {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l, ok := f.locks[key]
+	if !ok {
+		l = &sync.Mutex{}
+		f.locks[key] = l
+	}
+	return l
+}
+
+// Fetch implements inference.Fetcher. Registry errors keep their gRPC
+// status (NOT_FOUND for an unknown model, INVALID_ARGUMENT for a bad ref).
+func (f *registryFetcher) Fetch(ctx context.Context, ref *modelv1.ModelRef) (inference.Local, error) {
+	c, err := f.conn.client(ctx)
+	if err != nil {
+		return inference.Local{}, err
+	}
+	v, err := c.Resolve(ctx, ref.Text())
+	if err != nil {
+		return inference.Local{}, err
+	}
+	name, ver := v.GetRef().GetName(), v.GetRef().GetVersion()
+	resolved := (&modelv1.ModelRef{Name: name, Version: ver}).Text()
+	if err := modelv1.CheckName(name); err != nil { // the name becomes a directory
+		return inference.Local{}, fmt.Errorf("fetch %s: registry answered a bad name: %w", ref.Text(), err)
+	}
+	dest := filepath.Join(f.dir, name, strconv.FormatUint(uint64(ver), 10))
+	l := f.lock(resolved)
+	l.Lock()
+	res, err := c.Pull(ctx, resolved, dest, nil)
+	l.Unlock()
+	if err != nil {
+		return inference.Local{}, fmt.Errorf("fetch %s: %w", ref.Text(), err)
+	}
+	loc := inference.Local{
+		Ref:    &modelv1.ModelRef{Name: name, Version: ver, Alias: ref.GetAlias()},
+		Path:   dest,
+		Size:   int64(v.GetSizeBytes()),
+		Format: v.GetFormat(),
+		Quant:  v.GetQuantType(),
+	}
+	if v.GetFormat() == modelv1.ModelFormat_MODEL_FORMAT_GGUF {
+		if len(res.Paths) != 1 {
+			return inference.Local{}, fmt.Errorf("fetch %s: GGUF version with %d files, want 1", resolved, len(res.Paths))
+		}
+		loc.Path, loc.SHA256 = res.Paths[0], v.GetFiles()[0].GetSha256()
+	}
+	return loc, nil
+}

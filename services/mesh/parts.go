@@ -1,0 +1,190 @@
+package mesh
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	quantizerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/quantizer/v1"
+	registryv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/registry/v1"
+	trainerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/trainer/v1"
+	"github.com/bitnet-mesh/bitnet-mesh/services/inference"
+	"github.com/bitnet-mesh/bitnet-mesh/services/quantizer"
+	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/services/router"
+	"github.com/bitnet-mesh/bitnet-mesh/services/trainer"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/hardware"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/server"
+)
+
+// gcInterval is how often a registry collects unreferenced blobs, expired
+// uploads and crash debris.
+const gcInterval = 10 * time.Minute
+
+func registryPart(cfg Config, id string) (*part, error) {
+	store, err := registry.Open(cfg.registryDir())
+	if err != nil {
+		return nil, fmt.Errorf("mesh: registry store in %s: %w", cfg.registryDir(), err)
+	}
+	srv := registry.NewServer(store)
+	return &part{
+		kind: Registry, id: id, extra: store,
+		run: func(ctx context.Context) {
+			_ = store.RunGC(ctx, gcInterval, func(rep registry.GCReport, err error) {
+				if err != nil {
+					cfg.Logger.Warn("registry gc failed", zap.Error(err))
+				} else if len(rep.Blobs)+len(rep.Uploads)+rep.OrphanFiles > 0 {
+					cfg.Logger.Info("registry gc", zap.Int("blobs", len(rep.Blobs)), zap.Int64("bytes_freed", rep.BytesFreed),
+						zap.Int("uploads", len(rep.Uploads)), zap.Int("orphan_files", rep.OrphanFiles))
+				}
+			})
+		},
+		opts: []server.Option{
+			server.WithRegister(func(g *grpc.Server) { srv.Register(g) }),
+			server.WithGateway(registryv1.RegisterRegistryServiceHandler),
+		},
+		closers: []func() error{store.Close},
+	}, nil
+}
+
+// quantizerPart reads and writes the registry in process when reg (the
+// registry part of the same Service) is set, else over gRPC.
+func quantizerPart(cfg Config, id string, reg *part) (*part, error) {
+	p := &part{kind: Quantizer, id: id}
+	var src quantizer.Source
+	var sink quantizer.Sink
+	if reg != nil {
+		b := quantizer.NewStoreBackend(reg.extra.(*registry.Store))
+		src, sink = b, b
+	} else {
+		conn := newRegConn(cfg.RegistryAddr, cfg.Discovery, cfg.Version)
+		p.closers = append(p.closers, conn.Close)
+		b := &remoteBackend{conn: conn, tempDir: filepath.Join(cfg.workDir(), "upload")}
+		src, sink = b, b
+	}
+	q, err := quantizer.New(src, sink, quantizer.WithWorkDir(cfg.workDir()))
+	if err != nil {
+		closeAll(p.closers)
+		return nil, fmt.Errorf("mesh: %w", err)
+	}
+	srv := quantizer.NewServer(q)
+	p.closers = append(p.closers, q.Close)
+	p.opts = []server.Option{
+		server.WithRegister(func(g *grpc.Server) { srv.Register(g) }),
+		server.WithGateway(quantizerv1.RegisterQuantizerServiceHandler),
+	}
+	return p, nil
+}
+
+func inferencePart(cfg Config, id, addr string) (_ *part, err error) {
+	p := &part{kind: Inference, id: id}
+	defer func() {
+		if err != nil {
+			closeAll(p.closers)
+		}
+	}()
+	hw, err := hardware.Detect(hardware.WithKernelCap(cfg.Kernel))
+	if err != nil {
+		return nil, fmt.Errorf("mesh: inference node %s: %w", id, err)
+	}
+	eng, err := kernels.New(kernels.WithPath(hw.BestKernel), kernels.WithThreads(cfg.Threads))
+	if err != nil {
+		return nil, fmt.Errorf("mesh: inference node %s: kernel engine %s: %w", id, hw.BestKernel, err)
+	}
+	p.closers = append(p.closers, func() error { eng.Close(); return nil })
+	conn := newRegConn(cfg.RegistryAddr, cfg.Discovery, cfg.Version)
+	p.closers = append(p.closers, conn.Close)
+	opts := []inference.Option{
+		inference.WithNodeName(id), inference.WithAddress(addr), inference.WithVersion(cfg.Version),
+		inference.WithEngine(eng), inference.WithHardware(hw), inference.WithLogger(cfg.Logger),
+	}
+	if cfg.MemoryBudget > 0 {
+		opts = append(opts, inference.WithManager(inference.WithMemoryBudget(cfg.MemoryBudget)))
+	}
+	srv, err := inference.NewServer(newRegistryFetcher(conn, filepath.Join(cfg.cacheDir(), id)), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("mesh: %w", err)
+	}
+	p.closers = append(p.closers, srv.Close)
+	start := time.Now()
+	read := func() router.NodeMeta { return nodeMeta(srv, cfg.Version, start) }
+	p.extra = srv
+	p.meta = func() map[string]string { return read().Meta() }
+	p.opts = []server.Option{server.WithRegister(func(g *grpc.Server) { srv.Register(g) })}
+	p.run = func(ctx context.Context) {
+		if err := router.PublishMeta(ctx, cfg.Discovery, id, cfg.PublishInterval, read); err != nil {
+			cfg.Logger.Warn("meta publishing stopped", zap.String("id", id), zap.Error(err))
+		}
+	}
+	return p, nil
+}
+
+// nodeMeta is what an inference node advertises: hardware, loaded models
+// and load.
+func nodeMeta(s *inference.Server, version string, start time.Time) router.NodeMeta {
+	m := router.NodeMeta{Hardware: s.Hardware(), Version: version, StartTime: start}
+	for _, li := range s.Manager().Loaded() {
+		m.LoadedModels = append(m.LoadedModels, li.Ref)
+	}
+	l := s.LoadProto()
+	m.Inflight, m.QueueDepth, m.QueueCapacity = int(l.GetActiveRequests()), int(l.GetQueueDepth()), int(l.GetQueueCapacity())
+	m.P50FirstTokenMS, m.TokensPerSecond = l.GetP50FirstTokenMs(), l.GetTokensPerSecond()
+	budget, used := s.Manager().Budget()
+	m.MemoryBudget, m.MemoryUsed = uint64(max(budget, 0)), uint64(max(used, 0))
+	return m
+}
+
+func routerPart(cfg Config, id string) (*part, error) {
+	r, err := router.New(router.WithRegistry(cfg.Discovery), router.WithLogger(cfg.Logger),
+		router.WithMetrics(cfg.Metrics), router.WithIdentity(id, cfg.Version))
+	if err != nil {
+		return nil, fmt.Errorf("mesh: %w", err)
+	}
+	return &part{
+		kind: Router, id: id, extra: r,
+		opts:    r.ServerOptions(),
+		ready:   r.Ready,
+		start:   r.Start,
+		closers: []func() error{r.Close},
+	}, nil
+}
+
+func closeAll(cs []func() error) {
+	for i := len(cs) - 1; i >= 0; i-- {
+		_ = cs[i]()
+	}
+}
+
+// trainerPart runs QAT jobs locally; like the quantizer it reads and writes
+// the registry in process when reg is set, else over gRPC.
+func trainerPart(cfg Config, id string, reg *part) (*part, error) {
+	p := &part{kind: Trainer, id: id}
+	var src trainer.Source
+	var sink trainer.Sink
+	if reg != nil {
+		b := trainer.NewStoreBackend(reg.extra.(*registry.Store))
+		src, sink = b, b
+	} else {
+		conn := newRegConn(cfg.RegistryAddr, cfg.Discovery, cfg.Version)
+		p.closers = append(p.closers, conn.Close)
+		b := &remoteBackend{conn: conn, tempDir: filepath.Join(cfg.workDir(), "trainer-upload")}
+		src, sink = b, b
+	}
+	t, err := trainer.New(src, sink, trainer.WithWorkDir(filepath.Join(cfg.workDir(), "trainer")))
+	if err != nil {
+		closeAll(p.closers)
+		return nil, fmt.Errorf("mesh: %w", err)
+	}
+	srv := trainer.NewServer(t)
+	p.closers = append(p.closers, t.Close)
+	p.opts = []server.Option{
+		server.WithRegister(func(g *grpc.Server) { srv.Register(g) }),
+		server.WithGateway(trainerv1.RegisterTrainerServiceHandler),
+	}
+	return p, nil
+}

@@ -1,0 +1,91 @@
+package mesh
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	inferencev1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1"
+	trainerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/trainer/v1"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/discovery"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/discovery/consultest"
+)
+
+// TestUp runs the one-process mesh with in-process discovery and with
+// Consul, pushes a model through the public endpoint and generates with it.
+func TestUp(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		disc func(t *testing.T) discovery.Registry
+	}{
+		{"memory", func(*testing.T) discovery.Registry { return nil }},
+		{"consul", func(t *testing.T) discovery.Registry {
+			a := consultest.Start(t)
+			c, err := discovery.NewConsul(a.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			disc := tc.disc(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			ready := make(chan Endpoints, 1)
+			done := make(chan error, 1)
+			cfg := Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DataDir: t.TempDir(), Discovery: disc, Threads: 1}
+			go func() { done <- Up(ctx, cfg, func(e Endpoints) { ready <- e }) }()
+			var e Endpoints
+			select {
+			case e = <-ready:
+			case err := <-done:
+				t.Fatalf("Up ended early: %v", err)
+			case <-time.After(20 * time.Second):
+				t.Fatal("not ready within 20 s")
+			}
+			c := dialSDK(t, e.GRPC.String())
+			if _, err := c.Registry().Push(ctx, "tiny", "../../testdata/models/tiny-gqa-tied-f32", nil); err != nil {
+				t.Fatal(err)
+			}
+			final, err := c.Inference().GenerateText(ctx, &inferencev1.GenerateRequest{Model: "tiny@1", Prompt: "Light", MaxTokens: 2}, nil)
+			if err != nil || final.GetNode() != "local" {
+				t.Fatalf("generate: got node %q, %v; want node local", final.GetNode(), err)
+			}
+			// The trainer is on the same front door.
+			tc := trainerv1.NewTrainerServiceClient(dialGRPC(t, e.GRPC.String()))
+			if _, err := tc.ListJobs(ctx, &trainerv1.ListJobsRequest{}); err != nil {
+				t.Fatalf("trainer ListJobs through up: %v", err)
+			}
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("got %v after cancel, want a clean shutdown", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Error("Up did not stop within 20 s")
+			}
+			if disc != nil {
+				for _, svc := range []string{"bitnet-registry", "bitnet-trainer", "bitnet-inference", "bitnet-router"} {
+					if left, err := disc.Instances(context.Background(), svc); err != nil || len(left) != 0 {
+						t.Errorf("%s after shutdown: got %v, %v; want deregistered", svc, left, err)
+					}
+				}
+			}
+		})
+	}
+}
+
+func dialGRPC(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
