@@ -18,7 +18,7 @@ func TestParseKind(t *testing.T) {
 		{"quantizer", Quantizer, false},
 		{"inference", Inference, false},
 		{"router", Router, false},
-		{"trainer", "", true},
+		{"mailer", "", true},
 		{"Registry", "", true},
 		{"", "", true},
 	} {
@@ -58,8 +58,8 @@ func TestConfigValidate(t *testing.T) {
 func TestBuildBadInput(t *testing.T) {
 	mem := discovery.NewMemory()
 	defer mem.Close()
-	if _, err := Build("trainer", Config{Discovery: mem}); err == nil {
-		t.Error("Build(trainer): got nil error, want unknown service")
+	if _, err := Build("mailer", Config{Discovery: mem}); err == nil {
+		t.Error("Build(mailer): got nil error, want unknown service")
 	}
 	if _, err := Build(Router, Config{Discovery: mem, GRPCAddr: "256.0.0.1:1"}); err == nil {
 		t.Error("Build with a bad address: got nil error")
