@@ -18,6 +18,7 @@ func TestParseKind(t *testing.T) {
 		{"quantizer", Quantizer, false},
 		{"inference", Inference, false},
 		{"router", Router, false},
+		{"trainer", Trainer, false},
 		{"mailer", "", true},
 		{"Registry", "", true},
 		{"", "", true},
