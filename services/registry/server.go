@@ -200,7 +200,7 @@ func (s *Server) UploadBlob(stream registryv1.RegistryService_UploadBlobServer) 
 	// is fsynced and recorded, and that cost dominates small chunks.
 	off := u.Offset
 	var buf []byte
-	flush := func() error {
+	flush := func(ctx context.Context) error {
 		if len(buf) == 0 {
 			return nil
 		}
@@ -215,8 +215,9 @@ func (s *Server) UploadBlob(stream registryv1.RegistryService_UploadBlobServer) 
 			break // the client stops early; it resumes later from off
 		}
 		if err != nil {
-			// Keep what arrived, so that the resume sends less.
-			_ = flush()
+			// Keep what arrived, so that the resume sends less: the stream's
+			// ctx may be cancelled already, the bytes are still good.
+			_ = flush(context.WithoutCancel(ctx))
 			return err
 		}
 		chunk := msg.GetChunk()
@@ -228,12 +229,12 @@ func (s *Server) UploadBlob(stream registryv1.RegistryService_UploadBlobServer) 
 		}
 		buf = append(buf, chunk...)
 		if len(buf) >= uploadBatch {
-			if err := flush(); err != nil {
+			if err := flush(ctx); err != nil {
 				return err
 			}
 		}
 	}
-	if err := flush(); err != nil {
+	if err := flush(ctx); err != nil {
 		return err
 	}
 	if off == u.Size {

@@ -394,6 +394,9 @@ func (w *Writer) WriteFile(path string) (err error) {
 			os.Remove(tmp.Name())
 		}
 	}()
+	if err := tmp.Chmod(0o644); err != nil { // CreateTemp makes 0600; model files are shared
+		return fmt.Errorf("gguf: chmod %s: %w", tmp.Name(), err)
+	}
 	if _, err := w.WriteTo(tmp); err != nil {
 		return fmt.Errorf("gguf: write %s: %w", path, err)
 	}

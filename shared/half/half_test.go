@@ -30,11 +30,11 @@ func TestToFloat16Rounding(t *testing.T) {
 		{1, 0x3c00},
 		{-2, 0xc000},
 		{65504, 0x7bff},
-		{65520, 0x7c00},              // rounds up to inf
-		{1 + 1.0/2048, 0x3c00},       // tie, even stays
-		{1 + 3.0/2048, 0x3c02},       // tie, odd rounds up
-		{5.960464477539063e-08, 1},   // smallest subnormal
-		{2.9802322387695312e-08, 0},  // half of it: tie to even (0)
+		{65520, 0x7c00},             // rounds up to inf
+		{1 + 1.0/2048, 0x3c00},      // tie, even stays
+		{1 + 3.0/2048, 0x3c02},      // tie, odd rounds up
+		{5.960464477539063e-08, 1},  // smallest subnormal
+		{2.9802322387695312e-08, 0}, // half of it: tie to even (0)
 		{float32(math.Inf(-1)), 0xfc00},
 		{0.333251953125, 0x3555},
 	}

@@ -153,6 +153,9 @@ func atomicWrite(path string, write func(io.Writer) error) (err error) {
 			os.Remove(tmp.Name())
 		}
 	}()
+	if err := tmp.Chmod(0o644); err != nil { // CreateTemp makes 0600; model files are shared
+		return fmt.Errorf("safetensors: chmod %s: %w", tmp.Name(), err)
+	}
 	if err := write(tmp); err != nil {
 		return fmt.Errorf("safetensors: write %s: %w", path, err)
 	}

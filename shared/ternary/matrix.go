@@ -95,7 +95,7 @@ func New(rows, cols int, scale float32) (*Matrix, error) {
 		return nil, fmt.Errorf("%w: rows=%d cols=%d must be positive", ErrShape, rows, cols)
 	}
 	stride := PaddedCols(cols) / 4
-	if rows > (1<<46)/stride {
+	if int64(rows) > (int64(1)<<46)/int64(stride) {
 		return nil, fmt.Errorf("%w: rows=%d cols=%d too large", ErrShape, rows, cols)
 	}
 	codes := make([]byte, rows*stride)

@@ -81,7 +81,7 @@ func alloc(rows, cols int, scale float32) (*Matrix, error) {
 		return nil, fmt.Errorf("%w: rows=%d cols=%d too large", ErrShape, rows, cols)
 	}
 	stride := PaddedCols(cols) / 4
-	if rows > (1<<46)/stride {
+	if int64(rows) > (int64(1)<<46)/int64(stride) {
 		return nil, fmt.Errorf("%w: rows=%d cols=%d too large", ErrShape, rows, cols)
 	}
 	return &Matrix{Rows: rows, Cols: cols, Stride: stride, Codes: make([]byte, rows*stride), Scale: scale}, nil
