@@ -71,6 +71,12 @@ func (t *Trainer) Run(ctx context.Context, rc RunConfig) error {
 		if t.data.ValSeqs > 0 && (last || (rc.EvalEvery > 0 && t.step%rc.EvalEvery == 0)) {
 			v, err := t.Eval(ctx)
 			if err != nil {
+				if ctx.Err() != nil { // the step is done: keep it, without its validation
+					t.history = append(t.history, pt)
+					if cerr := t.SaveCheckpoint(ckpt); cerr != nil {
+						return errors.Join(err, cerr)
+					}
+				}
 				return err
 			}
 			pt.ValLoss, pt.HasVal = v, true

@@ -15,6 +15,13 @@ export BITNET_CONSUL_BIN
 # buf lint and check that the committed generated code is current.
 . tools/proto/install.sh
 
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt needed:" $unformatted >&2
+	exit 1
+fi
+
 echo "== go vet"
 go vet ./...
 
