@@ -214,8 +214,13 @@ func (r *RegistryClient) uploadFile(ctx context.Context, f *LocalFile, o *PushOp
 		up.State = registryv1.UploadState_UPLOAD_STATE_COMPLETE
 		return nil
 	})
-	if err == nil && up.GetState() == registryv1.UploadState_UPLOAD_STATE_COMPLETE && sent == 0 {
-		prog.report(Progress{Op: OpUpload, File: f.Path, Done: f.Size, Total: f.Size, Skipped: true})
+	if err == nil {
+		// Whatever this call did not send, the registry had: stored, or received
+		// from an earlier interrupted stream (possibly after our first look).
+		skipped = f.Size - sent
+		if up.GetState() == registryv1.UploadState_UPLOAD_STATE_COMPLETE && sent == 0 {
+			prog.report(Progress{Op: OpUpload, File: f.Path, Done: f.Size, Total: f.Size, Skipped: true})
+		}
 	}
 	return sent, skipped, wrap(op, err)
 }
