@@ -59,7 +59,7 @@ func quantizerPart(cfg Config, id string, reg *part) (*part, error) {
 	var src quantizer.Source
 	var sink quantizer.Sink
 	if reg != nil {
-		b := quantizer.NewStoreBackend(reg.extra.(*registry.Store))
+		b := registry.NewBackend(reg.extra.(*registry.Store))
 		src, sink = b, b
 	} else {
 		conn := newRegConn(cfg.RegistryAddr, cfg.Discovery, cfg.Version)
@@ -167,7 +167,7 @@ func trainerPart(cfg Config, id string, reg *part) (*part, error) {
 	var src trainer.Source
 	var sink trainer.Sink
 	if reg != nil {
-		b := trainer.NewStoreBackend(reg.extra.(*registry.Store))
+		b := registry.NewBackend(reg.extra.(*registry.Store))
 		src, sink = b, b
 	} else {
 		conn := newRegConn(cfg.RegistryAddr, cfg.Discovery, cfg.Version)

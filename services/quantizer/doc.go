@@ -40,7 +40,7 @@
 // the engine: on a 2B model expect about a second per calibration token
 // on two cores.
 //
-// Source and Sink are the quantizer's view of the registry; NewStoreBackend
+// Source and Sink are the quantizer's view of the registry; registry.NewBackend
 // adapts an in-process *registry.Store. Server adapts a Quantizer to the
 // bitnet.quantizer.v1 gRPC API.
 package quantizer

@@ -154,7 +154,7 @@ func newEnv(t testing.TB, opts ...Option) *testEnv {
 		t.Fatalf("registry.Open: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
-	b := NewStoreBackend(st)
+	b := registry.NewBackend(st)
 	src := &gatedSource{Source: b}
 	q, err := New(src, b, append([]Option{WithWorkDir(t.TempDir())}, opts...)...)
 	if err != nil {

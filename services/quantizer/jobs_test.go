@@ -287,7 +287,7 @@ func TestFilesSource(t *testing.T) {
 	}
 
 	// Bytes that do not hash to their digest fail the job.
-	b := NewStoreBackend(e.store)
+	b := registry.NewBackend(e.store)
 	cs := &corruptSource{b}
 	q, err := New(cs, b, WithWorkDir(t.TempDir()))
 	if err != nil {

@@ -34,7 +34,7 @@
 // Cancel stops a running job before its next optimiser step (the training
 // loop checks its context per micro-batch); its checkpoint is kept.
 //
-// Source and Sink are the trainer's view of the registry; NewStoreBackend
+// Source and Sink are the trainer's view of the registry; registry.NewBackend
 // adapts an in-process *registry.Store. Server adapts a Trainer to the
 // bitnet.trainer.v1 gRPC API.
 package trainer

@@ -144,7 +144,7 @@ func TestFailedJobPersists(t *testing.T) {
 }
 
 func TestNewOptions(t *testing.T) {
-	b := NewStoreBackend(nil)
+	b := registry.NewBackend(nil)
 	for _, opts := range [][]Option{
 		{WithWorkers(0)}, {WithQueueSize(0)}, {WithMaxJobs(0)}, {WithRunner(nil)},
 	} {

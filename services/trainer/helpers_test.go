@@ -59,7 +59,7 @@ func newEnv(t *testing.T, opts ...Option) *env {
 // start opens a Trainer on the env's work directory and serves it.
 func (e *env) start(t *testing.T, opts ...Option) {
 	t.Helper()
-	b := NewStoreBackend(e.store)
+	b := registry.NewBackend(e.store)
 	tr, err := New(b, b, append([]Option{WithWorkDir(e.workDir)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
