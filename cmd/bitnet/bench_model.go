@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,17 +22,31 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
 
-// benchModelResult is one thread count's measurement.
+// benchModelResult is one thread count's measurement. Speeds are medians
+// over the repetitions; this machine's memory bandwidth drifts, so each
+// decode repetition is paired with a read-bandwidth probe just before it.
 type benchModelResult struct {
 	Threads     int     `json:"threads"`
 	LoadSeconds float64 `json:"load_s"`
 	PrefillTokS float64 `json:"prefill_tok_s"`
 	DecodeTokS  float64 `json:"decode_tok_s"`
+	// Best repetition: the least disturbed by other tenants.
+	PrefillTokSBest float64 `json:"prefill_tok_s_best"`
+	DecodeTokSBest  float64 `json:"decode_tok_s_best"`
 	// Tokens per second of process CPU time (user+sys): on a busy machine
 	// this tracks the uncontended single-thread rate better than wall time.
 	PrefillTokCPUS float64 `json:"prefill_tok_per_cpu_s,omitempty"`
 	DecodeTokCPUS  float64 `json:"decode_tok_per_cpu_s,omitempty"`
-	VmRSSMiB       float64 `json:"vmrss_mib"`
+	// Decode is memory bound: bytes read per token (ternary weights, int8
+	// head, KV cache at the mean position), the rate that makes, the read
+	// bandwidth of n threads measured just before, and their ratio (median
+	// of the per-repetition ratios).
+	DecodeBytesPerToken float64 `json:"decode_bytes_per_token"`
+	DecodeGBs           float64 `json:"decode_gb_s"`
+	ProbeGBs            float64 `json:"probe_gb_s"`
+	DecodeBWRatio       float64 `json:"decode_bw_ratio"`
+	Repeat              int     `json:"repeat"`
+	VmRSSMiB            float64 `json:"vmrss_mib"`
 }
 
 // benchModelReport is the --json output of "bitnet bench model".
@@ -64,11 +79,16 @@ func runBenchModel(ctx context.Context, args []string, stdout, stderr io.Writer)
 	gen := fs.Int("gen", 64, "generated tokens (decode)")
 	kernel := fs.String("kernel", "", "kernel path: generic, avx2, avx512 or neon (default: best for this CPU)")
 	seed := fs.Uint64("seed", 1, "seed of the random prompt")
+	repeat := fs.Int("repeat", 3, "repetitions of prefill and decode per thread count (medians are reported)")
+	probeMiB := fs.Int("probe-mib", 256, "read-bandwidth probe buffer in MiB (0: no probe)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *path == "" {
 		return errors.New("bench model: --model is required")
+	}
+	if *repeat < 1 || *probeMiB < 0 {
+		return fmt.Errorf("bench model: --repeat = %d must be >= 1 and --probe-mib = %d >= 0", *repeat, *probeMiB)
 	}
 	if *prompt < 1 || *gen < 1 {
 		return fmt.Errorf("bench model: --prompt = %d and --gen = %d must be >= 1", *prompt, *gen)
@@ -81,7 +101,7 @@ func runBenchModel(ctx context.Context, args []string, stdout, stderr io.Writer)
 		GoMaxProcs: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
 		TimestampUTC: time.Now().UTC().Format(time.RFC3339)}
 	for _, n := range threads {
-		r, info, err := benchModelOnce(ctx, *path, *kernel, n, *prompt, *gen, *seed)
+		r, info, err := benchModelOnce(ctx, *path, *kernel, n, *prompt, *gen, *seed, *repeat, *probeMiB)
 		if err != nil {
 			return fmt.Errorf("bench model: %d threads: %w", n, err)
 		}
@@ -90,8 +110,10 @@ func runBenchModel(ctx context.Context, args []string, stdout, stderr io.Writer)
 		rep.TargetRSSMiB = 1.1 * (rep.TernaryMiB + rep.HeadInt8MiB + rep.KVCacheMiB)
 		rep.Results = append(rep.Results, r)
 		if !*asJSON {
-			fmt.Fprintf(stdout, "threads %d: load %.2f s, prefill %.1f tok/s (%d tokens; %.1f per CPU s), decode %.1f tok/s (%d tokens; %.1f per CPU s), VmRSS %.0f MiB\n",
-				n, r.LoadSeconds, r.PrefillTokS, *prompt, r.PrefillTokCPUS, r.DecodeTokS, *gen, r.DecodeTokCPUS, r.VmRSSMiB)
+			fmt.Fprintf(stdout, "threads %d: load %.2f s, prefill %.1f tok/s (best %.1f; %d tokens), decode %.1f tok/s (best %.1f; %d tokens), VmRSS %.0f MiB\n",
+				n, r.LoadSeconds, r.PrefillTokS, r.PrefillTokSBest, *prompt, r.DecodeTokS, r.DecodeTokSBest, *gen, r.VmRSSMiB)
+			fmt.Fprintf(stdout, "  decode reads %.0f MB/token: %.1f GB/s against a %.1f GB/s read probe (ratio %.2f, median of %d)\n",
+				r.DecodeBytesPerToken/1e6, r.DecodeGBs, r.ProbeGBs, r.DecodeBWRatio, r.Repeat)
 		}
 	}
 	mem := procStatusMiB()
@@ -125,10 +147,11 @@ type benchInfo struct {
 	ternary, head, kv int64
 }
 
-// benchModelOnce loads the model on an engine of n threads, then times one
-// prefill of a random prompt and greedy decoding of gen tokens.
-func benchModelOnce(ctx context.Context, path, kernel string, n, prompt, gen int, seed uint64) (benchModelResult, benchInfo, error) {
-	r := benchModelResult{Threads: n}
+// benchModelOnce loads the model on an engine of n threads, then repeats a
+// prefill of a random prompt and greedy decoding of gen tokens, each decode
+// right after a read-bandwidth probe of n threads over probeMiB MiB.
+func benchModelOnce(ctx context.Context, path, kernel string, n, prompt, gen int, seed uint64, repeat, probeMiB int) (benchModelResult, benchInfo, error) {
+	r := benchModelResult{Threads: n, Repeat: repeat}
 	var info benchInfo
 	// n threads means n for everything, like llama-bench -t n: the float
 	// parts of the forward pass and the loader use GOMAXPROCS.
@@ -168,25 +191,68 @@ func benchModelOnce(ctx context.Context, path, kernel string, n, prompt, gen int
 		return r, info, err
 	}
 	seq := m.NewSequence()
-	steps := []model.Step{{Seq: seq, Tokens: ids}}
-	start, cpu := time.Now(), procCPUSeconds()
-	if err := m.Forward(ctx, steps); err != nil {
-		return r, info, err
+	r.DecodeBytesPerToken = float64(info.ternary+info.head) + float64(seq.CacheBytesPerPosition())*(float64(prompt)+float64(gen-1)/2)
+	var probe []byte
+	if probeMiB > 0 {
+		probe = make([]byte, probeMiB<<20)
+		for i := 0; i < len(probe); i += 4096 {
+			probe[i] = byte(i >> 12)
+		}
 	}
-	r.PrefillTokS = float64(prompt) / time.Since(start).Seconds()
-	r.PrefillTokCPUS = perCPUSecond(prompt, cpu)
-	start, cpu = time.Now(), procCPUSeconds()
-	for i := 0; i < gen; i++ {
-		steps[0].Tokens = []int{benchArgmax(steps[0].Logits)}
+	var pre, dec, decCPU, preCPU, bw, ratio []float64
+	for range repeat {
+		seq.Reset()
+		steps := []model.Step{{Seq: seq, Tokens: ids}}
+		start, cpu := time.Now(), procCPUSeconds()
 		if err := m.Forward(ctx, steps); err != nil {
 			return r, info, err
 		}
+		pre = append(pre, float64(prompt)/time.Since(start).Seconds())
+		preCPU = append(preCPU, perCPUSecond(prompt, cpu))
+		p := 0.0
+		if probe != nil {
+			p = readBandwidth(probe, n, true)
+			bw = append(bw, p)
+		}
+		start, cpu = time.Now(), procCPUSeconds()
+		for i := 0; i < gen; i++ {
+			steps[0].Tokens = []int{benchArgmax(steps[0].Logits)}
+			if err := m.Forward(ctx, steps); err != nil {
+				return r, info, err
+			}
+		}
+		d := float64(gen) / time.Since(start).Seconds()
+		dec = append(dec, d)
+		decCPU = append(decCPU, perCPUSecond(gen, cpu))
+		if p > 0 {
+			ratio = append(ratio, d*r.DecodeBytesPerToken/1e9/p)
+		}
 	}
-	r.DecodeTokS = float64(gen) / time.Since(start).Seconds()
-	r.DecodeTokCPUS = perCPUSecond(gen, cpu)
+	r.PrefillTokS, r.PrefillTokSBest, r.PrefillTokCPUS = median(pre), slices.Max(pre), median(preCPU)
+	r.DecodeTokS, r.DecodeTokSBest, r.DecodeTokCPUS = median(dec), slices.Max(dec), median(decCPU)
+	r.DecodeGBs = r.DecodeTokS * r.DecodeBytesPerToken / 1e9
+	if len(bw) > 0 {
+		r.ProbeGBs, r.DecodeBWRatio = median(bw), median(ratio)
+	}
 	info.kv = int64(seq.CacheBytes())
+	probe = nil
+	runtime.GC()
+	debug.FreeOSMemory()
 	r.VmRSSMiB = procStatusMiB()["VmRSS"]
 	return r, info, nil
+}
+
+// median returns the median of x (0 for none).
+func median(x []float64) float64 {
+	if len(x) == 0 {
+		return 0
+	}
+	s := slices.Clone(x)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // ternaryBytes is the packed size of every ternary linear of the model.

@@ -149,7 +149,7 @@ func TestGenerateErrors(t *testing.T) {
 
 func TestBenchModel(t *testing.T) {
 	path := genTinyGGUF(t)
-	out, _, err := genRun(t, "bench", "model", "--model", path, "--json", "--threads", "1,2", "--prompt", "16", "--gen", "4")
+	out, _, err := genRun(t, "bench", "model", "--model", path, "--json", "--threads", "1,2", "--prompt", "16", "--gen", "4", "--repeat", "2", "--probe-mib", "16")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,6 +164,9 @@ func TestBenchModel(t *testing.T) {
 		if !(r.PrefillTokS > 0) || !(r.DecodeTokS > 0) || !(r.LoadSeconds > 0) {
 			t.Errorf("threads %d: got %+v, want positive rates and load time", r.Threads, r)
 		}
+		if r.DecodeTokSBest < r.DecodeTokS || !(r.ProbeGBs > 0) || !(r.DecodeBWRatio > 0) || r.Repeat != 2 {
+			t.Errorf("threads %d: got %+v, want best >= median, a probe and 2 repetitions", r.Threads, r)
+		}
 	}
 	if rep.Prompt != 16 || rep.Gen != 4 || rep.TernaryMiB <= 0 {
 		t.Errorf("report %+v: want prompt 16, gen 4 and the ternary size", rep)
@@ -172,6 +175,8 @@ func TestBenchModel(t *testing.T) {
 		{"--model", path, "--threads", "0"},
 		{"--model", path, "--prompt", "40", "--gen", "20"},
 		{"--prompt", "4"},
+		{"--model", path, "--repeat", "0"},
+		{"--model", path, "--probe-mib", "-1"},
 	} {
 		if _, _, err := genRun(t, append([]string{"bench", "model"}, args...)...); err == nil {
 			t.Errorf("bench model %v: got no error", args)

@@ -27,12 +27,19 @@ import (
 )
 
 // BenchmarkMeshOverhead compares generation through the router and a real
-// inference node (two loopback gRPC hops) with the same scheduler called in
-// process, on a model named by BITNET_BENCH_GGUF (e.g. the 2B4T shape from
-// tools/randmodel), with 1 and 16 concurrent streams of 32 greedy tokens:
+// inference node (two loopback gRPC hops), straight to the node (one hop),
+// and with the same scheduler called in process, on a model named by
+// BITNET_BENCH_GGUF (e.g. the 2B4T shape from tools/randmodel), with 1 and
+// 16 concurrent streams of 32 greedy tokens:
 //
 //	go run ./tools/randmodel -out /tmp/bitnet-2b.gguf
-//	BITNET_BENCH_GGUF=/tmp/bitnet-2b.gguf go test -run X -bench MeshOverhead -benchtime 2x ./services/router/
+//	BITNET_BENCH_GGUF=/tmp/bitnet-2b.gguf go test -run X -bench MeshOverhead -benchtime 4x ./services/router/
+//
+// This machine is shared and its memory bandwidth drifts by tens of percent
+// within minutes, so every iteration runs all arms back to back (in a
+// rotating order) and the overheads are reported from those pairs: the
+// median over iterations of each arm's tokens/s relative to in-process, and
+// of its p50 time to first token minus in-process's.
 func BenchmarkMeshOverhead(b *testing.B) {
 	path := os.Getenv("BITNET_BENCH_GGUF")
 	if path == "" {
@@ -50,99 +57,186 @@ func BenchmarkMeshOverhead(b *testing.B) {
 	if bos, ok := m.Tokenizer().BOS(); ok {
 		prompt = append([]int{bos}, prompt...)
 	}
-	c := nodeBehindRouter(b, filepath.Dir(path))
+	s, err := inference.NewScheduler(m, m.Tokenizer(), inference.WithMaxBatch(16))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	viaRouter, direct := nodeBehindRouter(b, filepath.Dir(path))
 	zero := float32(0)
-	for _, streams := range []int{1, 16} {
-		b.Run(fmt.Sprintf("inprocess/streams=%d", streams), func(b *testing.B) {
-			s, err := inference.NewScheduler(m, m.Tokenizer(), inference.WithMaxBatch(16))
-			if err != nil {
-				b.Fatal(err)
+	req := &inferencev1.GenerateRequest{Model: name, Prompt: "The light of the sun is", MaxTokens: gen, Temperature: &zero}
+	arms := []benchArm{
+		{"inprocess", func(ctx context.Context) (time.Duration, error) { return inProcess(ctx, s, prompt, gen) }},
+		{"direct", func(ctx context.Context) (time.Duration, error) { return overGRPC(ctx, direct, req) }},
+		{"router", func(ctx context.Context) (time.Duration, error) { return overGRPC(ctx, viaRouter, req) }},
+	}
+	for _, a := range arms { // warm up: the node loads the model
+		if _, err := a.one(b.Context()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("interleaved", func(b *testing.B) {
+		// rounds[i][streams][arm]
+		var rounds [][2][]armRound
+		for b.Loop() {
+			var r [2][]armRound
+			for si, streams := range []int{1, 16} {
+				r[si] = make([]armRound, len(arms))
+				for k := range arms {
+					ai := (len(rounds) + k) % len(arms)
+					r[si][ai] = runRound(b, arms[ai], streams, gen)
+				}
 			}
-			defer s.Close()
-			measure(b, streams, gen, func(ctx context.Context) (time.Duration, error) {
-				start := time.Now()
-				st, err := s.Submit(ctx, inference.Request{Prompt: prompt, MaxTokens: gen, EndTokens: []int{-1}})
-				if err != nil {
-					return 0, err
+			rounds = append(rounds, r)
+		}
+		for si, streams := range []int{1, 16} {
+			for ai, a := range arms {
+				tps := make([]float64, len(rounds))
+				ttft := make([]float64, len(rounds))
+				for i, r := range rounds {
+					tps[i], ttft[i] = r[si][ai].tokPerS, r[si][ai].ttftMS
 				}
-				var ttft time.Duration
-				for {
-					ev, err := st.Recv(ctx)
-					if err != nil {
-						return 0, err
-					}
-					if ttft == 0 && len(ev.TokenIDs) > 0 {
-						ttft = time.Since(start)
-					}
-					if ev.Final {
-						return ttft, nil
-					}
+				b.ReportMetric(median(tps), fmt.Sprintf("%s/s%d/tok/s", a.name, streams))
+				b.ReportMetric(median(ttft), fmt.Sprintf("%s/s%d/p50-ttft-ms", a.name, streams))
+				if ai == 0 {
+					continue
 				}
-			})
+				loss := make([]float64, len(rounds))
+				dttft := make([]float64, len(rounds))
+				hop := make([]float64, len(rounds))
+				for i, r := range rounds {
+					loss[i] = 100 * (1 - r[si][ai].tokPerS/r[si][0].tokPerS)
+					dttft[i] = r[si][ai].ttftMS - r[si][0].ttftMS
+					hop[i] = r[si][ai].ttftMS - r[si][ai-1].ttftMS
+				}
+				b.ReportMetric(median(loss), fmt.Sprintf("%s/s%d/loss-%%", a.name, streams))
+				b.ReportMetric(median(dttft), fmt.Sprintf("%s/s%d/ttft-vs-inprocess-ms", a.name, streams))
+				if a.name == "router" {
+					b.ReportMetric(median(hop), fmt.Sprintf("router/s%d/ttft-vs-direct-ms", streams))
+				}
+			}
+		}
+		for ai, a := range arms {
+			ratio := make([]float64, len(rounds))
+			for i, r := range rounds {
+				ratio[i] = r[1][ai].tokPerS / r[0][ai].tokPerS
+			}
+			b.ReportMetric(median(ratio), a.name+"/s16-vs-s1-x")
+		}
+	})
+}
+
+// benchArm is one way of running a generation; one returns its time to
+// first token.
+type benchArm struct {
+	name string
+	one  func(context.Context) (time.Duration, error)
+}
+
+// armRound is one arm's result for one iteration.
+type armRound struct {
+	tokPerS, ttftMS float64
+}
+
+// runRound runs streams concurrent generations of arm a.
+func runRound(b *testing.B, a benchArm, streams, gen int) armRound {
+	var ttfts []time.Duration
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range streams {
+		wg.Go(func() {
+			ttft, err := a.one(b.Context())
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			mu.Lock()
+			ttfts = append(ttfts, ttft)
+			mu.Unlock()
 		})
-		b.Run(fmt.Sprintf("router/streams=%d", streams), func(b *testing.B) {
-			req := &inferencev1.GenerateRequest{Model: name, Prompt: "The light of the sun is", MaxTokens: gen,
-				Temperature: &zero}
-			measure(b, streams, gen, func(ctx context.Context) (time.Duration, error) {
-				start := time.Now()
-				st, err := c.Generate(ctx, req)
-				if err != nil {
-					return 0, err
-				}
-				var ttft time.Duration
-				for {
-					msg, err := st.Recv()
-					if errors.Is(err, io.EOF) {
-						return ttft, nil
-					}
-					if err != nil {
-						return 0, err
-					}
-					if ttft == 0 && len(msg.GetTokenIds()) > 0 {
-						ttft = time.Since(start)
-					}
-				}
-			})
-		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if len(ttfts) == 0 {
+		b.FailNow()
+	}
+	slices.Sort(ttfts)
+	return armRound{
+		tokPerS: float64(len(ttfts)*gen) / elapsed.Seconds(),
+		ttftMS:  float64(ttfts[len(ttfts)/2].Microseconds()) / 1000,
 	}
 }
 
-// measure runs streams concurrent generations per iteration and reports the
-// aggregate tokens/s and the p50 time to first token.
-func measure(b *testing.B, streams, gen int, one func(context.Context) (time.Duration, error)) {
-	if _, err := one(b.Context()); err != nil { // warm up: the node loads the model
-		b.Fatal(err)
-	}
-	var ttfts []time.Duration
-	var mu sync.Mutex
+// inProcess generates gen tokens with the scheduler directly.
+func inProcess(ctx context.Context, s *inference.Scheduler, prompt []int, gen int) (time.Duration, error) {
 	start := time.Now()
-	for b.Loop() {
-		var wg sync.WaitGroup
-		for range streams {
-			wg.Go(func() {
-				ttft, err := one(b.Context())
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				mu.Lock()
-				ttfts = append(ttfts, ttft)
-				mu.Unlock()
-			})
+	st, err := s.Submit(ctx, inference.Request{Prompt: prompt, MaxTokens: gen, EndTokens: []int{-1}})
+	if err != nil {
+		return 0, err
+	}
+	var ttft time.Duration
+	for {
+		ev, err := st.Recv(ctx)
+		if err != nil {
+			return 0, err
 		}
-		wg.Wait()
+		if ttft == 0 && len(ev.TokenIDs) > 0 {
+			ttft = time.Since(start)
+		}
+		if ev.Final {
+			if n := ev.Usage.CompletionTokens; n != gen {
+				return 0, fmt.Errorf("in process: %d tokens, want %d", n, gen)
+			}
+			return ttft, nil
+		}
 	}
-	elapsed := time.Since(start)
-	slices.Sort(ttfts)
-	if len(ttfts) > 0 {
-		b.ReportMetric(float64(ttfts[len(ttfts)/2].Microseconds())/1000, "p50-ttft-ms")
+}
+
+// overGRPC generates with c and checks that every token came.
+func overGRPC(ctx context.Context, c inferencev1.InferenceServiceClient, req *inferencev1.GenerateRequest) (time.Duration, error) {
+	start := time.Now()
+	st, err := c.Generate(ctx, req)
+	if err != nil {
+		return 0, err
 	}
-	b.ReportMetric(float64(len(ttfts)*gen)/elapsed.Seconds(), "tok/s")
+	var ttft time.Duration
+	for {
+		msg, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			return 0, errors.New("stream ended without a final message")
+		}
+		if err != nil {
+			return 0, err
+		}
+		if ttft == 0 && len(msg.GetTokenIds()) > 0 {
+			ttft = time.Since(start)
+		}
+		if msg.GetFinishReason() != inferencev1.FinishReason_FINISH_REASON_UNSPECIFIED {
+			if n := msg.GetUsage().GetCompletionTokens(); n != req.GetMaxTokens() {
+				return 0, fmt.Errorf("over gRPC: %d tokens, want %d (finish %v)", n, req.GetMaxTokens(), msg.GetFinishReason())
+			}
+			return ttft, nil
+		}
+	}
+}
+
+func median(x []float64) float64 {
+	s := slices.Clone(x)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // nodeBehindRouter starts one real inference node serving the models in dir
-// (NAME.gguf) and a router over it; it returns the router's client.
-func nodeBehindRouter(b *testing.B, dir string) inferencev1.InferenceServiceClient {
+// (NAME.gguf) and a router over it; it returns the router's client and the
+// node's.
+func nodeBehindRouter(b *testing.B, dir string) (viaRouter, direct inferencev1.InferenceServiceClient) {
 	reg := discovery.NewMemory()
 	b.Cleanup(func() { _ = reg.Close() })
 	s, err := inference.NewServer(inference.DirFetcher{Root: dir}, inference.WithNodeName("bench"))
@@ -170,7 +264,7 @@ func nodeBehindRouter(b *testing.B, dir string) inferencev1.InferenceServiceClie
 	for i := 0; ; i++ { // wait until the router sees the node
 		resp, err := c.ListNodes(b.Context(), &inferencev1.ListNodesRequest{})
 		if err == nil && len(resp.GetNodes()) == 1 && resp.GetNodes()[0].GetHealthy() {
-			return c
+			return c, dial(b, nodeAddr)
 		}
 		if i > 500 {
 			b.Fatalf("router sees %v (err %v), want the node", resp.GetNodes(), err)

@@ -112,15 +112,24 @@ func (em *embedding) bytes() int { return 4*len(em.f32) + 2*len(em.u16) }
 // quantizeInt8Rows quantises a rows x cols float matrix to int8 per row
 // (absmax, round half to even, as kernels.QuantizeRow) for the int8 output head.
 func quantizeInt8Rows(w []float32, rows, cols int) *kernels.Int8Matrix {
-	stride := ternary.PaddedCols(cols)
-	m := &kernels.Int8Matrix{Rows: rows, Cols: cols, Stride: stride,
-		Data: make([]int8, rows*stride), Scales: make([]float32, rows)}
-	parallelFor(rows, 64, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			m.Scales[r] = quantizeRowInt8(m.Data[r*stride:r*stride+cols], w[r*cols:(r+1)*cols])
-		}
-	})
+	m := newInt8Matrix(rows, cols)
+	parallelFor(rows, 64, func(lo, hi int) { quantizeRowsInto(m, w[lo*cols:hi*cols], lo, hi) })
 	return m
+}
+
+// quantizeRowsInto quantises x, rows [lo, hi) of a float matrix, into m.
+func quantizeRowsInto(m *kernels.Int8Matrix, x []float32, lo, hi int) {
+	for r := lo; r < hi; r++ {
+		o := (r - lo) * m.Cols
+		m.Scales[r] = quantizeRowInt8(m.Data[r*m.Stride:r*m.Stride+m.Cols], x[o:o+m.Cols])
+	}
+}
+
+// newInt8Matrix allocates a rows x cols int8 matrix with padded rows.
+func newInt8Matrix(rows, cols int) *kernels.Int8Matrix {
+	stride := ternary.PaddedCols(cols)
+	return &kernels.Int8Matrix{Rows: rows, Cols: cols, Stride: stride,
+		Data: make([]int8, rows*stride), Scales: make([]float32, rows)}
 }
 
 // quantizeRowInt8 writes q = round_half_even(x * 127/max|x|) and returns the

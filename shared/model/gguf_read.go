@@ -11,6 +11,7 @@ import (
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/half"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
 )
@@ -21,31 +22,41 @@ import (
 // nothing refers to the file afterwards. Ternary linears may be TQ2_0, TQ1_0
 // or float tensors holding T*s (what the converter writes before quantizing).
 func ReadGGUF(path string) (*Weights, *tokenizer.Tokenizer, error) {
+	w, _, tok, err := readGGUFFile(path, false)
+	return w, tok, err
+}
+
+// readGGUFFile opens and decodes path; see readGGUF for head8.
+func readGGUFFile(path string, head8 bool) (*Weights, *kernels.Int8Matrix, *tokenizer.Tokenizer, error) {
 	f, drop, closeFile, err := openGGUF(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("gguf %s: %w", path, err)
+		return nil, nil, nil, fmt.Errorf("gguf %s: %w", path, err)
 	}
 	defer closeFile()
-	w, tok, err := readGGUF(f, drop)
+	w, h8, tok, err := readGGUF(f, drop, head8)
 	if err != nil {
-		return nil, nil, fmt.Errorf("gguf %s: %w", path, err)
+		return nil, nil, nil, fmt.Errorf("gguf %s: %w", path, err)
 	}
-	return w, tok, nil
+	return w, h8, tok, nil
 }
 
 // readGGUF decodes an opened file; drop (when not nil) is called with each
-// range of the data section once it has been copied out.
-func readGGUF(f *gguf.File, drop func(off, size uint64)) (*Weights, *tokenizer.Tokenizer, error) {
+// range of the data section once it has been copied out. With head8 the
+// output head (the embedding when tied) is quantised to int8 rows as it is
+// decoded, a chunk of rows at a time, and returned instead of its float32
+// copy: w.Head stays nil, and so does w.Embed when tied. A 2B model then
+// never holds its 1.3 GB float32 embedding.
+func readGGUF(f *gguf.File, drop func(off, size uint64), head8 bool) (*Weights, *kernels.Int8Matrix, *tokenizer.Tokenizer, error) {
 	c, err := ggufConfig(f)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	w := &Weights{Config: c, Layers: make([]Layer, c.NumLayers)}
 	// Tied unless the file has an output head.
 	_, hasOutput := f.Tensor(tensorOutput)
 	w.Config.TieWordEmbeddings = !hasOutput
 	if err := checkTensorSet(f, w.Config); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	h, v := uint64(c.HiddenSize), uint64(c.VocabSize)
 	jobs := []decodeJob{
@@ -65,11 +76,16 @@ func readGGUF(f *gguf.File, drop func(off, size uint64)) (*Weights, *tokenizer.T
 	// Shapes first, in file-independent order, so the error is deterministic.
 	for _, j := range jobs {
 		if _, _, err := tensor(f, j.name, j.dims); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	// The embedding and head are the largest tensors: decode them in chunks
 	// of rows, in parallel, dropping each chunk's pages when done.
+	headName := tensorEmbed
+	if hasOutput {
+		headName = tensorOutput
+	}
+	var h8 *kernels.Int8Matrix
 	for _, big := range []struct {
 		name string
 		dst  *[]float32
@@ -77,9 +93,15 @@ func readGGUF(f *gguf.File, drop func(off, size uint64)) (*Weights, *tokenizer.T
 		if big.name == tensorOutput && !hasOutput {
 			continue
 		}
-		chunks, err := rowChunks(f, big.name, []uint64{h, v}, big.dst)
+		var chunks []decodeJob
+		var err error
+		if head8 && big.name == headName {
+			h8, chunks, err = int8RowChunks(f, big.name, []uint64{h, v})
+		} else {
+			chunks, err = rowChunks(f, big.name, []uint64{h, v}, big.dst)
+		}
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		jobs = append(jobs, chunks...)
 	}
@@ -87,12 +109,12 @@ func readGGUF(f *gguf.File, drop func(off, size uint64)) (*Weights, *tokenizer.T
 	var tok *tokenizer.Tokenizer
 	jobs = append(jobs, decodeJob{run: func() (err error) { tok, err = ggufTokenizer(f, c.VocabSize); return err }})
 	if err := runJobs(jobs, f, drop); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	if err := w.Validate(); err != nil {
-		return nil, nil, err
+	if err := w.validate(h8); err != nil {
+		return nil, nil, nil, err
 	}
-	return w, tok, nil
+	return w, h8, tok, nil
 }
 
 // decodeJob decodes one tensor, or rows [r0, r1) of one when r1 > 0, into
@@ -183,6 +205,42 @@ func rowChunks(f *gguf.File, name string, dims []uint64, dst *[]float32) ([]deco
 		}})
 	}
 	return jobs, nil
+}
+
+// int8RowChunks allocates the int8 matrix of a 2-D float tensor and returns
+// jobs that each decode about a million elements of it into scratch and
+// quantise them per row exactly as quantizeInt8Rows does.
+func int8RowChunks(f *gguf.File, name string, dims []uint64) (*kernels.Int8Matrix, []decodeJob, error) {
+	info, data, err := tensor(f, name, dims)
+	if err != nil {
+		return nil, nil, err
+	}
+	cols, rows := dims[0], dims[1]
+	rowBytes, err := info.Type.RowSize(cols)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: tensor %s: %w", ErrWeights, name, err)
+	}
+	if uint64(len(data)) != rowBytes*rows {
+		return nil, nil, fmt.Errorf("%w: tensor %s has %d bytes, want %d", ErrWeights, name, len(data), rowBytes*rows)
+	}
+	m := newInt8Matrix(int(rows), int(cols))
+	step := max(1, (1<<20)/cols)
+	scratch := sync.Pool{New: func() any { s := make([]float32, step*cols); return &s }}
+	var jobs []decodeJob
+	for r0 := uint64(0); r0 < rows; r0 += step {
+		r1 := min(rows, r0+step)
+		jobs = append(jobs, decodeJob{name: name, dims: dims, r0: r0, r1: r1, run: func() error {
+			buf := scratch.Get().(*[]float32)
+			defer scratch.Put(buf)
+			x := (*buf)[:(r1-r0)*cols]
+			if err := decodeInto(x, info.Type, data[r0*rowBytes:r1*rowBytes]); err != nil {
+				return fmt.Errorf("%w: tensor %s (%v) rows %d-%d: %w", ErrWeights, name, info.Type, r0, r1, err)
+			}
+			quantizeRowsInto(m, x, int(r0), int(r1))
+			return nil
+		}})
+	}
+	return m, jobs, nil
 }
 
 // decodeInto decodes len(dst) elements of typ into dst without allocating

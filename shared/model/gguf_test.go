@@ -169,6 +169,20 @@ func logitsOf(t *testing.T, w *Weights, tokens []int) []float32 {
 	return steps[0].Logits
 }
 
+// modelLogits returns m's logits for every position of tokens and closes m.
+func modelLogits(t *testing.T, m *Model, err error, tokens []int) []float32 {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	steps := []Step{{Seq: m.NewSequence(), Tokens: tokens, AllLogits: true}}
+	if err := m.Forward(context.Background(), steps); err != nil {
+		t.Fatal(err)
+	}
+	return steps[0].Logits
+}
+
 func TestGGUFRoundTrip(t *testing.T) {
 	tok := opticksTokenizer(t)
 	tokens := randomTokens(rand.New(rand.NewPCG(3, 3)), 12, 600)
@@ -204,6 +218,14 @@ func TestGGUFRoundTrip(t *testing.T) {
 				if gl, wl := logitsOf(t, got, tokens), logitsOf(t, w, tokens); !slices.Equal(gl, wl) {
 					t.Errorf("logits differ from the source model: max abs diff %g", maxAbsDiff(gl, wl))
 				}
+			}
+			// Load quantises the int8 head straight from the file's rows:
+			// the same model as New over ReadGGUF's float32 weights.
+			m, err := New(got, nil)
+			viaNew := modelLogits(t, m, err, tokens)
+			m, err = Load(path)
+			if viaLoad := modelLogits(t, m, err, tokens); !slices.Equal(viaLoad, viaNew) {
+				t.Errorf("Load's logits differ from New's over ReadGGUF: max abs diff %g", maxAbsDiff(viaLoad, viaNew))
 			}
 			if gotTok == nil {
 				t.Fatal("tokenizer: got nil")
@@ -368,12 +390,15 @@ func TestGGUFErrors(t *testing.T) {
 			dst := filepath.Join(dir, "e"+itoa(i)+".gguf")
 			rewriteGGUF(t, src, dst, tc.kv, tc.tensor)
 			_, _, err := ReadGGUF(dst)
-			if err == nil {
-				t.Fatalf("got no error, want one containing %q", tc.wantErr)
-			}
-			for _, s := range tc.wantErr {
-				if !strings.Contains(err.Error(), s) {
-					t.Errorf("error %q does not contain %q", err, s)
+			_, errLoad := Load(dst) // the int8-head path
+			for _, err := range []error{err, errLoad} {
+				if err == nil {
+					t.Fatalf("got no error, want one containing %q", tc.wantErr)
+				}
+				for _, s := range tc.wantErr {
+					if !strings.Contains(err.Error(), s) {
+						t.Errorf("error %q does not contain %q", err, s)
+					}
 				}
 			}
 		})
@@ -390,6 +415,9 @@ func TestGGUFErrors(t *testing.T) {
 			}
 			if _, _, err := ReadGGUF(p); err == nil {
 				t.Errorf("%d of %d bytes: got no error", n, len(data))
+			}
+			if _, err := Load(p); err == nil {
+				t.Errorf("Load of %d of %d bytes: got no error", n, len(data))
 			}
 		}
 	})
@@ -492,10 +520,15 @@ func FuzzReadGGUF(f *testing.F) {
 		if err != nil {
 			return
 		}
-		w, _, err := readGGUF(gf, nil)
-		if err == nil {
-			if err := w.Validate(); err != nil {
-				t.Fatalf("readGGUF returned invalid weights: %v", err)
+		for _, head8 := range []bool{false, true} {
+			w, h8, _, err := readGGUF(gf, nil, head8)
+			if err == nil {
+				if err := w.validate(h8); err != nil {
+					t.Fatalf("readGGUF(head8 %t) returned invalid weights: %v", head8, err)
+				}
+				if (h8 != nil) != head8 {
+					t.Fatalf("readGGUF(head8 %t) returned int8 head %t", head8, h8 != nil)
+				}
 			}
 		}
 	})

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -93,6 +94,11 @@ func TestGoldenModels(t *testing.T) {
 			}
 			// The default int8 head (and int8 tied embedding): perplexity close, not exact.
 			m := newTestModel(t, w)
+			// Load quantises the head straight from the file: the same model.
+			loaded, err := Load(dir)
+			if got, want := modelLogits(t, loaded, err, g.Windows[0].Tokens), modelLogits(t, newTestModel(t, w), nil, g.Windows[0].Tokens); !slices.Equal(got, want) {
+				t.Errorf("Load's logits differ from New's: max abs diff %g", maxAbsDiff(got, want))
+			}
 			for wi, win := range g.Windows {
 				res, err := m.Perplexity(context.Background(), win.Tokens, 0)
 				if err != nil {

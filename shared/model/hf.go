@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/safetensors"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
@@ -135,29 +136,39 @@ func readSmall(path string) ([]byte, error) {
 // plus a one-element weight_scale). Every tensor's dtype and shape is checked
 // against the config; missing and unexpected tensors are errors.
 func LoadHF(dir string) (*Weights, error) {
+	w, _, err := loadHF(dir, false)
+	return w, err
+}
+
+// loadHF is LoadHF; with head8 the head (the embedding when tied) is
+// quantised to int8 rows a chunk at a time and returned instead of its
+// float32 copy, as readGGUF does.
+func loadHF(dir string, head8 bool) (*Weights, *kernels.Int8Matrix, error) {
 	c, q, err := loadConfigHF(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ck, err := safetensors.OpenCheckpoint(dir)
 	if err != nil {
-		return nil, fmt.Errorf("model: %w", err)
+		return nil, nil, fmt.Errorf("model: %w", err)
 	}
 	defer ck.Close()
-	l := hfLoader{ck: ck, cfg: c, q: q, used: map[string]bool{}}
+	l := hfLoader{ck: ck, cfg: c, q: q, used: map[string]bool{}, head8: head8}
 	w, err := l.load()
 	if err != nil {
-		return nil, fmt.Errorf("model: %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("model: %s: %w", dir, err)
 	}
-	return w, nil
+	return w, l.h8, nil
 }
 
 type hfLoader struct {
-	ck   *safetensors.Checkpoint
-	cfg  Config
-	q    *quantConfig
-	mu   sync.Mutex // guards used
-	used map[string]bool
+	ck    *safetensors.Checkpoint
+	cfg   Config
+	q     *quantConfig
+	mu    sync.Mutex // guards used
+	used  map[string]bool
+	head8 bool                // quantise the head to h8 instead of float32
+	h8    *kernels.Int8Matrix // the int8 head when head8
 }
 
 func (l *hfLoader) load() (*Weights, error) {
@@ -165,14 +176,24 @@ func (l *hfLoader) load() (*Weights, error) {
 	h := c.HiddenSize
 	w := &Weights{Config: c, Layers: make([]Layer, c.NumLayers)}
 	var err error
-	if w.Embed, err = l.floats("model.embed_tokens.weight", c.VocabSize, h); err != nil {
+	if l.head8 && c.TieWordEmbeddings {
+		l.h8, err = l.int8Rows("model.embed_tokens.weight", c.VocabSize, h)
+	} else {
+		w.Embed, err = l.floats("model.embed_tokens.weight", c.VocabSize, h)
+	}
+	if err != nil {
 		return nil, err
 	}
 	if w.Norm, err = l.floats("model.norm.weight", h); err != nil {
 		return nil, err
 	}
 	if !c.TieWordEmbeddings {
-		if w.Head, err = l.floats("lm_head.weight", c.VocabSize, h); err != nil {
+		if l.head8 {
+			l.h8, err = l.int8Rows("lm_head.weight", c.VocabSize, h)
+		} else {
+			w.Head, err = l.floats("lm_head.weight", c.VocabSize, h)
+		}
+		if err != nil {
 			return nil, err
 		}
 	} else if _, ok := l.ck.Tensor("lm_head.weight"); ok {
@@ -204,7 +225,7 @@ func (l *hfLoader) load() (*Weights, error) {
 		}
 		return nil, fmt.Errorf("%w: unexpected tensors %s", ErrWeights, strings.Join(extra, ", "))
 	}
-	if err := w.Validate(); err != nil {
+	if err := w.validate(l.h8); err != nil {
 		return nil, err
 	}
 	return w, nil
@@ -281,6 +302,49 @@ func (l *hfLoader) floats(name string, shape ...int) ([]float32, error) {
 		return nil, fmt.Errorf("%w: tensor %s: %w", ErrWeights, name, err)
 	}
 	return v, nil
+}
+
+// int8Rows loads a rows x cols float tensor as int8 rows (see
+// quantizeInt8Rows), converting a chunk of rows at a time so that no
+// float32 copy of the whole tensor exists.
+func (l *hfLoader) int8Rows(name string, rows, cols int) (*kernels.Int8Matrix, error) {
+	t, err := l.tensor(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkShape(t, []int{rows, cols}); err != nil {
+		return nil, err
+	}
+	switch t.DType {
+	case "F32", "F16", "BF16":
+	default:
+		return nil, fmt.Errorf("%w: tensor %s has dtype %s, want F32, F16 or BF16", ErrWeights, name, t.DType)
+	}
+	size := t.DType.Size()
+	if len(t.Data) != rows*cols*size {
+		return nil, fmt.Errorf("%w: tensor %s: dtype %s shape %v does not match %d data bytes", ErrWeights, name, t.DType, t.Shape, len(t.Data))
+	}
+	m := newInt8Matrix(rows, cols)
+	step := max(1, (1<<20)/cols)
+	errs := make([]error, (rows+step-1)/step)
+	parallelFor(len(errs), 1, func(lo, hi int) {
+		buf := make([]float32, step*cols)
+		for k := lo; k < hi; k++ {
+			r0, r1 := k*step, min(rows, (k+1)*step)
+			sub := safetensors.Tensor{Name: name, DType: t.DType, Shape: []int{r1 - r0, cols}, Data: t.Data[r0*cols*size : r1*cols*size]}
+			x := buf[:(r1-r0)*cols]
+			if errs[k] = sub.Float32Into(x); errs[k] != nil {
+				return
+			}
+			quantizeRowsInto(m, x, r0, r1)
+		}
+	})
+	for _, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("%w: tensor %s: %w", ErrWeights, name, err)
+		}
+	}
+	return m, nil
 }
 
 func checkShape(t safetensors.Tensor, want []int) error {

@@ -114,6 +114,9 @@ func TestLoadHFErrors(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("got error %v, want one containing %q", err, tt.want)
 			}
+			if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), tt.want) { // the int8-head path
+				t.Errorf("Load: got error %v, want one containing %q", err, tt.want)
+			}
 		})
 	}
 }

@@ -81,11 +81,21 @@ type Model struct {
 // model keeps references to w's ternary matrices and norms and may keep a
 // compact copy of the embedding; w must not be modified afterwards.
 func New(w *Weights, tok *tokenizer.Tokenizer, opts ...Option) (*Model, error) {
+	return newModel(w, nil, tok, newOptions(opts))
+}
+
+func newOptions(opts []Option) options {
 	o := options{headInt8: true, embInt8: true}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if err := w.Validate(); err != nil {
+	return o
+}
+
+// newModel is New with the head possibly already quantised by the loader
+// (head8, with o.headInt8 set; see readGGUF).
+func newModel(w *Weights, head8 *kernels.Int8Matrix, tok *tokenizer.Tokenizer, o options) (*Model, error) {
+	if err := w.validate(head8); err != nil {
 		return nil, err
 	}
 	if o.kvType != KVFloat32 && o.kvType != KVFloat16 {
@@ -102,9 +112,12 @@ func New(w *Weights, tok *tokenizer.Tokenizer, opts ...Option) (*Model, error) {
 		tok:    tok,
 		eos:    append([]int(nil), c.EOSTokenIDs...),
 	}
-	if o.headInt8 {
+	switch {
+	case head8 != nil:
+		m.head8 = head8
+	case o.headInt8:
 		m.head8 = quantizeInt8Rows(w.HeadWeights(), c.VocabSize, c.HiddenSize)
-	} else {
+	default:
 		m.head = w.HeadWeights()
 	}
 	if o.headInt8 && o.embInt8 && c.TieWordEmbeddings {

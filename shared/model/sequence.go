@@ -73,6 +73,19 @@ func (s *Sequence) CacheBytes() int {
 	return 2 * s.m.cfg.NumLayers * s.cap * s.m.cfg.KVDim() * per
 }
 
+// CacheBytesPerPosition returns the KV cache bytes of one position: what
+// attention reads per cached token at every decode step.
+func (s *Sequence) CacheBytesPerPosition() int {
+	if s == nil {
+		return 0
+	}
+	per := 4
+	if s.m.kvType == KVFloat16 {
+		per = 2
+	}
+	return 2 * s.m.cfg.NumLayers * s.m.cfg.KVDim() * per
+}
+
 // reserve makes room for n positions in total (n <= MaxPositions).
 func (s *Sequence) reserve(n int) {
 	if n <= s.cap {

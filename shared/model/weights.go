@@ -19,6 +19,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
+
 	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
 
@@ -53,7 +55,12 @@ type Weights struct {
 }
 
 // Validate checks every tensor's presence and shape against the Config.
-func (w *Weights) Validate() error {
+func (w *Weights) Validate() error { return w.validate(nil) }
+
+// validate is Validate where a loader may have quantised the head straight
+// to head8 (see readGGUF): then the float32 head is absent, and so is the
+// embedding when tied.
+func (w *Weights) validate(head8 *kernels.Int8Matrix) error {
 	if w == nil {
 		return fmt.Errorf("%w: nil weights", ErrWeights)
 	}
@@ -62,7 +69,10 @@ func (w *Weights) Validate() error {
 		return err
 	}
 	h, v := c.HiddenSize, c.VocabSize
-	if len(w.Embed) != v*h {
+	if head8 != nil && (head8.Rows != v || head8.Cols != h) {
+		return fmt.Errorf("%w: int8 head is %dx%d, want vocab_size x hidden_size = %dx%d", ErrWeights, head8.Rows, head8.Cols, v, h)
+	}
+	if len(w.Embed) != v*h && !(head8 != nil && c.TieWordEmbeddings && w.Embed == nil) {
 		return fmt.Errorf("%w: embed_tokens has %d floats, want vocab_size*hidden_size = %d*%d", ErrWeights, len(w.Embed), v, h)
 	}
 	if len(w.Norm) != h {
@@ -71,7 +81,7 @@ func (w *Weights) Validate() error {
 	if c.TieWordEmbeddings && w.Head != nil {
 		return fmt.Errorf("%w: lm_head present but tie_word_embeddings is set", ErrWeights)
 	}
-	if !c.TieWordEmbeddings && len(w.Head) != v*h {
+	if !c.TieWordEmbeddings && len(w.Head) != v*h && !(head8 != nil && w.Head == nil) {
 		return fmt.Errorf("%w: lm_head has %d floats, want vocab_size*hidden_size = %d*%d", ErrWeights, len(w.Head), v, h)
 	}
 	if len(w.Layers) != c.NumLayers {
