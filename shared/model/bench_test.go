@@ -114,6 +114,32 @@ func Benchmark2B(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 			b.ReportMetric(float64(b.N)/cpu.seconds(), "tokens/cpu-s")
 		})
+		// A continuous-batching step: 16 sequences decode one token each
+		// (the inference service's batch), weights read once for all.
+		b.Run(fmt.Sprintf("layers=%d/threads=%d/decode16", c.NumLayers, threads), func(b *testing.B) {
+			const batch = 16
+			st := make([]Step, batch)
+			for i := range st {
+				st[i] = Step{Seq: m.NewSequence(), Tokens: prompt[:8+i]}
+			}
+			if err := m.Forward(ctx, st); err != nil {
+				b.Fatal(err)
+			}
+			for i := range st {
+				st[i].Tokens = []int{42 + i}
+			}
+			cpu := startCPU()
+			for b.Loop() {
+				for i := range st {
+					st[i].Seq.Truncate(8 + i)
+				}
+				if err := m.Forward(ctx, st); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "tokens/s")
+			b.ReportMetric(float64(b.N*batch)/cpu.seconds(), "tokens/cpu-s")
+		})
 		m.Close()
 		eng.Close()
 	}

@@ -158,15 +158,7 @@ func sameWeights(t *testing.T, got, want *Weights) {
 func logitsOf(t *testing.T, w *Weights, tokens []int) []float32 {
 	t.Helper()
 	m, err := New(w, nil, WithHeadInt8(false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	steps := []Step{{Seq: m.NewSequence(), Tokens: tokens, AllLogits: true}}
-	if err := m.Forward(context.Background(), steps); err != nil {
-		t.Fatal(err)
-	}
-	return steps[0].Logits
+	return modelLogits(t, m, err, tokens)
 }
 
 // modelLogits returns m's logits for every position of tokens and closes m.

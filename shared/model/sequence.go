@@ -66,11 +66,7 @@ func (s *Sequence) CacheBytes() int {
 	if s == nil {
 		return 0
 	}
-	per := 4
-	if s.m.kvType == KVFloat16 {
-		per = 2
-	}
-	return 2 * s.m.cfg.NumLayers * s.cap * s.m.cfg.KVDim() * per
+	return s.cap * s.CacheBytesPerPosition()
 }
 
 // CacheBytesPerPosition returns the KV cache bytes of one position: what
