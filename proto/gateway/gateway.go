@@ -3,7 +3,9 @@
 //
 //   - fields are named as in the protos (`max_tokens`, `finish_reason`), both
 //     in requests and responses, as the OpenAPI specs (package openapi) say;
-//     enums are written by name, fields at their zero value are left out;
+//     enums are written by name, fields at their zero value are left out,
+//     except that a unary response writes its own empty lists and maps
+//     (GET /v1/models on an empty registry is {"models": []}, not {});
 //   - unknown request fields are rejected (INVALID_ARGUMENT, HTTP 400), so a
 //     misspelt parameter is an error rather than silently ignored;
 //   - server streams (Generate, WatchJob, DownloadBlob) are newline-delimited
@@ -25,6 +27,7 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	inferencev1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1"
 )
@@ -78,11 +81,11 @@ type ndjsonMarshaler struct {
 func (m *ndjsonMarshaler) Marshal(v any) ([]byte, error) {
 	env, ok := v.(map[string]any)
 	if !ok || len(env) != 1 {
-		return m.JSONPb.Marshal(v)
+		return m.marshalUnary(v)
 	}
 	msg, ok := env["result"]
 	if !ok {
-		return m.JSONPb.Marshal(v)
+		return m.marshalUnary(v)
 	}
 	b, err := m.JSONPb.Marshal(msg)
 	if err != nil {
@@ -90,6 +93,19 @@ func (m *ndjsonMarshaler) Marshal(v any) ([]byte, error) {
 	}
 	if r, ok := msg.(*inferencev1.GenerateResponse); ok && r.GetText() == "" {
 		b = withEmptyText(b)
+	}
+	return b, nil
+}
+
+// marshalUnary marshals a whole response (or an error body) as JSONPb,
+// with the response's empty lists written out (withEmptyLists).
+func (m *ndjsonMarshaler) marshalUnary(v any) ([]byte, error) {
+	b, err := m.JSONPb.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	if msg, ok := v.(proto.Message); ok {
+		b = withEmptyLists(msg, b, m.UseProtoNames)
 	}
 	return b, nil
 }

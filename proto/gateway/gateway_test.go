@@ -29,8 +29,9 @@ const contractBody = `{"model": "tiny:prod", "prompt": "Light is", "max_tokens":
 // fakeInference streams canned responses, or fails as the prompt asks.
 type fakeInference struct {
 	inferencev1.UnimplementedInferenceServiceServer
-	got chan *inferencev1.GenerateRequest // every request, for the test to check
-	ids chan string                       // x-request-id metadata of every request
+	got   chan *inferencev1.GenerateRequest // every request, for the test to check
+	ids   chan string                       // x-request-id metadata of every request
+	empty bool                              // ListModels finds nothing
 }
 
 func (f *fakeInference) Generate(req *inferencev1.GenerateRequest, stream grpc.ServerStreamingServer[inferencev1.GenerateResponse]) error {
@@ -58,6 +59,9 @@ func (f *fakeInference) Generate(req *inferencev1.GenerateRequest, stream grpc.S
 }
 
 func (f *fakeInference) ListModels(context.Context, *inferencev1.ListModelsRequest) (*inferencev1.ListModelsResponse, error) {
+	if f.empty {
+		return &inferencev1.ListModelsResponse{}, nil
+	}
 	return &inferencev1.ListModelsResponse{Models: []*inferencev1.ServableModel{{Name: "tiny", LatestVersion: 3}}}, nil
 }
 

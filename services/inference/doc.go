@@ -14,5 +14,7 @@
 //     local path), keeps several within a memory budget, evicts the least
 //     recently used and unloads idle ones after a TTL (a janitor goroutine).
 //   - Server: the gRPC service over a Manager, mapping errors to status codes
-//     and stamping node and kernel on every stream's first and last message.
+//     and stamping node and kernel on every stream's first and last message;
+//     with WithMetrics it exports Prometheus metrics (tokens, time to first
+//     token, queue depth, loaded models, memory: the Metric* names).
 package inference

@@ -19,6 +19,7 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/chat"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/hardware"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/metrics"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/sampling"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
@@ -36,6 +37,7 @@ type serverConfig struct {
 	mgrOpts                []ManagerOption
 	schedOpts              []SchedulerOption
 	budgetSet              bool
+	metrics                *metrics.Registry
 }
 
 // WithNodeName names the node in responses (default: the host name).
@@ -93,6 +95,7 @@ type Server struct {
 	log       *zap.Logger
 	start     time.Time
 	cpu       cpuMeter
+	metrics   *nodeMetrics
 }
 
 // NewServer returns a server whose models come from f. Close it to unload
@@ -144,6 +147,14 @@ func NewServer(f Fetcher, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("inference server: %w", err)
 	}
 	s.mgr = mgr
+	reg := c.metrics
+	if reg == nil {
+		reg = metrics.NewRegistry()
+	}
+	if s.metrics, err = newNodeMetrics(reg, s); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -219,6 +230,8 @@ func (s *Server) Generate(req *inferencev1.GenerateRequest, stream grpc.ServerSt
 			msg.Usage = &modelv1.Usage{PromptTokens: uint32(ev.Usage.PromptTokens), CompletionTokens: uint32(ev.Usage.CompletionTokens),
 				TotalTokens: uint32(ev.Usage.PromptTokens + ev.Usage.CompletionTokens)}
 			msg.Timings = timingsProto(ev.Timings)
+			// By version, not alias: one series per loaded version.
+			s.metrics.finished((&modelv1.ModelRef{Name: h.Ref.GetName(), Version: h.Ref.GetVersion()}).Text(), ev)
 		}
 		if err := stream.Send(msg); err != nil {
 			return err

@@ -185,6 +185,11 @@ func runE2E(t *testing.T, disc discovery.Registry) {
 		if o.err != nil || o.node == "" || o.kernel == "" {
 			t.Fatalf("got node %q kernel %q error %v, want a node and kernel", o.node, o.kernel, o.err)
 		}
+		// A node served alone exports its own metrics, unlabelled.
+		if n := nodes[o.node]; n != nil {
+			scrapeMetrics(t, n.HTTPAddr().String(), `bitnet_inference_generations_total{model="wide@1",finish_reason=`,
+				`bitnet_inference_loaded_models 1`)
+		}
 	})
 	if _, ok := nodes["node-avx512"]; ok {
 		t.Run("require avx512", func(t *testing.T) {
@@ -297,6 +302,11 @@ func testREST(t *testing.T, base string) {
 	}
 	if len(lines) == 0 {
 		t.Fatal("got no NDJSON lines")
+	}
+	for i, l := range lines {
+		if _, ok := l["text"].(string); !ok {
+			t.Errorf("line %d: got %v, want a text field on every line", i, l)
+		}
 	}
 	last := lines[len(lines)-1]
 	if last["node"] == nil || last["kernel"] == nil || last["finish_reason"] == nil || last["usage"] == nil {

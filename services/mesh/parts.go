@@ -102,6 +102,7 @@ func inferencePart(cfg Config, id, addr string) (_ *part, err error) {
 	opts := []inference.Option{
 		inference.WithNodeName(id), inference.WithAddress(addr), inference.WithVersion(cfg.Version),
 		inference.WithEngine(eng), inference.WithHardware(hw), inference.WithLogger(cfg.Logger),
+		inference.WithMetrics(cfg.Metrics),
 	}
 	if cfg.MemoryBudget > 0 {
 		opts = append(opts, inference.WithManager(inference.WithMemoryBudget(cfg.MemoryBudget)))

@@ -23,7 +23,8 @@ type Endpoints struct {
 // REST mux), and an inference node on an internal loopback port that
 // registers in discovery like a remote node. cfg.Discovery defaults to an
 // in-process discovery.Memory. ready, when set, is called once the router
-// sees the node. Up returns nil after a clean shutdown.
+// sees the node. The public /metrics carries every service's metrics, the
+// node's with a label node="NAME". Up returns nil after a clean shutdown.
 func Up(ctx context.Context, cfg Config, ready func(Endpoints)) error {
 	if cfg.Discovery == nil {
 		mem := discovery.NewMemory()
@@ -41,7 +42,10 @@ func Up(ctx context.Context, cfg Config, ready func(Endpoints)) error {
 	ncfg.GRPCAddr, ncfg.HTTPAddr, ncfg.GRPCListener, ncfg.HTTPListener = "127.0.0.1:0", "-", nil, nil
 	ncfg.Advertise = "127.0.0.1"
 	ncfg.RegistryAddr = dialable(pub.Addr())
-	ncfg.Metrics = metrics.NewRegistry() // the public server exports its own
+	// The node keeps a registry of its own (its per-RPC series would mix
+	// with the router's for the same methods) that the public /metrics
+	// includes, labelled node="NAME".
+	ncfg.Metrics = metrics.NewRegistry()
 	if cfg.NodeName == "" {
 		ncfg.NodeName = "local"
 	}
@@ -49,6 +53,11 @@ func Up(ctx context.Context, cfg Config, ready func(Endpoints)) error {
 	if err != nil {
 		_ = pub.Close()
 		return err
+	}
+	if err := pub.Server().Metrics().Include(ncfg.Metrics, metrics.Label{Name: "node", Value: ncfg.NodeName}); err != nil {
+		_ = node.Close()
+		_ = pub.Close()
+		return fmt.Errorf("mesh: node metrics: %w", err)
 	}
 
 	ctx, cancel := context.WithCancel(ctx)

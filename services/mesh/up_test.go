@@ -1,7 +1,13 @@
 package mesh
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,6 +53,12 @@ func TestUp(t *testing.T) {
 			case <-time.After(20 * time.Second):
 				t.Fatal("not ready within 20 s")
 			}
+			// An empty mesh lists no models as an empty list, not {}.
+			for _, path := range []string{"/v1/models", "/v1/registry/models"} {
+				if got := getBody(t, "http://"+e.HTTP.String()+path); got != `{"models":[]}` {
+					t.Errorf("GET %s on an empty mesh: got %s, want {\"models\":[]}", path, got)
+				}
+			}
 			c := dialSDK(t, e.GRPC.String())
 			if _, err := c.Registry().Push(ctx, "tiny", "../../testdata/models/tiny-gqa-tied-f32", nil); err != nil {
 				t.Fatal(err)
@@ -55,6 +67,14 @@ func TestUp(t *testing.T) {
 			if err != nil || final.GetNode() != "local" {
 				t.Fatalf("generate: got node %q, %v; want node local", final.GetNode(), err)
 			}
+			// One /metrics has every service's series, the node's labelled.
+			scrapeMetrics(t, e.HTTP.String(),
+				`bitnet_inference_generated_tokens_total{node="local",model="tiny@1"} 2`,
+				`bitnet_inference_loaded_models{node="local"} 1`,
+				`bitnet_grpc_server_handled_total{node="local",grpc_method="/bitnet.inference.v1.InferenceService/Generate",grpc_code="OK"} 1`,
+				`bitnet_grpc_server_handled_total{grpc_method="/bitnet.inference.v1.InferenceService/Generate",grpc_code="OK"} 1`,
+				`bitnet_router_routed_total{node="local",method="Generate"} 1`,
+			)
 			// The trainer is on the same front door.
 			tc := trainerv1.NewTrainerServiceClient(dialGRPC(t, e.GRPC.String()))
 			if _, err := tc.ListJobs(ctx, &trainerv1.ListJobsRequest{}); err != nil {
@@ -88,4 +108,51 @@ func dialGRPC(t *testing.T, addr string) *grpc.ClientConn {
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	return conn
+}
+
+// scrapeMetrics GETs http://addr/metrics until every want starts a line of it
+// (a node's RPC is counted when its handler returns, which may be just after
+// the client saw the last message) and checks each TYPE line is there once.
+func scrapeMetrics(t *testing.T, addr string, want ...string) {
+	t.Helper()
+	var body []byte
+	eventually(t, 5*time.Second, "series in /metrics", func() error {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if body, err = io.ReadAll(resp.Body); err != nil || resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET /metrics: got %d, %v; want 200", resp.StatusCode, err)
+		}
+		lines := strings.Split(string(body), "\n")
+		types := map[string]bool{}
+		for _, l := range lines {
+			if strings.HasPrefix(l, "# TYPE ") && types[l] {
+				return fmt.Errorf("got %q twice, want each family once", l)
+			}
+			types[l] = true
+		}
+		for _, w := range want {
+			if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, w) }) {
+				return fmt.Errorf("got\n%s\nwant a line %q", body, w)
+			}
+		}
+		return nil
+	})
+}
+
+// getBody GETs url and returns its body, failing unless the status is 200.
+func getBody(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: got %d %s, %v; want 200", url, resp.StatusCode, body, err)
+	}
+	return string(bytes.TrimSpace(body))
 }

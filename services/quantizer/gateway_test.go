@@ -12,7 +12,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 
 	quantizerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/quantizer/v1"
-	"github.com/bitnet-mesh/bitnet-mesh/shared/server"
+	"github.com/bitnet-mesh/bitnet-mesh/proto/gateway"
 )
 
 // TestREST drives the service through the REST gateway as `bitnet up`
@@ -20,7 +20,7 @@ import (
 func TestREST(t *testing.T) {
 	e, _ := pushed(t)
 	client := serve(t, e.q)
-	mux := runtime.NewServeMux(runtime.WithMarshalerOption(runtime.MIMEWildcard, server.NewMarshaler()))
+	mux := runtime.NewServeMux(runtime.WithMarshalerOption(runtime.MIMEWildcard, gateway.Marshaler()))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := quantizerv1.RegisterQuantizerServiceHandlerClient(ctx, mux, client); err != nil {
@@ -51,8 +51,8 @@ func TestREST(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	if ct := resp.Header.Get("Content-Type"); ct != server.NDJSONContentType {
-		t.Errorf("watch Content-Type %q, want %q", ct, server.NDJSONContentType)
+	if ct := resp.Header.Get("Content-Type"); ct != gateway.NDJSONContentType {
+		t.Errorf("watch Content-Type %q, want %q", ct, gateway.NDJSONContentType)
 	}
 	var last struct {
 		Job struct {

@@ -2,15 +2,14 @@ package quantizer
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 )
 
 // Option configures a Quantizer.
@@ -54,18 +53,13 @@ type Quantizer struct {
 	sink Sink
 	opts options
 
-	ctx  context.Context // cancelled by Close: stops the workers and their jobs
-	stop context.CancelFunc
-	wake chan struct{} // capacity 1: a job was queued
-	wg   sync.WaitGroup
+	ctx     context.Context // cancelled by Close: stops the workers and their jobs
+	stop    context.CancelFunc
+	workers *jobs.Workers
 
-	mu      sync.Mutex
-	closed  bool
-	pending []*job // queued jobs, oldest first
-	jobs    map[string]*job
-	order   []*job // by creation, oldest first
-	byKey   map[string]*job
-	seq     uint64
+	mu     sync.Mutex
+	closed bool
+	table  *jobs.Table[*job]
 }
 
 // job is the mutable state of a job, guarded by Quantizer.mu.
@@ -75,6 +69,12 @@ type job struct {
 	cancel  context.CancelCauseFunc // set while running
 	changed chan struct{}           // closed and replaced on every change
 }
+
+// The jobs.Entry methods, called with Quantizer.mu held.
+func (j *job) JobID() string  { return j.snap.ID }
+func (j *job) JobKey() string { return j.snap.Request.RequestID }
+func (j *job) JobSeq() uint64 { return j.seq }
+func (j *job) Terminal() bool { return j.snap.State.Terminal() }
 
 // New starts a Quantizer reading checkpoints from src and writing results to
 // sink. Close stops it.
@@ -100,15 +100,9 @@ func New(src Source, sink Sink, opts ...Option) (*Quantizer, error) {
 		return nil, fmt.Errorf("quantizer: work dir: %w", err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	q := &Quantizer{
-		src: src, sink: sink, opts: o, ctx: ctx, stop: stop,
-		wake: make(chan struct{}, 1),
-		jobs: map[string]*job{}, byKey: map[string]*job{},
-	}
-	for range o.workers {
-		q.wg.Add(1)
-		go q.worker()
-	}
+	q := &Quantizer{src: src, sink: sink, opts: o, ctx: ctx, stop: stop,
+		table: jobs.NewTable[*job](ErrInvalid), workers: jobs.NewWorkers()}
+	q.workers.Start(ctx, o.workers, q.next)
 	return q, nil
 }
 
@@ -122,11 +116,11 @@ func (q *Quantizer) Close() error {
 	q.closed = true
 	q.mu.Unlock()
 	q.stop()
-	q.wg.Wait()
+	q.workers.Wait()
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.pending = nil
-	for _, j := range q.order {
+	q.table.ClearQueue()
+	for _, j := range q.table.All() {
 		if !j.snap.State.Terminal() {
 			q.finishLocked(j, StateCancelled, fmt.Errorf("%w: %w", ErrClosed, context.Canceled))
 		}
@@ -143,7 +137,7 @@ func (q *Quantizer) Create(ctx context.Context, req Request) (Job, error) {
 		return Job{}, ErrClosed
 	}
 	if req.RequestID != "" {
-		if j, ok := q.byKey[req.RequestID]; ok {
+		if j, ok := q.table.ByKey(req.RequestID); ok {
 			defer q.mu.Unlock()
 			return j.snapshot(), nil
 		}
@@ -153,7 +147,7 @@ func (q *Quantizer) Create(ctx context.Context, req Request) (Job, error) {
 	if err != nil {
 		return Job{}, fmt.Errorf("create job: %w", err)
 	}
-	id, err := newJobID()
+	id, err := jobs.NewID("qj-")
 	if err != nil {
 		return Job{}, fmt.Errorf("create job: %w", err)
 	}
@@ -163,26 +157,21 @@ func (q *Quantizer) Create(ctx context.Context, req Request) (Job, error) {
 		return Job{}, ErrClosed
 	}
 	if req.RequestID != "" {
-		if j, ok := q.byKey[req.RequestID]; ok { // a concurrent twin won
+		if j, ok := q.table.ByKey(req.RequestID); ok { // a concurrent twin won
 			return j.snapshot(), nil
 		}
 	}
 	now := q.opts.clock().UTC()
-	q.seq++
-	j := &job{seq: q.seq, changed: make(chan struct{}), snap: Job{
+	j := &job{seq: q.table.NextSeq(), changed: make(chan struct{}), snap: Job{
 		ID: id, State: StateQueued, Request: req, CreateTime: now,
 		Progress: Progress{Phase: PhaseQueued, UpdateTime: now},
 	}}
-	if len(q.pending) >= q.opts.queueSize {
+	if q.table.Queued() >= q.opts.queueSize {
 		return Job{}, fmt.Errorf("create job: %d jobs queued already: %w", q.opts.queueSize, ErrQueueFull)
 	}
-	q.pending = append(q.pending, j)
-	q.signal()
-	q.jobs[id] = j
-	q.order = append(q.order, j)
-	if req.RequestID != "" {
-		q.byKey[req.RequestID] = j
-	}
+	q.table.Enqueue(j)
+	q.workers.Signal()
+	q.table.Add(j)
 	q.evictLocked()
 	return j.snapshot(), nil
 }
@@ -191,7 +180,7 @@ func (q *Quantizer) Create(ctx context.Context, req Request) (Job, error) {
 func (q *Quantizer) Get(ctx context.Context, id string) (Job, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	j, ok := q.jobs[id]
+	j, ok := q.table.Get(id)
 	if !ok {
 		return Job{}, fmt.Errorf("job %q: %w", id, ErrNotFound)
 	}
@@ -201,43 +190,19 @@ func (q *Quantizer) Get(ctx context.Context, id string) (Job, error) {
 // List returns a page of jobs, newest first, and the next page's token
 // ("" on the last page). Reports' per-linear entries are left out.
 func (q *Quantizer) List(ctx context.Context, o ListOptions) ([]Job, string, error) {
-	size := o.PageSize
-	switch {
-	case size < 0:
-		return nil, "", fmt.Errorf("list jobs: page size %d: %w", size, ErrInvalid)
-	case size == 0:
-		size = defaultListPageSize
-	}
-	size = min(size, maxListPageSize)
-	before := uint64(0)
-	if o.PageToken != "" {
-		n, err := strconv.ParseUint(o.PageToken, 36, 64)
-		if err != nil || n == 0 {
-			return nil, "", fmt.Errorf("list jobs: page token %q: %w", o.PageToken, ErrInvalid)
-		}
-		before = n
-	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	var out []Job
-	var last uint64
-	for i := len(q.order) - 1; i >= 0; i-- {
-		j := q.order[i]
-		if before != 0 && j.seq >= before {
-			continue
-		}
-		if o.State != 0 && j.snap.State != o.State {
-			continue
-		}
-		if len(out) == size {
-			return out, strconv.FormatUint(last, 36), nil
-		}
+	page, next, err := q.table.Page(o.PageSize, o.PageToken, func(j *job) bool { return o.State == 0 || j.snap.State == o.State })
+	if err != nil {
+		return nil, "", fmt.Errorf("list jobs: %w", err)
+	}
+	out := make([]Job, 0, len(page))
+	for _, j := range page {
 		s := j.snapshot()
 		s.Report.Linears = nil
 		out = append(out, s)
-		last = j.seq
 	}
-	return out, "", nil
+	return out, next, nil
 }
 
 // Cancel asks a job to stop: a queued job is cancelled at once, a running
@@ -246,13 +211,13 @@ func (q *Quantizer) List(ctx context.Context, o ListOptions) ([]Job, string, err
 func (q *Quantizer) Cancel(ctx context.Context, id string) (Job, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	j, ok := q.jobs[id]
+	j, ok := q.table.Get(id)
 	if !ok {
 		return Job{}, fmt.Errorf("job %q: %w", id, ErrNotFound)
 	}
 	switch j.snap.State {
 	case StateQueued:
-		q.pending = slices.DeleteFunc(q.pending, func(p *job) bool { return p == j })
+		q.table.Unqueue(j)
 		q.finishLocked(j, StateCancelled, fmt.Errorf("cancelled while queued: %w", context.Canceled))
 	case StateRunning:
 		j.snap.State = StateCancelling
@@ -268,7 +233,7 @@ func (q *Quantizer) Cancel(ctx context.Context, id string) (Job, error) {
 func (q *Quantizer) Watch(ctx context.Context, id string, fn func(Job) error) error {
 	for {
 		q.mu.Lock()
-		j, ok := q.jobs[id]
+		j, ok := q.table.Get(id)
 		if !ok {
 			q.mu.Unlock()
 			return fmt.Errorf("job %q: %w", id, ErrNotFound)
@@ -289,50 +254,25 @@ func (q *Quantizer) Watch(ctx context.Context, id string, fn func(Job) error) er
 	}
 }
 
-// signal wakes a worker (one wake-up is enough: a worker that takes a job
-// passes it on while more are pending).
-func (q *Quantizer) signal() {
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-}
-
-// worker runs queued jobs until Close.
-func (q *Quantizer) worker() {
-	defer q.wg.Done()
-	for {
-		if j := q.next(); j != nil {
-			q.runJob(j)
-			continue
-		}
-		select {
-		case <-q.ctx.Done():
-			return
-		case <-q.wake:
-		}
-	}
-}
-
-// next takes the oldest queued job, or returns nil when there is none or
-// the Quantizer is closing.
-func (q *Quantizer) next() *job {
+// next takes the oldest queued job for a worker, or returns false when
+// there is none or the Quantizer is closing.
+func (q *Quantizer) next() (func(), bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.pending) == 0 || q.ctx.Err() != nil {
-		return nil
+	if q.ctx.Err() != nil {
+		return nil, false
 	}
-	j := q.pending[0]
-	q.pending[0] = nil
-	q.pending = q.pending[1:]
-	if len(q.pending) > 0 {
-		q.signal()
-	}
-	return j
+	j, ok := q.table.Take(q.workers)
+	return func() { q.runJob(j) }, ok
 }
 
 func (q *Quantizer) runJob(j *job) {
 	q.mu.Lock()
+	if j.snap.State != StateQueued {
+		// Cancelled between next and here: it must not run after all.
+		q.mu.Unlock()
+		return
+	}
 	ctx, cancel := context.WithCancelCause(q.ctx)
 	defer cancel(nil)
 	j.cancel = cancel
@@ -386,23 +326,7 @@ func (q *Quantizer) notifyLocked(j *job) {
 }
 
 // evictLocked forgets the oldest finished jobs beyond maxJobs.
-func (q *Quantizer) evictLocked() {
-	excess := len(q.order) - q.opts.maxJobs
-	if excess <= 0 {
-		return
-	}
-	q.order = slices.DeleteFunc(q.order, func(j *job) bool {
-		if excess == 0 || !j.snap.State.Terminal() {
-			return false
-		}
-		excess--
-		delete(q.jobs, j.snap.ID)
-		if k := j.snap.Request.RequestID; k != "" && q.byKey[k] == j {
-			delete(q.byKey, k)
-		}
-		return true
-	})
-}
+func (q *Quantizer) evictLocked() { q.table.Evict(q.opts.maxJobs, nil) }
 
 // snapshot copies the parts of the state that keep changing.
 func (j *job) snapshot() Job {
@@ -413,12 +337,4 @@ func (j *job) snapshot() Job {
 		s.Result = &r
 	}
 	return s
-}
-
-func newJobID() (string, error) {
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("job id: %w", err)
-	}
-	return "qj-" + hex.EncodeToString(b[:]), nil
 }

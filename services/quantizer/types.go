@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 )
 
 // Error kinds of the Quantizer (test with errors.Is); the gRPC layer maps
@@ -81,8 +82,7 @@ const (
 	ggufMediaType         = "application/vnd.gguf"
 	defaultQueueSize      = 16
 	defaultMaxJobs        = 1000
-	defaultListPageSize   = 100
-	maxListPageSize       = 1000
+	maxListPageSize       = jobs.MaxPageSize
 	maxCalibTokensAllowed = 1 << 20
 )
 

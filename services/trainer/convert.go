@@ -1,62 +1,43 @@
 package trainer
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
 	trainerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/trainer/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 )
 
-// code maps an error to a gRPC status code.
-func code(err error) codes.Code {
-	if s, ok := status.FromError(err); ok {
-		return s.Code()
+// kinds maps the error kinds of the Trainer and the registry to gRPC
+// codes (a function so that no package state can be mutated).
+func kinds() []jobs.Kind {
+	return []jobs.Kind{
+		{Err: ErrNotFound, Code: codes.NotFound},
+		{Err: ErrInvalid, Code: codes.InvalidArgument},
+		{Err: ErrQueueFull, Code: codes.ResourceExhausted},
+		{Err: ErrClosed, Code: codes.Unavailable},
+		{Err: ErrPrecondition, Code: codes.FailedPrecondition},
+		{Err: registry.ErrNotFound, Code: codes.NotFound},
+		{Err: registry.ErrInvalid, Code: codes.InvalidArgument},
+		{Err: registry.ErrAlreadyExists, Code: codes.AlreadyExists},
+		{Err: registry.ErrDigestMismatch, Code: codes.DataLoss},
+		{Err: registry.ErrFailedPrecondition, Code: codes.FailedPrecondition},
+		{Err: registry.ErrTooLarge, Code: codes.ResourceExhausted},
+		{Err: registry.ErrClosed, Code: codes.Unavailable},
 	}
-	for _, m := range []struct {
-		kind error
-		code codes.Code
-	}{
-		{ErrNotFound, codes.NotFound},
-		{ErrInvalid, codes.InvalidArgument},
-		{ErrQueueFull, codes.ResourceExhausted},
-		{ErrClosed, codes.Unavailable},
-		{ErrPrecondition, codes.FailedPrecondition},
-		{registry.ErrNotFound, codes.NotFound},
-		{registry.ErrInvalid, codes.InvalidArgument},
-		{registry.ErrAlreadyExists, codes.AlreadyExists},
-		{registry.ErrDigestMismatch, codes.DataLoss},
-		{registry.ErrFailedPrecondition, codes.FailedPrecondition},
-		{registry.ErrTooLarge, codes.ResourceExhausted},
-		{registry.ErrClosed, codes.Unavailable},
-		{context.Canceled, codes.Canceled},
-		{context.DeadlineExceeded, codes.DeadlineExceeded},
-	} {
-		if errors.Is(err, m.kind) {
-			return m.code
-		}
-	}
-	return codes.Internal
 }
 
+// code maps an error to a gRPC status code.
+func code(err error) codes.Code { return jobs.Code(err, kinds()...) }
+
 // toStatus converts an error to a gRPC status error, keeping the message.
-func toStatus(err error) error {
-	if err == nil {
-		return nil
-	}
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	return status.Error(code(err), err.Error())
-}
+func toStatus(err error) error { return jobs.Status(err, kinds()...) }
 
 // schedulesPB is a function so that no package state can be mutated.
 func schedulesPB() map[string]trainerv1.Schedule {

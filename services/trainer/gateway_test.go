@@ -12,14 +12,14 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 
 	trainerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/trainer/v1"
-	"github.com/bitnet-mesh/bitnet-mesh/shared/server"
+	"github.com/bitnet-mesh/bitnet-mesh/proto/gateway"
 )
 
 // TestREST drives the service through the REST gateway as `bitnet up`
 // mounts it: create a job, then watch it as newline-delimited JSON.
 func TestREST(t *testing.T) {
 	e := newEnv(t)
-	mux := runtime.NewServeMux(runtime.WithMarshalerOption(runtime.MIMEWildcard, server.NewMarshaler()))
+	mux := runtime.NewServeMux(runtime.WithMarshalerOption(runtime.MIMEWildcard, gateway.Marshaler()))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := trainerv1.RegisterTrainerServiceHandlerClient(ctx, mux, e.client); err != nil {

@@ -109,18 +109,13 @@ func (t *Trainer) load() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, j := range loaded {
-		t.seq = max(t.seq, j.seq)
-		t.jobs[j.snap.ID] = j
-		t.order = append(t.order, j)
-		if k := j.snap.Request.RequestID; k != "" {
-			t.byKey[k] = j
-		}
+		t.table.Add(j)
 		switch j.snap.State {
 		case StateCancelling:
 			t.finishLocked(j, StateCancelled, fmt.Errorf("cancelled by request: %w", context.Canceled))
 		case StateQueued, StateRunning:
 			j.snap.State = StateQueued
-			t.pending = append(t.pending, j)
+			t.table.Enqueue(j)
 			_ = t.saveLocked(j)
 		}
 	}

@@ -2,15 +2,14 @@ package trainer
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 )
 
 // Option configures a Trainer.
@@ -55,18 +54,13 @@ type Trainer struct {
 	sink Sink
 	opts settings
 
-	ctx  context.Context // cancelled by Close: stops the workers and their jobs
-	stop context.CancelFunc
-	wake chan struct{} // capacity 1: a job was queued
-	wg   sync.WaitGroup
+	ctx     context.Context // cancelled by Close: stops the workers and their jobs
+	stop    context.CancelFunc
+	workers *jobs.Workers
 
-	mu      sync.Mutex
-	closed  bool
-	pending []*job // queued jobs, oldest first
-	jobs    map[string]*job
-	order   []*job // by creation, oldest first
-	byKey   map[string]*job
-	seq     uint64
+	mu     sync.Mutex
+	closed bool
+	table  *jobs.Table[*job]
 }
 
 // job is the mutable state of a job, guarded by Trainer.mu.
@@ -77,6 +71,12 @@ type job struct {
 	cancel  context.CancelCauseFunc // set while running
 	changed chan struct{}           // closed and replaced on every change
 }
+
+// The jobs.Entry methods, called with Trainer.mu held.
+func (j *job) JobID() string  { return j.snap.ID }
+func (j *job) JobKey() string { return j.snap.Request.RequestID }
+func (j *job) JobSeq() uint64 { return j.seq }
+func (j *job) Terminal() bool { return j.snap.State.Terminal() }
 
 // New starts a Trainer reading inputs from src and writing results to sink,
 // taking back the jobs persisted in its work directory. Close stops it.
@@ -102,20 +102,14 @@ func New(src Source, sink Sink, opts ...Option) (*Trainer, error) {
 		return nil, fmt.Errorf("trainer: work dir: %w", err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	t := &Trainer{
-		src: src, sink: sink, opts: o, ctx: ctx, stop: stop,
-		wake: make(chan struct{}, 1),
-		jobs: map[string]*job{}, byKey: map[string]*job{},
-	}
+	t := &Trainer{src: src, sink: sink, opts: o, ctx: ctx, stop: stop,
+		table: jobs.NewTable[*job](ErrInvalid), workers: jobs.NewWorkers()}
 	if err := t.load(); err != nil {
 		stop()
 		return nil, err
 	}
-	for range o.workers {
-		t.wg.Add(1)
-		go t.worker()
-	}
-	t.signal()
+	t.workers.Start(ctx, o.workers, t.next)
+	t.workers.Signal()
 	return t, nil
 }
 
@@ -131,7 +125,7 @@ func (t *Trainer) Close() error {
 	t.closed = true
 	t.mu.Unlock()
 	t.stop()
-	t.wg.Wait()
+	t.workers.Wait()
 	return nil
 }
 
@@ -144,7 +138,7 @@ func (t *Trainer) Create(ctx context.Context, req Request) (Job, error) {
 		return Job{}, ErrClosed
 	}
 	if req.RequestID != "" {
-		if j, ok := t.byKey[req.RequestID]; ok {
+		if j, ok := t.table.ByKey(req.RequestID); ok {
 			defer t.mu.Unlock()
 			return j.snapshot(), nil
 		}
@@ -154,7 +148,7 @@ func (t *Trainer) Create(ctx context.Context, req Request) (Job, error) {
 	if err != nil {
 		return Job{}, fmt.Errorf("create job: %w", err)
 	}
-	id, err := newJobID()
+	id, err := jobs.NewID("tj-")
 	if err != nil {
 		return Job{}, fmt.Errorf("create job: %w", err)
 	}
@@ -164,15 +158,14 @@ func (t *Trainer) Create(ctx context.Context, req Request) (Job, error) {
 		return Job{}, ErrClosed
 	}
 	if req.RequestID != "" {
-		if j, ok := t.byKey[req.RequestID]; ok { // a concurrent twin won
+		if j, ok := t.table.ByKey(req.RequestID); ok { // a concurrent twin won
 			return j.snapshot(), nil
 		}
 	}
-	if len(t.pending) >= t.opts.queueSize {
+	if t.table.Queued() >= t.opts.queueSize {
 		return Job{}, fmt.Errorf("create job: %d jobs queued already: %w", t.opts.queueSize, ErrQueueFull)
 	}
-	t.seq++
-	j := &job{seq: t.seq, dir: filepath.Join(t.opts.workDir, jobsDir, id), changed: make(chan struct{}), snap: Job{
+	j := &job{seq: t.table.NextSeq(), dir: filepath.Join(t.opts.workDir, jobsDir, id), changed: make(chan struct{}), snap: Job{
 		ID: id, State: StateQueued, Request: req, CreateTime: t.opts.clock().UTC(), Runner: t.opts.runner.Name(),
 		Metrics: Metrics{TotalSteps: req.Hyperparameters.Steps},
 	}}
@@ -183,13 +176,9 @@ func (t *Trainer) Create(ctx context.Context, req Request) (Job, error) {
 		os.RemoveAll(j.dir)
 		return Job{}, fmt.Errorf("create job: %w", err)
 	}
-	t.pending = append(t.pending, j)
-	t.signal()
-	t.jobs[id] = j
-	t.order = append(t.order, j)
-	if req.RequestID != "" {
-		t.byKey[req.RequestID] = j
-	}
+	t.table.Enqueue(j)
+	t.workers.Signal()
+	t.table.Add(j)
 	t.evictLocked()
 	return j.snapshot(), nil
 }
@@ -198,7 +187,7 @@ func (t *Trainer) Create(ctx context.Context, req Request) (Job, error) {
 func (t *Trainer) Get(ctx context.Context, id string) (Job, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	j, ok := t.jobs[id]
+	j, ok := t.table.Get(id)
 	if !ok {
 		return Job{}, fmt.Errorf("job %q: %w", id, ErrNotFound)
 	}
@@ -208,38 +197,17 @@ func (t *Trainer) Get(ctx context.Context, id string) (Job, error) {
 // List returns a page of jobs, newest first, and the next page's token
 // ("" on the last page).
 func (t *Trainer) List(ctx context.Context, o ListOptions) ([]Job, string, error) {
-	size := o.PageSize
-	switch {
-	case size < 0:
-		return nil, "", fmt.Errorf("list jobs: page size %d: %w", size, ErrInvalid)
-	case size == 0:
-		size = defaultListPageSize
-	}
-	size = min(size, maxListPageSize)
-	before := uint64(0)
-	if o.PageToken != "" {
-		n, err := strconv.ParseUint(o.PageToken, 36, 64)
-		if err != nil || n == 0 {
-			return nil, "", fmt.Errorf("list jobs: page token %q: %w", o.PageToken, ErrInvalid)
-		}
-		before = n
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var out []Job
-	var last uint64
-	for i := len(t.order) - 1; i >= 0; i-- {
-		j := t.order[i]
-		if (before != 0 && j.seq >= before) || (o.State != 0 && j.snap.State != o.State) {
-			continue
-		}
-		if len(out) == size {
-			return out, strconv.FormatUint(last, 36), nil
-		}
-		out = append(out, j.snapshot())
-		last = j.seq
+	page, next, err := t.table.Page(o.PageSize, o.PageToken, func(j *job) bool { return o.State == 0 || j.snap.State == o.State })
+	if err != nil {
+		return nil, "", fmt.Errorf("list jobs: %w", err)
 	}
-	return out, "", nil
+	out := make([]Job, 0, len(page))
+	for _, j := range page {
+		out = append(out, j.snapshot())
+	}
+	return out, next, nil
 }
 
 // Cancel asks a job to stop: a queued job is cancelled at once, a running
@@ -248,13 +216,13 @@ func (t *Trainer) List(ctx context.Context, o ListOptions) ([]Job, string, error
 func (t *Trainer) Cancel(ctx context.Context, id string) (Job, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	j, ok := t.jobs[id]
+	j, ok := t.table.Get(id)
 	if !ok {
 		return Job{}, fmt.Errorf("job %q: %w", id, ErrNotFound)
 	}
 	switch j.snap.State {
 	case StateQueued:
-		t.pending = slices.DeleteFunc(t.pending, func(p *job) bool { return p == j })
+		t.table.Unqueue(j)
 		t.finishLocked(j, StateCancelled, fmt.Errorf("cancelled while queued: %w", context.Canceled))
 	case StateRunning:
 		j.snap.State = StateCancelling
@@ -271,7 +239,7 @@ func (t *Trainer) Cancel(ctx context.Context, id string) (Job, error) {
 func (t *Trainer) Watch(ctx context.Context, id string, fn func(Job) error) error {
 	for {
 		t.mu.Lock()
-		j, ok := t.jobs[id]
+		j, ok := t.table.Get(id)
 		if !ok {
 			t.mu.Unlock()
 			return fmt.Errorf("job %q: %w", id, ErrNotFound)
@@ -294,50 +262,25 @@ func (t *Trainer) Watch(ctx context.Context, id string, fn func(Job) error) erro
 	}
 }
 
-// signal wakes a worker (one wake-up is enough: a worker that takes a job
-// passes it on while more are pending).
-func (t *Trainer) signal() {
-	select {
-	case t.wake <- struct{}{}:
-	default:
-	}
-}
-
-// worker runs queued jobs until Close.
-func (t *Trainer) worker() {
-	defer t.wg.Done()
-	for {
-		if j := t.next(); j != nil {
-			t.runJob(j)
-			continue
-		}
-		select {
-		case <-t.ctx.Done():
-			return
-		case <-t.wake:
-		}
-	}
-}
-
-// next takes the oldest queued job, or returns nil when there is none or
-// the Trainer is closing.
-func (t *Trainer) next() *job {
+// next takes the oldest queued job for a worker, or returns false when
+// there is none or the Trainer is closing.
+func (t *Trainer) next() (func(), bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.pending) == 0 || t.ctx.Err() != nil {
-		return nil
+	if t.ctx.Err() != nil {
+		return nil, false
 	}
-	j := t.pending[0]
-	t.pending[0] = nil
-	t.pending = t.pending[1:]
-	if len(t.pending) > 0 {
-		t.signal()
-	}
-	return j
+	j, ok := t.table.Take(t.workers)
+	return func() { t.runJob(j) }, ok
 }
 
 func (t *Trainer) runJob(j *job) {
 	t.mu.Lock()
+	if j.snap.State != StateQueued {
+		// Cancelled between next and here: it must not run after all.
+		t.mu.Unlock()
+		return
+	}
 	ctx, cancel := context.WithCancelCause(t.ctx)
 	defer cancel(nil)
 	j.cancel = cancel
@@ -399,24 +342,10 @@ func (t *Trainer) notifyLocked(j *job, persist bool) {
 	j.changed = make(chan struct{})
 }
 
-// evictLocked forgets the oldest finished jobs beyond maxJobs.
+// evictLocked forgets the oldest finished jobs beyond maxJobs and removes
+// their directories.
 func (t *Trainer) evictLocked() {
-	excess := len(t.order) - t.opts.maxJobs
-	if excess <= 0 {
-		return
-	}
-	t.order = slices.DeleteFunc(t.order, func(j *job) bool {
-		if excess == 0 || !j.snap.State.Terminal() {
-			return false
-		}
-		excess--
-		delete(t.jobs, j.snap.ID)
-		if k := j.snap.Request.RequestID; k != "" && t.byKey[k] == j {
-			delete(t.byKey, k)
-		}
-		os.RemoveAll(j.dir)
-		return true
-	})
+	t.table.Evict(t.opts.maxJobs, func(j *job) { os.RemoveAll(j.dir) })
 }
 
 // snapshot copies the parts of the state that keep changing.
@@ -440,12 +369,4 @@ func cloneRequest(r Request) Request {
 		r.Output.Labels = l
 	}
 	return r
-}
-
-func newJobID() (string, error) {
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("job id: %w", err)
-	}
-	return "tj-" + hex.EncodeToString(b[:]), nil
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 )
 
 // Error kinds of the Trainer (test with errors.Is); the gRPC layer maps them
@@ -69,16 +70,15 @@ const (
 
 // Limits and defaults of a Request.
 const (
-	MaxInlineText       = 1 << 20 // bytes of inline training text
-	MaxSteps            = 10_000_000
-	MaxDatasetFiles     = 1000
-	DefaultOutputName   = "trained"
-	defaultQueueSize    = 16
-	defaultMaxJobs      = 1000
-	defaultListPageSize = 100
-	maxListPageSize     = 1000
-	maxConfigJSON       = 1 << 20
-	ggufBlock           = 256 // weights per TQ1_0/TQ2_0 block
+	MaxInlineText     = 1 << 20 // bytes of inline training text
+	MaxSteps          = 10_000_000
+	MaxDatasetFiles   = 1000
+	DefaultOutputName = "trained"
+	defaultQueueSize  = 16
+	defaultMaxJobs    = 1000
+	maxListPageSize   = jobs.MaxPageSize
+	maxConfigJSON     = 1 << 20
+	ggufBlock         = 256 // weights per TQ1_0/TQ2_0 block
 )
 
 // Dataset is the training data: registry blobs (plain text or JSONL) or,

@@ -8,7 +8,8 @@
 //
 // Families are get-or-create: asking a Registry twice for the same name, kind
 // and label names returns the same family, so several services in one
-// process may share a Registry.
+// process may share a Registry. A Registry may also Include others, so that
+// servers keeping registries of their own are scraped at one endpoint.
 package metrics
 
 import (
@@ -41,7 +42,7 @@ type family interface {
 	name() string
 	kind() Kind
 	labelNames() []string
-	write(b *strings.Builder)
+	write(b *strings.Builder, prefix string)
 }
 
 // Registry holds metric families and writes them out. The zero value is not
@@ -50,6 +51,7 @@ type Registry struct {
 	mu       sync.Mutex
 	families map[string]family
 	help     map[string]string
+	includes []included
 }
 
 // NewRegistry returns an empty Registry.
@@ -146,28 +148,36 @@ func (r *Registry) Histogram(name, help string, buckets []float64, labels ...str
 	return f.(*HistogramVec), nil
 }
 
-// WriteText writes every family in the text exposition format, sorted by name.
+// WriteText writes every family, its own and those of included registries,
+// in the text exposition format, sorted by name.
 func (r *Registry) WriteText() string {
-	r.mu.Lock()
-	names := make([]string, 0, len(r.families))
-	for n := range r.families {
+	byName := map[string][]entry{}
+	r.gather(nil, map[*Registry]bool{}, byName)
+	names := make([]string, 0, len(byName))
+	for n := range byName {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	fams := make([]family, len(names))
-	helps := make([]string, len(names))
-	for i, n := range names {
-		fams[i], helps[i] = r.families[n], r.help[n]
-	}
-	r.mu.Unlock()
 
 	var b strings.Builder
-	for i, f := range fams {
-		if helps[i] != "" {
-			fmt.Fprintf(&b, "# HELP %s %s\n", f.name(), escapeHelp(helps[i]))
+	for _, n := range names {
+		es := byName[n]
+		first := es[0]
+		help := first.help
+		for _, e := range es[1:] {
+			if help == "" && e.f.kind() == first.f.kind() {
+				help = e.help
+			}
 		}
-		fmt.Fprintf(&b, "# TYPE %s %s\n", f.name(), f.kind())
-		f.write(&b)
+		if help != "" {
+			fmt.Fprintf(&b, "# HELP %s %s\n", n, escapeHelp(help))
+		}
+		fmt.Fprintf(&b, "# TYPE %s %s\n", n, first.f.kind())
+		for _, e := range es {
+			if e.f.kind() == first.f.kind() { // a clashing kind is left out
+				e.f.write(&b, e.prefix)
+			}
+		}
 	}
 	return b.String()
 }

@@ -92,6 +92,18 @@ func labelString(names, values []string) string {
 	return b.String()
 }
 
+// withPrefix puts rendered labels (`a="x",b="y"`, from an included
+// registry's Labels) in front of an already rendered label string.
+func withPrefix(labels, prefix string) string {
+	switch {
+	case prefix == "":
+		return labels
+	case labels == "":
+		return "{" + prefix + "}"
+	}
+	return "{" + prefix + "," + labels[1:]
+}
+
 // withExtra inserts an extra label into an already rendered label string.
 func withExtra(labels, name, value string) string {
 	if labels == "" {
@@ -148,8 +160,10 @@ type CounterVec struct{ vec[*Counter] }
 // With returns the counter for the label values, in the family's label order.
 func (v *CounterVec) With(values ...string) *Counter { return v.with(values) }
 func (v *CounterVec) kind() Kind                     { return KindCounter }
-func (v *CounterVec) write(b *strings.Builder) {
-	v.each(func(l string, c *Counter) { b.WriteString(v.n + l + " " + formatFloat(c.Value()) + "\n") })
+func (v *CounterVec) write(b *strings.Builder, prefix string) {
+	v.each(func(l string, c *Counter) {
+		b.WriteString(v.n + withPrefix(l, prefix) + " " + formatFloat(c.Value()) + "\n")
+	})
 }
 
 // Gauge goes up and down.
@@ -176,8 +190,10 @@ type GaugeVec struct{ vec[*Gauge] }
 // With returns the gauge for the label values, in the family's label order.
 func (v *GaugeVec) With(values ...string) *Gauge { return v.with(values) }
 func (v *GaugeVec) kind() Kind                   { return KindGauge }
-func (v *GaugeVec) write(b *strings.Builder) {
-	v.each(func(l string, g *Gauge) { b.WriteString(v.n + l + " " + formatFloat(g.Value()) + "\n") })
+func (v *GaugeVec) write(b *strings.Builder, prefix string) {
+	v.each(func(l string, g *Gauge) {
+		b.WriteString(v.n + withPrefix(l, prefix) + " " + formatFloat(g.Value()) + "\n")
+	})
 }
 
 type gaugeFunc struct {
@@ -189,11 +205,11 @@ type gaugeFunc struct {
 func (g *gaugeFunc) name() string         { return g.n }
 func (g *gaugeFunc) kind() Kind           { return KindGauge }
 func (g *gaugeFunc) labelNames() []string { return nil }
-func (g *gaugeFunc) write(b *strings.Builder) {
+func (g *gaugeFunc) write(b *strings.Builder, prefix string) {
 	g.mu.Lock()
 	fn := g.fn
 	g.mu.Unlock()
-	b.WriteString(g.n + " " + formatFloat(fn()) + "\n")
+	b.WriteString(g.n + withPrefix("", prefix) + " " + formatFloat(fn()) + "\n")
 }
 
 // Histogram counts observations into cumulative buckets.
@@ -232,8 +248,9 @@ type HistogramVec struct{ vec[*Histogram] }
 // With returns the histogram for the label values, in the family's label order.
 func (v *HistogramVec) With(values ...string) *Histogram { return v.with(values) }
 func (v *HistogramVec) kind() Kind                       { return KindHistogram }
-func (v *HistogramVec) write(b *strings.Builder) {
+func (v *HistogramVec) write(b *strings.Builder, prefix string) {
 	v.each(func(l string, h *Histogram) {
+		l = withPrefix(l, prefix)
 		h.mu.Lock()
 		counts := append([]uint64(nil), h.counts...)
 		sum, count := h.sum, h.count

@@ -21,6 +21,8 @@ import (
 	reflectpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/bitnet-mesh/bitnet-mesh/proto/gateway"
 )
 
 var hexID = regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -306,8 +308,8 @@ func TestGateway(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		if ct := resp.Header.Get("Content-Type"); ct != NDJSONContentType {
-			t.Errorf("got Content-Type %q, want %q", ct, NDJSONContentType)
+		if ct := resp.Header.Get("Content-Type"); ct != gateway.NDJSONContentType {
+			t.Errorf("got Content-Type %q, want %q", ct, gateway.NDJSONContentType)
 		}
 		if !hexID.MatchString(resp.Header.Get("X-Request-Id")) {
 			t.Errorf("got X-Request-Id %q, want a generated one", resp.Header.Get("X-Request-Id"))
