@@ -53,6 +53,7 @@ type benchModelResult struct {
 type benchModelReport struct {
 	Model       string             `json:"model"`
 	Kernel      string             `json:"kernel"`
+	KVCache     string             `json:"kv_cache"`
 	Prompt      int                `json:"prompt_tokens"`
 	Gen         int                `json:"gen_tokens"`
 	Results     []benchModelResult `json:"results"`
@@ -80,12 +81,17 @@ func runBenchModel(ctx context.Context, args []string, stdout, stderr io.Writer)
 	kernel := fs.String("kernel", "", "kernel path: generic, avx2, avx512 or neon (default: best for this CPU)")
 	seed := fs.Uint64("seed", 1, "seed of the random prompt")
 	repeat := fs.Int("repeat", 3, "repetitions of prefill and decode per thread count (medians are reported)")
+	kvCache := fs.String("kv-cache", "f16", "KV cache element type: f16 (as llama-bench) or f32")
 	probeMiB := fs.Int("probe-mib", 256, "read-bandwidth probe buffer in MiB (0: no probe)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *path == "" {
 		return errors.New("bench model: --model is required")
+	}
+	kv, err := model.ParseKVType(*kvCache)
+	if err != nil {
+		return fmt.Errorf("bench model: --kv-cache: %w", err)
 	}
 	if *repeat < 1 || *probeMiB < 0 {
 		return fmt.Errorf("bench model: --repeat = %d must be >= 1 and --probe-mib = %d >= 0", *repeat, *probeMiB)
@@ -97,11 +103,11 @@ func runBenchModel(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return fmt.Errorf("bench model: %w", err)
 	}
-	rep := benchModelReport{Model: *path, Prompt: *prompt, Gen: *gen,
+	rep := benchModelReport{Model: *path, Prompt: *prompt, Gen: *gen, KVCache: kv.String(),
 		GoMaxProcs: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
 		TimestampUTC: time.Now().UTC().Format(time.RFC3339)}
 	for _, n := range threads {
-		r, info, err := benchModelOnce(ctx, *path, *kernel, n, *prompt, *gen, *seed, *repeat, *probeMiB)
+		r, info, err := benchModelOnce(ctx, *path, *kernel, n, *prompt, *gen, *seed, *repeat, *probeMiB, kv)
 		if err != nil {
 			return fmt.Errorf("bench model: %d threads: %w", n, err)
 		}
@@ -122,8 +128,8 @@ func runBenchModel(ctx context.Context, args []string, stdout, stderr io.Writer)
 		enc := json.NewEncoder(stdout)
 		return enc.Encode(rep)
 	}
-	fmt.Fprintf(stdout, "kernel %s; VmHWM %.0f MiB; ternary weights %.0f MiB + int8 head %.0f MiB + KV cache %.0f MiB (+10%%: %.0f MiB)\n",
-		rep.Kernel, rep.VmHWMMiB, rep.TernaryMiB, rep.HeadInt8MiB, rep.KVCacheMiB, rep.TargetRSSMiB)
+	fmt.Fprintf(stdout, "kernel %s, KV cache %s; VmHWM %.0f MiB; ternary weights %.0f MiB + int8 head %.0f MiB + KV cache %.0f MiB (+10%%: %.0f MiB)\n",
+		rep.Kernel, rep.KVCache, rep.VmHWMMiB, rep.TernaryMiB, rep.HeadInt8MiB, rep.KVCacheMiB, rep.TargetRSSMiB)
 	return nil
 }
 
@@ -150,7 +156,7 @@ type benchInfo struct {
 // benchModelOnce loads the model on an engine of n threads, then repeats a
 // prefill of a random prompt and greedy decoding of gen tokens, each decode
 // right after a read-bandwidth probe of n threads over probeMiB MiB.
-func benchModelOnce(ctx context.Context, path, kernel string, n, prompt, gen int, seed uint64, repeat, probeMiB int) (benchModelResult, benchInfo, error) {
+func benchModelOnce(ctx context.Context, path, kernel string, n, prompt, gen int, seed uint64, repeat, probeMiB int, kv model.KVType) (benchModelResult, benchInfo, error) {
 	r := benchModelResult{Threads: n, Repeat: repeat}
 	var info benchInfo
 	// n threads means n for everything, like llama-bench -t n: the float
@@ -165,7 +171,7 @@ func benchModelOnce(ctx context.Context, path, kernel string, n, prompt, gen int
 	defer eng.Close()
 	info.kernel = string(eng.Path())
 	start := time.Now()
-	m, err := model.Load(path, model.WithEngine(eng))
+	m, err := model.Load(path, model.WithEngine(eng), model.WithKVType(kv))
 	if err != nil {
 		return r, info, err
 	}

@@ -24,6 +24,7 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 // generateFlags are the options of "bitnet generate".
 type generateFlags struct {
 	model, prompt, system, kernel string
+	kvCache                       string
 	maxTokens, topK, threads      int
 	repeatLastN                   int
 	temperature, topP, minP       float64
@@ -53,6 +54,7 @@ func parseGenerateFlags(args []string, stderr io.Writer) (*generateFlags, error)
 	fs.BoolVar(&g.special, "special", false, "print special tokens (e.g. <|eot_id|>) in the output")
 	fs.StringVar(&g.kernel, "kernel", "", "kernel path: generic, avx2, avx512 or neon (default: the best this CPU runs)")
 	fs.IntVar(&g.threads, "threads", 0, "worker threads (default: GOMAXPROCS)")
+	fs.StringVar(&g.kvCache, "kv-cache", "f16", "KV cache element type: f16 or f32")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -106,13 +108,17 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}
+	kv, err := model.ParseKVType(g.kvCache)
+	if err != nil {
+		return fmt.Errorf("generate: --kv-cache: %w", err)
+	}
 	eng, err := genEngine(g.kernel, g.threads)
 	if err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}
 	defer eng.Close()
 	start := time.Now()
-	m, err := model.Load(g.model, model.WithEngine(eng))
+	m, err := model.Load(g.model, model.WithEngine(eng), model.WithKVType(kv))
 	if err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}

@@ -116,6 +116,13 @@ func TestGenerate(t *testing.T) {
 	if got, _, err := genRun(t, "generate", "--model", path, "--prompt", "x", "--max-tokens", "0"); err != nil || got != "" {
 		t.Errorf("--max-tokens 0: got %q, %v; want no text", got, err)
 	}
+	// Both KV cache types generate (this random model's logits reach ~190,
+	// so fp16 rounding flips its greedy picks: no equality to expect).
+	for _, kv := range []string{"f16", "f32"} {
+		if got, _, err := genRun(t, "generate", "--model", path, "--prompt", "Light is", "--temperature", "0", "--max-tokens", "4", "--kv-cache", kv); err != nil || got == "" {
+			t.Errorf("--kv-cache %s: got %q, %v; want text", kv, got, err)
+		}
+	}
 	if _, _, err := genRun(t, "generate", "--model", path, "--prompt", "Light", "--chat", "--system", "Be brief.", "--max-tokens", "3"); err != nil {
 		t.Errorf("--chat: %v", err)
 	}
@@ -133,6 +140,7 @@ func TestGenerateErrors(t *testing.T) {
 		{"system without chat", []string{"--model", path, "--prompt", "x", "--system", "s"}, "--system needs --chat"},
 		{"bad seed", []string{"--model", path, "--prompt", "x", "--seed", "-5"}, "--seed"},
 		{"bad top-p", []string{"--model", path, "--prompt", "x", "--top-p", "0"}, "top-p"},
+		{"bad kv cache", []string{"--model", path, "--prompt", "x", "--kv-cache", "q8"}, `KV cache type "q8"`},
 		{"bad kernel", []string{"--model", path, "--prompt", "x", "--kernel", "sse9"}, "sse9"},
 		{"missing model", []string{"--model", path + ".nope", "--prompt", "x"}, ".nope"},
 		{"prompt too long", []string{"--model", path, "--prompt", strings.Repeat("light and colour ", 40)}, "max_position_embeddings"},
@@ -168,14 +176,15 @@ func TestBenchModel(t *testing.T) {
 			t.Errorf("threads %d: got %+v, want best >= median, a probe and 2 repetitions", r.Threads, r)
 		}
 	}
-	if rep.Prompt != 16 || rep.Gen != 4 || rep.TernaryMiB <= 0 {
-		t.Errorf("report %+v: want prompt 16, gen 4 and the ternary size", rep)
+	if rep.Prompt != 16 || rep.Gen != 4 || rep.TernaryMiB <= 0 || rep.KVCache != "f16" {
+		t.Errorf("report %+v: want prompt 16, gen 4, the ternary size and KV cache f16", rep)
 	}
 	for _, args := range [][]string{
 		{"--model", path, "--threads", "0"},
 		{"--model", path, "--prompt", "40", "--gen", "20"},
 		{"--prompt", "4"},
 		{"--model", path, "--repeat", "0"},
+		{"--model", path, "--kv-cache", "bf16"},
 		{"--model", path, "--probe-mib", "-1"},
 	} {
 		if _, _, err := genRun(t, append([]string{"bench", "model"}, args...)...); err == nil {

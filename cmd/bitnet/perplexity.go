@@ -29,6 +29,7 @@ func runPerplexity(ctx context.Context, args []string, stdout, stderr io.Writer)
 	bos := fs.Bool("bos", false, "prepend the BOS token to the text's tokens (--text only)")
 	kernel := fs.String("kernel", "", "kernel path: generic, avx2, avx512 or neon (default: $"+kernels.EnvPath+" or the best)")
 	threads := fs.Int("threads", 0, "kernel threads (default: all cores)")
+	kvCache := fs.String("kv-cache", "f32", "KV cache element type: f32 (exact) or f16")
 	headF32 := fs.Bool("head-f32", false, "exact float32 output head and embeddings, like the reference (slower) instead of int8")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: bitnet perplexity --model PATH (--text FILE | --tokens FILE) [--ctx N] [--json] [--kernel P] [--threads N]")
@@ -49,13 +50,17 @@ func runPerplexity(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if *window < 0 || *window == 1 {
 		return fmt.Errorf("perplexity: --ctx %d must be 0 or at least 2", *window)
 	}
+	kv, err := model.ParseKVType(*kvCache)
+	if err != nil {
+		return fmt.Errorf("perplexity: --kv-cache: %w", err)
+	}
 	eng, err := pplEngine(*kernel, *threads)
 	if err != nil {
 		return fmt.Errorf("perplexity: %w", err)
 	}
 	defer eng.Close()
 	start := time.Now()
-	m, err := model.Load(*modelPath, model.WithEngine(eng), model.WithHeadInt8(!*headF32))
+	m, err := model.Load(*modelPath, model.WithEngine(eng), model.WithHeadInt8(!*headF32), model.WithKVType(kv))
 	if err != nil {
 		return fmt.Errorf("perplexity: %w", err)
 	}

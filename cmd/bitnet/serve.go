@@ -10,6 +10,7 @@ package main
 //	--advertise      POD_IP
 //	--kernel         BITNET_KERNEL
 //	--threads        BITNET_THREADS
+//	--kv-cache       BITNET_KV_CACHE    (f16 or f32)
 //	--memory-budget  BITNET_MEMORY_BUDGET
 //	--node-name      BITNET_NODE_NAME
 //	--registry       BITNET_REGISTRY_ADDR
@@ -32,12 +33,14 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/discovery"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/logging"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
 // meshFlags are the flags of `up` and `serve`.
 type meshFlags struct {
 	grpc, http, data, consul, advertise  string
 	kernel, nodeName, registry, logLevel string
+	kvCache                              string
 	threads                              int
 	memoryBudget                         int64
 	logJSON                              bool
@@ -71,6 +74,7 @@ func addMeshFlags(fs *flag.FlagSet, serve bool) (*meshFlags, func() error) {
 	fs.StringVar(&f.logLevel, "log-level", envOr("BITNET_LOG_LEVEL", "info"), "debug, info, warn or error (env BITNET_LOG_LEVEL)")
 	fs.DurationVar(&f.drain, "drain", 0, "time NOT_SERVING before stopping on SIGTERM")
 	threads := fs.String("threads", envOr("BITNET_THREADS", "0"), "inference worker threads, 0 = all cores (env BITNET_THREADS)")
+	fs.StringVar(&f.kvCache, "kv-cache", envOr("BITNET_KV_CACHE", "f16"), "inference KV cache element type: f16 or f32 (env BITNET_KV_CACHE)")
 	budget := fs.String("memory-budget", envOr("BITNET_MEMORY_BUDGET", "0"), "bytes of loaded models per node, 0 = half the memory (env BITNET_MEMORY_BUDGET)")
 	jsonEnv := os.Getenv("BITNET_LOG_JSON")
 	jsonDef, jsonErr := false, error(nil)
@@ -88,6 +92,9 @@ func addMeshFlags(fs *flag.FlagSet, serve bool) (*meshFlags, func() error) {
 		}
 		if f.memoryBudget, err = strconv.ParseInt(*budget, 10, 64); err != nil || f.memoryBudget < 0 {
 			return fmt.Errorf("--memory-budget %q: want bytes >= 0", *budget)
+		}
+		if _, err := model.ParseKVType(f.kvCache); err != nil {
+			return fmt.Errorf("--kv-cache: %w", err)
 		}
 		if f.kernel != "" {
 			if _, err := kernels.ParsePath(f.kernel); err != nil {
@@ -108,7 +115,7 @@ func (f *meshFlags) config() (mesh.Config, error) {
 	}
 	cfg := mesh.Config{
 		GRPCAddr: f.grpc, HTTPAddr: f.http, DataDir: f.data, Advertise: f.advertise,
-		NodeName: f.nodeName, Kernel: kernels.Path(f.kernel), Threads: f.threads,
+		NodeName: f.nodeName, Kernel: kernels.Path(f.kernel), Threads: f.threads, KVCache: f.kvCache,
 		MemoryBudget: f.memoryBudget, RegistryAddr: f.registry, Logger: log,
 		Version: version, DrainTimeout: f.drain,
 	}

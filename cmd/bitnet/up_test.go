@@ -137,6 +137,7 @@ func TestServeBadInput(t *testing.T) {
 		{[]string{"serve", "router", "--threads", "x"}, "--threads"},
 		{[]string{"serve", "inference", "--kernel", "sse9"}, "--kernel"},
 		{[]string{"serve", "router", "--memory-budget", "-5"}, "--memory-budget"},
+		{[]string{"serve", "inference", "--kv-cache", "q4"}, "--kv-cache"},
 		{[]string{"serve", "router", "--log-level", "loud"}, "level"},
 		{[]string{"serve", "inference", "--consul", "", "--registry", ""}, "cannot find the registry"},
 		{[]string{"up", "extra"}, "unexpected arguments"},

@@ -38,7 +38,13 @@ type serverConfig struct {
 	schedOpts              []SchedulerOption
 	budgetSet              bool
 	metrics                *metrics.Registry
+	kvType                 model.KVType
 }
+
+// WithKVType sets the KV cache element type of the models the node loads
+// (default model.KVFloat16, as llama.cpp: half the memory and the attention
+// reads of float32, per position of every sequence).
+func WithKVType(t model.KVType) Option { return func(c *serverConfig) { c.kvType = t } }
 
 // WithNodeName names the node in responses (default: the host name).
 func WithNodeName(name string) Option { return func(c *serverConfig) { c.node = name } }
@@ -101,7 +107,7 @@ type Server struct {
 // NewServer returns a server whose models come from f. Close it to unload
 // them.
 func NewServer(f Fetcher, opts ...Option) (*Server, error) {
-	c := serverConfig{log: zap.NewNop()}
+	c := serverConfig{log: zap.NewNop(), kvType: model.KVFloat16}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -138,7 +144,7 @@ func NewServer(f Fetcher, opts ...Option) (*Server, error) {
 		mopts = append(mopts, WithMemoryBudget(int64(hw.MemoryBytes/2)))
 	}
 	mopts = append(mopts, c.mgrOpts...)
-	mopts = append(mopts, WithModelOptions(model.WithEngine(s.engine)), WithSchedulerOptions(c.schedOpts...))
+	mopts = append(mopts, WithModelOptions(model.WithEngine(s.engine), model.WithKVType(c.kvType)), WithSchedulerOptions(c.schedOpts...))
 	mgr, err := NewManager(f, mopts...)
 	if err != nil {
 		if s.ownEngine {

@@ -64,6 +64,8 @@ type Config struct {
 	Kernel kernels.Path
 	// Threads is the inference engine's worker count (0 = all cores).
 	Threads int
+	// KVCache is an inference node's KV cache element type ("" = f16).
+	KVCache string
 	// MemoryBudget bounds an inference node's loaded models in bytes
 	// (0 = half the machine's memory).
 	MemoryBudget int64
@@ -147,6 +149,8 @@ func (c Config) validate() error {
 	switch {
 	case c.Discovery == nil:
 		return fmt.Errorf("mesh: no discovery registry in the config")
+	case c.KVCache != "" && c.KVCache != "f16" && c.KVCache != "f32":
+		return fmt.Errorf("mesh: KV cache type %q, want f16 or f32", c.KVCache)
 	case c.Threads < 0:
 		return fmt.Errorf("mesh: %d threads, want >= 0", c.Threads)
 	case c.MemoryBudget < 0:

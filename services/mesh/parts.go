@@ -19,6 +19,7 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/services/trainer"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/hardware"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/server"
 )
 
@@ -103,6 +104,13 @@ func inferencePart(cfg Config, id, addr string) (_ *part, err error) {
 		inference.WithNodeName(id), inference.WithAddress(addr), inference.WithVersion(cfg.Version),
 		inference.WithEngine(eng), inference.WithHardware(hw), inference.WithLogger(cfg.Logger),
 		inference.WithMetrics(cfg.Metrics),
+	}
+	if cfg.KVCache != "" {
+		kv, err := model.ParseKVType(cfg.KVCache)
+		if err != nil {
+			return nil, fmt.Errorf("mesh: %w", err)
+		}
+		opts = append(opts, inference.WithKVType(kv))
 	}
 	if cfg.MemoryBudget > 0 {
 		opts = append(opts, inference.WithManager(inference.WithMemoryBudget(cfg.MemoryBudget)))

@@ -92,3 +92,20 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+func TestParseKVType(t *testing.T) {
+	tests := []struct {
+		in   string
+		want KVType
+		ok   bool
+	}{{"f32", KVFloat32, true}, {"f16", KVFloat16, true}, {"F16", 0, false}, {"", 0, false}, {"q8", 0, false}}
+	for _, tc := range tests {
+		got, err := ParseKVType(tc.in)
+		if (err == nil) != tc.ok || (tc.ok && got != tc.want) {
+			t.Errorf("ParseKVType(%q): got %v, %v; want %v, ok %t", tc.in, got, err, tc.want, tc.ok)
+		}
+		if tc.ok && got.String() != tc.in {
+			t.Errorf("ParseKVType(%q).String() = %q", tc.in, got.String())
+		}
+	}
+}

@@ -17,6 +17,17 @@ const (
 	KVFloat16
 )
 
+// ParseKVType parses "f32" or "f16" (as String writes them).
+func ParseKVType(s string) (KVType, error) {
+	switch s {
+	case "f32":
+		return KVFloat32, nil
+	case "f16":
+		return KVFloat16, nil
+	}
+	return 0, fmt.Errorf("model: KV cache type %q: want f16 or f32", s)
+}
+
 // String returns "f32" or "f16".
 func (t KVType) String() string {
 	if t == KVFloat16 {
