@@ -47,7 +47,7 @@ func BenchmarkMeshOverhead(b *testing.B) {
 	}
 	const gen = 32
 	name := strings.TrimSuffix(filepath.Base(path), ".gguf")
-	m, err := model.Load(path)
+	m, err := model.Load(path, model.WithKVType(model.KVFloat16)) // as the node's default
 	if err != nil {
 		b.Fatal(err)
 	}
