@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/metrics"
@@ -26,8 +27,7 @@ func TestMetricsAfterGenerate(t *testing.T) {
 	}
 	ref := resps[len(resps)-1].GetModel()
 	model := (&modelv1.ModelRef{Name: ref.GetName(), Version: ref.GetVersion()}).Text()
-	text := reg.WriteText()
-	for _, want := range []string{
+	wants := []string{
 		MetricLoadedModels + " 1\n",
 		MetricGenerations + `{model="` + model + `",finish_reason="length"} 1`,
 		MetricGeneratedTokens + `{model="` + model + `"} 3`,
@@ -37,9 +37,27 @@ func TestMetricsAfterGenerate(t *testing.T) {
 		MetricQueueDepth + " 0\n",
 		"# TYPE " + MetricTokensPerSecond + " gauge",
 		"# TYPE " + MetricMemoryUsedBytes + " gauge",
-	} {
-		if !strings.Contains(text, want) {
-			t.Errorf("got\n%s\nwant a line with %q", text, want)
+	}
+	// The client can hold the last message before the scheduler has retired
+	// the request from its batch: give the gauges a moment to settle.
+	var text string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		text = reg.WriteText()
+		if missing(text, wants) == "" || time.Now().After(deadline) {
+			break
 		}
 	}
+	if m := missing(text, wants); m != "" {
+		t.Errorf("got\n%s\nwant a line with %q", text, m)
+	}
+}
+
+// missing returns the first of wants that text lacks ("" when none).
+func missing(text string, wants []string) string {
+	for _, w := range wants {
+		if !strings.Contains(text, w) {
+			return w
+		}
+	}
+	return ""
 }
