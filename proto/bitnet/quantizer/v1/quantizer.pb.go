@@ -418,7 +418,8 @@ type CreateJobRequest struct {
 	// Where the result goes.
 	Output *Output `protobuf:"bytes,3,opt,name=output,proto3" json:"output,omitempty"`
 	// Text for perplexity and KL divergence before/after; without it the
-	// report has the per-linear statistics only.
+	// quantizer's default text is used (a built-in English paragraph unless
+	// the operator configured another), so every report has them.
 	Calibration *Calibration `protobuf:"bytes,4,opt,name=calibration,proto3" json:"calibration,omitempty"`
 	// Worker threads; 0 means all cores of the quantizer.
 	Threads uint32 `protobuf:"varint,5,opt,name=threads,proto3" json:"threads,omitempty"`
@@ -679,12 +680,14 @@ type Report struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// One entry per quantized linear weight, in checkpoint order.
 	Linears []*LinearReport `protobuf:"bytes,1,rep,name=linears,proto3" json:"linears,omitempty"`
-	// Perplexity of the source model on the calibration text; 0 without calibration.
+	// Perplexity of the source model on the calibration text; 0 when the
+	// model has no tokenizer to encode it with.
 	PerplexityBefore float64 `protobuf:"fixed64,2,opt,name=perplexity_before,json=perplexityBefore,proto3" json:"perplexity_before,omitempty"`
-	// Perplexity of the quantized model on the calibration text; 0 without calibration.
+	// Perplexity of the quantized model on the calibration text; 0 when the
+	// model has no tokenizer.
 	PerplexityAfter float64 `protobuf:"fixed64,3,opt,name=perplexity_after,json=perplexityAfter,proto3" json:"perplexity_after,omitempty"`
 	// Mean KL divergence KL(before || after) of the next-token distributions
-	// over the calibration tokens, in nats; 0 without calibration.
+	// over the calibration tokens, in nats; 0 when the model has no tokenizer.
 	MeanKl float64 `protobuf:"fixed64,4,opt,name=mean_kl,json=meanKl,proto3" json:"mean_kl,omitempty"`
 	// Calibration tokens evaluated.
 	CalibrationTokens uint32 `protobuf:"varint,5,opt,name=calibration_tokens,json=calibrationTokens,proto3" json:"calibration_tokens,omitempty"`
