@@ -11,33 +11,26 @@ import (
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
 	quantizerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/quantizer/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
-	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/errcode"
 )
 
 // kinds maps the error kinds of the Quantizer and the registry to gRPC
 // codes (a function so that no package state can be mutated).
-func kinds() []jobs.Kind {
-	return []jobs.Kind{
+func kinds() []errcode.Kind {
+	return append([]errcode.Kind{
 		{Err: ErrNotFound, Code: codes.NotFound},
 		{Err: ErrInvalid, Code: codes.InvalidArgument},
 		{Err: ErrQueueFull, Code: codes.ResourceExhausted},
 		{Err: ErrClosed, Code: codes.Unavailable},
 		{Err: ErrCheckpoint, Code: codes.FailedPrecondition},
-		{Err: registry.ErrNotFound, Code: codes.NotFound},
-		{Err: registry.ErrInvalid, Code: codes.InvalidArgument},
-		{Err: registry.ErrAlreadyExists, Code: codes.AlreadyExists},
-		{Err: registry.ErrDigestMismatch, Code: codes.DataLoss},
-		{Err: registry.ErrFailedPrecondition, Code: codes.FailedPrecondition},
-		{Err: registry.ErrTooLarge, Code: codes.ResourceExhausted},
-		{Err: registry.ErrClosed, Code: codes.Unavailable},
-	}
+	}, registry.ErrorKinds()...)
 }
 
 // code maps an error to a gRPC status code.
-func code(err error) codes.Code { return jobs.Code(err, kinds()...) }
+func code(err error) codes.Code { return errcode.Code(err, kinds()...) }
 
 // toStatus converts an error to a gRPC status error, keeping the message.
-func toStatus(err error) error { return jobs.Status(err, kinds()...) }
+func toStatus(err error) error { return errcode.Status(err, kinds()...) }
 
 func formatFromPB(f modelv1.ModelFormat) (registry.Format, error) {
 	switch f {

@@ -1,50 +1,35 @@
 package registry
 
 import (
-	"context"
-	"errors"
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
 	registryv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/registry/v1"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/errcode"
 )
+
+// ErrorKinds maps the Store's error kinds to gRPC codes, for the registry's
+// handlers and for services that relay its errors (a function so that no
+// package state can be mutated).
+func ErrorKinds() []errcode.Kind {
+	return []errcode.Kind{
+		{Err: ErrNotFound, Code: codes.NotFound},
+		{Err: ErrAlreadyExists, Code: codes.AlreadyExists},
+		{Err: ErrInvalid, Code: codes.InvalidArgument},
+		{Err: ErrDigestMismatch, Code: codes.DataLoss},
+		{Err: ErrFailedPrecondition, Code: codes.FailedPrecondition},
+		{Err: ErrTooLarge, Code: codes.ResourceExhausted},
+		{Err: ErrOutOfRange, Code: codes.OutOfRange},
+		{Err: ErrClosed, Code: codes.Unavailable},
+	}
+}
 
 // toStatus maps the Store's error kinds to gRPC status codes, keeping the
 // message.
-func toStatus(err error) error {
-	if err == nil {
-		return nil
-	}
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	code := codes.Internal
-	for _, m := range []struct {
-		kind error
-		code codes.Code
-	}{
-		{ErrNotFound, codes.NotFound},
-		{ErrAlreadyExists, codes.AlreadyExists},
-		{ErrInvalid, codes.InvalidArgument},
-		{ErrDigestMismatch, codes.DataLoss},
-		{ErrFailedPrecondition, codes.FailedPrecondition},
-		{ErrTooLarge, codes.ResourceExhausted},
-		{ErrOutOfRange, codes.OutOfRange},
-		{ErrClosed, codes.Unavailable},
-		{context.Canceled, codes.Canceled},
-		{context.DeadlineExceeded, codes.DeadlineExceeded},
-	} {
-		if errors.Is(err, m.kind) {
-			code = m.code
-			break
-		}
-	}
-	return status.Error(code, err.Error())
-}
+func toStatus(err error) error { return errcode.Status(err, ErrorKinds()...) }
 
 // The enum tables are functions so that no package state can be mutated.
 func formatToPB() map[Format]modelv1.ModelFormat {

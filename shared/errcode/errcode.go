@@ -1,4 +1,8 @@
-package jobs
+// Package errcode maps a service's error kinds (sentinels matched with
+// errors.Is) to gRPC status codes, so each handler returns the right code
+// with the error's message, and services that relay another's errors (the
+// quantizer and trainer relay the registry's) reuse its table.
+package errcode
 
 import (
 	"context"
