@@ -17,7 +17,7 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/train"
 )
 
-const trainUsage = "usage: bitnet train --config CONFIG.json --tokenizer TOKENIZER.json --data TEXT|JSONL [--steps N --batch B --seq T --lr LR --warmup-frac F --min-lr-frac F --weight-decay W --schedule cosine|two-stage --seed S --threads K --eval-every N --resume --init HFDIR] --out DIR"
+const trainUsage = "usage: bitnet train --config CONFIG.json --tokenizer TOKENIZER.json --data TEXT|JSONL [--steps N --batch B --seq T --lr LR --warmup-frac F --min-lr-frac F --weight-decay W --schedule cosine|two-stage --seed S --threads K --eval-every N --resume --init HFDIR --packed-out DIR2] --out DIR"
 
 // runTrain implements bitnet train: QAT from scratch on a text or JSONL
 // corpus, writing a Hugging Face directory, a checkpoint and loss.svg to --out.
@@ -47,7 +47,8 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ckptEvery := fset.Int("checkpoint-every", 50, "checkpoint every N steps (0: only at the end)")
 	resume := fset.Bool("resume", false, "continue from DIR/"+train.CheckpointName+" when present")
 	fullPrec := fset.Bool("full-precision", false, "disable weight and activation quantisation (baseline run)")
-	dtype := fset.String("dtype", "F32", "dtype of the exported master weights: F32 or BF16")
+	dtype := fset.String("dtype", "F32", "dtype of the exported master weights (and of the norms and embedding of --packed-out): F32 or BF16")
+	packedOut := fset.String("packed-out", "", "also export the ternary model in the pre-quantised HF format (packed uint8 + weight_scale, quantization_mode offline) to this directory")
 	initDir := fset.String("init", "", "fine-tune: start from this Hugging Face directory's weights (its config.json when --config is omitted)")
 	fset.Usage = func() {
 		fmt.Fprintln(stderr, trainUsage)
@@ -66,6 +67,12 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if req.v == "" {
 			return fmt.Errorf("train: --%s is required\n%s", req.name, trainUsage)
 		}
+	}
+	if *packedOut != "" && *fullPrec {
+		return fmt.Errorf("train: --packed-out needs ternary weights; a --full-precision run has none")
+	}
+	if *packedOut != "" && filepath.Clean(*packedOut) == filepath.Clean(*out) {
+		return fmt.Errorf("train: --packed-out %s is the --out directory (both write model.safetensors)", *packedOut)
 	}
 	raw, err := os.ReadFile(*configPath)
 	if err != nil {
@@ -159,6 +166,12 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("train: %w", err)
 	}
 	fmt.Fprintf(stdout, "wrote %s (config.json, model.safetensors, tokenizer.json, %s, %s)\n", *out, train.LossCurveName, train.CheckpointName)
+	if *packedOut != "" {
+		if err := tr.ExportPacked(*packedOut, *dtype, *tokPath); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s (packed ternary: config.json, model.safetensors, tokenizer.json)\n", *packedOut)
+	}
 	return nil
 }
 

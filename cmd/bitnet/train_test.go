@@ -27,7 +27,8 @@ func TestTrainCommand(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	args := []string{"train", "--config", cfg, "--tokenizer", trainTokenizer, "--data", trainCorpus,
 		"--steps", "4", "--batch", "2", "--seq", "16", "--lr", "1e-2", "--warmup-frac", "0.25", "--min-lr-frac", "0.1",
-		"--weight-decay", "0.1", "--schedule", "two-stage", "--seed", "3", "--threads", "2", "--eval-every", "2", "--out", out}
+		"--weight-decay", "0.1", "--schedule", "two-stage", "--seed", "3", "--threads", "2", "--eval-every", "2", "--out", out,
+		"--packed-out", filepath.Join(dir, "packed")}
 	if err := run(context.Background(), args, &stdout, &stderr); err != nil {
 		t.Fatalf("train: %v\n%s", err, stderr.String())
 	}
@@ -63,15 +64,22 @@ func TestTrainCommand(t *testing.T) {
 
 	text := filepath.Join(dir, "text.txt")
 	os.WriteFile(text, []byte("Of the Refraction of Light, and the Colours which it makes."), 0o644)
-	stdout.Reset()
-	if err := run(context.Background(), []string{"perplexity", "--model", out, "--text", text, "--json"}, &stdout, &stderr); err != nil {
-		t.Fatalf("perplexity of the trained model: %v", err)
+	var ppl []float64
+	for _, m := range []string{out, filepath.Join(dir, "packed")} {
+		stdout.Reset()
+		if err := run(context.Background(), []string{"perplexity", "--model", m, "--text", text, "--json"}, &stdout, &stderr); err != nil {
+			t.Fatalf("perplexity of %s: %v", m, err)
+		}
+		var res struct {
+			PPL float64 `json:"ppl"`
+		}
+		if err := json.Unmarshal(stdout.Bytes(), &res); err != nil || !(res.PPL > 1) {
+			t.Errorf("perplexity output %q: want a ppl > 1 (err %v)", stdout.String(), err)
+		}
+		ppl = append(ppl, res.PPL)
 	}
-	var res struct {
-		PPL float64 `json:"ppl"`
-	}
-	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil || !(res.PPL > 1) {
-		t.Errorf("perplexity output %q: want a ppl > 1 (err %v)", stdout.String(), err)
+	if ppl[0] != ppl[1] {
+		t.Errorf("perplexity of the packed export %v, of the master export %v: want equal", ppl[1], ppl[0])
 	}
 }
 
@@ -97,6 +105,8 @@ func TestTrainCommandErrors(t *testing.T) {
 		{"empty data", base(cfg, empty, "--seq", "16"), "has no tokens"},
 		{"seq beyond positions", base(cfg, trainCorpus, "--seq", "64"), "exceeds max_position_embeddings"},
 		{"bad schedule", base(cfg, trainCorpus, "--seq", "16", "--schedule", "step"), "schedule"},
+		{"packed full precision", base(cfg, trainCorpus, "--seq", "16", "--full-precision", "--packed-out", filepath.Join(dir, "p")), "--packed-out needs ternary"},
+		{"packed same dir", base(cfg, trainCorpus, "--seq", "16", "--packed-out", filepath.Join(dir, "o")), "is the --out directory"},
 	} {
 		var stdout, stderr bytes.Buffer
 		err := run(context.Background(), tc.args, &stdout, &stderr)

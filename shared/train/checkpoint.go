@@ -62,13 +62,13 @@ func (t *Trainer) SaveCheckpoint(path string) error {
 		metaFormat:  checkpointFormat,
 		metaStep:    strconv.Itoa(t.step),
 		metaAdam:    strconv.Itoa(t.adam.step),
-		metaEpoch:   strconv.Itoa(t.epoch),
-		metaPos:     strconv.Itoa(t.pos),
+		metaEpoch:   strconv.Itoa(t.cursor.epoch),
+		metaPos:     strconv.Itoa(t.cursor.pos),
 		metaTokens:  strconv.FormatInt(t.data.tokens, 10),
 		metaOptions: string(opts),
-		metaConfig:  string(hfConfigJSON(t.cfg, "float32", !t.opt.FullPrec)),
+		metaConfig:  string(hfConfigJSON(t.cfg, "float32", !t.opt.FullPrec, false)),
 		metaHistory: string(hist),
-		metaRNG:     fmt.Sprintf("pcg seed=%d epoch=%d", t.opt.Seed, t.epoch),
+		metaRNG:     fmt.Sprintf("pcg seed=%d epoch=%d", t.opt.Seed, t.cursor.epoch),
 	}
 	if err := safetensors.WriteFile(path, ts, meta); err != nil {
 		return fmt.Errorf("train: %w", err)
@@ -97,7 +97,7 @@ func (t *Trainer) LoadCheckpoint(path string) error {
 		return fmt.Errorf("train: %s was written with batch %d seq %d accum %d seed %d full_precision %v, this run has %d %d %d %d %v",
 			path, o.Batch, o.Seq, o.Accum, o.Seed, o.FullPrec, t.opt.Batch, t.opt.Seq, t.opt.Accum, t.opt.Seed, t.opt.FullPrec)
 	}
-	if want := string(hfConfigJSON(t.cfg, "float32", !t.opt.FullPrec)); meta[metaConfig] != want {
+	if want := string(hfConfigJSON(t.cfg, "float32", !t.opt.FullPrec, false)); meta[metaConfig] != want {
 		return fmt.Errorf("train: %s holds a model config that differs from this run's", path)
 	}
 	if tok := strconv.FormatInt(t.data.tokens, 10); meta[metaTokens] != tok {
@@ -137,7 +137,7 @@ func (t *Trainer) LoadCheckpoint(path string) error {
 			}
 		}
 	}
-	t.step, t.adam.step, t.epoch, t.pos = ints[0], ints[1], ints[2], ints[3]
+	t.step, t.adam.step, t.cursor.epoch, t.cursor.pos = ints[0], ints[1], ints[2], ints[3]
 	t.history = hist
 	t.eng.wqStale = true
 	return nil

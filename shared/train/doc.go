@@ -26,6 +26,8 @@
 // warmup+cosine and BitNet's two-stage schedules, gradient accumulation
 // (optim.go, schedule.go); tokenised, packed, shuffled data streamed from a
 // token file on disk (data.go); atomic checkpoints that resume bit for bit
-// (checkpoint.go); export to a Hugging Face directory (export.go); and the
-// training loop with validation and a loss-curve SVG (run.go, svg.go).
+// (checkpoint.go); export to a Hugging Face directory with master weights or
+// with packed ternary linears (export.go); the data order of a run, for
+// replaying it elsewhere (SequenceOrder, plan.go); and the training loop with
+// validation and a loss-curve SVG (run.go, svg.go).
 package train

@@ -116,13 +116,11 @@ type Trainer struct {
 	adam *adamW
 	data *Dataset
 
-	step       int   // optimiser steps done
-	epoch, pos int   // next training sequence: perm(epoch)[pos]
-	perm       []int // permutation of epoch
-	permEpoch  int
-	inputs     []int
-	targets    []int
-	history    []Point // losses recorded by Run (and restored by LoadCheckpoint)
+	step    int        // optimiser steps done
+	cursor  dataCursor // next training sequence
+	inputs  []int
+	targets []int
+	history []Point // losses recorded by Run (and restored by LoadCheckpoint)
 }
 
 // Point is one entry of the loss curve.
@@ -149,7 +147,7 @@ func New(c model.Config, data *Dataset, opt Options) (*Trainer, error) {
 	if data.seq != opt.Seq {
 		return nil, fmt.Errorf("%w: dataset sequences have %d tokens, options say seq %d", ErrOptions, data.seq, opt.Seq)
 	}
-	t := &Trainer{cfg: c, opt: opt, data: data, pool: newPool(opt.Threads), permEpoch: -1}
+	t := &Trainer{cfg: c, opt: opt, data: data, pool: newPool(opt.Threads), cursor: dataCursor{permEpoch: -1}}
 	t.eng = newEngine[float32](c, !opt.FullPrec, t.pool, opt.Batch, opt.Seq)
 	initParams(t.eng.lay, t.eng.params, opt.Seed, opt.InitStd)
 	t.adam = newAdamW(len(t.eng.params), opt.Beta1, opt.Beta2, opt.Eps)
@@ -183,16 +181,11 @@ func (t *Trainer) Params() []float32 { return t.eng.params }
 func (t *Trainer) nextBatch() error {
 	s := t.opt.Seq
 	for b := 0; b < t.opt.Batch; b++ {
-		if t.pos >= t.data.TrainSeqs {
-			t.epoch, t.pos = t.epoch+1, 0
-		}
-		if t.permEpoch != t.epoch {
-			t.perm, t.permEpoch = permutation(t.opt.Seed, t.epoch, t.data.TrainSeqs), t.epoch
-		}
-		if err := t.data.read(t.perm[t.pos], t.inputs[b*s:(b+1)*s], t.targets[b*s:(b+1)*s], t.cfg.VocabSize); err != nil {
+		i := t.cursor.peek(t.opt.Seed, t.data.TrainSeqs)
+		if err := t.data.read(i, t.inputs[b*s:(b+1)*s], t.targets[b*s:(b+1)*s], t.cfg.VocabSize); err != nil {
 			return err
 		}
-		t.pos++
+		t.cursor.advance()
 	}
 	return nil
 }
