@@ -30,7 +30,9 @@ import (
 // inference node (two loopback gRPC hops), straight to the node (one hop),
 // and with the same scheduler called in process, on a model named by
 // BITNET_BENCH_GGUF (e.g. the 2B4T shape from tools/randmodel), with 1 and
-// 16 concurrent streams of 32 greedy tokens:
+// 16 concurrent streams of 32 greedy tokens (BITNET_BENCH_GEN sets another
+// count: each stream's prompt is prefilled too, so longer generations weigh
+// decoding more):
 //
 //	go run ./tools/randmodel -out /tmp/bitnet-2b.gguf
 //	BITNET_BENCH_GGUF=/tmp/bitnet-2b.gguf go test -run X -bench MeshOverhead -benchtime 4x ./services/router/
@@ -45,7 +47,14 @@ func BenchmarkMeshOverhead(b *testing.B) {
 	if path == "" {
 		b.Skip("set BITNET_BENCH_GGUF to a .gguf model")
 	}
-	const gen = 32
+	gen := 32
+	if v := os.Getenv("BITNET_BENCH_GEN"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			b.Fatalf("BITNET_BENCH_GEN=%q: want a token count >= 1", v)
+		}
+		gen = n
+	}
 	name := strings.TrimSuffix(filepath.Base(path), ".gguf")
 	m, err := model.Load(path, model.WithKVType(model.KVFloat16)) // as the node's default
 	if err != nil {
@@ -64,7 +73,7 @@ func BenchmarkMeshOverhead(b *testing.B) {
 	b.Cleanup(func() { _ = s.Close() })
 	viaRouter, direct := nodeBehindRouter(b, filepath.Dir(path))
 	zero := float32(0)
-	req := &inferencev1.GenerateRequest{Model: name, Prompt: "The light of the sun is", MaxTokens: gen, Temperature: &zero}
+	req := &inferencev1.GenerateRequest{Model: name, Prompt: "The light of the sun is", MaxTokens: uint32(gen), Temperature: &zero}
 	arms := []benchArm{
 		{"inprocess", func(ctx context.Context) (time.Duration, error) { return inProcess(ctx, s, prompt, gen) }},
 		{"direct", func(ctx context.Context) (time.Duration, error) { return overGRPC(ctx, direct, req) }},
