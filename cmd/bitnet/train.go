@@ -12,12 +12,14 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/train"
 )
 
-const trainUsage = "usage: bitnet train --config CONFIG.json --tokenizer TOKENIZER.json --data TEXT|JSONL [--steps N --batch B --seq T --lr LR --warmup-frac F --min-lr-frac F --weight-decay W --schedule cosine|two-stage --seed S --threads K --eval-every N --resume --init HFDIR --packed-out DIR2] --out DIR"
+const trainUsage = "usage: bitnet train --config CONFIG.json --tokenizer TOKENIZER.json --data TEXT|JSONL [--steps N --batch B --seq T --lr LR --warmup-frac F --min-lr-frac F --weight-decay W --schedule cosine|two-stage --seed S --threads K --eval-every N --resume --init HFDIR --packed-out DIR2 --gguf-out FILE --gguf-type tq2_0|tq1_0] --out DIR"
 
 // runTrain implements bitnet train: QAT from scratch on a text or JSONL
 // corpus, writing a Hugging Face directory, a checkpoint and loss.svg to --out.
@@ -48,6 +50,8 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	resume := fset.Bool("resume", false, "continue from DIR/"+train.CheckpointName+" when present")
 	fullPrec := fset.Bool("full-precision", false, "disable weight and activation quantisation (baseline run)")
 	dtype := fset.String("dtype", "F32", "dtype of the exported master weights (and of the norms and embedding of --packed-out): F32 or BF16")
+	ggufOut := fset.String("gguf-out", "", "also export the ternary model as a llama.cpp GGUF file (widths must be multiples of 256)")
+	ggufType := fset.String("gguf-type", "tq2_0", "ternary tensor type of --gguf-out: tq2_0 or tq1_0")
 	packedOut := fset.String("packed-out", "", "also export the ternary model in the pre-quantised HF format (packed uint8 + weight_scale, quantization_mode offline) to this directory")
 	initDir := fset.String("init", "", "fine-tune: start from this Hugging Face directory's weights (its config.json when --config is omitted)")
 	fset.Usage = func() {
@@ -74,6 +78,18 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *packedOut != "" && filepath.Clean(*packedOut) == filepath.Clean(*out) {
 		return fmt.Errorf("train: --packed-out %s is the --out directory (both write model.safetensors)", *packedOut)
 	}
+	var gtype gguf.Type
+	switch *ggufType {
+	case "tq2_0":
+		gtype = gguf.TQ2_0
+	case "tq1_0":
+		gtype = gguf.TQ1_0
+	default:
+		return fmt.Errorf("train: --gguf-type %q: want tq2_0 or tq1_0", *ggufType)
+	}
+	if *ggufOut != "" && *fullPrec {
+		return fmt.Errorf("train: --gguf-out needs ternary weights; a --full-precision run has none")
+	}
 	raw, err := os.ReadFile(*configPath)
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
@@ -97,6 +113,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if opt.ClipNorm <= 0 {
 		opt.ClipNorm = -1
+	}
+	if w := ggufWidths(cfg); *ggufOut != "" && w != "" {
+		return fmt.Errorf("train: --gguf-out: %s must be a multiple of %d for %s", w, ternary.BlockSize, *ggufType)
 	}
 	if *seq > cfg.MaxPositions {
 		return fmt.Errorf("train: --seq %d exceeds max_position_embeddings = %d", *seq, cfg.MaxPositions)
@@ -172,7 +191,32 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		fmt.Fprintf(stdout, "wrote %s (packed ternary: config.json, model.safetensors, tokenizer.json)\n", *packedOut)
 	}
+	if *ggufOut != "" {
+		// The master export ternarises at load exactly as training did.
+		w, tok, err := model.LoadWeights(*out)
+		if err != nil {
+			return fmt.Errorf("train: gguf export: %w", err)
+		}
+		if err := model.WriteGGUF(*ggufOut, w, tok, model.WithTernaryType(gtype), model.WithModelName(filepath.Base(filepath.Clean(*out)))); err != nil {
+			return fmt.Errorf("train: gguf export: %w", err)
+		}
+		fmt.Fprintf(stdout, "wrote %s (GGUF %s)\n", *ggufOut, *ggufType)
+	}
 	return nil
+}
+
+// ggufWidths names the first input width of cfg's ternary linears that the
+// TQ formats cannot hold ("" when all are multiples of the 256-weight block).
+func ggufWidths(c model.Config) string {
+	for _, w := range []struct {
+		name string
+		n    int
+	}{{"hidden_size", c.HiddenSize}, {"intermediate_size", c.IntermediateSize}, {"num_attention_heads*head_dim", c.QDim()}} {
+		if w.n%ternary.BlockSize != 0 {
+			return fmt.Sprintf("%s = %d", w.name, w.n)
+		}
+	}
+	return ""
 }
 
 // expSafe is exp(x) capped to stay printable.

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
 const (
@@ -107,11 +110,51 @@ func TestTrainCommandErrors(t *testing.T) {
 		{"bad schedule", base(cfg, trainCorpus, "--seq", "16", "--schedule", "step"), "schedule"},
 		{"packed full precision", base(cfg, trainCorpus, "--seq", "16", "--full-precision", "--packed-out", filepath.Join(dir, "p")), "--packed-out needs ternary"},
 		{"packed same dir", base(cfg, trainCorpus, "--seq", "16", "--packed-out", filepath.Join(dir, "o")), "is the --out directory"},
+		{"gguf full precision", base(cfg, trainCorpus, "--seq", "16", "--full-precision", "--gguf-out", filepath.Join(dir, "m.gguf")), "--gguf-out needs ternary"},
+		{"gguf narrow", base(cfg, trainCorpus, "--seq", "16", "--gguf-out", filepath.Join(dir, "m.gguf")), "hidden_size = 16 must be a multiple of 256"},
+		{"gguf type", base(cfg, trainCorpus, "--seq", "16", "--gguf-type", "q4_0"), `--gguf-type "q4_0"`},
 	} {
 		var stdout, stderr bytes.Buffer
 		err := run(context.Background(), tc.args, &stdout, &stderr)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want an error containing %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// TestTrainGGUFOut trains a model whose widths the TQ formats hold and
+// checks that --gguf-out writes a GGUF the engine loads, scoring the corpus
+// like the master export.
+func TestTrainGGUFOut(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.json")
+	os.WriteFile(cfg, []byte(`{"architectures":["BitNetForCausalLM"],"vocab_size":600,"hidden_size":256,
+		"intermediate_size":256,"num_hidden_layers":1,"num_attention_heads":2,"num_key_value_heads":1,
+		"max_position_embeddings":64,"tie_word_embeddings":true}`), 0o644)
+	out, ggufPath := filepath.Join(dir, "out"), filepath.Join(dir, "m.gguf")
+	var stdout, stderr bytes.Buffer
+	args := []string{"train", "--config", cfg, "--tokenizer", trainTokenizer, "--data", trainCorpus,
+		"--steps", "2", "--batch", "2", "--seq", "16", "--threads", "2", "--out", out, "--gguf-out", ggufPath, "--gguf-type", "tq1_0"}
+	if err := run(context.Background(), args, &stdout, &stderr); err != nil {
+		t.Fatalf("train: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "GGUF tq1_0") {
+		t.Errorf("stdout %q: want the GGUF line", stdout.String())
+	}
+	var ppl [2]float64
+	for i, path := range []string{out, ggufPath} {
+		m, err := model.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := m.Perplexity(context.Background(), m.Tokenizer().EncodeOrdinary("Light is refracted by prisms."), 0)
+		m.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ppl[i] = res.PPL
+	}
+	if rel := math.Abs(ppl[1]-ppl[0]) / ppl[0]; rel > 0.01 {
+		t.Errorf("perplexity of the GGUF %g, of the master export %g: want within 1%%", ppl[1], ppl[0])
 	}
 }
