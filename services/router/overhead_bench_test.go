@@ -30,9 +30,10 @@ import (
 // inference node (two loopback gRPC hops), straight to the node (one hop),
 // and with the same scheduler called in process, on a model named by
 // BITNET_BENCH_GGUF (e.g. the 2B4T shape from tools/randmodel), with 1 and
-// 16 concurrent streams of 32 greedy tokens (BITNET_BENCH_GEN sets another
-// count: each stream's prompt is prefilled too, so longer generations weigh
-// decoding more):
+// 16 concurrent streams of 128 greedy tokens, as llama-bench's tg128
+// (BITNET_BENCH_GEN sets another count: each stream's prompt is prefilled
+// too, so short generations weigh the prefill more; with 32 tokens the 16/1
+// ratio on 2 cores drops from about 4.5x to 3.6x):
 //
 //	go run ./tools/randmodel -out /tmp/bitnet-2b.gguf
 //	BITNET_BENCH_GGUF=/tmp/bitnet-2b.gguf go test -run X -bench MeshOverhead -benchtime 4x ./services/router/
@@ -47,7 +48,7 @@ func BenchmarkMeshOverhead(b *testing.B) {
 	if path == "" {
 		b.Skip("set BITNET_BENCH_GGUF to a .gguf model")
 	}
-	gen := 32
+	gen := 128
 	if v := os.Getenv("BITNET_BENCH_GEN"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
