@@ -85,6 +85,41 @@ func BenchmarkMeshOverhead(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	// Time to first token alone: one-token generations on one stream, many
+	// cheap samples per arm in a rotating order, so that p50s and paired
+	// differences resolve well below a millisecond.
+	first := &inferencev1.GenerateRequest{Model: name, Prompt: req.GetPrompt(), MaxTokens: 1, Temperature: &zero}
+	ttftArms := []benchArm{
+		{"inprocess", func(ctx context.Context) (time.Duration, error) { return inProcess(ctx, s, prompt, 1) }},
+		{"direct", func(ctx context.Context) (time.Duration, error) { return overGRPC(ctx, direct, first) }},
+		{"router", func(ctx context.Context) (time.Duration, error) { return overGRPC(ctx, viaRouter, first) }},
+	}
+	b.Run("ttft", func(b *testing.B) {
+		ms := make([][]float64, len(ttftArms)) // ms[arm][iteration]
+		for i := 0; b.Loop(); i++ {
+			for k := range ttftArms {
+				ai := (i + k) % len(ttftArms)
+				d, err := ttftArms[ai].one(b.Context())
+				if err != nil {
+					b.Fatal(err)
+				}
+				ms[ai] = append(ms[ai], float64(d.Microseconds())/1000)
+			}
+		}
+		delta := func(a, c int) float64 {
+			d := make([]float64, len(ms[a]))
+			for i := range d {
+				d[i] = ms[a][i] - ms[c][i]
+			}
+			return median(d)
+		}
+		for ai, a := range ttftArms {
+			b.ReportMetric(median(ms[ai]), a.name+"/p50-ttft-ms")
+		}
+		b.ReportMetric(delta(2, 1), "router-vs-direct-ms")
+		b.ReportMetric(delta(2, 0), "router-vs-inprocess-ms")
+		b.ReportMetric(delta(1, 0), "direct-vs-inprocess-ms")
+	})
 	b.Run("interleaved", func(b *testing.B) {
 		// rounds[i][streams][arm]
 		var rounds [][2][]armRound
