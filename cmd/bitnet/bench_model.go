@@ -47,6 +47,8 @@ type benchModelResult struct {
 	DecodeBWRatio       float64 `json:"decode_bw_ratio"`
 	Repeat              int     `json:"repeat"`
 	VmRSSMiB            float64 `json:"vmrss_mib"`
+	// AnonHugeMiB is the resident memory on transparent huge pages (Linux).
+	AnonHugeMiB float64 `json:"anon_huge_mib"`
 }
 
 // benchModelReport is the --json output of "bitnet bench model".
@@ -82,6 +84,7 @@ func runBenchModel(ctx context.Context, args []string, stdout, stderr io.Writer)
 	seed := fs.Uint64("seed", 1, "seed of the random prompt")
 	repeat := fs.Int("repeat", 3, "repetitions of prefill and decode per thread count (medians are reported)")
 	kvCache := fs.String("kv-cache", "f16", "KV cache element type: f16 (as llama-bench) or f32")
+	huge := fs.Bool("huge-pages", true, "back the weights with transparent huge pages (Linux)")
 	probeMiB := fs.Int("probe-mib", 256, "read-bandwidth probe buffer in MiB (0: no probe)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -107,7 +110,7 @@ func runBenchModel(ctx context.Context, args []string, stdout, stderr io.Writer)
 		GoMaxProcs: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
 		TimestampUTC: time.Now().UTC().Format(time.RFC3339)}
 	for _, n := range threads {
-		r, info, err := benchModelOnce(ctx, *path, *kernel, n, *prompt, *gen, *seed, *repeat, *probeMiB, kv)
+		r, info, err := benchModelOnce(ctx, *path, *kernel, n, *prompt, *gen, *seed, *repeat, *probeMiB, kv, *huge)
 		if err != nil {
 			return fmt.Errorf("bench model: %d threads: %w", n, err)
 		}
@@ -118,8 +121,8 @@ func runBenchModel(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if !*asJSON {
 			fmt.Fprintf(stdout, "threads %d: load %.2f s, prefill %.1f tok/s (best %.1f; %d tokens), decode %.1f tok/s (best %.1f; %d tokens), VmRSS %.0f MiB\n",
 				n, r.LoadSeconds, r.PrefillTokS, r.PrefillTokSBest, *prompt, r.DecodeTokS, r.DecodeTokSBest, *gen, r.VmRSSMiB)
-			fmt.Fprintf(stdout, "  decode reads %.0f MB/token: %.1f GB/s against a %.1f GB/s read probe (ratio %.2f, median of %d)\n",
-				r.DecodeBytesPerToken/1e6, r.DecodeGBs, r.ProbeGBs, r.DecodeBWRatio, r.Repeat)
+			fmt.Fprintf(stdout, "  %.0f MiB on huge pages; decode reads %.0f MB/token: %.1f GB/s against a %.1f GB/s read probe (ratio %.2f, median of %d)\n",
+				r.AnonHugeMiB, r.DecodeBytesPerToken/1e6, r.DecodeGBs, r.ProbeGBs, r.DecodeBWRatio, r.Repeat)
 		}
 	}
 	mem := procStatusMiB()
@@ -156,7 +159,7 @@ type benchInfo struct {
 // benchModelOnce loads the model on an engine of n threads, then repeats a
 // prefill of a random prompt and greedy decoding of gen tokens, each decode
 // right after a read-bandwidth probe of n threads over probeMiB MiB.
-func benchModelOnce(ctx context.Context, path, kernel string, n, prompt, gen int, seed uint64, repeat, probeMiB int, kv model.KVType) (benchModelResult, benchInfo, error) {
+func benchModelOnce(ctx context.Context, path, kernel string, n, prompt, gen int, seed uint64, repeat, probeMiB int, kv model.KVType, huge bool) (benchModelResult, benchInfo, error) {
 	r := benchModelResult{Threads: n, Repeat: repeat}
 	var info benchInfo
 	// n threads means n for everything, like llama-bench -t n: the float
@@ -171,7 +174,7 @@ func benchModelOnce(ctx context.Context, path, kernel string, n, prompt, gen int
 	defer eng.Close()
 	info.kernel = string(eng.Path())
 	start := time.Now()
-	m, err := model.Load(path, model.WithEngine(eng), model.WithKVType(kv))
+	m, err := model.Load(path, model.WithEngine(eng), model.WithKVType(kv), model.WithHugePages(huge))
 	if err != nil {
 		return r, info, err
 	}
@@ -245,6 +248,7 @@ func benchModelOnce(ctx context.Context, path, kernel string, n, prompt, gen int
 	runtime.GC()
 	debug.FreeOSMemory()
 	r.VmRSSMiB = procStatusMiB()["VmRSS"]
+	r.AnonHugeMiB = procKBFieldsMiB("/proc/self/smaps_rollup")["AnonHugePages"]
 	return r, info, nil
 }
 
@@ -315,9 +319,12 @@ func perCPUSecond(n int, cpu0 float64) float64 {
 
 // procStatusMiB returns the kB fields of /proc/self/status in MiB (empty
 // where /proc is missing).
-func procStatusMiB() map[string]float64 {
+func procStatusMiB() map[string]float64 { return procKBFieldsMiB("/proc/self/status") }
+
+// procKBFieldsMiB returns the "Name: N kB" fields of a /proc file in MiB.
+func procKBFieldsMiB(path string) map[string]float64 {
 	out := map[string]float64{}
-	f, err := os.Open("/proc/self/status")
+	f, err := os.Open(path)
 	if err != nil {
 		return out
 	}

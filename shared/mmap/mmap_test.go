@@ -52,3 +52,24 @@ func TestOpenErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestHugePages(t *testing.T) {
+	small := make([]byte, 4096)
+	if n := HugePages(small); n != 0 {
+		t.Errorf("HugePages of 4 KiB: got %d, want 0", n)
+	}
+	b := make([]byte, 9<<20)
+	for i := range b {
+		b[i] = byte(i * 7)
+	}
+	n := HugePages(b)
+	if n < 0 || n > len(b) || n%(2<<20) != 0 {
+		t.Errorf("HugePages of 9 MiB: got %d bytes, want a multiple of 2 MiB within the buffer", n)
+	}
+	for i := range b { // the contents survive the collapse
+		if b[i] != byte(i*7) {
+			t.Fatalf("byte %d: got %d, want %d", i, b[i], byte(i*7))
+		}
+	}
+	t.Logf("covered %d of %d bytes", n, len(b))
+}

@@ -3,8 +3,11 @@ package model
 import (
 	"fmt"
 	"sync"
+	"unsafe"
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/mmap"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
 )
 
@@ -40,10 +43,11 @@ func (t KVType) String() string {
 type Option func(*options)
 
 type options struct {
-	engine   *kernels.Engine
-	kvType   KVType
-	headInt8 bool
-	embInt8  bool
+	engine    *kernels.Engine
+	kvType    KVType
+	headInt8  bool
+	embInt8   bool
+	hugePages bool
 }
 
 // WithEngine runs the BitLinear products on e (the caller keeps ownership and
@@ -65,6 +69,12 @@ func WithHeadInt8(on bool) Option { return func(o *options) { o.headInt8 = on } 
 // for 2B4T) is not kept. The lookups then carry int8 rounding (< 0.4% of a
 // row's largest value); false keeps exact embeddings.
 func WithEmbedInt8(on bool) Option { return func(o *options) { o.embInt8 = on } }
+
+// WithHugePages backs the ternary weights and the head with transparent huge
+// pages where the OS allows (default true; Linux, see mmap.HugePages):
+// decoding streams every weight once per token, and huge pages read about
+// 10% faster on two threads. A no-op elsewhere.
+func WithHugePages(on bool) Option { return func(o *options) { o.hugePages = on } }
 
 // Model runs BitNetForCausalLM. It is safe for concurrent use, but Forward
 // calls are serialised (one runs at a time): to serve many requests, batch
@@ -96,7 +106,7 @@ func New(w *Weights, tok *tokenizer.Tokenizer, opts ...Option) (*Model, error) {
 }
 
 func newOptions(opts []Option) options {
-	o := options{headInt8: true, embInt8: true}
+	o := options{headInt8: true, embInt8: true, hugePages: true}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -135,6 +145,9 @@ func newModel(w *Weights, head8 *kernels.Int8Matrix, tok *tokenizer.Tokenizer, o
 		m.embed = embedding{rows: c.VocabSize, cols: c.HiddenSize, i8: m.head8}
 	} else {
 		m.embed = newEmbedding(w.Embed, c.VocabSize, c.HiddenSize)
+	}
+	if o.hugePages {
+		m.hugePages()
 	}
 	if m.eng == nil {
 		e, err := kernels.New()
@@ -184,3 +197,32 @@ func (m *Model) Engine() *kernels.Engine { return m.eng }
 
 // KVType returns the KV cache element type.
 func (m *Model) KVType() KVType { return m.kvType }
+
+// hugePages moves the weights decoding streams (ternary codes, the head)
+// onto transparent huge pages, on all cores (the kernel copies them); see
+// WithHugePages.
+func (m *Model) hugePages() {
+	var bufs [][]byte
+	for i := range m.layers {
+		l := &m.layers[i]
+		for _, t := range []*ternary.Matrix{l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down} {
+			bufs = append(bufs, t.Codes)
+		}
+	}
+	// The head in pieces of 32 MiB, so that they spread over the cores.
+	var head []byte
+	if m.head8 != nil {
+		head = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(m.head8.Data))), len(m.head8.Data))
+	} else if len(m.head) > 0 {
+		head = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(m.head))), 4*len(m.head))
+	}
+	for len(head) > 0 {
+		n := min(len(head), 32<<20)
+		bufs, head = append(bufs, head[:n]), head[n:]
+	}
+	parallelFor(len(bufs), 1, func(lo, hi int) {
+		for _, b := range bufs[lo:hi] {
+			mmap.HugePages(b)
+		}
+	})
+}
