@@ -11,6 +11,7 @@ package main
 //	--kernel         BITNET_KERNEL
 //	--threads        BITNET_THREADS
 //	--kv-cache       BITNET_KV_CACHE    (f16 or f32)
+//	--huge-pages     BITNET_HUGE_PAGES  (true or false)
 //	--memory-budget  BITNET_MEMORY_BUDGET
 //	--node-name      BITNET_NODE_NAME
 //	--registry       BITNET_REGISTRY_ADDR
@@ -43,7 +44,7 @@ type meshFlags struct {
 	kvCache                              string
 	threads                              int
 	memoryBudget                         int64
-	logJSON                              bool
+	logJSON, hugePages                   bool
 	drain                                time.Duration
 }
 
@@ -76,6 +77,12 @@ func addMeshFlags(fs *flag.FlagSet, serve bool) (*meshFlags, func() error) {
 	threads := fs.String("threads", envOr("BITNET_THREADS", "0"), "inference worker threads, 0 = all cores (env BITNET_THREADS)")
 	fs.StringVar(&f.kvCache, "kv-cache", envOr("BITNET_KV_CACHE", "f16"), "inference KV cache element type: f16 or f32 (env BITNET_KV_CACHE)")
 	budget := fs.String("memory-budget", envOr("BITNET_MEMORY_BUDGET", "0"), "bytes of loaded models per node, 0 = half the memory (env BITNET_MEMORY_BUDGET)")
+	hugeEnv := os.Getenv("BITNET_HUGE_PAGES")
+	hugeDef, hugeErr := true, error(nil)
+	if hugeEnv != "" {
+		hugeDef, hugeErr = strconv.ParseBool(hugeEnv)
+	}
+	fs.BoolVar(&f.hugePages, "huge-pages", hugeDef, "back inference weights with transparent huge pages, Linux (env BITNET_HUGE_PAGES)")
 	jsonEnv := os.Getenv("BITNET_LOG_JSON")
 	jsonDef, jsonErr := false, error(nil)
 	if jsonEnv != "" {
@@ -85,6 +92,9 @@ func addMeshFlags(fs *flag.FlagSet, serve bool) (*meshFlags, func() error) {
 	parse := func() error {
 		if jsonErr != nil {
 			return fmt.Errorf("BITNET_LOG_JSON=%q: want true or false", jsonEnv)
+		}
+		if hugeErr != nil {
+			return fmt.Errorf("BITNET_HUGE_PAGES=%q: want true or false", hugeEnv)
 		}
 		var err error
 		if f.threads, err = strconv.Atoi(*threads); err != nil || f.threads < 0 {
@@ -115,7 +125,7 @@ func (f *meshFlags) config() (mesh.Config, error) {
 	}
 	cfg := mesh.Config{
 		GRPCAddr: f.grpc, HTTPAddr: f.http, DataDir: f.data, Advertise: f.advertise,
-		NodeName: f.nodeName, Kernel: kernels.Path(f.kernel), Threads: f.threads, KVCache: f.kvCache,
+		NodeName: f.nodeName, Kernel: kernels.Path(f.kernel), Threads: f.threads, KVCache: f.kvCache, NoHugePages: !f.hugePages,
 		MemoryBudget: f.memoryBudget, RegistryAddr: f.registry, Logger: log,
 		Version: version, DrainTimeout: f.drain,
 	}

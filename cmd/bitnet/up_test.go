@@ -149,9 +149,13 @@ func TestServeBadInput(t *testing.T) {
 			t.Errorf("%q: got error %v, want one containing %q", tc.args, err, tc.want)
 		}
 	}
-	t.Setenv("BITNET_LOG_JSON", "maybe")
-	if err := run(context.Background(), []string{"serve", "router"}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "BITNET_LOG_JSON") {
-		t.Errorf("bad BITNET_LOG_JSON: got error %v, want one naming it", err)
+	for _, env := range []string{"BITNET_LOG_JSON", "BITNET_HUGE_PAGES"} {
+		t.Run(env, func(t *testing.T) {
+			t.Setenv(env, "maybe")
+			if err := run(context.Background(), []string{"serve", "router"}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), env) {
+				t.Errorf("bad %s: got error %v, want one naming it", env, err)
+			}
+		})
 	}
 }
 
@@ -163,6 +167,7 @@ func TestMeshFlagsEnv(t *testing.T) {
 	t.Setenv("BITNET_LOG_JSON", "true")
 	t.Setenv("CONSUL_HTTP_ADDR", "127.0.0.1:8500")
 	t.Setenv("POD_IP", "10.0.0.7")
+	t.Setenv("BITNET_HUGE_PAGES", "false")
 	for _, tc := range []struct {
 		serve      bool
 		args       []string
@@ -181,9 +186,9 @@ func TestMeshFlagsEnv(t *testing.T) {
 		if err := check(); err != nil {
 			t.Fatal(err)
 		}
-		if f.grpc != tc.wantGRPC || f.consul != tc.wantConsul || f.threads != 3 || !f.logJSON || f.advertise != "10.0.0.7" {
-			t.Errorf("%v: got grpc %q consul %q threads %d json %v advertise %q; want %q %q 3 true 10.0.0.7",
-				tc.args, f.grpc, f.consul, f.threads, f.logJSON, f.advertise, tc.wantGRPC, tc.wantConsul)
+		if f.grpc != tc.wantGRPC || f.consul != tc.wantConsul || f.threads != 3 || !f.logJSON || f.advertise != "10.0.0.7" || f.hugePages {
+			t.Errorf("%v: got grpc %q consul %q threads %d json %v advertise %q huge pages %v; want %q %q 3 true 10.0.0.7 false",
+				tc.args, f.grpc, f.consul, f.threads, f.logJSON, f.advertise, f.hugePages, tc.wantGRPC, tc.wantConsul)
 		}
 	}
 }

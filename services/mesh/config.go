@@ -66,6 +66,9 @@ type Config struct {
 	Threads int
 	// KVCache is an inference node's KV cache element type ("" = f16).
 	KVCache string
+	// NoHugePages keeps an inference node's weights off transparent huge
+	// pages (see model.WithHugePages), e.g. where compaction stalls loads.
+	NoHugePages bool
 	// MemoryBudget bounds an inference node's loaded models in bytes
 	// (0 = half the machine's memory).
 	MemoryBudget int64

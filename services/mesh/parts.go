@@ -112,6 +112,9 @@ func inferencePart(cfg Config, id, addr string) (_ *part, err error) {
 		}
 		opts = append(opts, inference.WithKVType(kv))
 	}
+	if cfg.NoHugePages {
+		opts = append(opts, inference.WithManager(inference.WithModelOptions(model.WithHugePages(false))))
+	}
 	if cfg.MemoryBudget > 0 {
 		opts = append(opts, inference.WithManager(inference.WithMemoryBudget(cfg.MemoryBudget)))
 	}
