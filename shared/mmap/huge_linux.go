@@ -15,9 +15,9 @@ const hugePage = 2 << 20
 // transparent huge pages now: MADV_HUGEPAGE, then MADV_COLLAPSE (Linux 6.1+),
 // which copies the pages into huge ones synchronously. Weights streamed from
 // memory every token read faster from huge pages (fewer TLB misses and page
-// walks: about 10% more read bandwidth on 2 threads here). It returns the
-// bytes covered; 0 when b has no aligned 2 MiB or the kernel refuses (THP
-// off, an old kernel), in which case nothing changed. b's contents are kept.
+// walks). It returns the bytes collapsed: 0 when b holds no aligned 2 MiB or
+// the kernel refuses (THP off, a kernel before 6.1); the range may then
+// still be marked for khugepaged. b's contents are kept either way.
 func HugePages(b []byte) int {
 	if len(b) < hugePage {
 		return 0

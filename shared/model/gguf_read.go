@@ -179,21 +179,13 @@ func dropJob(f *gguf.File, j decodeJob, drop func(off, size uint64)) {
 // rowChunks allocates *dst for a 2-D float tensor and returns jobs that each
 // decode about a million elements of it.
 func rowChunks(f *gguf.File, name string, dims []uint64, dst *[]float32) ([]decodeJob, error) {
-	info, data, err := tensor(f, name, dims)
+	info, data, rowBytes, step, err := rowTensor(f, name, dims)
 	if err != nil {
 		return nil, err
 	}
 	cols, rows := dims[0], dims[1]
-	rowBytes, err := info.Type.RowSize(cols)
-	if err != nil {
-		return nil, fmt.Errorf("%w: tensor %s: %w", ErrWeights, name, err)
-	}
-	if uint64(len(data)) != rowBytes*rows {
-		return nil, fmt.Errorf("%w: tensor %s has %d bytes, want %d", ErrWeights, name, len(data), rowBytes*rows)
-	}
 	*dst = make([]float32, cols*rows)
 	out := *dst
-	step := max(1, (1<<20)/cols)
 	var jobs []decodeJob
 	for r0 := uint64(0); r0 < rows; r0 += step {
 		r1 := min(rows, r0+step)
@@ -207,24 +199,34 @@ func rowChunks(f *gguf.File, name string, dims []uint64, dst *[]float32) ([]deco
 	return jobs, nil
 }
 
+// rowTensor checks a 2-D float tensor (dims: columns, rows) and returns its
+// info, data and bytes per row, and the rows of one decode job (about a
+// million elements).
+func rowTensor(f *gguf.File, name string, dims []uint64) (info gguf.TensorInfo, data []byte, rowBytes, step uint64, err error) {
+	info, data, err = tensor(f, name, dims)
+	if err != nil {
+		return info, nil, 0, 0, err
+	}
+	cols, rows := dims[0], dims[1]
+	if rowBytes, err = info.Type.RowSize(cols); err != nil {
+		return info, nil, 0, 0, fmt.Errorf("%w: tensor %s: %w", ErrWeights, name, err)
+	}
+	if uint64(len(data)) != rowBytes*rows {
+		return info, nil, 0, 0, fmt.Errorf("%w: tensor %s has %d bytes, want %d", ErrWeights, name, len(data), rowBytes*rows)
+	}
+	return info, data, rowBytes, max(1, (1<<20)/cols), nil
+}
+
 // int8RowChunks allocates the int8 matrix of a 2-D float tensor and returns
 // jobs that each decode about a million elements of it into scratch and
 // quantise them per row exactly as quantizeInt8Rows does.
 func int8RowChunks(f *gguf.File, name string, dims []uint64) (*kernels.Int8Matrix, []decodeJob, error) {
-	info, data, err := tensor(f, name, dims)
+	info, data, rowBytes, step, err := rowTensor(f, name, dims)
 	if err != nil {
 		return nil, nil, err
 	}
 	cols, rows := dims[0], dims[1]
-	rowBytes, err := info.Type.RowSize(cols)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: tensor %s: %w", ErrWeights, name, err)
-	}
-	if uint64(len(data)) != rowBytes*rows {
-		return nil, nil, fmt.Errorf("%w: tensor %s has %d bytes, want %d", ErrWeights, name, len(data), rowBytes*rows)
-	}
 	m := newInt8Matrix(int(rows), int(cols))
-	step := max(1, (1<<20)/cols)
 	scratch := sync.Pool{New: func() any { s := make([]float32, step*cols); return &s }}
 	var jobs []decodeJob
 	for r0 := uint64(0); r0 < rows; r0 += step {

@@ -285,17 +285,9 @@ func (l *hfLoader) tensor(name string) (safetensors.Tensor, error) {
 
 // floats reads a float tensor of the given shape as float32.
 func (l *hfLoader) floats(name string, shape ...int) ([]float32, error) {
-	t, err := l.tensor(name)
+	t, err := l.floatTensor(name, shape...)
 	if err != nil {
 		return nil, err
-	}
-	if err := checkShape(t, shape); err != nil {
-		return nil, err
-	}
-	switch t.DType {
-	case "F32", "F16", "BF16":
-	default:
-		return nil, fmt.Errorf("%w: tensor %s has dtype %s, want F32, F16 or BF16", ErrWeights, name, t.DType)
 	}
 	v, err := t.Float32()
 	if err != nil {
@@ -304,21 +296,30 @@ func (l *hfLoader) floats(name string, shape ...int) ([]float32, error) {
 	return v, nil
 }
 
-// int8Rows loads a rows x cols float tensor as int8 rows (see
-// quantizeInt8Rows), converting a chunk of rows at a time so that no
-// float32 copy of the whole tensor exists.
-func (l *hfLoader) int8Rows(name string, rows, cols int) (*kernels.Int8Matrix, error) {
+// floatTensor returns tensor name, checked to have the shape and a float dtype.
+func (l *hfLoader) floatTensor(name string, shape ...int) (safetensors.Tensor, error) {
 	t, err := l.tensor(name)
 	if err != nil {
-		return nil, err
+		return t, err
 	}
-	if err := checkShape(t, []int{rows, cols}); err != nil {
-		return nil, err
+	if err := checkShape(t, shape); err != nil {
+		return t, err
 	}
 	switch t.DType {
 	case "F32", "F16", "BF16":
 	default:
-		return nil, fmt.Errorf("%w: tensor %s has dtype %s, want F32, F16 or BF16", ErrWeights, name, t.DType)
+		return t, fmt.Errorf("%w: tensor %s has dtype %s, want F32, F16 or BF16", ErrWeights, name, t.DType)
+	}
+	return t, nil
+}
+
+// int8Rows loads a rows x cols float tensor as int8 rows (see
+// quantizeInt8Rows), converting a chunk of rows at a time so that no
+// float32 copy of the whole tensor exists.
+func (l *hfLoader) int8Rows(name string, rows, cols int) (*kernels.Int8Matrix, error) {
+	t, err := l.floatTensor(name, rows, cols)
+	if err != nil {
+		return nil, err
 	}
 	size := t.DType.Size()
 	if len(t.Data) != rows*cols*size {

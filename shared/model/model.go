@@ -72,8 +72,9 @@ func WithEmbedInt8(on bool) Option { return func(o *options) { o.embInt8 = on } 
 
 // WithHugePages backs the ternary weights and the head with transparent huge
 // pages where the OS allows (default true; Linux, see mmap.HugePages):
-// decoding streams every weight once per token, and huge pages read about
-// 10% faster on two threads. A no-op elsewhere.
+// decoding streams every weight once per token, and huge pages stream
+// faster (fewer TLB misses). Moving them costs a copy at load. A no-op
+// elsewhere.
 func WithHugePages(on bool) Option { return func(o *options) { o.hugePages = on } }
 
 // Model runs BitNetForCausalLM. It is safe for concurrent use, but Forward
