@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
@@ -78,14 +77,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *packedOut != "" && filepath.Clean(*packedOut) == filepath.Clean(*out) {
 		return fmt.Errorf("train: --packed-out %s is the --out directory (both write model.safetensors)", *packedOut)
 	}
-	var gtype gguf.Type
-	switch *ggufType {
-	case "tq2_0":
-		gtype = gguf.TQ2_0
-	case "tq1_0":
-		gtype = gguf.TQ1_0
-	default:
-		return fmt.Errorf("train: --gguf-type %q: want tq2_0 or tq1_0", *ggufType)
+	gtype, err := model.ParseTernaryType(*ggufType)
+	if err != nil {
+		return fmt.Errorf("train: --gguf-type %q: %w", *ggufType, err)
 	}
 	if *ggufOut != "" && *fullPrec {
 		return fmt.Errorf("train: --gguf-out needs ternary weights; a --full-precision run has none")

@@ -12,6 +12,7 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/discovery"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/metrics"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
 // Kind names a service of the mesh.
@@ -149,11 +150,14 @@ func (c Config) withDefaults() Config {
 }
 
 func (c Config) validate() error {
+	if c.KVCache != "" {
+		if _, err := model.ParseKVType(c.KVCache); err != nil {
+			return fmt.Errorf("mesh: %w", err)
+		}
+	}
 	switch {
 	case c.Discovery == nil:
 		return fmt.Errorf("mesh: no discovery registry in the config")
-	case c.KVCache != "" && c.KVCache != "f16" && c.KVCache != "f32":
-		return fmt.Errorf("mesh: KV cache type %q, want f16 or f32", c.KVCache)
 	case c.Threads < 0:
 		return fmt.Errorf("mesh: %d threads, want >= 0", c.Threads)
 	case c.MemoryBudget < 0:

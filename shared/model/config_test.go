@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
 )
 
 const validConfig = `{"architectures": ["BitNetForCausalLM"], "vocab_size": 600, "hidden_size": 64,
@@ -106,6 +108,20 @@ func TestParseKVType(t *testing.T) {
 		}
 		if tc.ok && got.String() != tc.in {
 			t.Errorf("ParseKVType(%q).String() = %q", tc.in, got.String())
+		}
+	}
+}
+
+func TestParseTernaryType(t *testing.T) {
+	tests := []struct {
+		in   string
+		want gguf.Type
+		ok   bool
+	}{{"tq2_0", gguf.TQ2_0, true}, {"TQ1_0", gguf.TQ1_0, true}, {"q8_0", 0, false}, {"", 0, false}}
+	for _, tc := range tests {
+		got, err := ParseTernaryType(tc.in)
+		if (err == nil) != tc.ok || (tc.ok && got != tc.want) {
+			t.Errorf("ParseTernaryType(%q): got %v, %v; want %v, ok %t", tc.in, got, err, tc.want, tc.ok)
 		}
 	}
 }

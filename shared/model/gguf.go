@@ -43,6 +43,7 @@ package model
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
@@ -342,4 +343,16 @@ func addTernary(wr *gguf.Writer, i int, lin linearRef, o ggufOptions) error {
 		return addFloatTensor(wr, blockTensor(i, lin.part, "scale"), gguf.F32, []uint64{1}, []float32{m.Scale})
 	}
 	return nil
+}
+
+// ParseTernaryType parses a ternary GGUF type name for command lines:
+// "tq2_0" or "tq1_0" (any case).
+func ParseTernaryType(s string) (gguf.Type, error) {
+	switch strings.ToLower(s) {
+	case "tq2_0":
+		return gguf.TQ2_0, nil
+	case "tq1_0":
+		return gguf.TQ1_0, nil
+	}
+	return 0, fmt.Errorf("model: ternary GGUF type %q: want tq2_0 or tq1_0", s)
 }

@@ -80,14 +80,11 @@ func run(args []string, log io.Writer) error {
 
 func ggufOptions(tern, float string) ([]model.GGUFOption, error) {
 	var opts []model.GGUFOption
-	switch strings.ToLower(tern) {
-	case "tq2_0":
-		opts = append(opts, model.WithTernaryType(gguf.TQ2_0))
-	case "tq1_0":
-		opts = append(opts, model.WithTernaryType(gguf.TQ1_0))
-	default:
-		return nil, fmt.Errorf("-ternary %q: want tq2_0 or tq1_0", tern)
+	tt, err := model.ParseTernaryType(tern)
+	if err != nil {
+		return nil, fmt.Errorf("-ternary: %w", err)
 	}
+	opts = append(opts, model.WithTernaryType(tt))
 	types := map[string]gguf.Type{"f16": gguf.F16, "f32": gguf.F32, "bf16": gguf.BF16, "q8_0": gguf.Q8_0}
 	t, ok := types[strings.ToLower(float)]
 	if !ok {
