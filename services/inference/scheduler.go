@@ -502,11 +502,9 @@ func (s *Scheduler) finishWith(j *job, ev Event, reason FinishReason, err error)
 	ev.Final, ev.Finish, ev.Err = true, reason, err
 	ev.Usage = Usage{PromptTokens: len(j.req.Prompt), CompletionTokens: j.generated}
 	ev.Timings = j.timings(now)
-	j.out.send(ev)
 	if !j.admitted.IsZero() {
 		s.updateEWMA(now.Sub(j.admitted))
 	}
-	s.release(j)
 	switch {
 	case reason == FinishCancelled:
 		s.cancelled.Add(1)
@@ -515,6 +513,14 @@ func (s *Scheduler) finishWith(j *job, ev Event, reason FinishReason, err error)
 	default:
 		s.completed.Add(1)
 	}
+	// Retire j before its client sees the final event, so that the load a
+	// node reports right after (to the router, in NodeInfo and metrics)
+	// no longer counts it; dropFinished later stores the same count.
+	if j.seq != nil {
+		s.activeSeqs.Add(-1)
+	}
+	s.release(j)
+	j.out.send(ev)
 }
 
 func (s *Scheduler) updateEWMA(d time.Duration) {
