@@ -11,9 +11,6 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/errcode"
 )
 
-// BearerChallenge is the WWW-Authenticate value of 401 answers (RFC 6750).
-const BearerChallenge = `Bearer realm="bitnet"`
-
 // Paths of shared/server that Middleware treats specially.
 const (
 	pathHealthz = "/healthz"
@@ -124,7 +121,7 @@ func httpPeer(r *http.Request) peerInfo {
 func WriteHTTPError(w http.ResponseWriter, err error) {
 	st := status.Convert(err)
 	h := w.Header()
-	SetErrorHeaders(h, st)
+	errcode.SetHTTPHeaders(h, st)
 	body, merr := gateway.Marshaler().Marshal(st.Proto())
 	if merr != nil {
 		body = []byte(`{"code": 13, "message": "failed to marshal error message"}`)
@@ -132,15 +129,6 @@ func WriteHTTPError(w http.ResponseWriter, err error) {
 	h.Set("Content-Type", "application/json")
 	w.WriteHeader(runtime.HTTPStatusFromCode(st.Code()))
 	_, _ = w.Write(body)
-}
-
-// SetErrorHeaders sets the headers an error answer needs: the bearer
-// challenge on UNAUTHENTICATED, Retry-After from a RetryInfo.
-func SetErrorHeaders(h http.Header, st *status.Status) {
-	if st.Code() == codes.Unauthenticated {
-		h.Set("WWW-Authenticate", BearerChallenge)
-	}
-	errcode.RetryAfterHeader(h, st)
 }
 
 // runtimeCode maps an HTTP status back to a gRPC code for audit lines.

@@ -20,6 +20,7 @@ import (
 	authv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/auth/v1"
 	inferencev1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/certs"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/errcode"
 )
 
 // meshTLS makes a dev CA in a temporary directory and returns its files
@@ -142,8 +143,8 @@ func TestHTTPHandler(t *testing.T) {
 		header, headerValue     string
 		grpcCode                codes.Code
 	}{
-		{"no key", "POST", "/v1/chat/completions", "", 401, "WWW-Authenticate", BearerChallenge, codes.Unauthenticated},
-		{"bad key", "POST", "/v1/chat/completions", "bnk_nope", 401, "WWW-Authenticate", BearerChallenge, codes.Unauthenticated},
+		{"no key", "POST", "/v1/chat/completions", "", 401, "WWW-Authenticate", errcode.BearerChallenge, codes.Unauthenticated},
+		{"bad key", "POST", "/v1/chat/completions", "bnk_nope", 401, "WWW-Authenticate", errcode.BearerChallenge, codes.Unauthenticated},
 		{"wrong scope", "POST", "/v1/chat/completions", reader, 403, "", "", codes.PermissionDenied},
 		{"allowed", "POST", "/v1/chat/completions", gen, 200, "", "", codes.OK},
 		{"over the rate", "POST", "/v1/chat/completions", gen, 429, "Retry-After", "10", codes.ResourceExhausted},

@@ -33,6 +33,20 @@ func RetryAfter(st *status.Status) (time.Duration, bool) {
 	return 0, false
 }
 
+// BearerChallenge is the WWW-Authenticate of 401 answers (RFC 6750).
+const BearerChallenge = `Bearer realm="bitnet"`
+
+// SetHTTPHeaders sets the headers an HTTP error answer for st needs: the
+// bearer challenge on UNAUTHENTICATED (grpc-gateway's default puts the
+// error message there, which is not a challenge) and Retry-After (see
+// RetryAfterHeader).
+func SetHTTPHeaders(h http.Header, st *status.Status) {
+	if st.Code() == codes.Unauthenticated {
+		h.Set("WWW-Authenticate", BearerChallenge)
+	}
+	RetryAfterHeader(h, st)
+}
+
 // RetryAfterHeader sets HTTP's Retry-After (whole seconds, rounded up, at
 // least 1) from st's RetryInfo; a RESOURCE_EXHAUSTED without one gets 1 s,
 // since a 429 should always say when to come back (RFC 6585).
