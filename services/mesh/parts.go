@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	authv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/auth/v1"
 	quantizerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/quantizer/v1"
 	registryv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/registry/v1"
 	trainerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/trainer/v1"
@@ -27,14 +28,25 @@ import (
 // uploads and crash debris.
 const gcInterval = 10 * time.Minute
 
-func registryPart(cfg Config, id string) (*part, error) {
+// registryPart opens the store and serves the registry and its key
+// service; keysChanged runs after a key is created or revoked. With Auth it
+// creates the first admin key (bootstrapAdmin).
+func registryPart(cfg Config, id string, keysChanged func()) (*part, error) {
 	store, err := registry.Open(cfg.registryDir())
 	if err != nil {
 		return nil, fmt.Errorf("mesh: registry store in %s: %w", cfg.registryDir(), err)
 	}
+	var adminFile string
+	if cfg.Auth {
+		if adminFile, err = bootstrapAdmin(context.Background(), cfg, store); err != nil {
+			_ = store.Close()
+			return nil, err
+		}
+	}
 	srv := registry.NewServer(store)
+	keys := registry.NewKeyServer(store, keysChanged)
 	return &part{
-		kind: Registry, id: id, extra: store,
+		kind: Registry, id: id, extra: store, adminKeyFile: adminFile,
 		run: func(ctx context.Context) {
 			_ = store.RunGC(ctx, gcInterval, func(rep registry.GCReport, err error) {
 				if err != nil {
@@ -46,8 +58,9 @@ func registryPart(cfg Config, id string) (*part, error) {
 			})
 		},
 		opts: []server.Option{
-			server.WithRegister(func(g *grpc.Server) { srv.Register(g) }),
+			server.WithRegister(func(g *grpc.Server) { srv.Register(g); keys.Register(g) }),
 			server.WithGateway(registryv1.RegisterRegistryServiceHandler),
+			server.WithGateway(authv1.RegisterKeyServiceHandler),
 		},
 		closers: []func() error{store.Close},
 	}, nil
@@ -55,7 +68,7 @@ func registryPart(cfg Config, id string) (*part, error) {
 
 // quantizerPart reads and writes the registry in process when reg (the
 // registry part of the same Service) is set, else over gRPC.
-func quantizerPart(cfg Config, id string, reg *part) (*part, error) {
+func quantizerPart(cfg Config, sec security, id string, reg *part) (*part, error) {
 	p := &part{kind: Quantizer, id: id}
 	var src quantizer.Source
 	var sink quantizer.Sink
@@ -63,7 +76,7 @@ func quantizerPart(cfg Config, id string, reg *part) (*part, error) {
 		b := registry.NewBackend(reg.extra.(*registry.Store))
 		src, sink = b, b
 	} else {
-		conn := newRegConn(cfg.RegistryAddr, cfg.Discovery, cfg.Version)
+		conn := newRegConn(cfg.RegistryAddr, cfg.Discovery, cfg.registryOptions(sec))
 		p.closers = append(p.closers, conn.Close)
 		b := &remoteBackend{conn: conn, tempDir: filepath.Join(cfg.workDir(), "upload")}
 		src, sink = b, b
@@ -82,7 +95,7 @@ func quantizerPart(cfg Config, id string, reg *part) (*part, error) {
 	return p, nil
 }
 
-func inferencePart(cfg Config, id, addr string) (_ *part, err error) {
+func inferencePart(cfg Config, sec security, id, addr string) (_ *part, err error) {
 	p := &part{kind: Inference, id: id}
 	defer func() {
 		if err != nil {
@@ -98,7 +111,7 @@ func inferencePart(cfg Config, id, addr string) (_ *part, err error) {
 		return nil, fmt.Errorf("mesh: inference node %s: kernel engine %s: %w", id, hw.BestKernel, err)
 	}
 	p.closers = append(p.closers, func() error { eng.Close(); return nil })
-	conn := newRegConn(cfg.RegistryAddr, cfg.Discovery, cfg.Version)
+	conn := newRegConn(cfg.RegistryAddr, cfg.Discovery, cfg.registryOptions(sec))
 	p.closers = append(p.closers, conn.Close)
 	opts := []inference.Option{
 		inference.WithNodeName(id), inference.WithAddress(addr), inference.WithVersion(cfg.Version),
@@ -151,9 +164,10 @@ func nodeMeta(s *inference.Server, version string, start time.Time) router.NodeM
 	return m
 }
 
-func routerPart(cfg Config, id string) (*part, error) {
+func routerPart(cfg Config, sec security, id string) (*part, error) {
 	r, err := router.New(router.WithRegistry(cfg.Discovery), router.WithLogger(cfg.Logger),
-		router.WithMetrics(cfg.Metrics), router.WithIdentity(id, cfg.Version))
+		router.WithMetrics(cfg.Metrics), router.WithIdentity(id, cfg.Version),
+		router.WithDialOptions(sec.nodeDialOptions()...))
 	if err != nil {
 		return nil, fmt.Errorf("mesh: %w", err)
 	}
@@ -174,7 +188,7 @@ func closeAll(cs []func() error) {
 
 // trainerPart runs QAT jobs locally; like the quantizer it reads and writes
 // the registry in process when reg is set, else over gRPC.
-func trainerPart(cfg Config, id string, reg *part) (*part, error) {
+func trainerPart(cfg Config, sec security, id string, reg *part) (*part, error) {
 	p := &part{kind: Trainer, id: id}
 	var src trainer.Source
 	var sink trainer.Sink
@@ -182,7 +196,7 @@ func trainerPart(cfg Config, id string, reg *part) (*part, error) {
 		b := registry.NewBackend(reg.extra.(*registry.Store))
 		src, sink = b, b
 	} else {
-		conn := newRegConn(cfg.RegistryAddr, cfg.Discovery, cfg.Version)
+		conn := newRegConn(cfg.RegistryAddr, cfg.Discovery, cfg.registryOptions(sec))
 		p.closers = append(p.closers, conn.Close)
 		b := &remoteBackend{conn: conn, tempDir: filepath.Join(cfg.workDir(), "trainer-upload")}
 		src, sink = b, b

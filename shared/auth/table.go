@@ -62,6 +62,8 @@ type Table struct {
 	lastErr  error
 	lastMiss time.Time
 
+	static map[string]*Key // AddStatic's keys, kept across syncs
+
 	syncMu sync.Mutex // one sync at a time
 	kick   chan struct{}
 }
@@ -85,7 +87,7 @@ func WithClock(now func() time.Time) TableOption { return func(t *Table) { t.now
 // NewTable returns an empty table over src; call Sync (or Run) to fill it.
 func NewTable(src Source, opts ...TableOption) (*Table, error) {
 	t := &Table{src: src, refresh: DefaultRefresh, maxStale: DefaultMaxStale, log: zap.NewNop(), now: time.Now,
-		keys: map[string]*Key{}, kick: make(chan struct{}, 1)}
+		keys: map[string]*Key{}, static: map[string]*Key{}, kick: make(chan struct{}, 1)}
 	for _, o := range opts {
 		o(t)
 	}
@@ -125,14 +127,28 @@ func (t *Table) Sync(ctx context.Context) error {
 	t.lastErr = nil
 	t.synced = t.now()
 	if changed || rev != t.rev {
-		m := make(map[string]*Key, len(keys))
+		m := make(map[string]*Key, len(keys)+len(t.static))
 		for i := range keys {
 			k := keys[i]
 			m[k.ID] = &k
 		}
+		for id, k := range t.static {
+			m[id] = k
+		}
 		t.keys, t.rev = m, rev
 	}
 	return nil
+}
+
+// AddStatic adds a key that lives only in this table (not in the
+// Source): `bitnet up` gives its in-process inference node such a key for
+// its calls to the registry, so nothing is stored or left to revoke.
+func (t *Table) AddStatic(k Key) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	kk := k
+	t.static[k.ID] = &kk
+	t.keys[k.ID] = &kk
 }
 
 // Kick asks Run to sync now (e.g. right after a key was created or revoked
