@@ -337,7 +337,6 @@ func TestInsecureRefusal(t *testing.T) {
 	}
 }
 
-
 func newMemDiscovery(t *testing.T) *discovery.Memory {
 	t.Helper()
 	m := discovery.NewMemory()
