@@ -140,7 +140,7 @@ func TestGenerateErrors(t *testing.T) {
 		{"system without chat", []string{"--model", path, "--prompt", "x", "--system", "s"}, "--system needs --chat"},
 		{"bad seed", []string{"--model", path, "--prompt", "x", "--seed", "-5"}, "--seed"},
 		{"bad top-p", []string{"--model", path, "--prompt", "x", "--top-p", "0"}, "top-p"},
-		{"bad kv cache", []string{"--model", path, "--prompt", "x", "--kv-cache", "q8"}, `KV cache type "q8"`},
+		{"bad kv cache", []string{"--model", path, "--prompt", "x", "--kv-cache", "q8"}, `invalid argument "q8" for "--kv-cache" flag: want f16 or f32`},
 		{"bad kernel", []string{"--model", path, "--prompt", "x", "--kernel", "sse9"}, "sse9"},
 		{"missing model", []string{"--model", path + ".nope", "--prompt", "x"}, ".nope"},
 		{"prompt too long", []string{"--model", path, "--prompt", strings.Repeat("light and colour ", 40)}, "max_position_embeddings"},

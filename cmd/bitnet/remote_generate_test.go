@@ -7,26 +7,6 @@ import (
 	"testing"
 )
 
-func TestRemoteRequested(t *testing.T) {
-	tests := []struct {
-		args []string
-		want bool
-	}{
-		{[]string{"--model", "m", "--prompt", "p"}, false},
-		{[]string{"--remote", "h:1", "--model", "m"}, true},
-		{[]string{"-remote=h:1"}, true},
-		{[]string{"--model", "m", "--remote=h:1"}, true},
-		{[]string{"--prompt", "--remote"}, true}, // flag-looking values are flags to the flag package too
-		{[]string{"--", "--remote"}, false},
-		{[]string{"--remoteness"}, false},
-	}
-	for _, tt := range tests {
-		if got := remoteRequested(tt.args); got != tt.want {
-			t.Errorf("remoteRequested(%q) = %v, want %v", tt.args, got, tt.want)
-		}
-	}
-}
-
 func TestRemoteGenerate(t *testing.T) {
 	addr, _ := startMesh(t)
 	tests := []struct {
@@ -45,8 +25,8 @@ func TestRemoteGenerate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
-			args := append([]string{"--remote", addr}, tt.args...)
-			err := runRemoteGenerate(context.Background(), args, &out, &errOut)
+			args := append([]string{"generate", "--remote", addr}, tt.args...)
+			err := run(context.Background(), args, &out, &errOut)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("got %v, want an error containing %q", err, tt.wantErr)
@@ -63,5 +43,26 @@ func TestRemoteGenerate(t *testing.T) {
 				t.Errorf("got stderr %q, want the serving node and kernel", errOut.String())
 			}
 		})
+	}
+}
+
+// TestGenerateRemoteFromEnv: BITNET_REMOTE sends generate to the mesh unless
+// --model is a local path; --remote "" forces a local run.
+func TestGenerateRemoteFromEnv(t *testing.T) {
+	addr, _ := startMesh(t)
+	local := genTinyGGUF(t)
+	t.Setenv("BITNET_REMOTE", addr)
+	out, errOut, err := runCLI(t, "generate", "--model", "tiny", "--prompt", "via env", "--temperature", "0")
+	if err != nil || out != "via env t=0 \n" || !strings.Contains(errOut, "on node-a") {
+		t.Errorf("BITNET_REMOTE and a reference: got %q, %q, %v; want the mesh's echo", out, errOut, err)
+	}
+	for _, args := range [][]string{
+		{"generate", "--model", local, "--prompt", "Light", "--max-tokens", "2"},
+		{"generate", "--remote", "", "--model", local, "--prompt", "Light", "--max-tokens", "2"},
+	} {
+		_, errOut, err := runCLI(t, args...)
+		if err != nil || !strings.Contains(errOut, "prefill") {
+			t.Errorf("%q: got %q, %v; want a local run", args, errOut, err)
+		}
 	}
 }
