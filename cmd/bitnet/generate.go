@@ -5,13 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
 	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/chat"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/hardware"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/sampling"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
@@ -63,22 +67,25 @@ forces a local run). Both take the same sampling flags.`,
 	fs.StringArrayVar(&g.stops, "stop", nil, "stop before this string (repeatable)")
 	fs.BoolVar(&g.chat, "chat", false, "wrap the prompt in the model's chat template")
 	fs.StringVar(&g.system, "system", "", "system message (with --chat)")
-	fs.BoolVar(&g.special, "special", false, "print special tokens (e.g. <|eot_id|>) in the output")
-	fs.BoolVar(&g.echo, "echo", false, "print the prompt before the generated text (--remote)")
-	fs.StringArrayVar(&g.require, "require", nil, "hardware the serving node must have, e.g. avx512 (--remote; repeatable)")
+	fs.BoolVar(&g.special, "special", false, "print special tokens (e.g. <|eot_id|>) in the output (local only)")
+	fs.BoolVar(&g.echo, "echo", false, "print the prompt before the generated text")
+	fs.StringArrayVar(&g.require, "require", nil, "hardware the model must run on, e.g. avx512 or avx512vnni: this machine's, or with --remote the serving node's (repeatable)")
 	c.RunE = func(c *cobra.Command, _ []string) error {
 		v, err := set.Resolve(env)
 		if err != nil {
 			return fmt.Errorf("generate: %w", err)
 		}
 		g.kernel, g.threads, g.kvCache = config.Kernel.Get(v), config.Threads.Get(v), config.KVCache.Get(v)
-		if useRemote(v, g.model) {
-			return remoteGenerate(c.Context(), clientFrom(v), g, fs.Changed, c.OutOrStdout(), c.ErrOrStderr())
-		}
-		if len(g.require) > 0 || g.echo {
-			return errors.New("generate: --require and --echo need --remote")
-		}
 		if err := g.check(); err != nil {
+			return err
+		}
+		if useRemote(v, g.model) {
+			if c.Flags().Changed("repeat-last-n") && g.repeatLastN != 64 {
+				return errors.New("generate: --repeat-last-n: the mesh's repetition penalty looks at the last 64 tokens; drop the flag with --remote")
+			}
+			return remoteGenerate(c.Context(), clientFrom(v), g, c.OutOrStdout(), c.ErrOrStderr())
+		}
+		if err := checkLocalHardware(g.require); err != nil {
 			return err
 		}
 		return localGenerate(c.Context(), g, c.OutOrStdout(), c.ErrOrStderr())
@@ -100,23 +107,56 @@ func useRemote(v *config.Values, model string) bool {
 	return false
 }
 
-// check validates the flags of a local generation.
+// check validates the flags, local or remote.
 func (g *generateFlags) check() error {
 	switch {
 	case g.model == "":
 		return errors.New("generate: --model is required")
 	case g.prompt == "":
 		return errors.New("generate: --prompt is required")
-	case g.maxTokens < 0:
-		return fmt.Errorf("generate: --max-tokens = %d must be >= 0", g.maxTokens)
+	case g.maxTokens < 0 || g.maxTokens > math.MaxUint32:
+		return fmt.Errorf("generate: --max-tokens %d, want 0 to %d", g.maxTokens, uint32(math.MaxUint32))
 	case g.system != "" && !g.chat:
 		return errors.New("generate: --system needs --chat")
 	case g.seed < -1:
 		return fmt.Errorf("generate: --seed = %d must be >= 0 (or -1 for random)", g.seed)
+	case !utf8.ValidString(g.prompt) || !utf8.ValidString(g.system):
+		return errors.New("generate: --prompt and --system must be valid UTF-8")
+	}
+	if _, err := g.sampler(); err != nil {
+		return fmt.Errorf("generate: %w", err)
 	}
 	for _, s := range g.stops {
-		if s == "" {
-			return errors.New("generate: --stop must not be empty")
+		if s == "" || !utf8.ValidString(s) {
+			return errors.New("generate: --stop must be non-empty UTF-8")
+		}
+	}
+	return nil
+}
+
+// checkLocalHardware checks --require against this machine, as the router
+// checks it against a node.
+func checkLocalHardware(require []string) error {
+	if len(require) == 0 {
+		return nil
+	}
+	hw, err := hardware.Detect()
+	if err != nil {
+		return fmt.Errorf("generate: --require: %w", err)
+	}
+	for _, r := range require {
+		ok, err := hw.Has(r)
+		if err != nil {
+			return fmt.Errorf("generate: --require: %w", err)
+		}
+		if !ok {
+			var has []string
+			for _, name := range hardware.Requirements() {
+				if ok, _ := hw.Has(name); ok {
+					has = append(has, name)
+				}
+			}
+			return fmt.Errorf("generate: --require %s: this machine does not have it (it has %s)", r, strings.Join(has, ", "))
 		}
 	}
 	return nil
@@ -166,6 +206,11 @@ func localGenerate(ctx context.Context, g *generateFlags, stdout, stderr io.Writ
 	ids, err := promptTokens(g, tok, m.Config())
 	if err != nil {
 		return fmt.Errorf("generate: %w", err)
+	}
+	if g.echo {
+		if _, err := io.WriteString(stdout, g.prompt); err != nil {
+			return err
+		}
 	}
 	st, err := generate(ctx, m, tok, s, ids, g, stdout)
 	if err != nil {

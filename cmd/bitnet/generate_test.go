@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -126,6 +127,11 @@ func TestGenerate(t *testing.T) {
 	if _, _, err := genRun(t, "generate", "--model", path, "--prompt", "Light", "--chat", "--system", "Be brief.", "--max-tokens", "3"); err != nil {
 		t.Errorf("--chat: %v", err)
 	}
+	// --echo and --require mean locally what they mean through the mesh.
+	got, _, err := genRun(t, append(greedy, "--echo", "--require", "generic")...)
+	if err != nil || got != "Light is refracted"+out1 {
+		t.Errorf("--echo: got %q, %v; want the prompt, then %q", got, err, out1)
+	}
 }
 
 func TestGenerateErrors(t *testing.T) {
@@ -144,6 +150,16 @@ func TestGenerateErrors(t *testing.T) {
 		{"bad kernel", []string{"--model", path, "--prompt", "x", "--kernel", "sse9"}, "sse9"},
 		{"missing model", []string{"--model", path + ".nope", "--prompt", "x"}, ".nope"},
 		{"prompt too long", []string{"--model", path, "--prompt", strings.Repeat("light and colour ", 40)}, "max_position_embeddings"},
+		{"unknown requirement", []string{"--model", path, "--prompt", "x", "--require", "warp-drive"}, `unknown requirement "warp-drive"`},
+		{"max tokens", []string{"--model", path, "--prompt", "x", "--max-tokens", "4294967296"}, "--max-tokens 4294967296, want 0 to 4294967295"},
+		{"bad utf-8", []string{"--model", path, "--prompt", "\xffx"}, "valid UTF-8"},
+	}
+	if runtime.GOARCH == "amd64" {
+		tests = append(tests, struct {
+			name    string
+			args    []string
+			wantErr string
+		}{"missing hardware", []string{"--model", path, "--prompt", "x", "--require", "neon"}, "--require neon: this machine does not have it"})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -22,19 +22,27 @@ func main() {
 	// services drain. A second one exits at once.
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-sigs
-		cancel()
-		<-sigs
-		fmt.Fprintln(os.Stderr, "bitnet: interrupted again: exiting now")
-		os.Exit(130)
-	}()
+	go onSignals(sigs, cancel, os.Exit, os.Stderr) // lives as long as the process
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bitnet:", err)
 		os.Exit(1)
 	}
+}
+
+// onSignals cancels the command on the first signal and exits with status
+// 130 on the second (a load or a drain that takes long is not waited for).
+func onSignals(sigs <-chan os.Signal, cancel func(), exit func(int), stderr io.Writer) {
+	if _, ok := <-sigs; !ok {
+		return
+	}
+	cancel()
+	if _, ok := <-sigs; !ok {
+		return
+	}
+	fmt.Fprintln(stderr, "bitnet: interrupted again: exiting now")
+	exit(130)
 }
 
 // run executes the command line args with the process environment.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	inferencev1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1"
@@ -12,48 +13,16 @@ import (
 
 // remoteGenerate implements "bitnet generate --remote ADDR --model REF
 // --prompt TEXT": stream the generated text of a registry model served by
-// the mesh to stdout. Sampling flags the user did not set are left to the
-// server's defaults, and local-only ones (--threads, --special) are ignored.
-func remoteGenerate(ctx context.Context, rf client, g *generateFlags, changed func(string) bool, stdout, stderr io.Writer) error {
-	switch {
-	case g.model == "":
-		return fmt.Errorf("generate: --model is required (a registry reference with --remote)")
-	case g.prompt == "":
-		return fmt.Errorf("generate: --prompt is required")
-	case g.maxTokens < 0:
-		return fmt.Errorf("generate: --max-tokens %d, want >= 0", g.maxTokens)
-	}
+// the mesh to stdout. It sends the same sampling values a local run uses
+// (the flags' defaults included), and --kernel means what it means locally:
+// the model runs on that kernel path (a node that has it is required, one
+// that runs it preferred; stderr says when the node ran another).
+// Local-only settings (--threads, --kv-cache, --special) do not apply.
+func remoteGenerate(ctx context.Context, rf client, g *generateFlags, stdout, stderr io.Writer) error {
 	if _, err := modelv1.ParseRef(g.model); err != nil {
 		return fmt.Errorf("generate: --model: %w", err)
 	}
-	req := &inferencev1.GenerateRequest{Model: g.model, MaxTokens: uint32(g.maxTokens), Stop: g.stops, Require: g.require, PreferKernel: g.kernel, Echo: g.echo}
-	if g.chat {
-		if g.system != "" {
-			req.Messages = append(req.Messages, &inferencev1.ChatMessage{Role: inferencev1.Role_ROLE_SYSTEM, Content: g.system})
-		}
-		req.Messages = append(req.Messages, &inferencev1.ChatMessage{Role: inferencev1.Role_ROLE_USER, Content: g.prompt})
-	} else {
-		req.Prompt = g.prompt
-	}
-	// Only what the user set: the server's defaults apply otherwise.
-	if changed("temperature") {
-		req.Temperature = ptrTo(float32(g.temperature))
-	}
-	if changed("top-k") {
-		req.TopK = uint32(max(g.topK, 0))
-	}
-	if changed("top-p") {
-		req.TopP = ptrTo(float32(g.topP))
-	}
-	if changed("min-p") {
-		req.MinP = float32(g.minP)
-	}
-	if changed("repeat-penalty") {
-		req.RepetitionPenalty = ptrTo(float32(g.repeatPenalty))
-	}
-	if changed("seed") && g.seed >= 0 {
-		req.Seed = ptrTo(uint64(g.seed))
-	}
+	req := remoteRequest(g)
 	ctx, c, done, err := rf.dial(ctx)
 	if err != nil {
 		return err
@@ -69,6 +38,9 @@ func remoteGenerate(ctx context.Context, rf client, g *generateFlags, changed fu
 	if _, err := fmt.Fprintln(stdout); err != nil {
 		return err
 	}
+	if g.kernel != "" && final != nil && final.GetKernel() != "" && final.GetKernel() != g.kernel && !rf.quiet {
+		fmt.Fprintf(stderr, "note: no node runs the %s kernel path; %s ran on %s\n", g.kernel, dash(final.GetNode()), final.GetKernel())
+	}
 	if !rf.quiet && final != nil {
 		t := final.GetTimings()
 		fmt.Fprintf(stderr, "%s on %s (%s): %d prompt + %d generated tokens, first token %.1f ms, %.1f tok/s, finish %s\n",
@@ -78,6 +50,37 @@ func remoteGenerate(ctx context.Context, rf client, g *generateFlags, changed fu
 			strings.ToLower(strings.TrimPrefix(final.GetFinishReason().String(), "FINISH_REASON_")))
 	}
 	return nil
+}
+
+// remoteRequest is the GenerateRequest of g: every sampling value is sent,
+// so local and remote runs of the same flags sample alike.
+func remoteRequest(g *generateFlags) *inferencev1.GenerateRequest {
+	req := &inferencev1.GenerateRequest{
+		Model: g.model, MaxTokens: uint32(g.maxTokens), Stop: g.stops, Require: g.require, Echo: g.echo,
+		Temperature:       ptrTo(float32(g.temperature)),
+		TopK:              uint32(max(g.topK, 0)),
+		TopP:              ptrTo(float32(g.topP)),
+		MinP:              float32(g.minP),
+		RepetitionPenalty: ptrTo(float32(g.repeatPenalty)),
+	}
+	if g.kernel != "" {
+		req.PreferKernel = g.kernel
+		if !slices.Contains(req.Require, g.kernel) {
+			req.Require = append(slices.Clone(req.Require), g.kernel)
+		}
+	}
+	if g.seed >= 0 {
+		req.Seed = ptrTo(uint64(g.seed))
+	}
+	if g.chat {
+		if g.system != "" {
+			req.Messages = append(req.Messages, &inferencev1.ChatMessage{Role: inferencev1.Role_ROLE_SYSTEM, Content: g.system})
+		}
+		req.Messages = append(req.Messages, &inferencev1.ChatMessage{Role: inferencev1.Role_ROLE_USER, Content: g.prompt})
+	} else {
+		req.Prompt = g.prompt
+	}
+	return req
 }
 
 func ptrTo[T any](v T) *T { return &v }
