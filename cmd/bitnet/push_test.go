@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
 )
@@ -114,7 +115,7 @@ func TestPushPullModels(t *testing.T) {
 		!strings.Contains(lines[2], "prod=2") || !strings.Contains(lines[2], "node-a (tiny@1)") || !strings.Contains(lines[1], "hf_packed") {
 		t.Errorf("models table:\n%s", out)
 	}
-	t.Setenv(envRemote, addr)
+	t.Setenv(config.Remote.Env(), addr)
 	out, _, err = runCLI(t, "models", "--json", "--prefix", "tiny")
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"flag"
 	"io"
 	"net/http"
 	"regexp"
@@ -12,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
+	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
 	inferencev1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/sdk"
 )
@@ -159,36 +161,47 @@ func TestServeBadInput(t *testing.T) {
 	}
 }
 
-// TestMeshFlagsEnv checks that the environment supplies flag defaults and
-// that flags win.
+// TestMeshFlagsEnv checks that the environment supplies the settings of
+// up and serve (aliases included, except CONSUL_HTTP_ADDR for up) and that
+// flags win.
 func TestMeshFlagsEnv(t *testing.T) {
-	t.Setenv("BITNET_GRPC_ADDR", "127.0.0.1:7000")
-	t.Setenv("BITNET_THREADS", "3")
-	t.Setenv("BITNET_LOG_JSON", "true")
-	t.Setenv("CONSUL_HTTP_ADDR", "127.0.0.1:8500")
-	t.Setenv("POD_IP", "10.0.0.7")
-	t.Setenv("BITNET_HUGE_PAGES", "false")
+	env := config.MapLookup(map[string]string{
+		"BITNET_GRPC_ADDR":  "127.0.0.1:7000",
+		"BITNET_THREADS":    "3",
+		"BITNET_LOG_JSON":   "true",
+		"CONSUL_HTTP_ADDR":  "127.0.0.1:8500",
+		"POD_IP":            "10.0.0.7",
+		"BITNET_HUGE_PAGES": "false",
+		"BITNET_DRAIN":      "5s",
+	})
 	for _, tc := range []struct {
-		serve      bool
+		cmd        string
 		args       []string
 		wantGRPC   string
 		wantConsul string
 	}{
-		{true, nil, "127.0.0.1:7000", "127.0.0.1:8500"},
-		{true, []string{"--grpc", ":9000", "--consul", ""}, ":9000", ""},
-		{false, nil, "127.0.0.1:7000", ""}, // up uses in-process discovery unless --consul
+		{"serve", nil, "127.0.0.1:7000", "127.0.0.1:8500"},
+		{"serve", []string{"--grpc", ":9000", "--consul", ""}, ":9000", ""},
+		{"up", nil, "127.0.0.1:7000", ""}, // up uses in-process discovery unless --consul
 	} {
-		fs := flag.NewFlagSet("test", flag.ContinueOnError)
-		f, check := addMeshFlags(fs, tc.serve)
-		if err := fs.Parse(tc.args); err != nil {
+		settings := config.Server
+		if tc.cmd == "up" {
+			settings = upSettings()
+		}
+		c := &cobra.Command{Use: tc.cmd}
+		set := config.Bind(c, settings...)
+		if err := c.ParseFlags(tc.args); err != nil {
 			t.Fatal(err)
 		}
-		if err := check(); err != nil {
+		v, err := set.Resolve(env)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if f.grpc != tc.wantGRPC || f.consul != tc.wantConsul || f.threads != 3 || !f.logJSON || f.advertise != "10.0.0.7" || f.hugePages {
-			t.Errorf("%v: got grpc %q consul %q threads %d json %v advertise %q huge pages %v; want %q %q 3 true 10.0.0.7 false",
-				tc.args, f.grpc, f.consul, f.threads, f.logJSON, f.advertise, f.hugePages, tc.wantGRPC, tc.wantConsul)
+		grpc, consul, threads := config.GRPCAddr.Get(v), config.Consul.Get(v), config.Threads.Get(v)
+		json, adv, huge, drain := config.LogJSON.Get(v), config.Advertise.Get(v), config.HugePages.Get(v), config.Drain.Get(v)
+		if grpc != tc.wantGRPC || consul != tc.wantConsul || threads != 3 || !json || adv != "10.0.0.7" || huge || drain != 5*time.Second {
+			t.Errorf("%s %v: got grpc %q consul %q threads %d json %v advertise %q huge pages %v drain %v; want %q %q 3 true 10.0.0.7 false 5s",
+				tc.cmd, tc.args, grpc, consul, threads, json, adv, huge, drain, tc.wantGRPC, tc.wantConsul)
 		}
 	}
 }
