@@ -27,6 +27,38 @@ var (
 	Drain    = Duration("drain", "BITNET_DRAIN", 0, "on SIGTERM, report NOT_SERVING this long before stopping").
 			Check(AtLeast[time.Duration](0))
 
+	// Access control and TLS (up, serve; the credentials and TLS ones also
+	// clients).
+	Auth = Bool("auth", "BITNET_AUTH", false, "require API keys on every call but health checks; "+
+		"a registry's first start writes an admin key to DATA/admin.key")
+	Insecure = Bool("insecure", "BITNET_INSECURE", false,
+		"serve on a non-loopback address without --auth or --tls-client-ca (anyone who reaches it may call everything)")
+	APIKey = String("api-key", "BITNET_API_KEY", "", "API key (bnk_...) sent with every call; "+
+		"services use theirs to read keys and models from the registry")
+	AdminKey = String("admin-key", "BITNET_ADMIN_KEY", "", "admin key a registry's first start with --auth stores "+
+		"(instead of a random one in DATA/admin.key); make one with 'bitnet keys generate'")
+	TLS     = Bool("tls", "BITNET_TLS", false, "connect with TLS (implied by --tls-ca and --tls-cert)")
+	TLSCert = String("tls-cert", "BITNET_TLS_CERT", "", "PEM certificate of this process: served by up and serve "+
+		"(reloaded when the file changes), presented to servers that ask for a client certificate")
+	TLSKey      = String("tls-key", "BITNET_TLS_KEY", "", "PEM private key of --tls-cert")
+	TLSCA       = String("tls-ca", "BITNET_TLS_CA", "", "PEM CA bundle that verifies the servers this process calls (default: the system's)")
+	TLSClientCA = String("tls-client-ca", "BITNET_TLS_CLIENT_CA", "", "PEM CA that client certificates must chain to: "+
+		"turns mTLS on (every call but health checks needs one)")
+	TLSServerName = String("tls-server-name", "BITNET_TLS_SERVER_NAME", "", "name servers' certificates are verified against (default: the host dialed)")
+	MetricsAddr   = String("metrics-addr", "BITNET_METRICS_ADDR", "", "serve /metrics on its own plain-HTTP listener instead of the REST port")
+	Reflection    = Bool("reflection", "BITNET_REFLECTION", true, "gRPC server reflection (needs scope read with --auth)")
+	RateLimit     = Float("rate-limit", "BITNET_RATE_LIMIT", 0, "requests per second per API key, for keys without their own; 0 = no limit").
+			Check(AtLeast(0.0))
+	RateBurst = Int("rate-burst", "BITNET_RATE_BURST", 0, "request burst per API key (0: the rate rounded up)").
+			Check(AtLeast(0))
+	TokensPerMinute = Int("tokens-per-minute", "BITNET_TOKENS_PER_MINUTE", 0, "generated tokens per minute per API key; 0 = no limit").
+			Check(AtLeast(0))
+	MaxStreams = Int("max-streams-per-key", "BITNET_MAX_STREAMS_PER_KEY", 0, "concurrent streams per API key; 0 = no limit").
+			Check(AtLeast(0))
+	KeyMaxStale = Duration("key-max-stale", "BITNET_KEY_MAX_STALE", 5*time.Minute,
+		"how long known API keys keep working while the registry is unreachable; then calls fail closed").
+		Check(AtLeast(time.Second))
+
 	// Local compute (up, serve, generate, perplexity, bench model, train).
 	Kernel = String("kernel", "BITNET_KERNEL", "", "kernel path (default: the best this CPU runs)").
 		OneOf("generic", "avx2", "avx512", "neon")
@@ -49,9 +81,11 @@ const maxThreads = 4096
 var (
 	// Server is what `up` and `serve` take.
 	Server = []Any{GRPCAddr, HTTPAddr, DataDir, Consul, Advertise, NodeName, RegistryAddr,
-		Kernel, Threads, KVCache, HugePages, MemoryBudget, LogLevel, LogJSON, Drain}
+		Kernel, Threads, KVCache, HugePages, MemoryBudget, LogLevel, LogJSON, Drain,
+		Auth, Insecure, APIKey, AdminKey, TLSCert, TLSKey, TLSCA, TLSClientCA, TLSServerName,
+		MetricsAddr, Reflection, RateLimit, RateBurst, TokensPerMinute, MaxStreams, KeyMaxStale}
 	// Client is what every command talking to a mesh takes.
-	Client = []Any{Remote, Timeout, Quiet}
+	Client = []Any{Remote, Timeout, Quiet, APIKey, TLS, TLSCA, TLSCert, TLSKey, TLSServerName}
 	// LocalModel is what commands running a model in process take.
 	LocalModel = []Any{Kernel, Threads, KVCache}
 )

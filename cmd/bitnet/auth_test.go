@@ -1,0 +1,105 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/auth"
+)
+
+// lastLine is the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[len(lines)-1]
+}
+
+// TestKeysContract: `up --auth` writes DATA/admin.key (0600) and prints its
+// path, never the key; `keys create` prints the new key alone on its last
+// line of stdout; list and revoke work with the admin key; the revoked key
+// is refused.
+func TestKeysContract(t *testing.T) {
+	data := t.TempDir()
+	m := startCommand(t, `(?s)admin key written to (\S+) .*ready: gRPC (\S+), REST`,
+		"up", "--auth", "--data", data, "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--threads", "1", "--log-level", "error")
+	keyFile, addr := m[1], m[2]
+	if want := filepath.Join(data, "admin.key"); keyFile != want {
+		t.Fatalf("admin key file: got %s, want %s", keyFile, want)
+	}
+	fi, err := os.Stat(keyFile)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin.key: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
+	b, _ := os.ReadFile(keyFile)
+	admin := strings.TrimSpace(string(b))
+	if strings.Contains(m[0], admin) {
+		t.Fatal("up printed the admin key")
+	}
+
+	out, errOut, err := runCLI(t, "keys", "create", "--remote", addr, "--api-key", admin, "--name", "ci", "--scopes", "generate,read", "--expires", "720h")
+	if err != nil {
+		t.Fatalf("keys create: %v\n%s", err, errOut)
+	}
+	key := lastLine(out)
+	if _, err := auth.ParseToken(key); err != nil {
+		t.Fatalf("keys create: last line %q is not a key: %v\nstdout:\n%s", key, err, out)
+	}
+	out, _, err = runCLI(t, "keys", "list", "--remote", addr, "--api-key", admin)
+	if err != nil || !strings.Contains(out, "ci ") || !strings.Contains(out, "read,generate") || strings.Contains(out, key) {
+		t.Fatalf("keys list: %v\n%s", err, out)
+	}
+	if _, _, err := runCLI(t, "models", "--remote", addr, "--api-key", key); err != nil {
+		t.Errorf("models with the new read key: %v", err)
+	}
+	if _, _, err := runCLI(t, "keys", "list", "--remote", addr, "--api-key", key); err == nil || !strings.Contains(err.Error(), `"admin"`) {
+		t.Errorf("keys list with a read key: got %v, want PERMISSION_DENIED naming admin", err)
+	}
+	if _, _, err := runCLI(t, "models", "--remote", addr); err == nil || !strings.Contains(err.Error(), "API key") {
+		t.Errorf("models without a key: got %v, want UNAUTHENTICATED", err)
+	}
+	out, _, err = runCLI(t, "keys", "revoke", "ci", "--remote", addr, "--api-key", admin)
+	if err != nil || !strings.Contains(out, "revoked key ci") {
+		t.Fatalf("keys revoke: %v\n%s", err, out)
+	}
+	if _, _, err := runCLI(t, "models", "--remote", addr, "--api-key", key); err == nil {
+		t.Error("models with the revoked key: got no error")
+	}
+	if out, _, err := runCLI(t, "keys", "generate"); err != nil || func() error { _, err := auth.ParseToken(lastLine(out)); return err }() != nil {
+		t.Errorf("keys generate: %v, %q", err, out)
+	}
+}
+
+func TestUpSaysKeysOff(t *testing.T) {
+	m := startCommand(t, `(?s)(API keys off[^\n]*).*ready:`, "up", "--data", t.TempDir(), "--grpc", "127.0.0.1:0",
+		"--http", "127.0.0.1:0", "--threads", "1", "--log-level", "error")
+	if !strings.Contains(m[1], "--auth") {
+		t.Errorf("keys-off notice %q does not say how to turn them on", m[1])
+	}
+}
+
+func TestInsecureFlag(t *testing.T) {
+	_, _, err := runCLI(t, "serve", "registry", "--data", t.TempDir(), "--grpc", "0.0.0.0:0", "--http", "-", "--log-level", "error")
+	if err == nil || !strings.Contains(err.Error(), "--insecure") {
+		t.Fatalf("serve on 0.0.0.0 without auth: got %v, want a refusal naming --insecure", err)
+	}
+}
+
+func TestCertsDev(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "certs")
+	out, _, err := runCLI(t, "certs", "dev", "--out", dir, "--host", "bitnet.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"ca.crt", "ca.key", "server.crt", "server.key", "client.crt", "client.key"} {
+		if !strings.Contains(out, filepath.Join(dir, f)) {
+			t.Errorf("output does not name %s:\n%s", f, out)
+		}
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, _, err := runCLI(t, "certs", "dev", "--out", dir); err == nil {
+		t.Error("certs dev over an existing CA: got no error")
+	}
+}
