@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -342,4 +343,35 @@ func newMemDiscovery(t *testing.T) *discovery.Memory {
 	m := discovery.NewMemory()
 	t.Cleanup(func() { _ = m.Close() })
 	return m
+}
+
+// TestProtect: an HTTP route outside the gateway guarded by the Service's
+// Guard (what the OpenAI-compatible routes use).
+func TestProtect(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Build(Registry, Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "-", DataDir: dir, Discovery: newMemDiscovery(t), Auth: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Keys().Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	admin := readAdminKey(t, filepath.Join(dir, "admin.key"))
+	h := s.protect(auth.Route{Scope: auth.ScopeGenerate, Stream: true}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p, ok := auth.FromContext(r.Context()); !ok || p.Kind != auth.KindKey {
+			t.Errorf("principal: got %+v, want the admin key", p)
+		}
+	}))
+	for key, want := range map[string]int{"": 401, admin: 200} {
+		req := httptest.NewRequest("POST", "/v1/chat/completions", nil)
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("key sent %v: got %d, want %d", key != "", rec.Code, want)
+		}
+	}
 }

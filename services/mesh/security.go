@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/http"
 	"os"
+	"sync"
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -203,4 +205,20 @@ func bootstrapAdmin(ctx context.Context, cfg Config, store *registry.Store) (str
 	}
 	cfg.Logger.Info("created the admin key", zap.String("key_id", k.ID), zap.String("file", path))
 	return path, nil
+}
+
+// protect guards an HTTP route added outside the gRPC gateway (for
+// example the OpenAI-compatible /v1/chat/completions with auth.Route{Scope:
+// auth.ScopeGenerate, Stream: true}, /v1/models with auth.Route{Scope:
+// auth.ScopeRead}): the Service's Guard authenticates, authorizes and
+// rate-limits each request before h runs (see auth.Guard.Handler). Use it
+// in a part's options: server.WithHTTPHandler(pattern, s.protect(route, h));
+// the Guard is built after the parts, so it is looked up per request.
+func (s *Service) protect(route auth.Route, h http.Handler) http.Handler {
+	var once sync.Once
+	var guarded http.Handler
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() { guarded = s.guard.Handler(route, h) })
+		guarded.ServeHTTP(w, r)
+	})
 }
