@@ -286,20 +286,26 @@ func TestRateLimits(t *testing.T) {
 		t.Errorf("RetryInfo for a debt of 40 tokens at 1/s: got %v, want ~41 s", d)
 	}
 
-	// One stream at a time.
+	// One stream at a time: once the first holds its slot, a second is
+	// refused.
 	svc.block = make(chan struct{})
 	first := make(chan error, 1)
 	go func() { first <- call(ctx, conn, gen, streams) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		err := call(ctx, conn, gen, streams)
-		if status.Code(err) == codes.ResourceExhausted {
-			break
+	stok, _ := ParseToken(streams)
+	deadline := time.Now().Add(10 * time.Second)
+	for open := 0; open != 1; {
+		g.limits.mu.Lock()
+		if k := g.limits.keys[stok.ID]; k != nil {
+			open = k.streams
 		}
+		g.limits.mu.Unlock()
 		if time.Now().After(deadline) {
-			t.Fatalf("second concurrent stream: got %v, want RESOURCE_EXHAUSTED", err)
+			t.Fatal("the first stream did not start within 10 s")
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := call(ctx, conn, gen, streams); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("second concurrent stream: got %v, want RESOURCE_EXHAUSTED", err)
 	}
 	close(svc.block)
 	if err := <-first; err != nil {
