@@ -113,17 +113,7 @@ func TestMeshAuthTLS(t *testing.T) {
 
 	// The user reaches the router over TLS with a key only.
 	user := dialKey(t, rt.Addr().String(), appKey, sdk.WithTLS(clientTLS(t, certs.Files{CA: dev.CA})))
-	eventually(t, 30*time.Second, "the router sees the node (Consul's TLS health check passes)", func() error {
-		ns, err := user.Inference().ListNodes(ctx, "")
-		if err == nil && len(ns) != 1 {
-			err = status.Errorf(codes.Unavailable, "%d nodes", len(ns))
-		}
-		return err
-	})
-	final, err := user.Inference().GenerateText(ctx, &inferencev1.GenerateRequest{Model: "tiny@1", Prompt: "Light", MaxTokens: 2}, nil)
-	if err != nil || final.GetNode() != "node" {
-		t.Fatalf("generate through the router (router -> node over mTLS, node fetching over mTLS): node %q, %v", final.GetNode(), err)
-	}
+	generateViaRouter(ctx, t, user, "router -> node over mTLS, node fetching over mTLS, Consul checking over TLS")
 
 	t.Run("revocation within 10 s", func(t *testing.T) {
 		if _, err := regc.Keys().Revoke(ctx, "app"); err != nil {
@@ -180,7 +170,20 @@ func TestMeshServiceKeys(t *testing.T) {
 	serve(t, Inference, with("node", service("node-svc")))
 	rt := serve(t, Router, with("router", service("router-svc")))
 	user := dialKey(t, rt.Addr().String(), app)
-	eventually(t, 20*time.Second, "the router sees the node", func() error {
+	generateViaRouter(ctx, t, user, "service keys")
+	// A router without a service key cannot read the key table.
+	keyless := serve(t, Router, with("router-keyless", ""))
+	_, err = dialKey(t, keyless.Addr().String(), app).Inference().ListModels(ctx, "")
+	if status.Code(err) != codes.Unavailable {
+		t.Errorf("router without a service key: got %v, want UNAVAILABLE (key table unreadable, fail closed)", err)
+	}
+}
+
+// generateViaRouter waits until the router behind user sees the one node
+// ("node"), then generates tiny@1 there.
+func generateViaRouter(ctx context.Context, t *testing.T, user *sdk.Client, how string) {
+	t.Helper()
+	eventually(t, 30*time.Second, "the router sees the node", func() error {
 		ns, err := user.Inference().ListNodes(ctx, "")
 		if err == nil && len(ns) != 1 {
 			err = status.Errorf(codes.Unavailable, "%d nodes", len(ns))
@@ -189,12 +192,6 @@ func TestMeshServiceKeys(t *testing.T) {
 	})
 	final, err := user.Inference().GenerateText(ctx, &inferencev1.GenerateRequest{Model: "tiny@1", Prompt: "Light", MaxTokens: 2}, nil)
 	if err != nil || final.GetNode() != "node" {
-		t.Fatalf("generate with service keys: node %q, %v", final.GetNode(), err)
-	}
-	// A router without a service key cannot read the key table.
-	keyless := serve(t, Router, with("router-keyless", ""))
-	_, err = dialKey(t, keyless.Addr().String(), app).Inference().ListModels(ctx, "")
-	if status.Code(err) != codes.Unavailable {
-		t.Errorf("router without a service key: got %v, want UNAVAILABLE (key table unreadable, fail closed)", err)
+		t.Fatalf("generate through the router (%s): node %q, %v", how, final.GetNode(), err)
 	}
 }
