@@ -375,3 +375,62 @@ func TestProtect(t *testing.T) {
 		}
 	}
 }
+
+// TestBootstrapAfterKeylessUse: keys made while auth was off do not stop
+// the first --auth start from creating an admin key.
+func TestBootstrapAfterKeylessUse(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	e := startUpOnce(t, Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "-", DataDir: dir, Threads: 1}, func(e Endpoints) {
+		if _, _, err := dialSDK(t, e.GRPC.String()).Keys().Create(ctx, sdk.KeySpec{Name: "early", Scopes: []string{"read"}}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if e.AdminKeyFile != "" {
+		t.Fatalf("auth off: admin key file %q, want none", e.AdminKeyFile)
+	}
+	e = startUpOnce(t, Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DataDir: dir, Threads: 1, Auth: true,
+		MetricsAddr: "127.0.0.1:0"}, func(e Endpoints) {
+		admin := readAdminKey(t, filepath.Join(dir, "admin.key"))
+		keys, err := dialKey(t, e.GRPC.String(), admin).Keys().List(ctx)
+		if err != nil || len(keys) != 2 {
+			t.Errorf("keys after the first --auth start: %v, %v; want early and admin", keys, err)
+		}
+		// /metrics is on its own listener, not the REST port.
+		resp, err := http.Get("http://" + e.HTTP.String() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Error("/metrics on the REST port with --metrics-addr: got 200")
+		}
+	})
+	if e.AdminKeyFile == "" {
+		t.Error("first --auth start after keyless use: no admin key created")
+	}
+}
+
+// startUpOnce runs Up with cfg, calls check once it is ready, and stops it.
+func startUpOnce(t *testing.T, cfg Config, check func(Endpoints)) Endpoints {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan Endpoints, 1)
+	done := make(chan error, 1)
+	go func() { done <- Up(ctx, cfg, func(e Endpoints) { ready <- e }) }()
+	var e Endpoints
+	select {
+	case e = <-ready:
+	case err := <-done:
+		t.Fatalf("Up ended early: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("not ready within 30 s")
+	}
+	check(e)
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Up: %v", err)
+	}
+	return e
+}

@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -147,15 +149,26 @@ func (c Config) guard(table *auth.Table, sec security) ([]server.Option, *auth.G
 }
 
 // bootstrapAdmin creates the first admin key of a registry with Auth and
-// no keys: cfg.AdminKey when given, else a random one written to
-// DATA/admin.key (mode 0600, created exclusively). It returns the file
-// written ("" when none). The key itself is never logged.
+// no usable admin key (none yet, or only expired ones, e.g. after keys were
+// made while auth was off): cfg.AdminKey when given, else a random one
+// written to DATA/admin.key (mode 0600, created exclusively). It returns
+// the file written ("" when none). The key itself is never logged.
 func bootstrapAdmin(ctx context.Context, cfg Config, store *registry.Store) (string, error) {
-	n, err := store.KeyCount(ctx)
-	if err != nil || n > 0 {
+	keys, err := store.ListKeys(ctx)
+	if err != nil {
 		return "", err
 	}
-	spec := registry.KeySpec{Name: "admin", Scopes: auth.Scopes{auth.ScopeAdmin}}
+	now := time.Now()
+	for _, k := range keys {
+		if k.Scopes.Has(auth.ScopeAdmin) && !k.Expired(now) {
+			return "", nil
+		}
+	}
+	name := "admin"
+	for i := 2; slices.ContainsFunc(keys, func(k auth.Key) bool { return k.Name == name }); i++ {
+		name = fmt.Sprintf("admin-%d", i)
+	}
+	spec := registry.KeySpec{Name: name, Scopes: auth.Scopes{auth.ScopeAdmin}}
 	if cfg.AdminKey != "" {
 		tok, err := auth.ParseToken(cfg.AdminKey)
 		if err != nil {

@@ -44,6 +44,7 @@ func Up(ctx context.Context, cfg Config, ready func(Endpoints)) error {
 	}
 	ncfg := cfg
 	ncfg.GRPCAddr, ncfg.HTTPAddr, ncfg.GRPCListener, ncfg.HTTPListener = "127.0.0.1:0", "-", nil, nil
+	ncfg.MetricsAddr = "" // the public server's /metrics includes the node's
 	ncfg.Advertise = "127.0.0.1"
 	ncfg.RegistryAddr = dialable(pub.Addr())
 	// The node keeps a registry of its own (its per-RPC series would mix
