@@ -2,12 +2,14 @@ package sdk
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	authv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/auth/v1"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/certs"
 )
 
 // EnvAPIKey is the environment variable the CLI (and FromEnv-style
@@ -80,4 +82,24 @@ func (k *KeysClient) Revoke(ctx context.Context, name string) (*authv1.Key, erro
 		return nil, fmt.Errorf("revoke key %q: %w", name, err)
 	}
 	return resp.GetKey(), nil
+}
+
+// TLSFiles returns the TLS configuration of a client from PEM files: the
+// CA that verifies the server (empty: the system's roots) and, for servers
+// that require client certificates (mTLS), a certificate and key (both or
+// neither); serverName overrides the name the server's certificate is
+// checked against. The certificate is re-read when its files change. Pass
+// the result to WithTLS.
+func TLSFiles(caFile, certFile, keyFile, serverName string) (*tls.Config, error) {
+	if (certFile == "") != (keyFile == "") {
+		return nil, fmt.Errorf("tls: a client certificate needs both its cert and key files")
+	}
+	cfg, err := certs.Files{CA: caFile, Cert: certFile, Key: keyFile, ServerName: serverName}.Client()
+	if err != nil {
+		return nil, err
+	}
+	if cfg == nil {
+		cfg = certs.ClientConfig(nil, nil, serverName)
+	}
+	return cfg, nil
 }

@@ -103,3 +103,33 @@ func TestCertsDev(t *testing.T) {
 		t.Error("certs dev over an existing CA: got no error")
 	}
 }
+
+// TestUpTLS: `up` with TLS, mTLS and keys from `certs dev` files; clients
+// pass --tls-ca and a client certificate; one without is refused.
+func TestUpTLS(t *testing.T) {
+	dir := t.TempDir()
+	certDir := filepath.Join(dir, "certs")
+	if _, _, err := runCLI(t, "certs", "dev", "--out", certDir); err != nil {
+		t.Fatal(err)
+	}
+	c := func(f string) string { return filepath.Join(certDir, f) }
+	m := startCommand(t, `ready: gRPC (\S+), REST https://`,
+		"up", "--auth", "--data", filepath.Join(dir, "data"), "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--threads", "1",
+		"--log-level", "error", "--tls-cert", c("server.crt"), "--tls-key", c("server.key"), "--tls-client-ca", c("ca.crt"))
+	addr := m[1]
+	b, err := os.ReadFile(filepath.Join(dir, "data", "admin.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := strings.TrimSpace(string(b))
+	base := []string{"--remote", addr, "--api-key", admin, "--tls-ca", c("ca.crt")}
+	if out, _, err := runCLI(t, append([]string{"keys", "list", "--tls-cert", c("client.crt"), "--tls-key", c("client.key")}, base...)...); err != nil || !strings.Contains(out, "admin") {
+		t.Errorf("keys list over mTLS: %v\n%s", err, out)
+	}
+	if _, _, err := runCLI(t, append([]string{"keys", "list"}, base...)...); err == nil || !strings.Contains(err.Error(), "client certificate") {
+		t.Errorf("keys list without a client certificate: got %v, want a refusal naming the client certificate", err)
+	}
+	if _, _, err := runCLI(t, "keys", "list", "--remote", addr, "--api-key", admin); err == nil {
+		t.Error("keys list in plaintext against a TLS server: got no error")
+	}
+}

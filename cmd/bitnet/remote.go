@@ -61,16 +61,10 @@ func (r client) options() ([]sdk.Option, error) {
 	if r.apiKey != "" {
 		opts = append(opts, sdk.WithAPIKey(r.apiKey))
 	}
-	if (r.tls.Cert == "") != (r.tls.Key == "") {
-		return nil, fmt.Errorf("--tls-cert and --tls-key go together")
-	}
 	if r.useTLS || r.tls.Enabled() || r.tls.ServerName != "" {
-		cfg, err := r.tls.Client()
+		cfg, err := sdk.TLSFiles(r.tls.CA, r.tls.Cert, r.tls.Key, r.tls.ServerName)
 		if err != nil {
-			return nil, err
-		}
-		if cfg == nil { // --tls alone: the system's roots
-			cfg = certs.ClientConfig(nil, nil, r.tls.ServerName)
+			return nil, fmt.Errorf("--tls-cert and --tls-key: %w", err)
 		}
 		opts = append(opts, sdk.WithTLS(cfg))
 	}

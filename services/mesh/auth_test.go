@@ -265,19 +265,24 @@ func TestUpAuth(t *testing.T) {
 
 	t.Run("audit and secrecy", func(t *testing.T) {
 		wid, _ := auth.ParseToken(keys[auth.ScopeWrite])
-		found := false
+		found, upload := false, false
 		for _, e := range logs.FilterLoggerName(auth.AuditLoggerName).All() {
 			f := e.ContextMap()
 			if f["method"] == registryv1.RegistryService_CreateVersion_FullMethodName && f["principal"] == wid.ID && f["code"] == "OK" &&
 				f["resource"] == "name=tiny" {
 				found = true
 			}
+			// A client stream's line names what its first message named.
+			if f["method"] == registryv1.RegistryService_UploadBlob_FullMethodName && f["principal"] == wid.ID && f["code"] == "OK" &&
+				strings.HasPrefix(fmt.Sprint(f["resource"]), "header.upload_id=") {
+				upload = true
+			}
 			if f["principal"] == "" || f["method"] == "" || f["code"] == "" {
 				t.Errorf("audit line without principal, method or code: %v", f)
 			}
 		}
-		if !found {
-			t.Error("no audit line for the push's CreateVersion by the write key")
+		if !found || !upload {
+			t.Errorf("audit lines for the push by the write key: CreateVersion %v, UploadBlob %v; want both", found, upload)
 		}
 		all := append([]string{admin}, keys[auth.ScopeAdmin], keys[auth.ScopeWrite])
 		for _, e := range logs.All() {
