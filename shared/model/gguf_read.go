@@ -320,7 +320,7 @@ func ggufConfig(f *gguf.File) (Config, error) {
 	// vocab_size is optional in llama.cpp: the embedding's ne1 is the truth.
 	c.VocabSize = r.int(keyVocabSize, false, 0)
 	if info, ok := f.Tensor(tensorEmbed); ok && len(info.Dims) == 2 {
-		if c.VocabSize == 0 && info.Dims[1] <= 1<<24 {
+		if c.VocabSize == 0 && info.Dims[1] <= MaxDim {
 			c.VocabSize = int(info.Dims[1])
 		}
 	}
