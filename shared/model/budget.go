@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 )
 
 // Shape limits every Config must meet (Validate checks them) whatever the
@@ -104,4 +105,31 @@ func (c Config) checkShapeLimits() error {
 		return fmt.Errorf("%w: the shapes make %d parameters, more than the limit %d", ErrConfig, p, int64(MaxParams))
 	}
 	return nil
+}
+
+// loadBytes estimates the peak memory of reading c's weights: the Weights
+// kept (2-bit ternary linears, float32 norms, a float32 embedding unless
+// head8 quantises a tied one straight to int8 rows, the head as int8 rows
+// with head8 or float32 without) plus, when the linears are stored as
+// floats (master weights), the float32 copies of the layers being
+// ternarised at once (one per core at most).
+func (c Config) loadBytes(head8, floatLinears bool) int64 {
+	h, q, kv, in := float64(c.HiddenSize), float64(c.NumHeads)*float64(c.HeadDim), float64(c.NumKVHeads)*float64(c.HeadDim), float64(c.IntermediateSize)
+	v, layers := float64(c.VocabSize), float64(c.NumLayers)
+	linears := h*q + 2*h*kv + q*h + 3*h*in
+	b := layers*(linears/4+4*(2*h+q+in)) + 4*h
+	switch {
+	case head8 && c.TieWordEmbeddings:
+		b += v * h // int8 rows serve the head and the lookups
+	case head8:
+		b += 4*v*h + v*h // float32 embedding, int8 head
+	case c.TieWordEmbeddings:
+		b += 4 * v * h
+	default:
+		b += 8 * v * h
+	}
+	if floatLinears {
+		b += min(float64(runtime.GOMAXPROCS(0)), layers) * 4 * linears
+	}
+	return satInt64(b)
 }
