@@ -3,9 +3,12 @@ package quantizer
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"google.golang.org/grpc/codes"
 
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
 )
@@ -43,5 +46,22 @@ func TestPanickingJobFails(t *testing.T) {
 	got, err := q.Get(ctx, j.ID)
 	if err != nil || !errors.Is(got.Err, ErrInternal) || strings.Contains(got.Err.Error(), "source bug") {
 		t.Fatalf("got %v %v, want a failed job with ErrInternal and no panic text", got.Err, err)
+	}
+}
+
+// TestJobOverBudget: a source whose weights need more memory than the
+// budget fails RESOURCE_EXHAUSTED from its config, before they are read,
+// and the message names no path of this host.
+func TestJobOverBudget(t *testing.T) {
+	e, _ := pushed(t, WithMemoryBudget(1000))
+	ctx := context.Background()
+	j, err := e.q.Create(ctx, Request{Model: "tiny"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, e.q, j.ID, StateFailed)
+	got, _ := e.q.Get(ctx, j.ID)
+	if code(got.Err) != codes.ResourceExhausted || !strings.Contains(got.Err.Error(), "budget") || strings.Contains(got.Err.Error(), os.TempDir()) {
+		t.Fatalf("got %v (%v), want RESOURCE_EXHAUSTED naming the budget and no path", code(got.Err), got.Err)
 	}
 }
