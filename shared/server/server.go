@@ -67,6 +67,9 @@ type config struct {
 	disableReflection  bool
 	onShutdown         []func(context.Context)
 	httpDisabledByUser bool
+	limits             Limits   // see limits.go
+	uploadRoutes       []string // see WithUploadRoute
+	corsOrigins        []string // see cors.go
 }
 
 type handler struct {
@@ -197,6 +200,10 @@ func New(opts ...Option) (_ *Server, err error) {
 	if cfg.drain < 0 || cfg.shutdown < 0 {
 		return nil, fmt.Errorf("server: negative drain %v or shutdown timeout %v", cfg.drain, cfg.shutdown)
 	}
+	if err := cfg.limits.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.limits = cfg.limits.withDefaults()
 	s := &Server{cfg: cfg, log: cfg.logger, grpcLis: cfg.grpcLis, httpLis: cfg.httpLis}
 	defer func() {
 		if err != nil {
@@ -223,7 +230,8 @@ func New(opts ...Option) (_ *Server, err error) {
 	gopts := append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
-	}, cfg.grpcOpts...)
+	}, cfg.limits.grpcOptions()...)
+	gopts = append(gopts, cfg.grpcOpts...)
 	s.grpc = grpc.NewServer(gopts...)
 	s.health = health.NewServer()
 	// NOT_SERVING until Serve runs, so a registration made early is not
@@ -257,7 +265,15 @@ func (s *Server) buildHTTP() error {
 		mux.Handle(h.pattern, h.h)
 	}
 
-	s.mux = runtime.NewServeMux(append(defaultMuxOptions(), s.cfg.muxOpts...)...)
+	mopts := append(defaultMuxOptions(),
+		runtime.WithErrorHandler(s.gatewayError),
+		runtime.WithRoutingErrorHandler(s.routingError),
+		runtime.WithMiddlewares(probeMiddleware),
+		// A form POST is never taken for a GET (a cross-site page could
+		// send one without a preflight).
+		runtime.WithDisablePathLengthFallback(),
+	)
+	s.mux = runtime.NewServeMux(append(mopts, s.cfg.muxOpts...)...)
 	if len(s.cfg.gateways) > 0 {
 		conn, err := grpc.NewClient(dialTarget(s.grpcLis.Addr()),
 			grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -275,10 +291,10 @@ func (s *Server) buildHTTP() error {
 	}
 	mux.Handle("/", s.mux)
 	s.http = &http.Server{
-		Handler:           s.obs.httpMiddleware(mux),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
+		Handler:  s.obs.httpMiddleware(s.corsMiddleware(s.limitsMiddleware(mux))),
+		ErrorLog: zap.NewStdLog(s.log.Named("http")),
 	}
+	s.cfg.limits.httpServer(s.http)
 	return nil
 }
 
