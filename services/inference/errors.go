@@ -32,6 +32,10 @@ var (
 	ErrUnmet = errors.New("hardware constraint not met")
 	// ErrClosed: the scheduler, manager or server is shut down (UNAVAILABLE).
 	ErrClosed = errors.New("closed")
+	// ErrBadModel: the model's files cannot be loaded (malformed config,
+	// header or tensors, no tokenizer): FAILED_PRECONDITION, the request is
+	// fine but the stored model is not.
+	ErrBadModel = errors.New("model files cannot be loaded")
 )
 
 // QueueFullError is returned by Scheduler.Submit when the queue is full. It
@@ -84,7 +88,7 @@ func toStatus(err error) error {
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, ErrQueueFull), errors.Is(err, ErrOverBudget):
 		return status.Error(codes.ResourceExhausted, err.Error())
-	case errors.Is(err, ErrUnmet):
+	case errors.Is(err, ErrUnmet), errors.Is(err, ErrBadModel):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, ErrClosed):
 		return status.Error(codes.Unavailable, err.Error())

@@ -12,6 +12,7 @@ import (
 	quantizerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/quantizer/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/errcode"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
 // kinds maps the error kinds of the Quantizer and the registry to gRPC
@@ -23,6 +24,8 @@ func kinds() []errcode.Kind {
 		{Err: ErrQueueFull, Code: codes.ResourceExhausted},
 		{Err: ErrClosed, Code: codes.Unavailable},
 		{Err: ErrCheckpoint, Code: codes.FailedPrecondition},
+		{Err: ErrInternal, Code: codes.Internal},
+		{Err: model.ErrOverBudget, Code: codes.ResourceExhausted},
 	}, registry.ErrorKinds()...)
 }
 

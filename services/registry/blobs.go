@@ -46,6 +46,17 @@ func (s *Store) OpenBlob(ctx context.Context, digest Digest) (io.ReadSeekCloser,
 	if err != nil {
 		return nil, 0, fmt.Errorf("open blob: %w", err)
 	}
+	var b blobRec
+	if err := s.view(ctx, func(tx *bolt.Tx) error {
+		_, err := getJSON(tx.Bucket(bucketBlobs), []byte(info.Digest.Hex()), &b)
+		return err
+	}); err != nil {
+		return nil, 0, fmt.Errorf("open blob: %w", err)
+	}
+	if b.Corrupt {
+		return nil, 0, fmt.Errorf("open blob %s: its file does not hash to its digest (damaged on disk); upload the blob again to repair it: %w",
+			info.Digest, ErrDigestMismatch)
+	}
 	f, err := os.Open(s.blobPath(info.Digest))
 	if err != nil {
 		return nil, 0, fmt.Errorf("open blob %s: recorded but unreadable: %w", info.Digest, err)
@@ -88,7 +99,7 @@ func (s *Store) PutBlob(ctx context.Context, r io.Reader, want Digest) (BlobInfo
 	}
 	got := Digest(digestPrefix + hex.EncodeToString(h.Sum(nil)))
 	if want != "" && got != want {
-		return BlobInfo{}, fmt.Errorf("put blob: %d bytes hash to %s, want %s: %w", n, got, want, ErrDigestMismatch)
+		return BlobInfo{}, fmt.Errorf("put blob: %d bytes hash to %s, want %s: %w: %w", n, got, want, ErrDigestMismatch, ErrInvalid)
 	}
 	info, err := s.storeBlob(ctx, tmp, got, n, nil)
 	if err != nil {

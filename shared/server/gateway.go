@@ -13,8 +13,6 @@ func defaultMuxOptions() []runtime.ServeMuxOption {
 	return []runtime.ServeMuxOption{
 		// One JSON codec for every bitnet REST front (see package gateway).
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, gateway.Marshaler()),
-		// WWW-Authenticate on 401, Retry-After on 429 (see errors.go).
-		runtime.WithErrorHandler(httpErrorHandler),
 		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
 			if strings.EqualFold(key, logging.RequestIDHeader) {
 				return logging.RequestIDHeader, true

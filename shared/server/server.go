@@ -76,6 +76,9 @@ type config struct {
 	disableReflection  bool
 	onShutdown         []func(context.Context)
 	httpDisabledByUser bool
+	limits             Limits   // see limits.go
+	uploadRoutes       []string // see WithUploadRoute
+	corsOrigins        []string // see cors.go
 	tls                *tls.Config
 	httpMiddleware     []func(http.Handler) http.Handler
 	metricsAddr        string
@@ -235,6 +238,10 @@ func New(opts ...Option) (_ *Server, err error) {
 	if cfg.drain < 0 || cfg.shutdown < 0 {
 		return nil, fmt.Errorf("server: negative drain %v or shutdown timeout %v", cfg.drain, cfg.shutdown)
 	}
+	if err := cfg.limits.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.limits = cfg.limits.withDefaults()
 	s := &Server{cfg: cfg, log: cfg.logger, grpcLis: cfg.grpcLis, httpLis: cfg.httpLis, metricsLis: cfg.metricsLis}
 	defer func() {
 		if err != nil {
@@ -271,7 +278,8 @@ func New(opts ...Option) (_ *Server, err error) {
 		grpc.Creds(serverCreds{creds}),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
-	}, cfg.grpcOpts...)
+	}, cfg.limits.grpcOptions()...)
+	gopts = append(gopts, cfg.grpcOpts...)
 	s.grpc = grpc.NewServer(gopts...)
 	s.health = health.NewServer()
 	// NOT_SERVING until Serve runs, so a registration made early is not
@@ -316,7 +324,15 @@ func (s *Server) buildHTTP() error {
 		mux.Handle(h.pattern, h.h)
 	}
 
-	s.mux = runtime.NewServeMux(append(defaultMuxOptions(), s.cfg.muxOpts...)...)
+	mopts := append(defaultMuxOptions(),
+		runtime.WithErrorHandler(s.gatewayError),
+		runtime.WithRoutingErrorHandler(s.routingError),
+		runtime.WithMiddlewares(probeMiddleware),
+		// A form POST is never taken for a GET (a cross-site page could
+		// send one without a preflight).
+		runtime.WithDisablePathLengthFallback(),
+	)
+	s.mux = runtime.NewServeMux(append(mopts, s.cfg.muxOpts...)...)
 	if len(s.cfg.gateways) > 0 {
 		// In process, never over the network (see inprocess.go).
 		s.gwLis = newGatewayListener()
@@ -341,10 +357,12 @@ func (s *Server) buildHTTP() error {
 		h = s.cfg.httpMiddleware[i](h)
 	}
 	s.http = &http.Server{
-		Handler:           s.obs.httpMiddleware(h),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
+		// CORS answers preflights before anything asks for credentials;
+		// the limits bound every body; then the access middlewares (auth).
+		Handler:  s.obs.httpMiddleware(s.corsMiddleware(s.limitsMiddleware(h))),
+		ErrorLog: zap.NewStdLog(s.log.Named("http")),
 	}
+	s.cfg.limits.httpServer(s.http)
 	if s.cfg.tls != nil {
 		s.http.TLSConfig = s.cfg.tls.Clone()
 	}
