@@ -752,8 +752,13 @@ const file_bitnet_auth_v1_auth_proto_rawDesc = "" +
 	"\bListKeys\x12\x1f.bitnet.auth.v1.ListKeysRequest\x1a .bitnet.auth.v1.ListKeysResponse\"\x10\x82\xd3\xe4\x93\x02\n" +
 	"\x12\b/v1/keys\x12i\n" +
 	"\tRevokeKey\x12 .bitnet.auth.v1.RevokeKeyRequest\x1a!.bitnet.auth.v1.RevokeKeyResponse\"\x17\x82\xd3\xe4\x93\x02\x11*\x0f/v1/keys/{name}\x12d\n" +
-	"\bSyncKeys\x12\x1f.bitnet.auth.v1.SyncKeysRequest\x1a .bitnet.auth.v1.SyncKeysResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/keys:syncBZ\x92A\x17\x12\x15\n" +
-	"\x0fbitnet keys API2\x02v1Z>github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/auth/v1;authv1b\x06proto3"
+	"\bSyncKeys\x12\x1f.bitnet.auth.v1.SyncKeysRequest\x1a .bitnet.auth.v1.SyncKeysResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/keys:syncB\xf5\x01\x92A\xb1\x01\x12\x15\n" +
+	"\x0fbitnet keys API2\x02v1Z\x89\x01\n" +
+	"\x86\x01\n" +
+	"\x06bearer\x12|\b\x02\x12gBearer KEY (an API key, bnk_...); each operation needs one scope: read, generate, write, jobs or admin.\x1a\rAuthorization \x02b\f\n" +
+	"\n" +
+	"\n" +
+	"\x06bearer\x12\x00Z>github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/auth/v1;authv1b\x06proto3"
 
 var (
 	file_bitnet_auth_v1_auth_proto_rawDescOnce sync.Once
