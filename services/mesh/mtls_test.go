@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -171,11 +172,23 @@ func TestMeshServiceKeys(t *testing.T) {
 	rt := serve(t, Router, with("router", service("router-svc")))
 	user := dialKey(t, rt.Addr().String(), app)
 	generateViaRouter(ctx, t, user, "service keys")
-	// A router without a service key cannot read the key table.
-	keyless := serve(t, Router, with("router-keyless", ""))
-	_, err = dialKey(t, keyless.Addr().String(), app).Inference().ListModels(ctx, "")
+	// A router without credentials for the registry could not read the key
+	// table: refused at start.
+	if s, err := Build(Router, with("router-keyless", "")); err == nil || !strings.Contains(err.Error(), "--api-key") {
+		if s != nil {
+			_ = s.Close()
+		}
+		t.Errorf("router with --auth and no credentials for the registry: got %v, want an error naming --api-key", err)
+	}
+	// One whose key cannot read the table fails closed: UNAVAILABLE.
+	_, weak, err := regc.Keys().Create(ctx, sdk.KeySpec{Name: "weak", Scopes: []string{"generate"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	weakRouter := serve(t, Router, with("router-weak", weak))
+	_, err = dialKey(t, weakRouter.Addr().String(), app).Inference().ListModels(ctx, "")
 	if status.Code(err) != codes.Unavailable {
-		t.Errorf("router without a service key: got %v, want UNAVAILABLE (key table unreadable, fail closed)", err)
+		t.Errorf("router whose key cannot read the key table: got %v, want UNAVAILABLE (fail closed)", err)
 	}
 }
 

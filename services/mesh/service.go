@@ -176,6 +176,10 @@ func (s *Service) secure(sec security, addr net.Addr) ([]server.Option, error) {
 		if reg := s.parts[Registry]; reg != nil {
 			src = reg.extra.(*registry.Store)
 		} else {
+			if cfg.APIKey == "" && cfg.TLS.Cert == "" {
+				return nil, fmt.Errorf("mesh: --auth needs a way to read the registry's keys: " +
+					"--api-key (a key with scope read) or --tls-cert/--tls-key (a mesh certificate, with mTLS on the registry)")
+			}
 			conn := newRegConn(cfg.RegistryAddr, cfg.Discovery, cfg.registryOptions(sec))
 			s.closers = append(s.closers, conn.Close)
 			src = remoteKeys{conn}

@@ -82,7 +82,10 @@ func (g *Guard) Enforcing() bool { return g.keys != nil || g.requireCert }
 // KeysRequired reports whether the Guard requires API keys.
 func (g *Guard) KeysRequired() bool { return g.keys != nil }
 
-var anonymous = &Principal{Kind: KindAnonymous, ID: "-", Scopes: Scopes{ScopeAdmin}}
+// anonymous is the caller without credentials where none are required.
+func anonymous() *Principal {
+	return &Principal{Kind: KindAnonymous, ID: "-", Scopes: Scopes{ScopeAdmin}}
+}
 
 // identify finds the caller of a call needing rule: a key when one was sent
 // and keys are required, else a verified client certificate, else
@@ -95,7 +98,7 @@ func (g *Guard) identify(ctx context.Context, key string, keySent bool, pi peerI
 		if pi.cert != nil {
 			return &Principal{Kind: KindCert, ID: certName(pi.cert), Scopes: Scopes{ScopeAdmin}}, nil
 		}
-		return anonymous, nil
+		return anonymous(), nil
 	}
 	switch {
 	case keySent:
@@ -115,7 +118,7 @@ func (g *Guard) identify(ctx context.Context, key string, keySent bool, pi peerI
 func (g *Guard) check(ctx context.Context, method string, key string, keySent bool, pi peerInfo) (*Principal, Rule, error) {
 	rule, known := g.policy[method]
 	if rule.Open {
-		return anonymous, rule, nil
+		return anonymous(), rule, nil
 	}
 	if !known && g.Enforcing() {
 		return nil, Rule{Mutating: true}, status.Errorf(codes.PermissionDenied, "%s is not in the authorization table", method)
