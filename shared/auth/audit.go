@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"go.uber.org/zap"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -80,8 +81,27 @@ func (g *Guard) auditCall(ctx context.Context, p *Principal, method string, req,
 	if id := logging.RequestID(ctx); id != "" {
 		fields = append(fields, zap.String("request_id", id))
 	}
-	if pr, ok := peer.FromContext(ctx); ok && pr.Addr != nil {
-		fields = append(fields, zap.Stringer("peer", pr.Addr))
+	if p := peerAddr(ctx); p != "" {
+		fields = append(fields, zap.String("peer", p))
 	}
 	g.audit.Info("audit", fields...)
+}
+
+// peerAddr is the caller's address: the transport's, or for calls from
+// the in-process REST gateway the HTTP client's, which the gateway appends
+// last to x-forwarded-for (earlier entries come from the client and prove
+// nothing).
+func peerAddr(ctx context.Context) string {
+	pr, ok := peer.FromContext(ctx)
+	if !ok || pr.Addr == nil {
+		return ""
+	}
+	if ip, ok := pr.AuthInfo.(InProcess); ok && ip.InProcess() {
+		md, _ := metadata.FromIncomingContext(ctx)
+		if v := md.Get("x-forwarded-for"); len(v) > 0 {
+			parts := strings.Split(v[len(v)-1], ",")
+			return "rest:" + strings.TrimSpace(parts[len(parts)-1])
+		}
+	}
+	return pr.Addr.String()
 }
