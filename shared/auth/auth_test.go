@@ -292,18 +292,7 @@ func TestRateLimits(t *testing.T) {
 	first := make(chan error, 1)
 	go func() { first <- call(ctx, conn, gen, streams) }()
 	stok, _ := ParseToken(streams)
-	deadline := time.Now().Add(10 * time.Second)
-	for open := 0; open != 1; {
-		g.limits.mu.Lock()
-		if k := g.limits.keys[stok.ID]; k != nil {
-			open = k.streams
-		}
-		g.limits.mu.Unlock()
-		if time.Now().After(deadline) {
-			t.Fatal("the first stream did not start within 10 s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitStreams(t, g, stok.ID, 1)
 	if err := call(ctx, conn, gen, streams); status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("second concurrent stream: got %v, want RESOURCE_EXHAUSTED", err)
 	}
@@ -311,6 +300,9 @@ func TestRateLimits(t *testing.T) {
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
+	// The slot is released when the handler returns, which may be just
+	// after the client saw the stream's last message.
+	waitStreams(t, g, stok.ID, 0)
 	if err := call(ctx, conn, gen, streams); err != nil {
 		t.Errorf("after the first stream ended: %v", err)
 	}
@@ -330,12 +322,20 @@ func TestAudit(t *testing.T) {
 	wtok, _ := ParseToken(writer)
 	rtok, _ := ParseToken(reader)
 	const create, list = registryv1.RegistryService_CreateModel_FullMethodName, registryv1.RegistryService_ListModels_FullMethodName
-	_ = call(ctx, conn, create, writer)
-	_ = call(ctx, conn, list, reader) // not mutating: no line
-	_ = call(ctx, conn, create, reader)
-	_ = call(ctx, conn, create, "")
-	got := logs.All()
 	want := []struct{ principal, code string }{{wtok.ID, "OK"}, {rtok.ID, "PermissionDenied"}, {"-", "Unauthenticated"}}
+	// A line is written when the handler returns, which may be just after
+	// the client has its answer: wait for each before the next call.
+	for _, c := range []struct {
+		method, key string
+		lines       int // audit lines after the call: a list adds none
+	}{{create, writer, 1}, {list, reader, 1}, {create, reader, 2}, {create, "", 3}} {
+		_ = call(ctx, conn, c.method, c.key)
+		deadline := time.Now().Add(5 * time.Second)
+		for logs.Len() < c.lines && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	got := logs.All()
 	if len(got) != len(want) {
 		t.Fatalf("got %d audit lines, want %d: %v", len(got), len(want), got)
 	}
@@ -367,5 +367,26 @@ func TestResource(t *testing.T) {
 		if got := resource(tc.msgs...); got != tc.want {
 			t.Errorf("resource(%v): got %q, want %q", tc.msgs, got, tc.want)
 		}
+	}
+}
+
+// waitStreams waits until key id has n streams open at g.
+func waitStreams(t *testing.T, g *Guard, id string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		g.limits.mu.Lock()
+		open := 0
+		if k := g.limits.keys[id]; k != nil {
+			open = k.streams
+		}
+		g.limits.mu.Unlock()
+		if open == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("key %s: %d streams open after 10 s, want %d", id, open, n)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
