@@ -226,14 +226,20 @@ func (s *Service) secure(sec security, addr net.Addr) ([]server.Option, error) {
 	return opts, nil
 }
 
-// keysChanged refreshes the key table at once (a key was created or
-// revoked in this process).
+// keysChanged refreshes the key table before the key call returns (a key
+// was created or revoked by this process's registry: a revoked key is
+// refused here, and by `up`'s node, from the next call on).
 func (s *Service) keysChanged() {
 	s.mu.Lock()
 	t := s.keys
 	s.mu.Unlock()
-	if t != nil {
-		t.Kick()
+	if t == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := t.Sync(ctx); err != nil {
+		t.Kick() // Run retries
 	}
 }
 
