@@ -57,7 +57,7 @@ When the default ports are taken, pick others with --grpc and --http.`,
 			fmt.Fprintf(stdout, "bitnet mesh ready: gRPC %s, REST %s, data %s\n", e.GRPC, rest, data)
 		})
 		if err != nil {
-			return fmt.Errorf("up: %w", err)
+			return fmt.Errorf("up: %w", portHint(err))
 		}
 		return nil
 	}

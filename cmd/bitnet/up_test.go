@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -178,6 +179,21 @@ func TestServeBadInput(t *testing.T) {
 		err := run(context.Background(), tc.args, &out, &errOut)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: got error %v, want one containing %q", tc.args, err, tc.want)
+		}
+	}
+	// A port in use: the error says how to pick others.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for _, args := range [][]string{
+		{"up", "--data", t.TempDir(), "--grpc", taken.Addr().String(), "--http", "-"},
+		{"serve", "registry", "--data", t.TempDir(), "--grpc", "127.0.0.1:0", "--http", taken.Addr().String()},
+	} {
+		err := run(context.Background(), args, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "address already in use (pick free ports with --grpc and --http") {
+			t.Errorf("%q: got %v, want the port hint", args, err)
 		}
 	}
 	for _, env := range []string{"BITNET_LOG_JSON", "BITNET_HUGE_PAGES"} {
