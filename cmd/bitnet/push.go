@@ -22,7 +22,7 @@ import (
 func newPushCmd(env config.Lookup) *cobra.Command {
 	var (
 		name, qtype, desc string
-		quantize          bool
+		quantize, all     bool
 		aliases           []string
 	)
 	c := &cobra.Command{
@@ -30,7 +30,13 @@ func newPushCmd(env config.Lookup) *cobra.Command {
 		Short: "Upload a GGUF file or Hugging Face directory to the registry (--quantize: as GGUF TQ2_0)",
 		Long: `Upload a GGUF file or a Hugging Face directory as the next version of a model
 and print its reference NAME@N. With --quantize the quantizer converts the
-upload to GGUF TQ2_0 (or TQ1_0) and the printed version is its result.`,
+upload to GGUF TQ2_0 (or TQ1_0) and the printed version is its result.
+
+Of a directory, push sends the model's files: config.json, the weights
+(model.safetensors, or the shards of model.safetensors.index.json), the
+tokenizer and its config, generation_config.json, a chat template, README.md
+and LICENSE. What training leaves beside them (checkpoint.safetensors,
+train.tokens, loss.svg) stays local unless --all.`,
 		Example: `  bitnet push ./model.gguf --name tiny
   bitnet push /tmp/opticks --name opticks --quantize --alias prod
   bitnet push --remote mesh.example:50051 ./bitnet-2b --type tq1_0 --quantize`,
@@ -43,22 +49,32 @@ upload to GGUF TQ2_0 (or TQ1_0) and the printed version is its result.`,
 	f.StringVar(&qtype, "type", "tq2_0", "quant type with --quantize: tq2_0 or tq1_0")
 	f.StringVar(&desc, "description", "", "description of the new version")
 	f.StringArrayVar(&aliases, "alias", nil, "alias to point at the new version (repeatable)")
+	f.BoolVar(&all, "all", false, "push every file of the directory, not only the model's (checkpoints, token caches, plots too)")
 	_ = c.RegisterFlagCompletionFunc("type", fixedCompletion("tq2_0", "tq1_0"))
 	c.RunE = func(c *cobra.Command, args []string) error {
 		rf, err := resolve()
 		if err != nil {
 			return err
 		}
-		return push(c.Context(), rf, args[0], name, qtype, desc, quantize, aliases, c.OutOrStdout(), c.ErrOrStderr())
+		opts := pushOpts{name: name, qtype: qtype, desc: desc, quantize: quantize, all: all, aliases: aliases}
+		return push(c.Context(), rf, args[0], opts, c.OutOrStdout(), c.ErrOrStderr())
 	}
 	return c
 }
 
-func push(ctx context.Context, rf client, path, name, qtype, desc string, quantize bool, aliases []string, stdout, stderr io.Writer) error {
+// pushOpts are push's flags.
+type pushOpts struct {
+	name, qtype, desc string
+	quantize, all     bool
+	aliases           []string
+}
+
+func push(ctx context.Context, rf client, path string, o pushOpts, stdout, stderr io.Writer) error {
+	name, desc, aliases := o.name, o.desc, o.aliases
 	if name == "" {
 		name = defaultName(path)
 	}
-	target, err := parseQuantType(qtype)
+	target, err := parseQuantType(o.qtype)
 	if err != nil {
 		return fmt.Errorf("push: %w", err)
 	}
@@ -68,23 +84,29 @@ func push(ctx context.Context, rf client, path, name, qtype, desc string, quanti
 	}
 	defer done()
 	bar := newBar(stderr, rf.quiet)
-	opts := &sdk.PushOptions{Progress: transferProgress(bar), Aliases: aliases, Description: desc}
-	if !quantize {
+	opts := &sdk.PushOptions{Progress: transferProgress(bar), Aliases: aliases, Description: desc, AllFiles: o.all}
+	if !o.quantize {
 		res, err := c.Registry().Push(ctx, name, path, opts)
 		bar.Finish()
 		if err != nil {
 			return err
 		}
+		leftOut(stderr, res.LeftOut, rf.quiet)
 		_, err = fmt.Fprintln(stdout, res.Ref)
 		return err
 	}
 	if err := modelv1.CheckName(name); err != nil {
 		return fmt.Errorf("push: %w", err)
 	}
-	lm, err := sdk.Inspect(path)
+	var iopts []sdk.InspectOption
+	if o.all {
+		iopts = append(iopts, sdk.AllFiles())
+	}
+	lm, err := sdk.Inspect(path, iopts...)
 	if err != nil {
 		return fmt.Errorf("push: %w", err)
 	}
+	leftOut(stderr, lm.Skipped, rf.quiet)
 	up, err := c.Registry().Upload(ctx, lm, opts)
 	bar.Finish()
 	if err != nil {
@@ -104,6 +126,13 @@ func push(ctx context.Context, rf client, path, name, qtype, desc string, quanti
 	}
 	_, err = fmt.Fprintln(stdout, job.GetResult().Text())
 	return err
+}
+
+// leftOut says which files of the directory push did not send.
+func leftOut(stderr io.Writer, files []string, quiet bool) {
+	if len(files) > 0 && !quiet {
+		fmt.Fprintf(stderr, "left out (not model files; --all pushes them): %s\n", strings.Join(files, ", "))
+	}
 }
 
 // defaultName turns a path into a model name: the base name without a

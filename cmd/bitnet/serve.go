@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -86,6 +87,15 @@ func meshConfig(v *config.Values) (mesh.Config, error) {
 	return cfg, nil
 }
 
+// portHint adds how to pick other ports to an "address already in use"
+// error of up or serve.
+func portHint(err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%w (pick free ports with --grpc and --http, or BITNET_GRPC_ADDR and BITNET_HTTP_ADDR)", err)
+	}
+	return err
+}
+
 func serviceNames() []string {
 	var names []string
 	for _, k := range mesh.Kinds() {
@@ -142,7 +152,7 @@ func serve(ctx context.Context, kind mesh.Kind, v *config.Values, c *cobra.Comma
 	}
 	s, err := mesh.Build(kind, cfg)
 	if err != nil {
-		return fmt.Errorf("serve %s: %w", kind, err)
+		return fmt.Errorf("serve %s: %w", kind, portHint(err))
 	}
 	stdout := c.OutOrStdout()
 	scheme := "http"

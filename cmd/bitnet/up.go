@@ -69,7 +69,7 @@ turns keys on (the first start writes an admin key to DATA/admin.key, mode
 			fmt.Fprintf(stdout, "bitnet mesh ready: gRPC %s, REST %s, data %s\n", e.GRPC, rest, data)
 		})
 		if err != nil {
-			return fmt.Errorf("up: %w", err)
+			return fmt.Errorf("up: %w", portHint(err))
 		}
 		return nil
 	}

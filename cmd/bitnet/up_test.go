@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
 	inferencev1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1"
@@ -95,6 +98,33 @@ func TestUp(t *testing.T) {
 	if err != nil || final.GetNode() != "local" || final.GetUsage().GetCompletionTokens() != 3 {
 		t.Fatalf("generate: got node %q, usage %v, %v; want 3 tokens from node local", final.GetNode(), final.GetUsage(), err)
 	}
+	// Errors read as the user wrote the request: no repeated prefixes, no
+	// status code text inside the message, no protojson internals.
+	_, err = c.Inference().GenerateText(ctx, &inferencev1.GenerateRequest{Model: "tiny", Prompt: "x", TopP: ptrTo(float32(7))}, nil)
+	if msg := status.Convert(err).Message(); status.Code(err) != codes.InvalidArgument || strings.Count(msg, "sampling:") != 1 || !strings.Contains(msg, "top-p 7") {
+		t.Errorf("top_p 7: got %v, want INVALID_ARGUMENT saying sampling: once", err)
+	}
+	for _, ref := range []string{"nope@3", "tiny@5", "tiny:prod"} {
+		_, err = c.Inference().GenerateText(ctx, &inferencev1.GenerateRequest{Model: ref, Prompt: "x"}, nil)
+		msg := status.Convert(err).Message()
+		if status.Code(err) != codes.NotFound || strings.Count(msg, "resolve") > 1 || strings.Contains(msg, "NotFound") || strings.Count(msg, ref) != 1 {
+			t.Errorf("%s: got %v, want NOT_FOUND naming it once, without repeated prefixes", ref, err)
+		}
+	}
+	for _, tc := range []struct{ body, want string }{
+		{`{"model": "tiny", "prompt": "x", "max_tokens": -1}`, "invalid value for max_tokens: -1 (want an integer from 0 to 4294967295)"},
+		{"{\"model\": \"tiny\", \"prompt\": \"\xff\"}", "invalid UTF-8"},
+	} {
+		resp, err := http.Post("http://"+httpAddr+"/v1/generate", "application/json", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), tc.want) || strings.Contains(string(body), "proto") {
+			t.Errorf("POST /v1/generate %s: got %d %s, want 400 with %q", tc.body, resp.StatusCode, body, tc.want)
+		}
+	}
 	// One REST mux serves the router, the registry and the quantizer.
 	for _, path := range []string{"/v1/models", "/v1/registry/models", "/v1/quantizer/jobs", "/v1/nodes", "/openapi/bitnet.swagger.json", "/readyz"} {
 		resp, err := http.Get("http://" + httpAddr + path)
@@ -149,6 +179,21 @@ func TestServeBadInput(t *testing.T) {
 		err := run(context.Background(), tc.args, &out, &errOut)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: got error %v, want one containing %q", tc.args, err, tc.want)
+		}
+	}
+	// A port in use: the error says how to pick others.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for _, args := range [][]string{
+		{"up", "--data", t.TempDir(), "--grpc", taken.Addr().String(), "--http", "-"},
+		{"serve", "registry", "--data", t.TempDir(), "--grpc", "127.0.0.1:0", "--http", taken.Addr().String()},
+	} {
+		err := run(context.Background(), args, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "address already in use (pick free ports with --grpc and --http") {
+			t.Errorf("%q: got %v, want the port hint", args, err)
 		}
 	}
 	for _, env := range []string{"BITNET_LOG_JSON", "BITNET_HUGE_PAGES"} {

@@ -215,6 +215,7 @@ type Server struct {
 	serveMu sync.Mutex
 	served  bool
 	obs     *observer
+	codec   *requestCodec
 
 	gwLis      *gatewayListener // the gateway's in-process connection to gRPC
 	metricsLis net.Listener     // /metrics alone (WithMetricsAddr); nil: on the main port
@@ -268,14 +269,16 @@ func New(opts ...Option) (_ *Server, err error) {
 		}
 	}
 
-	unary := append([]grpc.UnaryServerInterceptor{s.obs.unary}, cfg.unary...)
-	stream := append([]grpc.StreamServerInterceptor{s.obs.stream}, cfg.stream...)
+	s.codec = newRequestCodec()
+	unary := append([]grpc.UnaryServerInterceptor{s.obs.unary, s.codec.unary}, cfg.unary...)
+	stream := append([]grpc.StreamServerInterceptor{s.obs.stream, s.codec.stream}, cfg.stream...)
 	creds := insecure.NewCredentials()
 	if cfg.tls != nil {
 		creds = credentials.NewTLS(cfg.tls)
 	}
 	gopts := append([]grpc.ServerOption{
 		grpc.Creds(serverCreds{creds}),
+		grpc.ForceServerCodecV2(s.codec),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 	}, cfg.limits.grpcOptions()...)
