@@ -68,7 +68,7 @@ func meshConfig(v *config.Values) (mesh.Config, error) {
 		},
 		MetricsAddr:  config.MetricsAddr.Get(v),
 		NoReflection: !config.Reflection.Get(v),
-		Limits: auth.Limits{
+		KeyLimits: auth.Limits{
 			RequestsPerSecond: config.RateLimit.Get(v), Burst: config.RateBurst.Get(v),
 			TokensPerMinute: int64(config.TokensPerMinute.Get(v)), MaxStreams: config.MaxStreams.Get(v),
 		},

@@ -116,9 +116,9 @@ type Config struct {
 	// Key, calls to other services verify them with CA, and ClientCA turns
 	// mTLS on (see package certs).
 	TLS certs.Files
-	// Limits are the per-key rate limits and quotas of keys created
+	// KeyLimits are the per-key rate limits and quotas of keys created
 	// without their own (zero fields: no limit).
-	Limits auth.Limits
+	KeyLimits auth.Limits
 	// MetricsAddr serves /metrics on a listener of its own instead of the
 	// REST port ("" keeps it there).
 	MetricsAddr string
@@ -221,7 +221,7 @@ func (c Config) validate() error {
 			return fmt.Errorf("mesh: admin key: %w", err)
 		}
 	}
-	if err := c.Limits.Validate(); err != nil {
+	if err := c.KeyLimits.Validate(); err != nil {
 		return fmt.Errorf("mesh: default key limits: %w", err)
 	}
 	if c.Kernel != "" {

@@ -120,7 +120,7 @@ func (r remoteKeys) SyncKeys(ctx context.Context, since uint64) (uint64, []auth.
 // guard builds the Service's auth.Guard and the server options installing
 // it. table is nil when keys are off.
 func (c Config) guard(table *auth.Table, sec security) ([]server.Option, *auth.Guard, error) {
-	opts := []auth.GuardOption{auth.WithDefaultLimits(c.Limits), auth.WithAuditLogger(c.Logger.Named(auth.AuditLoggerName))}
+	opts := []auth.GuardOption{auth.WithDefaultLimits(c.KeyLimits), auth.WithAuditLogger(c.Logger.Named(auth.AuditLoggerName))}
 	if table != nil {
 		opts = append(opts, auth.WithKeys(table))
 	}
