@@ -21,6 +21,11 @@ func (s *Store) CreateVersion(ctx context.Context, name string, spec VersionSpec
 	if err != nil {
 		return Version{}, fmt.Errorf("create version of %q: %w", name, err)
 	}
+	// The files are checked at push, not at first use: a version no node
+	// can load is refused here, naming the problem.
+	if err := s.validateFiles(ctx, VersionSpec{Files: rec.Files, Metadata: rec.Metadata}); err != nil {
+		return Version{}, fmt.Errorf("create version of %q: %w", name, err)
+	}
 	var out Version
 	err = s.update(ctx, func(tx *bolt.Tx) error {
 		m, err := getModelRec(tx, name)
