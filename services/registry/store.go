@@ -20,7 +20,7 @@ const (
 	// reclaims it (an hour: a push that failed does not hold its bytes for
 	// a day; under space pressure idle uploads go sooner, see space.go).
 	DefaultUploadTTL = time.Hour
-	DefaultBlobGrace   = time.Hour
+	DefaultBlobGrace = time.Hour
 )
 
 // Bucket names of the database.
