@@ -13,6 +13,7 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/metrics"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/server"
 )
 
 // Kind names a service of the mesh.
@@ -95,6 +96,29 @@ type Config struct {
 	Metrics *metrics.Registry
 	// Version is the software version services report.
 	Version string
+
+	// Limits bounds what one client can make each server spend: REST body
+	// size (larger for the registry's upload route) and read time, header
+	// size and time, idle connections, gRPC message size, streams per
+	// connection and keepalive pings. Zero fields take
+	// server.DefaultLimits.
+	Limits server.Limits
+	// CORSOrigins are the browser origins allowed to call the REST API
+	// ("*": any). None (the default) sends no CORS header at all.
+	CORSOrigins []string
+	// MaxBlobBytes caps one registry blob (0: registry.DefaultMaxBlobSize).
+	MaxBlobBytes int64
+	// RegistryQuota bounds the registry's stored blobs plus unfinished
+	// uploads, in bytes (0: none).
+	RegistryQuota int64
+	// RegistryMinFreeBytes is the free space the registry leaves on its
+	// file system: uploads that would take it below are refused before
+	// they write (0: registry.DefaultMinFreeBytes; negative: none).
+	RegistryMinFreeBytes int64
+	// JobMemoryBudget bounds the memory one quantization or training job
+	// may need, estimated from its model's shapes before anything is
+	// allocated (0: half the machine's memory).
+	JobMemoryBudget int64
 }
 
 // Defaults used when a Config field is zero.
@@ -164,6 +188,11 @@ func (c Config) validate() error {
 		return fmt.Errorf("mesh: memory budget %d bytes, want >= 0", c.MemoryBudget)
 	case c.DrainTimeout < 0:
 		return fmt.Errorf("mesh: negative drain timeout %v", c.DrainTimeout)
+	case c.MaxBlobBytes < 0 || c.RegistryQuota < 0 || c.JobMemoryBudget < 0:
+		return fmt.Errorf("mesh: max blob bytes %d, registry quota %d and job memory budget %d: want >= 0", c.MaxBlobBytes, c.RegistryQuota, c.JobMemoryBudget)
+	}
+	if err := c.Limits.Validate(); err != nil {
+		return fmt.Errorf("mesh: %w", err)
 	}
 	if c.Kernel != "" {
 		if _, err := kernels.ParsePath(string(c.Kernel)); err != nil {
