@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -17,6 +18,7 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/discovery"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/logging"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/server"
 )
 
 // serverSettings is config.Server with replacements (same flag name).
@@ -55,6 +57,30 @@ func meshConfig(v *config.Values) (mesh.Config, error) {
 		DrainTimeout: config.Drain.Get(v),
 		Logger:       log,
 		Version:      version,
+		Limits: server.Limits{
+			MaxBodyBytes:         config.MaxBodyBytes.Get(v),
+			MaxUploadBodyBytes:   config.MaxUploadBodyBytes.Get(v),
+			BodyReadTimeout:      config.BodyReadTimeout.Get(v),
+			MinBodyRate:          config.MinBodyRate.Get(v),
+			ReadHeaderTimeout:    config.ReadHeaderTimeout.Get(v),
+			IdleTimeout:          config.IdleTimeout.Get(v),
+			MaxHeaderBytes:       int(config.MaxHeaderBytes.Get(v)),
+			GRPCMaxRecvBytes:     int(config.GRPCMaxRecvBytes.Get(v)),
+			MaxConcurrentStreams: uint32(config.MaxStreams.Get(v)),
+			GRPCKeepaliveMinTime: config.GRPCKeepaliveMinTime.Get(v),
+		},
+		MaxBlobBytes:         config.MaxBlobBytes.Get(v),
+		RegistryQuota:        config.RegistryQuota.Get(v),
+		RegistryMinFreeBytes: config.RegistryMinFree.Get(v),
+		JobMemoryBudget:      config.JobMemoryBudget.Get(v),
+	}
+	if cfg.RegistryMinFreeBytes == 0 {
+		cfg.RegistryMinFreeBytes = -1 // 0 on the command line: no floor
+	}
+	for _, o := range strings.Split(config.CORSOrigins.Get(v), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			cfg.CORSOrigins = append(cfg.CORSOrigins, o)
+		}
 	}
 	if cfg.HTTPAddr == "" {
 		cfg.HTTPAddr = "-"
