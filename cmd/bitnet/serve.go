@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -20,6 +21,7 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/discovery"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/logging"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/server"
 )
 
 // serverSettings is config.Server with replacements (same flag name).
@@ -58,10 +60,26 @@ func meshConfig(v *config.Values) (mesh.Config, error) {
 		DrainTimeout: config.Drain.Get(v),
 		Logger:       log,
 		Version:      version,
-		Auth:         config.Auth.Get(v),
-		Insecure:     config.Insecure.Get(v),
-		APIKey:       config.APIKey.Get(v),
-		AdminKey:     config.AdminKey.Get(v),
+		Limits: server.Limits{
+			MaxBodyBytes:         config.MaxBodyBytes.Get(v),
+			MaxUploadBodyBytes:   config.MaxUploadBodyBytes.Get(v),
+			BodyReadTimeout:      config.BodyReadTimeout.Get(v),
+			MinBodyRate:          config.MinBodyRate.Get(v),
+			ReadHeaderTimeout:    config.ReadHeaderTimeout.Get(v),
+			IdleTimeout:          config.IdleTimeout.Get(v),
+			MaxHeaderBytes:       int(config.MaxHeaderBytes.Get(v)),
+			GRPCMaxRecvBytes:     int(config.GRPCMaxRecvBytes.Get(v)),
+			MaxConcurrentStreams: uint32(config.MaxStreams.Get(v)),
+			GRPCKeepaliveMinTime: config.GRPCKeepaliveMinTime.Get(v),
+		},
+		MaxBlobBytes:         config.MaxBlobBytes.Get(v),
+		RegistryQuota:        config.RegistryQuota.Get(v),
+		RegistryMinFreeBytes: config.RegistryMinFree.Get(v),
+		JobMemoryBudget:      config.JobMemoryBudget.Get(v),
+		Auth:                 config.Auth.Get(v),
+		Insecure:             config.Insecure.Get(v),
+		APIKey:               config.APIKey.Get(v),
+		AdminKey:             config.AdminKey.Get(v),
 		TLS: certs.Files{
 			Cert: config.TLSCert.Get(v), Key: config.TLSKey.Get(v), CA: config.TLSCA.Get(v),
 			ClientCA: config.TLSClientCA.Get(v), ServerName: config.TLSServerName.Get(v),
@@ -70,9 +88,17 @@ func meshConfig(v *config.Values) (mesh.Config, error) {
 		NoReflection: !config.Reflection.Get(v),
 		KeyLimits: auth.Limits{
 			RequestsPerSecond: config.RateLimit.Get(v), Burst: config.RateBurst.Get(v),
-			TokensPerMinute: int64(config.TokensPerMinute.Get(v)), MaxStreams: config.MaxStreams.Get(v),
+			TokensPerMinute: int64(config.TokensPerMinute.Get(v)), MaxStreams: config.KeyMaxStreams.Get(v),
 		},
 		KeyMaxStale: config.KeyMaxStale.Get(v),
+	}
+	if cfg.RegistryMinFreeBytes == 0 {
+		cfg.RegistryMinFreeBytes = -1 // 0 on the command line: no floor
+	}
+	for _, o := range strings.Split(config.CORSOrigins.Get(v), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			cfg.CORSOrigins = append(cfg.CORSOrigins, o)
+		}
 	}
 	if cfg.HTTPAddr == "" {
 		cfg.HTTPAddr = "-"

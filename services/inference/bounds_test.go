@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	inferencev1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
@@ -136,4 +137,16 @@ func TestDirFetcherNoPaths(t *testing.T) {
 		t.Errorf("got %v, want NOT_FOUND without %s", err, dir)
 	}
 	_ = os.Remove(dir)
+}
+
+// TestListModelsBadToken is defect 6: a page token the list did not
+// return (page_token=garbage) is INVALID_ARGUMENT, not an empty page.
+func TestListModelsBadToken(t *testing.T) {
+	n := startNode(t, nil)
+	for _, tok := range []string{"garbage", "zzzz", encodeNameToken("Bad Name")} {
+		_, err := n.client.ListModels(context.Background(), &inferencev1.ListModelsRequest{PageToken: tok})
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("page token %q: got %v, want InvalidArgument", tok, err)
+		}
+	}
 }

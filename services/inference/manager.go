@@ -319,7 +319,7 @@ func preEstimate(loc Local) (int64, error) {
 	var c model.Config
 	var err error
 	if strings.EqualFold(filepath.Ext(loc.Path), ".gguf") {
-		c, err = model.InspectGGUF(loc.Path)
+		c, err = model.InspectGGUF(loc.Path, false)
 	} else {
 		c, err = model.LoadConfigHF(loc.Path)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/metrics"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/server"
 )
 
 // Kind names a service of the mesh.
@@ -97,6 +98,29 @@ type Config struct {
 	Metrics *metrics.Registry
 	// Version is the software version services report.
 	Version string
+
+	// Limits bounds what one client can make each server spend: REST body
+	// size (larger for the registry's upload route) and read time, header
+	// size and time, idle connections, gRPC message size, streams per
+	// connection and keepalive pings. Zero fields take
+	// server.DefaultLimits.
+	Limits server.Limits
+	// CORSOrigins are the browser origins allowed to call the REST API
+	// ("*": any). None (the default) sends no CORS header at all.
+	CORSOrigins []string
+	// MaxBlobBytes caps one registry blob (0: registry.DefaultMaxBlobSize).
+	MaxBlobBytes int64
+	// RegistryQuota bounds the registry's stored blobs plus unfinished
+	// uploads, in bytes (0: none).
+	RegistryQuota int64
+	// RegistryMinFreeBytes is the free space the registry leaves on its
+	// file system: uploads that would take it below are refused before
+	// they write (0: registry.DefaultMinFreeBytes; negative: none).
+	RegistryMinFreeBytes int64
+	// JobMemoryBudget bounds the memory one quantization or training job
+	// may need, estimated from its model's shapes before anything is
+	// allocated (0: half the machine's memory).
+	JobMemoryBudget int64
 
 	// Auth requires an API key on every call but health checks (package
 	// auth); a registry with Auth and no keys creates an admin key at start.
@@ -209,6 +233,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("mesh: memory budget %d bytes, want >= 0", c.MemoryBudget)
 	case c.DrainTimeout < 0:
 		return fmt.Errorf("mesh: negative drain timeout %v", c.DrainTimeout)
+	case c.MaxBlobBytes < 0 || c.RegistryQuota < 0 || c.JobMemoryBudget < 0:
+		return fmt.Errorf("mesh: max blob bytes %d, registry quota %d and job memory budget %d: want >= 0", c.MaxBlobBytes, c.RegistryQuota, c.JobMemoryBudget)
 	case c.KeyRefresh < 0 || c.KeyMaxStale < 0:
 		return fmt.Errorf("mesh: negative key refresh %v or max staleness %v", c.KeyRefresh, c.KeyMaxStale)
 	case c.TLS.ClientCA != "" && (c.TLS.Cert == "" || c.TLS.Key == ""):
@@ -223,6 +249,9 @@ func (c Config) validate() error {
 	}
 	if err := c.KeyLimits.Validate(); err != nil {
 		return fmt.Errorf("mesh: default key limits: %w", err)
+	}
+	if err := c.Limits.Validate(); err != nil {
+		return fmt.Errorf("mesh: %w", err)
 	}
 	if c.Kernel != "" {
 		if _, err := kernels.ParsePath(string(c.Kernel)); err != nil {

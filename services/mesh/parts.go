@@ -25,14 +25,29 @@ import (
 )
 
 // gcInterval is how often a registry collects unreferenced blobs, expired
-// uploads and crash debris.
-const gcInterval = 10 * time.Minute
+// uploads and crash debris (often: abandoned uploads give their space back
+// promptly).
+const gcInterval = time.Minute
+
+// uploadRoute is the registry's REST upload route: its bodies may be large
+// and NDJSON (see server.WithUploadRoute).
+const uploadRoute = "/v1/registry/uploads:stream"
 
 // registryPart opens the store and serves the registry and its key
 // service; keysChanged runs after a key is created or revoked. With Auth it
 // creates the first admin key (bootstrapAdmin).
 func registryPart(cfg Config, id string, keysChanged func()) (*part, error) {
-	store, err := registry.Open(cfg.registryDir())
+	ropts := []registry.Option{registry.WithValidator(registry.ValidateModelFiles)}
+	if cfg.MaxBlobBytes > 0 {
+		ropts = append(ropts, registry.WithMaxBlobSize(cfg.MaxBlobBytes))
+	}
+	if cfg.RegistryQuota > 0 {
+		ropts = append(ropts, registry.WithQuota(cfg.RegistryQuota))
+	}
+	if cfg.RegistryMinFreeBytes != 0 {
+		ropts = append(ropts, registry.WithMinFreeBytes(cfg.RegistryMinFreeBytes))
+	}
+	store, err := registry.Open(cfg.registryDir(), ropts...)
 	if err != nil {
 		return nil, fmt.Errorf("mesh: registry store in %s: %w", cfg.registryDir(), err)
 	}
@@ -61,6 +76,7 @@ func registryPart(cfg Config, id string, keysChanged func()) (*part, error) {
 			server.WithRegister(func(g *grpc.Server) { srv.Register(g); keys.Register(g) }),
 			server.WithGateway(registryv1.RegisterRegistryServiceHandler),
 			server.WithGateway(authv1.RegisterKeyServiceHandler),
+			server.WithUploadRoute(uploadRoute),
 		},
 		closers: []func() error{store.Close},
 	}, nil
@@ -81,7 +97,11 @@ func quantizerPart(cfg Config, sec security, id string, reg *part) (*part, error
 		b := &remoteBackend{conn: conn, tempDir: filepath.Join(cfg.workDir(), "upload")}
 		src, sink = b, b
 	}
-	q, err := quantizer.New(src, sink, quantizer.WithWorkDir(cfg.workDir()))
+	qopts := []quantizer.Option{quantizer.WithWorkDir(cfg.workDir()), quantizer.WithLogger(cfg.Logger)}
+	if cfg.JobMemoryBudget > 0 {
+		qopts = append(qopts, quantizer.WithMemoryBudget(cfg.JobMemoryBudget))
+	}
+	q, err := quantizer.New(src, sink, qopts...)
 	if err != nil {
 		closeAll(p.closers)
 		return nil, fmt.Errorf("mesh: %w", err)
@@ -201,7 +221,11 @@ func trainerPart(cfg Config, sec security, id string, reg *part) (*part, error) 
 		b := &remoteBackend{conn: conn, tempDir: filepath.Join(cfg.workDir(), "trainer-upload")}
 		src, sink = b, b
 	}
-	t, err := trainer.New(src, sink, trainer.WithWorkDir(filepath.Join(cfg.workDir(), "trainer")))
+	topts := []trainer.Option{trainer.WithWorkDir(filepath.Join(cfg.workDir(), "trainer")), trainer.WithLogger(cfg.Logger)}
+	if cfg.JobMemoryBudget > 0 {
+		topts = append(topts, trainer.WithMemoryBudget(cfg.JobMemoryBudget))
+	}
+	t, err := trainer.New(src, sink, topts...)
 	if err != nil {
 		closeAll(p.closers)
 		return nil, fmt.Errorf("mesh: %w", err)

@@ -113,6 +113,8 @@ func build(cfg Config, kinds []Kind) (_ *Service, err error) {
 		server.WithShutdownTimeout(cfg.ShutdownTimeout),
 		server.WithShutdownHook(s.leave),
 		server.WithHTTPHandler("GET /openapi/", http.StripPrefix("/openapi", openapi.Handler())),
+		server.WithLimits(cfg.Limits),
+		server.WithCORS(cfg.CORSOrigins...),
 	}
 	switch {
 	case cfg.HTTPListener != nil:

@@ -212,3 +212,48 @@ func TestCommitMismatchCode(t *testing.T) {
 	_, err = send(t, c, cu.GetUpload().GetUploadId(), data, 0, 4, -1)
 	wantCode(t, "UploadBlob with a wrong sha256", err, codes.InvalidArgument)
 }
+
+// TestListBadToken is defect 6: page_token=garbage (valid base64, as it
+// happens) is INVALID_ARGUMENT for both lists, not an empty page; tokens
+// the lists return still page through.
+func TestListBadToken(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, t.TempDir())
+	b, err := s.PutBlob(ctx, bytes.NewReader([]byte("w")), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a", "b", "c"} {
+		for range 2 {
+			if _, err := s.CreateVersion(ctx, name, VersionSpec{CreateModel: true, Files: []BlobRef{{Path: "w.bin", Digest: b.Digest}},
+				Metadata: Metadata{Format: FormatHFSafetensors}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c := startServer(t, s)
+	for _, tok := range []string{"garbage", "Zm9v", encodeToken(tokenVersions, []byte("1"))} {
+		_, err := c.ListModels(ctx, &registryv1.ListModelsRequest{PageToken: tok})
+		wantCode(t, "ListModels(page_token="+tok+")", err, codes.InvalidArgument)
+	}
+	for _, tok := range []string{"garbage", encodeToken(tokenModels, []byte("a"))} {
+		_, err := c.ListVersions(ctx, &registryv1.ListVersionsRequest{Name: "a", PageToken: tok})
+		wantCode(t, "ListVersions(page_token="+tok+")", err, codes.InvalidArgument)
+	}
+	var names []string
+	for tok := ""; ; {
+		resp, err := c.ListModels(ctx, &registryv1.ListModelsRequest{PageSize: 2, PageToken: tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range resp.GetModels() {
+			names = append(names, m.GetName())
+		}
+		if tok = resp.GetNextPageToken(); tok == "" {
+			break
+		}
+	}
+	if len(names) != 3 {
+		t.Errorf("paged through %v, want a b c", names)
+	}
+}

@@ -40,6 +40,16 @@ func (s *Store) BeginUpload(ctx context.Context, digest Digest, size int64) (Upl
 	if err := s.checkStoredBlob(ctx, d); err != nil {
 		return Upload{}, fmt.Errorf("begin upload of %s: %w", d, err)
 	}
+	// A new upload must fit the quota and the free-space floor before a
+	// byte of it is written (one being resumed, or a blob stored already,
+	// takes nothing new: checked again below).
+	if fresh, err := s.needsSpace(ctx, d, size); err != nil {
+		return Upload{}, fmt.Errorf("begin upload of %s: %w", d, err)
+	} else if fresh {
+		if err := s.reserve(ctx, size); err != nil {
+			return Upload{}, fmt.Errorf("begin upload of %s: %w", d, err)
+		}
+	}
 	id, err := newUploadID()
 	if err != nil {
 		return Upload{}, fmt.Errorf("begin upload of %s: %w", d, err)
@@ -174,6 +184,9 @@ func (s *Store) WriteChunk(ctx context.Context, id string, offset int64, data []
 	}
 	if len(data) == 0 {
 		return r.Offset, nil
+	}
+	if err := s.checkFree(int64(len(data))); err != nil {
+		return r.Offset, fmt.Errorf("write chunk: %w", err)
 	}
 	h, err := unmarshalHash(r.HashState)
 	if err != nil {
@@ -442,4 +455,30 @@ func unmarshalHash(state []byte) (hash.Hash, error) {
 		return nil, fmt.Errorf("corrupt sha256 state: %w", err)
 	}
 	return h, nil
+}
+
+// needsSpace reports whether announcing blob d of size bytes starts a new
+// upload (the blob is not stored, nor being uploaded).
+func (s *Store) needsSpace(ctx context.Context, d Digest, size int64) (bool, error) {
+	fresh := true
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		var b blobRec
+		ok, err := getJSON(tx.Bucket(bucketBlobs), []byte(d.Hex()), &b)
+		if err != nil || (ok && !b.Corrupt) {
+			fresh = false
+			return err
+		}
+		now := s.now()
+		return tx.Bucket(bucketUploads).ForEach(func(k, v []byte) error {
+			var r uploadRec
+			if err := decodeJSON(k, v, &r); err != nil {
+				return err
+			}
+			if r.Digest == d && r.Size == size && r.toUpload(s.opts.uploadTTL, now).State == UploadActive {
+				fresh = false
+			}
+			return nil
+		})
+	})
+	return fresh, err
 }

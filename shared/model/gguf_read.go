@@ -44,15 +44,19 @@ func readGGUFFile(ctx context.Context, path string, spec loadSpec) (*Weights, *k
 // InspectGGUF reads a GGUF file's header only and checks that it is a
 // model the loaders accept: its configuration (with Validate's limits) and
 // its tensor set, names, dims and types. It allocates nothing the size of
-// the weights and reads none of them, so it is cheap on any file; the
-// registry runs it when a GGUF version is pushed.
-func InspectGGUF(path string) (Config, error) {
+// the weights and reads none of them, so it is cheap on any file. With
+// tokenizer set it also builds the file's tokenizer, as a load would (the
+// registry does when a GGUF version is pushed).
+func InspectGGUF(path string, tokenizer bool) (Config, error) {
 	f, _, closeFile, err := openGGUF(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("gguf: %w", err)
 	}
 	defer closeFile()
 	c, _, err := ggufLayout(f)
+	if err == nil && tokenizer {
+		_, err = ggufTokenizer(f, c.VocabSize)
+	}
 	if err != nil {
 		return Config{}, fmt.Errorf("gguf: %w", err)
 	}

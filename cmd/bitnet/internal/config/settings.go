@@ -27,6 +27,37 @@ var (
 	Drain    = Duration("drain", "BITNET_DRAIN", 0, "on SIGTERM, report NOT_SERVING this long before stopping").
 			Check(AtLeast[time.Duration](0))
 
+	// Limits (up, serve): what one client can make a service spend
+	// (shared/server.Limits, the registry's space, the jobs' memory).
+	MaxBodyBytes = Bytes("max-body-bytes", "BITNET_MAX_BODY_BYTES", 4<<20, "largest REST request body, 413 beyond (e.g. 4MiB)").
+			Check(AtLeast[int64](1))
+	MaxUploadBodyBytes = Bytes("max-upload-body-bytes", "BITNET_MAX_UPLOAD_BODY_BYTES", 1<<30, "largest body of one REST upload request (uploads resume: a blob may take several)").
+				Check(AtLeast[int64](1))
+	BodyReadTimeout = Duration("body-read-timeout", "BITNET_BODY_READ_TIMEOUT", 10*time.Second, "longest wait for request body bytes; past it a body must also keep --min-body-rate (408 otherwise)").
+			Check(AtLeast[time.Duration](time.Millisecond))
+	MinBodyRate = Bytes("min-body-rate", "BITNET_MIN_BODY_RATE", 1<<10, "slowest a request body may arrive, in bytes per second of waiting").
+			Check(AtLeast[int64](1))
+	ReadHeaderTimeout = Duration("read-header-timeout", "BITNET_READ_HEADER_TIMEOUT", 10*time.Second, "longest time to read a REST request's headers").
+				Check(AtLeast[time.Duration](time.Millisecond))
+	IdleTimeout = Duration("idle-timeout", "BITNET_IDLE_TIMEOUT", 120*time.Second, "close keep-alive REST connections idle this long").
+			Check(AtLeast[time.Duration](time.Millisecond))
+	MaxHeaderBytes = Bytes("max-header-bytes", "BITNET_MAX_HEADER_BYTES", 64<<10, "largest REST request headers").
+			Check(Between[int64](1<<10, 1<<30))
+	GRPCMaxRecvBytes = Bytes("grpc-max-recv-bytes", "BITNET_GRPC_MAX_RECV_BYTES", 8<<20, "largest gRPC message received").
+				Check(Between[int64](1<<10, 1<<31-1))
+	MaxStreams = Int("max-streams", "BITNET_MAX_STREAMS", 1024, "concurrent streams per gRPC or HTTP/2 connection").
+			Check(Between(1, 1<<20))
+	GRPCKeepaliveMinTime = Duration("grpc-keepalive-min-time", "BITNET_GRPC_KEEPALIVE_MIN_TIME", 10*time.Second, "shortest interval between a client's keepalive pings (more often: disconnected)").
+				Check(AtLeast[time.Duration](time.Millisecond))
+	CORSOrigins  = String("cors-origins", "BITNET_CORS_ORIGINS", "", "comma-separated browser origins allowed to call the REST API (* for any); none: CORS off")
+	MaxBlobBytes = Bytes("max-blob-bytes", "BITNET_MAX_BLOB_BYTES", 256<<30, "largest registry blob").
+			Check(AtLeast[int64](1))
+	RegistryQuota = Bytes("registry-quota", "BITNET_REGISTRY_QUOTA", 0, "bytes the registry may hold, blobs plus unfinished uploads, 0 = no quota").
+			Check(AtLeast[int64](0))
+	RegistryMinFree = Bytes("registry-min-free", "BITNET_REGISTRY_MIN_FREE", 1<<30, "free space the registry leaves on its disk (uploads that would take it below are refused), 0 = none").
+			Check(AtLeast[int64](0))
+	JobMemoryBudget = Bytes("job-memory-budget", "BITNET_JOB_MEMORY_BUDGET", 0, "memory one quantize or train job may need (checked from the model's shapes), 0 = half the memory").
+			Check(AtLeast[int64](0))
 	// Access control and TLS (up, serve; the credentials and TLS ones also
 	// clients).
 	Auth = Bool("auth", "BITNET_AUTH", false, "require API keys on every call but health checks; "+
@@ -53,7 +84,7 @@ var (
 			Check(AtLeast(0))
 	TokensPerMinute = Int("tokens-per-minute", "BITNET_TOKENS_PER_MINUTE", 0, "generated tokens per minute per API key; 0 = no limit").
 			Check(AtLeast(0))
-	MaxStreams = Int("max-streams-per-key", "BITNET_MAX_STREAMS_PER_KEY", 0, "concurrent streams per API key; 0 = no limit").
+	KeyMaxStreams = Int("max-streams-per-key", "BITNET_MAX_STREAMS_PER_KEY", 0, "concurrent streams per API key; 0 = no limit").
 			Check(AtLeast(0))
 	KeyMaxStale = Duration("key-max-stale", "BITNET_KEY_MAX_STALE", 5*time.Minute,
 		"how long known API keys keep working while the registry is unreachable; then calls fail closed").
@@ -82,8 +113,11 @@ var (
 	// Server is what `up` and `serve` take.
 	Server = []Any{GRPCAddr, HTTPAddr, DataDir, Consul, Advertise, NodeName, RegistryAddr,
 		Kernel, Threads, KVCache, HugePages, MemoryBudget, LogLevel, LogJSON, Drain,
+		MaxBodyBytes, MaxUploadBodyBytes, BodyReadTimeout, MinBodyRate, ReadHeaderTimeout, IdleTimeout,
+		MaxHeaderBytes, GRPCMaxRecvBytes, MaxStreams, GRPCKeepaliveMinTime, CORSOrigins,
+		MaxBlobBytes, RegistryQuota, RegistryMinFree, JobMemoryBudget,
 		Auth, Insecure, APIKey, AdminKey, TLSCert, TLSKey, TLSCA, TLSClientCA, TLSServerName,
-		MetricsAddr, Reflection, RateLimit, RateBurst, TokensPerMinute, MaxStreams, KeyMaxStale}
+		MetricsAddr, Reflection, RateLimit, RateBurst, TokensPerMinute, KeyMaxStreams, KeyMaxStale}
 	// Client is what every command talking to a mesh takes.
 	Client = []Any{Remote, Timeout, Quiet, APIKey, TLS, TLSCA, TLSCert, TLSKey, TLSServerName}
 	// LocalModel is what commands running a model in process take.
