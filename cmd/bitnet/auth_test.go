@@ -1,10 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/auth"
 )
@@ -131,5 +137,61 @@ func TestUpTLS(t *testing.T) {
 	}
 	if _, _, err := runCLI(t, "keys", "list", "--remote", addr, "--api-key", admin); err == nil {
 		t.Error("keys list in plaintext against a TLS server: got no error")
+	}
+}
+
+// TestReadmeAccess runs README.md's access-control block verbatim in bash
+// with the binary built into a temporary bin/: up --auth, the admin key,
+// keys create/list/revoke, REST 401/200/403.
+func TestReadmeAccess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	for _, tool := range []string{"bash", "curl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skip("no " + tool)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)<!-- access:begin -->\\s*```sh\\n(.*?)```\\s*<!-- access:end -->").FindSubmatch(b)
+	if m == nil {
+		t.Fatal("README.md: no ```sh block between <!-- access:begin --> and <!-- access:end -->")
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, "bin", "bitnet"), ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	script := "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + string(m[1])
+	cmd := exec.CommandContext(ctx, "bash", "-c", script)
+	cmd.Dir = dir
+	cmd.Env = append(cleanEnv(), "BITNET_GRPC_ADDR="+freeAddr(t), "BITNET_HTTP_ADDR="+freeAddr(t), "TMPDIR="+t.TempDir())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	if cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	out := stdout.String()
+	if err != nil {
+		t.Fatalf("the README's access block failed: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr.String())
+	}
+	for _, want := range []string{
+		"admin key written to ",                // up --auth, first start
+		"\napp ",                               // keys list
+		`"code":16,"message":"missing API key`, // curl without a key: 401
+		`{"models":[]}`,                        // with the key
+		`needs scope \"write\"`,                // DELETE with a read key: 403
+		"revoked key app",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out)
+		}
 	}
 }
