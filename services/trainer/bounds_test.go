@@ -16,6 +16,7 @@ import (
 
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
 	trainerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/trainer/v1"
+	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
 )
 
 // hugeConfig is issue 10's defect 1: a config whose shapes alone need
@@ -135,5 +136,18 @@ func TestPanickingJobFails(t *testing.T) {
 	}
 	if _, err := e.client.ListJobs(ctx, proto.Clone(&trainerv1.ListJobsRequest{}).(*trainerv1.ListJobsRequest)); err != nil {
 		t.Fatalf("the trainer stopped serving after a panic: %v", err)
+	}
+}
+
+// TestFailedJobNoPaths: a job failing on a malformed input reports it
+// without this host's work directory.
+func TestFailedJobNoPaths(t *testing.T) {
+	e := newEnv(t)
+	req := e.domainRequest(t, 2)
+	req.Dataset = Dataset{Text: "some text to train on"}
+	req.Model.TokenizerDigest = registry.Digest("sha256:" + e.put(t, []byte(`{"model": "not a tokenizer"}`)))
+	j := e.runDomain(t, req)
+	if j.State != StateFailed || strings.Contains(j.Err.Error(), e.workDir) || !strings.Contains(j.Err.Error(), "tokenizer") {
+		t.Fatalf("got %v %v, want a failure naming the tokenizer and not %s", j.State, j.Err, e.workDir)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -331,10 +332,29 @@ func (t *Trainer) runJob(j *job) {
 	case ctx.Err() != nil:
 		t.finishLocked(j, StateCancelled, context.Cause(ctx))
 	default:
-		t.finishLocked(j, StateFailed, err)
+		t.finishLocked(j, StateFailed, redactDir(err, j.dir, "job "+id))
 		x.cleanup()
 	}
 }
+
+// redactDir rewrites err's message with name in place of dir (the job's
+// work directory on this host stays out of what clients read), keeping
+// what errors.Is sees.
+func redactDir(err error, dir, name string) error {
+	msg := err.Error()
+	if !strings.Contains(msg, dir) {
+		return err
+	}
+	return &redactedError{msg: strings.ReplaceAll(msg, dir, name), err: err}
+}
+
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
 
 // runSafe is run, with a panic turned into an ErrInternal failure: the job
 // is recorded FAILED, the stack goes to the log and the process lives on.

@@ -87,6 +87,9 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(validConfig))
 	f.Add([]byte(`{"model_type": "bitnet", "vocab_size": 10, "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 1<<20 { // per-input cost bound
+			return
+		}
 		c, err := ParseConfig(data)
 		if err != nil {
 			if !errors.Is(err, ErrConfig) {

@@ -17,6 +17,9 @@ func FuzzParse(f *testing.F) {
 	f.Add(testJSON([]string{"ab"}, []string{"a b"}, nil, nil))
 	f.Add([]byte(`{"model":{"type":"BPE","vocab":{"a":0},"merges":[["a","a"]]},"pre_tokenizer":{"type":"ByteLevel"}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 1<<20 { // per-input cost bound: parsing is linear, a bigger input adds nothing
+			return
+		}
 		tk, err := Parse(data)
 		if err != nil {
 			return
@@ -43,6 +46,9 @@ func FuzzEncodeDecode(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
+		if len(s) > 1<<16 { // per-input cost bound
+			return
+		}
 		ids := tk.Encode(s)
 		if got := tk.Decode(ids); got != s {
 			t.Fatalf("Decode(Encode(%q)) = %q", s, got)
@@ -82,6 +88,9 @@ func FuzzLlama3Scanner(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
+		if len(s) > 1<<16 { // per-input cost bound
+			return
+		}
 		for _, next := range []func(string, int) int{nextLlama3, nextGPT2} {
 			for i := 0; i < len(s); {
 				e := next(s, i)
