@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,33 +32,10 @@ import (
 	registryv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/registry/v1"
 	trainerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/trainer/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/sdk"
+	"github.com/bitnet-mesh/bitnet-mesh/services/mesh/internal/hostile"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/auth"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/discovery"
 )
-
-// startUp runs Up with cfg until the test ends and returns its endpoints.
-func startUp(t *testing.T, cfg Config) Endpoints {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan Endpoints, 1)
-	done := make(chan error, 1)
-	go func() { done <- Up(ctx, cfg, func(e Endpoints) { ready <- e }) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Up: %v", err)
-		}
-	})
-	select {
-	case e := <-ready:
-		return e
-	case err := <-done:
-		t.Fatalf("Up ended early: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("not ready within 30 s")
-	}
-	return Endpoints{}
-}
 
 // servedBy lists the methods of the services a public `up` server serves,
 // plus health and reflection.
@@ -438,4 +416,71 @@ func startUpOnce(t *testing.T, cfg Config, check func(Endpoints)) Endpoints {
 		t.Errorf("Up: %v", err)
 	}
 	return e
+}
+
+// TestHostileUnauthorized is the unauthorized part of the hostile-client
+// suite (package hostile, UnauthorizedCases) against `up --auth`: calls
+// without keys, with malformed, forged, revoked and wrongly scoped keys,
+// the corpus pushed without a key, a forged-key flood and a key over its
+// rate; every one refused within the suite's deadline, memory within its
+// bound, and the mesh serving its key holders afterwards.
+func TestHostileUnauthorized(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a mesh")
+	}
+	dir := t.TempDir()
+	e := startUp(t, Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DataDir: dir, Threads: 1, Auth: true,
+		Limits: hostileLimits(), JobMemoryBudget: 1 << 30})
+	ctx := context.Background()
+	admin := dialKey(t, e.GRPC.String(), readAdminKey(t, filepath.Join(dir, "admin.key")))
+	if _, err := admin.Registry().Push(ctx, "tiny", "../../testdata/models/tiny-gqa-tied-f32", nil); err != nil {
+		t.Fatal(err)
+	}
+	create := func(name string, scopes []string, lim *authv1.Limits) string {
+		_, k, err := admin.Keys().Create(ctx, sdk.KeySpec{Name: name, Scopes: scopes, Limits: lim})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	keys := hostile.Keys{
+		Read:    create("reader", []string{"read"}, nil),
+		Revoked: create("gone", []string{"admin"}, nil),
+		Limited: create("slow", []string{"read"}, &authv1.Limits{RequestsPerSecond: 1.0 / 60, Burst: 1}),
+	}
+	if _, err := admin.Keys().Revoke(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	corpus, err := hostile.Corpus("../../testdata/models/tiny-gqa-tied-f32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := &hostile.Target{REST: "http://" + e.HTTP.String(), GRPC: e.GRPC.String(), Model: "tiny@1"}
+	runtime.GC()
+	base := rssBytes()
+	rss := sampleRSS(10 * time.Millisecond)
+	cases := hostile.UnauthorizedCases(corpus, keys)
+	for _, hc := range cases {
+		cctx, cancel := context.WithTimeout(ctx, caseDeadline)
+		start := time.Now()
+		got, err := hc.Run(cctx, target)
+		took := time.Since(start)
+		cancel()
+		t.Logf("%-12s %-45s %-16s %v", hc.Kind, hc.Name, got, took.Round(time.Millisecond))
+		if err != nil {
+			t.Errorf("%s: %v", hc.Name, err)
+		} else if took > caseDeadline {
+			t.Errorf("%s: answered after %v, want within %v", hc.Name, took, caseDeadline)
+		}
+	}
+	peak := rss.done()
+	t.Logf("%d cases; resident memory: %d MiB before, peak %d MiB (bound +%d MiB)", len(cases), base>>20, peak>>20, rssBound>>20)
+	if base > 0 && peak-base > rssBound {
+		t.Errorf("resident memory grew by %d MiB, want at most %d MiB", (peak-base)>>20, rssBound>>20)
+	}
+	gen := dialKey(t, e.GRPC.String(), create("app", []string{"generate"}, nil))
+	final, err := gen.Inference().GenerateText(ctx, &inferencev1.GenerateRequest{Model: "tiny@1", Prompt: "Light", MaxTokens: 2}, nil)
+	if err != nil || final.GetUsage().GetCompletionTokens() != 2 {
+		t.Fatalf("generate with a key after the unauthorized cases: %v, %v", final, err)
+	}
 }

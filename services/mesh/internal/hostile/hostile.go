@@ -7,6 +7,8 @@
 //
 // Add a case to the list Cases returns: a name, a kind and a Run that sends
 // the request and returns an error unless the mesh answered as it must.
+// UnauthorizedCases are the cases of a mesh with API keys (--auth): no,
+// malformed, forged, revoked and wrongly scoped keys, a key over its rate.
 package hostile
 
 import (
@@ -54,7 +56,7 @@ type Target struct {
 type Case struct {
 	Name string
 	// Kind groups cases: malformed, oversized, slow, cross-site,
-	// bad-request, cancel (unauthorized once keys exist).
+	// bad-request, cancel, unauthorized (UnauthorizedCases).
 	Kind string
 	// Run sends it and returns what came back, with an error unless the
 	// mesh refused it as it must.
