@@ -21,7 +21,7 @@ import (
 	inferencev1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1"
 	registryv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/registry/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/sdk"
-	"github.com/bitnet-mesh/bitnet-mesh/services/mesh/internal/hostile"
+	"github.com/bitnet-mesh/bitnet-mesh/tools/hostile"
 )
 
 // BenchmarkHostile is issue 10's load report: while 16 legitimate streams

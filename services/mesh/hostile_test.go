@@ -12,8 +12,8 @@ import (
 	"time"
 
 	inferencev1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1"
-	"github.com/bitnet-mesh/bitnet-mesh/services/mesh/internal/hostile"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/server"
+	"github.com/bitnet-mesh/bitnet-mesh/tools/hostile"
 )
 
 // Bounds of the hostile-client suite: every case is answered within

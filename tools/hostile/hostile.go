@@ -2,8 +2,9 @@
 // files (the Corpus), oversized and slow bodies, cross-site requests,
 // malformed requests and cancel storms, each a Case whose Run says whether
 // the mesh refused it cleanly (a 4xx, or the gRPC equivalent). The mesh
-// tests run every case against a real mesh in CI (hostile_test.go) and the
-// load benchmark mixes them into legitimate traffic (BenchmarkHostile).
+// tests run every case against a real mesh in CI (services/mesh
+// TestHostileClients) and the load benchmark mixes them into legitimate
+// traffic (BenchmarkHostile); SmallGGUF serves other packages' tests.
 //
 // Add a case to the list Cases returns: a name, a kind and a Run that sends
 // the request and returns an error unless the mesh answered as it must.
