@@ -271,10 +271,13 @@ func (t *Target) upload(ctx context.Context, digest string, data []byte) error {
 			return err
 		}
 		st, b, err := t.streamUpload(ctx, id, off, data)
-		if err == nil && st == http.StatusOK {
+		switch {
+		case err != nil:
+			return err
+		case st == http.StatusOK:
 			return nil
 		}
-		last = fmt.Errorf("%d %.200s %v", st, b, err)
+		last = fmt.Errorf("%d %.200s", st, b)
 	}
 	return last
 }
