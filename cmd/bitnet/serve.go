@@ -12,6 +12,7 @@ package main
 //	--threads        BITNET_THREADS
 //	--kv-cache       BITNET_KV_CACHE    (f16 or f32)
 //	--huge-pages     BITNET_HUGE_PAGES  (true or false)
+//	--console        BITNET_CONSOLE     (true or false: the web console at / of the router's REST port)
 //	--memory-budget  BITNET_MEMORY_BUDGET
 //	--node-name      BITNET_NODE_NAME
 //	--registry       BITNET_REGISTRY_ADDR
@@ -44,7 +45,7 @@ type meshFlags struct {
 	kvCache                              string
 	threads                              int
 	memoryBudget                         int64
-	logJSON, hugePages                   bool
+	logJSON, hugePages, console          bool
 	drain                                time.Duration
 }
 
@@ -83,6 +84,12 @@ func addMeshFlags(fs *flag.FlagSet, serve bool) (*meshFlags, func() error) {
 		hugeDef, hugeErr = strconv.ParseBool(hugeEnv)
 	}
 	fs.BoolVar(&f.hugePages, "huge-pages", hugeDef, "back inference weights with transparent huge pages, Linux (env BITNET_HUGE_PAGES)")
+	consoleEnv := os.Getenv("BITNET_CONSOLE")
+	consoleDef, consoleErr := true, error(nil)
+	if consoleEnv != "" {
+		consoleDef, consoleErr = strconv.ParseBool(consoleEnv)
+	}
+	fs.BoolVar(&f.console, "console", consoleDef, "serve the web console at / of the router's REST port (env BITNET_CONSOLE)")
 	jsonEnv := os.Getenv("BITNET_LOG_JSON")
 	jsonDef, jsonErr := false, error(nil)
 	if jsonEnv != "" {
@@ -92,6 +99,9 @@ func addMeshFlags(fs *flag.FlagSet, serve bool) (*meshFlags, func() error) {
 	parse := func() error {
 		if jsonErr != nil {
 			return fmt.Errorf("BITNET_LOG_JSON=%q: want true or false", jsonEnv)
+		}
+		if consoleErr != nil {
+			return fmt.Errorf("BITNET_CONSOLE=%q: want true or false", consoleEnv)
 		}
 		if hugeErr != nil {
 			return fmt.Errorf("BITNET_HUGE_PAGES=%q: want true or false", hugeEnv)
@@ -126,7 +136,7 @@ func (f *meshFlags) config() (mesh.Config, error) {
 	cfg := mesh.Config{
 		GRPCAddr: f.grpc, HTTPAddr: f.http, DataDir: f.data, Advertise: f.advertise,
 		NodeName: f.nodeName, Kernel: kernels.Path(f.kernel), Threads: f.threads, KVCache: f.kvCache, NoHugePages: !f.hugePages,
-		MemoryBudget: f.memoryBudget, RegistryAddr: f.registry, Logger: log,
+		MemoryBudget: f.memoryBudget, RegistryAddr: f.registry, Logger: log, NoConsole: !f.console,
 		Version: version, DrainTimeout: f.drain,
 	}
 	if f.http == "" {

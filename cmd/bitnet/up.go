@@ -43,6 +43,9 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			rest = "http://" + e.HTTP.String()
 		}
 		fmt.Fprintf(stdout, "bitnet mesh ready: gRPC %s, REST %s, data %s\n", e.GRPC, rest, f.data)
+		if e.HTTP != nil && f.console {
+			fmt.Fprintf(stdout, "console: %s/\n", rest)
+		}
 	})
 	if err != nil {
 		return fmt.Errorf("up: %w", err)
