@@ -133,3 +133,4 @@ window.addEventListener('hashchange', route);
 showKeyState();
 route();
 document.documentElement.dataset.app = 'ready';
+performance.mark('console-shell');

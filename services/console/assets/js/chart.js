@@ -4,7 +4,7 @@
 // (s0, s1, ...), so themes restyle them.
 
 import {h, replace} from './dom.js';
-import {num} from './format.js';
+import {num, tick} from './format.js';
 
 const s = (tag, props, ...children) => h(`svg:${tag}`, props, ...children);
 
@@ -77,11 +77,11 @@ export function lineChart(opts) {
     const grid = [];
     for (const t of niceTicks(y0, y1, Math.max(2, Math.round(ih / 45)))) {
       grid.push(s('line', {class: 'grid', x1: m.l, x2: m.l + iw, y1: Y(t), y2: Y(t)}));
-      grid.push(s('text', {class: 'tick', x: m.l - 6, y: Y(t) + 4, 'text-anchor': 'end'}, num(t)));
+      grid.push(s('text', {class: 'tick', x: m.l - 6, y: Y(t) + 4, 'text-anchor': 'end'}, tick(t)));
     }
     for (const t of niceTicks(x0, x1, Math.max(2, Math.round(iw / 90)))) {
       grid.push(s('line', {class: 'grid grid-x', x1: X(t), x2: X(t), y1: m.t, y2: m.t + ih}));
-      grid.push(s('text', {class: 'tick', x: X(t), y: m.t + ih + 16, 'text-anchor': 'middle'}, num(t)));
+      grid.push(s('text', {class: 'tick', x: X(t), y: m.t + ih + 16, 'text-anchor': 'middle'}, tick(t)));
     }
     const marks = series.map((se, i) => {
       const pts = se.points.filter((p) => Number.isFinite(p[1]));
@@ -126,6 +126,7 @@ export function lineChart(opts) {
 export function barChart(opts) {
   const height = opts.height || 180;
   const fmt = opts.format || num;
+  const maxBar = opts.maxBar || 44;
   const svg = s('svg', {role: 'img', 'aria-label': opts.label, height, class: 'chart-svg'});
   const fig = h('figure', {class: 'chart'}, svg);
   let bars = [];
@@ -135,17 +136,19 @@ export function barChart(opts) {
     const ih = height - m.t - m.b;
     const hi = Math.max(1e-9, ...bars.map((b) => b.value)) * 1.08;
     const Y = (v) => m.t + ih - (v / hi) * ih;
-    const bw = iw / Math.max(1, bars.length);
+    const slot = iw / Math.max(1, bars.length);
+    const bw = Math.min(slot * 0.76, maxBar);
+    const x0 = m.l + (iw - slot * bars.length) / 2;
     svg.setAttribute('width', width);
     svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
     const grid = niceTicks(0, hi, 4).map((t) => [
       s('line', {class: 'grid', x1: m.l, x2: m.l + iw, y1: Y(t), y2: Y(t)}),
-      s('text', {class: 'tick', x: m.l - 6, y: Y(t) + 4, 'text-anchor': 'end'}, fmt(t)),
+      s('text', {class: 'tick', x: m.l - 6, y: Y(t) + 4, 'text-anchor': 'end'}, tick(t)),
     ]);
-    const rects = bars.map((b, i) => s('rect', {class: 'bar', x: m.l + i * bw + bw * 0.12, y: Y(b.value), width: Math.max(1, bw * 0.76), height: Math.max(0, m.t + ih - Y(b.value))},
+    const rects = bars.map((b, i) => s('rect', {class: 'bar', x: x0 + i * slot + (slot - bw) / 2, y: Y(b.value), width: Math.max(1, bw), height: Math.max(0, m.t + ih - Y(b.value)), rx: 2},
       s('title', {}, `${b.label}: ${fmt(b.value)}`)));
     const every = Math.ceil(bars.length / Math.max(1, Math.floor(iw / 28)));
-    const labels = bars.map((b, i) => (i % every === 0 ? s('text', {class: 'tick', x: m.l + (i + 0.5) * bw, y: height - 8, 'text-anchor': 'middle'}, String(i)) : null));
+    const labels = bars.map((b, i) => (i % every === 0 ? s('text', {class: 'tick', x: x0 + (i + 0.5) * slot, y: height - 8, 'text-anchor': 'middle'}, String(i)) : null));
     replace(svg, grid, rects, labels,
       opts.yLabel ? s('text', {class: 'axis-label', x: 12, y: m.t + ih / 2, 'text-anchor': 'middle', transform: `rotate(-90 12 ${m.t + ih / 2})`}, opts.yLabel) : null);
   };

@@ -33,15 +33,22 @@ export function num(v, digits) {
   const x = n(v);
   if (!Number.isFinite(x)) return '–';
   if (digits !== undefined) return x.toFixed(digits);
-  if (x === 0) return '0';
   const a = Math.abs(x);
+  if (Number.isInteger(x)) return a >= 10000 ? x.toLocaleString('en-US') : String(x);
   if (a >= 1000) return Math.round(x).toLocaleString('en-US');
   if (a >= 100) return x.toFixed(0);
   if (a >= 10) return x.toFixed(1);
   if (a >= 1) return x.toFixed(2);
-  if (a >= 0.001) return x.toPrecision(3);
+  if (a >= 0.001) return String(Number(x.toPrecision(3)));
   return x.toExponential(2);
 }
+
+// tick prints an axis value as short as it is exact: 6.5, 0.25, 1200.
+export const tick = (v) => {
+  const a = Math.abs(v);
+  if (a >= 1e6 || (a > 0 && a < 1e-4)) return v.toExponential(1);
+  return String(Number(v.toPrecision(6)));
+};
 
 export const pct = (v, digits = 1) => `${(n(v) * 100).toFixed(digits)}%`;
 

@@ -122,7 +122,7 @@ function modelView(model, state, ctx, actions) {
     h('div', {class: 'detail-head'},
       h('h2', {}, model.name),
       model.description ? h('p', {}, model.description) : null,
-      h('p', {class: 'meta'}, h('span', {}, `latest @${model.latest_version || 0}`), h('span', {}, `${model.version_count || 0} versions`),
+      h('p', {class: 'meta'}, h('span', {}, `latest @${model.latest_version || 0}`), h('span', {}, `${model.version_count || 0} version${model.version_count === 1 ? '' : 's'}`),
         h('span', {}, `updated ${time(model.update_time)}`),
         Object.entries(model.labels || {}).map(([k, v]) => h('span', {class: 'chip'}, `${k}=${v}`)))),
     aliasesView(model, versions, actions),
@@ -175,9 +175,12 @@ function aliasesView(model, versions, actions) {
     versions.length ? add : null, out);
 }
 
-function source(v) {
+const short = (id) => (id.length > 14 ? `${id.slice(0, 11)}…` : id);
+
+// source says what made a version: uploaded, or which job (linked).
+function source(v, full) {
   const l = v.lineage || {};
-  const job = (kind) => (l.job_id ? h('a', {href: `#/jobs/${kind}/${encodeURIComponent(l.job_id)}`}, l.job_id) : '');
+  const job = (kind) => (l.job_id ? h('a', {href: `#/jobs/${kind}/${encodeURIComponent(l.job_id)}`, title: l.job_id, class: 'mono'}, full ? l.job_id : short(l.job_id)) : '');
   switch (l.source) {
     case 'LINEAGE_SOURCE_QUANTIZER': return ['quantized', l.job_id ? [' by ', job('quantizer')] : null];
     case 'LINEAGE_SOURCE_TRAINER': return ['trained', l.job_id ? [' by ', job('trainer')] : null];
@@ -187,7 +190,7 @@ function source(v) {
 }
 
 function versionsTable(model, versions, selected, state, actions) {
-  const cols = ['Version', 'Aliases', 'Format', 'Quant', 'Parameters', 'Size', 'Context', 'From', 'Created', ''];
+  const cols = ['Version', 'Aliases', 'Format', 'Quant', 'Parameters', 'Size', 'Context', 'From', 'Created'];
   return h('div', {class: 'table-wrap'}, h('table', {class: 'data versions'},
     h('thead', {}, h('tr', {}, cols.map((c) => h('th', {scope: 'col'}, c)))),
     h('tbody', {}, versions.map((v) => {
@@ -196,7 +199,8 @@ function versionsTable(model, versions, selected, state, actions) {
       const loaded = state.loaded.get(k);
       return h('tr', {'data-version': v.ref.version, class: v === selected ? 'selected' : ''},
         h('th', {scope: 'row'}, h('a', {href: `#/models/${encodeURIComponent(model.name)}/${v.ref.version}`, 'aria-current': v === selected ? 'true' : false}, `@${v.ref.version}`),
-          loaded ? h('span', {class: 'badge badge-live', title: `loaded on ${loaded.join(', ')}`}, 'loaded') : null),
+          loaded ? h('span', {class: 'badge badge-live', title: `loaded on ${loaded.join(', ')}`}, 'loaded') : null,
+          h('a', {class: 'try', href: `#/playground/${encodeURIComponent(k)}`, 'aria-label': `Try ${k} in the playground`}, 'try ›')),
         h('td', {}, (v.aliases || []).map((a) => h('span', {class: 'chip'}, a))),
         h('td', {}, format(v.format)),
         h('td', {}, h('span', {class: 'badge'}, quant(v.quant_type))),
@@ -204,8 +208,7 @@ function versionsTable(model, versions, selected, state, actions) {
         h('td', {class: 'num'}, bytes(v.size_bytes)),
         h('td', {class: 'num'}, v.context_length ? count(v.context_length) : '–'),
         h('td', {}, source(v), p && p.name ? [' from ', h('a', {href: `#/models/${encodeURIComponent(p.name)}/${p.version}`}, ref(p))] : null),
-        h('td', {}, time(v.create_time)),
-        h('td', {}, h('a', {class: 'btn btn-small', href: `#/playground/${encodeURIComponent(k)}`}, 'Try')));
+        h('td', {}, time(v.create_time)));
     }))));
 }
 
@@ -233,17 +236,30 @@ function lineageView(model, state) {
     const v = state.byKey.get(k);
     const [name, ver] = k.split('@');
     const kids = (state.children.get(k) || []).map((c) => item(c, depth + 1)).filter(Boolean);
-    const metrics = v && v.lineage && v.lineage.metrics ? Object.entries(v.lineage.metrics).slice(0, 4) : [];
+    const metrics = v ? lineageMetrics(v.lineage) : [];
     return h('li', {'data-ref': k, class: name === model.name ? 'mine' : ''},
       h('div', {class: 'tree-node'},
         h('a', {href: `#/models/${encodeURIComponent(name)}/${ver}`, class: 'tree-ref'}, k),
         v ? [h('span', {class: 'badge'}, `${format(v.format)} ${quant(v.quant_type)}`), h('span', {class: 'tree-src'}, source(v)),
-          metrics.map(([mk, mv]) => h('span', {class: 'chip'}, `${mk} ${num(mv)}`))]
+          metrics.map((text) => h('span', {class: 'chip'}, text))]
           : h('span', {class: 'hint'}, 'deleted')),
       kids.length ? h('ul', {}, kids) : null);
   };
   const items = [...roots].sort(byRef).map((r) => item(r, 0)).filter(Boolean);
   return h('ul', {class: 'tree', 'aria-label': `Lineage of ${model.name}`}, items);
+}
+
+// lineageMetrics picks the telling metrics of a producing job.
+function lineageMetrics(l) {
+  const m = (l && l.metrics) || {};
+  const out = [];
+  if (m.perplexity_before && m.perplexity_after) out.push(`ppl ${num(m.perplexity_before)} → ${num(m.perplexity_after)}`);
+  if (m.mean_kl !== undefined) out.push(`KL ${num(m.mean_kl)}`);
+  if (m.top1_agreement !== undefined) out.push(`top-1 ${Math.round(m.top1_agreement * 100)}%`);
+  if (m.val_loss !== undefined) out.push(`val loss ${num(m.val_loss)}`);
+  else if (m.train_loss !== undefined) out.push(`loss ${num(m.train_loss)}`);
+  if (m.val_perplexity !== undefined) out.push(`val ppl ${num(m.val_perplexity)}`);
+  return out;
 }
 
 function versionView(v, state, ctx) {
@@ -278,7 +294,7 @@ function versionView(v, state, ctx) {
       hints.min_memory_bytes ? [h('dt', {}, 'Needs'), h('dd', {}, bytes(hints.min_memory_bytes))] : null,
       (hints.preferred_kernels || []).length ? [h('dt', {}, 'Runs best on'), h('dd', {}, hints.preferred_kernels.join(', '))] : null,
       (hints.required_features || []).length ? [h('dt', {}, 'Requires'), h('dd', {}, hints.required_features.join(', '))] : null,
-      h('dt', {}, 'Source'), h('dd', {}, source(v), l.parent && l.parent.name ? [' from ', ref(l.parent)] : null),
+      h('dt', {}, 'Source'), h('dd', {}, source(v, true), l.parent && l.parent.name ? [' from ', ref(l.parent)] : null),
       l.dataset_sha256 ? [h('dt', {}, 'Data sha256'), h('dd', {class: 'mono'}, l.dataset_sha256.slice(0, 16) + '…')] : null),
     l.config_json ? h('details', {}, h('summary', {}, 'Producing job’s configuration'), h('pre', {class: 'code'}, pretty(l.config_json))) : null,
     h('details', {}, h('summary', {}, `Files (${(v.files || []).length})`),

@@ -19,11 +19,11 @@ export function mount(main, params) {
   let running = null; // the AbortController of the generation in flight
 
   // --- settings form ---
-  const model = h('input', {type: 'text', list: 'pg-models', value: saved.model, required: true, autocomplete: 'off', spellcheck: 'false', placeholder: 'NAME, NAME@N or NAME:ALIAS'});
+  const model = h('input', {id: 'pg-model', type: 'text', list: 'pg-models', value: saved.model, required: true, autocomplete: 'off', spellcheck: 'false', placeholder: 'NAME, NAME@N or NAME:ALIAS'});
   const models = h('datalist', {id: 'pg-models'});
   const modeChat = h('input', {type: 'radio', name: 'pg-mode', value: 'chat', checked: saved.mode === 'chat', id: 'pg-mode-chat'});
   const modeRaw = h('input', {type: 'radio', name: 'pg-mode', value: 'completion', checked: saved.mode === 'completion', id: 'pg-mode-raw'});
-  const num_ = (name, attrs) => h('input', {type: 'number', name, value: saved.sampling[name], inputmode: 'decimal', ...attrs});
+  const num_ = (name, attrs) => h('input', {id: `pg-${name.replace('_', '-')}`, type: 'number', name, value: saved.sampling[name], inputmode: 'decimal', ...attrs});
   const sampling = {
     max_tokens: num_('max_tokens', {min: 1, max: 8192, step: 1}),
     temperature: num_('temperature', {min: 0, max: 2, step: 0.05}),
@@ -33,7 +33,7 @@ export function mount(main, params) {
     repetition_penalty: num_('repetition_penalty', {min: 0, max: 3, step: 0.05}),
     seed: num_('seed', {min: 0, step: 1, placeholder: 'random'}),
   };
-  const stop = h('textarea', {rows: 2, spellcheck: 'false', placeholder: 'one per line'}, saved.stop);
+  const stop = h('textarea', {id: 'pg-stop-strings', rows: 2, spellcheck: 'false', placeholder: 'one per line'}, saved.stop);
   const requireBox = h('fieldset', {class: 'checks'}, h('legend', {}, 'Require (hardware constraints)'));
   const prefer = h('select', {}, h('option', {value: ''}, 'no preference'));
   const form = h('form', {class: 'pg-settings', 'aria-label': 'Generation settings'},
@@ -71,7 +71,7 @@ export function mount(main, params) {
   system.addEventListener('change', () => {
     saved.system = system.value;
   });
-  const input = h('textarea', {rows: 4, required: true});
+  const input = h('textarea', {id: 'pg-input', rows: 4, required: true});
   const log = h('div', {id: 'pg-output', class: 'transcript', role: 'log', 'aria-label': 'Responses'});
   const send = h('button', {type: 'submit', class: 'btn btn-primary', id: 'pg-send'}, 'Generate');
   const stopBtn = h('button', {type: 'button', class: 'btn btn-danger', id: 'pg-stop', disabled: true}, 'Stop');
