@@ -489,7 +489,7 @@ func TestBrowser(t *testing.T) {
 			}
 		}
 		b.checkA11y("overview")
-		b.shot("overview.png")
+		b.shot("overview-first.png")
 	})
 
 	t.Run("models", func(t *testing.T) {
@@ -689,6 +689,7 @@ func TestBrowser(t *testing.T) {
 		b.t = t
 		b.open("#/")
 		b.wait("both nodes up", fmt.Sprintf(`document.querySelectorAll('[data-node][data-state="up"]').length === %d`, len(m.kernels)), 10*time.Second)
+		b.shot("overview.png") // with the playground's load in the sparklines
 		killed := time.Now()
 		m.killNode()
 		b.wait(m.secondNode+" greys out", fmt.Sprintf(`document.querySelector('[data-node=%q]')?.dataset.state === 'down'`, m.secondNode), 15*time.Second)

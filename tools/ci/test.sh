@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs every check CI runs: vet, unit and integration tests with -race on this
-# machine, and the arm64 (NEON) tests under qemu-aarch64. Installs what it
-# needs (pinned) on a fresh Debian machine.
+# machine (the console's in headless Chromium), and the arm64 (NEON) tests
+# under qemu-aarch64. Installs what it needs (pinned) on a fresh Debian machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 . tools/ci/deps.sh
 ensure_qemu
+echo "== chromium (the console's browser tests drive it headless)"
+ensure_chromium
 
 echo "== consul (the discovery and mesh tests start their own dev agents from this binary)"
 BITNET_CONSUL_BIN=${BITNET_CONSUL_BIN:-$(tools/ci/consul.sh)}

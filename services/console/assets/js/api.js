@@ -98,7 +98,7 @@ function makeError(status, body, retryAfter) {
   return err;
 }
 
-async function errorFrom(resp) {
+async function errorFrom(resp, path) {
   let body = '';
   try {
     body = await resp.text();
@@ -106,6 +106,10 @@ async function errorFrom(resp) {
     // the body broke off: describe by status alone
   }
   const ra = Number.parseInt(resp.headers.get('Retry-After') || '', 10);
+  if (resp.status === 404 && /^\s*\{"code":\s*5,\s*"message":\s*"Not Found"/.test(body)) {
+    // The gateway has no such route: this server lacks that service.
+    return new ApiError(`This server does not serve ${path.split('?')[0]}: run the console on \`bitnet up\` or a router whose REST port also carries the registry, quantizer and trainer APIs.`, {status: 404, code: 'UNIMPLEMENTED'});
+  }
   return makeError(resp.status, body, Number.isFinite(ra) ? ra : 0);
 }
 
@@ -130,7 +134,7 @@ async function send(method, path, {body, query, signal, accept = 'application/js
     throw err;
   }
   if (!resp.ok) {
-    const err = await errorFrom(resp);
+    const err = await errorFrom(resp, url);
     if (resp.status === 502 || resp.status === 504) emit({kind: 'down', error: err});
     else emit({kind: 'ok'});
     throw err;

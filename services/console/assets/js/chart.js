@@ -90,7 +90,7 @@ export function lineChart(opts) {
         g.append(s('path', {class: 'line', d: pts.map((p, j) => `${j ? 'L' : 'M'}${X(p[0]).toFixed(1)} ${Y(p[1]).toFixed(1)}`).join('')}));
       }
       if (se.dots || pts.length === 1) {
-        for (const p of pts) g.append(s('circle', {class: 'dot', cx: X(p[0]), cy: Y(p[1]), r: 3}, s('title', {}, `${se.name}: ${num(p[1])} at ${num(p[0])}`)));
+        for (const p of pts) g.append(s('circle', {class: 'dot', cx: X(p[0]), cy: Y(p[1]), r: 4}, s('title', {}, `${se.name}: ${num(p[1])} at ${num(p[0])}`)));
       }
       return g;
     });

@@ -208,7 +208,7 @@ function trainerView(kind, id) {
   const points = new Map(); // step -> training loss
   const view = {
     el: h('div', {}, f.top, f.progress, f.error, metrics,
-      h('section', {}, h('h2', {}, 'Loss'), chart.el),
+      h('section', {class: 'panel'}, h('h2', {}, 'Loss'), chart.el),
       h('div', {class: 'cols'}, h('section', {}, h('h2', {}, 'Request'), req), h('section', {}, h('h2', {}, 'Results'), results, h('h3', {}, 'Checkpoints'), ckpts)),
       f.logBox),
     update(job, live) {
@@ -258,7 +258,7 @@ function trainerView(kind, id) {
 function configSummary(cfg) {
   try {
     const c = JSON.parse(cfg || '{}');
-    return c.hidden_size ? ` (hidden ${c.hidden_size}, ${c.num_hidden_layers} layers, vocab ${c.vocab_size})` : '';
+    return c.hidden_size ? ` (hidden ${c.hidden_size}, ${c.num_hidden_layers} layer${c.num_hidden_layers === 1 ? '' : 's'}, vocab ${c.vocab_size})` : '';
   } catch {
     return '';
   }
@@ -273,7 +273,7 @@ function quantizerView(kind, id) {
   const view = {
     el: h('div', {}, f.top, f.progress, f.error,
       h('div', {class: 'cols'}, h('section', {}, h('h2', {}, 'Request'), req), h('section', {}, h('h2', {}, 'Result'), result)),
-      h('section', {}, h('h2', {}, 'Quality report'), report), f.logBox),
+      h('section', {class: 'panel'}, h('h2', {}, 'Quality report'), report), f.logBox),
     update(job, live) {
       f.update(job, live);
       const p = job.progress || {};

@@ -144,7 +144,7 @@ function card(e, now, unreachable) {
       (node.loaded || []).length
         ? h('ul', {}, node.loaded.map((l) => h('li', {},
           h('a', {href: `#/models/${encodeURIComponent(l.model ? l.model.name : '')}`}, ref(l.model)),
-          h('span', {class: 'hint'}, ` ${bytes(l.memory_bytes)} · ctx ${count(l.context_length)}${n(l.active_requests) ? ` · ${l.active_requests} active` : ''}`))))
+          h('span', {class: 'hint'}, [n(l.memory_bytes) ? bytes(l.memory_bytes) : '', n(l.context_length) ? `ctx ${count(l.context_length)}` : '', n(l.active_requests) ? `${l.active_requests} active` : ''].filter(Boolean).map((x) => ` · ${x}`).join('')))))
         : h('p', {class: 'hint'}, 'none')));
 }
 
