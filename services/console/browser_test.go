@@ -577,6 +577,9 @@ func TestBrowser(t *testing.T) {
 		b.wait("the quantizer job succeeds", `document.querySelector('.job-state .pill')?.dataset.state === 'succeeded'`, 2*time.Minute)
 		b.wait("its quality report", `document.querySelectorAll('.report table tbody tr').length === 7 && document.querySelector('.report .chart')?.dataset.points === '7'`, 10*time.Second)
 		b.shot("quantize-job.png")
+		b.open("#/jobs")
+		b.wait("the jobs list", `document.querySelectorAll('table.jobs tbody tr[data-job]').length === 2`, 10*time.Second)
+		b.shot("jobs-list.png")
 		b.open("#/models/opticks")
 		b.wait("the lineage of the quantized child", `document.querySelector('.tree li[data-ref="opticks@1"] li[data-ref="opticks@2"]')`, 15*time.Second)
 		b.wait("the child's report on the models page", `document.querySelectorAll('.version-detail .report table tbody tr').length === 7`, 15*time.Second)
@@ -664,6 +667,18 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("keys", func(t *testing.T) {
+		b.t = t
+		b.open("#/keys")
+		b.wait("the keys page answers", `document.querySelector('main .msg')`, 10*time.Second)
+		msg := eval[string](b, `document.querySelector('main .msg').textContent`)
+		if !strings.Contains(msg, "no API-key routes") {
+			t.Errorf("keys page on a mesh without the key API: got %q, want it said", msg)
+		}
+		b.checkA11y("keys")
+		b.shot("keys.png")
+	})
+
 	t.Run("phone width", func(t *testing.T) {
 		b.t = t
 		b.do("phone viewport", 10*time.Second, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
@@ -673,6 +688,9 @@ func TestBrowser(t *testing.T) {
 			b.checkA11y("phone " + page)
 		}
 		b.open("#/")
+		if over := eval[float64](b, `(() => { const n = document.querySelector('nav[aria-label="Pages"]'); return n.scrollWidth - n.clientWidth; })()`); over > 0 {
+			t.Errorf("phone: the page links overflow their bar by %v px", over)
+		}
 		b.shot("phone-overview.png")
 		b.do("desktop viewport", 10*time.Second, chromedp.EmulateViewport(1280, 900))
 	})

@@ -211,8 +211,17 @@ const enc = encodeURIComponent;
 
 // Inference (the router): nodes, servable models, generation.
 export const listNodes = (signal) => call('GET', 'v1/nodes', {signal}).then((r) => r.nodes || []);
-// The servable models with the nodes that have each loaded.
-export const listServable = (signal) => paged('v1/models', 'models', {}, signal);
+// The servable models with the nodes that have each loaded: GET
+// /v1/mesh/models since GET /v1/models became the OpenAI-compatible list;
+// servers from before that answer the native list at /v1/models.
+export async function listServable(signal) {
+  try {
+    return await paged('v1/mesh/models', 'models', {}, signal);
+  } catch (e) {
+    if (e.status !== 404 || e.code !== 'UNIMPLEMENTED') throw e;
+    return paged('v1/models', 'models', {}, signal);
+  }
+}
 // generate yields GenerateResponse messages: text deltas, then the final one.
 export const generate = (req, signal) => ndjson('POST', 'v1/generate', req, signal);
 
@@ -232,3 +241,9 @@ export async function* watchJob(kind, id, signal) {
   for await (const m of ndjson('GET', `v1/${kind}/jobs/${enc(id)}:watch`, undefined, signal)) yield m.job;
 }
 export const createQuantizeJob = (req) => call('POST', 'v1/quantizer/jobs', {body: req}).then((r) => r.job);
+
+// API keys (served by the registry; admin scope). A new key's secret is
+// in the create response only.
+export const listKeys = (signal) => call('GET', 'v1/keys', {signal}).then((r) => r.keys || []);
+export const createKey = (req) => call('POST', 'v1/keys', {body: req});
+export const revokeKey = (name) => call('DELETE', `v1/keys/${enc(name)}`).then((r) => r.key);

@@ -8,9 +8,10 @@ import * as overview from './pages/overview.js';
 import * as models from './pages/models.js';
 import * as playground from './pages/playground.js';
 import * as jobs from './pages/jobs.js';
+import * as keys from './pages/keys.js';
 
-const PAGES = {overview, models, playground, jobs};
-const TITLES = {overview: 'Overview', models: 'Models', playground: 'Playground', jobs: 'Jobs'};
+const PAGES = {overview, models, playground, jobs, keys};
+const TITLES = {overview: 'Overview', models: 'Models', playground: 'Playground', jobs: 'Jobs', keys: 'API keys'};
 
 const main = document.getElementById('main');
 const banner = document.getElementById('banner');
