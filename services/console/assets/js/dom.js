@@ -96,9 +96,5 @@ export function poller(fn, ms) {
       stopped = true;
       clearTimeout(timer);
     },
-    now() {
-      clearTimeout(timer);
-      round();
-    },
   };
 }

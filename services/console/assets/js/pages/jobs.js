@@ -11,11 +11,11 @@ import {reportView} from '../report.js';
 
 const KINDS = {trainer: 'Training', quantizer: 'Quantization'};
 
-export function mount(main, params, ctx) {
+export function mount(main, params) {
   let view = null;
   const show = (p) => {
     if (view) view.stop();
-    view = KINDS[p[0]] && p[1] ? detail(main, p[0], p[1], ctx) : list(main, ctx);
+    view = KINDS[p[0]] && p[1] ? detail(main, p[0], p[1]) : list(main);
   };
   show(params);
   return {
@@ -58,7 +58,7 @@ function output(kind, job) {
   return o.name || '–';
 }
 
-function list(main, ctx) {
+function list(main) {
   const note = h('div', {'aria-live': 'polite'});
   const body = h('tbody');
   const table = h('div', {class: 'table-wrap'}, h('table', {class: 'data jobs'},
@@ -71,8 +71,10 @@ function list(main, ctx) {
   const abort = new AbortController();
   const p = poller(async () => {
     const results = await Promise.allSettled(Object.keys(KINDS).map((k) => api.listJobs(k, abort.signal)));
-    const errors = results.filter((r) => r.status === 'rejected' && r.reason.name !== 'AbortError').map((r) => r.reason.message);
+    const failed = results.filter((r) => r.status === 'rejected' && r.reason.name !== 'AbortError').map((r) => r.reason);
+    const errors = failed.map((e) => e.message);
     replace(note, errors.length ? message('error', [...new Set(errors)].join(' ')) : null);
+    if (failed.length === results.length && failed.every((e) => e.unauthenticated || e.forbidden)) p.stop();
     const rows = [];
     Object.keys(KINDS).forEach((kind, i) => {
       if (results[i].status === 'fulfilled') for (const job of results[i].value) rows.push({kind, job});
@@ -98,7 +100,7 @@ function list(main, ctx) {
   return {stop: () => { p.stop(); abort.abort(); }};
 }
 
-function detail(main, kind, id, ctx) {
+function detail(main, kind, id) {
   const abort = new AbortController();
   const head = h('div', {class: 'page-head'},
     h('p', {class: 'crumbs'}, h('a', {href: '#/jobs'}, '← All jobs')),
@@ -141,6 +143,10 @@ function detail(main, kind, id, ctx) {
         if (e.name === 'AbortError') return;
         if (e.code === 'NOT_FOUND') {
           replace(note, message('error', `${e.message}. The job may have been evicted.`));
+          return;
+        }
+        if (e.unauthenticated || e.forbidden) {
+          replace(note, message('error', e.message));
           return;
         }
         replace(note, message('error', `${e.message} Retrying…`));
@@ -230,7 +236,7 @@ function trainerView(kind, id) {
       chart.update([
         {name: 'training loss', points: [...points].sort((a, b) => a[0] - b[0])},
         {name: 'validation loss', points: (job.validation || []).map((p) => [n(p.step), n(p.val_loss)]), dots: true},
-      ].map((s) => s));
+      ]);
       if (total) chart.el.dataset.total = String(total);
       const r = job.request || {};
       const hp = r.hyperparameters || {};

@@ -13,7 +13,7 @@ const SCOPES = [
   ['admin', 'everything, and manage keys'],
 ];
 
-export function mount(main, _params, ctx) {
+export function mount(main) {
   const note = h('div', {'aria-live': 'polite'});
   const body = h('tbody');
   const secretBox = h('div', {'aria-live': 'polite'});

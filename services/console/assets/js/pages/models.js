@@ -63,7 +63,7 @@ export function mount(main, params, ctx) {
       replace(detail, state.sel && state.models.length ? message('error', `No model named “${state.sel}”.`) : null);
       return;
     }
-    replace(detail, modelView(model, state, ctx, {reload: load, select: (v) => ctx.navigate(`#/models/${encodeURIComponent(model.name)}/${v}`)}));
+    replace(detail, modelView(model, state, ctx, {reload: load}));
   }
 
   load();

@@ -19,7 +19,7 @@ const seen = new Map();
 // The flags the issue names, in display order: [label, feature or kernel].
 const FLAGS = [['AVX2', 'avx2'], ['AVX-512', 'avx512f'], ['VNNI', 'avx512vnni'], ['NEON', 'neon'], ['dotprod', 'dotprod'], ['SVE', 'sve'], ['Metal', 'metal']];
 
-export function mount(main, _params, ctx) {
+export function mount(main) {
   const summary = h('div', {class: 'stats', 'aria-label': 'Mesh totals'});
   const grid = h('div', {class: 'cards', id: 'nodes'});
   const note = h('div', {'aria-live': 'polite'});
@@ -36,6 +36,12 @@ export function mount(main, _params, ctx) {
     try {
       nodes = await listNodes();
     } catch (e) {
+      if (e.unauthenticated || e.forbidden) {
+        // Polling cannot succeed until the key changes (which remounts).
+        p.stop();
+        replace(note, message('error', e.message));
+        return;
+      }
       failed = true;
       replace(note, message('error', `${e.message} Showing the last known state.`));
       render(grid, summary, Date.now(), true);
@@ -58,7 +64,7 @@ export function mount(main, _params, ctx) {
     for (const [name, e] of seen) {
       if (!names.has(name) && !e.downSince) e.downSince = now;
     }
-    render(grid, summary, now, false, ctx);
+    render(grid, summary, now, false);
     if (!marked) {
       marked = true;
       performance.mark('console-data'); // first data on screen (for the page-weight test)

@@ -220,7 +220,7 @@ export function mount(main, params) {
       replace(statsEl, statsView(stats));
       if (chat && (reply || final)) saved.chat.push({role: 'assistant', content: reply, stats});
       if (chat && !reply && !final) saved.chat.pop(); // nothing came back: let the user retry the message
-      input.focus();
+      input.focus({preventScroll: true});
     }
   }
 
