@@ -217,6 +217,33 @@ func putBlob(ctx context.Context, t *testing.T, rc registryv1.RegistryServiceCli
 	return digest
 }
 
+// train starts a training job of the wide model on the Opticks excerpt and
+// returns its ID.
+func (m *testMesh) train(ctx context.Context, t *testing.T, steps uint32, output string) string {
+	t.Helper()
+	rc := registryv1.NewRegistryServiceClient(m.conn)
+	text, err := os.ReadFile(trainText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := os.ReadFile(tokenizer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := trainerv1.NewTrainerServiceClient(m.conn)
+	job, err := tc.CreateJob(ctx, &trainerv1.CreateJobRequest{
+		Model:           &trainerv1.ModelSpec{Init: &trainerv1.ModelSpec_ConfigJson{ConfigJson: wideConfig}, TokenizerSha256: putBlob(ctx, t, rc, tok)},
+		Dataset:         &trainerv1.Dataset{Sha256: []string{putBlob(ctx, t, rc, text)}, ValidationFraction: 0.1},
+		Hyperparameters: &trainerv1.Hyperparameters{Steps: steps, BatchSize: 2, SeqLen: 32, LearningRate: 3e-3, Seed: 7},
+		Output:          &trainerv1.Output{Name: output},
+		EvalInterval:    10, EvalTokens: 256, CheckpointInterval: 30, Threads: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return job.GetJob().GetJobId()
+}
+
 // browser drives one Chromium tab.
 type browser struct {
 	t     *testing.T
@@ -513,27 +540,7 @@ func TestBrowser(t *testing.T) {
 	var trained string
 	t.Run("training job curve", func(t *testing.T) {
 		b.t = t
-		rc := registryv1.NewRegistryServiceClient(m.conn)
-		text, err := os.ReadFile(trainText)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tok, err := os.ReadFile(tokenizer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tc := trainerv1.NewTrainerServiceClient(m.conn)
-		job, err := tc.CreateJob(ctx, &trainerv1.CreateJobRequest{
-			Model:           &trainerv1.ModelSpec{Init: &trainerv1.ModelSpec_ConfigJson{ConfigJson: wideConfig}, TokenizerSha256: putBlob(ctx, t, rc, tok)},
-			Dataset:         &trainerv1.Dataset{Sha256: []string{putBlob(ctx, t, rc, text)}, ValidationFraction: 0.1},
-			Hyperparameters: &trainerv1.Hyperparameters{Steps: 60, BatchSize: 2, SeqLen: 32, LearningRate: 3e-3, Seed: 7},
-			Output:          &trainerv1.Output{Name: "opticks"},
-			EvalInterval:    10, EvalTokens: 256, CheckpointInterval: 30, Threads: 1,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		id := job.GetJob().GetJobId()
+		id := m.train(ctx, t, 60, "opticks")
 		b.open("#/jobs/trainer/" + id)
 		// Sample the curve while the job runs: it must gain points live.
 		var counts []int
@@ -565,6 +572,18 @@ func TestBrowser(t *testing.T) {
 		b.shot("jobs.png")
 	})
 
+	t.Run("cancel a job", func(t *testing.T) {
+		b.t = t
+		id := m.train(ctx, t, 100000, "cancelled")
+		b.open("#/jobs/trainer/" + id)
+		b.wait("the job runs", `document.querySelector('.job-state .pill')?.dataset.state === 'running' && !document.getElementById('job-cancel').hidden`, 60*time.Second)
+		b.do("cancel it", 10*time.Second,
+			chromedp.Evaluate[chromedp.Void](`window.confirm = () => true`),
+			chromedp.Click(chromedp.ID("job-cancel")))
+		b.wait("the job is cancelled", `document.querySelector('.job-state .pill')?.dataset.state === 'cancelled' && document.getElementById('job-cancel').hidden`, 30*time.Second)
+		b.wait("the log says so", `[...document.querySelectorAll('.log li')].some((li) => li.textContent.includes('cancelled'))`, 10*time.Second)
+	})
+
 	t.Run("quantize and lineage", func(t *testing.T) {
 		if trained == "" {
 			t.Skip("no trained model")
@@ -578,7 +597,7 @@ func TestBrowser(t *testing.T) {
 		b.wait("its quality report", `document.querySelectorAll('.report table tbody tr').length === 7 && document.querySelector('.report .chart')?.dataset.points === '7'`, 10*time.Second)
 		b.shot("quantize-job.png")
 		b.open("#/jobs")
-		b.wait("the jobs list", `document.querySelectorAll('table.jobs tbody tr[data-job]').length === 2`, 10*time.Second)
+		b.wait("the jobs list", `document.querySelectorAll('table.jobs tbody tr[data-job]').length === 3`, 10*time.Second)
 		b.shot("jobs-list.png")
 		b.open("#/models/opticks")
 		b.wait("the lineage of the quantized child", `document.querySelector('.tree li[data-ref="opticks@1"] li[data-ref="opticks@2"]')`, 15*time.Second)

@@ -34,6 +34,11 @@ function extent(values, pad) {
   return [lo - p, hi + p];
 }
 
+// yLabel is a y axis title, turned to read upwards, centred at y.
+function yLabel(text, y) {
+  return text ? s('text', {class: 'axis-label', x: 12, y, 'text-anchor': 'middle', transform: `rotate(-90 12 ${y})`}, text) : null;
+}
+
 // responsive wraps a draw(width) function: it runs now, on update and
 // whenever the figure's width changes.
 function responsive(fig, draw) {
@@ -98,7 +103,7 @@ export function lineChart(opts) {
       s('rect', {class: 'plot', x: m.l, y: m.t, width: iw, height: ih}),
       grid, marks,
       opts.xLabel ? s('text', {class: 'axis-label', x: m.l + iw / 2, y: height - 4, 'text-anchor': 'middle'}, opts.xLabel) : null,
-      opts.yLabel ? s('text', {class: 'axis-label', x: 12, y: m.t + ih / 2, 'text-anchor': 'middle', transform: `rotate(-90 12 ${m.t + ih / 2})`}, opts.yLabel) : null);
+      yLabel(opts.yLabel, m.t + ih / 2));
   };
   const run = responsive(fig, draw);
   return {
@@ -150,7 +155,7 @@ export function barChart(opts) {
     const every = Math.ceil(bars.length / Math.max(1, Math.floor(iw / 28)));
     const labels = bars.map((b, i) => (i % every === 0 ? s('text', {class: 'tick', x: x0 + (i + 0.5) * slot, y: height - 8, 'text-anchor': 'middle'}, String(i)) : null));
     replace(svg, grid, rects, labels,
-      opts.yLabel ? s('text', {class: 'axis-label', x: 12, y: m.t + ih / 2, 'text-anchor': 'middle', transform: `rotate(-90 12 ${m.t + ih / 2})`}, opts.yLabel) : null);
+      yLabel(opts.yLabel, m.t + ih / 2));
   };
   const run = responsive(fig, draw);
   return {
