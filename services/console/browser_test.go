@@ -105,7 +105,9 @@ type testMesh struct {
 	meshStopped chan error
 }
 
-func startMesh(t *testing.T) *testMesh {
+// startMesh starts `bitnet up` and the second node; configure, when set,
+// edits their configurations, and sdkOpts go to the test's SDK client.
+func startMesh(t *testing.T, configure func(up, node *mesh.Config), sdkOpts ...sdk.Option) *testMesh {
 	t.Helper()
 	best := kernels.Generic
 	for _, k := range kernels.Supported() {
@@ -123,6 +125,15 @@ func startMesh(t *testing.T) *testMesh {
 		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DataDir: data, Discovery: mem, Threads: 1,
 		Kernel: best, PublishInterval: 250 * time.Millisecond, CheckInterval: 500 * time.Millisecond,
 		ShutdownTimeout: 5 * time.Second, Version: "browser-test",
+	}
+	ncfg := mesh.Config{
+		GRPCAddr: "127.0.0.1:0", HTTPAddr: "-", DataDir: data, Discovery: keepRegistered{mem},
+		NodeName: m.secondNode, Kernel: kernels.Generic, Threads: 1,
+		PublishInterval: 250 * time.Millisecond, CheckInterval: 500 * time.Millisecond, ShutdownTimeout: time.Second,
+		Version: "browser-test",
+	}
+	if configure != nil {
+		configure(&cfg, &ncfg)
 	}
 	go func() { m.meshStopped <- mesh.Up(ctx, cfg, func(e mesh.Endpoints) { ready <- e }) }()
 	var e mesh.Endpoints
@@ -152,12 +163,8 @@ func startMesh(t *testing.T) *testMesh {
 	m.kernels[m.upNodeName] = string(best)
 
 	// The second node: generic kernel, same discovery, the mesh's registry.
-	node, err := mesh.Build(mesh.Inference, mesh.Config{
-		GRPCAddr: "127.0.0.1:0", HTTPAddr: "-", DataDir: data, Discovery: keepRegistered{mem},
-		RegistryAddr: m.grpcAddr, NodeName: m.secondNode, Kernel: kernels.Generic, Threads: 1,
-		PublishInterval: 250 * time.Millisecond, CheckInterval: 500 * time.Millisecond, ShutdownTimeout: time.Second,
-		Version: "browser-test",
-	})
+	ncfg.RegistryAddr = m.grpcAddr
+	node, err := mesh.Build(mesh.Inference, ncfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +183,7 @@ func startMesh(t *testing.T) *testMesh {
 	t.Cleanup(m.killNode)
 	m.kernels[m.secondNode] = string(kernels.Generic)
 
-	m.sdk, err = sdk.Dial(context.Background(), m.grpcAddr, sdk.WithRetry(3, 50*time.Millisecond))
+	m.sdk, err = sdk.Dial(context.Background(), m.grpcAddr, append([]sdk.Option{sdk.WithRetry(3, 50*time.Millisecond)}, sdkOpts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -462,7 +469,7 @@ func (b *browser) checkA11y(page string) {
 
 func TestBrowser(t *testing.T) {
 	bin := findChromium(t)
-	m := startMesh(t)
+	m := startMesh(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 

@@ -65,6 +65,13 @@ export function message(kind, text, ...extra) {
   return h('p', {class: `msg msg-${kind}`, role: kind === 'error' ? 'alert' : 'status'}, text, ...extra);
 }
 
+// failure shows an API error where a page's data would be: a short note
+// when the mesh wants a key (the banner at the top says the rest).
+export function failure(e) {
+  if (e && e.unauthenticated) return message('info', 'This page needs an API key: enter one with “API key” at the top right.');
+  return message('error', e && e.message ? e.message : String(e));
+}
+
 // debounce calls fn once calls stop for ms.
 export function debounce(fn, ms) {
   let t = 0;

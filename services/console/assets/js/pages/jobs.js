@@ -5,7 +5,7 @@
 
 import * as api from '../api.js';
 import {lineChart} from '../chart.js';
-import {h, message, poller, replace} from '../dom.js';
+import {failure, h, message, poller, replace} from '../dom.js';
 import {ago, bytes, enumName, n, num, pct, ref, seconds, terminal, time} from '../format.js';
 import {reportView} from '../report.js';
 
@@ -73,7 +73,7 @@ function list(main) {
     const results = await Promise.allSettled(Object.keys(KINDS).map((k) => api.listJobs(k, abort.signal)));
     const failed = results.filter((r) => r.status === 'rejected' && r.reason.name !== 'AbortError').map((r) => r.reason);
     const errors = failed.map((e) => e.message);
-    replace(note, errors.length ? message('error', [...new Set(errors)].join(' ')) : null);
+    replace(note, failed.some((e) => e.unauthenticated) ? failure(failed[0]) : errors.length ? message('error', [...new Set(errors)].join(' ')) : null);
     if (failed.length === results.length && failed.every((e) => e.unauthenticated || e.forbidden)) p.stop();
     const rows = [];
     Object.keys(KINDS).forEach((kind, i) => {
@@ -146,7 +146,7 @@ function detail(main, kind, id) {
           return;
         }
         if (e.unauthenticated || e.forbidden) {
-          replace(note, message('error', e.message));
+          replace(note, failure(e));
           return;
         }
         replace(note, message('error', `${e.message} Retrying…`));

@@ -2,7 +2,7 @@
 // once, here), list them, revoke one.
 
 import * as api from '../api.js';
-import {field, h, message, replace, uid} from '../dom.js';
+import {failure, field, h, message, replace, uid} from '../dom.js';
 import {num, time} from '../format.js';
 
 const SCOPES = [
@@ -35,7 +35,7 @@ export function mount(main) {
       replace(body, keys.length ? keys.map(row) : h('tr', {}, h('td', {colspan: 7, class: 'hint'}, 'No keys.')));
     } catch (e) {
       if (e.name === 'AbortError') return;
-      replace(note, message('error', e.code === 'UNIMPLEMENTED' ? 'This mesh has no API-key routes (a version without --auth support).' : e.message));
+      replace(note, e.code === 'UNIMPLEMENTED' ? message('error', 'This mesh has no API-key routes (a version without --auth support).') : failure(e));
       replace(body);
       content.hidden = e.code === 'UNIMPLEMENTED';
     }

@@ -4,7 +4,7 @@
 // quality report.
 
 import * as api from '../api.js';
-import {field, h, message, replace} from '../dom.js';
+import {failure, field, h, message, replace} from '../dom.js';
 import {bytes, count, format, n, num, ref, time} from '../format.js';
 import {reportView} from '../report.js';
 
@@ -43,7 +43,7 @@ export function mount(main, params, ctx) {
       index(state);
     } catch (e) {
       if (e.name === 'AbortError') return;
-      replace(note, message('error', e.message));
+      replace(note, failure(e));
     }
     detail.setAttribute('aria-busy', 'false');
     render();

@@ -6,7 +6,7 @@
 
 import {listNodes} from '../api.js';
 import {sparkline} from '../chart.js';
-import {h, message, poller, replace} from '../dom.js';
+import {failure, h, message, poller, replace} from '../dom.js';
 import {ago, bytes, count, ms, n, num, pct, ref, seconds} from '../format.js';
 
 const POLL_MS = 1000;
@@ -39,7 +39,7 @@ export function mount(main) {
       if (e.unauthenticated || e.forbidden) {
         // Polling cannot succeed until the key changes (which remounts).
         p.stop();
-        replace(note, message('error', e.message));
+        replace(note, failure(e));
         return;
       }
       failed = true;
