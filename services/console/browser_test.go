@@ -544,10 +544,11 @@ func TestBrowser(t *testing.T) {
 		b.checkA11y("models")
 	})
 
-	var trained string
+	var trained, trainJob string
 	t.Run("training job curve", func(t *testing.T) {
 		b.t = t
 		id := m.train(ctx, t, 60, "opticks")
+		trainJob = id
 		b.open("#/jobs/trainer/" + id)
 		// Sample the curve while the job runs: it must gain points live.
 		var counts []int
@@ -708,10 +709,11 @@ func TestBrowser(t *testing.T) {
 	t.Run("phone width", func(t *testing.T) {
 		b.t = t
 		b.do("phone viewport", 10*time.Second, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
-		for _, page := range []string{"#/", "#/playground", "#/models/opticks", "#/jobs"} {
+		for _, page := range []string{"#/", "#/playground", "#/models/opticks", "#/jobs", "#/jobs/trainer/" + trainJob} {
 			b.open(page)
 			time.Sleep(700 * time.Millisecond) // let the page's data arrive
 			b.checkA11y("phone " + page)
+			b.shot("phone-" + strings.NewReplacer("#/", "", "/", "-").Replace(page) + ".png")
 		}
 		b.open("#/")
 		if over := eval[float64](b, `(() => { const n = document.querySelector('nav[aria-label="Pages"]'); return n.scrollWidth - n.clientWidth; })()`); over > 0 {

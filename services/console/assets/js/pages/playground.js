@@ -18,7 +18,8 @@ export function mount(main, params) {
   const abort = new AbortController();
   let running = null; // the AbortController of the generation in flight
 
-  // --- settings form ---
+  // --- settings form (folded on a phone, where the conversation comes first) ---
+  const wide = !window.matchMedia('(max-width: 860px)').matches;
   const model = h('input', {id: 'pg-model', type: 'text', list: 'pg-models', value: saved.model, required: true, autocomplete: 'off', spellcheck: 'false', placeholder: 'NAME, NAME@N or NAME:ALIAS'});
   const models = h('datalist', {id: 'pg-models'});
   const modeChat = h('input', {type: 'radio', name: 'pg-mode', value: 'chat', checked: saved.mode === 'chat', id: 'pg-mode-chat'});
@@ -40,14 +41,14 @@ export function mount(main, params) {
     field('Model', model, 'Latest version by name, or NAME@N, or NAME:ALIAS.'), models,
     h('fieldset', {class: 'radios'}, h('legend', {}, 'Mode'),
       h('label', {htmlFor: 'pg-mode-chat'}, modeChat, ' Chat'), h('label', {htmlFor: 'pg-mode-raw'}, modeRaw, ' Raw completion')),
-    h('details', {open: true}, h('summary', {}, 'Sampling'),
+    h('details', {open: wide}, h('summary', {}, 'Sampling'),
       h('div', {class: 'grid2'},
         field('Max tokens', sampling.max_tokens), field('Temperature', sampling.temperature, '0 is greedy'),
         field('Top-k', sampling.top_k, '0 disables'), field('Top-p', sampling.top_p),
         field('Min-p', sampling.min_p), field('Repetition penalty', sampling.repetition_penalty),
         field('Seed', sampling.seed)),
       field('Stop strings', stop)),
-    h('details', {open: true}, h('summary', {}, 'Hardware'), requireBox, field('Prefer kernel', prefer)));
+    h('details', {open: wide}, h('summary', {}, 'Hardware'), requireBox, field('Prefer kernel', prefer)));
   for (const input of Object.values(sampling)) {
     input.addEventListener('change', () => {
       saved.sampling[input.name] = input.value;
