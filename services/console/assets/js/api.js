@@ -106,11 +106,12 @@ async function errorFrom(resp, path) {
     // the body broke off: describe by status alone
   }
   const ra = Number.parseInt(resp.headers.get('Retry-After') || '', 10);
-  if (resp.status === 404 && /^\s*\{"code":\s*5,\s*"message":\s*"Not Found"/.test(body)) {
+  const err = makeError(resp.status, body, Number.isFinite(ra) ? ra : 0);
+  if (resp.status === 404 && (err.detail === 'Not Found' || err.detail.startsWith('no route '))) {
     // The gateway has no such route: this server lacks that service.
-    return new ApiError(`This server does not serve ${path.split('?')[0]}: run the console on \`bitnet up\` or a router whose REST port also carries the registry, quantizer and trainer APIs.`, {status: 404, code: 'UNIMPLEMENTED'});
+    return new ApiError(`This server does not serve ${path.split('?')[0]}: the console needs the REST port of \`bitnet up\`, or of a router that also carries the registry, quantizer and trainer APIs.`, {status: 404, code: 'UNIMPLEMENTED', detail: err.detail});
   }
-  return makeError(resp.status, body, Number.isFinite(ra) ? ra : 0);
+  return err;
 }
 
 async function send(method, path, {body, query, signal, accept = 'application/json'} = {}) {
@@ -218,7 +219,7 @@ export async function listServable(signal) {
   try {
     return await paged('v1/mesh/models', 'models', {}, signal);
   } catch (e) {
-    if (e.status !== 404 || e.code !== 'UNIMPLEMENTED') throw e;
+    if (e.status !== 404) throw e;
     return paged('v1/models', 'models', {}, signal);
   }
 }
