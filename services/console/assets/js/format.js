@@ -63,7 +63,9 @@ export function ms(v) {
 
 // seconds: 192 -> "3 m 12 s".
 export function seconds(v) {
-  let s = Math.round(n(v));
+  const x = n(v);
+  if (x < 10) return `${Number(x.toFixed(1))} s`;
+  let s = Math.round(x);
   if (s < 60) return `${s} s`;
   const d = Math.floor(s / 86400);
   s -= d * 86400;
@@ -89,7 +91,7 @@ export function ago(ts, now = Date.now()) {
   const d = date(ts);
   if (!d) return '–';
   const s = Math.max(0, (now - d.getTime()) / 1000);
-  return s < 2 ? 'just now' : `${seconds(s)} ago`;
+  return s < 2 ? 'just now' : `${seconds(Math.round(s))} ago`;
 }
 
 // enumName turns 'QUANT_TYPE_TQ2_0' into 'TQ2_0' and 'JOB_STATE_RUNNING'
