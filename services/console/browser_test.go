@@ -4,8 +4,8 @@ package console_test
 // driven over the DevTools protocol by chromedp, against a real `bitnet up`
 // (mesh.Up: registry, quantizer, trainer, router and an inference node on
 // one kernel) plus a second inference node on the generic kernel, found
-// through the same discovery. The test skips when Chromium is missing,
-// unless $CI is set.
+// through the same discovery. The test skips with -short, and when
+// Chromium is missing unless $CI is set.
 //
 // Screenshots of every page go to a temporary directory (logged), or to
 // $BITNET_CONSOLE_SCREENSHOTS. The README's two are rewritten with
@@ -68,6 +68,9 @@ const wideConfig = `{"architectures": ["BitNetForCausalLM"], "model_type": "bitn
 // (failing it under CI, where tools/ci/test.sh installs it).
 func findChromium(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: no browser")
+	}
 	if p := os.Getenv("BITNET_CHROMIUM"); p != "" {
 		return p
 	}
