@@ -206,6 +206,9 @@ func buildGGUF(w *Weights, tok *tokenizer.Tokenizer, opts ...GGUFOption) (*gguf.
 	if err := w.Validate(); err != nil {
 		return nil, err
 	}
+	if f := w.Config.Family(); f != FamilyBitNet && f != FamilyBitNetB158 {
+		return nil, fmt.Errorf("%w: GGUF export of the %s family is not supported yet (bitnet and bitnet-b1.58 are)", ErrWeights, f)
+	}
 	var fileType uint32
 	switch o.ternary {
 	case gguf.TQ2_0:

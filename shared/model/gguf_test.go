@@ -352,7 +352,7 @@ func TestGGUFErrors(t *testing.T) {
 		{"missing tensor", nil, dropTensor("blk.1.ffn_down.weight"), []string{"missing tensors", "blk.1.ffn_down.weight"}},
 		{"shape mismatch", setKV(keyFeedForward, uint32(768)), nil, []string{"blk.0.ffn_sub_norm.weight has dims [512], want [768]"}},
 		{"too few layers", setKV(keyBlockCount, uint32(1)), nil, []string{"unexpected tensor blk.1."}},
-		{"bad activation", setKV(keyHiddenAct, "silu"), nil, []string{"silu"}},
+		{"bad activation", setKV(keyHiddenAct, "gelu_new"), nil, []string{"gelu_new"}},
 		{"bad tokenizer model", setKV(keyTokModel, "llama"), nil, []string{"tokenizer.ggml.model", `"llama"`}},
 		{"unknown pre-tokenizer", setKV(keyTokPre, "qwen2"), nil, []string{"tokenizer.ggml.pre", `"qwen2"`}},
 		{"missing pre-tokenizer", dropKV(keyTokPre), nil, []string{"missing key tokenizer.ggml.pre"}},
