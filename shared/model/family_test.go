@@ -149,3 +149,79 @@ func ExampleConfig_Family() {
 	// Qwen3ForCausalLM qwen3 false true false
 	// Gemma3ForCausalLM gemma3 false true true
 }
+
+func cosine(a []float32, b []float64) float64 {
+	var ab, aa, bb float64
+	for i := range a {
+		ab += float64(a[i]) * b[i]
+		aa += float64(a[i]) * float64(a[i])
+		bb += b[i] * b[i]
+	}
+	return ab / math.Sqrt(aa*bb)
+}
+
+func TestEmbedMatchesReference(t *testing.T) {
+	for _, name := range []string{"qwen3", "gemma3"} {
+		for _, pool := range []string{PoolLast, PoolMean} {
+			c := familyConfigs()[name]
+			c.Pooling, c.EmbedSuffix = pool, []int{c.VocabSize - 1}
+			w := randomWeights(t, c, 8)
+			m := newTestModel(t, w)
+			ids := randomTokens(rand.New(rand.NewPCG(1, 8)), 30, c.VocabSize)
+			got, err := m.Embed(context.Background(), ids)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref := referenceHidden(t, w, append(append([]int(nil), ids...), c.VocabSize-1))
+			want := make([]float64, c.HiddenSize)
+			for i := range ref {
+				if pool == PoolLast && i != len(ref)-1 {
+					continue
+				}
+				for e, v := range ref[i] {
+					want[e] += v
+				}
+			}
+			var norm float64
+			for _, v := range got {
+				norm += float64(v) * float64(v)
+			}
+			if cos := cosine(got, want); cos < 0.9999 || math.Abs(norm-1) > 1e-5 {
+				t.Errorf("%s %s: cosine to reference %.6f (want >= 0.9999), |v|^2 = %.6f", name, pool, cos, norm)
+			}
+		}
+	}
+}
+
+// TestPoolStepsInBatch mixes a pooled step with logits steps in one
+// Forward: the logits are those of the steps alone.
+func TestPoolStepsInBatch(t *testing.T) {
+	c := familyConfigs()["qwen3"]
+	c.TieWordEmbeddings = false
+	w := randomWeights(t, c, 3)
+	m := newTestModel(t, w)
+	r := rand.New(rand.NewPCG(2, 2))
+	a, b := randomTokens(r, 9, c.VocabSize), randomTokens(r, 7, c.VocabSize)
+	alone := []Step{{Seq: m.NewSequence(), Tokens: a, AllLogits: true}}
+	if err := m.Forward(context.Background(), alone); err != nil {
+		t.Fatal(err)
+	}
+	mixed := []Step{{Seq: m.NewSequence(), Tokens: b, Pool: true}, {Seq: m.NewSequence(), Tokens: a, AllLogits: true}}
+	if err := m.Forward(context.Background(), mixed); err != nil {
+		t.Fatal(err)
+	}
+	if d := maxAbsDiff(mixed[1].Logits, alone[0].Logits); d > 1e-5 {
+		t.Errorf("logits next to a pooled step differ by %g", d)
+	}
+	if len(mixed[0].Logits) != 0 || len(mixed[0].Hidden) != c.HiddenSize {
+		t.Errorf("pooled step: got %d logits and %d hidden, want 0 and %d", len(mixed[0].Logits), len(mixed[0].Hidden), c.HiddenSize)
+	}
+	emb, err := m.Embed(context.Background(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	FinishEmbedding(c, mixed[0].Hidden, len(b))
+	if d := maxAbsDiff(emb, mixed[0].Hidden); d > 1e-6 {
+		t.Errorf("Embed differs from the batched pooled step by %g", d)
+	}
+}

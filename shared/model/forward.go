@@ -24,6 +24,14 @@ type Step struct {
 	// Logits is filled by Forward: VocabSize floats for the last token, or
 	// len(Tokens)*VocabSize when AllLogits. Its storage is reused when large enough.
 	Logits []float32
+	// Pool asks for the step's final hidden states (after the final norm)
+	// pooled by Config.Pooling instead of logits (embedding models; the
+	// output head does not run for the step): Hidden receives HiddenSize
+	// floats, the last token's state (PoolLast) or the sum over the step's
+	// tokens (PoolMean; divide by the sequence's length when the last chunk
+	// is in, see FinishEmbedding). Its storage is reused when large enough.
+	Pool   bool
+	Hidden []float32
 }
 
 // scratch holds the per-token buffers of a Forward call, reused across calls.
