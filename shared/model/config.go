@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -159,9 +160,11 @@ type Config struct {
 	Pooling string
 	// NormalizeEmbeddings L2-normalises pooled embeddings.
 	NormalizeEmbeddings bool
-	// EmbedSuffix are the tokens appended to every text before pooling
-	// (Qwen3 embedding models: <|endoftext|>, which last-token pooling reads).
-	EmbedSuffix []int
+	// EmbedPrefix and EmbedSuffix are the tokens put around every text
+	// embedded (the tokenizer's post-processor: Gemma's <bos> before, the
+	// Qwen3 embedding models' <|endoftext|> after, which last-token pooling
+	// reads). See EmbedIDs.
+	EmbedPrefix, EmbedSuffix []int
 }
 
 // Family returns the model family of the architecture (FamilyBitNet for
@@ -668,9 +671,9 @@ func (c Config) Validate() error {
 	if c.BOSTokenID < -1 || c.BOSTokenID >= c.VocabSize {
 		return fmt.Errorf("%w: bos_token_id = %d out of range [0,%d)", ErrConfig, c.BOSTokenID, c.VocabSize)
 	}
-	for _, id := range c.EmbedSuffix {
+	for _, id := range append(slices.Clip(c.EmbedPrefix), c.EmbedSuffix...) {
 		if id < 0 || id >= c.VocabSize {
-			return fmt.Errorf("%w: embedding suffix token %d out of range [0,%d)", ErrConfig, id, c.VocabSize)
+			return fmt.Errorf("%w: embedding prefix/suffix token %d out of range [0,%d)", ErrConfig, id, c.VocabSize)
 		}
 	}
 	for _, id := range c.EOSTokenIDs {

@@ -168,7 +168,7 @@ func TestEmbedMatchesReference(t *testing.T) {
 			w := randomWeights(t, c, 8)
 			m := newTestModel(t, w)
 			ids := randomTokens(rand.New(rand.NewPCG(1, 8)), 30, c.VocabSize)
-			got, err := m.Embed(context.Background(), ids)
+			got, err := m.Embed(context.Background(), append(ids, c.EmbedSuffix...))
 			if err != nil {
 				t.Fatal(err)
 			}

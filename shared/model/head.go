@@ -7,6 +7,8 @@ import (
 	"math"
 	"slices"
 
+	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
+
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 )
 
@@ -132,11 +134,17 @@ func NormalizeL2(v []float32) {
 	scaleTo(v, float32(1/max(math.Sqrt(ss), 1e-12)))
 }
 
-// Embed returns the embedding of one tokenized text: the final hidden
-// states pooled and normalised as the configuration says (Config.Pooling,
-// NormalizeEmbeddings), the suffix tokens (EmbedSuffix) appended first. The
-// text runs in chunks through its own sequence; Forward calls of other
-// sequences may interleave.
+// EmbedIDs tokenizes text for embedding: EmbedPrefix, the text's tokens
+// (special-token strings in it are plain text) and EmbedSuffix.
+func EmbedIDs(c Config, tok *tokenizer.Tokenizer, text string) []int {
+	ids := append(slices.Clip(c.EmbedPrefix), tok.EncodeOrdinary(text)...)
+	return append(ids, c.EmbedSuffix...)
+}
+
+// Embed returns the embedding of the tokens ids (see EmbedIDs): the final
+// hidden states pooled and normalised as the configuration says
+// (Config.Pooling, NormalizeEmbeddings). The tokens run in chunks through
+// their own sequence; Forward calls of other sequences may interleave.
 func (m *Model) Embed(ctx context.Context, ids []int) ([]float32, error) {
 	if m == nil {
 		return nil, errors.New("model: embed on a nil model")
@@ -144,7 +152,6 @@ func (m *Model) Embed(ctx context.Context, ids []int) ([]float32, error) {
 	if !m.cfg.IsEmbedding() {
 		return nil, fmt.Errorf("%w: %s is not an embedding model (no pooling)", ErrInput, m.cfg.Architecture)
 	}
-	ids = append(slices.Clip(ids), m.cfg.EmbedSuffix...)
 	if len(ids) == 0 {
 		return nil, fmt.Errorf("%w: no tokens to embed", ErrInput)
 	}
