@@ -159,6 +159,8 @@ type Report struct {
 	SourceSizeBytes   uint64
 	ResultSizeBytes   uint64
 	ParameterCount    uint64
+	Family            string // model.Family of the source
+	Architecture      string // its Hugging Face architecture
 }
 
 // Job is a snapshot of a job.

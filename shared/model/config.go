@@ -69,6 +69,31 @@ func familyOf(arch string) Family {
 	return ""
 }
 
+// FamilyOf names the family of an architecture as model registries record
+// it: a Hugging Face architecture (BitnetForCausalLM), a config.json
+// model_type (bitnet, qwen3, gemma3_text) or a GGUF general.architecture
+// (bitnet, bitnet-b1.58, bitnet-25, llama, qwen3, gemma3). "" when unknown.
+// A bare "llama" model_type is the llama family (1bitLLM checkpoints are
+// recorded as bitnet-b1.58, the name bitnet.cpp's GGUF files use).
+func FamilyOf(arch string) Family {
+	switch strings.ToLower(arch) {
+	case "bitnet-b1.58", "bitnet_b1_58":
+		return FamilyBitNetB158
+	case "bitnet-25", "bitnet":
+		return FamilyBitNet
+	case "llama":
+		return FamilyLlama
+	case "qwen3":
+		return FamilyQwen3
+	case "gemma3", "gemma3_text":
+		return FamilyGemma3
+	}
+	if f := familyOf(arch); f != "" {
+		return f
+	}
+	return familyOf(archOfModelType(arch))
+}
+
 // archOfModelType maps a config.json model_type to the canonical
 // architecture when "architectures" is absent.
 func archOfModelType(mt string) string {

@@ -206,8 +206,8 @@ func buildGGUF(w *Weights, tok *tokenizer.Tokenizer, opts ...GGUFOption) (*gguf.
 	if err := w.Validate(); err != nil {
 		return nil, err
 	}
-	if f := w.Config.Family(); f != FamilyBitNet && f != FamilyBitNetB158 {
-		return nil, fmt.Errorf("%w: GGUF export of the %s family is not supported yet (bitnet and bitnet-b1.58 are)", ErrWeights, f)
+	if err := CheckGGUF(w.Config, o.ternary); err != nil {
+		return nil, err
 	}
 	var fileType uint32
 	switch o.ternary {
@@ -265,6 +265,38 @@ func buildGGUF(w *Weights, tok *tokenizer.Tokenizer, opts ...GGUFOption) (*gguf.
 		}
 	}
 	return wr, nil
+}
+
+// ErrGGUF reports a model that a GGUF file of the asked type cannot hold.
+// It wraps ErrWeights.
+var ErrGGUF = fmt.Errorf("%w: not writable as GGUF", ErrWeights)
+
+// CheckGGUF reports whether WriteGGUF can write a model of configuration c
+// with ternary tensors of type t, before any work: the family must have a
+// GGUF layout here (bitnet, bitnet-b1.58 so far) and every linear's input
+// width must be a multiple of 256 for TQ2_0/TQ1_0 (one TQ block; widths like
+// 1bitLLM 3B's 3200/8640 need I2_S). The error names what does not fit.
+func CheckGGUF(c Config, t gguf.Type) error {
+	if f := c.Family(); f != FamilyBitNet && f != FamilyBitNetB158 {
+		return fmt.Errorf("%w: the %s family has no GGUF layout here yet (bitnet and bitnet-b1.58 do)", ErrGGUF, f)
+	}
+	if t != gguf.TQ2_0 && t != gguf.TQ1_0 {
+		return nil // the type check comes later, with its own message
+	}
+	var bad []string
+	for _, w := range []struct {
+		name string
+		n    int
+	}{{"hidden_size", c.HiddenSize}, {"intermediate_size", c.IntermediateSize}, {"num_attention_heads*head_dim", c.QDim()}} {
+		if w.n%ternary.BlockSize != 0 {
+			bad = append(bad, fmt.Sprintf("%s = %d", w.name, w.n))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%w: %v needs every linear input width to be a multiple of %d; %s are not (I2_S holds any width)",
+			ErrGGUF, t, ternary.BlockSize, strings.Join(bad, ", "))
+	}
+	return nil
 }
 
 // addConfigKVs writes general.* and bitnet.* keys in the converter's order.

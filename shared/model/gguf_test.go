@@ -55,18 +55,22 @@ func ggufWeights(t testing.TB, c Config, seed uint64) *Weights {
 		}
 		return m
 	}
-	h, q, kv, ff := c.HiddenSize, c.QDim(), c.KVDim(), c.IntermediateSize
+	h := c.HiddenSize
 	w := &Weights{Config: c, Embed: floats(c.VocabSize*h, 0, 1), Norm: floats(h, 1, 0.1)}
 	if !c.TieWordEmbeddings {
 		w.Head = floats(c.VocabSize*h, 0, 0.5)
 	}
 	for i := 0; i < c.NumLayers; i++ {
-		w.Layers = append(w.Layers, Layer{
-			AttnNorm: floats(h, 1, 0.1), AttnSubNorm: floats(q, 1, 0.1),
-			FFNNorm: floats(h, 1, 0.1), FFNSubNorm: floats(ff, 1, 0.1),
-			Q: tern(q, h), K: tern(kv, h), V: tern(kv, h), O: tern(h, q),
-			Gate: tern(ff, h), Up: tern(ff, h), Down: tern(h, ff),
-		})
+		var l Layer
+		for _, n := range l.NormSpecs(c) {
+			if n.Want {
+				*n.V = floats(n.N, 1, 0.1)
+			}
+		}
+		for j, p := range l.Linears() {
+			*p = tern(LinearShape(c, j))
+		}
+		w.Layers = append(w.Layers, l)
 	}
 	if err := w.Validate(); err != nil {
 		t.Fatal(err)
@@ -434,7 +438,8 @@ func TestWriteGGUFErrors(t *testing.T) {
 		opts    []GGUFOption
 		wantErr []string
 	}{
-		{"cols not a multiple of 256", ggufWeights(t, narrow, 7), nil, []string{"blk.0.attn_q.weight", "64 columns", "multiple of 256"}},
+		{"cols not a multiple of 256", ggufWeights(t, narrow, 7), nil, []string{"hidden_size = 64", "num_attention_heads*head_dim = 64", "a multiple of 256", "I2_S"}},
+		{"family without a GGUF layout", ggufWeights(t, qwenGGUF(), 9), nil, []string{"qwen3 family"}},
 		{"tokenizer larger than vocab", ggufWeights(t, smallVocab, 8), nil, []string{"600 tokens", "vocab_size = 300"}},
 		{"bad ternary type", small, []GGUFOption{WithTernaryType(gguf.Q8_0)}, []string{"Q8_0", "TQ2_0 or TQ1_0"}},
 		{"bad float type", small, []GGUFOption{WithFloatType(gguf.Q4_0)}, []string{"Q4_0", "F32, F16, BF16 or Q8_0"}},
@@ -459,10 +464,17 @@ func TestWriteGGUFErrors(t *testing.T) {
 			t.Skip("golden model not loadable:", err)
 		}
 		err = WriteGGUF(filepath.Join(t.TempDir(), "m.gguf"), w, nil)
-		if !errors.Is(err, ErrWeights) || !strings.Contains(err.Error(), "multiple of 256") {
+		if !errors.Is(err, ErrWeights) || !errors.Is(err, ErrGGUF) || !strings.Contains(err.Error(), "multiple of 256") {
 			t.Errorf("got %v, want ErrWeights about a multiple of 256", err)
 		}
 	})
+}
+
+// qwenGGUF is a 256-wide qwen3-family configuration.
+func qwenGGUF() Config {
+	c := ggufConfig256(true)
+	c.Architecture, c.HiddenAct, c.ProjNorms, c.Pooling = ArchQwen3, ActSiLU, true, PoolLast
+	return c
 }
 
 // rewriteGGUF copies src to dst through the given edits (nil keeps all).

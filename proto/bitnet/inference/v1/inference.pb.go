@@ -1409,7 +1409,12 @@ type LoadedModel struct {
 	// When it was loaded.
 	LoadTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=load_time,json=loadTime,proto3" json:"load_time,omitempty"`
 	// When it last served a request (idle models are unloaded first).
-	LastUsedTime  *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_used_time,json=lastUsedTime,proto3" json:"last_used_time,omitempty"`
+	LastUsedTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_used_time,json=lastUsedTime,proto3" json:"last_used_time,omitempty"`
+	// Model family (bitnet, bitnet-b1.58, llama, qwen3, gemma3; see
+	// docs/families.md).
+	Family string `protobuf:"bytes,9,opt,name=family,proto3" json:"family,omitempty"`
+	// Whether it is an embedding model (served by Embed, not Generate).
+	Embedding     bool `protobuf:"varint,10,opt,name=embedding,proto3" json:"embedding,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1498,6 +1503,20 @@ func (x *LoadedModel) GetLastUsedTime() *timestamppb.Timestamp {
 		return x.LastUsedTime
 	}
 	return nil
+}
+
+func (x *LoadedModel) GetFamily() string {
+	if x != nil {
+		return x.Family
+	}
+	return ""
+}
+
+func (x *LoadedModel) GetEmbedding() bool {
+	if x != nil {
+		return x.Embedding
+	}
+	return false
 }
 
 // Request of ModelStatus.
@@ -2352,7 +2371,7 @@ const file_bitnet_inference_v1_inference_proto_rawDesc = "" +
 	"namePrefix\"x\n" +
 	"\x12ListModelsResponse\x12:\n" +
 	"\x06models\x18\x01 \x03(\v2\".bitnet.inference.v1.ServableModelR\x06models\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xfb\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb1\x03\n" +
 	"\vLoadedModel\x12/\n" +
 	"\x05model\x18\x01 \x01(\v2\x19.bitnet.model.v1.ModelRefR\x05model\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12!\n" +
@@ -2362,7 +2381,10 @@ const file_bitnet_inference_v1_inference_proto_rawDesc = "" +
 	"\x0econtext_length\x18\x05 \x01(\rR\rcontextLength\x12'\n" +
 	"\x0factive_requests\x18\x06 \x01(\rR\x0eactiveRequests\x127\n" +
 	"\tload_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bloadTime\x12@\n" +
-	"\x0elast_used_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\flastUsedTime\"*\n" +
+	"\x0elast_used_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\flastUsedTime\x12\x16\n" +
+	"\x06family\x18\t \x01(\tR\x06family\x12\x1c\n" +
+	"\tembedding\x18\n" +
+	" \x01(\bR\tembedding\"*\n" +
 	"\x12ModelStatusRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\"\xde\x01\n" +
 	"\x13ModelStatusResponse\x128\n" +
