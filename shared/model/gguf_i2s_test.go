@@ -1,0 +1,156 @@
+package model
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/half"
+)
+
+// sameTernary fails unless every linear of got has want's codes and scale
+// (want's scale rounded to fp16 when fp16 is set).
+func sameTernary(t *testing.T, got, want *Weights, fp16 map[string]bool) {
+	t.Helper()
+	for i := range want.Layers {
+		gl, wl := got.Layers[i].linears(got.Config), want.Layers[i].linears(want.Config)
+		for k := range wl {
+			g, w := *gl[k].m, *wl[k].m
+			name := blockTensor(i, wl[k].part, "weight")
+			if !slices.Equal(g.Codes, w.Codes) {
+				t.Errorf("%s: codes differ", name)
+			}
+			ws := w.Scale
+			if fp16[name] {
+				ws = half.FromFloat16(half.ToFloat16(ws))
+			}
+			if g.Scale != ws {
+				t.Errorf("%s: scale %v, want %v", name, g.Scale, ws)
+			}
+		}
+	}
+}
+
+// TestGGUFI2SRoundTrip writes every linear as I2_S: the file has bitnet.cpp's
+// bitnet-b1.58 architecture and reads back bit for bit (I2_S keeps the
+// float32 scale).
+func TestGGUFI2SRoundTrip(t *testing.T) {
+	w := ggufWeights(t, ggufConfig256(true), 21)
+	path := filepath.Join(t.TempDir(), "m.gguf")
+	if err := WriteGGUF(path, w, opticksTokenizer(t), WithTernaryType(gguf.I2_S), WithScaleTensors(true)); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	arch, _ := f.String(keyArch)
+	ft, _ := f.Uint32(keyFileType)
+	emb, _ := f.Uint32(GGUFArchBitNetB158 + sfxEmbedding)
+	q, _ := f.Tensor("blk.0.attn_q.weight")
+	_, scale := f.Tensor("blk.0.attn_q.scale")
+	f.Close()
+	if arch != GGUFArchBitNetB158 || ft != fileTypeI2_S || emb != 256 || q.Type != gguf.I2_S || scale {
+		t.Errorf("got arch %q file_type %d embedding %d attn_q %v scale tensor %v; want bitnet-b1.58, 40, 256, I2_S, none",
+			arch, ft, emb, q.Type, scale)
+	}
+	got, tok, err := ReadGGUF(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok == nil || got.Config.HiddenAct != "relu2" || got.Config.HiddenSize != 256 {
+		t.Errorf("config %v, tokenizer %v", got.Config, tok)
+	}
+	sameTernary(t, got, w, nil)
+}
+
+// TestGGUFWidthFallback checks the type each width gets and that every
+// fallback reads back.
+func TestGGUFWidthFallback(t *testing.T) {
+	tests := []struct {
+		name   string
+		hidden int
+		ff     int
+		opts   []GGUFOption
+		arch   string
+		want   map[string]gguf.Type // by tensor part, layer 0
+	}{
+		{"all 256", 256, 512, nil, GGUFArch, map[string]gguf.Type{"attn_q": gguf.TQ2_0, "ffn_down": gguf.TQ2_0}},
+		{"128 to I2_S", 128, 384, nil, GGUFArchBitNetB158, map[string]gguf.Type{"attn_q": gguf.I2_S, "attn_output": gguf.I2_S, "ffn_down": gguf.I2_S}},
+		{"384 mixes", 384, 512, []GGUFOption{WithTernaryType(gguf.TQ1_0)}, GGUFArchBitNetB158,
+			map[string]gguf.Type{"attn_q": gguf.I2_S, "ffn_down": gguf.TQ1_0}},
+		{"no I2_S", 128, 384, []GGUFOption{WithI2SFallback(false)}, GGUFArch, map[string]gguf.Type{"attn_q": gguf.Q8_0, "ffn_down": gguf.Q8_0}},
+		{"64 to Q8_0", 64, 160, nil, GGUFArch, map[string]gguf.Type{"attn_q": gguf.Q8_0, "ffn_down": gguf.Q8_0}},
+		{"I2_S asked, 96", 96, 256, []GGUFOption{WithTernaryType(gguf.I2_S)}, GGUFArchBitNetB158, map[string]gguf.Type{"attn_q": gguf.Q8_0, "ffn_down": gguf.I2_S}},
+		{"48 to F16", 48, 128, nil, GGUFArchBitNetB158, map[string]gguf.Type{"attn_q": gguf.F16, "ffn_down": gguf.I2_S}},
+		{"scale tensors", 64, 160, []GGUFOption{WithScaleTensors(true)}, GGUFArch, map[string]gguf.Type{"attn_q": gguf.Q8_0}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ggufConfig256(true)
+			c.HiddenSize, c.IntermediateSize, c.NumHeads, c.NumKVHeads, c.HeadDim = tc.hidden, tc.ff, 2, 1, tc.hidden/2
+			w := ggufWeights(t, c, 33)
+			plan, err := PlanGGUF(w, tc.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if plan.Arch != tc.arch {
+				t.Errorf("arch %q, want %q", plan.Arch, tc.arch)
+			}
+			fp16 := map[string]bool{}
+			for _, ch := range plan.Tensors {
+				part := strings.TrimSuffix(strings.TrimPrefix(ch.Name, "blk.0."), ".weight")
+				if want, ok := tc.want[part]; ok && ch.Type != want {
+					t.Errorf("%s (%dx%d): type %v, want %v (%s)", ch.Name, ch.Rows, ch.Cols, ch.Type, want, ch.Reason)
+				}
+				if fallback := ch.Type == gguf.Q8_0 || ch.Type == gguf.F16; fallback && ch.Reason == "" {
+					t.Errorf("%s: fallback type %v without a reason", ch.Name, ch.Type)
+				}
+				fp16[ch.Name] = ch.Type != gguf.I2_S && tc.name != "scale tensors"
+			}
+			path := filepath.Join(t.TempDir(), "m.gguf")
+			if err := WriteGGUF(path, w, nil, tc.opts...); err != nil {
+				t.Fatal(err)
+			}
+			got, _, err := ReadGGUF(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameTernary(t, got, w, fp16)
+		})
+	}
+}
+
+// TestGGUFBitNetCppArchs reads a file under each architecture name bitnet.cpp
+// writes, without the keys only our writer adds.
+func TestGGUFBitNetCppArchs(t *testing.T) {
+	w := ggufWeights(t, ggufConfig256(true), 5)
+	src := filepath.Join(t.TempDir(), "m.gguf")
+	if err := WriteGGUF(src, w, opticksTokenizer(t), WithTernaryType(gguf.I2_S)); err != nil {
+		t.Fatal(err)
+	}
+	for _, arch := range []string{GGUFArchBitNet25, GGUFArchBitNetB158, GGUFArch} {
+		dst := filepath.Join(t.TempDir(), arch+".gguf")
+		rewriteGGUF(t, src, dst, func(kv *gguf.KV) bool {
+			switch {
+			case kv.Key == keyArch:
+				kv.Value = arch
+			case kv.Key == keyMeshArch || kv.Key == keyMeshEOS || strings.HasSuffix(kv.Key, sfxHiddenAct):
+				return false
+			case strings.HasPrefix(kv.Key, GGUFArchBitNetB158+"."):
+				kv.Key = arch + strings.TrimPrefix(kv.Key, GGUFArchBitNetB158)
+			}
+			return true
+		}, nil)
+		got, _, err := ReadGGUF(dst)
+		if err != nil {
+			t.Fatalf("%s: %v", arch, err)
+		}
+		if got.Config.HiddenAct != "relu2" || got.Config.Architecture != ArchBitNet {
+			t.Errorf("%s: config %v", arch, got.Config)
+		}
+		sameTernary(t, got, w, nil)
+	}
+}
