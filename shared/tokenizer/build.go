@@ -15,6 +15,10 @@ type builder struct {
 	unused map[int]bool // GGUF unused (padding) ids: kept, never produced
 	added  []addedToken
 	addedI map[int]int // id -> index in added
+	// literal is set for SentencePiece-style vocabularies (see spm.go),
+	// whose tokens dec turns into text.
+	literal bool
+	dec     decoderSpec
 }
 
 func newBuilder() *builder {
@@ -89,13 +93,23 @@ func (b *builder) build(pairs [][2]string, ignoreMerges bool, pre preTokenizer) 
 		addedByText:  make(map[string]int, len(b.added)),
 		pre:          pre,
 		bos:          -1,
+		unk:          -1,
+		stripStart:   b.dec.stripStart,
 	}
+	t.literal = b.literal
 	bl := newByteLevel()
 	for id, s := range b.file {
 		t.present[id] = true
 		t.fileForm[id] = s
-		raw, ok := bl.decode(s)
 		t.unused[id] = b.unused[id]
+		if b.literal {
+			t.tokens[id] = b.dec.decodeLiteral(s)
+			if !b.unused[id] {
+				t.vocab[s] = id
+			}
+			continue
+		}
+		raw, ok := bl.decode(s)
 		if !ok || b.unused[id] {
 			t.tokens[id] = s // not reachable from text (e.g. GGUF padding)
 			continue
@@ -105,7 +119,11 @@ func (b *builder) build(pairs [][2]string, ignoreMerges bool, pre preTokenizer) 
 	}
 	for i := range t.byteID {
 		t.byteID[i] = -1
-		if id, ok := t.vocab[string([]byte{byte(i)})]; ok {
+		key := string([]byte{byte(i)})
+		if b.literal {
+			key = byteTokenName(byte(i))
+		}
+		if id, ok := t.vocab[key]; ok {
 			t.byteID[i] = int32(id)
 		}
 	}
@@ -127,6 +145,11 @@ func (b *builder) build(pairs [][2]string, ignoreMerges bool, pre preTokenizer) 
 	for _, a := range b.added {
 		t.present[a.ID] = true
 		t.tokens[a.ID] = a.Content
+		if b.literal {
+			// The decoder turns every token into text, added ones too
+			// (Gemma's "▁▁" whitespace tokens).
+			t.tokens[a.ID] = b.dec.decodeLiteral(a.Content)
+		}
 		if t.fileForm[a.ID] == "" {
 			t.fileForm[a.ID] = a.Content
 		}

@@ -38,6 +38,7 @@ func runModels(args []string, stdout, stderr io.Writer) error {
 	hf := fs.String("hf", "", "Hugging Face model directory (default: random weights)")
 	tokPath := fs.String("tokenizer", "testdata/tokenizer/opticks-bpe600.json", "tokenizer.json for random weights")
 	seed := fs.Uint64("seed", 1, "seed of random weights")
+	bitnetCpp := fs.Bool("bitnetcpp", false, "write bitnet.cpp's files instead: i2_s.gguf (architecture bitnet-b1.58) and f32.gguf (for its llama-quantize)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -50,6 +51,12 @@ func runModels(args []string, stdout, stderr io.Writer) error {
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return fmt.Errorf("models: %w", err)
+	}
+	if *bitnetCpp {
+		if err := writeBitNetCpp(*out, w, tok, stdout); err != nil {
+			return fmt.Errorf("models: %w", err)
+		}
+		return nil
 	}
 	for _, v := range variants() {
 		wv := w
