@@ -1,6 +1,9 @@
 package model
 
 import (
+	"compress/gzip"
+	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -8,6 +11,7 @@ import (
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/half"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
 )
 
 // sameTernary fails unless every linear of got has want's codes and scale
@@ -152,5 +156,56 @@ func TestGGUFBitNetCppArchs(t *testing.T) {
 			t.Errorf("%s: config %v", arch, got.Config)
 		}
 		sameTernary(t, got, w, nil)
+	}
+}
+
+// TestGGUFSentencePieceTokenizer writes the real LLaMA 2 vocabulary (1bitLLM's)
+// as GGUF's "llama" tokenizer and reads it back: same ids as tokenizer.json.
+func TestGGUFSentencePieceTokenizer(t *testing.T) {
+	f, err := os.Open(filepath.Join("..", "..", "testdata", "tokenizer", "llama2.json.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ggufConfig256(true)
+	c.VocabSize, c.BOSTokenID, c.EOSTokenIDs = 32000, 1, []int{2}
+	w := ggufWeights(t, c, 3)
+	path := filepath.Join(t.TempDir(), "m.gguf")
+	if err := WriteGGUF(path, w, tok); err != nil {
+		t.Fatal(err)
+	}
+	gf, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, _ := gf.String(keyTokModel)
+	prefix, _ := gf.Bool(keyTokSpacePrefix)
+	gf.Close()
+	if model != "llama" || !prefix {
+		t.Errorf("tokenizer.ggml.model %q add_space_prefix %v, want llama true", model, prefix)
+	}
+	_, back, err := ReadGGUF(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"Hello world", " Light is refracted.\n\nIt's 1704; naïve 😀", "<s>x</s> y<unk>"} {
+		if got, want := back.Encode(s), tok.Encode(s); !slices.Equal(got, want) {
+			t.Errorf("Encode(%q) = %v, want %v", s, got, want)
+		}
+		if got, want := back.Decode(tok.Encode(s)), tok.Decode(tok.Encode(s)); got != want {
+			t.Errorf("Decode: %q, want %q", got, want)
+		}
 	}
 }

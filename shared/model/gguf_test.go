@@ -352,7 +352,7 @@ func TestGGUFErrors(t *testing.T) {
 		{"shape mismatch", setKV(keyFeedForward, uint32(768)), nil, []string{"blk.0.ffn_sub_norm.weight has dims [512], want [768]"}},
 		{"too few layers", setKV(keyBlockCount, uint32(1)), nil, []string{"unexpected tensor blk.1."}},
 		{"bad activation", setKV(keyHiddenAct, "silu"), nil, []string{"silu"}},
-		{"bad tokenizer model", setKV(keyTokModel, "llama"), nil, []string{"tokenizer.ggml.model", `"llama"`}},
+		{"bad tokenizer model", setKV(keyTokModel, "bert"), nil, []string{"tokenizer.ggml.model", `"bert"`}},
 		{"unknown pre-tokenizer", setKV(keyTokPre, "qwen2"), nil, []string{"tokenizer.ggml.pre", `"qwen2"`}},
 		{"missing pre-tokenizer", dropKV(keyTokPre), nil, []string{"missing key tokenizer.ggml.pre"}},
 		{"eos out of range", setKV(keyMeshEOS, []int32{100000}), nil, []string{"eos_token_id 100000"}},

@@ -70,7 +70,9 @@ func (b *builder) addAdded(a addedToken) error {
 	return nil
 }
 
-func (b *builder) build(pairs [][2]string, ignoreMerges bool, pre preTokenizer) (*Tokenizer, error) {
+// build assembles the tokenizer; pairs are the merges in rank order, or, when
+// ranks is not nil, with those ranks (equal ranks merge leftmost first).
+func (b *builder) build(pairs [][2]string, ranks []int32, ignoreMerges bool, pre preTokenizer) (*Tokenizer, error) {
 	n := 0
 	for id := range b.file {
 		n = max(n, id+1)
@@ -139,8 +141,12 @@ func (b *builder) build(pairs [][2]string, ignoreMerges bool, pre preTokenizer) 
 			return nil, fmt.Errorf("merge %d %q: merged token %q not in the vocabulary", rank, p[0]+" "+p[1], p[0]+p[1])
 		}
 		t.mergeList = append(t.mergeList, [2]int32{int32(a), int32(c)})
+		r := int32(rank)
+		if ranks != nil {
+			r = ranks[rank]
+		}
 		// A repeated pair takes its last rank, as in the tokenizers library.
-		t.merges[pairKey(int32(a), int32(c))] = merge{rank: int32(rank), id: int32(m)}
+		t.merges[pairKey(int32(a), int32(c))] = merge{rank: r, id: int32(m)}
 	}
 	for _, a := range b.added {
 		t.present[a.ID] = true

@@ -135,3 +135,49 @@ func TestFamilyVectors(t *testing.T) {
 		})
 	}
 }
+
+// TestFamilyGGUFSPM stores the SentencePiece-style vocabularies as GGUF's
+// "llama" tokenizer (tokens, scores, types, add_space_prefix) and checks
+// that FromGGUFSPM, which merges by score as llama.cpp does, encodes every
+// vector like the tokenizer.json.
+func TestFamilyGGUFSPM(t *testing.T) {
+	all, err := familyVectors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		family string
+		prefix bool
+	}{{"llama2", true}, {"gemma3", false}} {
+		t.Run(tc.family, func(t *testing.T) {
+			tk := familyTokenizer(t, tc.family)
+			if !tk.Literal() || tk.AddSpacePrefix() != tc.prefix {
+				t.Fatalf("Literal %v AddSpacePrefix %v, want true %v", tk.Literal(), tk.AddSpacePrefix(), tc.prefix)
+			}
+			types := tk.TokenTypes()
+			if tc.family == "llama2" && (types[0] != TypeUnknown || types[1] != TypeControl || types[3] != TypeByte || types[3+256] != TypeNormal) {
+				t.Errorf("types of <unk> <s> <0x00> and token 259: %v %v %v %v", types[0], types[1], types[3], types[259])
+			}
+			back, err := FromGGUFSPM(tk.Tokens(), tk.Scores(), types, tk.AddSpacePrefix())
+			if err != nil {
+				t.Fatal(err)
+			}
+			fails := 0
+			for i, v := range all[tc.family] {
+				if got := back.Encode(v.Text); !slices.Equal(got, tk.Encode(v.Text)) {
+					if fails++; fails <= 5 {
+						t.Errorf("vector %d %q: GGUF %v, tokenizer.json %v", i, v.Text, got, v.IDs)
+					}
+				}
+				if got := back.Decode(v.IDs); got != v.Decoded {
+					if fails++; fails <= 5 {
+						t.Errorf("vector %d Decode = %q, want %q", i, got, v.Decoded)
+					}
+				}
+			}
+			if fails > 0 {
+				t.Errorf("%d of %d vectors differ", fails, len(all[tc.family]))
+			}
+		})
+	}
+}

@@ -161,7 +161,7 @@ func Parse(data []byte) (*Tokenizer, error) {
 		}
 		pairs[i] = p
 	}
-	t, err := b.build(pairs, m.IgnoreMerges, pre)
+	t, err := b.build(pairs, nil, m.IgnoreMerges, pre)
 	if err != nil {
 		return nil, err
 	}

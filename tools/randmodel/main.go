@@ -37,7 +37,7 @@ func run(args []string, log io.Writer) error {
 	out := fs.String("out", "", "output .gguf path (required)")
 	layers := fs.Int("layers", 30, "number of decoder layers")
 	seed := fs.Uint64("seed", 1, "random seed")
-	tern := fs.String("ternary", "tq2_0", "ternary tensor type: tq2_0 or tq1_0")
+	tern := fs.String("ternary", "tq2_0", "ternary tensor type: tq2_0, tq1_0 or i2_s (bitnet.cpp)")
 	float := fs.String("float", "f16", "embedding type: f16, f32, bf16 or q8_0")
 	tokPaths := fs.String("tokenizer", "testdata/tokenizer/llama3.json.gz,testdata/tokenizer/opticks-bpe600.json",
 		"comma-separated tokenizer.json candidates (.gz allowed); the first that exists is used")
