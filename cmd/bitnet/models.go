@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/bitnet-mesh/bitnet-mesh/sdk"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/progress"
 )
 
@@ -24,6 +25,7 @@ type modelRow struct {
 	LatestVersion  uint32            `json:"latest_version"`
 	Versions       uint32            `json:"version_count,omitempty"`
 	Aliases        map[string]uint32 `json:"aliases,omitempty"`
+	Family         string            `json:"family,omitempty"` // docs/families.md
 	Format         string            `json:"format,omitempty"`
 	QuantType      string            `json:"quant_type,omitempty"`
 	ParameterCount uint64            `json:"parameter_count,omitempty"`
@@ -82,6 +84,7 @@ func runModels(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			case err != nil:
 				return err
 			}
+			row.Family = string(model.FamilyOf(latest.GetArchitecture()))
 			row.Format = enumName(latest.GetFormat().String(), "MODEL_FORMAT_")
 			row.QuantType = enumName(latest.GetQuantType().String(), "QUANT_TYPE_")
 			row.ParameterCount, row.SizeBytes = latest.GetParameterCount(), latest.GetSizeBytes()
@@ -117,6 +120,9 @@ func servableRows(ctx context.Context, c *sdk.Client, prefix string) ([]modelRow
 			QuantType: enumName(s.GetQuantType().String(), "QUANT_TYPE_"), ParameterCount: s.GetParameterCount(), SizeBytes: s.GetSizeBytes()}
 		for _, l := range s.GetLoaded() {
 			r.LoadedOn = append(r.LoadedOn, fmt.Sprintf("%s (%s)", l.GetNode(), l.GetModel().Text()))
+			if r.Family == "" {
+				r.Family = l.GetFamily()
+			}
 		}
 		rows = append(rows, r)
 	}
@@ -130,10 +136,10 @@ func printModels(stdout io.Writer, rows []modelRow, asJSON bool) error {
 		return enc.Encode(rows)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tLATEST\tVERSIONS\tALIASES\tFORMAT\tQUANT\tPARAMS\tSIZE\tLOADED ON")
+	fmt.Fprintln(tw, "NAME\tLATEST\tVERSIONS\tALIASES\tFAMILY\tFORMAT\tQUANT\tPARAMS\tSIZE\tLOADED ON")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, latestText(r), r.Versions, aliasText(r.Aliases),
-			dash(strings.ToLower(r.Format)), dash(r.QuantType), paramText(r.ParameterCount), sizeText(r.SizeBytes), dash(strings.Join(r.LoadedOn, ", ")))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, latestText(r), r.Versions, aliasText(r.Aliases),
+			dash(r.Family), dash(strings.ToLower(r.Format)), dash(r.QuantType), paramText(r.ParameterCount), sizeText(r.SizeBytes), dash(strings.Join(r.LoadedOn, ", ")))
 	}
 	return tw.Flush()
 }

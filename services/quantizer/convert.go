@@ -218,6 +218,7 @@ func jobToPB(j Job, linears bool) *quantizerv1.Job {
 		PerplexityBefore: r.PerplexityBefore, PerplexityAfter: r.PerplexityAfter, MeanKl: r.MeanKL,
 		CalibrationTokens: uint32(r.CalibrationTokens), Top1Agreement: r.Top1Agreement,
 		SourceSizeBytes: r.SourceSizeBytes, ResultSizeBytes: r.ResultSizeBytes, ParameterCount: r.ParameterCount,
+		Family: r.Family, Architecture: r.Architecture,
 		GgufArchitecture: r.GGUFArch,
 	}
 	if linears {

@@ -31,13 +31,13 @@ func dequantised(t *testing.T, w *model.Weights) *reference {
 	layers := make([]refLayer, len(w.Layers))
 	for i := range w.Layers {
 		l := &w.Layers[i]
-		layers[i] = refLayer{attnNorm: l.AttnNorm, attnSub: l.AttnSubNorm, ffnNorm: l.FFNNorm, ffnSub: l.FFNSubNorm}
+		layers[i] = refLayer{norms: l}
 		for _, lin := range linearsOf(l) {
 			_, rows, err := fullPrecision(nil, lin.hf, lin.m)
 			if err != nil {
 				t.Fatal(err)
 			}
-			*lin.dst(&layers[i]) = rows
+			layers[i].lin[lin.i] = rows
 		}
 	}
 	return newReference(w.Config, w.Embed, w.Norm, w.HeadWeights(), layers, 2)

@@ -74,7 +74,8 @@ func (r *runner) run(ctx context.Context) (registry.Ref, error) {
 		return registry.Ref{}, fmt.Errorf("load %s: %w: %w", filepath.Base(src), err, ErrCheckpoint)
 	}
 	r.cfg = w.Config
-	rep := Report{SourceSizeBytes: r.srcSize, ParameterCount: parameterCount(w)}
+	rep := Report{SourceSizeBytes: r.srcSize, ParameterCount: parameterCount(w),
+		Family: string(w.Config.Family()), Architecture: w.Config.Architecture}
 	r.q.update(r.j, func(j *Job) { j.Report = rep })
 
 	calib := r.req.Calibration
@@ -83,6 +84,11 @@ func (r *runner) run(ctx context.Context) (registry.Ref, error) {
 	defer release()
 	if err != nil {
 		return registry.Ref{}, err
+	}
+	// Can the output hold this family and these widths? (After the
+	// statistics, which the report keeps either way.)
+	if err := model.CheckGGUF(w.Config, ggufType(r.req.Target)); err != nil {
+		return registry.Ref{}, fmt.Errorf("%s model (%s): %w: %w", w.Config.Family(), w.Config.Architecture, err, ErrCheckpoint)
 	}
 	out := filepath.Join(work, ggufFileName)
 	gopts := []model.GGUFOption{model.WithTernaryType(ggufType(r.req.Target)), model.WithModelName(r.req.Output.Name)}
@@ -311,7 +317,9 @@ func parameterCount(w *model.Weights) uint64 {
 	n := uint64(len(w.Embed) + len(w.Head) + len(w.Norm))
 	for i := range w.Layers {
 		l := &w.Layers[i]
-		n += uint64(len(l.AttnNorm) + len(l.AttnSubNorm) + len(l.FFNNorm) + len(l.FFNSubNorm))
+		for _, ns := range l.NormSpecs(w.Config) {
+			n += uint64(len(*ns.V))
+		}
 		for _, m := range linearsOf(l) {
 			n += uint64(m.m.Rows) * uint64(m.m.Cols)
 		}

@@ -163,6 +163,8 @@ type Report struct {
 	SourceSizeBytes   uint64
 	ResultSizeBytes   uint64
 	ParameterCount    uint64
+	Family            string // model.Family of the source
+	Architecture      string // its Hugging Face architecture
 	GGUFArch          string // general.architecture of the result
 }
 

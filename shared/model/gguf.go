@@ -361,6 +361,9 @@ func buildGGUF(w *Weights, tok *tokenizer.Tokenizer, opts ...GGUFOption) (*gguf.
 	if err := w.Validate(); err != nil {
 		return nil, err
 	}
+	if err := CheckGGUF(w.Config, o.ternary); err != nil {
+		return nil, err
+	}
 	plan := planGGUF(w, o)
 	if plan.Arch != GGUFArch {
 		o.scaleTensors = false
@@ -416,6 +419,21 @@ func buildGGUF(w *Weights, tok *tokenizer.Tokenizer, opts ...GGUFOption) (*gguf.
 		}
 	}
 	return wr, nil
+}
+
+// ErrGGUF reports a model that a GGUF file of the asked type cannot hold.
+// It wraps ErrWeights.
+var ErrGGUF = fmt.Errorf("%w: not writable as GGUF", ErrWeights)
+
+// CheckGGUF reports whether WriteGGUF can write a model of configuration c
+// with ternary tensors of type t, before any work: the family must have a
+// GGUF layout here. Every width is writable: PlanGGUF picks, per linear, a
+// type that holds it (I2_S, Q8_0 or F16 where TQ2_0/TQ1_0 cannot).
+func CheckGGUF(c Config, t gguf.Type) error {
+	if f := c.Family(); f != FamilyBitNet && f != FamilyBitNetB158 {
+		return fmt.Errorf("%w: the %s family has no GGUF layout here yet (bitnet and bitnet-b1.58 do)", ErrGGUF, f)
+	}
+	return nil
 }
 
 // addConfigKVs writes general.* and <arch>.* keys in the converter's order.

@@ -54,18 +54,22 @@ func ggufWeights(t testing.TB, c Config, seed uint64) *Weights {
 		}
 		return m
 	}
-	h, q, kv, ff := c.HiddenSize, c.QDim(), c.KVDim(), c.IntermediateSize
+	h := c.HiddenSize
 	w := &Weights{Config: c, Embed: floats(c.VocabSize*h, 0, 1), Norm: floats(h, 1, 0.1)}
 	if !c.TieWordEmbeddings {
 		w.Head = floats(c.VocabSize*h, 0, 0.5)
 	}
 	for i := 0; i < c.NumLayers; i++ {
-		w.Layers = append(w.Layers, Layer{
-			AttnNorm: floats(h, 1, 0.1), AttnSubNorm: floats(q, 1, 0.1),
-			FFNNorm: floats(h, 1, 0.1), FFNSubNorm: floats(ff, 1, 0.1),
-			Q: tern(q, h), K: tern(kv, h), V: tern(kv, h), O: tern(h, q),
-			Gate: tern(ff, h), Up: tern(ff, h), Down: tern(h, ff),
-		})
+		var l Layer
+		for _, n := range l.NormSpecs(c) {
+			if n.Want {
+				*n.V = floats(n.N, 1, 0.1)
+			}
+		}
+		for j, p := range l.Linears() {
+			*p = tern(LinearShape(c, j))
+		}
+		w.Layers = append(w.Layers, l)
 	}
 	if err := w.Validate(); err != nil {
 		t.Fatal(err)
@@ -351,7 +355,7 @@ func TestGGUFErrors(t *testing.T) {
 		{"missing tensor", nil, dropTensor("blk.1.ffn_down.weight"), []string{"missing tensors", "blk.1.ffn_down.weight"}},
 		{"shape mismatch", setKV(keyFeedForward, uint32(768)), nil, []string{"blk.0.ffn_sub_norm.weight has dims [512], want [768]"}},
 		{"too few layers", setKV(keyBlockCount, uint32(1)), nil, []string{"unexpected tensor blk.1."}},
-		{"bad activation", setKV(keyHiddenAct, "silu"), nil, []string{"silu"}},
+		{"bad activation", setKV(keyHiddenAct, "gelu_new"), nil, []string{"gelu_new"}},
 		{"bad tokenizer model", setKV(keyTokModel, "bert"), nil, []string{"tokenizer.ggml.model", `"bert"`}},
 		{"unknown pre-tokenizer", setKV(keyTokPre, "qwen2"), nil, []string{"tokenizer.ggml.pre", `"qwen2"`}},
 		{"missing pre-tokenizer", dropKV(keyTokPre), nil, []string{"missing key tokenizer.ggml.pre"}},
@@ -427,6 +431,7 @@ func TestWriteGGUFErrors(t *testing.T) {
 		opts    []GGUFOption
 		wantErr []string
 	}{
+		{"family without a GGUF layout", ggufWeights(t, qwenGGUF(), 9), nil, []string{"qwen3 family"}},
 		{"tokenizer larger than vocab", ggufWeights(t, smallVocab, 8), nil, []string{"600 tokens", "vocab_size = 300"}},
 		{"bad ternary type", small, []GGUFOption{WithTernaryType(gguf.Q8_0)}, []string{"Q8_0", "TQ2_0, TQ1_0 or I2_S"}},
 		{"bad float type", small, []GGUFOption{WithFloatType(gguf.Q4_0)}, []string{"Q4_0", "F32, F16, BF16 or Q8_0"}},
@@ -445,6 +450,13 @@ func TestWriteGGUFErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// qwenGGUF is a 256-wide qwen3-family configuration.
+func qwenGGUF() Config {
+	c := ggufConfig256(true)
+	c.Architecture, c.HiddenAct, c.ProjNorms, c.Pooling = ArchQwen3, ActSiLU, true, PoolLast
+	return c
 }
 
 // rewriteGGUF copies src to dst through the given edits (nil keeps all).

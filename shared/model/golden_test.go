@@ -27,6 +27,37 @@ type golden struct {
 		Tokens []int     `json:"tokens"`
 		Last   []float64 `json:"last"`
 	} `json:"logits"`
+	// Embedding models (tools/reference/make_families.py).
+	Embeddings []struct {
+		Tokens    []int     `json:"tokens"`
+		Text      string    `json:"text"`
+		Embedding []float64 `json:"embedding"`
+	} `json:"embeddings"`
+	Family string `json:"family"`
+}
+
+// tokenizerPending lists golden models whose tokenizer.json format the Go
+// tokenizer does not read yet (SentencePiece-style BPE, Qwen's
+// pre-tokenizer): their weights are checked through LoadHF, and Load is
+// expected to fail until the tokenizer package supports them.
+var tokenizerPending = map[string]bool{
+	"tiny-bitnet-b158-fp16": true, "tiny-gemma3-embed": true, "tiny-qwen3-embed": true,
+}
+
+// loadGoldenModel is Load for golden models, nil (logged) when the
+// directory's tokenizer format is pending.
+func loadGoldenModel(t *testing.T, dir string, opts ...Option) *Model {
+	t.Helper()
+	m, err := Load(dir, opts...)
+	if err != nil && tokenizerPending[filepath.Base(dir)] {
+		t.Logf("Load (tokenizer pending): %v", err)
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
 }
 
 const modelsDir = "../../testdata/models"
@@ -88,6 +119,13 @@ func TestGoldenModels(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if g.Family != "" && string(w.Config.Family()) != g.Family {
+				t.Errorf("family %s, golden says %s", w.Config.Family(), g.Family)
+			}
+			if len(g.Embeddings) > 0 {
+				checkEmbeddings(t, dir, w, g)
+				return
+			}
 			for _, kv := range []KVType{KVFloat32, KVFloat16} {
 				m := newTestModel(t, w, WithHeadInt8(false), WithKVType(kv))
 				checkGolden(t, m, g, kv == KVFloat32)
@@ -95,9 +133,10 @@ func TestGoldenModels(t *testing.T) {
 			// The default int8 head (and int8 tied embedding): perplexity close, not exact.
 			m := newTestModel(t, w)
 			// Load quantises the head straight from the file: the same model.
-			loaded, err := Load(dir)
-			if got, want := modelLogits(t, loaded, err, g.Windows[0].Tokens), modelLogits(t, newTestModel(t, w), nil, g.Windows[0].Tokens); !slices.Equal(got, want) {
-				t.Errorf("Load's logits differ from New's: max abs diff %g", maxAbsDiff(got, want))
+			if loaded, err := Load(dir); err == nil || !tokenizerPending[filepath.Base(dir)] {
+				if got, want := modelLogits(t, loaded, err, g.Windows[0].Tokens), modelLogits(t, newTestModel(t, w), nil, g.Windows[0].Tokens); !slices.Equal(got, want) {
+					t.Errorf("Load's logits differ from New's: max abs diff %g", maxAbsDiff(got, want))
+				}
 			}
 			for wi, win := range g.Windows {
 				res, err := m.Perplexity(context.Background(), win.Tokens, 0)
@@ -120,7 +159,7 @@ func checkGolden(t *testing.T, m *Model, g golden, exact bool) {
 	t.Helper()
 	ctx := context.Background()
 	vocab := m.Config().VocabSize
-	pplTol, nllTol, logitTol := 1e-3, 2e-3, 1e-3
+	pplTol, nllTol, logitTol := 1e-4, 2e-3, 1e-3
 	if !exact {
 		pplTol, nllTol, logitTol = 1e-2, 2e-2, 3e-2
 	}
@@ -182,15 +221,51 @@ func checkGolden(t *testing.T, m *Model, g golden, exact bool) {
 	}
 }
 
+// checkEmbeddings compares the pooled embeddings of an embedding model with
+// the reference: cosine >= 0.9999 for the exact head and fp32 cache, and
+// for the serving defaults (fp16 cache).
+func checkEmbeddings(t *testing.T, dir string, w *Weights, g golden) {
+	t.Helper()
+	for _, kv := range []KVType{KVFloat32, KVFloat16} {
+		m := newTestModel(t, w, WithKVType(kv))
+		worst := 1.0
+		for i, e := range g.Embeddings {
+			got, err := m.Embed(context.Background(), e.Tokens)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(e.Embedding) {
+				t.Fatalf("embedding %d: %d dims, want %d", i, len(got), len(e.Embedding))
+			}
+			c := cosine(got, e.Embedding)
+			worst = min(worst, c)
+			if c < 0.9999 {
+				t.Errorf("kv %s embedding %d (%q): cosine %.6f to the reference, want >= 0.9999", kv, i, e.Text, c)
+			}
+		}
+		t.Logf("kv %s: worst cosine %.7f over %d embeddings", kv, worst, len(g.Embeddings))
+	}
+	// The tokenizer frames texts as the reference did (once Load reads it).
+	if m := loadGoldenModel(t, dir); m != nil {
+		for i, e := range g.Embeddings {
+			if got := EmbedIDs(m.Config(), m.Tokenizer(), e.Text); !slices.Equal(got, e.Tokens) {
+				t.Errorf("embedding %d: EmbedIDs(%q) = %v, want %v", i, e.Text, got, e.Tokens)
+			}
+		}
+	}
+}
+
 func TestGoldenPerplexity(t *testing.T) {
 	for _, dir := range goldenModels(t) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			g := loadGolden(t, dir)
-			m, err := Load(dir, WithHeadInt8(false))
-			if err != nil {
-				t.Fatal(err)
+			if len(g.Windows) == 0 {
+				t.Skip("no windows (an embedding model)")
 			}
-			defer m.Close()
+			m := loadGoldenModel(t, dir, WithHeadInt8(false))
+			if m == nil {
+				return
+			}
 			if m.Tokenizer() == nil {
 				t.Error("Load found no tokenizer")
 			}

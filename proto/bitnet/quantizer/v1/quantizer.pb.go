@@ -701,9 +701,14 @@ type Report struct {
 	ResultSizeBytes uint64 `protobuf:"varint,8,opt,name=result_size_bytes,json=resultSizeBytes,proto3" json:"result_size_bytes,omitempty"`
 	// Number of parameters.
 	ParameterCount uint64 `protobuf:"varint,9,opt,name=parameter_count,json=parameterCount,proto3" json:"parameter_count,omitempty"`
+	// Model family of the source (bitnet, bitnet-b1.58, llama, qwen3, gemma3;
+	// see docs/families.md).
+	Family string `protobuf:"bytes,10,opt,name=family,proto3" json:"family,omitempty"`
+	// Hugging Face architecture of the source (e.g. "BitnetForCausalLM").
+	Architecture string `protobuf:"bytes,11,opt,name=architecture,proto3" json:"architecture,omitempty"`
 	// general.architecture of the result: "bitnet" (llama.cpp reads it) or
 	// "bitnet-b1.58" (bitnet.cpp's, when any linear is I2_S).
-	GgufArchitecture string `protobuf:"bytes,10,opt,name=gguf_architecture,json=ggufArchitecture,proto3" json:"gguf_architecture,omitempty"`
+	GgufArchitecture string `protobuf:"bytes,12,opt,name=gguf_architecture,json=ggufArchitecture,proto3" json:"gguf_architecture,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -799,6 +804,20 @@ func (x *Report) GetParameterCount() uint64 {
 		return x.ParameterCount
 	}
 	return 0
+}
+
+func (x *Report) GetFamily() string {
+	if x != nil {
+		return x.Family
+	}
+	return ""
+}
+
+func (x *Report) GetArchitecture() string {
+	if x != nil {
+		return x.Architecture
+	}
+	return ""
 }
 
 func (x *Report) GetGgufArchitecture() string {
@@ -1423,7 +1442,7 @@ const file_bitnet_quantizer_v1_quantizer_proto_rawDesc = "" +
 	"\n" +
 	"start_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
 	"\bend_time\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"\xba\x03\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"\xf6\x03\n" +
 	"\x06Report\x12;\n" +
 	"\alinears\x18\x01 \x03(\v2!.bitnet.quantizer.v1.LinearReportR\alinears\x12+\n" +
 	"\x11perplexity_before\x18\x02 \x01(\x01R\x10perplexityBefore\x12)\n" +
@@ -1433,9 +1452,11 @@ const file_bitnet_quantizer_v1_quantizer_proto_rawDesc = "" +
 	"\x0etop1_agreement\x18\x06 \x01(\x01R\rtop1Agreement\x12*\n" +
 	"\x11source_size_bytes\x18\a \x01(\x04R\x0fsourceSizeBytes\x12*\n" +
 	"\x11result_size_bytes\x18\b \x01(\x04R\x0fresultSizeBytes\x12'\n" +
-	"\x0fparameter_count\x18\t \x01(\x04R\x0eparameterCount\x12+\n" +
-	"\x11gguf_architecture\x18\n" +
-	" \x01(\tR\x10ggufArchitecture\"\xf1\x01\n" +
+	"\x0fparameter_count\x18\t \x01(\x04R\x0eparameterCount\x12\x16\n" +
+	"\x06family\x18\n" +
+	" \x01(\tR\x06family\x12\"\n" +
+	"\farchitecture\x18\v \x01(\tR\farchitecture\x12+\n" +
+	"\x11gguf_architecture\x18\f \x01(\tR\x10ggufArchitecture\"\xf1\x01\n" +
 	"\fLinearReport\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04rows\x18\x02 \x01(\rR\x04rows\x12\x12\n" +
