@@ -43,6 +43,7 @@ package model
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -66,7 +67,7 @@ const (
 )
 
 // ggufArchs lists the general.architecture values ReadGGUF accepts.
-var ggufArchs = []string{GGUFArch, GGUFArchBitNet25, GGUFArchBitNetB158}
+var ggufArchs = []string{GGUFArch, GGUFArchBitNet25, GGUFArchBitNetB158, "llama", "qwen3", "gemma3"}
 
 // Suffixes of the per-architecture metadata keys (gguf-py constants.py
 // Keys.LLM and Keys.Attention, after "<arch>").
@@ -125,8 +126,12 @@ const (
 	keyTokAddEOS      = "tokenizer.ggml.add_eos_token"
 	keyChatTemplate   = "tokenizer.chat_template"
 
-	keyMeshArch = "bitnet-mesh.architecture"
-	keyMeshEOS  = "bitnet-mesh.eos_token_ids"
+	keyMeshArch   = "bitnet-mesh.architecture"
+	keyMeshEOS    = "bitnet-mesh.eos_token_ids"
+	keyMeshConfig = "bitnet-mesh.config" // the whole Config as JSON: what llama.cpp's keys cannot say
+
+	sfxPooling       = ".pooling_type"             // llama.cpp LLAMA_POOLING_TYPE_*
+	sfxSlidingWindow = ".attention.sliding_window" // Gemma3
 )
 
 // llama.cpp's llama_ftype values for general.file_type.
@@ -181,13 +186,95 @@ type normRef struct {
 	n    int
 }
 
+// ggufNormParts maps the layer norms (NormSpec names) to GGUF names:
+// llama.cpp's, and for the per-projection norms bitnet.cpp's embedding
+// converter's ("<linear>_norm_in", docs/bitnet-embeddings-i2s-guide.md).
+var ggufNormParts = map[string]string{
+	"input_layernorm":            "attn_norm",
+	"attn_sub_norm":              "attn_sub_norm",
+	"post_attention_layernorm":   "ffn_norm", // Gemma3: pre_feedforward_layernorm
+	"ffn_sub_norm":               "ffn_sub_norm",
+	"q_norm":                     "attn_q_norm",
+	"k_norm":                     "attn_k_norm",
+	"post_attention_norm":        "post_attention_norm",
+	"post_feedforward_layernorm": "post_ffw_norm",
+}
+
+// norms lists the RMSNorm vectors c wants, with their GGUF names. Weights
+// hold Gemma's (1+w) norms already offset, which is what llama.cpp's Gemma
+// files store too; the per-projection norms are plain.
 func (l *Layer) norms(c Config) []normRef {
-	return []normRef{
-		{"attn_norm", &l.AttnNorm, c.HiddenSize},
-		{"attn_sub_norm", &l.AttnSubNorm, c.QDim()},
-		{"ffn_norm", &l.FFNNorm, c.HiddenSize},
-		{"ffn_sub_norm", &l.FFNSubNorm, c.IntermediateSize},
+	var out []normRef
+	lin := l.linears(c)
+	for _, ns := range l.NormSpecs(c) {
+		if !ns.Want {
+			continue
+		}
+		part, ok := ggufNormParts[ns.Name]
+		if !ok {
+			for i, name := range LinearNames {
+				if ns.Name == name+".norm" {
+					part, ok = lin[i].part+"_norm_in", true
+				}
+			}
+		}
+		if ok {
+			out = append(out, normRef{part, ns.V, ns.N})
+		}
 	}
+	return out
+}
+
+// poolingType is llama.cpp's LLAMA_POOLING_TYPE of a pooling strategy.
+func poolingType(p string) uint32 {
+	switch p {
+	case PoolMean:
+		return 1
+	case PoolLast:
+		return 3
+	}
+	return 0
+}
+
+// ggufArchOf is the general.architecture a family is written as (I2_S
+// files of relu2 models become "bitnet-b1.58", see PlanGGUF).
+func ggufArchOf(f Family) string {
+	switch f {
+	case FamilyLlama:
+		return "llama"
+	case FamilyQwen3:
+		return "qwen3"
+	case FamilyGemma3:
+		return "gemma3"
+	}
+	return GGUFArch // bitnet (2B4T), and 1bitLLM's bitnet-b1.58 family
+}
+
+// permutesQK reports whether a family's GGUF stores q and k rows in
+// llama.cpp's interleaved RoPE order (LLAMA_ROPE_TYPE_NORM): its llama
+// architecture, which convert_hf_to_gguf.py's LlamaModel permutes. The
+// bitnet, qwen3 and gemma3 architectures use NEOX RoPE, Hugging Face's order.
+func permutesQK(f Family) bool { return f == FamilyLlama }
+
+// permuteRows returns m with its rows in GGUF order (toGGUF) or back, for
+// heads of headDim rows: HF row h*hd + half*hd/2 + j is GGUF row
+// h*hd + 2*j + half (convert_hf_to_gguf.py's LlamaModel.permute).
+func permuteRows(m *ternary.Matrix, headDim int, toGGUF bool) (*ternary.Matrix, error) {
+	if headDim%2 != 0 || m.Rows%headDim != 0 {
+		return nil, fmt.Errorf("%w: %d rows are not whole heads of %d", ErrWeights, m.Rows, headDim)
+	}
+	out := &ternary.Matrix{Rows: m.Rows, Cols: m.Cols, Stride: m.Stride, Codes: make([]byte, len(m.Codes)), Scale: m.Scale}
+	half := headDim / 2
+	for r := 0; r < m.Rows; r++ {
+		h, i := r/headDim, r%headDim
+		g := h*headDim + 2*(i%half) + i/half // GGUF row of HF row r
+		src, dst := r, g
+		if !toGGUF {
+			src, dst = g, r
+		}
+		copy(out.Codes[dst*m.Stride:(dst+1)*m.Stride], m.Codes[src*m.Stride:(src+1)*m.Stride])
+	}
+	return out, nil
 }
 
 // ggufOptions holds WriteGGUF's settings.
@@ -304,8 +391,8 @@ func planGGUF(w *Weights, o ggufOptions) GGUFPlan {
 			p.Tensors = append(p.Tensors, TensorChoice{Name: blockTensor(i, lin.part, "weight"), Rows: lin.out, Cols: lin.in, Type: typ, Reason: why})
 		}
 	}
-	p.Arch = GGUFArch
-	if i2s && w.Config.HiddenAct == "relu2" {
+	p.Arch = ggufArchOf(w.Config.Family())
+	if i2s && p.Arch == GGUFArch && w.Config.HiddenAct == ActReLU2 {
 		p.Arch = GGUFArchBitNetB158
 	}
 	return p
@@ -404,6 +491,13 @@ func buildGGUF(w *Weights, tok *tokenizer.Tokenizer, opts ...GGUFOption) (*gguf.
 			}
 		}
 		for _, lin := range l.linears(c) {
+			if permutesQK(c.Family()) && (lin.part == "attn_q" || lin.part == "attn_k") {
+				m, err := permuteRows(*lin.m, c.HeadDim, true)
+				if err != nil {
+					return nil, err
+				}
+				lin.m = &m
+			}
 			if err := addTernary(wr, i, lin, plan.Tensors[k].Type, o.scaleTensors); err != nil {
 				return nil, err
 			}
@@ -430,8 +524,13 @@ var ErrGGUF = fmt.Errorf("%w: not writable as GGUF", ErrWeights)
 // GGUF layout here. Every width is writable: PlanGGUF picks, per linear, a
 // type that holds it (I2_S, Q8_0 or F16 where TQ2_0/TQ1_0 cannot).
 func CheckGGUF(c Config, t gguf.Type) error {
-	if f := c.Family(); f != FamilyBitNet && f != FamilyBitNetB158 {
-		return fmt.Errorf("%w: the %s family has no GGUF layout here yet (bitnet and bitnet-b1.58 do)", ErrGGUF, f)
+	if c.Family() == "" {
+		return fmt.Errorf("%w: architecture %q has no GGUF layout", ErrGGUF, c.Architecture)
+	}
+	if c.RopeScaling != nil {
+		// llama.cpp stores llama3 scaling as a rope_freqs tensor, which this
+		// writer does not make yet.
+		return fmt.Errorf("%w: rope_scaling %q is not written to GGUF yet", ErrGGUF, c.RopeScaling.Type)
 	}
 	return nil
 }
@@ -465,6 +564,17 @@ func addConfigKVs(wr *gguf.Writer, c Config, o ggufOptions, arch string, fileTyp
 		{Key: keyMeshArch, Value: c.Architecture},
 		{Key: keyMeshEOS, Value: eos},
 	}
+	if c.IsEmbedding() {
+		kvs = append(kvs, gguf.KV{Key: arch + sfxPooling, Value: poolingType(c.Pooling)})
+	}
+	if c.SlidingWindow > 0 {
+		kvs = append(kvs, gguf.KV{Key: arch + sfxSlidingWindow, Value: uint32(c.SlidingWindow)})
+	}
+	cj, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("%w: config: %w", ErrConfig, err)
+	}
+	kvs = append(kvs, gguf.KV{Key: keyMeshConfig, Value: string(cj)})
 	for _, kv := range kvs {
 		if err := wr.AddKV(kv.Key, kv.Value); err != nil {
 			return err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/half"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
 )
 
@@ -206,6 +207,113 @@ func TestGGUFSentencePieceTokenizer(t *testing.T) {
 		}
 		if got, want := back.Decode(tok.Encode(s)), tok.Decode(tok.Encode(s)); got != want {
 			t.Errorf("Decode: %q, want %q", got, want)
+		}
+	}
+}
+
+// TestGGUFFamilies writes every family (odd widths: the ternary linears fall
+// back to I2_S, Q8_0 or F16) and reads it back: the same configuration,
+// norms and ternary weights, so the same logits; and llama's q/k rows are
+// stored in llama.cpp's interleaved order.
+func TestGGUFFamilies(t *testing.T) {
+	wantArch := map[Family]string{FamilyBitNet: GGUFArch, FamilyBitNetB158: GGUFArch, FamilyLlama: "llama", FamilyQwen3: "qwen3", FamilyGemma3: "gemma3"}
+	for name, c := range familyConfigs() {
+		t.Run(name, func(t *testing.T) {
+			if c.RopeScaling != nil {
+				if err := CheckGGUF(c, gguf.TQ2_0); err == nil || !strings.Contains(err.Error(), "rope_scaling") {
+					t.Errorf("CheckGGUF with rope_scaling: %v, want an error", err)
+				}
+				c.RopeScaling = nil
+			}
+			w := randomWeights(t, c, 17)
+			plan, err := PlanGGUF(w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if plan.Arch != wantArch[c.Family()] && plan.Arch != GGUFArchBitNetB158 {
+				t.Errorf("arch %q, want %q", plan.Arch, wantArch[c.Family()])
+			}
+			path := filepath.Join(t.TempDir(), "m.gguf")
+			if err := WriteGGUF(path, w, nil); err != nil {
+				t.Fatal(err)
+			}
+			got, _, err := ReadGGUF(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Config.String() != c.String() || got.Config.Pooling != c.Pooling || got.Config.ProjNorms != c.ProjNorms ||
+				!slices.Equal(got.Config.SlidingLayers, c.SlidingLayers) || got.Config.QueryPreAttnScalar != c.QueryPreAttnScalar {
+				t.Errorf("config\n got %v %+v\nwant %v %+v", got.Config, got.Config, c, c)
+			}
+			fp16 := map[string]bool{}
+			for _, ch := range plan.Tensors {
+				fp16[ch.Name] = ch.Type != gguf.I2_S
+			}
+			sameTernary(t, got, w, fp16)
+			for i := range w.Layers {
+				gs, ws := got.Layers[i].NormSpecs(c), w.Layers[i].NormSpecs(c)
+				for k := range ws {
+					if !slices.Equal(*gs[k].V, *ws[k].V) {
+						t.Errorf("layer %d %s differs", i, ws[k].Name)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestGGUFLlamaPermutation pins llama.cpp's q/k row order for the llama
+// architecture: HF row h*hd + half*hd/2 + j is GGUF row h*hd + 2*j + half.
+func TestGGUFLlamaPermutation(t *testing.T) {
+	rows, cols, hd := 8, 128, 4
+	v := make([]int8, rows*cols)
+	for r := 0; r < rows; r++ {
+		v[r*cols+r] = 1 // row r marked in column r
+	}
+	m, err := ternary.Pack(rows, cols, v, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := permuteRows(m, hd, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []int{0, 2, 1, 3, 4, 6, 5, 7} // GGUF row g holds HF row want[g]
+	for g, hf := range want {
+		if p.Code(g, hf) != 2 {
+			t.Errorf("GGUF row %d does not hold HF row %d", g, hf)
+		}
+	}
+	back, err := permuteRows(p, hd, false)
+	if err != nil || !slices.Equal(back.Codes, m.Codes) {
+		t.Errorf("inverse permutation differs (%v)", err)
+	}
+}
+
+// TestGGUFForeignFamilies reads qwen3 and gemma3 files without our
+// bitnet-mesh.config key, as bitnet.cpp's embedding converter writes them.
+func TestGGUFForeignFamilies(t *testing.T) {
+	for _, name := range []string{"qwen3", "gemma3"} {
+		c := familyConfigs()[name]
+		w := randomWeights(t, c, 5)
+		src := filepath.Join(t.TempDir(), "m.gguf")
+		if err := WriteGGUF(src, w, nil); err != nil {
+			t.Fatal(err)
+		}
+		dst := filepath.Join(t.TempDir(), "foreign.gguf")
+		rewriteGGUF(t, src, dst, func(kv *gguf.KV) bool {
+			return !strings.HasPrefix(kv.Key, "bitnet-mesh.")
+		}, nil)
+		got, _, err := ReadGGUF(dst)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		g := got.Config
+		if g.Family() != c.Family() || g.HiddenAct != c.HiddenAct || !g.ProjNorms || g.Pooling != PoolLast || !g.NormalizeEmbeddings {
+			t.Errorf("%s: config %v %+v", name, g, g)
+		}
+		if name == "gemma3" && (g.SlidingWindow != c.SlidingWindow || len(g.SlidingLayers) != c.NumLayers || g.RopeLocalTheta != 10000) {
+			t.Errorf("gemma3: sliding %d %v local theta %v", g.SlidingWindow, g.SlidingLayers, g.RopeLocalTheta)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package model
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"math"
 	"runtime"
@@ -73,7 +74,13 @@ func readGGUF(f *gguf.File, drop func(off, size uint64), head8 bool) (*Weights, 
 		}
 		for _, lin := range l.linears(c) {
 			name, dims := blockTensor(i, lin.part, "weight"), []uint64{uint64(lin.in), uint64(lin.out)}
-			jobs = append(jobs, decodeJob{name: name, dims: dims, run: func() (err error) { *lin.m, err = readTernary(f, i, lin); return err }})
+			perm := permutesQK(c.Family()) && (lin.part == "attn_q" || lin.part == "attn_k")
+			jobs = append(jobs, decodeJob{name: name, dims: dims, run: func() (err error) {
+				if *lin.m, err = readTernary(f, i, lin); err == nil && perm {
+					*lin.m, err = permuteRows(*lin.m, c.HeadDim, false)
+				}
+				return err
+			}})
 		}
 	}
 	// Shapes first, in file-independent order, so the error is deterministic.
@@ -285,12 +292,20 @@ func ggufConfig(f *gguf.File) (Config, error) {
 		return Config{}, fmt.Errorf("%w: %s = %q is not supported (want one of %q)", ErrConfig, keyArch, arch, ggufArchs)
 	}
 	r := kvReader{f: f}
-	c := Config{Architecture: ArchBitNet, BOSTokenID: -1}
+	c := Config{Architecture: ArchBitNet, BOSTokenID: -1, HiddenAct: ActReLU2}
+	ggufFamilyDefaults(f, arch, &c)
 	if s, ok := r.str(keyMeshArch); ok {
 		c.Architecture = s
 	}
 	c.HiddenSize = r.int(arch+sfxEmbedding, true, 0)
 	c.NumLayers = r.int(arch+sfxBlockCount, true, 0)
+	if win := r.int(arch+sfxSlidingWindow, false, 0); arch == "gemma3" && win > 0 && c.NumLayers > 0 {
+		// llama.cpp's Gemma 3: every sixth layer attends globally.
+		c.SlidingWindow, c.SlidingLayers = win, make([]bool, c.NumLayers)
+		for i := range c.SlidingLayers {
+			c.SlidingLayers[i] = (i+1)%6 != 0
+		}
+	}
 	c.IntermediateSize = r.int(arch+sfxFeedForward, true, 0)
 	c.NumHeads = r.int(arch+sfxHeadCount, true, 0)
 	c.NumKVHeads = r.int(arch+sfxHeadCountKV, false, c.NumHeads)
@@ -314,11 +329,6 @@ func ggufConfig(f *gguf.File) (Config, error) {
 	if fac := r.float(arch+sfxRopeFactor, false, 1); fac != 1 && fac != 0 {
 		r.err = cmp(r.err, fmt.Errorf("%w: %s = %v is not supported (want 1)", ErrConfig, arch+sfxRopeFactor, fac))
 	}
-	// bitnet.cpp's bitnet-25 and bitnet-b1.58 graphs hard-code relu2 (2B4T).
-	// For "bitnet" files without the key, llama.cpp and bitnet.cpp run
-	// 1bitLLM's SiLU; the engine assumes 2B4T's relu2, which is what
-	// llama.cpp's converter writes for BitNetForCausalLM.
-	c.HiddenAct = "relu2"
 	if s, ok := r.str(arch + sfxHiddenAct); ok {
 		c.HiddenAct = s
 	}
@@ -345,10 +355,64 @@ func ggufConfig(f *gguf.File) (Config, error) {
 	if r.err != nil {
 		return Config{}, r.err
 	}
+	if js, ok := r.str(keyMeshConfig); ok {
+		// Our own files: what llama.cpp's keys cannot say comes from the
+		// whole Config we stored; the keys stay authoritative for the rest.
+		var mc Config
+		if err := json.Unmarshal([]byte(js), &mc); err != nil {
+			return Config{}, fmt.Errorf("%w: key %s: %w", ErrConfig, keyMeshConfig, err)
+		}
+		c.ProjNorms, c.ProjNormEps, c.QueryPreAttnScalar = mc.ProjNorms, mc.ProjNormEps, mc.QueryPreAttnScalar
+		c.SlidingWindow, c.SlidingLayers, c.RopeLocalTheta, c.RopeScaling = mc.SlidingWindow, mc.SlidingLayers, mc.RopeLocalTheta, mc.RopeScaling
+		c.Pooling, c.NormalizeEmbeddings, c.EmbedPrefix, c.EmbedSuffix = mc.Pooling, mc.NormalizeEmbeddings, mc.EmbedPrefix, mc.EmbedSuffix
+		if !r.has(keyTokBOS) { // files without a vocabulary
+			c.BOSTokenID = mc.BOSTokenID
+		}
+	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// ggufFamilyDefaults sets what a file without our bitnet-mesh.config says
+// only through its architecture and tensors:
+//
+//   - bitnet-25 and bitnet-b1.58 (bitnet.cpp): 2B4T, relu2 (its graph
+//     hard-codes it);
+//   - bitnet: 2B4T with relu2 (llama.cpp's converter of BitNetForCausalLM;
+//     our files say bitnet.hidden_activation), except with a SentencePiece
+//     ("llama") vocabulary and no activation key: 1bitLLM's bitnet_b1_58,
+//     SiLU, which bitnet.cpp's converter writes;
+//   - llama: LlamaForCausalLM with BitLinear (Llama3-8B-1.58, Falcon3),
+//     SiLU;
+//   - qwen3 and gemma3: bitnet.cpp's embedding converter (SiLU, GELU-tanh
+//     with llama.cpp's Gemma 3 sliding pattern, every sixth layer global,
+//     local RoPE base 10000), pooling from <arch>.pooling_type, L2
+//     normalised.
+//
+// Per-projection norms are on when the file has blk.0.attn_q_norm_in.
+func ggufFamilyDefaults(f *gguf.File, arch string, c *Config) {
+	_, projNorms := f.Tensor("blk.0.attn_q_norm_in.weight")
+	switch arch {
+	case GGUFArch:
+		if _, ok := f.Get(arch + sfxHiddenAct); !ok {
+			if m, _ := f.String(keyTokModel); m == "llama" {
+				c.Architecture, c.HiddenAct = ArchBitNetB158, ActSiLU
+			}
+		}
+	case "llama":
+		c.Architecture, c.HiddenAct, c.ProjNorms = ArchLlama, ActSiLU, projNorms
+	case "qwen3", "gemma3":
+		c.Architecture, c.HiddenAct, c.ProjNorms = ArchQwen3, ActSiLU, projNorms
+		if arch == "gemma3" {
+			c.Architecture, c.HiddenAct, c.RopeLocalTheta = ArchGemma3, ActGELUTanh, 10000
+		}
+		if p, err := f.Uint32(arch + sfxPooling); err == nil {
+			c.Pooling = map[uint32]string{1: PoolMean, 3: PoolLast}[p]
+			c.NormalizeEmbeddings = c.Pooling != PoolNone
+		}
+	}
 }
 
 func cmp(prev, err error) error {
