@@ -91,7 +91,8 @@ func (r *runner) quantize(ctx context.Context, src string, w *model.Weights, wit
 			if err != nil {
 				return nil, release, fmt.Errorf("stats of %s: %w: %w", name, err, ErrCheckpoint)
 			}
-			lr := LinearReport{Name: name, Rows: lin.m.Rows, Cols: lin.m.Cols, ZerosFraction: zeros, Scale: float64(lin.m.Scale), RelativeError: relErr}
+			lr := LinearReport{Name: name, Rows: lin.m.Rows, Cols: lin.m.Cols, ZerosFraction: zeros, Scale: float64(lin.m.Scale), RelativeError: relErr,
+				GGUF: model.TensorChoice{Name: fmt.Sprintf("blk.%d.%s.weight", li, lin.gguf)}}
 			r.q.update(r.j, func(j *Job) { j.Report.Linears = append(j.Report.Linears, lr) })
 			if withRef {
 				layers[li].lin[lin.i] = rows

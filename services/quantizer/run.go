@@ -78,7 +78,6 @@ func (r *runner) run(ctx context.Context) (registry.Ref, error) {
 		Family: string(w.Config.Family()), Architecture: w.Config.Architecture}
 	r.q.update(r.j, func(j *Job) { j.Report = rep })
 
-
 	calib := r.req.Calibration
 	wantRef := !calib.Disabled && tok != nil
 	ref, release, err := r.quantize(ctx, src, w, wantRef)
@@ -93,6 +92,11 @@ func (r *runner) run(ctx context.Context) (registry.Ref, error) {
 	}
 	out := filepath.Join(work, ggufFileName)
 	gopts := []model.GGUFOption{model.WithTernaryType(ggufType(r.req.Target)), model.WithModelName(r.req.Output.Name)}
+	plan, err := model.PlanGGUF(w, gopts...)
+	if err != nil {
+		return registry.Ref{}, fmt.Errorf("plan %s: %w: %w", r.req.Target, err, ErrCheckpoint)
+	}
+	r.q.update(r.j, func(j *Job) { j.Report.addPlan(plan) })
 	if err := model.WriteGGUF(out, w, tok, gopts...); err != nil {
 		return registry.Ref{}, fmt.Errorf("write %s: %w: %w", r.req.Target, err, ErrCheckpoint)
 	}
@@ -286,10 +290,27 @@ func (r *runner) lineageConfig(rep Report) (string, error) {
 }
 
 func ggufType(t registry.QuantType) gguf.Type {
-	if t == registry.QuantTQ10 {
+	switch t {
+	case registry.QuantTQ10:
 		return gguf.TQ1_0
+	case registry.QuantI2S:
+		return gguf.I2_S
 	}
 	return gguf.TQ2_0
+}
+
+// addPlan records the GGUF architecture and each linear's tensor type.
+func (rep *Report) addPlan(p model.GGUFPlan) {
+	rep.GGUFArch = p.Arch
+	byName := make(map[string]model.TensorChoice, len(p.Tensors))
+	for _, t := range p.Tensors {
+		byName[t.Name] = t
+	}
+	for i := range rep.Linears {
+		if t, ok := byName[rep.Linears[i].GGUF.Name]; ok {
+			rep.Linears[i].GGUF = t
+		}
+	}
 }
 
 func parameterCount(w *model.Weights) uint64 {
