@@ -17,51 +17,17 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
-// embedName is the embedding model of embedRoot.
-const embedName = "embed"
+// embedName is the synthetic Qwen3 BitNet embedding checkpoint
+// (tools/reference/make_families.py): its tokenizer appends <|endoftext|>.
+const embedName = "tiny-qwen3-embed"
 
-// embedRoot returns a models root holding "embed": the synthetic Qwen3
-// BitNet embedding checkpoint (testdata/models/tiny-qwen3-embed) with the
-// opticks byte-level tokenizer, which frames texts with <|end_of_text|> as
-// the Qwen embedding tokenizers do with <|endoftext|> (the Go tokenizer
-// reads the Qwen pre-tokenizer once the tokenizer package supports it).
+// embedRoot returns the models root holding embedName.
 func embedRoot(t testing.TB) string {
 	t.Helper()
-	src := filepath.Join(modelsDir, "tiny-qwen3-embed")
-	if _, err := os.Stat(filepath.Join(src, "model.safetensors")); err != nil {
+	if _, err := os.Stat(filepath.Join(modelsDir, embedName, "model.safetensors")); err != nil {
 		t.Skip("no synthetic embedding model:", err)
 	}
-	root := t.TempDir()
-	dst := filepath.Join(root, embedName)
-	for _, f := range []string{"config.json", "model.safetensors", "modules.json", "1_Pooling/config.json", "generation_config.json"} {
-		b, err := os.ReadFile(filepath.Join(src, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(dst, f)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dst, f), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var tj map[string]any
-	b, err := os.ReadFile("../../testdata/tokenizer/opticks-bpe600.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &tj); err != nil {
-		t.Fatal(err)
-	}
-	tj["post_processor"] = map[string]any{"type": "TemplateProcessing",
-		"single": []any{map[string]any{"Sequence": map[string]any{"id": "A", "type_id": 0}},
-			map[string]any{"SpecialToken": map[string]any{"id": "<|end_of_text|>", "type_id": 0}}},
-		"special_tokens": map[string]any{"<|end_of_text|>": map[string]any{"id": "<|end_of_text|>", "ids": []int{599}, "tokens": []string{"<|end_of_text|>"}}}}
-	b, _ = json.Marshal(tj)
-	if err := os.WriteFile(filepath.Join(dst, "tokenizer.json"), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return root
+	return modelsDir
 }
 
 var embedTexts = []string{"Light is", "The rays of the Sun", "reflected and refracted by the Prism, which", "OPTICKS"}
@@ -74,8 +40,8 @@ func TestEmbedMatchesModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	if c := m.Config(); c.Family() != model.FamilyQwen3 || !c.IsEmbedding() || len(c.EmbedSuffix) != 1 || c.EmbedSuffix[0] != 599 {
-		t.Fatalf("embed model config %v, suffix %v: want qwen3, last-token pooling, suffix [599]", c, c.EmbedSuffix)
+	if c := m.Config(); c.Family() != model.FamilyQwen3 || !c.IsEmbedding() || len(c.EmbedSuffix) != 1 || c.EmbedSuffix[0] != 598 {
+		t.Fatalf("embed model config %v, suffix %v: want qwen3, last-token pooling, suffix [598]", c, c.EmbedSuffix)
 	}
 	ctx := context.Background()
 	resp, err := n.client.Embed(ctx, &inferencev1.EmbedRequest{Model: embedName, Inputs: embedTexts})
@@ -178,13 +144,7 @@ func TestEmbedMatchesModel(t *testing.T) {
 }
 
 func TestEmbedErrors(t *testing.T) {
-	root := embedRoot(t)
-	// The causal LM next to the embedding model, for FAILED_PRECONDITION.
-	lm := filepath.Join(modelsDir, tinyName)
-	if err := os.Symlink(mustAbs(t, lm), filepath.Join(root, tinyName)); err != nil {
-		t.Fatal(err)
-	}
-	n := startNodeAt(t, root, nil)
+	n := startNodeAt(t, embedRoot(t), nil)
 	ctx := context.Background()
 	long := strings.Repeat("light ", 2000)
 	tests := []struct {
@@ -224,7 +184,7 @@ func TestEmbedErrors(t *testing.T) {
 func TestRESTEmbed(t *testing.T) {
 	n := startNodeAt(t, embedRoot(t), nil)
 	hs := startREST(t, n)
-	body := `{"model": "embed", "inputs": ["Light is", "OPTICKS"], "dimensions": 8, "encoding": "EMBEDDING_ENCODING_INT8"}`
+	body := `{"model": "tiny-qwen3-embed", "inputs": ["Light is", "OPTICKS"], "dimensions": 8, "encoding": "EMBEDDING_ENCODING_INT8"}`
 	resp, err := http.Post(hs.URL+"/v1/embed", "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -247,7 +207,7 @@ func TestRESTEmbed(t *testing.T) {
 		len(out.Embeddings[1].Int8Values) != 8 || out.Embeddings[1].Index != 1 || out.Embeddings[0].Scale <= 0 {
 		t.Fatalf("got %s %+v", resp.Status, out)
 	}
-	resp2, err := http.Post(hs.URL+"/v1/embed", "application/json", strings.NewReader(`{"model": "embed"}`))
+	resp2, err := http.Post(hs.URL+"/v1/embed", "application/json", strings.NewReader(`{"model": "tiny-qwen3-embed"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,13 +226,4 @@ func maxAbsDiff32(a, b []float32) float64 {
 		d = math.Max(d, math.Abs(float64(a[i]-b[i])))
 	}
 	return d
-}
-
-func mustAbs(t testing.TB, p string) string {
-	t.Helper()
-	a, err := filepath.Abs(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
 }
