@@ -55,6 +55,7 @@ func readGGUF(f *gguf.File, drop func(off, size uint64), head8 bool) (*Weights, 
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	head8 = head8 && !c.IsEmbedding() // embedding models keep exact embeddings (see newModel)
 	w := &Weights{Config: c, Layers: make([]Layer, c.NumLayers)}
 	// Tied unless the file has an output head.
 	_, hasOutput := f.Tensor(tensorOutput)

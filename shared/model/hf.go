@@ -233,6 +233,9 @@ func loadHF(dir string, head8 bool) (*Weights, *kernels.Int8Matrix, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// Embedding models run no output head and look their embeddings up
+	// exactly (see newModel): keep the float embedding.
+	head8 = head8 && !c.IsEmbedding()
 	ck, err := safetensors.OpenCheckpoint(dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("model: %w", err)

@@ -141,6 +141,12 @@ func newModel(w *Weights, head8 *kernels.Int8Matrix, tok *tokenizer.Tokenizer, o
 		m.local = &l
 	}
 	switch {
+	case c.IsEmbedding():
+		// An embedding model has no use for the output head (bitnet.cpp's
+		// converter drops it too): no memory for it, Forward refuses steps
+		// that want logits, and token embeddings stay exact (an int8
+		// lookup would cost the 0.9999 cosine to the reference).
+		o.embInt8 = false
 	case head8 != nil:
 		m.head8 = head8
 	case o.headInt8:
