@@ -181,3 +181,59 @@ func TestFamilyGGUFSPM(t *testing.T) {
 		})
 	}
 }
+
+// TestQwenGGUF stores Qwen3's vocabulary as GGUF "gpt2" metadata with
+// tokenizer.ggml.pre "qwen2" and reads it back: same ids (NFC included).
+func TestQwenGGUF(t *testing.T) {
+	all, err := familyVectors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk := familyTokenizer(t, "qwen3")
+	if got := tk.PreTokenizer(); got != PreQwen2 {
+		t.Fatalf("PreTokenizer = %q, want %q", got, PreQwen2)
+	}
+	back, err := FromGGUF(tk.Tokens(), tk.TokenTypes(), tk.Merges(), tk.PreTokenizer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range all["qwen3"] {
+		if got := back.Encode(v.Text); !slices.Equal(got, v.IDs) && len(v.IDs) > 0 {
+			t.Fatalf("vector %d %q: %v, want %v", i, v.Text, got, v.IDs)
+		}
+	}
+}
+
+// FuzzFromGGUFSPM builds SentencePiece vocabularies from arbitrary tokens,
+// types and scores (at most 64 tokens of 16 bytes: bounded cost) and
+// encodes with them: errors are fine, panics are not.
+func FuzzFromGGUFSPM(f *testing.F) {
+	f.Add([]byte("\u2581a\x00a\x00b\x00<0x41>\x00\u2581ab"), []byte{1, 1, 1, 6, 1}, true)
+	f.Add([]byte("<unk>\x00<s>\x00x\x00\u2581\u2581"), []byte{2, 3, 1, 4}, false)
+	f.Fuzz(func(t *testing.T, data, types []byte, prefix bool) {
+		toks := strings.Split(string(data), "\x00")
+		if len(toks) > 64 {
+			toks = toks[:64]
+		}
+		tt := make([]int32, len(toks))
+		scores := make([]float32, len(toks))
+		for i := range toks {
+			if len(toks[i]) > 16 {
+				toks[i] = toks[i][:16]
+			}
+			tt[i] = TypeNormal
+			if i < len(types) {
+				tt[i] = int32(types[i] % 8)
+			}
+			scores[i] = -float32(i % 5)
+		}
+		tk, err := FromGGUFSPM(toks, scores, tt, prefix)
+		if err != nil {
+			return
+		}
+		ids := tk.Encode("a b\u2581ab <s>x\xff")
+		_ = tk.Decode(ids)
+		_ = tk.Scores()
+		_ = tk.TokenTypes()
+	})
+}
