@@ -3,7 +3,9 @@ package tokenizer
 import (
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -49,9 +51,28 @@ func gemma3Path() string {
 	return filepath.Join("..", "..", "tools", "family-tokenizers", "node_modules", "@lenml", "tokenizer-gemma3", "models", "tokenizer.json")
 }
 
+// gemma3 parses the Gemma 3 tokenizer once per test binary (33 MB of JSON).
+var gemma3 = sync.OnceValues(func() (*Tokenizer, error) {
+	data, err := os.ReadFile(gemma3Path())
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data)
+})
+
 // familyTokenizer loads the real tokenizer of a family.
 func familyTokenizer(t *testing.T, family string) *Tokenizer {
 	t.Helper()
+	if family == "gemma3" {
+		tk, err := gemma3()
+		if errors.Is(err, fs.ErrNotExist) {
+			t.Skipf("Gemma 3 tokenizer not present (%v): run npm ci in tools/family-tokenizers or set BITNET_GEMMA3_TOKENIZER", err)
+		}
+		if err != nil {
+			t.Fatalf("gemma3 tokenizer: %v", err)
+		}
+		return tk
+	}
 	var data []byte
 	switch family {
 	case "llama2", "qwen3":
@@ -70,11 +91,6 @@ func familyTokenizer(t *testing.T, family string) *Tokenizer {
 		var err error
 		if data, err = json.Marshal(doc); err != nil {
 			t.Fatal(err)
-		}
-	case "gemma3":
-		var err error
-		if data, err = os.ReadFile(gemma3Path()); err != nil {
-			t.Skipf("Gemma 3 tokenizer not present (%v): run npm ci in tools/family-tokenizers or set BITNET_GEMMA3_TOKENIZER", err)
 		}
 	}
 	tk, err := Parse(data)
