@@ -507,7 +507,7 @@ func FuzzReadGGUF(f *testing.F) {
 			return
 		}
 		for _, head8 := range []bool{false, true} {
-			w, h8, _, err := readGGUF(gf, nil, head8)
+			w, h8, _, err := readGGUF(gf, nil, readOpts{head8: head8})
 			if err == nil {
 				if err := w.validate(h8); err != nil {
 					t.Fatalf("readGGUF(head8 %t) returned invalid weights: %v", head8, err)
