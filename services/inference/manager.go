@@ -13,6 +13,7 @@ import (
 
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
 
 // ManagerOption configures a Manager.
@@ -247,7 +248,9 @@ func (m *Manager) load(e *entry) {
 // tied. KV caches grow with use and are not counted.
 func estimateBytes(c model.Config) int64 {
 	h, q, kv, in := int64(c.HiddenSize), int64(c.QDim()), int64(c.KVDim()), int64(c.IntermediateSize)
-	perLayer := (h*q + 2*h*kv + q*h + 3*h*in) / 4
+	// Rows are padded to whole 256-weight blocks (any width, e.g. 3200).
+	ph, pq, pin := int64(ternary.PaddedCols(c.HiddenSize)), int64(ternary.PaddedCols(c.QDim())), int64(ternary.PaddedCols(c.IntermediateSize))
+	perLayer := (q*ph + 2*kv*ph + h*pq + 2*in*ph + h*pin) / 4
 	b := int64(c.NumLayers)*perLayer + int64(c.VocabSize)*h
 	if !c.TieWordEmbeddings {
 		b += 4 * int64(c.VocabSize) * h

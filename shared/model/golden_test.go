@@ -36,23 +36,10 @@ type golden struct {
 	Family string `json:"family"`
 }
 
-// tokenizerPending lists golden models whose tokenizer.json format the Go
-// tokenizer does not read yet (SentencePiece-style BPE, Qwen's
-// pre-tokenizer): their weights are checked through LoadHF, and Load is
-// expected to fail until the tokenizer package supports them.
-var tokenizerPending = map[string]bool{
-	"tiny-bitnet-b158-fp16": true, "tiny-gemma3-embed": true, "tiny-qwen3-embed": true,
-}
-
-// loadGoldenModel is Load for golden models, nil (logged) when the
-// directory's tokenizer format is pending.
+// loadGoldenModel is Load for golden models, closed with the test.
 func loadGoldenModel(t *testing.T, dir string, opts ...Option) *Model {
 	t.Helper()
 	m, err := Load(dir, opts...)
-	if err != nil && tokenizerPending[filepath.Base(dir)] {
-		t.Logf("Load (tokenizer pending): %v", err)
-		return nil
-	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,10 +120,9 @@ func TestGoldenModels(t *testing.T) {
 			// The default int8 head (and int8 tied embedding): perplexity close, not exact.
 			m := newTestModel(t, w)
 			// Load quantises the head straight from the file: the same model.
-			if loaded, err := Load(dir); err == nil || !tokenizerPending[filepath.Base(dir)] {
-				if got, want := modelLogits(t, loaded, err, g.Windows[0].Tokens), modelLogits(t, newTestModel(t, w), nil, g.Windows[0].Tokens); !slices.Equal(got, want) {
-					t.Errorf("Load's logits differ from New's: max abs diff %g", maxAbsDiff(got, want))
-				}
+			loaded, err := Load(dir)
+			if got, want := modelLogits(t, loaded, err, g.Windows[0].Tokens), modelLogits(t, newTestModel(t, w), nil, g.Windows[0].Tokens); !slices.Equal(got, want) {
+				t.Errorf("Load's logits differ from New's: max abs diff %g", maxAbsDiff(got, want))
 			}
 			for wi, win := range g.Windows {
 				res, err := m.Perplexity(context.Background(), win.Tokens, 0)
@@ -245,12 +231,19 @@ func checkEmbeddings(t *testing.T, dir string, w *Weights, g golden) {
 		}
 		t.Logf("kv %s: worst cosine %.7f over %d embeddings", kv, worst, len(g.Embeddings))
 	}
-	// The tokenizer frames texts as the reference did (once Load reads it).
-	if m := loadGoldenModel(t, dir); m != nil {
-		for i, e := range g.Embeddings {
-			if got := EmbedIDs(m.Config(), m.Tokenizer(), e.Text); !slices.Equal(got, e.Tokens) {
-				t.Errorf("embedding %d: EmbedIDs(%q) = %v, want %v", i, e.Text, got, e.Tokens)
-			}
+	// The tokenizer (with the post-processor's tokens) frames texts as the
+	// reference did, and Load's defaults (int8 head, fp16 cache) embed alike.
+	m := loadGoldenModel(t, dir)
+	for i, e := range g.Embeddings {
+		if got := EmbedIDs(m.Config(), m.Tokenizer(), e.Text); !slices.Equal(got, e.Tokens) {
+			t.Errorf("embedding %d: EmbedIDs(%q) = %v, want %v", i, e.Text, got, e.Tokens)
+		}
+		v, err := m.Embed(context.Background(), e.Tokens)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := cosine(v, e.Embedding); c < 0.9999 {
+			t.Errorf("Load defaults, embedding %d: cosine %.6f, want >= 0.9999", i, c)
 		}
 	}
 }
@@ -263,9 +256,6 @@ func TestGoldenPerplexity(t *testing.T) {
 				t.Skip("no windows (an embedding model)")
 			}
 			m := loadGoldenModel(t, dir, WithHeadInt8(false))
-			if m == nil {
-				return
-			}
 			if m.Tokenizer() == nil {
 				t.Error("Load found no tokenizer")
 			}
