@@ -104,6 +104,9 @@ func familyTokenizer(t *testing.T, family string) *Tokenizer {
 // the real LLaMA 2 (1bitLLM), Qwen3 (BitNet-embedding-0.6B) and Gemma 3
 // (BitNet-embedding-270M) vocabularies, encoding and decoding.
 func TestFamilyVectors(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-vocabulary vectors: skipped with -short")
+	}
 	all, err := familyVectors()
 	if err != nil {
 		t.Fatal(err)
@@ -157,6 +160,9 @@ func TestFamilyVectors(t *testing.T) {
 // that FromGGUFSPM, which merges by score as llama.cpp does, encodes every
 // vector like the tokenizer.json.
 func TestFamilyGGUFSPM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-vocabulary vectors: skipped with -short")
+	}
 	all, err := familyVectors()
 	if err != nil {
 		t.Fatal(err)
@@ -201,6 +207,9 @@ func TestFamilyGGUFSPM(t *testing.T) {
 // TestQwenGGUF stores Qwen3's vocabulary as GGUF "gpt2" metadata with
 // tokenizer.ggml.pre "qwen2" and reads it back: same ids (NFC included).
 func TestQwenGGUF(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-vocabulary vectors: skipped with -short")
+	}
 	all, err := familyVectors()
 	if err != nil {
 		t.Fatal(err)
