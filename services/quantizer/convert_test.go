@@ -11,6 +11,25 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
+// TestRequestFromPBAsGiven: numbers reach validation as sent, so a
+// rejected value is reported as given (4294967295 threads, not 65536).
+func TestRequestFromPBAsGiven(t *testing.T) {
+	if strconv.IntSize < 64 {
+		t.Skip("a 32-bit int saturates")
+	}
+	r, err := requestFromPB(&quantizerv1.CreateJobRequest{
+		Source:      &quantizerv1.Source{Source: &quantizerv1.Source_Model{Model: "tiny"}},
+		Threads:     math.MaxUint32,
+		Calibration: &quantizerv1.Calibration{MaxTokens: math.MaxUint32, ContextLength: math.MaxUint32 - 1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Threads != math.MaxUint32 || r.Calibration.MaxTokens != math.MaxUint32 || r.Calibration.ContextLength != math.MaxUint32-1 {
+		t.Errorf("got threads %d, calibration %d/%d; want the values sent", r.Threads, r.Calibration.MaxTokens, r.Calibration.ContextLength)
+	}
+}
+
 func TestReportGGUFTypes(t *testing.T) {
 	rep := Report{Linears: []LinearReport{
 		{Name: "model.layers.0.mlp.down_proj.weight", GGUF: model.TensorChoice{Name: "blk.0.ffn_down.weight"}},
@@ -35,24 +54,5 @@ func TestReportGGUFTypes(t *testing.T) {
 	}
 	if tgt, err := targetFromPB(modelv1.QuantType_QUANT_TYPE_I2_S); err != nil || targetToPB(tgt) != modelv1.QuantType_QUANT_TYPE_I2_S || ggufType(tgt) != gguf.I2_S {
 		t.Errorf("I2_S target: %v, %v", tgt, err)
-	}
-}
-
-// TestRequestFromPBAsGiven: numbers reach validation as sent, so a
-// rejected value is reported as given (4294967295 threads, not 65536).
-func TestRequestFromPBAsGiven(t *testing.T) {
-	if strconv.IntSize < 64 {
-		t.Skip("a 32-bit int saturates")
-	}
-	r, err := requestFromPB(&quantizerv1.CreateJobRequest{
-		Source:      &quantizerv1.Source{Source: &quantizerv1.Source_Model{Model: "tiny"}},
-		Threads:     math.MaxUint32,
-		Calibration: &quantizerv1.Calibration{MaxTokens: math.MaxUint32, ContextLength: math.MaxUint32 - 1},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Threads != math.MaxUint32 || r.Calibration.MaxTokens != math.MaxUint32 || r.Calibration.ContextLength != math.MaxUint32-1 {
-		t.Errorf("got threads %d, calibration %d/%d; want the values sent", r.Threads, r.Calibration.MaxTokens, r.Calibration.ContextLength)
 	}
 }

@@ -26,18 +26,25 @@ import (
 // the kernels' layout) or float tensors holding T*s (F32, F16, BF16, Q8_0:
 // what converters write before quantizing, and PlanGGUF's fallbacks).
 func ReadGGUF(path string) (*Weights, *tokenizer.Tokenizer, error) {
-	w, _, tok, err := readGGUFFile(path, false)
+	w, _, tok, err := readGGUFFile(path, readOpts{})
 	return w, tok, err
 }
 
-// readGGUFFile opens and decodes path; see readGGUF for head8.
-func readGGUFFile(path string, head8 bool) (*Weights, *kernels.Int8Matrix, *tokenizer.Tokenizer, error) {
+// readOpts are the loader's choices: head8 (see readGGUF) and the block size
+// of I2_S tensors (0: ternary.I2SBlock128).
+type readOpts struct {
+	head8    bool
+	i2sBlock ternary.I2SBlock
+}
+
+// readGGUFFile opens and decodes path.
+func readGGUFFile(path string, ro readOpts) (*Weights, *kernels.Int8Matrix, *tokenizer.Tokenizer, error) {
 	f, drop, closeFile, err := openGGUF(path)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("gguf %s: %w", path, err)
 	}
 	defer closeFile()
-	w, h8, tok, err := readGGUF(f, drop, head8)
+	w, h8, tok, err := readGGUF(f, drop, ro)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("gguf %s: %w", path, err)
 	}
@@ -50,7 +57,8 @@ func readGGUFFile(path string, head8 bool) (*Weights, *kernels.Int8Matrix, *toke
 // decoded, a chunk of rows at a time, and returned instead of its float32
 // copy: w.Head stays nil, and so does w.Embed when tied. A 2B model then
 // never holds its 1.3 GB float32 embedding.
-func readGGUF(f *gguf.File, drop func(off, size uint64), head8 bool) (*Weights, *kernels.Int8Matrix, *tokenizer.Tokenizer, error) {
+func readGGUF(f *gguf.File, drop func(off, size uint64), ro readOpts) (*Weights, *kernels.Int8Matrix, *tokenizer.Tokenizer, error) {
+	head8 := ro.head8
 	c, err := ggufConfig(f)
 	if err != nil {
 		return nil, nil, nil, err
@@ -77,7 +85,7 @@ func readGGUF(f *gguf.File, drop func(off, size uint64), head8 bool) (*Weights, 
 			name, dims := blockTensor(i, lin.part, "weight"), []uint64{uint64(lin.in), uint64(lin.out)}
 			perm := permutesQK(c.Family()) && (lin.part == "attn_q" || lin.part == "attn_k")
 			jobs = append(jobs, decodeJob{name: name, dims: dims, run: func() (err error) {
-				if *lin.m, err = readTernary(f, i, lin); err == nil && perm {
+				if *lin.m, err = readTernary(f, i, lin, ro.i2sBlock); err == nil && perm {
 					*lin.m, err = permuteRows(*lin.m, c.HeadDim, false)
 				}
 				return err
@@ -566,7 +574,7 @@ func readFloat(f *gguf.File, name string, dims []uint64) ([]float32, error) {
 }
 
 // readTernary decodes one linear of block i and applies its scale tensor.
-func readTernary(f *gguf.File, i int, lin linearRef) (*ternary.Matrix, error) {
+func readTernary(f *gguf.File, i int, lin linearRef, i2sBlock ternary.I2SBlock) (*ternary.Matrix, error) {
 	name := blockTensor(i, lin.part, "weight")
 	info, data, err := tensor(f, name, []uint64{uint64(lin.in), uint64(lin.out)})
 	if err != nil {
@@ -579,7 +587,10 @@ func readTernary(f *gguf.File, i int, lin linearRef) (*ternary.Matrix, error) {
 	case gguf.TQ1_0:
 		m, err = ternary.DecodeTQ1_0(data, lin.out, lin.in)
 	case gguf.I2_S:
-		m, err = ternary.DecodeI2S(data, lin.out, lin.in, ternary.I2SBlock128)
+		if i2sBlock == 0 {
+			i2sBlock = ternary.I2SBlock128
+		}
+		m, err = ternary.DecodeI2S(data, lin.out, lin.in, i2sBlock)
 	case gguf.F32, gguf.F16, gguf.BF16, gguf.Q8_0:
 		var x []float32
 		if x, err = gguf.DecodeFloat32(info.Type, data, lin.out*lin.in); err == nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/mmap"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
 )
 
@@ -47,7 +48,14 @@ type options struct {
 	headInt8  bool
 	embInt8   bool
 	hugePages bool
+	i2sBlock  ternary.I2SBlock
 }
+
+// WithI2SBlock sets the block size of bitnet.cpp I2_S tensors in GGUF files
+// Load reads: ternary.I2SBlock128 (default: every bitnet.cpp converter and
+// x86 llama-quantize) or ternary.I2SBlock64 (llama-quantize of an ARM
+// build of bitnet.cpp). The file does not record it.
+func WithI2SBlock(b ternary.I2SBlock) Option { return func(o *options) { o.i2sBlock = b } }
 
 // WithEngine runs the BitLinear products on e (the caller keeps ownership and
 // closes it). Without it the model creates an engine on the best kernel path
