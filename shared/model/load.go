@@ -22,7 +22,7 @@ func Load(path string, opts ...Option) (*Model, error) {
 	// With an int8 head whose rows also serve the tied embedding's lookups
 	// (the default), the loaders quantise those rows straight from the file:
 	// a 2B model never holds its 1.3 GB float32 embedding.
-	w, head8, tok, err := loadWeights(path, o.headInt8 && o.embInt8)
+	w, head8, tok, err := loadWeights(path, readOpts{head8: o.headInt8 && o.embInt8, i2sBlock: o.i2sBlock})
 	if err != nil {
 		return nil, err
 	}
@@ -34,24 +34,24 @@ func Load(path string, opts ...Option) (*Model, error) {
 // LoadWeights reads the weights and tokenizer of a Hugging Face directory or a
 // .gguf file. The tokenizer is nil when a directory has no tokenizer.json.
 func LoadWeights(path string) (*Weights, *tokenizer.Tokenizer, error) {
-	w, _, tok, err := loadWeights(path, false)
+	w, _, tok, err := loadWeights(path, readOpts{})
 	return w, tok, err
 }
 
 // loadWeights is LoadWeights, with the head quantised by the loader when
-// head8 is set (see readGGUF and loadHF).
-func loadWeights(path string, head8 bool) (*Weights, *kernels.Int8Matrix, *tokenizer.Tokenizer, error) {
+// ro.head8 is set (see readGGUF and loadHF).
+func loadWeights(path string, ro readOpts) (*Weights, *kernels.Int8Matrix, *tokenizer.Tokenizer, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("model: %w", err)
 	}
 	if !st.IsDir() {
 		if strings.EqualFold(filepath.Ext(path), ".gguf") {
-			return readGGUFFile(path, head8)
+			return readGGUFFile(path, ro)
 		}
 		return nil, nil, nil, fmt.Errorf("model: %s is neither a Hugging Face directory nor a .gguf file", path)
 	}
-	w, h8, err := loadHF(path, head8)
+	w, h8, err := loadHF(path, ro.head8)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -65,6 +65,11 @@ func loadWeights(path string, head8 bool) (*Weights, *kernels.Int8Matrix, *token
 	}
 	if tok.VocabSize() > w.Config.VocabSize {
 		return nil, nil, nil, fmt.Errorf("model: %s has %d tokens, more than vocab_size = %d", tpath, tok.VocabSize(), w.Config.VocabSize)
+	}
+	if w.Config.IsEmbedding() {
+		if err := embedAffixes(tpath, &w.Config, tok); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	return w, h8, tok, nil
 }
