@@ -14,6 +14,7 @@ import (
 
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
@@ -31,6 +32,22 @@ func phaseSpan(phase string) [2]float64 {
 		return [2]float64{0.50, 0.90}
 	}
 	return [2]float64{0.90, 1} // uploading
+}
+
+// sourceText names a request's checkpoint for the job's log.
+func sourceText(req Request) string {
+	switch {
+	case req.Model != "":
+		return req.Model
+	case req.Path != "":
+		return filepath.Base(req.Path)
+	}
+	return fmt.Sprintf("%d uploaded files", len(req.Files))
+}
+
+// logf appends a line to the job's log.
+func (r *runner) logf(format string, args ...any) {
+	r.q.update(r.j, func(j *Job) { j.Log = jobs.AppendLog(j.Log, r.q.opts.clock().UTC(), format, args...) })
 }
 
 // runner runs one job.
@@ -83,8 +100,10 @@ func (r *runner) run(ctx context.Context) (registry.Ref, error) {
 		return registry.Ref{}, fmt.Errorf("load %s: %w: %w", name, redactPath(err, src, name), ErrCheckpoint)
 	}
 	r.cfg = w.Config
-	rep := Report{SourceSizeBytes: r.srcSize, ParameterCount: parameterCount(w)}
+	rep := Report{SourceSizeBytes: r.srcSize, ParameterCount: parameterCount(w),
+		Family: string(w.Config.Family()), Architecture: w.Config.Architecture}
 	r.q.update(r.j, func(j *Job) { j.Report = rep })
+	r.logf("loaded %s: %d layers, %d parameters, %d bytes", filepath.Base(src), len(w.Layers), rep.ParameterCount, r.srcSize)
 
 	calib := r.req.Calibration
 	wantRef := !calib.Disabled && tok != nil
@@ -93,16 +112,29 @@ func (r *runner) run(ctx context.Context) (registry.Ref, error) {
 	if err != nil {
 		return registry.Ref{}, err
 	}
+	// Can the output hold this family and these widths? (After the
+	// statistics, which the report keeps either way.)
+	if err := model.CheckGGUF(w.Config, ggufType(r.req.Target)); err != nil {
+		return registry.Ref{}, fmt.Errorf("%s model (%s): %w: %w", w.Config.Family(), w.Config.Architecture, err, ErrCheckpoint)
+	}
 	out := filepath.Join(work, ggufFileName)
 	gopts := []model.GGUFOption{model.WithTernaryType(ggufType(r.req.Target)), model.WithModelName(r.req.Output.Name)}
+	plan, err := model.PlanGGUF(w, gopts...)
+	if err != nil {
+		return registry.Ref{}, fmt.Errorf("plan %s: %w: %w", r.req.Target, err, ErrCheckpoint)
+	}
+	r.q.update(r.j, func(j *Job) { j.Report.addPlan(plan) })
 	if err := model.WriteGGUF(out, w, tok, gopts...); err != nil {
 		return registry.Ref{}, fmt.Errorf("write %s: %w: %w", r.req.Target, err, ErrCheckpoint)
 	}
 	if err := ctx.Err(); err != nil {
 		return registry.Ref{}, err
 	}
+	r.logf("quantized %d linear weights to %s", 7*len(w.Layers), r.req.Target)
 
-	if wantRef {
+	if !wantRef {
+		r.logf("no evaluation: disabled, or the checkpoint has no tokenizer")
+	} else {
 		text, err := r.calibrationText(ctx, calib)
 		if err != nil {
 			return registry.Ref{}, err
@@ -117,6 +149,8 @@ func (r *runner) run(ctx context.Context) (registry.Ref, error) {
 			j.Report.PerplexityBefore, j.Report.PerplexityAfter = ev.pplBefore, ev.pplAfter
 			j.Report.MeanKL, j.Report.Top1Agreement, j.Report.CalibrationTokens = ev.meanKL, ev.top1, ev.tokens
 		})
+		r.logf("evaluated on %d tokens: perplexity %.3f -> %.3f, mean KL %.4f, top-1 agreement %.1f%%",
+			ev.tokens, ev.pplBefore, ev.pplAfter, ev.meanKL, 100*ev.top1)
 	}
 	return r.upload(ctx, out)
 }
@@ -163,6 +197,7 @@ func (r *runner) fetch(ctx context.Context, work string) (string, error) {
 		}
 	}
 	r.progress(PhaseFetching, uint64(len(files)), uint64(len(files)), "files", "")
+	r.logf("fetched %d files, %d bytes", len(files), r.srcSize)
 	if format == registry.FormatGGUF {
 		return ggufPath, nil
 	}
@@ -288,17 +323,36 @@ func (r *runner) lineageConfig(rep Report) (string, error) {
 }
 
 func ggufType(t registry.QuantType) gguf.Type {
-	if t == registry.QuantTQ10 {
+	switch t {
+	case registry.QuantTQ10:
 		return gguf.TQ1_0
+	case registry.QuantI2S:
+		return gguf.I2_S
 	}
 	return gguf.TQ2_0
+}
+
+// addPlan records the GGUF architecture and each linear's tensor type.
+func (rep *Report) addPlan(p model.GGUFPlan) {
+	rep.GGUFArch = p.Arch
+	byName := make(map[string]model.TensorChoice, len(p.Tensors))
+	for _, t := range p.Tensors {
+		byName[t.Name] = t
+	}
+	for i := range rep.Linears {
+		if t, ok := byName[rep.Linears[i].GGUF.Name]; ok {
+			rep.Linears[i].GGUF = t
+		}
+	}
 }
 
 func parameterCount(w *model.Weights) uint64 {
 	n := uint64(len(w.Embed) + len(w.Head) + len(w.Norm))
 	for i := range w.Layers {
 		l := &w.Layers[i]
-		n += uint64(len(l.AttnNorm) + len(l.AttnSubNorm) + len(l.FFNNorm) + len(l.FFNSubNorm))
+		for _, ns := range l.NormSpecs(w.Config) {
+			n += uint64(len(*ns.V))
+		}
 		for _, m := range linearsOf(l) {
 			n += uint64(m.m.Rows) * uint64(m.m.Cols)
 		}

@@ -26,6 +26,7 @@ var (
 	LogJSON  = Bool("log-json", "BITNET_LOG_JSON", false, "JSON logs")
 	Drain    = Duration("drain", "BITNET_DRAIN", 0, "on SIGTERM, report NOT_SERVING this long before stopping").
 			Check(AtLeast[time.Duration](0))
+	Console = Bool("console", "BITNET_CONSOLE", true, "serve the web console at / of the router's REST port")
 
 	// Limits (up, serve): what one client can make a service spend
 	// (shared/server.Limits, the registry's space, the jobs' memory).
@@ -81,7 +82,7 @@ const maxThreads = 4096
 var (
 	// Server is what `up` and `serve` take.
 	Server = []Any{GRPCAddr, HTTPAddr, DataDir, Consul, Advertise, NodeName, RegistryAddr,
-		Kernel, Threads, KVCache, HugePages, MemoryBudget, LogLevel, LogJSON, Drain,
+		Kernel, Threads, KVCache, HugePages, MemoryBudget, LogLevel, LogJSON, Drain, Console,
 		MaxBodyBytes, MaxUploadBodyBytes, BodyReadTimeout, MinBodyRate, ReadHeaderTimeout, IdleTimeout,
 		MaxHeaderBytes, GRPCMaxRecvBytes, MaxStreams, GRPCKeepaliveMinTime, CORSOrigins,
 		MaxBlobBytes, RegistryQuota, RegistryMinFree, JobMemoryBudget}
