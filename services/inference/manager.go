@@ -429,7 +429,9 @@ type LoadedInfo struct {
 	Quant         modelv1.QuantType
 	Bytes         int64
 	ContextLength int
-	Active        int // requests generating or queued
+	Family        model.Family // the model's family
+	Embedding     bool         // an embedding model (Embed, not Generate)
+	Active        int          // requests generating or queued
 	LoadTime      time.Time
 	LastUsed      time.Time
 	Stats         Stats
@@ -441,6 +443,7 @@ func (e *entry) info() LoadedInfo {
 		Ref:  &modelv1.ModelRef{Name: e.local.Ref.GetName(), Version: e.local.Ref.GetVersion()},
 		Path: e.local.Path, Format: e.local.Format, Quant: e.local.Quant, Bytes: e.bytes,
 		ContextLength: e.model.Config().MaxPositions, Active: st.Active + st.QueueDepth,
+		Family: e.model.Config().Family(), Embedding: e.model.Config().IsEmbedding(),
 		LoadTime: e.since, LastUsed: time.Unix(0, e.lastUsed.Load()), Stats: st,
 	}
 }

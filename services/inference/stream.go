@@ -56,8 +56,11 @@ type Timings struct {
 type Event struct {
 	Text     string // valid UTF-8, never part of a stop string
 	TokenIDs []int
-	Final    bool
-	Finish   FinishReason
+	// Embedding is the result of an embedding request (Request.Embed), in
+	// its only, final event: pooled and normalised as the model prescribes.
+	Embedding []float32
+	Final     bool
+	Finish    FinishReason
 	// Err is set with FinishCancelled (the context's error) and FinishError.
 	Err     error
 	Usage   Usage

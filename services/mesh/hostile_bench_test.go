@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -37,15 +38,17 @@ import (
 //	go run ./tools/randmodel -out /tmp/bitnet-2b.gguf
 //	BITNET_HOSTILE_MODEL=/tmp/bitnet-2b.gguf go test -run '^$' -bench Hostile -benchtime 1x -timeout 60m ./services/mesh/
 //
-// BITNET_HOSTILE_DURATION (default 60s) is each phase's length,
-// BITNET_HOSTILE_TOKENS (default 16) the tokens per legitimate request,
-// BITNET_HOSTILE_CASES (default 1000) the size of the mix.
+// Quiet and hostile phases alternate BITNET_HOSTILE_ROUNDS times (default
+// 2), each BITNET_HOSTILE_DURATION long (default 30s); the mix of
+// BITNET_HOSTILE_CASES (default 1000) is spread over the hostile phases.
+// BITNET_HOSTILE_TOKENS (default 16) is the tokens per legitimate request.
 func BenchmarkHostile(b *testing.B) {
 	path := os.Getenv("BITNET_HOSTILE_MODEL")
 	if path == "" {
 		b.Skip("set BITNET_HOSTILE_MODEL to a 2B4T-shape GGUF (go run ./tools/randmodel -out FILE)")
 	}
-	phase := envDuration(b, "BITNET_HOSTILE_DURATION", 60*time.Second)
+	phase := envDuration(b, "BITNET_HOSTILE_DURATION", 30*time.Second)
+	rounds := envInt(b, "BITNET_HOSTILE_ROUNDS", 2)
 	tokens := envInt(b, "BITNET_HOSTILE_TOKENS", 16)
 	nCases := envInt(b, "BITNET_HOSTILE_CASES", 1000)
 	const streams = 16
@@ -76,38 +79,48 @@ func BenchmarkHostile(b *testing.B) {
 	target := &hostile.Target{REST: "http://" + e.HTTP.String(), GRPC: e.GRPC.String(), Model: "bitnet-2b@1"}
 
 	b.ResetTimer()
-	quiet := legitLoad(ctx, c, streams, tokens, phase, nil)
+	// Quiet and hostile phases alternate, so that a slow drift of the
+	// machine (other tenants) weighs on both alike.
+	var quiet, loud loadResult
 	var refused, failed atomic.Int64
 	var failures sync.Map
-	loud := legitLoad(ctx, c, streams, tokens, phase, func(stop <-chan struct{}) {
-		// nCases paced evenly over the phase, on 4 workers.
-		var next atomic.Int64
-		begin := time.Now()
-		var wg sync.WaitGroup
-		for range 4 {
-			wg.Go(func() {
-				for {
-					i := int(next.Add(1) - 1)
-					if i >= nCases {
-						return
-					}
-					if d := time.Until(begin.Add(time.Duration(i) * phase / time.Duration(nCases))); d > 0 {
-						time.Sleep(d)
-					}
-					hc := mix[i%len(mix)]
-					cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-					if _, err := hc.Run(cctx, target); err != nil {
-						failed.Add(1)
-						failures.LoadOrStore(hc.Name, err.Error())
-					} else {
-						refused.Add(1)
-					}
-					cancel()
-				}
-			})
+	perRound := nCases / rounds
+	for r := range rounds {
+		quiet.add(legitLoad(ctx, c, streams, tokens, phase, nil))
+		n := perRound
+		if r == rounds-1 {
+			n = nCases - perRound*(rounds-1)
 		}
-		wg.Wait()
-	})
+		loud.add(legitLoad(ctx, c, streams, tokens, phase, func(stop <-chan struct{}) {
+			// n cases paced evenly over the phase, on 4 workers.
+			var next atomic.Int64
+			begin := time.Now()
+			var wg sync.WaitGroup
+			for range 4 {
+				wg.Go(func() {
+					for {
+						i := int(next.Add(1) - 1)
+						if i >= n {
+							return
+						}
+						if d := time.Until(begin.Add(time.Duration(i) * phase / time.Duration(n))); d > 0 {
+							time.Sleep(d)
+						}
+						hc := mix[(r*perRound+i)%len(mix)]
+						cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+						if _, err := hc.Run(cctx, target); err != nil {
+							failed.Add(1)
+							failures.LoadOrStore(hc.Name, err.Error())
+						} else {
+							refused.Add(1)
+						}
+						cancel()
+					}
+				})
+			}
+			wg.Wait()
+		}))
+	}
 	b.StopTimer()
 	peak := rss.done()
 
@@ -118,9 +131,10 @@ func BenchmarkHostile(b *testing.B) {
 	b.ReportMetric(drop, "%drop")
 	b.ReportMetric(float64(quiet.errors+loud.errors), "legit-errors")
 	b.ReportMetric(float64(peak>>20), "peak-RSS-MiB")
-	b.Logf("legitimate: %d streams x %d tokens per request; quiet %d tokens in %v (%.2f tok/s, %d errors); with the mix %d tokens in %v (%.2f tok/s, %d errors); drop %.1f%%",
-		streams, tokens, quiet.tokens, quiet.took.Round(time.Millisecond), quiet.tokPerSec(), quiet.errors,
+	b.Logf("legitimate: %d streams x %d tokens per request, %d rounds of %v; quiet %d tokens in %v (%.2f tok/s, %d errors); with the mix %d tokens in %v (%.2f tok/s, %d errors); drop %.1f%%",
+		streams, tokens, rounds, phase, quiet.tokens, quiet.took.Round(time.Millisecond), quiet.tokPerSec(), quiet.errors,
 		loud.tokens, loud.took.Round(time.Millisecond), loud.tokPerSec(), loud.errors, drop)
+	b.Logf("process CPU time: quiet %v, with the mix %v (the mix's clients run in this process too)", quiet.cpu.Round(time.Second), loud.cpu.Round(time.Second))
 	b.Logf("hostile: %d cases (%d kinds of case), %d refused as they must be, %d not", refused.Load()+failed.Load(), len(mix), refused.Load(), failed.Load())
 	failures.Range(func(k, v any) bool { b.Logf("  not refused: %s: %s", k, v); return true })
 	b.Logf("peak RSS %d MiB; integrity: %d blobs, %d MiB re-hashed, %d bad; load after: %s", peak>>20, blobs, bytesChecked>>20, len(bad), loadAvg())
@@ -142,10 +156,31 @@ func BenchmarkHostile(b *testing.B) {
 type loadResult struct {
 	tokens, errors int
 	took           time.Duration
+	cpu            time.Duration // the process's CPU time in the phase
 	first          error
 }
 
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 func (r loadResult) tokPerSec() float64 { return float64(r.tokens) / r.took.Seconds() }
+
+// add sums another phase into r.
+func (r *loadResult) add(o loadResult) {
+	r.tokens += o.tokens
+	r.errors += o.errors
+	r.took += o.took
+	r.cpu += o.cpu
+	if r.first == nil {
+		r.first = o.first
+	}
+}
 
 // legitLoad runs streams generating tokens per request for d (a request
 // under way at the end finishes), and alongside, when set, also(stop).
@@ -153,7 +188,7 @@ func legitLoad(ctx context.Context, c *sdk.Client, streams, tokens int, d time.D
 	var mu sync.Mutex
 	var res loadResult
 	stop := make(chan struct{})
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	var wg sync.WaitGroup
 	if also != nil {
 		wg.Go(func() { also(stop) })
@@ -183,6 +218,7 @@ func legitLoad(ctx context.Context, c *sdk.Client, streams, tokens int, d time.D
 	res.took = time.Since(start)
 	close(stop)
 	wg.Wait()
+	res.cpu = cpuTime() - cpu0
 	return res
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
 
 // Shape limits every Config must meet (Validate checks them) whatever the
@@ -39,13 +41,15 @@ func (c Config) Params() int64 {
 }
 
 // ServeBytes estimates the memory a loaded model keeps for serving: 2-bit
-// ternary linears, the int8 output head (the default; the tied embedding's
-// lookups read its rows), a float32 embedding when untied, and the norms.
-// KV caches grow with use and are not counted.
+// ternary linears (rows padded to whole 256-weight blocks, any width), the
+// int8 output head (the default; the tied embedding's lookups read its
+// rows), a float32 embedding when untied, and the norms. KV caches grow
+// with use and are not counted.
 func (c Config) ServeBytes() int64 {
 	h, q, kv, in := float64(c.HiddenSize), float64(c.NumHeads)*float64(c.HeadDim), float64(c.NumKVHeads)*float64(c.HeadDim), float64(c.IntermediateSize)
 	v := float64(c.VocabSize)
-	perLayer := (h*q+2*h*kv+q*h+3*h*in)/4 + 4*(2*h+q+in)
+	ph, pq, pin := padded(c.HiddenSize), padded(c.NumHeads*c.HeadDim), padded(c.IntermediateSize)
+	perLayer := (q*ph+2*kv*ph+h*pq+2*in*ph+h*pin)/4 + 4*(2*h+q+in)
 	b := float64(c.NumLayers)*perLayer + v*h + 4*h
 	if !c.TieWordEmbeddings {
 		b += 4 * v * h
@@ -81,6 +85,16 @@ func FormatBytes(n int64) string {
 		i++
 	}
 	return fmt.Sprintf("%.1f %ciB", f, "KMGTPE"[i])
+}
+
+// padded is a row width rounded up to whole ternary blocks (what the
+// 2-bit codes of a row take, in weights), for a valid width; other widths
+// count as they are.
+func padded(n int) float64 {
+	if n <= 0 || n > MaxDim {
+		return float64(n)
+	}
+	return float64(ternary.PaddedCols(n))
 }
 
 // satInt64 converts a non-negative estimate to int64, saturating.

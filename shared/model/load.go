@@ -32,7 +32,7 @@ func LoadContext(ctx context.Context, path string, opts ...Option) (*Model, erro
 	// With an int8 head whose rows also serve the tied embedding's lookups
 	// (the default), the loaders quantise those rows straight from the file:
 	// a 2B model never holds its 1.3 GB float32 embedding.
-	w, head8, tok, err := loadWeights(ctx, path, loadSpec{head8: o.headInt8 && o.embInt8, budget: o.budget})
+	w, head8, tok, err := loadWeights(ctx, path, readOpts{head8: o.headInt8 && o.embInt8, i2sBlock: o.i2sBlock, budget: o.budget})
 	if err != nil {
 		return nil, err
 	}
@@ -51,27 +51,19 @@ func LoadWeights(path string) (*Weights, *tokenizer.Tokenizer, error) {
 // when budget > 0, refuses (ErrOverBudget) a model whose float32 weights
 // need more than budget bytes, before allocating them.
 func LoadWeightsContext(ctx context.Context, path string, budget int64) (*Weights, *tokenizer.Tokenizer, error) {
-	w, _, tok, err := loadWeights(ctx, path, loadSpec{budget: budget})
+	w, _, tok, err := loadWeights(ctx, path, readOpts{budget: budget})
 	return w, tok, err
 }
 
-// loadSpec says how loadWeights loads: with head8 the head is quantised by
-// the loader (see readGGUF and loadHF); a budget > 0 bounds the estimated
-// peak memory of the load.
-type loadSpec struct {
-	head8  bool
-	budget int64
-}
-
-// loadWeights is LoadWeights, as spec says.
-func loadWeights(ctx context.Context, path string, spec loadSpec) (*Weights, *kernels.Int8Matrix, *tokenizer.Tokenizer, error) {
+// loadWeights is LoadWeights, as ro says (see readGGUF and loadHF).
+func loadWeights(ctx context.Context, path string, ro readOpts) (*Weights, *kernels.Int8Matrix, *tokenizer.Tokenizer, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("model: %w", err)
 	}
 	if !st.IsDir() {
 		if strings.EqualFold(filepath.Ext(path), ".gguf") {
-			w, h8, tok, err := readGGUFFile(ctx, path, spec)
+			w, h8, tok, err := readGGUFFile(ctx, path, ro)
 			if cerr := ctx.Err(); err != nil && cerr != nil {
 				return nil, nil, nil, fmt.Errorf("model: load abandoned: %w", cerr)
 			}
@@ -79,7 +71,7 @@ func loadWeights(ctx context.Context, path string, spec loadSpec) (*Weights, *ke
 		}
 		return nil, nil, nil, fmt.Errorf("model: %s is neither a Hugging Face directory nor a .gguf file", path)
 	}
-	w, h8, err := loadHF(ctx, path, spec)
+	w, h8, err := loadHF(ctx, path, ro)
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return nil, nil, nil, fmt.Errorf("model: load abandoned: %w", cerr)
@@ -96,6 +88,11 @@ func loadWeights(ctx context.Context, path string, spec loadSpec) (*Weights, *ke
 	}
 	if tok.VocabSize() > w.Config.VocabSize {
 		return nil, nil, nil, fmt.Errorf("model: %s has %d tokens, more than vocab_size = %d", tpath, tok.VocabSize(), w.Config.VocabSize)
+	}
+	if w.Config.IsEmbedding() {
+		if err := embedAffixes(tpath, &w.Config, tok); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	return w, h8, tok, nil
 }

@@ -48,8 +48,15 @@ type options struct {
 	headInt8  bool
 	embInt8   bool
 	hugePages bool
+	i2sBlock  ternary.I2SBlock
 	budget    int64
 }
+
+// WithI2SBlock sets the block size of bitnet.cpp I2_S tensors in GGUF files
+// Load reads: ternary.I2SBlock128 (default: every bitnet.cpp converter and
+// x86 llama-quantize) or ternary.I2SBlock64 (llama-quantize of an ARM
+// build of bitnet.cpp). The file does not record it.
+func WithI2SBlock(b ternary.I2SBlock) Option { return func(o *options) { o.i2sBlock = b } }
 
 // WithEngine runs the BitLinear products on e (the caller keeps ownership and
 // closes it). Without it the model creates an engine on the best kernel path
@@ -83,26 +90,28 @@ func WithHugePages(on bool) Option { return func(o *options) { o.hugePages = on 
 // loader's transient copies), before allocating anything. 0 means no bound.
 func WithMemoryBudget(bytes int64) Option { return func(o *options) { o.budget = bytes } }
 
-// Model runs BitNetForCausalLM. It is safe for concurrent use, but Forward
+// Model runs a BitNet b1.58 model of any family (Config.Family). It is safe for concurrent use, but Forward
 // calls are serialised (one runs at a time): to serve many requests, batch
 // their steps into one Forward call. A Sequence works only with the model that
 // made it and belongs to its caller.
 type Model struct {
-	cfg     Config
-	layers  []Layer
-	embed   embedding
-	norm    []float32
-	head    []float32           // float32 head when !headInt8
-	head8   *kernels.Int8Matrix // int8 head when headInt8
-	eng     *kernels.Engine
-	ownsEng bool
-	kvType  KVType
-	rope    rope
-	tok     *tokenizer.Tokenizer
-	eos     []int
-	mu      sync.Mutex // guards scratch, epoch, rope tables and eng on Close
-	epoch   uint64
-	scratch scratch
+	cfg      Config
+	layers   []Layer
+	embed    embedding
+	norm     []float32
+	head     []float32           // float32 head when !headInt8
+	head8    *kernels.Int8Matrix // int8 head when headInt8
+	eng      *kernels.Engine
+	ownsEng  bool
+	kvType   KVType
+	rope     rope
+	local    *rope   // sliding layers' rotary tables (Gemma3), nil when none
+	embScale float32 // Config.EmbedScale
+	tok      *tokenizer.Tokenizer
+	eos      []int
+	mu       sync.Mutex // guards scratch, epoch, rope tables and eng on Close
+	epoch    uint64
+	scratch  scratch
 }
 
 // New builds a model from w. tok may be nil (then Tokenizer returns nil). The
@@ -131,16 +140,27 @@ func newModel(w *Weights, head8 *kernels.Int8Matrix, tok *tokenizer.Tokenizer, o
 	}
 	c := w.Config
 	m := &Model{
-		cfg:    c,
-		layers: w.Layers,
-		norm:   w.Norm,
-		eng:    o.engine,
-		kvType: o.kvType,
-		rope:   newRope(c.HeadDim, c.RopeTheta),
-		tok:    tok,
-		eos:    append([]int(nil), c.EOSTokenIDs...),
+		cfg:      c,
+		layers:   w.Layers,
+		norm:     w.Norm,
+		eng:      o.engine,
+		kvType:   o.kvType,
+		rope:     newRope(c.HeadDim, c.RopeTheta, c.RopeScaling),
+		embScale: c.EmbedScale(),
+		tok:      tok,
+		eos:      append([]int(nil), c.EOSTokenIDs...),
+	}
+	if c.SlidingWindow > 0 && c.RopeLocalTheta > 0 && (c.RopeLocalTheta != c.RopeTheta || c.RopeScaling != nil) {
+		l := newRope(c.HeadDim, c.RopeLocalTheta, nil)
+		m.local = &l
 	}
 	switch {
+	case c.IsEmbedding():
+		// An embedding model has no use for the output head (bitnet.cpp's
+		// converter drops it too): no memory for it, Forward refuses steps
+		// that want logits, and token embeddings stay exact (an int8
+		// lookup would cost the 0.9999 cosine to the reference).
+		o.embInt8 = false
 	case head8 != nil:
 		m.head8 = head8
 	case o.headInt8:
@@ -212,8 +232,8 @@ func (m *Model) hugePages() {
 	var bufs [][]byte
 	for i := range m.layers {
 		l := &m.layers[i]
-		for _, t := range []*ternary.Matrix{l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down} {
-			bufs = append(bufs, t.Codes)
+		for _, t := range l.Linears() {
+			bufs = append(bufs, (*t).Codes)
 		}
 	}
 	// The head in pieces of 32 MiB, so that they spread over the cores.
