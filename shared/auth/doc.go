@@ -16,7 +16,7 @@
 //
 // # Scopes
 //
-// read (models, versions, nodes, status, jobs), generate (Generate,
+// read (models, versions, nodes, status, jobs), generate (Generate, Embed,
 // Tokenize, Detokenize, the OpenAI-compatible routes), write (push, delete,
 // aliases), jobs (create and cancel quantize and training jobs) and admin
 // (keys, load and unload, and everything else). Policy is the one table of

@@ -14,7 +14,8 @@ type Scope string
 const (
 	// ScopeRead reads models, versions, nodes, status and jobs.
 	ScopeRead Scope = "read"
-	// ScopeGenerate generates and tokenizes (and the OpenAI-compatible routes).
+	// ScopeGenerate generates, embeds and tokenizes (and the OpenAI-compatible
+	// routes).
 	ScopeGenerate Scope = "generate"
 	// ScopeWrite pushes and deletes models and versions and moves aliases.
 	ScopeWrite Scope = "write"
