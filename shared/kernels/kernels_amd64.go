@@ -26,6 +26,14 @@ var (
 		gemv: []rowKernel{{8, i8x512_8x1}, {4, i8x512_4x1}, {1, i8x512_1x1}},
 		R:    4, T: 4, big: i8x512_4x4, rows: i8x512_4x1, thin: i8x512_1x4, one: i8x512_1x1,
 	}
+	tern256vSet = tileSet{
+		gemv: []rowKernel{{4, tern256vs_4x1}, {1, tern256vs_1x1}},
+		R:    4, T: 4, big: tern256v_4x4, rows: tern256v_4x1, thin: tern256v_1x4, one: tern256v_1x1,
+	}
+	i8x256vSet = tileSet{
+		gemv: []rowKernel{{8, i8x256v_8x1}, {4, i8x256v_4x1}, {1, i8x256v_1x1}},
+		R:    4, T: 4, big: i8x256v_4x4, rows: i8x256v_4x1, thin: i8x256v_1x4, one: i8x256v_1x1,
+	}
 	i8x256Set = tileSet{
 		gemv: []rowKernel{{4, i8x256_4x1}, {1, i8x256_1x1}},
 		R:    4, T: 2, big: i8x256_4x2, rows: i8x256_4x1, thin: i8x256_1x2, one: i8x256_1x1,

@@ -33,21 +33,41 @@ type isa struct {
 	// bw (wide ternary) uses VPMADDUBSW/VPMADDWD instead of VPDPBUSD, for
 	// AVX-512BW CPUs without VNNI (Skylake-SP).
 	bw bool
+	// vnni256 runs VPDPBUSD on ymm registers (AVX-512 VL + VNNI, EVEX
+	// encoded, Y0-Y31): half the vector width of zmm, for cores that
+	// execute 512-bit instructions as two 256-bit halves (AMD Zen 4).
+	// Ternary codes pair with q in natural order (no permutation).
+	vnni256 bool
+	// pf is the software prefetch distance in tiles (rows of the tile
+	// after next: 2); negative means no software prefetch.
+	pf int
 }
 
 var families = []isa{
-	{"tern512", "ternary codes x int8, AVX-512 VNNI (q permuted per 256-block: chunks 0,4,1,5,2,6,3,7)", true, false,
-		[][2]int{{1, 1}, {4, 1}, {1, 4}, {4, 4}}, false, false},
-	{"tern512s", "ternary GEMV, AVX-512 VNNI, codes masked in place (same q order as tern512)", true, false,
-		[][2]int{{1, 1}, {4, 1}}, true, false},
-	{"tern512bw", "ternary codes x int8, AVX-512BW without VNNI (same q order as tern512)", true, false,
-		[][2]int{{1, 1}, {4, 1}, {8, 1}, {1, 4}, {4, 4}}, false, true},
-	{"tern256", "ternary codes x int8, AVX2 (q in natural order)", false, false,
-		[][2]int{{1, 1}, {4, 1}, {8, 1}, {1, 2}, {4, 2}}, false, false},
-	{"i8x512", "int8 x int8 via VPDPBUSD on (w^0x80): the caller subtracts 128*sum(q)", true, true,
-		[][2]int{{1, 1}, {4, 1}, {8, 1}, {1, 4}, {4, 4}}, false, false},
-	{"i8x256", "int8 x int8, AVX2 (sign-extended to int16, VPMADDWD)", false, true,
-		[][2]int{{1, 1}, {4, 1}, {1, 2}, {4, 2}}, false, false},
+	{name: "tern512", comment: "ternary codes x int8, AVX-512 VNNI (q permuted per 256-block: chunks 0,4,1,5,2,6,3,7)", wide: true,
+		tiles: [][2]int{{1, 1}, {4, 1}, {1, 4}, {4, 4}}, pf: 2},
+	{name: "tern512s", comment: "ternary GEMV, AVX-512 VNNI, codes masked in place (same q order as tern512)", wide: true,
+		tiles: [][2]int{{1, 1}, {4, 1}}, split: true, pf: 2},
+	{name: "tern512n", comment: "ternary GEMV as tern512s, no software prefetch", wide: true,
+		tiles: [][2]int{{1, 1}, {4, 1}}, split: true, pf: -1},
+	{name: "tern512f", comment: "ternary GEMV as tern512s, 8 rows, prefetch 4 tiles ahead", wide: true,
+		tiles: [][2]int{{1, 1}, {4, 1}}, split: true, pf: 4},
+	{name: "tern512bw", comment: "ternary codes x int8, AVX-512BW without VNNI (same q order as tern512)", wide: true,
+		tiles: [][2]int{{1, 1}, {4, 1}, {8, 1}, {1, 4}, {4, 4}}, bw: true, pf: 2},
+	{name: "tern256", comment: "ternary codes x int8, AVX2 (q in natural order)",
+		tiles: [][2]int{{1, 1}, {4, 1}, {8, 1}, {1, 2}, {4, 2}}, pf: 2},
+	{name: "tern256v", comment: "ternary codes x int8, VPDPBUSD on ymm (AVX-512 VL+VNNI; q in natural order)", vnni256: true,
+		tiles: [][2]int{{1, 1}, {4, 1}, {1, 4}, {4, 4}}, pf: 2},
+	{name: "tern256vs", comment: "ternary GEMV, VPDPBUSD on ymm, codes masked in place (q in natural order)", vnni256: true,
+		tiles: [][2]int{{1, 1}, {4, 1}}, split: true, pf: 2},
+	{name: "tern256vn", comment: "ternary GEMV as tern256vs, no software prefetch", vnni256: true,
+		tiles: [][2]int{{1, 1}, {4, 1}}, split: true, pf: -1},
+	{name: "i8x512", comment: "int8 x int8 via VPDPBUSD on (w^0x80): the caller subtracts 128*sum(q)", wide: true, int8: true,
+		tiles: [][2]int{{1, 1}, {4, 1}, {8, 1}, {1, 4}, {4, 4}}, pf: 2},
+	{name: "i8x256v", comment: "int8 x int8 via VPDPBUSD on ymm (AVX-512 VL+VNNI) on (w^0x80): the caller subtracts 128*sum(q)", vnni256: true, int8: true,
+		tiles: [][2]int{{1, 1}, {4, 1}, {8, 1}, {1, 4}, {4, 4}}, pf: 2},
+	{name: "i8x256", comment: "int8 x int8, AVX2 (sign-extended to int16, VPMADDWD)", int8: true,
+		tiles: [][2]int{{1, 1}, {4, 1}, {1, 2}, {4, 2}}, pf: 2},
 }
 
 // gp lists the general registers used as row and token pointers.
@@ -118,9 +138,9 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 	// rows by the end of the loop, as rows are contiguous. Prefetches past
 	// the matrix are harmless.
 	pf := ""
-	if R+T < len(gp) {
+	if R+T < len(gp) && fam.pf >= 0 {
 		pf = gp[R+T]
-		g.f("\tIMUL3Q $%d, AX, %s", 2*R, pf)
+		g.f("\tIMUL3Q $%d, AX, %s", fam.pf*R, pf)
 		g.f("\tADDQ %s, %s", p[0], pf)
 	}
 	g.f("\tMOVQ q+16(FP), %s", q[0])
@@ -133,6 +153,7 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 	if fam.wide {
 		v = "Z"
 	}
+	evex := fam.wide || fam.vnni256 // EVEX encodings: registers 16-31, VPDPBUSD
 	next := 0
 	alloc := func(n int) []int {
 		r := make([]int, n)
@@ -144,8 +165,8 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 	}
 	acc := alloc(R * T)
 	limit := 14 // Y14, Y15 hold constants
-	if fam.wide {
-		limit = 31 // Z31 holds the constant
+	if evex {
+		limit = 31 // Z31 (Y31) holds the constant
 	}
 	if fam.split {
 		limit = 28 // Z28..Z31 hold the masks 0xc0, 0x30, 0x0c, 0x03
@@ -165,13 +186,13 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 	ones := 15    // Y15 (AVX2 only)
 	// Constants.
 	switch {
-	case fam.int8 && fam.wide:
+	case fam.int8 && evex:
 		g.f("\tMOVL $0x80808080, AX")
 		g.f("\tVPBROADCASTD AX, %s", cst(mask))
 	case fam.split:
 		for i, m := range []string{"0x03030303", "0x0c0c0c0c", "0x30303030", "0xc0c0c0c0"} {
 			g.f("\tMOVL $%s, AX", m)
-			g.f("\tVPBROADCASTD AX, Z%d", 31-i)
+			g.f("\tVPBROADCASTD AX, %s%d", v, 31-i)
 		}
 	case fam.bw:
 		g.f("\tMOVL $0x03030303, AX")
@@ -180,7 +201,7 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 		g.f("\tVPBROADCASTD AX, Z30")
 	case !fam.int8:
 		g.f("\tMOVL $0x03030303, AX")
-		if fam.wide {
+		if evex {
 			g.f("\tVPBROADCASTD AX, %s", cst(mask))
 		} else {
 			g.f("\tMOVQ AX, X%d", mask)
@@ -191,7 +212,7 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 		}
 	}
 	for _, a := range append(append(append(append([]int{}, acc...), accN[0]...), accN[1]...), accN[2]...) {
-		if fam.wide {
+		if evex {
 			g.f("\tVPXORD %s, %s, %s", reg(a), reg(a), reg(a))
 		} else {
 			g.f("\tVPXOR %s, %s, %s", reg(a), reg(a), reg(a))
@@ -209,13 +230,16 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 	switch {
 	case fam.split:
 		step = 64
+		if !fam.wide {
+			step = 32
+		}
 		raw, qr, code := alloc(R), alloc(4), alloc(1)[0]
 		check(name, next, limit)
 		for r := range R {
 			g.f("\tVMOVDQU64 (%s)(AX*1), %s", p[r], reg(raw[r]))
 		}
 		for n := range 4 {
-			g.f("\tVMOVDQU64 %d(%s)(AX*4), %s", 64*n, q[0], reg(qr[n]))
+			g.f("\tVMOVDQU64 %d(%s)(AX*4), %s", step*n, q[0], reg(qr[n]))
 		}
 		for n := range 4 {
 			for r := range R {
@@ -223,7 +247,7 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 				if n > 0 {
 					dst = accN[n-1][r]
 				}
-				g.f("\tVPANDQ Z%d, %s, %s", 31-n, reg(raw[r]), reg(code))
+				g.f("\tVPANDQ %s%d, %s, %s", v, 31-n, reg(raw[r]), reg(code))
 				g.f("\tVPDPBUSD %s, %s, %s", reg(qr[n]), reg(code), reg(dst))
 			}
 		}
@@ -255,8 +279,11 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 				g.f("\tVPADDD %s, %s, %s", reg(pr[t]), reg(acc[r*T+t]), reg(acc[r*T+t]))
 			}
 		}
-	case !fam.int8 && fam.wide:
+	case !fam.int8 && evex:
 		step = 64
+		if !fam.wide {
+			step = 32
+		}
 		raw, code, qr := alloc(R), alloc(R), alloc(T)
 		check(name, next, limit)
 		for r := range R {
@@ -264,7 +291,7 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 		}
 		for n := range 4 {
 			for t := range T {
-				g.f("\tVMOVDQU64 %d(%s)(AX*4), %s", 64*n, q[t], reg(qr[t]))
+				g.f("\tVMOVDQU64 %d(%s)(AX*4), %s", step*n, q[t], reg(qr[t]))
 			}
 			for r := range R {
 				if n == 0 {
@@ -306,16 +333,20 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 				g.f("\tVPADDD %s, %s, %s", reg(pr[t]), reg(acc[r*T+t]), reg(acc[r*T+t]))
 			}
 		}
-	case fam.wide:
-		step = 256
+	case evex:
+		vb := 64 // bytes per vector
+		if !fam.wide {
+			vb = 32
+		}
+		step = 4 * vb
 		qr, wr := alloc(T), alloc(R)
 		check(name, next, limit)
 		for s := range 4 {
 			for t := range T {
-				g.f("\tVMOVDQU64 %d(%s)(AX*1), %s", 64*s, q[t], reg(qr[t]))
+				g.f("\tVMOVDQU64 %d(%s)(AX*1), %s", vb*s, q[t], reg(qr[t]))
 			}
 			for r := range R {
-				g.f("\tVPXORQ %d(%s)(AX*1), %s, %s", 64*s, p[r], cst(mask), reg(wr[r]))
+				g.f("\tVPXORQ %d(%s)(AX*1), %s, %s", vb*s, p[r], cst(mask), reg(wr[r]))
 				for t := range T {
 					g.f("\tVPDPBUSD %s, %s, %s", reg(qr[t]), reg(wr[r]), reg(acc[r*T+t]))
 				}
@@ -364,6 +395,8 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 		if fam.wide {
 			g.f("\tVEXTRACTI64X4 $1, Z%d, Y%d", a, tmp)
 			g.f("\tVPADDD Y%d, Y%d, Y%d", tmp, a, a)
+			g.f("\tVEXTRACTI32X4 $1, Y%d, %s", a, t)
+		} else if evex {
 			g.f("\tVEXTRACTI32X4 $1, Y%d, %s", a, t)
 		} else {
 			g.f("\tVEXTRACTI128 $1, Y%d, %s", a, t)
