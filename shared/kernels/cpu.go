@@ -40,4 +40,3 @@ func detectCPU() cpuFeatures {
 func CPUID() string {
 	return runtime.GOARCH + "/" + cpu.vendor + "/" + strconv.Itoa(cpu.family) + "/" + strconv.Itoa(cpu.model) + "/" + strconv.Itoa(cpu.stepping) + "/" + cpu.brand
 }
-
