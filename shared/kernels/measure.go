@@ -156,7 +156,9 @@ func Measure(ctx context.Context, cfg MeasureConfig) ([]Timing, error) {
 			n := classTokens[c]
 			a := randomActivations(rng, n, cols)
 			y := make([]float32, n*rows)
-			for _, v := range measured(c) {
+			vs := measured(c)
+			ops := make([]func() error, len(vs))
+			for j, v := range vs {
 				e, err := engine(v.name)
 				if err != nil {
 					return nil, err
@@ -166,11 +168,14 @@ func Measure(ctx context.Context, cfg MeasureConfig) ([]Timing, error) {
 					mm = e.MatMulResident
 				}
 				i := 0
-				ns, err := timeOp(ctx, cfg, func() error { i++; return mm(y, ws[i%len(ws)], a) })
-				if err != nil {
-					return nil, fmt.Errorf("kernels: measure %s %s %dx%d: %w", c, v.name, rows, cols, err)
-				}
-				out = append(out, Timing{Class: c, Variant: v.name, Rows: rows, Cols: cols, N: n, NsPerOp: ns})
+				ops[j] = func() error { i++; return mm(y, ws[i%len(ws)], a) }
+			}
+			ns, err := timeOps(ctx, cfg, ops)
+			if err != nil {
+				return nil, fmt.Errorf("kernels: measure %s %dx%d: %w", c, rows, cols, err)
+			}
+			for j, v := range vs {
+				out = append(out, Timing{Class: c, Variant: v.name, Rows: rows, Cols: cols, N: n, NsPerOp: ns[j]})
 			}
 		}
 	}
@@ -198,17 +203,22 @@ func measureHead(ctx context.Context, cfg MeasureConfig, engine func(Variant) (*
 	rng := rand.New(rand.NewPCG(13, 14))
 	a := randomActivations(rng, 1, cols)
 	y := make([]float32, rows)
-	var out []Timing
-	for _, v := range measured(Head) {
+	vs := measured(Head)
+	ops := make([]func() error, len(vs))
+	for j, v := range vs {
 		e, err := engine(v.name)
 		if err != nil {
 			return nil, err
 		}
-		ns, err := timeOp(ctx, cfg, func() error { return e.MatMulInt8(y, w, a) })
-		if err != nil {
-			return nil, fmt.Errorf("kernels: measure head %s: %w", v.name, err)
-		}
-		out = append(out, Timing{Class: Head, Variant: v.name, Rows: rows, Cols: cols, N: 1, NsPerOp: ns})
+		ops[j] = func() error { return e.MatMulInt8(y, w, a) }
+	}
+	ns, err := timeOps(ctx, cfg, ops)
+	if err != nil {
+		return nil, fmt.Errorf("kernels: measure head: %w", err)
+	}
+	var out []Timing
+	for j, v := range vs {
+		out = append(out, Timing{Class: Head, Variant: v.name, Rows: rows, Cols: cols, N: 1, NsPerOp: ns[j]})
 	}
 	return out, nil
 }
@@ -230,43 +240,54 @@ func measureQuantize(ctx context.Context, cfg MeasureConfig, engine func(Variant
 			x[i] = float32(rng.NormFloat64())
 		}
 		a := NewActivations(n, k)
-		for _, v := range measured(Quantize) {
+		vs := measured(Quantize)
+		ops := make([]func() error, len(vs))
+		for j, v := range vs {
 			e, err := engine(v.name)
 			if err != nil {
 				return nil, err
 			}
-			ns, err := timeOp(ctx, cfg, func() error { return e.Quantize(a, x) })
-			if err != nil {
-				return nil, fmt.Errorf("kernels: measure quantize %s: %w", v.name, err)
-			}
-			out = append(out, Timing{Class: Quantize, Variant: v.name, Rows: n, Cols: k, N: n, NsPerOp: ns})
+			ops[j] = func() error { return e.Quantize(a, x) }
+		}
+		ns, err := timeOps(ctx, cfg, ops)
+		if err != nil {
+			return nil, fmt.Errorf("kernels: measure quantize: %w", err)
+		}
+		for j, v := range vs {
+			out = append(out, Timing{Class: Quantize, Variant: v.name, Rows: n, Cols: k, N: n, NsPerOp: ns[j]})
 		}
 	}
 	return out, nil
 }
 
-// timeOp returns the best ns per call of op over cfg.Reps repetitions of at
-// least cfg.MinTime, after one warm-up call.
-func timeOp(ctx context.Context, cfg MeasureConfig, op func() error) (float64, error) {
-	if err := op(); err != nil {
-		return 0, err
+// timeOps returns the best ns per call of each op over cfg.Reps rounds;
+// each round runs every op (after one warm-up call) for at least
+// cfg.MinTime in turn, so that a burst of load from other processes
+// disturbs all of them alike rather than one.
+func timeOps(ctx context.Context, cfg MeasureConfig, ops []func() error) ([]float64, error) {
+	for _, op := range ops {
+		if err := op(); err != nil {
+			return nil, err
+		}
 	}
-	best := 0.0
+	best := make([]float64, len(ops))
 	for range cfg.Reps {
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
-		start := time.Now()
-		ops := 0
-		for ops == 0 || time.Since(start) < cfg.MinTime {
-			if err := op(); err != nil {
-				return 0, err
+		for j, op := range ops {
+			if err := ctx.Err(); err != nil {
+				return nil, err
 			}
-			ops++
-		}
-		ns := float64(time.Since(start).Nanoseconds()) / float64(ops)
-		if best == 0 || ns < best {
-			best = ns
+			start := time.Now()
+			n := 0
+			for n == 0 || time.Since(start) < cfg.MinTime {
+				if err := op(); err != nil {
+					return nil, err
+				}
+				n++
+			}
+			ns := float64(time.Since(start).Nanoseconds()) / float64(n)
+			if best[j] == 0 || ns < best[j] {
+				best[j] = ns
+			}
 		}
 	}
 	return best, nil
