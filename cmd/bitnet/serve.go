@@ -41,7 +41,7 @@ import (
 type meshFlags struct {
 	grpc, http, data, consul, advertise  string
 	kernel, nodeName, registry, logLevel string
-	kvCache                              string
+	kvCache, kernelPlan                  string
 	threads                              int
 	memoryBudget                         int64
 	logJSON, hugePages                   bool
@@ -70,6 +70,12 @@ func addMeshFlags(fs *flag.FlagSet, serve bool) (*meshFlags, func() error) {
 	fs.StringVar(&f.consul, "consul", consulDef, "Consul agent HTTP address (serve: env CONSUL_HTTP_ADDR)")
 	fs.StringVar(&f.advertise, "advertise", os.Getenv("POD_IP"), "host other services dial (env POD_IP; default the listener's host)")
 	fs.StringVar(&f.kernel, "kernel", os.Getenv("BITNET_KERNEL"), "cap the inference kernel path: generic, avx2, avx512 or neon (env BITNET_KERNEL)")
+	planDef := "static" // up: a demo mesh starts at once
+	if serve {
+		planDef = "auto"
+	}
+	fs.StringVar(&f.kernelPlan, "kernel-plan", envOr(kernels.EnvPlan, planDef),
+		"how an uncapped inference node picks kernels per operation: auto (measure once per CPU and binary, cached), refresh (measure again) or static (widest path, no measuring) (env "+kernels.EnvPlan+")")
 	fs.StringVar(&f.nodeName, "node-name", os.Getenv("BITNET_NODE_NAME"), "discovery ID and node name (env BITNET_NODE_NAME; default SERVICE-HOST-PORT)")
 	fs.StringVar(&f.registry, "registry", os.Getenv("BITNET_REGISTRY_ADDR"), "registry gRPC address for quantizer/inference (env BITNET_REGISTRY_ADDR; default: discovered bitnet-registry)")
 	fs.StringVar(&f.logLevel, "log-level", envOr("BITNET_LOG_LEVEL", "info"), "debug, info, warn or error (env BITNET_LOG_LEVEL)")
@@ -111,6 +117,9 @@ func addMeshFlags(fs *flag.FlagSet, serve bool) (*meshFlags, func() error) {
 				return fmt.Errorf("--kernel: %w", err)
 			}
 		}
+		if _, err := kernels.ParsePlanMode(f.kernelPlan); err != nil {
+			return fmt.Errorf("--kernel-plan: %w", err)
+		}
 		return nil
 	}
 	return f, parse
@@ -125,7 +134,7 @@ func (f *meshFlags) config() (mesh.Config, error) {
 	}
 	cfg := mesh.Config{
 		GRPCAddr: f.grpc, HTTPAddr: f.http, DataDir: f.data, Advertise: f.advertise,
-		NodeName: f.nodeName, Kernel: kernels.Path(f.kernel), Threads: f.threads, KVCache: f.kvCache, NoHugePages: !f.hugePages,
+		NodeName: f.nodeName, Kernel: kernels.Path(f.kernel), Threads: f.threads, KVCache: f.kvCache, KernelPlan: kernels.PlanMode(f.kernelPlan), NoHugePages: !f.hugePages,
 		MemoryBudget: f.memoryBudget, RegistryAddr: f.registry, Logger: log,
 		Version: version, DrainTimeout: f.drain,
 	}

@@ -232,3 +232,52 @@ func (p Plan) validate() error {
 	}
 	return nil
 }
+
+// Reference model for Estimate: BitNet b1.58 2B4T.
+const (
+	refLayers = 30
+	refVocab  = 128256
+	refTokens = 64 // prefill batch of the GEMMLarge timings
+)
+
+// refCounts is how many matrices of each ReferenceShapes shape one layer
+// has: q and o, k and v, gate and up, down.
+var refCounts = [...]int{2, 2, 2, 1}
+
+// Estimate returns decode and prefill tokens per second for the reference
+// model (BitNet b1.58 2B4T: 30 layers, vocabulary 128256, int8 head) from
+// the timings of the plan's chosen variants on ReferenceShapes, 0 for
+// what the plan did not time. Attention and the float work are left out:
+// these are the speeds the kernels allow, for comparing nodes.
+func (p Plan) Estimate() (decode, prefill float64) {
+	var dec, pre float64
+	for i, sh := range ReferenceShapes() {
+		g, ok1 := p.Best(GEMVMemory, sh[0], sh[1], 1)
+		m, ok2 := p.Best(GEMMLarge, sh[0], sh[1], refTokens)
+		if !ok1 {
+			dec = -1
+		}
+		if !ok2 {
+			pre = -1
+		}
+		if dec >= 0 {
+			dec += float64(refCounts[i]) * g.NsPerOp
+		}
+		if pre >= 0 {
+			pre += float64(refCounts[i]) * m.NsPerOp
+		}
+	}
+	var head float64
+	for _, t := range p.Timings {
+		if t.Class == Head && t.Variant == p.Choice[Head] && t.Rows > 0 {
+			head = t.NsPerOp * refVocab / float64(t.Rows)
+		}
+	}
+	if dec > 0 && head > 0 {
+		decode = 1e9 / (refLayers*dec + head)
+	}
+	if pre > 0 {
+		prefill = 1e9 * refTokens / (refLayers*pre + head)
+	}
+	return decode, prefill
+}

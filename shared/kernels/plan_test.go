@@ -3,6 +3,7 @@ package kernels
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -186,5 +187,27 @@ func TestParsePlanMode(t *testing.T) {
 	}
 	if _, err := ParsePlanMode("fast"); err == nil {
 		t.Error(`ParsePlanMode("fast"): got nil error`)
+	}
+}
+
+func TestEstimate(t *testing.T) {
+	p := Plan{Choice: map[Class]Variant{GEMVMemory: "a", GEMMLarge: "a", Head: "a"}}
+	if d, pf := p.Estimate(); d != 0 || pf != 0 {
+		t.Errorf("no timings: got %v, %v; want 0, 0", d, pf)
+	}
+	for _, sh := range ReferenceShapes() {
+		p.Timings = append(p.Timings,
+			Timing{Class: GEMVMemory, Variant: "a", Rows: sh[0], Cols: sh[1], N: 1, NsPerOp: 1000},
+			Timing{Class: GEMVMemory, Variant: "b", Rows: sh[0], Cols: sh[1], N: 1, NsPerOp: 1},
+			Timing{Class: GEMMLarge, Variant: "a", Rows: sh[0], Cols: sh[1], N: 64, NsPerOp: 64000})
+	}
+	p.Timings = append(p.Timings, Timing{Class: Head, Variant: "a", Rows: refVocab / 2, Cols: 2560, N: 1, NsPerOp: 5000})
+	// decode: 30 layers x 7 matrices x 1 us + 10 us of head.
+	d, pf := p.Estimate()
+	if want := 1e9 / (30*7*1000 + 10000); math.Abs(d-want) > 1e-6 {
+		t.Errorf("decode: got %v, want %v", d, want)
+	}
+	if want := 64e9 / (30*7*64000 + 10000); math.Abs(pf-want) > 1e-6 {
+		t.Errorf("prefill: got %v, want %v", pf, want)
 	}
 }
