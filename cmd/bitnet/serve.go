@@ -134,7 +134,7 @@ func (f *meshFlags) config() (mesh.Config, error) {
 	}
 	cfg := mesh.Config{
 		GRPCAddr: f.grpc, HTTPAddr: f.http, DataDir: f.data, Advertise: f.advertise,
-		NodeName: f.nodeName, Kernel: kernels.Path(f.kernel), Threads: f.threads, KVCache: f.kvCache, KernelPlan: kernels.PlanMode(f.kernelPlan), NoHugePages: !f.hugePages,
+		NodeName: f.nodeName, Kernel: kernels.Path(f.kernel), Threads: f.threads, KVCache: f.kvCache, KernelPlan: planMode(f.kernelPlan), NoHugePages: !f.hugePages,
 		MemoryBudget: f.memoryBudget, RegistryAddr: f.registry, Logger: log,
 		Version: version, DrainTimeout: f.drain,
 	}
@@ -204,4 +204,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg.Logger.Info("stopped", zap.String("service", string(kind)))
 	return nil
+}
+
+// planMode is --kernel-plan parsed (parse has checked it).
+func planMode(s string) kernels.PlanMode {
+	m, _ := kernels.ParsePlanMode(s)
+	return m
 }
