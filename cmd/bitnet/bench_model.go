@@ -173,6 +173,9 @@ func benchModelOnce(ctx context.Context, path, kernel string, n, prompt, gen int
 	}
 	defer eng.Close()
 	info.kernel = string(eng.Path())
+	if !eng.Forced() {
+		info.kernel = eng.Plan().String()
+	}
 	start := time.Now()
 	m, err := model.Load(path, model.WithEngine(eng), model.WithKVType(kv), model.WithHugePages(huge))
 	if err != nil {
@@ -345,21 +348,35 @@ func procKBFieldsMiB(path string) map[string]float64 {
 	return out
 }
 
-// genEngine builds the kernel engine that --kernel and --threads ask for.
+// genEngine builds the kernel engine that --kernel and --threads ask for:
+// without --kernel, the measured plan of this CPU and thread count
+// (BITNET_KERNEL_PLAN: auto, refresh or static; cached after the first run).
 func genEngine(path string, threads int) (*kernels.Engine, error) {
 	var opts []kernels.Option
-	if path != "" {
-		p, err := kernels.ParsePath(path)
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, kernels.WithPath(p))
-	}
 	if threads < 0 {
 		return nil, fmt.Errorf("--threads = %d must be >= 0", threads)
 	}
 	if threads > 0 {
 		opts = append(opts, kernels.WithThreads(threads))
 	}
-	return kernels.New(opts...)
+	if path != "" {
+		p, err := kernels.ParsePath(path)
+		if err != nil {
+			return nil, err
+		}
+		return kernels.New(append(opts, kernels.WithPath(p))...)
+	}
+	mode, err := kernels.ParsePlanMode(os.Getenv(kernels.EnvPlan))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", kernels.EnvPlan, err)
+	}
+	th := threads
+	if th == 0 {
+		th = runtime.GOMAXPROCS(0)
+	}
+	plan, err := kernels.LoadPlan(context.Background(), kernels.PlanConfig{Mode: mode, Measure: kernels.MeasureConfig{Threads: th}})
+	if err != nil {
+		return nil, err
+	}
+	return kernels.New(append(opts, kernels.WithPlan(plan))...)
 }

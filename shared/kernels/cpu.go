@@ -18,6 +18,7 @@ type cpuFeatures struct {
 	asimddp                                 bool
 	vendor, brand                           string
 	family, model, stepping                 int
+	llc                                     int64 // last-level cache bytes, 0 when unknown
 }
 
 // cpu is read-only after package initialisation.
@@ -32,8 +33,15 @@ func detectCPU() cpuFeatures {
 		asimddp: c.Supports(cpuid.ASIMDDP),
 		vendor:  c.VendorString, brand: c.BrandName,
 		family: c.Family, model: c.Model, stepping: c.Stepping,
+		llc: int64(max(c.Cache.L3, c.Cache.L2, 0)),
 	}
 }
+
+// CacheResident reports whether weights of n bytes stay in the last-level
+// cache between products (decoding streams every weight once per token:
+// a model that fits runs MatMulResident, GEMVCache; one that does not
+// streams from DRAM, GEMVMemory). Unknown cache sizes count as not.
+func CacheResident(n int64) bool { return cpu.llc > 0 && n <= cpu.llc/2 }
 
 // CPUID returns a microcode-independent identity of this CPU for caches of
 // measurements: architecture, vendor, family, model, stepping and brand.

@@ -143,8 +143,12 @@ func (m *Model) bitLinear(x []float32, n int, ws []*ternary.Matrix, ys [][]float
 	if err := m.eng.Quantize(a, x); err != nil {
 		return fmt.Errorf("model: quantize activations: %w", err)
 	}
+	mm := m.eng.MatMul
+	if m.resident {
+		mm = m.eng.MatMulResident
+	}
 	for i, w := range ws {
-		if err := m.eng.MatMul(ys[i], w, a); err != nil {
+		if err := mm(ys[i], w, a); err != nil {
 			return fmt.Errorf("model: bitlinear %dx%d: %w", w.Rows, w.Cols, err)
 		}
 	}

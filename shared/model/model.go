@@ -91,12 +91,15 @@ type Model struct {
 	eng     *kernels.Engine
 	ownsEng bool
 	kvType  KVType
-	rope    rope
-	tok     *tokenizer.Tokenizer
-	eos     []int
-	mu      sync.Mutex // guards scratch, epoch, rope tables and eng on Close
-	epoch   uint64
-	scratch scratch
+	// resident: the weights fit in the last-level cache, so one-token
+	// products run the plan's cache-resident GEMV (kernels.CacheResident).
+	resident bool
+	rope     rope
+	tok      *tokenizer.Tokenizer
+	eos      []int
+	mu       sync.Mutex // guards scratch, epoch, rope tables and eng on Close
+	epoch    uint64
+	scratch  scratch
 }
 
 // New builds a model from w. tok may be nil (then Tokenizer returns nil). The
@@ -150,6 +153,7 @@ func newModel(w *Weights, head8 *kernels.Int8Matrix, tok *tokenizer.Tokenizer, o
 	if o.hugePages {
 		m.hugePages()
 	}
+	m.resident = kernels.CacheResident(m.weightBytes())
 	if m.eng == nil {
 		e, err := kernels.New()
 		if err != nil {
@@ -198,6 +202,21 @@ func (m *Model) Engine() *kernels.Engine { return m.eng }
 
 // KVType returns the KV cache element type.
 func (m *Model) KVType() KVType { return m.kvType }
+
+// weightBytes is what decoding one token reads: ternary codes and the head.
+func (m *Model) weightBytes() int64 {
+	var n int64
+	for i := range m.layers {
+		l := &m.layers[i]
+		for _, t := range []*ternary.Matrix{l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down} {
+			n += int64(len(t.Codes))
+		}
+	}
+	if m.head8 != nil {
+		n += int64(len(m.head8.Data))
+	}
+	return n + 4*int64(len(m.head))
+}
 
 // hugePages moves the weights decoding streams (ternary codes, the head)
 // onto transparent huge pages, on all cores (the kernel copies them); see
