@@ -14,6 +14,8 @@ import (
 type impl struct {
 	matMul     func(y []float32, w *ternary.Matrix, a *Activations, r0, r1 int)
 	matMulInt8 func(y []float32, w *Int8Matrix, a *Activations, r0, r1 int)
+	// matMulPacked runs 6- and 4-bit heads (nil: generic).
+	matMulPacked func(y []float32, w *PackedMatrix, a *Activations, r0, r1 int)
 	// prepare, when set, returns a.Q (a.N tokens of a.Stride bytes) rearranged
 	// as matMul wants it, reusing buf. The engine calls it once per MatMul and
 	// hands matMul a copy of a whose Q is the result.

@@ -11,16 +11,16 @@ func archVariants() []variant {
 	var vs []variant
 	if cpu.avx2 {
 		vs = append(vs, variant{name: "avx2", path: AVX2,
-			im: impl{matMul: ternaryTiles(&tern256Set), matMulInt8: int8Tiles(&i8x256Set, 0)}})
+			im: impl{matMul: ternaryTiles(&tern256Set), matMulInt8: int8Tiles(&i8x256Set, 0), matMulPacked: packedTiles(&h6x256Set, &h4x256Set)}})
 	}
 	if !(cpu.avx2 && cpu.avx512f && cpu.avx512bw && cpu.avx512vl) {
 		return vs
 	}
 	if !cpu.avx512vnni {
 		return append(vs, variant{name: "avx512", path: AVX512, quant512: true,
-			im: impl{matMul: ternaryTiles(&tern512bwSet), matMulInt8: int8Tiles(&i8x256Set, 0), prepare: permute512}})
+			im: impl{matMul: ternaryTiles(&tern512bwSet), matMulInt8: int8Tiles(&i8x256Set, 0), matMulPacked: packedTiles(&h6x256Set, &h4x256Set), prepare: permute512}})
 	}
-	base := impl{matMul: ternaryTiles(&tern512Set), matMulInt8: int8Tiles(&i8x512Set, 128), prepare: permute512}
+	base := impl{matMul: ternaryTiles(&tern512Set), matMulInt8: int8Tiles(&i8x512Set, 128), matMulPacked: packedTiles(&h6x512Set, &h4x512Set), prepare: permute512}
 	gemv := func(g []rowKernel) impl {
 		ts := tern512Set
 		ts.gemv = g
@@ -28,7 +28,7 @@ func archVariants() []variant {
 		im.matMul = ternaryTiles(&ts)
 		return im
 	}
-	ymm := impl{matMul: ternaryTiles(&tern256vSet), matMulInt8: int8Tiles(&i8x256vSet, 128)}
+	ymm := impl{matMul: ternaryTiles(&tern256vSet), matMulInt8: int8Tiles(&i8x256vSet, 128), matMulPacked: packedTiles(&h6x256vSet, &h4x256vSet)}
 	ymmNoPF := tern256vSet
 	ymmNoPF.gemv = []rowKernel{{4, tern256vn_4x1}, {1, tern256vn_1x1}}
 	return append(vs,
@@ -39,6 +39,6 @@ func archVariants() []variant {
 			im: gemv([]rowKernel{{4, tern512f_4x1}, {1, tern512f_1x1}})},
 		variant{name: "avx512y", path: AVX512, quant512: true, im: ymm},
 		variant{name: "avx512y-nopf", path: AVX512, quant512: true, gemvOnly: true,
-			im: impl{matMul: ternaryTiles(&ymmNoPF), matMulInt8: ymm.matMulInt8}},
+			im: impl{matMul: ternaryTiles(&ymmNoPF), matMulInt8: ymm.matMulInt8, matMulPacked: ymm.matMulPacked}},
 	)
 }

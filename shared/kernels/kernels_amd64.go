@@ -34,6 +34,30 @@ var (
 		gemv: []rowKernel{{8, i8x256v_8x1}, {4, i8x256v_4x1}, {1, i8x256v_1x1}},
 		R:    4, T: 4, big: i8x256v_4x4, rows: i8x256v_4x1, thin: i8x256v_1x4, one: i8x256v_1x1,
 	}
+	h4x512Set = tileSet{
+		gemv: []rowKernel{{4, h4x512_4x1}, {1, h4x512_1x1}},
+		R:    4, T: 4, big: h4x512_4x4, rows: h4x512_4x1, thin: h4x512_1x4, one: h4x512_1x1,
+	}
+	h6x512Set = tileSet{
+		gemv: []rowKernel{{4, h6x512_4x1}, {1, h6x512_1x1}},
+		R:    4, T: 2, big: h6x512_4x2, rows: h6x512_4x1, thin: h6x512_1x2, one: h6x512_1x1,
+	}
+	h4x256vSet = tileSet{
+		gemv: []rowKernel{{4, h4x256v_4x1}, {1, h4x256v_1x1}},
+		R:    4, T: 4, big: h4x256v_4x4, rows: h4x256v_4x1, thin: h4x256v_1x4, one: h4x256v_1x1,
+	}
+	h6x256vSet = tileSet{
+		gemv: []rowKernel{{4, h6x256v_4x1}, {1, h6x256v_1x1}},
+		R:    4, T: 2, big: h6x256v_4x2, rows: h6x256v_4x1, thin: h6x256v_1x2, one: h6x256v_1x1,
+	}
+	h4x256Set = tileSet{
+		gemv: []rowKernel{{4, h4x256_4x1}, {1, h4x256_1x1}},
+		R:    4, T: 2, big: h4x256_4x2, rows: h4x256_4x1, thin: h4x256_1x2, one: h4x256_1x1,
+	}
+	h6x256Set = tileSet{
+		gemv: []rowKernel{{2, h6x256_2x1}, {1, h6x256_1x1}},
+		R:    2, T: 2, big: h6x256_2x2, rows: h6x256_2x1, thin: h6x256_1x2, one: h6x256_1x1,
+	}
 	i8x256Set = tileSet{
 		gemv: []rowKernel{{4, i8x256_4x1}, {1, i8x256_1x1}},
 		R:    4, T: 2, big: i8x256_4x2, rows: i8x256_4x1, thin: i8x256_1x2, one: i8x256_1x1,

@@ -151,3 +151,87 @@ func i8x256_1x2(codes *byte, stride int, q *int8, qstride int, nblk int, out *in
 
 //go:noescape
 func i8x256_4x2(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+// h4x512: packed 4-bit head rows (u = w+8) x int8, VPDPBUSD on zmm: the caller subtracts 8*sum(q).
+
+//go:noescape
+func h4x512_1x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h4x512_4x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h4x512_1x4(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h4x512_4x4(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+// h6x512: packed 6-bit head rows (u = w+32) x int8, VPDPBUSD on zmm: the caller subtracts 32*sum(q).
+
+//go:noescape
+func h6x512_1x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h6x512_4x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h6x512_1x2(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h6x512_4x2(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+// h4x256v: packed 4-bit head rows x int8, VPDPBUSD on ymm (AVX-512 VL+VNNI).
+
+//go:noescape
+func h4x256v_1x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h4x256v_4x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h4x256v_1x4(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h4x256v_4x4(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+// h6x256v: packed 6-bit head rows x int8, VPDPBUSD on ymm (AVX-512 VL+VNNI).
+
+//go:noescape
+func h6x256v_1x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h6x256v_4x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h6x256v_1x2(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h6x256v_4x2(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+// h4x256: packed 4-bit head rows x int8, AVX2 (VPMADDUBSW).
+
+//go:noescape
+func h4x256_1x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h4x256_4x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h4x256_1x2(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h4x256_4x2(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+// h6x256: packed 6-bit head rows x int8, AVX2 (VPMADDUBSW).
+
+//go:noescape
+func h6x256_1x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h6x256_2x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h6x256_1x2(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h6x256_2x2(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)

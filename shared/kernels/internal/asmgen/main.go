@@ -41,6 +41,8 @@ type isa struct {
 	// pf is the software prefetch distance in tiles (rows of the tile
 	// after next: 2); negative means no software prefetch.
 	pf int
+	// head (4 or 6) makes packed output-head kernels (see headKernel).
+	head int
 }
 
 var families = []isa{
@@ -68,6 +70,18 @@ var families = []isa{
 		tiles: [][2]int{{1, 1}, {4, 1}, {8, 1}, {1, 4}, {4, 4}}, pf: 2},
 	{name: "i8x256", comment: "int8 x int8, AVX2 (sign-extended to int16, VPMADDWD)", int8: true,
 		tiles: [][2]int{{1, 1}, {4, 1}, {1, 2}, {4, 2}}, pf: 2},
+	{name: "h4x512", comment: "packed 4-bit head rows (u = w+8) x int8, VPDPBUSD on zmm: the caller subtracts 8*sum(q)", wide: true, head: 4,
+		tiles: [][2]int{{1, 1}, {4, 1}, {1, 4}, {4, 4}}, pf: 2},
+	{name: "h6x512", comment: "packed 6-bit head rows (u = w+32) x int8, VPDPBUSD on zmm: the caller subtracts 32*sum(q)", wide: true, head: 6,
+		tiles: [][2]int{{1, 1}, {4, 1}, {1, 2}, {4, 2}}, pf: 2},
+	{name: "h4x256v", comment: "packed 4-bit head rows x int8, VPDPBUSD on ymm (AVX-512 VL+VNNI)", vnni256: true, head: 4,
+		tiles: [][2]int{{1, 1}, {4, 1}, {1, 4}, {4, 4}}, pf: 2},
+	{name: "h6x256v", comment: "packed 6-bit head rows x int8, VPDPBUSD on ymm (AVX-512 VL+VNNI)", vnni256: true, head: 6,
+		tiles: [][2]int{{1, 1}, {4, 1}, {1, 2}, {4, 2}}, pf: 2},
+	{name: "h4x256", comment: "packed 4-bit head rows x int8, AVX2 (VPMADDUBSW)", head: 4,
+		tiles: [][2]int{{1, 1}, {4, 1}, {1, 2}, {4, 2}}, pf: 2},
+	{name: "h6x256", comment: "packed 6-bit head rows x int8, AVX2 (VPMADDUBSW)", head: 6,
+		tiles: [][2]int{{1, 1}, {2, 1}, {1, 2}, {2, 2}}, pf: 2},
 }
 
 // gp lists the general registers used as row and token pointers.
@@ -108,6 +122,10 @@ func generate() (asm, decl []byte, err error) {
 			name := fmt.Sprintf("%s_%dx%d", fam.name, t[0], t[1])
 			d.f("\n//go:noescape")
 			d.f("func %s(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)", name)
+			if fam.head > 0 {
+				s.headKernel(fam, name, t[0], t[1])
+				continue
+			}
 			s.kernel(fam, name, t[0], t[1])
 		}
 		d.f("")
@@ -399,6 +417,248 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 		} else if evex {
 			g.f("\tVEXTRACTI32X4 $1, Y%d, %s", a, t)
 		} else {
+			g.f("\tVEXTRACTI128 $1, Y%d, %s", a, t)
+		}
+		g.f("\tVPADDD %s, %s, %s", t, x, x)
+		g.f("\tVPSHUFD $0x4e, %s, %s", x, t)
+		g.f("\tVPADDD %s, %s, %s", t, x, x)
+		g.f("\tVPSHUFD $0xb1, %s, %s", x, t)
+		g.f("\tVPADDD %s, %s, %s", t, x, x)
+		g.f("\tVMOVD %s, %d(AX)", x, 4*i)
+	}
+	g.f("\tVZEROUPPER")
+	g.f("\tRET\n")
+}
+
+// headKernel emits an R x T tile of a packed output head. Each 256-weight
+// block of a row holds 128 bytes of nibbles (byte j: low nibble weight j,
+// high nibble weight 128+j) and, for 6 bits, 64 bytes of 2-bit high parts
+// (byte j, bits 2n..2n+1: weight 64n+j); the stored value is u = w+8 (4
+// bits) or u = w+32 = nibble + 16*high (6 bits), an unsigned byte that
+// VPDPBUSD / VPMADDUBSW multiply with q in natural order. Sums of u*q are
+// exact in int32 (and in the int16 pair sums of AVX2: at most 2 products of
+// 63*128 per VPMADDUBSW, two of them added).
+func (g *gen) headKernel(fam isa, name string, R, T int) {
+	if R+T+1 > len(gp) {
+		log.Fatalf("%s: %d pointers, have %d registers", name, R+T+1, len(gp))
+	}
+	evex := fam.wide || fam.vnni256
+	vb := 32
+	v := "Y"
+	if fam.wide {
+		vb, v = 64, "Z"
+	}
+	blk := 128 // bytes per 256-weight block
+	if fam.head == 6 {
+		blk = 192
+	}
+	p, q := gp[:R], gp[R:R+T]
+	g.f("// func %s(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)", name)
+	g.f("TEXT ·%s(SB), NOSPLIT, $0-48", name)
+	g.f("\tMOVQ codes+0(FP), %s", p[0])
+	g.f("\tMOVQ stride+8(FP), AX")
+	for i := 1; i < R; i++ {
+		g.f("\tLEAQ (%s)(AX*1), %s", p[i-1], p[i])
+	}
+	pf := ""
+	if R+T < len(gp) && fam.pf >= 0 {
+		pf = gp[R+T]
+		g.f("\tIMUL3Q $%d, AX, %s", fam.pf*R, pf)
+		g.f("\tADDQ %s, %s", p[0], pf)
+	}
+	g.f("\tMOVQ q+16(FP), %s", q[0])
+	g.f("\tMOVQ qstride+24(FP), AX")
+	for i := 1; i < T; i++ {
+		g.f("\tLEAQ (%s)(AX*1), %s", q[i-1], q[i])
+	}
+	reg := func(i int) string { return fmt.Sprintf("%s%d", v, i) }
+	next := 0
+	alloc := func(n int) []int {
+		r := make([]int, n)
+		for i := range r {
+			r[i] = next
+			next++
+		}
+		return r
+	}
+	// Constants from the top: 0x0f, 0x30 (6-bit), and for AVX2 int16 ones.
+	top := 15
+	if evex {
+		top = 31
+	}
+	// Registers below limit are free; the reduction reuses cF.
+	cF, c30, ones := top, top-1, top-2
+	consts := [][2]string{{"0x0f0f0f0f", reg(cF)}}
+	limit := top
+	if fam.head == 6 {
+		consts = append(consts, [2]string{"0x30303030", reg(c30)})
+		limit = c30
+	}
+	if !evex {
+		consts = append(consts, [2]string{"0x00010001", reg(ones)})
+		limit = ones
+	}
+	for _, c := range consts {
+		g.f("\tMOVL $%s, AX", c[0])
+		if evex {
+			g.f("\tVPBROADCASTD AX, %s", c[1])
+		} else {
+			x := "X" + c[1][1:]
+			g.f("\tMOVQ AX, %s", x)
+			g.f("\tVPBROADCASTD %s, %s", x, c[1])
+		}
+	}
+	acc := alloc(R * T)
+	xor := "VPXOR"
+	if evex {
+		xor = "VPXORD"
+	}
+	for _, a := range acc {
+		g.f("\t%s %s, %s, %s", xor, reg(a), reg(a), reg(a))
+	}
+	g.f("\tMOVQ nblk+32(FP), CX")
+	g.f("\tIMUL3Q $%d, CX, CX", blk)
+	g.f("\tXORQ AX, AX")
+	g.f("loop:")
+	// field(k) describes the bytes of one vector of weights: nibble
+	// vector nv (its high nibbles when hi), the 2-bit vector tv and its
+	// field n, and the q offset.
+	type field struct {
+		nv     int
+		hi     bool
+		tv, tn int
+		qoff   int
+	}
+	var fields []field
+	nvec := 128 / vb // nibble vectors per block
+	for k := 0; k < 256/vb; k++ {
+		e := k * vb // first weight
+		f := field{nv: k % nvec, hi: k >= nvec, qoff: e}
+		f.tn = e / 64
+		f.tv = (e % 64) / vb
+		fields = append(fields, f)
+	}
+	if evex {
+		// Per nibble vector: q of its two fields once, then each row.
+		qr, raw, u := alloc(2*T), alloc(1)[0], alloc(1)[0]
+		h, tw := -1, -1
+		if fam.head == 6 {
+			h, tw = alloc(1)[0], alloc(1)[0]
+		}
+		if next > limit {
+			log.Fatalf("%s: needs %d vector registers, have %d", name, next, limit)
+		}
+		for nv := range nvec {
+			for half := range 2 {
+				for t := range T {
+					g.f("\tVMOVDQU64 %d(%s), %s", fields[nv+half*nvec].qoff, q[t], reg(qr[half*T+t]))
+				}
+			}
+			for r := range R {
+				g.f("\tVMOVDQU64 %d(%s)(AX*1), %s", nv*vb, p[r], reg(raw))
+				for half := range 2 {
+					f := fields[nv+half*nvec]
+					if half == 1 {
+						g.f("\tVPSRLW $4, %s, %s", reg(raw), reg(u))
+						g.f("\tVPANDQ %s, %s, %s", reg(cF), reg(u), reg(u))
+					} else {
+						g.f("\tVPANDQ %s, %s, %s", reg(cF), reg(raw), reg(u))
+					}
+					if fam.head == 6 {
+						// bits 2n..2n+1 of the 2-bit byte moved to bits 4..5.
+						g.f("\tVMOVDQU64 %d(%s)(AX*1), %s", 128+f.tv*vb, p[r], reg(tw))
+						switch sh := 4 - 2*f.tn; {
+						case sh > 0:
+							g.f("\tVPSLLW $%d, %s, %s", sh, reg(tw), reg(h))
+						case sh < 0:
+							g.f("\tVPSRLW $%d, %s, %s", -sh, reg(tw), reg(h))
+						default:
+							g.f("\tVMOVDQU64 %s, %s", reg(tw), reg(h))
+						}
+						g.f("\tVPTERNLOGD $0xf8, %s, %s, %s", reg(c30), reg(h), reg(u)) // u |= h & 0x30
+					}
+					for t := range T {
+						g.f("\tVPDPBUSD %s, %s, %s", reg(qr[half*T+t]), reg(u), reg(acc[r*T+t]))
+					}
+				}
+			}
+		}
+	} else {
+		// AVX2: one row at a time; per pair of fields (nibble vector nv,
+		// its low and high halves) int16 pair sums, then VPMADDWD.
+		pr, tmp, raw, u := alloc(T), alloc(1)[0], alloc(1)[0], alloc(1)[0]
+		h, tw := -1, -1
+		if fam.head == 6 {
+			h, tw = alloc(1)[0], alloc(1)[0]
+		}
+		if next > limit {
+			log.Fatalf("%s: needs %d vector registers, have %d", name, next, limit)
+		}
+		for r := range R {
+			for nv := range nvec {
+				g.f("\tVMOVDQU %d(%s)(AX*1), %s", nv*vb, p[r], reg(raw))
+				for half := range 2 {
+					f := fields[nv+half*nvec]
+					if half == 1 {
+						g.f("\tVPSRLW $4, %s, %s", reg(raw), reg(u))
+						g.f("\tVPAND %s, %s, %s", reg(cF), reg(u), reg(u))
+					} else {
+						g.f("\tVPAND %s, %s, %s", reg(cF), reg(raw), reg(u))
+					}
+					if fam.head == 6 {
+						g.f("\tVMOVDQU %d(%s)(AX*1), %s", 128+f.tv*vb, p[r], reg(tw))
+						switch sh := 4 - 2*f.tn; {
+						case sh > 0:
+							g.f("\tVPSLLW $%d, %s, %s", sh, reg(tw), reg(h))
+						case sh < 0:
+							g.f("\tVPSRLW $%d, %s, %s", -sh, reg(tw), reg(h))
+						default:
+							g.f("\tVMOVDQU %s, %s", reg(tw), reg(h))
+						}
+						g.f("\tVPAND %s, %s, %s", reg(c30), reg(h), reg(h))
+						g.f("\tVPOR %s, %s, %s", reg(h), reg(u), reg(u))
+					}
+					for t := range T {
+						if half == 0 {
+							g.f("\tVPMADDUBSW %d(%s), %s, %s", f.qoff, q[t], reg(u), reg(pr[t]))
+						} else {
+							g.f("\tVPMADDUBSW %d(%s), %s, %s", f.qoff, q[t], reg(u), reg(tmp))
+							g.f("\tVPADDW %s, %s, %s", reg(tmp), reg(pr[t]), reg(pr[t]))
+						}
+					}
+				}
+				for t := range T {
+					g.f("\tVPMADDWD %s, %s, %s", reg(ones), reg(pr[t]), reg(pr[t]))
+					g.f("\tVPADDD %s, %s, %s", reg(pr[t]), reg(acc[r*T+t]), reg(acc[r*T+t]))
+				}
+			}
+		}
+	}
+	if pf != "" {
+		lines := R * blk / 64
+		for i := range lines {
+			g.f("\tPREFETCHT0 %d(%s)", 64*i, pf)
+		}
+		g.f("\tADDQ $%d, %s", 64*lines, pf)
+	}
+	for t := range T {
+		g.f("\tADDQ $256, %s", q[t])
+	}
+	g.f("\tADDQ $%d, AX", blk)
+	g.f("\tCMPQ AX, CX")
+	g.f("\tJB loop")
+	g.f("\tMOVQ out+40(FP), AX")
+	tmp := cF
+	for i, a := range acc {
+		x, t := fmt.Sprintf("X%d", a), fmt.Sprintf("X%d", tmp)
+		switch {
+		case fam.wide:
+			g.f("\tVEXTRACTI64X4 $1, Z%d, Y%d", a, tmp)
+			g.f("\tVPADDD Y%d, Y%d, Y%d", tmp, a, a)
+			g.f("\tVEXTRACTI32X4 $1, Y%d, %s", a, t)
+		case evex:
+			g.f("\tVEXTRACTI32X4 $1, Y%d, %s", a, t)
+		default:
 			g.f("\tVEXTRACTI128 $1, Y%d, %s", a, t)
 		}
 		g.f("\tVPADDD %s, %s, %s", t, x, x)
