@@ -30,13 +30,19 @@ func (m *Model) logits(steps []Step) error {
 	}
 	rmsNorm(sc.hidden, sc.hidden, m.norm, c.RMSNormEps)
 	sc.logits = grow(sc.logits, rows*vocab)
-	if m.head8 != nil {
+	if m.head8 != nil || m.headP != nil {
 		a := sc.act
 		a.Reset(rows, h)
 		if err := m.eng.Quantize(a, sc.hidden); err != nil {
 			return fmt.Errorf("model: quantize head input: %w", err)
 		}
-		if err := m.eng.MatMulInt8(sc.logits, m.head8, a); err != nil {
+		var err error
+		if m.headP != nil {
+			err = m.eng.MatMulPacked(sc.logits, m.headP, a)
+		} else {
+			err = m.eng.MatMulInt8(sc.logits, m.head8, a)
+		}
+		if err != nil {
 			return fmt.Errorf("model: lm_head: %w", err)
 		}
 	} else {

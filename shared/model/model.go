@@ -48,6 +48,7 @@ type options struct {
 	headInt8  bool
 	embInt8   bool
 	hugePages bool
+	headFmt   kernels.HeadFormat
 }
 
 // WithEngine runs the BitLinear products on e (the caller keeps ownership and
@@ -62,6 +63,14 @@ func WithKVType(t KVType) Option { return func(o *options) { o.kvType = t } }
 // int8-quantised hidden states (default true: a quarter of the bytes read per
 // token). False computes the head exactly in float32, like the reference.
 func WithHeadInt8(on bool) Option { return func(o *options) { o.headInt8 = on } }
+
+// WithHeadFormat stores the output head as int8 (default), int6 or int4
+// rows (kernels.HeadFormat), multiplied with int8-quantised hidden states:
+// fewer bytes read per decoded token at a perplexity cost (reported in
+// docs/perf.md for the golden models). It applies when the head is
+// quantised (WithHeadInt8, the default); token lookups of a tied embedding
+// keep reading int8 rows.
+func WithHeadFormat(f kernels.HeadFormat) Option { return func(o *options) { o.headFmt = f } }
 
 // WithEmbedInt8 makes token lookups read the int8 head rows when the
 // embedding is tied to the head and the head is int8 (default true), as
@@ -86,8 +95,9 @@ type Model struct {
 	layers  []Layer
 	embed   embedding
 	norm    []float32
-	head    []float32           // float32 head when !headInt8
-	head8   *kernels.Int8Matrix // int8 head when headInt8
+	head    []float32             // float32 head when !headInt8
+	head8   *kernels.Int8Matrix   // int8 head when headInt8 (also a tied embedding's rows)
+	headP   *kernels.PackedMatrix // 6- or 4-bit head when the head format asks for it
 	eng     *kernels.Engine
 	ownsEng bool
 	kvType  KVType
@@ -126,6 +136,12 @@ func newModel(w *Weights, head8 *kernels.Int8Matrix, tok *tokenizer.Tokenizer, o
 	if o.kvType != KVFloat32 && o.kvType != KVFloat16 {
 		return nil, fmt.Errorf("model: unknown KV cache type %d", o.kvType)
 	}
+	if o.headFmt == "" {
+		o.headFmt = kernels.HeadInt8
+	}
+	if o.headFmt.Bits() == 0 {
+		return nil, fmt.Errorf("model: unknown head format %q", o.headFmt)
+	}
 	c := w.Config
 	m := &Model{
 		cfg:    c,
@@ -149,6 +165,16 @@ func newModel(w *Weights, head8 *kernels.Int8Matrix, tok *tokenizer.Tokenizer, o
 		m.embed = embedding{rows: c.VocabSize, cols: c.HiddenSize, i8: m.head8}
 	} else {
 		m.embed = newEmbedding(w.Embed, c.VocabSize, c.HiddenSize)
+	}
+	if m.head8 != nil && o.headFmt != kernels.HeadInt8 {
+		p, err := packHead(m.head8, w.HeadWeights(), o.headFmt.Bits())
+		if err != nil {
+			return nil, err
+		}
+		m.headP = p
+		if m.embed.i8 == nil {
+			m.head8 = nil // only the packed rows are read
+		}
 	}
 	if o.hugePages {
 		m.hugePages()
@@ -212,10 +238,75 @@ func (m *Model) weightBytes() int64 {
 			n += int64(len(t.Codes))
 		}
 	}
-	if m.head8 != nil {
-		n += int64(len(m.head8.Data))
+	return n + m.HeadBytes()
+}
+
+// HeadBytes returns the bytes of the output head read per decoded token.
+func (m *Model) HeadBytes() int64 {
+	switch {
+	case m.headP != nil:
+		return int64(len(m.headP.Data))
+	case m.head8 != nil:
+		return int64(len(m.head8.Data))
 	}
-	return n + 4*int64(len(m.head))
+	return 4 * int64(len(m.head))
+}
+
+// HeadFormat returns the head's storage: int8, int6, int4, or "" for float32.
+func (m *Model) HeadFormat() kernels.HeadFormat {
+	switch {
+	case m.headP != nil:
+		return kernels.HeadFormat(fmt.Sprintf("int%d", m.headP.Bits))
+	case m.head8 != nil:
+		return kernels.HeadInt8
+	}
+	return ""
+}
+
+// packHead builds the packed head from the float32 head when the loader
+// kept it, else from the int8 rows (the extra rounding is under half an
+// int8 step, far below a 6- or 4-bit one).
+func packHead(h8 *kernels.Int8Matrix, f32 []float32, bits int) (*kernels.PackedMatrix, error) {
+	rows, cols := h8.Rows, h8.Cols
+	src := f32
+	if len(src) != rows*cols {
+		src = make([]float32, rows*cols)
+		parallelFor(rows, 256, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				for c, v := range h8.Data[r*h8.Stride : r*h8.Stride+cols] {
+					src[r*cols+c] = float32(v) * h8.Scales[r]
+				}
+			}
+		})
+	}
+	var firstErr error
+	var once sync.Once
+	var p *kernels.PackedMatrix
+	// Quantise in row chunks on all cores.
+	const chunk = 1024
+	parts := make([]*kernels.PackedMatrix, (rows+chunk-1)/chunk)
+	parallelFor(len(parts), 1, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			r0, r1 := i*chunk, min((i+1)*chunk, rows)
+			m, err := kernels.NewPackedMatrix(r1-r0, cols, bits, src[r0*cols:r1*cols])
+			if err != nil {
+				once.Do(func() { firstErr = err })
+				return
+			}
+			parts[i] = m
+		}
+	})
+	if firstErr != nil {
+		return nil, fmt.Errorf("model: pack head: %w", firstErr)
+	}
+	p = &kernels.PackedMatrix{Rows: rows, Cols: cols, Bits: bits, Stride: parts[0].Stride}
+	p.Data = make([]byte, 0, rows*p.Stride)
+	p.Scales = make([]float32, 0, rows)
+	for _, q := range parts {
+		p.Data = append(p.Data, q.Data...)
+		p.Scales = append(p.Scales, q.Scales...)
+	}
+	return p, nil
 }
 
 // hugePages moves the weights decoding streams (ternary codes, the head)
@@ -231,7 +322,9 @@ func (m *Model) hugePages() {
 	}
 	// The head in pieces of 32 MiB, so that they spread over the cores.
 	var head []byte
-	if m.head8 != nil {
+	if m.headP != nil {
+		head = m.headP.Data
+	} else if m.head8 != nil {
 		head = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(m.head8.Data))), len(m.head8.Data))
 	} else if len(m.head) > 0 {
 		head = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(m.head))), 4*len(m.head))
