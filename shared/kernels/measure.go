@@ -12,7 +12,9 @@ import (
 // ReferenceShapes are the BitLinear shapes (rows x cols) of BitNet b1.58
 // 2B4T: q/o, k/v, gate/up, down. Plans are measured on them unless a model
 // gives its own.
-func ReferenceShapes() [][2]int { return [][2]int{{2560, 2560}, {640, 2560}, {6912, 2560}, {2560, 6912}} }
+func ReferenceShapes() [][2]int {
+	return [][2]int{{2560, 2560}, {640, 2560}, {6912, 2560}, {2560, 6912}}
+}
 
 // MeasureConfig sizes Measure. Zero fields take the defaults.
 type MeasureConfig struct {
