@@ -85,6 +85,7 @@ func runBenchModel(ctx context.Context, args []string, stdout, stderr io.Writer)
 	repeat := fs.Int("repeat", 3, "repetitions of prefill and decode per thread count (medians are reported)")
 	kvCache := fs.String("kv-cache", "f16", "KV cache element type: f16 (as llama-bench) or f32")
 	huge := fs.Bool("huge-pages", true, "back the weights with transparent huge pages (Linux)")
+	headFmt := fs.String("head", envOr(model.EnvHeadFormat, string(model.DefaultHeadFormat)), "output head storage: int8, int6 or int4 (env "+model.EnvHeadFormat+")")
 	probeMiB := fs.Int("probe-mib", 256, "read-bandwidth probe buffer in MiB (0: no probe)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -102,6 +103,10 @@ func runBenchModel(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if *prompt < 1 || *gen < 1 {
 		return fmt.Errorf("bench model: --prompt = %d and --gen = %d must be >= 1", *prompt, *gen)
 	}
+	head, err := kernels.ParseHeadFormat(*headFmt)
+	if err != nil {
+		return fmt.Errorf("bench model: --head: %w", err)
+	}
 	threads, err := parseThreadList(*threadList)
 	if err != nil {
 		return fmt.Errorf("bench model: %w", err)
@@ -110,7 +115,7 @@ func runBenchModel(ctx context.Context, args []string, stdout, stderr io.Writer)
 		GoMaxProcs: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
 		TimestampUTC: time.Now().UTC().Format(time.RFC3339)}
 	for _, n := range threads {
-		r, info, err := benchModelOnce(ctx, *path, *kernel, n, *prompt, *gen, *seed, *repeat, *probeMiB, kv, *huge)
+		r, info, err := benchModelOnce(ctx, *path, *kernel, n, *prompt, *gen, *seed, *repeat, *probeMiB, kv, *huge, head)
 		if err != nil {
 			return fmt.Errorf("bench model: %d threads: %w", n, err)
 		}
@@ -159,7 +164,7 @@ type benchInfo struct {
 // benchModelOnce loads the model on an engine of n threads, then repeats a
 // prefill of a random prompt and greedy decoding of gen tokens, each decode
 // right after a read-bandwidth probe of n threads over probeMiB MiB.
-func benchModelOnce(ctx context.Context, path, kernel string, n, prompt, gen int, seed uint64, repeat, probeMiB int, kv model.KVType, huge bool) (benchModelResult, benchInfo, error) {
+func benchModelOnce(ctx context.Context, path, kernel string, n, prompt, gen int, seed uint64, repeat, probeMiB int, kv model.KVType, huge bool, head kernels.HeadFormat) (benchModelResult, benchInfo, error) {
 	r := benchModelResult{Threads: n, Repeat: repeat}
 	var info benchInfo
 	// n threads means n for everything, like llama-bench -t n: the float
@@ -177,7 +182,7 @@ func benchModelOnce(ctx context.Context, path, kernel string, n, prompt, gen int
 		info.kernel = eng.Plan().String()
 	}
 	start := time.Now()
-	m, err := model.Load(path, model.WithEngine(eng), model.WithKVType(kv), model.WithHugePages(huge))
+	m, err := model.Load(path, model.WithEngine(eng), model.WithKVType(kv), model.WithHugePages(huge), model.WithHeadFormat(head))
 	if err != nil {
 		return r, info, err
 	}
@@ -191,7 +196,7 @@ func benchModelOnce(ctx context.Context, path, kernel string, n, prompt, gen int
 		return r, info, fmt.Errorf("--prompt + --gen = %d exceeds the context of %d positions", prompt+gen, c.MaxPositions)
 	}
 	info.ternary = ternaryBytes(c)
-	info.head = int64(c.VocabSize) * int64(c.HiddenSize)
+	info.head = m.HeadBytes()
 	rng := rand.New(rand.NewPCG(seed, 1))
 	ids := make([]int, prompt)
 	for i := range ids {

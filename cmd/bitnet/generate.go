@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/chat"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/sampling"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
@@ -24,7 +25,7 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 // generateFlags are the options of "bitnet generate".
 type generateFlags struct {
 	model, prompt, system, kernel string
-	kvCache                       string
+	kvCache, head                 string
 	maxTokens, topK, threads      int
 	repeatLastN                   int
 	temperature, topP, minP       float64
@@ -55,6 +56,7 @@ func parseGenerateFlags(args []string, stderr io.Writer) (*generateFlags, error)
 	fs.StringVar(&g.kernel, "kernel", "", "kernel path: generic, avx2, avx512 or neon (default: the best this CPU runs)")
 	fs.IntVar(&g.threads, "threads", 0, "worker threads (default: GOMAXPROCS)")
 	fs.StringVar(&g.kvCache, "kv-cache", "f16", "KV cache element type: f16 or f32")
+	fs.StringVar(&g.head, "head", envOr(model.EnvHeadFormat, string(model.DefaultHeadFormat)), "output head storage: int8, int6 or int4 (env "+model.EnvHeadFormat+")")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -118,7 +120,11 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	defer eng.Close()
 	start := time.Now()
-	m, err := model.Load(g.model, model.WithEngine(eng), model.WithKVType(kv))
+	head, err := kernels.ParseHeadFormat(g.head)
+	if err != nil {
+		return fmt.Errorf("generate: --head: %w", err)
+	}
+	m, err := model.Load(g.model, model.WithEngine(eng), model.WithKVType(kv), model.WithHeadFormat(head))
 	if err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}

@@ -30,6 +30,7 @@ func runPerplexity(ctx context.Context, args []string, stdout, stderr io.Writer)
 	kernel := fs.String("kernel", "", "kernel path: generic, avx2, avx512 or neon (default: $"+kernels.EnvPath+" or the best)")
 	threads := fs.Int("threads", 0, "kernel threads (default: all cores)")
 	kvCache := fs.String("kv-cache", "f32", "KV cache element type: f32 (exact) or f16")
+	headFmt := fs.String("head", envOr(model.EnvHeadFormat, string(model.DefaultHeadFormat)), "output head storage: int8, int6 or int4 (env "+model.EnvHeadFormat+")")
 	headF32 := fs.Bool("head-f32", false, "exact float32 output head and embeddings, like the reference (slower) instead of int8")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: bitnet perplexity --model PATH (--text FILE | --tokens FILE) [--ctx N] [--json] [--kernel P] [--threads N]")
@@ -60,7 +61,11 @@ func runPerplexity(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	defer eng.Close()
 	start := time.Now()
-	m, err := model.Load(*modelPath, model.WithEngine(eng), model.WithHeadInt8(!*headF32), model.WithKVType(kv))
+	head, err := kernels.ParseHeadFormat(*headFmt)
+	if err != nil {
+		return fmt.Errorf("perplexity: --head: %w", err)
+	}
+	m, err := model.Load(*modelPath, model.WithEngine(eng), model.WithHeadInt8(!*headF32), model.WithKVType(kv), model.WithHeadFormat(head))
 	if err != nil {
 		return fmt.Errorf("perplexity: %w", err)
 	}

@@ -41,7 +41,7 @@ import (
 type meshFlags struct {
 	grpc, http, data, consul, advertise  string
 	kernel, nodeName, registry, logLevel string
-	kvCache, kernelPlan                  string
+	kvCache, kernelPlan, head            string
 	threads                              int
 	memoryBudget                         int64
 	logJSON, hugePages                   bool
@@ -70,6 +70,7 @@ func addMeshFlags(fs *flag.FlagSet, serve bool) (*meshFlags, func() error) {
 	fs.StringVar(&f.consul, "consul", consulDef, "Consul agent HTTP address (serve: env CONSUL_HTTP_ADDR)")
 	fs.StringVar(&f.advertise, "advertise", os.Getenv("POD_IP"), "host other services dial (env POD_IP; default the listener's host)")
 	fs.StringVar(&f.kernel, "kernel", os.Getenv("BITNET_KERNEL"), "cap the inference kernel path: generic, avx2, avx512 or neon (env BITNET_KERNEL)")
+	fs.StringVar(&f.head, "head", envOr(model.EnvHeadFormat, string(model.DefaultHeadFormat)), "output head storage: int8, int6 or int4 (fewer bytes per token, small perplexity cost) (env "+model.EnvHeadFormat+")")
 	planDef := "static" // up: a demo mesh starts at once
 	if serve {
 		planDef = "auto"
@@ -120,6 +121,9 @@ func addMeshFlags(fs *flag.FlagSet, serve bool) (*meshFlags, func() error) {
 		if _, err := kernels.ParsePlanMode(f.kernelPlan); err != nil {
 			return fmt.Errorf("--kernel-plan: %w", err)
 		}
+		if _, err := kernels.ParseHeadFormat(f.head); err != nil {
+			return fmt.Errorf("--head: %w", err)
+		}
 		return nil
 	}
 	return f, parse
@@ -134,7 +138,7 @@ func (f *meshFlags) config() (mesh.Config, error) {
 	}
 	cfg := mesh.Config{
 		GRPCAddr: f.grpc, HTTPAddr: f.http, DataDir: f.data, Advertise: f.advertise,
-		NodeName: f.nodeName, Kernel: kernels.Path(f.kernel), Threads: f.threads, KVCache: f.kvCache, KernelPlan: planMode(f.kernelPlan), NoHugePages: !f.hugePages,
+		NodeName: f.nodeName, Kernel: kernels.Path(f.kernel), Threads: f.threads, KVCache: f.kvCache, KernelPlan: planMode(f.kernelPlan), HeadFormat: headFormat(f.head), NoHugePages: !f.hugePages,
 		MemoryBudget: f.memoryBudget, RegistryAddr: f.registry, Logger: log,
 		Version: version, DrainTimeout: f.drain,
 	}
@@ -210,4 +214,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func planMode(s string) kernels.PlanMode {
 	m, _ := kernels.ParsePlanMode(s)
 	return m
+}
+
+// headFormat is --head parsed (parse has checked it).
+func headFormat(s string) kernels.HeadFormat {
+	f, _ := kernels.ParseHeadFormat(s)
+	return f
 }

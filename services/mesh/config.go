@@ -73,6 +73,9 @@ type Config struct {
 	KernelPlan kernels.PlanMode
 	// KVCache is an inference node's KV cache element type ("" = f16).
 	KVCache string
+	// HeadFormat is how inference nodes store output heads
+	// ("" = model.DefaultHeadFormat; kernels.HeadFormat int8, int6, int4).
+	HeadFormat kernels.HeadFormat
 	// NoHugePages keeps an inference node's weights off transparent huge
 	// pages (see model.WithHugePages), e.g. where compaction stalls loads.
 	NoHugePages bool
@@ -174,6 +177,11 @@ func (c Config) validate() error {
 	if c.Kernel != "" {
 		if _, err := kernels.ParsePath(string(c.Kernel)); err != nil {
 			return fmt.Errorf("mesh: kernel cap: %w", err)
+		}
+	}
+	if c.HeadFormat != "" {
+		if _, err := kernels.ParseHeadFormat(string(c.HeadFormat)); err != nil {
+			return fmt.Errorf("mesh: %w", err)
 		}
 	}
 	if c.KernelPlan != "" {

@@ -135,6 +135,9 @@ func inferencePart(cfg Config, id, addr string) (_ *part, err error) {
 	if cfg.NoHugePages {
 		opts = append(opts, inference.WithManager(inference.WithModelOptions(model.WithHugePages(false))))
 	}
+	if cfg.HeadFormat != "" {
+		opts = append(opts, inference.WithManager(inference.WithModelOptions(model.WithHeadFormat(cfg.HeadFormat))))
+	}
 	if cfg.MemoryBudget > 0 {
 		opts = append(opts, inference.WithManager(inference.WithMemoryBudget(cfg.MemoryBudget)))
 	}

@@ -64,7 +64,14 @@ func WithKVType(t KVType) Option { return func(o *options) { o.kvType = t } }
 // token). False computes the head exactly in float32, like the reference.
 func WithHeadInt8(on bool) Option { return func(o *options) { o.headInt8 = on } }
 
-// WithHeadFormat stores the output head as int8 (default), int6 or int4
+// DefaultHeadFormat is the head format of models loaded without
+// WithHeadFormat, chosen from the perplexity costs in docs/perf.md.
+const DefaultHeadFormat = kernels.HeadInt8
+
+// EnvHeadFormat is the environment variable of the commands' --head flag.
+const EnvHeadFormat = "BITNET_HEAD"
+
+// WithHeadFormat stores the output head as int8 (DefaultHeadFormat), int6 or int4
 // rows (kernels.HeadFormat), multiplied with int8-quantised hidden states:
 // fewer bytes read per decoded token at a perplexity cost (reported in
 // docs/perf.md for the golden models). It applies when the head is
@@ -137,7 +144,7 @@ func newModel(w *Weights, head8 *kernels.Int8Matrix, tok *tokenizer.Tokenizer, o
 		return nil, fmt.Errorf("model: unknown KV cache type %d", o.kvType)
 	}
 	if o.headFmt == "" {
-		o.headFmt = kernels.HeadInt8
+		o.headFmt = DefaultHeadFormat
 	}
 	if o.headFmt.Bits() == 0 {
 		return nil, fmt.Errorf("model: unknown head format %q", o.headFmt)
