@@ -88,6 +88,10 @@ func (e *Engine) Path() Path {
 	return Best()
 }
 
+// Floats returns the float loops of the engine's path (no SIMD when
+// generic is forced).
+func (e *Engine) Floats() Floats { return FloatsFor(e.path) }
+
 // Forced reports whether a path was forced (WithPath).
 func (e *Engine) Forced() bool { return e.path != "" }
 

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"strings"
-	"unsafe"
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
@@ -255,30 +254,5 @@ func matMulPackedGeneric(y []float32, w *PackedMatrix, a *Activations, r0, r1 in
 			s -= z * a.Sum[t]
 			y[t*w.Rows+r] = float32(s) * (w.Scales[r] / a.Scale[t])
 		}
-	}
-}
-
-// packedTiles returns the matMulPacked of impl for the 6- and 4-bit tile sets.
-func packedTiles(six, four *tileSet) func(y []float32, w *PackedMatrix, a *Activations, r0, r1 int) {
-	return func(y []float32, w *PackedMatrix, a *Activations, r0, r1 int) {
-		ts := four
-		if w.Bits == 6 {
-			ts = six
-		}
-		if ts == nil || a.Stride > maxTileCols {
-			matMulPackedGeneric(y, w, a, r0, r1)
-			return
-		}
-		rows, z := w.Rows, w.zero()
-		data := unsafe.Slice(unsafe.SliceData(w.Data), len(w.Data))
-		ts.run(data, w.Stride, a.Q, a.Stride, a.Stride/ternary.BlockSize, r0, r1, a.N,
-			func(r, t, R, T int, d *[maxTile]int32) {
-				for j := range T {
-					s := z * a.Sum[t+j]
-					for i := range R {
-						y[(t+j)*rows+r+i] = float32(d[i*T+j]-s) * (w.Scales[r+i] / a.Scale[t+j])
-					}
-				}
-			})
 	}
 }

@@ -106,6 +106,7 @@ type Model struct {
 	head8   *kernels.Int8Matrix   // int8 head when headInt8 (also a tied embedding's rows)
 	headP   *kernels.PackedMatrix // 6- or 4-bit head when the head format asks for it
 	eng     *kernels.Engine
+	fl      kernels.Floats // the engine's float loops
 	ownsEng bool
 	kvType  KVType
 	// resident: the weights fit in the last-level cache, so one-token
@@ -194,6 +195,7 @@ func newModel(w *Weights, head8 *kernels.Int8Matrix, tok *tokenizer.Tokenizer, o
 		}
 		m.eng, m.ownsEng = e, true
 	}
+	m.fl = m.eng.Floats()
 	return m, nil
 }
 
