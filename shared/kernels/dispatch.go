@@ -14,6 +14,9 @@ import (
 type impl struct {
 	matMul     func(y []float32, w *ternary.Matrix, a *Activations, r0, r1 int)
 	matMulInt8 func(y []float32, w *Int8Matrix, a *Activations, r0, r1 int)
+	// matMulTrits runs one token against the 1.6-bit layout
+	// (ternary.Matrix.Trits); nil: the variant reads Codes only.
+	matMulTrits func(y []float32, w *ternary.Matrix, a *Activations, r0, r1 int)
 	// matMulPacked runs 6- and 4-bit heads (nil: generic).
 	matMulPacked func(y []float32, w *PackedMatrix, a *Activations, r0, r1 int)
 	// prepare, when set, returns a.Q (a.N tokens of a.Stride bytes) rearranged
@@ -38,6 +41,8 @@ type variant struct {
 	gemvOnly bool
 	// quant512: quantises activations with the AVX-512 loops.
 	quant512 bool
+	// tq1: one-token products read ternary.Matrix.Trits when present.
+	tq1 bool
 }
 
 // archVariants (one per GOARCH file: dispatch_amd64.go, dispatch_arm64.go,
@@ -52,6 +57,25 @@ var pathOrder = [...]Path{Generic, AVX2, AVX512, NEON}
 // (dispatch is decided once, not per call).
 var variants = func() []variant {
 	vs := append([]variant{{name: Variant(Generic), path: Generic}}, archVariants()...)
+	// Each path's default variant also reads the 1.6-bit layout for one
+	// token ("-tq1"): fewer bytes, more decoding work; the plan measures
+	// whether it pays on this machine.
+	var tq1 []variant
+	for _, v := range vs {
+		if v.gemvOnly {
+			continue
+		}
+		if v.im.matMulTrits != nil || v.path == Generic {
+			t := v
+			t.name += "-tq1"
+			t.gemvOnly, t.tq1 = true, true
+			if t.im.matMulTrits == nil {
+				t.im.matMulTrits = matMulTritsGeneric
+			}
+			tq1 = append(tq1, t)
+		}
+	}
+	vs = append(vs, tq1...)
 	for i := range vs {
 		if vs[i].im.matMul == nil {
 			vs[i].im.matMul = matMulGeneric

@@ -9,18 +9,20 @@ package kernels
 // without VNNI, VPMADDUBSW on zmm. The plan measures them all.
 func archVariants() []variant {
 	var vs []variant
+	t5avx2 := tritsTiles([]rowKernel{{4, t5x256_4x1}, {1, t5x256_1x1}})
 	if cpu.avx2 {
 		vs = append(vs, variant{name: "avx2", path: AVX2,
-			im: impl{matMul: ternaryTiles(&tern256Set), matMulInt8: int8Tiles(&i8x256Set, 0), matMulPacked: packedTiles(&h6x256Set, &h4x256Set)}})
+			im: impl{matMul: ternaryTiles(&tern256Set), matMulInt8: int8Tiles(&i8x256Set, 0), matMulPacked: packedTiles(&h6x256Set, &h4x256Set), matMulTrits: t5avx2}})
 	}
 	if !(cpu.avx2 && cpu.avx512f && cpu.avx512bw && cpu.avx512vl) {
 		return vs
 	}
 	if !cpu.avx512vnni {
 		return append(vs, variant{name: "avx512", path: AVX512, quant512: true,
-			im: impl{matMul: ternaryTiles(&tern512bwSet), matMulInt8: int8Tiles(&i8x256Set, 0), matMulPacked: packedTiles(&h6x256Set, &h4x256Set), prepare: permute512}})
+			im: impl{matMul: ternaryTiles(&tern512bwSet), matMulInt8: int8Tiles(&i8x256Set, 0), matMulPacked: packedTiles(&h6x256Set, &h4x256Set), matMulTrits: t5avx2, prepare: permute512}})
 	}
-	base := impl{matMul: ternaryTiles(&tern512Set), matMulInt8: int8Tiles(&i8x512Set, 128), matMulPacked: packedTiles(&h6x512Set, &h4x512Set), prepare: permute512}
+	base := impl{matMul: ternaryTiles(&tern512Set), matMulInt8: int8Tiles(&i8x512Set, 128), matMulPacked: packedTiles(&h6x512Set, &h4x512Set), prepare: permute512,
+		matMulTrits: tritsTiles([]rowKernel{{4, t5x512_4x1}, {1, t5x512_1x1}})}
 	gemv := func(g []rowKernel) impl {
 		ts := tern512Set
 		ts.gemv = g
@@ -28,7 +30,8 @@ func archVariants() []variant {
 		im.matMul = ternaryTiles(&ts)
 		return im
 	}
-	ymm := impl{matMul: ternaryTiles(&tern256vSet), matMulInt8: int8Tiles(&i8x256vSet, 128), matMulPacked: packedTiles(&h6x256vSet, &h4x256vSet)}
+	ymm := impl{matMul: ternaryTiles(&tern256vSet), matMulInt8: int8Tiles(&i8x256vSet, 128), matMulPacked: packedTiles(&h6x256vSet, &h4x256vSet),
+		matMulTrits: tritsTiles([]rowKernel{{4, t5x256v_4x1}, {1, t5x256v_1x1}})}
 	ymmNoPF := tern256vSet
 	ymmNoPF.gemv = []rowKernel{{4, tern256vn_4x1}, {1, tern256vn_1x1}}
 	return append(vs,

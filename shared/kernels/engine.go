@@ -92,6 +92,11 @@ func (e *Engine) Path() Path {
 // generic is forced).
 func (e *Engine) Floats() Floats { return FloatsFor(e.path) }
 
+// ReadsTrits reports whether one-token products (from memory, or from
+// cache when resident) run a variant that reads ternary.Matrix.Trits: then
+// a model should PackTrits its matrices.
+func (e *Engine) ReadsTrits(resident bool) bool { return e.cls[classOf(1, resident)].tq1 }
+
 // Forced reports whether a path was forced (WithPath).
 func (e *Engine) Forced() bool { return e.path != "" }
 
@@ -157,7 +162,17 @@ func (e *Engine) matMul(y []float32, w *ternary.Matrix, a *Activations, resident
 	if a.N == 0 {
 		return nil
 	}
-	im := &e.cls[classOf(a.N, resident)].im
+	v := e.cls[classOf(a.N, resident)]
+	im := &v.im
+	if v.tq1 && a.N == 1 && w.Trits != nil && len(w.Trits) == w.Rows*ternary.TritStride(w.Stride) {
+		f := im.matMulTrits
+		if chunks, per := e.split(w.Rows, 1, len(w.Trits)/w.Rows); chunks <= 1 {
+			f(y, w, a, 0, w.Rows)
+		} else {
+			e.pool.do(chunks, e.threads-1, func(c int) { f(y, w, a, c*per, min((c+1)*per, w.Rows)) })
+		}
+		return nil
+	}
 	ap := a
 	var pp *prepared
 	if im.prepare != nil {

@@ -169,3 +169,24 @@ func packedTiles(six, four *tileSet) func(y []float32, w *PackedMatrix, a *Activ
 			})
 	}
 }
+
+// tritsTiles returns the matMulTrits of impl for 1.6-bit GEMV kernels
+// (rows descending, the last 1), each taking nblk = full groups << 3 | planes.
+func tritsTiles(gemv []rowKernel) func(y []float32, w *ternary.Matrix, a *Activations, r0, r1 int) {
+	ts := &tileSet{gemv: gemv}
+	return func(y []float32, w *ternary.Matrix, a *Activations, r0, r1 int) {
+		if a.Stride > maxTileCols {
+			matMulTritsGeneric(y, w, a, r0, r1)
+			return
+		}
+		_, full, planes := ternary.TritLayout(w.Stride)
+		f := w.Scale / a.Scale[0]
+		s := a.Sum[0]
+		ts.run(w.Trits, ternary.TritStride(w.Stride), a.Q, a.Stride, full<<3|planes, r0, r1, 1,
+			func(r, _, R, _ int, d *[maxTile]int32) {
+				for i := range R {
+					y[r+i] = float32(d[i]-s) * f
+				}
+			})
+	}
+}

@@ -129,6 +129,11 @@ func Measure(ctx context.Context, cfg MeasureConfig) ([]Timing, error) {
 		v := rng.IntN(81)
 		pool[i] = byte(v%3 | v/3%3<<2 | v/9%3<<4 | v/27<<6)
 	}
+	// 1.6-bit rows for the -tq1 variants (any bytes time alike).
+	tpool := make([]byte, len(pool))
+	for i := range tpool {
+		tpool[i] = byte(rng.IntN(256))
+	}
 	var out []Timing
 	for _, c := range cfg.Classes {
 		switch c {
@@ -152,8 +157,13 @@ func Measure(ctx context.Context, cfg MeasureConfig) ([]Timing, error) {
 			stride := ternary.PaddedCols(cols) / 4
 			size := rows * stride
 			var ws []*ternary.Matrix
+			tsize := rows * ternary.TritStride(stride)
 			for off := 0; off+size <= len(pool) && (len(ws) == 0 || c == GEMVMemory); off += size {
-				ws = append(ws, &ternary.Matrix{Rows: rows, Cols: cols, Stride: stride, Codes: pool[off : off+size : off+size], Scale: 0.5})
+				w := &ternary.Matrix{Rows: rows, Cols: cols, Stride: stride, Codes: pool[off : off+size : off+size], Scale: 0.5}
+				if c == GEMVMemory || c == GEMVCache {
+					w.Trits = tpool[off : off+tsize : off+tsize]
+				}
+				ws = append(ws, w)
 			}
 			n := classTokens[c]
 			a := randomActivations(rng, n, cols)

@@ -152,6 +152,30 @@ func i8x256_1x2(codes *byte, stride int, q *int8, qstride int, nblk int, out *in
 //go:noescape
 func i8x256_4x2(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
 
+// t5x512: 1.6-bit ternary GEMV (5 trits per byte), VPDPBUSD on zmm.
+
+//go:noescape
+func t5x512_1x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func t5x512_4x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+// t5x256v: 1.6-bit ternary GEMV (5 trits per byte), VPDPBUSD on ymm (AVX-512 VL+VNNI).
+
+//go:noescape
+func t5x256v_1x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func t5x256v_4x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+// t5x256: 1.6-bit ternary GEMV (5 trits per byte), AVX2 (VPMADDUBSW).
+
+//go:noescape
+func t5x256_1x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func t5x256_4x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
 // h4x512: packed 4-bit head rows (u = w+8) x int8, VPDPBUSD on zmm: the caller subtracts 8*sum(q).
 
 //go:noescape

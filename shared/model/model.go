@@ -196,6 +196,11 @@ func newModel(w *Weights, head8 *kernels.Int8Matrix, tok *tokenizer.Tokenizer, o
 		m.eng, m.ownsEng = e, true
 	}
 	m.fl = m.eng.Floats()
+	if m.eng.ReadsTrits(m.resident) {
+		if err := m.packTrits(); err != nil {
+			return nil, err
+		}
+	}
 	return m, nil
 }
 
@@ -237,6 +242,31 @@ func (m *Model) Engine() *kernels.Engine { return m.eng }
 
 // KVType returns the KV cache element type.
 func (m *Model) KVType() KVType { return m.kvType }
+
+// packTrits adds the 1.6-bit layout to every ternary matrix, on all
+// cores, for a plan whose decode GEMV reads it (see kernels.Engine.ReadsTrits).
+// The 2-bit codes stay: prefill reads them.
+func (m *Model) packTrits() error {
+	var ws []*ternary.Matrix
+	for i := range m.layers {
+		l := &m.layers[i]
+		ws = append(ws, l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down)
+	}
+	errs := make([]error, len(ws))
+	parallelFor(len(ws), 1, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			if ws[i].Trits == nil {
+				errs[i] = ws[i].PackTrits()
+			}
+		}
+	})
+	for _, err := range errs {
+		if err != nil {
+			return fmt.Errorf("model: 1.6-bit layout: %w", err)
+		}
+	}
+	return nil
+}
 
 // weightBytes is what decoding one token reads: ternary codes and the head.
 func (m *Model) weightBytes() int64 {

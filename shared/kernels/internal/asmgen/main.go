@@ -43,6 +43,8 @@ type isa struct {
 	pf int
 	// head (4 or 6) makes packed output-head kernels (see headKernel).
 	head int
+	// trits makes 1.6-bit ternary GEMV kernels (see tritKernel).
+	trits bool
 }
 
 var families = []isa{
@@ -70,6 +72,12 @@ var families = []isa{
 		tiles: [][2]int{{1, 1}, {4, 1}, {8, 1}, {1, 4}, {4, 4}}, pf: 2},
 	{name: "i8x256", comment: "int8 x int8, AVX2 (sign-extended to int16, VPMADDWD)", int8: true,
 		tiles: [][2]int{{1, 1}, {4, 1}, {1, 2}, {4, 2}}, pf: 2},
+	{name: "t5x512", comment: "1.6-bit ternary GEMV (5 trits per byte), VPDPBUSD on zmm", wide: true, trits: true,
+		tiles: [][2]int{{1, 1}, {4, 1}}, pf: 2},
+	{name: "t5x256v", comment: "1.6-bit ternary GEMV (5 trits per byte), VPDPBUSD on ymm (AVX-512 VL+VNNI)", vnni256: true, trits: true,
+		tiles: [][2]int{{1, 1}, {4, 1}}, pf: 2},
+	{name: "t5x256", comment: "1.6-bit ternary GEMV (5 trits per byte), AVX2 (VPMADDUBSW)", trits: true,
+		tiles: [][2]int{{1, 1}, {4, 1}}, pf: 2},
 	{name: "h4x512", comment: "packed 4-bit head rows (u = w+8) x int8, VPDPBUSD on zmm: the caller subtracts 8*sum(q)", wide: true, head: 4,
 		tiles: [][2]int{{1, 1}, {4, 1}, {1, 4}, {4, 4}}, pf: 2},
 	{name: "h6x512", comment: "packed 6-bit head rows (u = w+32) x int8, VPDPBUSD on zmm: the caller subtracts 32*sum(q)", wide: true, head: 6,
@@ -124,6 +132,10 @@ func generate() (asm, decl []byte, err error) {
 			d.f("func %s(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)", name)
 			if fam.head > 0 {
 				s.headKernel(fam, name, t[0], t[1])
+				continue
+			}
+			if fam.trits {
+				s.tritKernel(fam, name, t[0])
 				continue
 			}
 			s.kernel(fam, name, t[0], t[1])
@@ -660,6 +672,170 @@ func (g *gen) headKernel(fam isa, name string, R, T int) {
 			g.f("\tVEXTRACTI32X4 $1, Y%d, %s", a, t)
 		default:
 			g.f("\tVEXTRACTI128 $1, Y%d, %s", a, t)
+		}
+		g.f("\tVPADDD %s, %s, %s", t, x, x)
+		g.f("\tVPSHUFD $0x4e, %s, %s", x, t)
+		g.f("\tVPADDD %s, %s, %s", t, x, x)
+		g.f("\tVPSHUFD $0xb1, %s, %s", x, t)
+		g.f("\tVPADDD %s, %s, %s", t, x, x)
+		g.f("\tVMOVD %s, %d(AX)", x, 4*i)
+	}
+	g.f("\tVZEROUPPER")
+	g.f("\tRET\n")
+}
+
+// tritKernel emits an R x 1 GEMV over rows in the 1.6-bit layout of
+// ternary.Matrix.Trits: each 64-byte group holds 320 codes, trit n (t0 most
+// significant) of byte j the code of weight 64n+j, stored as
+// ceil(sum t_n 3^(4-n) * 256/243) so that t_n = ((b*3^n mod 256) * 3) >> 8.
+// In 16-bit lanes: a = w*3^n keeps the low byte's product in its low byte,
+// and (w & 0xff00)*3^n the high byte's in its high byte; VPMULHUW by 3 (of
+// the low byte moved up) and by 768 (of the high byte) leave the trits in
+// the low byte and the high byte of each lane. nblk packs full groups << 3
+// | the planes of a last partial group (0-4).
+func (g *gen) tritKernel(fam isa, name string, R int) {
+	evex := fam.wide || fam.vnni256
+	vb, v := 32, "Y"
+	if fam.wide {
+		vb, v = 64, "Z"
+	}
+	p, q := gp[:R], gp[R]
+	g.f("// func %s(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)", name)
+	g.f("TEXT ·%s(SB), NOSPLIT, $0-48", name)
+	g.f("\tMOVQ codes+0(FP), %s", p[0])
+	g.f("\tMOVQ stride+8(FP), AX")
+	for i := 1; i < R; i++ {
+		g.f("\tLEAQ (%s)(AX*1), %s", p[i-1], p[i])
+	}
+	pf := ""
+	if fam.pf >= 0 {
+		pf = gp[R+1]
+		g.f("\tIMUL3Q $%d, AX, %s", fam.pf*R, pf)
+		g.f("\tADDQ %s, %s", p[0], pf)
+	}
+	g.f("\tMOVQ q+16(FP), %s", q)
+	reg := func(i int) string { return fmt.Sprintf("%s%d", v, i) }
+	top := 15
+	if evex {
+		top = 31
+	}
+	cHi, c768, c3, cLo := top, top-1, top-2, top-3 // 0xff00, 0x0300, 3, 0x00ff (AVX2: int16 ones)
+	consts := [][2]string{{"0xff00ff00", reg(cHi)}, {"0x03000300", reg(c768)}, {"0x00030003", reg(c3)}}
+	if evex {
+		consts = append(consts, [2]string{"0x00ff00ff", reg(cLo)})
+	} else {
+		consts = append(consts, [2]string{"0x00010001", reg(cLo)})
+	}
+	for _, c := range consts {
+		g.f("\tMOVL $%s, AX", c[0])
+		if evex {
+			g.f("\tVPBROADCASTD AX, %s", c[1])
+		} else {
+			x := "X" + c[1][1:]
+			g.f("\tMOVQ AX, %s", x)
+			g.f("\tVPBROADCASTD %s, %s", x, c[1])
+		}
+	}
+	next := 0
+	alloc := func() int { next++; return next - 1 }
+	acc := make([]int, R)
+	for i := range acc {
+		acc[i] = alloc()
+	}
+	a, b, tl, th, qr, pr := alloc(), alloc(), alloc(), alloc(), alloc(), alloc()
+	if next > cLo {
+		log.Fatalf("%s: needs %d vector registers, have %d", name, next, cLo)
+	}
+	xor, and := "VPXOR", "VPAND"
+	if evex {
+		xor, and = "VPXORD", "VPANDD"
+	}
+	for _, r := range acc {
+		g.f("\t%s %s, %s, %s", xor, reg(r), reg(r), reg(r))
+	}
+	g.f("\tMOVQ nblk+32(FP), CX")
+	g.f("\tMOVQ CX, R8") // R8: planes of the partial group
+	g.f("\tANDQ $7, R8")
+	g.f("\tSHRQ $3, CX")
+	g.f("\tSHLQ $6, CX") // 64 bytes per group
+	g.f("\tXORQ AX, AX")
+	// group emits the planes of the 64-byte group at AX for every row,
+	// row by row: a and b carry w*3^n and (w & 0xff00)*3^n from plane to
+	// plane. tail > 0 checks R8 before each plane and jumps to the next
+	// row (labels tail<r>) once R8 planes are done.
+	group := func(tail bool) {
+		for r := range R {
+			for h := range 64 / vb {
+				src := fmt.Sprintf("%d(%s)(AX*1)", vb*h, p[r])
+				if evex {
+					g.f("\tVMOVDQU64 %s, %s", src, reg(a))
+				} else {
+					g.f("\tVMOVDQU %s, %s", src, reg(a))
+				}
+				g.f("\t%s %s, %s, %s", and, reg(cHi), reg(a), reg(b))
+				for n := range 5 {
+					if tail {
+						if n == 4 {
+							break
+						}
+						g.f("\tCMPQ R8, $%d", n+1)
+						g.f("\tJB tail%d_%d", r, h)
+					}
+					if n > 0 {
+						g.f("\tVPMULLW %s, %s, %s", reg(c3), reg(a), reg(a))
+						g.f("\tVPMULLW %s, %s, %s", reg(c3), reg(b), reg(b))
+					}
+					g.f("\tVPSLLW $8, %s, %s", reg(a), reg(tl))
+					g.f("\tVPMULHUW %s, %s, %s", reg(c3), reg(tl), reg(tl))   // low-byte trit, high byte 0
+					g.f("\tVPMULHUW %s, %s, %s", reg(c768), reg(b), reg(th)) // high-byte trit in the high byte
+					qsrc := fmt.Sprintf("%d(%s)", 64*n+vb*h, q)
+					if evex {
+						g.f("\tVPTERNLOGD $0xe4, %s, %s, %s", reg(cLo), reg(th), reg(tl)) // tl = cLo ? tl : th
+						g.f("\tVMOVDQU64 %s, %s", qsrc, reg(qr))
+						g.f("\tVPDPBUSD %s, %s, %s", reg(qr), reg(tl), reg(acc[r]))
+					} else {
+						g.f("\tVPAND %s, %s, %s", reg(cHi), reg(th), reg(th))
+						g.f("\tVPOR %s, %s, %s", reg(th), reg(tl), reg(tl))
+						g.f("\tVPMADDUBSW %s, %s, %s", qsrc, reg(tl), reg(pr))
+						g.f("\tVPMADDWD %s, %s, %s", reg(cLo), reg(pr), reg(pr))
+						g.f("\tVPADDD %s, %s, %s", reg(pr), reg(acc[r]), reg(acc[r]))
+					}
+				}
+				if tail {
+					g.f("tail%d_%d:", r, h)
+				}
+			}
+		}
+	}
+	g.f("\tCMPQ AX, CX")
+	g.f("\tJAE tail")
+	g.f("loop:")
+	group(false)
+	if pf != "" {
+		for i := range R {
+			g.f("\tPREFETCHT0 %d(%s)", 64*i, pf)
+		}
+		g.f("\tADDQ $%d, %s", 64*R, pf)
+	}
+	g.f("\tADDQ $320, %s", q)
+	g.f("\tADDQ $64, AX")
+	g.f("\tCMPQ AX, CX")
+	g.f("\tJB loop")
+	g.f("tail:")
+	group(true)
+	g.f("\tMOVQ out+40(FP), AX")
+	tmp := cHi
+	for i, r := range acc {
+		x, t := fmt.Sprintf("X%d", r), fmt.Sprintf("X%d", tmp)
+		switch {
+		case fam.wide:
+			g.f("\tVEXTRACTI64X4 $1, Z%d, Y%d", r, tmp)
+			g.f("\tVPADDD Y%d, Y%d, Y%d", tmp, r, r)
+			g.f("\tVEXTRACTI32X4 $1, Y%d, %s", r, t)
+		case evex:
+			g.f("\tVEXTRACTI32X4 $1, Y%d, %s", r, t)
+		default:
+			g.f("\tVEXTRACTI128 $1, Y%d, %s", r, t)
 		}
 		g.f("\tVPADDD %s, %s, %s", t, x, x)
 		g.f("\tVPSHUFD $0x4e, %s, %s", x, t)
