@@ -786,7 +786,7 @@ func (g *gen) tritKernel(fam isa, name string, R int) {
 						g.f("\tVPMULLW %s, %s, %s", reg(c3), reg(b), reg(b))
 					}
 					g.f("\tVPSLLW $8, %s, %s", reg(a), reg(tl))
-					g.f("\tVPMULHUW %s, %s, %s", reg(c3), reg(tl), reg(tl))   // low-byte trit, high byte 0
+					g.f("\tVPMULHUW %s, %s, %s", reg(c3), reg(tl), reg(tl))  // low-byte trit, high byte 0
 					g.f("\tVPMULHUW %s, %s, %s", reg(c768), reg(b), reg(th)) // high-byte trit in the high byte
 					qsrc := fmt.Sprintf("%d(%s)", 64*n+vb*h, q)
 					if evex {
