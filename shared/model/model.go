@@ -66,7 +66,7 @@ func WithHeadInt8(on bool) Option { return func(o *options) { o.headInt8 = on } 
 
 // DefaultHeadFormat is the head format of models loaded without
 // WithHeadFormat, chosen from the perplexity costs in docs/perf.md.
-const DefaultHeadFormat = kernels.HeadInt8
+const DefaultHeadFormat = kernels.HeadInt6
 
 // EnvHeadFormat is the environment variable of the commands' --head flag.
 const EnvHeadFormat = "BITNET_HEAD"
@@ -175,7 +175,7 @@ func newModel(w *Weights, head8 *kernels.Int8Matrix, tok *tokenizer.Tokenizer, o
 		m.embed = newEmbedding(w.Embed, c.VocabSize, c.HiddenSize)
 	}
 	if m.head8 != nil && o.headFmt != kernels.HeadInt8 {
-		p, err := packHead(m.head8, w.HeadWeights(), o.headFmt.Bits())
+		p, err := packHead(m.head8, o.headFmt.Bits())
 		if err != nil {
 			return nil, err
 		}
@@ -302,14 +302,13 @@ func (m *Model) HeadFormat() kernels.HeadFormat {
 	return ""
 }
 
-// packHead builds the packed head from the float32 head when the loader
-// kept it, else from the int8 rows (the extra rounding is under half an
-// int8 step, far below a 6- or 4-bit one).
-func packHead(h8 *kernels.Int8Matrix, f32 []float32, bits int) (*kernels.PackedMatrix, error) {
+// packHead builds the packed head from the int8 rows, which every loader
+// makes (so New and Load agree bit for bit; the extra rounding is under
+// half an int8 step, far below a 6- or 4-bit one).
+func packHead(h8 *kernels.Int8Matrix, bits int) (*kernels.PackedMatrix, error) {
 	rows, cols := h8.Rows, h8.Cols
-	src := f32
-	if len(src) != rows*cols {
-		src = make([]float32, rows*cols)
+	src := make([]float32, rows*cols)
+	{
 		parallelFor(rows, 256, func(lo, hi int) {
 			for r := lo; r < hi; r++ {
 				for c, v := range h8.Data[r*h8.Stride : r*h8.Stride+cols] {
