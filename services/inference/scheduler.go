@@ -207,7 +207,7 @@ func (s *Scheduler) newJob(ctx context.Context, req Request) (*job, error) {
 	}
 	sm, err := sampling.New(req.Sampling...)
 	if err != nil {
-		return nil, fmt.Errorf("sampling: %w: %w", err, ErrInvalid)
+		return nil, fmt.Errorf("%w: %w", err, ErrInvalid) // err says "sampling: ..."
 	}
 	j := &job{
 		ctx: ctx, req: req, max: req.MaxTokens, out: newStream(), sampler: sm,
