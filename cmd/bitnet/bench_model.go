@@ -55,16 +55,19 @@ type benchModelResult struct {
 
 // benchModelReport is the --json output of "bitnet bench model".
 type benchModelReport struct {
-	Model       string             `json:"model"`
-	Kernel      string             `json:"kernel"`
-	KVCache     string             `json:"kv_cache"`
-	Prompt      int                `json:"prompt_tokens"`
-	Gen         int                `json:"gen_tokens"`
-	Results     []benchModelResult `json:"results"`
-	VmHWMMiB    float64            `json:"vmhwm_mib"`
-	TernaryMiB  float64            `json:"ternary_weights_mib"`
-	HeadInt8MiB float64            `json:"head_int8_mib"`
-	KVCacheMiB  float64            `json:"kv_cache_mib"`
+	Model      string             `json:"model"`
+	Kernel     string             `json:"kernel"`
+	KVCache    string             `json:"kv_cache"`
+	Prompt     int                `json:"prompt_tokens"`
+	Gen        int                `json:"gen_tokens"`
+	Results    []benchModelResult `json:"results"`
+	VmHWMMiB   float64            `json:"vmhwm_mib"`
+	TernaryMiB float64            `json:"ternary_weights_mib"`
+	// HeadInt8MiB is the output head's size in its format (HeadFormat;
+	// the name predates int6/int4 heads).
+	HeadInt8MiB float64 `json:"head_int8_mib"`
+	HeadFormat  string  `json:"head_format"`
+	KVCacheMiB  float64 `json:"kv_cache_mib"`
 	// TargetRSSMiB is the issue's bound: (ternary + head + KV) * 1.1.
 	TargetRSSMiB float64 `json:"target_rss_mib"`
 	GoMaxProcs   int     `json:"gomaxprocs"`
@@ -144,6 +147,7 @@ func benchModel(ctx context.Context, v *config.Values, path, threadList string, 
 		rep.Kernel = info.kernel
 		rep.TernaryMiB, rep.HeadInt8MiB, rep.KVCacheMiB = toMiB(info.ternary), toMiB(info.head), toMiB(info.kv)
 		rep.TargetRSSMiB = 1.1 * (rep.TernaryMiB + rep.HeadInt8MiB + rep.KVCacheMiB)
+		rep.HeadFormat = string(head)
 		rep.Results = append(rep.Results, r)
 		if !asJSON {
 			fmt.Fprintf(stdout, "threads %d: load %.2f s, prefill %.1f tok/s (best %.1f; %d tokens), decode %.1f tok/s (best %.1f; %d tokens), VmRSS %.0f MiB\n",
@@ -158,8 +162,8 @@ func benchModel(ctx context.Context, v *config.Values, path, threadList string, 
 		enc := json.NewEncoder(stdout)
 		return enc.Encode(rep)
 	}
-	fmt.Fprintf(stdout, "kernel %s, KV cache %s; VmHWM %.0f MiB; ternary weights %.0f MiB + int8 head %.0f MiB + KV cache %.0f MiB (+10%%: %.0f MiB)\n",
-		rep.Kernel, rep.KVCache, rep.VmHWMMiB, rep.TernaryMiB, rep.HeadInt8MiB, rep.KVCacheMiB, rep.TargetRSSMiB)
+	fmt.Fprintf(stdout, "kernel %s, KV cache %s; VmHWM %.0f MiB; ternary weights %.0f MiB + %s head %.0f MiB + KV cache %.0f MiB (+10%%: %.0f MiB)\n",
+		rep.Kernel, rep.KVCache, rep.VmHWMMiB, rep.TernaryMiB, rep.HeadFormat, rep.HeadInt8MiB, rep.KVCacheMiB, rep.TargetRSSMiB)
 	return nil
 }
 

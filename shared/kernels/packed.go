@@ -79,19 +79,34 @@ func (m *PackedMatrix) zero() int32 { return 1 << (m.Bits - 1) }
 // row loses less than coarse steps for all of them); values round half to
 // even.
 func NewPackedMatrix(rows, cols, bits int, w []float32) (*PackedMatrix, error) {
-	m, err := allocPacked(rows, cols, bits)
-	if err != nil {
-		return nil, err
-	}
 	if len(w) != rows*cols {
 		return nil, fmt.Errorf("%w: packed matrix %dx%d got %d floats, want %d", ErrShape, rows, cols, len(w), rows*cols)
 	}
+	m, err := NewPackedRows(rows, cols, bits)
+	if err != nil {
+		return nil, err
+	}
 	q := make([]int8, cols)
 	for r := range rows {
-		m.Scales[r] = quantizePackedRow(q, w[r*cols:(r+1)*cols], bits)
-		m.setRow(r, q)
+		m.SetRow(r, w[r*cols:(r+1)*cols], q)
 	}
 	return m, nil
+}
+
+// NewPackedRows returns a rows x cols matrix of bits (6 or 4) whose values
+// are all 0, to fill with SetRow.
+func NewPackedRows(rows, cols, bits int) (*PackedMatrix, error) { return allocPacked(rows, cols, bits) }
+
+// SetRow quantises the Cols floats x into row r as NewPackedMatrix does;
+// scratch (len >= Cols, or nil) avoids an allocation. Rows may be set
+// concurrently.
+func (m *PackedMatrix) SetRow(r int, x []float32, scratch []int8) {
+	if len(scratch) < m.Cols {
+		scratch = make([]int8, m.Cols)
+	}
+	q := scratch[:m.Cols]
+	m.Scales[r] = quantizePackedRow(q, x[:m.Cols], m.Bits)
+	m.setRow(r, q)
 }
 
 func allocPacked(rows, cols, bits int) (*PackedMatrix, error) {
@@ -103,9 +118,9 @@ func allocPacked(rows, cols, bits int) (*PackedMatrix, error) {
 	}
 	stride := ternary.PaddedCols(cols) / ternary.BlockSize * packedBlockBytes(bits)
 	m := &PackedMatrix{Rows: rows, Cols: cols, Bits: bits, Stride: stride, Data: make([]byte, rows*stride), Scales: make([]float32, rows)}
-	zero := make([]int8, cols)
-	for r := range rows {
-		m.setRow(r, zero) // padding and all: u = 2^(bits-1)
+	m.setRow(0, make([]int8, cols)) // padding and all: u = 2^(bits-1)
+	for r := 1; r < rows; r++ {
+		copy(m.Data[r*stride:(r+1)*stride], m.Data[:stride])
 	}
 	return m, nil
 }

@@ -307,43 +307,19 @@ func (m *Model) HeadFormat() kernels.HeadFormat {
 // half an int8 step, far below a 6- or 4-bit one).
 func packHead(h8 *kernels.Int8Matrix, bits int) (*kernels.PackedMatrix, error) {
 	rows, cols := h8.Rows, h8.Cols
-	src := make([]float32, rows*cols)
-	{
-		parallelFor(rows, 256, func(lo, hi int) {
-			for r := lo; r < hi; r++ {
-				for c, v := range h8.Data[r*h8.Stride : r*h8.Stride+cols] {
-					src[r*cols+c] = float32(v) * h8.Scales[r]
-				}
-			}
-		})
+	p, err := kernels.NewPackedRows(rows, cols, bits)
+	if err != nil {
+		return nil, fmt.Errorf("model: pack head: %w", err)
 	}
-	var firstErr error
-	var once sync.Once
-	var p *kernels.PackedMatrix
-	// Quantise in row chunks on all cores.
-	const chunk = 1024
-	parts := make([]*kernels.PackedMatrix, (rows+chunk-1)/chunk)
-	parallelFor(len(parts), 1, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			r0, r1 := i*chunk, min((i+1)*chunk, rows)
-			m, err := kernels.NewPackedMatrix(r1-r0, cols, bits, src[r0*cols:r1*cols])
-			if err != nil {
-				once.Do(func() { firstErr = err })
-				return
+	parallelFor(rows, 256, func(lo, hi int) {
+		x, q := make([]float32, cols), make([]int8, cols)
+		for r := lo; r < hi; r++ {
+			for c, v := range h8.Data[r*h8.Stride : r*h8.Stride+cols] {
+				x[c] = float32(v) * h8.Scales[r]
 			}
-			parts[i] = m
+			p.SetRow(r, x, q)
 		}
 	})
-	if firstErr != nil {
-		return nil, fmt.Errorf("model: pack head: %w", firstErr)
-	}
-	p = &kernels.PackedMatrix{Rows: rows, Cols: cols, Bits: bits, Stride: parts[0].Stride}
-	p.Data = make([]byte, 0, rows*p.Stride)
-	p.Scales = make([]float32, 0, rows)
-	for _, q := range parts {
-		p.Data = append(p.Data, q.Data...)
-		p.Scales = append(p.Scales, q.Scales...)
-	}
 	return p, nil
 }
 
