@@ -108,6 +108,9 @@ func generatedFiles(t *testing.T, dir string) map[string][]byte {
 // TestGeneratedCodeIsCurrent runs buf generate into a temporary directory and
 // compares the result with the committed files.
 func TestGeneratedCodeIsCurrent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs buf generate")
+	}
 	out := t.TempDir()
 	runBuf(t, "generate", "--template", "buf.gen.yaml", "-o", out)
 

@@ -59,6 +59,9 @@ When the default ports are taken, pick others with --grpc and --http.`,
 				rest = "http://" + e.HTTP.String()
 			}
 			fmt.Fprintf(stdout, "bitnet mesh ready: gRPC %s, REST %s, data %s\n", e.GRPC, rest, data)
+			if e.HTTP != nil && config.Console.Get(v) {
+				fmt.Fprintf(stdout, "console: %s/\n", rest)
+			}
 		})
 		if err != nil {
 			return fmt.Errorf("up: %w", portHint(err))

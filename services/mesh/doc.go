@@ -11,6 +11,9 @@
 // the registry (found by address or as bitnet-registry in discovery) into a
 // local cache, verified by sha256, on the first request for a reference.
 //
+// The REST port of a router (and of Up) also serves the web console
+// (package console) at /, unless Config.NoConsole.
+//
 // Data directory layout (shared by `up` and `serve`):
 //
 //	DIR/registry/   the registry's store

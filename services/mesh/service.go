@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/bitnet-mesh/bitnet-mesh/proto/openapi"
+	"github.com/bitnet-mesh/bitnet-mesh/services/console"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/discovery"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/server"
 )
@@ -95,6 +97,13 @@ func build(cfg Config, kinds []Kind) (_ *Service, err error) {
 		server.WithShutdownTimeout(cfg.ShutdownTimeout),
 		server.WithShutdownHook(s.leave),
 		server.WithHTTPHandler("GET /openapi/", http.StripPrefix("/openapi", openapi.Handler())),
+	}
+	if slices.Contains(kinds, Router) && !cfg.NoConsole {
+		c, err := console.New()
+		if err != nil {
+			return nil, fmt.Errorf("mesh: %w", err)
+		}
+		opts = append(opts, c.ServerOptions()...)
 	}
 	switch {
 	case cfg.HTTPListener != nil:

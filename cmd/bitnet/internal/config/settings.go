@@ -26,6 +26,7 @@ var (
 	LogJSON  = Bool("log-json", "BITNET_LOG_JSON", false, "JSON logs")
 	Drain    = Duration("drain", "BITNET_DRAIN", 0, "on SIGTERM, report NOT_SERVING this long before stopping").
 			Check(AtLeast[time.Duration](0))
+	Console = Bool("console", "BITNET_CONSOLE", true, "serve the web console at / of the router's REST port")
 
 	// Local compute (up, serve, generate, perplexity, bench model, train).
 	Kernel = String("kernel", "BITNET_KERNEL", "", "kernel path (default: the best this CPU runs)").
@@ -57,7 +58,7 @@ const maxThreads = 4096
 var (
 	// Server is what `up` and `serve` take.
 	Server = []Any{GRPCAddr, HTTPAddr, DataDir, Consul, Advertise, NodeName, RegistryAddr,
-		Kernel, KernelPlan, Head, Threads, KVCache, HugePages, MemoryBudget, LogLevel, LogJSON, Drain}
+		Kernel, KernelPlan, Head, Threads, KVCache, HugePages, MemoryBudget, LogLevel, LogJSON, Drain, Console}
 	// Client is what every command talking to a mesh takes.
 	Client = []Any{Remote, Timeout, Quiet}
 	// LocalModel is what commands running a model in process take.
