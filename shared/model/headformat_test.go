@@ -14,6 +14,9 @@ func TestHeadFormats(t *testing.T) {
 	for _, dir := range goldenModels(t) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			g := loadGolden(t, dir)
+			if len(g.Windows) == 0 {
+				t.Skip("an embedding model has no output head")
+			}
 			toks := g.Windows[0].Tokens
 			var ppl8 float64
 			var bytes8 int64

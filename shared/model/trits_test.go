@@ -38,6 +38,10 @@ func TestTritsPlan(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				if m.cfg.IsEmbedding() {
+					m.Close()
+					t.Skip("an embedding model has no logits to compare (its pooled states use the same products)")
+				}
 				if got := m.layers[0].Q.Trits != nil; got != (i == 1) {
 					t.Fatalf("plan %s: trits packed %t, want %t", v, got, i == 1)
 				}
