@@ -167,8 +167,12 @@ func (m *Model) bitLinear(x []float32, n int, ws []*ternary.Matrix, ys [][]float
 	if err := m.eng.Quantize(a, x); err != nil {
 		return fmt.Errorf("model: quantize activations: %w", err)
 	}
+	mm := m.eng.MatMul
+	if m.resident {
+		mm = m.eng.MatMulResident
+	}
 	for i, w := range ws {
-		if err := m.eng.MatMul(ys[i], w, a); err != nil {
+		if err := mm(ys[i], w, a); err != nil {
 			return fmt.Errorf("model: bitlinear %dx%d: %w", w.Rows, w.Cols, err)
 		}
 	}
@@ -253,7 +257,7 @@ func (m *Model) forTokens(n, width int, op tokenOp) {
 
 func opAttnNorm(m *Model, lo, hi int) {
 	sc, h := &m.scratch, m.cfg.HiddenSize
-	rmsNorm(sc.xn[lo*h:hi*h], sc.x[lo*h:hi*h], sc.layer.AttnNorm, m.cfg.RMSNormEps)
+	m.fl.RMSNorm(sc.xn[lo*h:hi*h], sc.x[lo*h:hi*h], sc.layer.AttnNorm, m.cfg.RMSNormEps)
 }
 
 // opProjNorm writes the per-projection norm of linear sc.lin of sc.src
@@ -262,7 +266,7 @@ func opProjNorm(m *Model, lo, hi int) {
 	sc := &m.scratch
 	w := sc.layer.ProjNorm[sc.lin]
 	k := len(w)
-	rmsNorm(sc.pn[lo*k:hi*k], sc.src[lo*k:hi*k], w, m.cfg.ProjEps())
+	m.fl.RMSNorm(sc.pn[lo*k:hi*k], sc.src[lo*k:hi*k], w, m.cfg.ProjEps())
 }
 
 // opRoPEStore normalises q and k per head (QKNorm), rotates them and
@@ -279,8 +283,8 @@ func opRoPEStore(m *Model, lo, hi int) {
 		p := sc.pos[t]
 		q, k := sc.q[t*qd:(t+1)*qd], sc.k[t*kvd:(t+1)*kvd]
 		if L.QNorm != nil {
-			rmsNorm(q, q, L.QNorm, c.RMSNormEps)
-			rmsNorm(k, k, L.KNorm, c.RMSNormEps)
+			m.fl.RMSNorm(q, q, L.QNorm, c.RMSNormEps)
+			m.fl.RMSNorm(k, k, L.KNorm, c.RMSNormEps)
 		}
 		r.apply(q, c.NumHeads, p)
 		r.apply(k, c.NumKVHeads, p)
@@ -290,7 +294,7 @@ func opRoPEStore(m *Model, lo, hi int) {
 
 func opAttnSubNorm(m *Model, lo, hi int) {
 	sc, qd := &m.scratch, m.cfg.QDim()
-	rmsNorm(sc.att[lo*qd:hi*qd], sc.att[lo*qd:hi*qd], sc.layer.AttnSubNorm, m.cfg.RMSNormEps)
+	m.fl.RMSNorm(sc.att[lo*qd:hi*qd], sc.att[lo*qd:hi*qd], sc.layer.AttnSubNorm, m.cfg.RMSNormEps)
 }
 
 // opResidualFFNNorm adds o_proj's output (normalised first with sandwich
@@ -298,10 +302,10 @@ func opAttnSubNorm(m *Model, lo, hi int) {
 func opResidualFFNNorm(m *Model, lo, hi int) {
 	sc, h := &m.scratch, m.cfg.HiddenSize
 	if pn := sc.layer.PostAttnNorm; pn != nil {
-		rmsNorm(sc.tmp[lo*h:hi*h], sc.tmp[lo*h:hi*h], pn, m.cfg.RMSNormEps)
+		m.fl.RMSNorm(sc.tmp[lo*h:hi*h], sc.tmp[lo*h:hi*h], pn, m.cfg.RMSNormEps)
 	}
 	addTo(sc.x[lo*h:hi*h], sc.tmp[lo*h:hi*h])
-	rmsNorm(sc.xn[lo*h:hi*h], sc.x[lo*h:hi*h], sc.layer.FFNNorm, m.cfg.RMSNormEps)
+	m.fl.RMSNorm(sc.xn[lo*h:hi*h], sc.x[lo*h:hi*h], sc.layer.FFNNorm, m.cfg.RMSNormEps)
 }
 
 // opActSubNorm computes act(gate) * up into gate and applies the FFN
@@ -318,7 +322,7 @@ func opActSubNorm(m *Model, lo, hi int) {
 		relu2Mul(g, u)
 	}
 	if sn := sc.layer.FFNSubNorm; sn != nil {
-		rmsNorm(g, g, sn, m.cfg.RMSNormEps)
+		m.fl.RMSNorm(g, g, sn, m.cfg.RMSNormEps)
 	}
 }
 
@@ -327,7 +331,7 @@ func opActSubNorm(m *Model, lo, hi int) {
 func opResidual(m *Model, lo, hi int) {
 	sc, h := &m.scratch, m.cfg.HiddenSize
 	if pn := sc.layer.PostFFNNorm; pn != nil {
-		rmsNorm(sc.tmp[lo*h:hi*h], sc.tmp[lo*h:hi*h], pn, m.cfg.RMSNormEps)
+		m.fl.RMSNorm(sc.tmp[lo*h:hi*h], sc.tmp[lo*h:hi*h], pn, m.cfg.RMSNormEps)
 	}
 	addTo(sc.x[lo*h:hi*h], sc.tmp[lo*h:hi*h])
 }

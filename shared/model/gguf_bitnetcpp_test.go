@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 )
 
 // bitnetCppDir holds golden files made by bitnet.cpp (microsoft/BitNet
@@ -94,7 +95,7 @@ func TestBitNetCppI2SFile(t *testing.T) {
 	if err := json.Unmarshal(raw, &g); err != nil {
 		t.Fatal(err)
 	}
-	m, err := Load(path, WithKVType(KVFloat32))
+	m, err := Load(path, WithKVType(KVFloat32), WithHeadFormat(kernels.HeadInt8)) // the head bitnet.cpp's output was checked against
 	if err != nil {
 		t.Fatal(err)
 	}

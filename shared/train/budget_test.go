@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
@@ -51,7 +52,7 @@ func TestMemoryBytes(t *testing.T) {
 // caller of run, where it can be recovered, instead of ending the process;
 // the pool keeps working afterwards.
 func TestPoolPanic(t *testing.T) {
-	p := newPool(4)
+	p := newPool(4, kernels.FloatsFor(""))
 	defer p.close()
 	for range 3 {
 		func() {

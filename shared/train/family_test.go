@@ -3,6 +3,7 @@ package train
 import (
 	"encoding/json"
 	"errors"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -31,7 +32,7 @@ func asFamily(c model.Config, f model.Family) model.Config {
 func TestGradCheckFamilies(t *testing.T) {
 	for _, f := range []model.Family{model.FamilyBitNetB158, model.FamilyLlama} {
 		c := asFamily(tinyConfig(false), f)
-		p := newPool(2)
+		p := newPool(2, kernels.FloatsFor(""))
 		defer p.close()
 		e := newEngine[float64](c, false, p, 2, 5)
 		initParams(e.lay, e.params, 1, 0.3)
