@@ -94,7 +94,7 @@ func TestUp(t *testing.T) {
 		t.Fatalf("generate: got node %q, usage %v, %v; want 3 tokens from node local", final.GetNode(), final.GetUsage(), err)
 	}
 	// One REST mux serves the router, the registry and the quantizer.
-	for _, path := range []string{"/v1/models", "/v1/registry/models", "/v1/quantizer/jobs", "/v1/nodes", "/openapi/bitnet.swagger.json", "/readyz"} {
+	for _, path := range []string{"/v1/mesh/models", "/v1/registry/models", "/v1/quantizer/jobs", "/v1/nodes", "/openapi/bitnet.swagger.json", "/readyz"} {
 		resp, err := http.Get("http://" + httpAddr + path)
 		if err != nil {
 			t.Fatal(err)

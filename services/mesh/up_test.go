@@ -54,7 +54,7 @@ func TestUp(t *testing.T) {
 				t.Fatal("not ready within 20 s")
 			}
 			// An empty mesh lists no models as an empty list, not {}.
-			for _, path := range []string{"/v1/models", "/v1/registry/models"} {
+			for _, path := range []string{"/v1/mesh/models", "/v1/registry/models"} {
 				if got := getBody(t, "http://"+e.HTTP.String()+path); got != `{"models":[]}` {
 					t.Errorf("GET %s on an empty mesh: got %s, want {\"models\":[]}", path, got)
 				}
