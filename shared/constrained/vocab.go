@@ -1,19 +1,32 @@
 package constrained
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
 )
 
-// Vocab is a model's vocabulary as a byte trie in depth-first order, built
-// once per tokenizer and shared (read-only) by every Matcher.
+// Vocab is a model's vocabulary as byte tries in depth-first order,
+// built once per tokenizer and shared (read-only) by every Matcher.
+//
+// Inside a string body most tokens are plain text (printable ASCII but
+// '"' and '\', and whole UTF-8 characters): those are valid there as a
+// block, so they sit in a bitset (text) and only the others are walked
+// (rest).
 type Vocab struct {
-	size  int
+	size         int
+	full, rest   trie
+	text         []uint64 // the text tokens
+	textChars    []uint16 // characters of each text token
+	maxTextChars int
+	bytes        [][]byte
+}
+
+type trie struct {
 	nodes []tnode
 	order []int32 // token IDs in trie order: a subtree's tokens are contiguous
-	bytes [][]byte
 }
 
 type tnode struct {
@@ -30,57 +43,121 @@ type tnode struct {
 // is one byte: printable ASCII except '"' and '\'.
 func plain(b byte) bool { return b >= 0x20 && b < 0x7f && b != '"' && b != '\\' }
 
-// NewVocab builds the trie of tokens (indexed by token ID; nil or empty
+// textChars returns the characters of t when it is plain text (see Vocab),
+// else -1.
+func textChars(t []byte) int {
+	n := 0
+	for i := 0; i < len(t); {
+		c := t[i]
+		if plain(c) {
+			i, n = i+1, n+1
+			continue
+		}
+		var need int
+		lo, hi := byte(0x80), byte(0xBF)
+		switch {
+		case c >= 0xC2 && c <= 0xDF:
+			need = 1
+		case c >= 0xE0 && c <= 0xEF:
+			need = 2
+			if c == 0xE0 {
+				lo = 0xA0
+			} else if c == 0xED {
+				hi = 0x9F
+			}
+		case c >= 0xF0 && c <= 0xF4:
+			need = 3
+			if c == 0xF0 {
+				lo = 0x90
+			} else if c == 0xF4 {
+				hi = 0x8F
+			}
+		default:
+			return -1
+		}
+		if i+need >= len(t) {
+			return -1 // a character cut by the token's end
+		}
+		for k := 1; k <= need; k++ {
+			b := t[i+k]
+			if b < lo || b > hi {
+				return -1
+			}
+			lo, hi = 0x80, 0xBF
+		}
+		i, n = i+need+1, n+1
+	}
+	return n
+}
+
+// NewVocab builds the tries of tokens (indexed by token ID; nil or empty
 // entries, e.g. special tokens, are never allowed by Mask).
 func NewVocab(tokens [][]byte) *Vocab {
-	type bnode struct {
-		kids map[byte]*bnode
-		ids  []int32
-	}
-	root := &bnode{}
+	v := &Vocab{size: len(tokens), bytes: tokens, text: make([]uint64, (len(tokens)+63)/64), textChars: make([]uint16, len(tokens))}
+	var rest [][]byte = make([][]byte, len(tokens))
 	for id, t := range tokens {
 		if len(t) == 0 {
 			continue
 		}
-		cur := root
-		for _, c := range t {
-			if cur.kids == nil {
-				cur.kids = map[byte]*bnode{}
-			}
-			nxt := cur.kids[c]
-			if nxt == nil {
-				nxt = &bnode{}
-				cur.kids[c] = nxt
-			}
-			cur = nxt
+		if n := textChars(t); n >= 0 && n < 1<<16 {
+			v.text[id>>6] |= 1 << (uint(id) & 63)
+			v.textChars[id] = uint16(n)
+			v.maxTextChars = max(v.maxTextChars, n)
+		} else {
+			rest[id] = t
 		}
-		cur.ids = append(cur.ids, int32(id))
 	}
-	v := &Vocab{size: len(tokens), bytes: tokens}
-	var walk func(n *bnode, b byte) int32
-	walk = func(n *bnode, b byte) int32 {
-		i := int32(len(v.nodes))
-		v.nodes = append(v.nodes, tnode{b: b, tokStart: int32(len(v.order)), own: int32(len(n.ids))})
-		v.order = append(v.order, n.ids...)
-		keys := make([]byte, 0, len(n.kids))
-		for k := range n.kids {
-			keys = append(keys, k)
+	v.full = buildTrie(tokens)
+	v.rest = buildTrie(rest)
+	return v
+}
+
+// buildTrie lays out the trie of tokens in depth-first order: sorting the
+// tokens makes every subtree a run of them.
+func buildTrie(tokens [][]byte) trie {
+	ids := make([]int32, 0, len(tokens))
+	for id, t := range tokens {
+		if len(t) > 0 {
+			ids = append(ids, int32(id))
 		}
-		slices.Sort(keys)
+	}
+	slices.SortFunc(ids, func(a, b int32) int {
+		if c := bytes.Compare(tokens[a], tokens[b]); c != 0 {
+			return c
+		}
+		return int(a - b)
+	})
+	tr := trie{order: ids}
+	// build(lo, hi, depth, b): the node for the tokens ids[lo:hi], which
+	// share their first depth bytes (the last being b).
+	var build func(lo, hi, depth int, b byte) int32
+	build = func(lo, hi, depth int, b byte) int32 {
+		i := int32(len(tr.nodes))
+		tr.nodes = append(tr.nodes, tnode{b: b, tokStart: int32(lo), tokEnd: int32(hi)})
+		own := lo
+		for own < hi && len(tokens[ids[own]]) == depth {
+			own++
+		}
 		below, plainBelow := 0, true
-		for _, k := range keys {
-			c := walk(n.kids[k], k)
-			cn := v.nodes[c]
+		for j := own; j < hi; {
+			c := tokens[ids[j]][depth]
+			k := j
+			for k < hi && tokens[ids[k]][depth] == c {
+				k++
+			}
+			ci := build(j, k, depth+1, c)
+			cn := tr.nodes[ci]
 			below = max(below, 1+int(cn.below))
-			plainBelow = plainBelow && plain(k) && cn.plainBelow
+			plainBelow = plainBelow && plain(c) && cn.plainBelow
+			j = k
 		}
-		nd := &v.nodes[i]
-		nd.end, nd.tokEnd = int32(len(v.nodes)), int32(len(v.order))
+		nd := &tr.nodes[i]
+		nd.own, nd.end = int32(own-lo), int32(len(tr.nodes))
 		nd.below, nd.plainBelow = uint8(min(below, 255)), plainBelow
 		return i
 	}
-	walk(root, 0)
-	return v
+	build(0, len(ids), 0, 0)
+	return tr
 }
 
 // Size is the number of token IDs the vocabulary covers.
@@ -113,19 +190,38 @@ func (v *Vocab) MaskWords() int { return (v.size + 63) / 64 }
 // budget removed a token the grammar allows.
 func (m *Matcher) Mask(allowed []uint64, budget int) (restricted bool) {
 	clear(allowed)
-	if len(m.v.nodes) == 0 || budget <= 0 {
+	if budget <= 0 {
 		return false
 	}
 	if len(m.bufs) == 0 {
 		m.bufs = make([]state, 258)
 	}
-	w := walker{m: m, allowed: allowed, limit: budget - 1}
-	w.visit(0, 0, m.s)
+	w := walker{m: m, t: &m.v.full, allowed: allowed, limit: budget - 1}
+	if len(m.s) == 1 && m.s[0].f.ph == sBody && m.s.dist() <= w.limit {
+		// In a string body every text token is valid (and brings the end
+		// no further): set them as a block, walk only the rest.
+		f := &m.s[0].f
+		room := f.n.maxLen - int(f.i)
+		if f.n.maxLen < 0 || room >= m.v.maxTextChars {
+			copy(allowed, m.v.text)
+		} else {
+			for id, n := range m.v.textChars {
+				if n > 0 && int(n) <= room && m.v.text[id>>6]&(1<<(uint(id)&63)) != 0 {
+					allowed[id>>6] |= 1 << (uint(id) & 63)
+				}
+			}
+		}
+		w.t = &m.v.rest
+	}
+	if len(w.t.nodes) > 0 {
+		w.visit(0, 0, m.s)
+	}
 	return w.restricted
 }
 
 type walker struct {
 	m          *Matcher
+	t          *trie
 	allowed    []uint64
 	limit      int
 	restricted bool
@@ -134,19 +230,19 @@ type walker struct {
 func (w *walker) set(id int32) { w.allowed[id>>6] |= 1 << (uint(id) & 63) }
 
 func (w *walker) setRange(from, to int32) {
-	for _, id := range w.m.v.order[from:to] {
+	for _, id := range w.t.order[from:to] {
 		w.set(id)
 	}
 }
 
 // visit walks the children of trie node i, whose prefix leads to state s.
 func (w *walker) visit(i int32, depth int, s state) {
-	v := w.m.v
+	nodes := w.t.nodes
 	if depth+1 >= len(w.m.bufs) {
 		return
 	}
-	for c := i + 1; c < v.nodes[i].end; c = v.nodes[c].end {
-		cn := &v.nodes[c]
+	for c := i + 1; c < nodes[i].end; c = nodes[c].end {
+		cn := &nodes[c]
 		next := s.step(cn.b, w.m.bufs[depth+1], w.m.depth)
 		w.m.bufs[depth+1] = next
 		if len(next) == 0 {
@@ -263,4 +359,27 @@ func Allow(allowed []uint64, id int) {
 	if id >= 0 && id>>6 < len(allowed) {
 		allowed[id>>6] |= 1 << (uint(id) & 63)
 	}
+}
+
+// Tokens is what VocabOf reads of a tokenizer (*tokenizer.Tokenizer has
+// these methods).
+type Tokens interface {
+	Token(id int) (string, bool)
+	IsSpecial(id int) bool
+}
+
+// VocabOf builds the vocabulary of the first size token IDs of tok (a
+// model's vocab_size may exceed the tokenizer's: those rows are never
+// allowed), leaving special tokens out.
+func VocabOf(tok Tokens, size int) *Vocab {
+	toks := make([][]byte, size)
+	for id := range toks {
+		if tok.IsSpecial(id) {
+			continue
+		}
+		if s, ok := tok.Token(id); ok {
+			toks[id] = []byte(s)
+		}
+	}
+	return NewVocab(toks)
 }
