@@ -700,4 +700,6 @@ func (g *Grammar) Prefix(text []byte) (prefix, complete bool) {
 	return true, s.accepting()
 }
 
-func (f frame) String() string { return fmt.Sprintf("{kind %d ph %d i %d j %d}", f.n.kind, f.ph, f.i, f.j) }
+func (f frame) String() string {
+	return fmt.Sprintf("{kind %d ph %d i %d j %d}", f.n.kind, f.ph, f.i, f.j)
+}
