@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/chat"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
@@ -83,10 +84,12 @@ type entry struct {
 	ready chan struct{} // closed when loading ended; err says how
 	err   error
 
-	model *model.Model
-	sched *Scheduler
-	bytes int64
-	since time.Time
+	model   *model.Model
+	sched   *Scheduler
+	tmpl    *chat.Template // the model's chat template (chat.Default when it has none)
+	tmplErr error          // why the model's template does not parse
+	bytes   int64
+	since   time.Time
 
 	inUse    atomic.Int32 // handles out (guarded by Manager.mu for increments)
 	lastUsed atomic.Int64 // unix nanoseconds
@@ -118,7 +121,12 @@ type Handle struct {
 	Ref       *modelv1.ModelRef
 	Model     *model.Model
 	Scheduler *Scheduler
-	e         *entry
+	// Template is the model's chat template; TemplateErr is set instead
+	// when the template the model ships cannot be parsed (chats fail with
+	// it, plain prompts work).
+	Template    *chat.Template
+	TemplateErr error
+	e           *entry
 	once      sync.Once
 }
 
@@ -201,7 +209,7 @@ func (m *Manager) tryAcquire(ctx context.Context, key string) (*Handle, bool, er
 	e.inUse.Add(1)
 	e.lastUsed.Store(time.Now().UnixNano())
 	return &Handle{Ref: &modelv1.ModelRef{Name: e.local.Ref.GetName(), Version: e.local.Ref.GetVersion()},
-		Model: e.model, Scheduler: e.sched, e: e}, true, nil
+		Model: e.model, Scheduler: e.sched, Template: e.tmpl, TemplateErr: e.tmplErr, e: e}, true, nil
 }
 
 // load loads e's model and starts its scheduler, then marks e ready.
@@ -223,12 +231,20 @@ func (m *Manager) load(e *entry) {
 			mod.Close()
 		}
 	}
+	var tmpl *chat.Template
+	var tmplErr error
+	if err == nil {
+		if tmpl, tmplErr = chat.Load(e.local.Path, mod.Tokenizer()); tmplErr != nil {
+			m.cfg.log.Warn("model chat template unusable", zap.String("model", e.key), zap.Error(tmplErr))
+		}
+	}
 	m.mu.Lock()
 	if err != nil {
 		e.err = fmt.Errorf("load %s from %s: %w", e.key, e.local.Path, err)
 		delete(m.entries, e.key)
 	} else {
 		e.model, e.sched, e.since = mod, sched, time.Now()
+		e.tmpl, e.tmplErr = tmpl, tmplErr
 		e.bytes = estimateBytes(mod.Config())
 		e.lastUsed.Store(time.Now().UnixNano())
 	}
