@@ -127,7 +127,7 @@ type Handle struct {
 	Template    *chat.Template
 	TemplateErr error
 	e           *entry
-	once      sync.Once
+	once        sync.Once
 }
 
 // Release marks the model unused by this handle.
