@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -26,7 +25,6 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/metrics"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/sampling"
-	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
 )
 
 // Option configures a Server.
@@ -291,7 +289,11 @@ func buildRequest(req *inferencev1.GenerateRequest, h *Handle) (Request, error) 
 	}
 	r.Prompt = ids
 	if isChat {
-		r.EndTokens = endTokens(tok, h.Template)
+		tmpl := h.Template
+		if tmpl == nil {
+			tmpl = chat.Default()
+		}
+		r.EndTokens = tmpl.EndTokens(tok)
 	}
 	r.MaxTokens = int(req.GetMaxTokens())
 	for _, st := range req.GetStop() {
@@ -348,32 +350,6 @@ func grammarOf(f *inferencev1.ResponseFormat) (*constrained.Grammar, error) {
 		return g, nil
 	}
 	return nil, invalidf("response_format: unknown type %d", f.GetType())
-}
-
-// endOfTurn are the end-of-turn markers of known chat formats: a chat ends
-// at the one its template writes (and at the template's eos_token).
-var endOfTurn = []string{chat.EndOfTurn, "<|im_end|>", "<end_of_turn>", "<|end|>", "<|eom_id|>"}
-
-func endTokens(tok *tokenizer.Tokenizer, tmpl *chat.Template) []int {
-	var ids []int
-	add := func(s string) {
-		if id, ok := tok.TokenID(s); ok && !slices.Contains(ids, id) {
-			ids = append(ids, id)
-		}
-	}
-	if tmpl == nil || tmpl.Builtin() {
-		add(chat.EndOfTurn)
-		return ids
-	}
-	if tmpl.EOS() != "" {
-		add(tmpl.EOS())
-	}
-	for _, m := range endOfTurn {
-		if strings.Contains(tmpl.Source(), m) {
-			add(m)
-		}
-	}
-	return ids
 }
 
 // promptIDs encodes exactly one of prompt, msgs and ids. A prompt gets BOS

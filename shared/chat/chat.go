@@ -26,6 +26,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
@@ -267,4 +268,34 @@ func loadGGUF(path string, tok Tokens) (*Template, error) {
 		return s
 	}
 	return Parse(src, name("tokenizer.ggml.bos_token_id"), name("tokenizer.ggml.eos_token_id"))
+}
+
+// endOfTurn are the end-of-turn markers of known chat formats.
+var endOfTurn = []string{EndOfTurn, "<|im_end|>", "<end_of_turn>", "<|end|>", "<|eom_id|>"}
+
+// TokenIDs looks tokens up by text; a *tokenizer.Tokenizer does.
+type TokenIDs interface {
+	TokenID(s string) (int, bool)
+}
+
+// EndTokens returns the token IDs that end the assistant's turn in chats
+// rendered with t: the template's eos_token and the known end-of-turn
+// markers its text writes (<|eot_id|>, <|im_end|>, <end_of_turn>, ...),
+// those the vocabulary has. Generation stops at them as at the model's EOS.
+func (t *Template) EndTokens(tok TokenIDs) []int {
+	var ids []int
+	add := func(s string) {
+		if id, ok := tok.TokenID(s); ok && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	if t.eos != "" && !t.builtin {
+		add(t.eos)
+	}
+	for _, m := range endOfTurn {
+		if strings.Contains(t.src, m) {
+			add(m)
+		}
+	}
+	return ids
 }
