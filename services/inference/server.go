@@ -210,8 +210,8 @@ func (s *Server) Generate(req *inferencev1.GenerateRequest, stream grpc.ServerSt
 	echo := ""
 	if req.GetEcho() {
 		echo = req.GetPrompt()
-		if len(req.GetMessages()) > 0 {
-			echo = tok.DecodeSkipSpecial(r.Prompt)
+		if len(req.GetMessages()) > 0 || len(req.GetPromptTokenIds()) > 0 {
+			echo = strings.ToValidUTF8(tok.DecodeSkipSpecial(r.Prompt), "\uFFFD")
 		}
 	}
 	for {

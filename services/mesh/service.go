@@ -148,7 +148,7 @@ func (s *Service) newPart(k Kind, id, addr string) (*part, error) {
 	case Inference:
 		return inferencePart(s.cfg, id, addr)
 	case Router:
-		return routerPart(s.cfg, id)
+		return routerPart(s.cfg, id, s.parts[Registry])
 	case Trainer:
 		return trainerPart(s.cfg, id, s.parts[Registry])
 	}
