@@ -204,7 +204,12 @@ func (s *Server) Generate(req *inferencev1.GenerateRequest, stream grpc.ServerSt
 	if err != nil {
 		return toStatus(err)
 	}
-	defer h.Release()
+	abandoned := false
+	defer func() {
+		if !abandoned {
+			h.Release()
+		}
+	}()
 	tok := h.Model.Tokenizer()
 	first := true
 	echo := ""
@@ -220,6 +225,10 @@ func (s *Server) Generate(req *inferencev1.GenerateRequest, stream grpc.ServerSt
 			return nil
 		}
 		if err != nil {
+			// The client is gone: the scheduler drops the request at its
+			// next step and sends a final event; count it then.
+			abandoned = true
+			go s.finishAbandoned(h, out)
 			return toStatus(err)
 		}
 		if ev.Err != nil {
@@ -242,6 +251,10 @@ func (s *Server) Generate(req *inferencev1.GenerateRequest, stream grpc.ServerSt
 			s.metrics.finished((&modelv1.ModelRef{Name: h.Ref.GetName(), Version: h.Ref.GetVersion()}).Text(), ev)
 		}
 		if err := stream.Send(msg); err != nil {
+			if !ev.Final { // the client is gone (see above)
+				abandoned = true
+				go s.finishAbandoned(h, out)
+			}
 			return err
 		}
 		if ev.Final {
@@ -249,6 +262,29 @@ func (s *Server) Generate(req *inferencev1.GenerateRequest, stream grpc.ServerSt
 				zap.Int("prompt_tokens", ev.Usage.PromptTokens), zap.Int("completion_tokens", ev.Usage.CompletionTokens),
 				zap.Duration("first_token", ev.Timings.FirstToken), zap.Duration("total", ev.Timings.Total))
 			return nil
+		}
+	}
+}
+
+// abandonWait bounds how long finishAbandoned waits for the final event of
+// a request whose client left (the scheduler sends it at its next step).
+const abandonWait = time.Minute
+
+// finishAbandoned waits for the final event of a request whose client left,
+// records it in the metrics (finish reason cancelled, the tokens it did
+// generate) and releases the model, which stays in use until then.
+func (s *Server) finishAbandoned(h *Handle, out *Stream) {
+	defer h.Release()
+	ctx, cancel := context.WithTimeout(context.Background(), abandonWait)
+	defer cancel()
+	for {
+		ev, err := out.Recv(ctx)
+		if err != nil {
+			return
+		}
+		if ev.Final {
+			s.metrics.finished((&modelv1.ModelRef{Name: h.Ref.GetName(), Version: h.Ref.GetVersion()}).Text(), ev)
+			return
 		}
 	}
 }
