@@ -15,6 +15,15 @@ export BITNET_CONSUL_BIN
 # buf lint and check that the committed generated code is current.
 . tools/proto/install.sh
 
+echo "== SDK and client tools (Debian protoc, grpc_python_plugin, python3-grpcio; npm ci)"
+# proto/ checks the Python and TypeScript SDK code is current;
+# tools/clientcheck runs the SDK examples and the official openai client
+# against a real bitnet up.
+. tools/proto/sdk.sh
+ensure_sdk_tools
+(cd tools/clientcheck/openai-node && npm ci --no-audit --no-fund --silent)
+export BITNET_CLIENT_CHECKS=require
+
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then

@@ -213,16 +213,26 @@ func TestClients(t *testing.T) {
 	t.Run("python-sdk", func(t *testing.T) {
 		py := python()
 		need(t, py != "", "a python3 with grpcio and protobuf is needed (Debian: python3-grpcio python3-protobuf)")
-		out := run(t, filepath.Join(root, "sdk/python"), []string{"BITNET_GRPC=" + m.grpc, "PYTHONPATH=."}, py, "example.py")
+		env := []string{"BITNET_GRPC=" + m.grpc, "PYTHONPATH=."}
+		out := run(t, filepath.Join(root, "sdk/python"), env, py, "example.py")
 		checkExample(t, out, "NOT_FOUND")
+		out = run(t, filepath.Join(root, "sdk/python"), env, py, "check_push_pull.py", tiny, "pushed-py")
+		if !strings.Contains(out, "push/pull ok") {
+			t.Errorf("push/pull: %s", out)
+		}
 	})
 	t.Run("typescript-sdk", func(t *testing.T) {
 		dir := filepath.Join(root, "sdk/typescript")
 		_, err := os.Stat(filepath.Join(dir, "node_modules/.bin/tsc"))
 		need(t, nodeErr == nil && err == nil, "node and sdk/typescript/node_modules (npm ci) are needed")
 		run(t, dir, nil, "node_modules/.bin/tsc", "-p", ".")
-		out := run(t, dir, []string{"BITNET_GRPC_URL=http://" + m.grpc}, "node", "dist/example.js")
+		env := []string{"BITNET_GRPC_URL=http://" + m.grpc}
+		out := run(t, dir, env, "node", "dist/example.js")
 		checkExample(t, out, "NotFound")
+		out = run(t, dir, env, "node", "dist/check-push-pull.js", tiny, "pushed-ts")
+		if !strings.Contains(out, "push/pull ok") {
+			t.Errorf("push/pull: %s", out)
+		}
 	})
 }
 
@@ -250,4 +260,27 @@ func python() string {
 		}
 	}
 	return ""
+}
+
+// TestREADMEExamples: the SDK READMEs show their examples verbatim.
+func TestREADMEExamples(t *testing.T) {
+	for _, c := range []struct{ readme, example string }{
+		{"sdk/python/README.md", "sdk/python/example.py"},
+		{"sdk/typescript/README.md", "sdk/typescript/src/example.ts"},
+	} {
+		readme, err := os.ReadFile(filepath.Join(root, c.readme))
+		if err != nil {
+			t.Fatal(err)
+		}
+		example, err := os.ReadFile(filepath.Join(root, c.example))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(readme), "\n"+string(example)+"```") {
+			t.Errorf("%s does not show %s verbatim in a code block", c.readme, c.example)
+		}
+		if n := strings.Count(strings.TrimSpace(string(example)), "\n") + 1; n > 12 {
+			t.Errorf("%s has %d lines: keep the README example short", c.example, n)
+		}
+	}
 }
