@@ -117,6 +117,9 @@ func filesUnder(t *testing.T, dir, sub string, keep func(string) bool) map[strin
 // TestGeneratedCodeIsCurrent runs buf generate into a temporary directory and
 // compares the result with the committed files.
 func TestGeneratedCodeIsCurrent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs buf generate")
+	}
 	out := t.TempDir()
 	runBuf(t, "generate", "--template", "buf.gen.yaml", "-o", out)
 	compareGenerated(t, generatedFiles(t, out), generatedFiles(t, root))

@@ -52,7 +52,7 @@ func ExampleRegistryClient_Push() {
 	fmt.Println(pulled.Ref, len(pulled.Paths), "files")
 	// Output:
 	// tiny@1 MODEL_FORMAT_HF_PACKED QUANT_TYPE_I2_S
-	// tiny@1 5 files
+	// tiny@1 4 files
 }
 
 // Stream a generation from the router of a running mesh.

@@ -37,7 +37,11 @@ type LocalFile struct {
 
 // LocalModel is a model on disk with the metadata read from its files.
 type LocalModel struct {
-	Files          []*LocalFile
+	Files []*LocalFile
+	// Skipped are the files of a directory that are not the model's
+	// (training checkpoints, token caches, plots), left out unless
+	// AllFiles; slash-separated paths inside the directory.
+	Skipped        []string
 	Format         modelv1.ModelFormat
 	QuantType      modelv1.QuantType
 	Architecture   string
@@ -46,17 +50,33 @@ type LocalModel struct {
 	VocabSize      uint32
 }
 
-// Inspect reads a local model: a GGUF file, or a Hugging Face directory
-// (config.json plus safetensors weights, tokenizer files, ...; hidden files
-// and *.partial downloads are left out). The metadata comes from the GGUF
-// header or from config.json and the safetensors headers.
-func Inspect(p string) (*LocalModel, error) {
+// InspectOption configures Inspect.
+type InspectOption func(*inspectConfig)
+
+type inspectConfig struct{ all bool }
+
+// AllFiles makes Inspect keep every file of a directory, not only the
+// model's (see ModelFile).
+func AllFiles() InspectOption { return func(c *inspectConfig) { c.all = true } }
+
+// Inspect reads a local model: a GGUF file, or a Hugging Face directory.
+// Of a directory it keeps the model's files (ModelFile: config, weights,
+// tokenizer, generation and tokenizer config, chat template, model card and
+// license), not what training leaves beside them (checkpoint.safetensors,
+// train.tokens, loss.svg), unless AllFiles; hidden files and *.partial
+// downloads are always left out. The metadata comes from the GGUF header or
+// from config.json and the safetensors headers.
+func Inspect(p string, opts ...InspectOption) (*LocalModel, error) {
+	var c inspectConfig
+	for _, o := range opts {
+		o(&c)
+	}
 	st, err := os.Stat(p)
 	if err != nil {
 		return nil, fmt.Errorf("inspect model: %w", err)
 	}
 	if st.IsDir() {
-		return inspectDir(p)
+		return inspectDir(p, c)
 	}
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("inspect model %s: not a regular file or a directory", p)
@@ -133,9 +153,54 @@ type hfConfig struct {
 	} `json:"quantization_config"`
 }
 
-func inspectDir(dir string) (*LocalModel, error) {
+// modelFiles are the non-weight files of a Hugging Face model directory.
+var modelFiles = map[string]bool{
+	"config.json": true, "generation_config.json": true,
+	"tokenizer.json": true, "tokenizer_config.json": true, "special_tokens_map.json": true, "added_tokens.json": true,
+	"tokenizer.model": true, "vocab.json": true, "merges.txt": true, "vocab.txt": true,
+	"chat_template.json": true, "chat_template.jinja": true,
+	"README.md": true, "LICENSE": true, "LICENSE.txt": true, "LICENSE.md": true, "NOTICE": true,
+}
+
+// weightFiles returns the weight files the loaders read from dir: the
+// shards of model.safetensors.index.json and the index, else
+// model.safetensors (as safetensors.OpenCheckpoint).
+func weightFiles(dir string) (map[string]bool, error) {
+	raw, err := readSmall(filepath.Join(dir, safetensors.IndexFileName), maxConfigSize)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return map[string]bool{safetensors.SingleFileName: true}, nil
+	case err != nil:
+		return nil, err
+	}
+	var idx struct {
+		WeightMap map[string]string `json:"weight_map"`
+	}
+	if err := json.Unmarshal(raw, &idx); err != nil {
+		return nil, fmt.Errorf("%s: %w", safetensors.IndexFileName, err)
+	}
+	w := map[string]bool{safetensors.IndexFileName: true}
+	for _, f := range idx.WeightMap {
+		w[path.Clean(filepath.ToSlash(f))] = true
+	}
+	return w, nil
+}
+
+// ModelFile reports whether a file of a Hugging Face directory (its
+// slash-separated path inside it) is part of the model: its configuration,
+// tokenizer, chat template, model card, license, or one of weights, the
+// weight files the loaders read (see weightFiles).
+func ModelFile(rel string, weights map[string]bool) bool {
+	return modelFiles[rel] || weights[rel]
+}
+
+func inspectDir(dir string, c inspectConfig) (*LocalModel, error) {
 	m := &LocalModel{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	weights, err := weightFiles(dir)
+	if err != nil {
+		return nil, fmt.Errorf("inspect model %s: %w", dir, err)
+	}
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -157,13 +222,19 @@ func inspectDir(dir string) (*LocalModel, error) {
 		if err != nil {
 			return err
 		}
-		m.Files = append(m.Files, &LocalFile{Path: filepath.ToSlash(rel), Local: p, Size: info.Size(), MediaType: mediaType(name)})
+		rel = filepath.ToSlash(rel)
+		if !c.all && !ModelFile(rel, weights) {
+			m.Skipped = append(m.Skipped, rel)
+			return nil
+		}
+		m.Files = append(m.Files, &LocalFile{Path: rel, Local: p, Size: info.Size(), MediaType: mediaType(name)})
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("inspect model %s: %w", dir, err)
 	}
 	sort.Slice(m.Files, func(i, j int) bool { return m.Files[i].Path < m.Files[j].Path })
+	sort.Strings(m.Skipped)
 	raw, err := readSmall(filepath.Join(dir, "config.json"), maxConfigSize)
 	if err != nil {
 		return nil, fmt.Errorf("inspect model %s: want a Hugging Face directory with config.json: %w", dir, err)

@@ -29,6 +29,9 @@ type PushOptions struct {
 	Description string            // the version's description
 	Labels      map[string]string // the version's labels
 	ChunkSize   int               // bytes per upload message; 0 means DefaultChunkSize
+	// AllFiles pushes every file of a directory, not only the model's
+	// (see Inspect).
+	AllFiles bool
 
 	open func(string) (io.ReadSeekCloser, error) // tests inject failing readers
 }
@@ -60,6 +63,9 @@ type PushResult struct {
 	Version      *registryv1.ModelVersion
 	BytesSent    int64 // blob bytes sent over the network
 	BytesSkipped int64 // blob bytes the registry had already (stored or received before an interruption)
+	// LeftOut are the directory's files that are not the model's and were
+	// not pushed (PushOptions.AllFiles pushes them).
+	LeftOut []string
 }
 
 // UploadResult is what Upload did.
@@ -84,7 +90,11 @@ func (r *RegistryClient) Push(ctx context.Context, name, localPath string, o *Pu
 			return nil, invalidArgument(op, err)
 		}
 	}
-	lm, err := Inspect(localPath)
+	var iopts []InspectOption
+	if o != nil && o.AllFiles {
+		iopts = append(iopts, AllFiles())
+	}
+	lm, err := Inspect(localPath, iopts...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -113,7 +123,7 @@ func (r *RegistryClient) Push(ctx context.Context, name, localPath string, o *Pu
 		return nil, wrap(op, err)
 	}
 	v := resp.GetVersion()
-	return &PushResult{Ref: v.GetRef().Text(), Version: v, BytesSent: up.BytesSent, BytesSkipped: up.BytesSkipped}, nil
+	return &PushResult{Ref: v.GetRef().Text(), Version: v, BytesSent: up.BytesSent, BytesSkipped: up.BytesSkipped, LeftOut: lm.Skipped}, nil
 }
 
 func pushAliases(o *PushOptions) []string {

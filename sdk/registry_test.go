@@ -119,12 +119,16 @@ func TestPushPullDir(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ents, _ := os.ReadDir(src)
-			if len(pr.Paths) != len(ents) {
-				t.Fatalf("pulled %d files, want %d", len(pr.Paths), len(ents))
+			// Every model file (golden.json is the tests', not the model's).
+			lm, err := sdk.Inspect(src)
+			if err != nil {
+				t.Fatal(err)
 			}
-			for _, e := range ents {
-				assertSameFile(t, filepath.Join(dst, e.Name()), filepath.Join(src, e.Name()))
+			if len(pr.Paths) != len(lm.Files) || len(res.LeftOut) != 1 || res.LeftOut[0] != "golden.json" {
+				t.Fatalf("pulled %d files, want %d; left out %v, want golden.json", len(pr.Paths), len(lm.Files), res.LeftOut)
+			}
+			for _, f := range lm.Files {
+				assertSameFile(t, filepath.Join(dst, f.Path), f.Local)
 			}
 		})
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -11,6 +10,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
@@ -51,37 +52,59 @@ type benchKernelConfig struct {
 	coldBytes int           // weights rotated through by cold runs (> LLC)
 }
 
-// runBenchKernels implements "bitnet bench kernels": memory read bandwidth,
+// newBenchKernelsCmd is "bitnet bench kernels": memory read bandwidth,
 // then every kernel path over the 2B4T shapes for n = 1 (cold and
 // cache-resident), 8 and 64 tokens at 1 and all threads.
-func runBenchKernels(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench kernels", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	asJSON := fs.Bool("json", false, "print one JSON object")
-	quick := fs.Bool("quick", false, "shorter run (smaller probe, fewer repetitions)")
-	pathFlag := fs.String("path", "", "only this kernel path: generic, avx2, avx512 or neon (default: every supported one)")
-	threads := fs.Int("threads", runtime.GOMAXPROCS(0), "thread count of the multi-threaded runs (runs also use 1)")
-	if err := fs.Parse(args); err != nil {
-		return err
+func newBenchKernelsCmd() *cobra.Command {
+	var (
+		asJSON, quick bool
+		pathFlag      string
+		threads       int
+	)
+	c := &cobra.Command{
+		Use:   "kernels [--quick] [--path P] [--threads N] [--json]",
+		Short: "Benchmark memory bandwidth and every kernel path on 2B4T's shapes",
+		Long: `Measure memory read bandwidth, then every kernel path this CPU supports over
+the BitLinear shapes of BitNet b1.58 2B4T, for 1 token (cold and cache-resident),
+8 and 64 tokens, at 1 and --threads threads. bw_ratio is the weight stream rate
+over the measured bandwidth.`,
+		Example: `  bitnet bench kernels --quick
+  bitnet bench kernels --path avx2 --threads 2 --json`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("bench kernels: unexpected arguments %q", args)
+			}
+			return nil
+		},
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("bench kernels: unexpected arguments %q", fs.Args())
+	f := c.Flags()
+	f.BoolVar(&asJSON, "json", false, "print one JSON object")
+	f.BoolVar(&quick, "quick", false, "shorter run (smaller probe, fewer repetitions)")
+	f.StringVar(&pathFlag, "path", "", "only this kernel path: generic, avx2, avx512 or neon (default: every supported one)")
+	f.IntVar(&threads, "threads", runtime.GOMAXPROCS(0), "thread count of the multi-threaded runs (runs also use 1)")
+	_ = c.RegisterFlagCompletionFunc("path", fixedCompletion("generic", "avx2", "avx512", "neon"))
+	c.RunE = func(c *cobra.Command, _ []string) error {
+		return benchKernelsRun(c.Context(), asJSON, quick, pathFlag, threads, c.OutOrStdout(), c.ErrOrStderr())
 	}
-	if *threads < 1 {
-		return fmt.Errorf("bench kernels: --threads %d must be at least 1", *threads)
+	return c
+}
+
+func benchKernelsRun(ctx context.Context, asJSON, quick bool, pathFlag string, threads int, stdout, stderr io.Writer) error {
+	if threads < 1 {
+		return fmt.Errorf("bench kernels: --threads %d must be at least 1", threads)
 	}
 	cfg := benchKernelConfig{
 		paths: kernels.Supported(), threads: []int{1}, shapes: kernelShapes(), ns: []int{1, 8, 64}, probeSize: 1 << 30,
 		minTime: 200 * time.Millisecond, reps: 3, coldBytes: 96 << 20,
 	}
-	if *threads > 1 {
-		cfg.threads = append(cfg.threads, *threads)
+	if threads > 1 {
+		cfg.threads = append(cfg.threads, threads)
 	}
-	if *quick {
+	if quick {
 		cfg.probeSize, cfg.minTime, cfg.reps = 256<<20, 30*time.Millisecond, 1
 	}
-	if *pathFlag != "" {
-		p, err := kernels.ParsePath(*pathFlag)
+	if pathFlag != "" {
+		p, err := kernels.ParsePath(pathFlag)
 		if err != nil {
 			return fmt.Errorf("bench kernels: %w", err)
 		}
@@ -94,7 +117,7 @@ func runBenchKernels(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		return enc.Encode(rep)
 	}

@@ -63,7 +63,7 @@ func TestBenchKernelsFlags(t *testing.T) {
 		{[]string{"--threads", "0"}, "--threads 0"},
 		{[]string{"extra"}, "unexpected"},
 	} {
-		err := runBenchKernels(context.Background(), c.args, io.Discard, io.Discard)
+		err := run(context.Background(), append([]string{"bench", "kernels"}, c.args...), io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("bench kernels %q: got %v, want an error containing %q", c.args, err, c.want)
 		}

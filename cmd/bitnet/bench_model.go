@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -17,6 +16,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
+	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
@@ -70,47 +72,71 @@ type benchModelReport struct {
 	TimestampUTC string  `json:"time"`
 }
 
-// runBenchModel implements "bitnet bench model": prefill and decode speed,
-// load time and resident memory of a model at one or more thread counts.
-func runBenchModel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench model", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("model", "", "model: a Hugging Face directory or a .gguf file (required)")
-	asJSON := fs.Bool("json", false, "print one JSON object")
-	threadList := fs.String("threads", "1,2", "comma-separated thread counts")
-	prompt := fs.Int("prompt", 128, "prompt tokens (prefill)")
-	gen := fs.Int("gen", 64, "generated tokens (decode)")
-	kernel := fs.String("kernel", "", "kernel path: generic, avx2, avx512 or neon (default: best for this CPU)")
-	seed := fs.Uint64("seed", 1, "seed of the random prompt")
-	repeat := fs.Int("repeat", 3, "repetitions of prefill and decode per thread count (medians are reported)")
-	kvCache := fs.String("kv-cache", "f16", "KV cache element type: f16 (as llama-bench) or f32")
-	huge := fs.Bool("huge-pages", true, "back the weights with transparent huge pages (Linux)")
-	probeMiB := fs.Int("probe-mib", 256, "read-bandwidth probe buffer in MiB (0: no probe)")
-	if err := fs.Parse(args); err != nil {
-		return err
+// newBenchModelCmd is "bitnet bench model": prefill and decode speed, load
+// time and resident memory of a model at one or more thread counts.
+func newBenchModelCmd(env config.Lookup) *cobra.Command {
+	var (
+		path, threadList           string
+		asJSON                     bool
+		prompt, gen, repeat, probe int
+		seed                       uint64
+	)
+	c := &cobra.Command{
+		Use:   "model --model PATH [--threads 1,2] [--prompt N] [--gen N] [--json] [flags]",
+		Short: "Benchmark a model's load, prefill and decode speed and memory",
+		Long: `Load a model (Hugging Face directory or .gguf) at each thread count and measure
+load time, prefill and decode speed (medians and best of --repeat runs), decode
+bytes per token against a paired read-bandwidth probe, and resident memory.
+Make a 2B4T-shaped model with: go run ./tools/randmodel -out /tmp/bitnet-2b.gguf`,
+		Example: `  bitnet bench model --model /tmp/bitnet-2b.gguf
+  bitnet bench model --model /tmp/opticks --threads 1,2,4 --prompt 64 --gen 32 --json
+  bitnet bench model --model m.gguf --kernel avx2 --kv-cache f32 --huge-pages=false`,
+		Args: noArgs,
 	}
-	if *path == "" {
-		return errors.New("bench model: --model is required")
+	set := config.Bind(c, config.Kernel, config.KVCache, config.HugePages)
+	f := c.Flags()
+	f.StringVar(&path, "model", "", "model: a Hugging Face directory or a .gguf file (required)")
+	f.BoolVar(&asJSON, "json", false, "print one JSON object")
+	f.StringVar(&threadList, "threads", "1,2", "comma-separated thread counts")
+	f.IntVar(&prompt, "prompt", 128, "prompt tokens (prefill)")
+	f.IntVar(&gen, "gen", 64, "generated tokens (decode)")
+	f.Uint64Var(&seed, "seed", 1, "seed of the random prompt")
+	f.IntVar(&repeat, "repeat", 3, "repetitions of prefill and decode per thread count (medians are reported)")
+	f.IntVar(&probe, "probe-mib", 256, "read-bandwidth probe buffer in MiB (0: no probe)")
+	c.RunE = func(c *cobra.Command, _ []string) error {
+		if path == "" {
+			return errors.New("bench model: --model is required")
+		}
+		v, err := set.Resolve(env)
+		if err != nil {
+			return fmt.Errorf("bench model: %w", err)
+		}
+		return benchModel(c.Context(), v, path, threadList, asJSON, prompt, gen, repeat, probe, seed, c.OutOrStdout())
 	}
-	kv, err := model.ParseKVType(*kvCache)
-	if err != nil {
-		return fmt.Errorf("bench model: --kv-cache: %w", err)
-	}
-	if *repeat < 1 || *probeMiB < 0 {
-		return fmt.Errorf("bench model: --repeat = %d must be >= 1 and --probe-mib = %d >= 0", *repeat, *probeMiB)
-	}
-	if *prompt < 1 || *gen < 1 {
-		return fmt.Errorf("bench model: --prompt = %d and --gen = %d must be >= 1", *prompt, *gen)
-	}
-	threads, err := parseThreadList(*threadList)
+	return c
+}
+
+func benchModel(ctx context.Context, v *config.Values, path, threadList string, asJSON bool, prompt, gen, repeat, probeMiB int, seed uint64, stdout io.Writer) error {
+	kernel, huge := config.Kernel.Get(v), config.HugePages.Get(v)
+	kv, err := model.ParseKVType(config.KVCache.Get(v))
 	if err != nil {
 		return fmt.Errorf("bench model: %w", err)
 	}
-	rep := benchModelReport{Model: *path, Prompt: *prompt, Gen: *gen, KVCache: kv.String(),
+	if repeat < 1 || probeMiB < 0 {
+		return fmt.Errorf("bench model: --repeat = %d must be >= 1 and --probe-mib = %d >= 0", repeat, probeMiB)
+	}
+	if prompt < 1 || gen < 1 {
+		return fmt.Errorf("bench model: --prompt = %d and --gen = %d must be >= 1", prompt, gen)
+	}
+	threads, err := parseThreadList(threadList)
+	if err != nil {
+		return fmt.Errorf("bench model: %w", err)
+	}
+	rep := benchModelReport{Model: path, Prompt: prompt, Gen: gen, KVCache: kv.String(),
 		GoMaxProcs: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
 		TimestampUTC: time.Now().UTC().Format(time.RFC3339)}
 	for _, n := range threads {
-		r, info, err := benchModelOnce(ctx, *path, *kernel, n, *prompt, *gen, *seed, *repeat, *probeMiB, kv, *huge)
+		r, info, err := benchModelOnce(ctx, path, kernel, n, prompt, gen, seed, repeat, probeMiB, kv, huge)
 		if err != nil {
 			return fmt.Errorf("bench model: %d threads: %w", n, err)
 		}
@@ -118,16 +144,16 @@ func runBenchModel(ctx context.Context, args []string, stdout, stderr io.Writer)
 		rep.TernaryMiB, rep.HeadInt8MiB, rep.KVCacheMiB = toMiB(info.ternary), toMiB(info.head), toMiB(info.kv)
 		rep.TargetRSSMiB = 1.1 * (rep.TernaryMiB + rep.HeadInt8MiB + rep.KVCacheMiB)
 		rep.Results = append(rep.Results, r)
-		if !*asJSON {
+		if !asJSON {
 			fmt.Fprintf(stdout, "threads %d: load %.2f s, prefill %.1f tok/s (best %.1f; %d tokens), decode %.1f tok/s (best %.1f; %d tokens), VmRSS %.0f MiB\n",
-				n, r.LoadSeconds, r.PrefillTokS, r.PrefillTokSBest, *prompt, r.DecodeTokS, r.DecodeTokSBest, *gen, r.VmRSSMiB)
+				n, r.LoadSeconds, r.PrefillTokS, r.PrefillTokSBest, prompt, r.DecodeTokS, r.DecodeTokSBest, gen, r.VmRSSMiB)
 			fmt.Fprintf(stdout, "  %.0f MiB on huge pages; decode reads %.0f MB/token: %.1f GB/s against a %.1f GB/s read probe (ratio %.2f, median of %d)\n",
 				r.AnonHugeMiB, r.DecodeBytesPerToken/1e6, r.DecodeGBs, r.ProbeGBs, r.DecodeBWRatio, r.Repeat)
 		}
 	}
 	mem := procStatusMiB()
 	rep.VmHWMMiB = mem["VmHWM"]
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		return enc.Encode(rep)
 	}

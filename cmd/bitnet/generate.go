@@ -3,43 +3,59 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"math"
+	"os"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/spf13/cobra"
+
+	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/chat"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/hardware"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/sampling"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
 )
 
-// stringList is a repeatable string flag.
-type stringList []string
-
-func (s *stringList) String() string     { return strings.Join(*s, ",") }
-func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
-
-// generateFlags are the options of "bitnet generate".
+// generateFlags are the options of "bitnet generate", local or remote.
 type generateFlags struct {
-	model, prompt, system, kernel string
-	kvCache                       string
-	maxTokens, topK, threads      int
-	repeatLastN                   int
-	temperature, topP, minP       float64
-	repeatPenalty                 float64
-	seed                          int64
-	chat, special                 bool
-	stops                         stringList
+	model, prompt, system   string
+	maxTokens, topK         int
+	repeatLastN             int
+	temperature, topP, minP float64
+	repeatPenalty           float64
+	seed                    int64
+	chat, special, echo     bool
+	stops, require          []string
+	kernel, kvCache         string // resolved settings
+	threads                 int
 }
 
-func parseGenerateFlags(args []string, stderr io.Writer) (*generateFlags, error) {
+func newGenerateCmd(env config.Lookup) *cobra.Command {
 	g := &generateFlags{}
-	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&g.model, "model", "", "model: a Hugging Face directory or a .gguf file (required)")
+	c := &cobra.Command{
+		Use:   "generate --model PATH|REF --prompt TEXT [flags]",
+		Short: "Generate text with a local model, or through the mesh with --remote",
+		Long: `Stream the continuation of a prompt to stdout, with timings on stderr.
+
+Locally, --model is a Hugging Face directory or a .gguf file. With --remote ADDR
+the request goes to the mesh (router or "bitnet up") and --model is a registry
+reference NAME, NAME@N or NAME:ALIAS. With BITNET_REMOTE set, generate goes
+through the mesh unless --model names a local file or directory (--remote ""
+forces a local run). Both take the same sampling flags.`,
+		Example: `  bitnet generate --model /tmp/opticks --prompt "Light is" --temperature 0 --max-tokens 32
+  bitnet generate --model model.gguf --prompt "Hello" --chat --system "Be brief." --seed 7
+  bitnet generate --remote 127.0.0.1:50051 --model opticks@1 --prompt "Light" --require avx2`,
+		Args: noArgs,
+	}
+	set := config.Bind(c, config.Remote, config.Timeout, config.Quiet, config.Kernel, config.Threads, config.KVCache)
+	fs := c.Flags()
+	fs.StringVar(&g.model, "model", "", "model: a Hugging Face directory or .gguf file; with --remote a registry reference NAME[@N|:ALIAS] (required)")
 	fs.StringVar(&g.prompt, "prompt", "", "prompt text (required)")
 	fs.IntVar(&g.maxTokens, "max-tokens", 256, "maximum number of tokens to generate")
 	fs.Float64Var(&g.temperature, "temperature", 0.8, "sampling temperature (0 = greedy)")
@@ -49,36 +65,102 @@ func parseGenerateFlags(args []string, stderr io.Writer) (*generateFlags, error)
 	fs.Float64Var(&g.repeatPenalty, "repeat-penalty", 1.0, "repetition penalty (1 = off)")
 	fs.IntVar(&g.repeatLastN, "repeat-last-n", 64, "previous tokens the repetition penalty looks at (0 = all)")
 	fs.Int64Var(&g.seed, "seed", -1, "random seed (-1 = random); the same seed gives the same output")
-	fs.Var(&g.stops, "stop", "stop before this string (repeatable)")
+	fs.StringArrayVar(&g.stops, "stop", nil, "stop before this string (repeatable)")
 	fs.BoolVar(&g.chat, "chat", false, "wrap the prompt in the model's chat template")
 	fs.StringVar(&g.system, "system", "", "system message (with --chat)")
-	fs.BoolVar(&g.special, "special", false, "print special tokens (e.g. <|eot_id|>) in the output")
-	fs.StringVar(&g.kernel, "kernel", "", "kernel path: generic, avx2, avx512 or neon (default: the best this CPU runs)")
-	fs.IntVar(&g.threads, "threads", 0, "worker threads (default: GOMAXPROCS)")
-	fs.StringVar(&g.kvCache, "kv-cache", "f16", "KV cache element type: f16 or f32")
-	if err := fs.Parse(args); err != nil {
-		return nil, err
+	fs.BoolVar(&g.special, "special", false, "print special tokens (e.g. <|eot_id|>) in the output (local only)")
+	fs.BoolVar(&g.echo, "echo", false, "print the prompt before the generated text")
+	fs.StringArrayVar(&g.require, "require", nil, "hardware the model must run on, e.g. avx512 or avx512vnni: this machine's, or with --remote the serving node's (repeatable)")
+	c.RunE = func(c *cobra.Command, _ []string) error {
+		v, err := set.Resolve(env)
+		if err != nil {
+			return fmt.Errorf("generate: %w", err)
+		}
+		g.kernel, g.threads, g.kvCache = config.Kernel.Get(v), config.Threads.Get(v), config.KVCache.Get(v)
+		if err := g.check(); err != nil {
+			return err
+		}
+		if useRemote(v, g.model) {
+			if c.Flags().Changed("repeat-last-n") && g.repeatLastN != 64 {
+				return errors.New("generate: --repeat-last-n: the mesh's repetition penalty looks at the last 64 tokens; drop the flag with --remote")
+			}
+			return remoteGenerate(c.Context(), clientFrom(v), g, c.OutOrStdout(), c.ErrOrStderr())
+		}
+		if err := checkLocalHardware(g.require); err != nil {
+			return err
+		}
+		return localGenerate(c.Context(), g, c.OutOrStdout(), c.ErrOrStderr())
 	}
+	return c
+}
+
+// useRemote says whether generate runs through the mesh: with --remote ADDR
+// (--remote "" forces a local run), or with BITNET_REMOTE set unless
+// --model names a local file or directory.
+func useRemote(v *config.Values, model string) bool {
+	switch v.Source(config.Remote).Origin {
+	case config.FromFlag:
+		return config.Remote.Get(v) != ""
+	case config.FromEnv:
+		_, err := os.Stat(model)
+		return model == "" || err != nil
+	}
+	return false
+}
+
+// check validates the flags, local or remote.
+func (g *generateFlags) check() error {
 	switch {
-	case fs.NArg() > 0:
-		return nil, fmt.Errorf("generate: unexpected argument %q", fs.Arg(0))
 	case g.model == "":
-		return nil, errors.New("generate: --model is required")
+		return errors.New("generate: --model is required")
 	case g.prompt == "":
-		return nil, errors.New("generate: --prompt is required")
-	case g.maxTokens < 0:
-		return nil, fmt.Errorf("generate: --max-tokens = %d must be >= 0", g.maxTokens)
+		return errors.New("generate: --prompt is required")
+	case g.maxTokens < 0 || g.maxTokens > math.MaxUint32:
+		return fmt.Errorf("generate: --max-tokens %d, want 0 to %d", g.maxTokens, uint32(math.MaxUint32))
 	case g.system != "" && !g.chat:
-		return nil, errors.New("generate: --system needs --chat")
+		return errors.New("generate: --system needs --chat")
 	case g.seed < -1:
-		return nil, fmt.Errorf("generate: --seed = %d must be >= 0 (or -1 for random)", g.seed)
+		return fmt.Errorf("generate: --seed = %d must be >= 0 (or -1 for random)", g.seed)
+	case !utf8.ValidString(g.prompt) || !utf8.ValidString(g.system):
+		return errors.New("generate: --prompt and --system must be valid UTF-8")
+	}
+	if _, err := g.sampler(); err != nil {
+		return fmt.Errorf("generate: %w", err)
 	}
 	for _, s := range g.stops {
-		if s == "" {
-			return nil, errors.New("generate: --stop must not be empty")
+		if s == "" || !utf8.ValidString(s) {
+			return errors.New("generate: --stop must be non-empty UTF-8")
 		}
 	}
-	return g, nil
+	return nil
+}
+
+// checkLocalHardware checks --require against this machine, as the router
+// checks it against a node.
+func checkLocalHardware(require []string) error {
+	if len(require) == 0 {
+		return nil
+	}
+	hw, err := hardware.Detect()
+	if err != nil {
+		return fmt.Errorf("generate: --require: %w", err)
+	}
+	for _, r := range require {
+		ok, err := hw.Has(r)
+		if err != nil {
+			return fmt.Errorf("generate: --require: %w", err)
+		}
+		if !ok {
+			var has []string
+			for _, name := range hardware.Requirements() {
+				if ok, _ := hw.Has(name); ok {
+					has = append(has, name)
+				}
+			}
+			return fmt.Errorf("generate: --require %s: this machine does not have it (it has %s)", r, strings.Join(has, ", "))
+		}
+	}
+	return nil
 }
 
 func (g *generateFlags) sampler() (*sampling.Sampler, error) {
@@ -95,23 +177,16 @@ func (g *generateFlags) sampler() (*sampling.Sampler, error) {
 	return sampling.New(opts...)
 }
 
-// runGenerate implements "bitnet generate": it streams the continuation of a
-// prompt to stdout as it is generated and prints timings to stderr.
-func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if remoteRequested(args) { // --remote ADDR: through the mesh (remote_generate.go)
-		return runRemoteGenerate(ctx, args, stdout, stderr)
-	}
-	g, err := parseGenerateFlags(args, stderr)
-	if err != nil {
-		return err
-	}
+// localGenerate streams the continuation of a prompt to stdout as it is
+// generated and prints timings to stderr.
+func localGenerate(ctx context.Context, g *generateFlags, stdout, stderr io.Writer) error {
 	s, err := g.sampler()
 	if err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}
 	kv, err := model.ParseKVType(g.kvCache)
 	if err != nil {
-		return fmt.Errorf("generate: --kv-cache: %w", err)
+		return fmt.Errorf("generate: %w", err)
 	}
 	eng, err := genEngine(g.kernel, g.threads)
 	if err != nil {
@@ -132,6 +207,11 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	ids, err := promptTokens(g, tok, m.Config())
 	if err != nil {
 		return fmt.Errorf("generate: %w", err)
+	}
+	if g.echo {
+		if _, err := io.WriteString(stdout, g.prompt); err != nil {
+			return err
+		}
 	}
 	st, err := generate(ctx, m, tok, s, ids, g, stdout)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -126,6 +127,11 @@ func TestGenerate(t *testing.T) {
 	if _, _, err := genRun(t, "generate", "--model", path, "--prompt", "Light", "--chat", "--system", "Be brief.", "--max-tokens", "3"); err != nil {
 		t.Errorf("--chat: %v", err)
 	}
+	// --echo and --require mean locally what they mean through the mesh.
+	got, _, err := genRun(t, append(greedy, "--echo", "--require", "generic")...)
+	if err != nil || got != "Light is refracted"+out1 {
+		t.Errorf("--echo: got %q, %v; want the prompt, then %q", got, err, out1)
+	}
 }
 
 func TestGenerateErrors(t *testing.T) {
@@ -140,10 +146,20 @@ func TestGenerateErrors(t *testing.T) {
 		{"system without chat", []string{"--model", path, "--prompt", "x", "--system", "s"}, "--system needs --chat"},
 		{"bad seed", []string{"--model", path, "--prompt", "x", "--seed", "-5"}, "--seed"},
 		{"bad top-p", []string{"--model", path, "--prompt", "x", "--top-p", "0"}, "top-p"},
-		{"bad kv cache", []string{"--model", path, "--prompt", "x", "--kv-cache", "q8"}, `KV cache type "q8"`},
+		{"bad kv cache", []string{"--model", path, "--prompt", "x", "--kv-cache", "q8"}, `invalid argument "q8" for "--kv-cache" flag: want f16 or f32`},
 		{"bad kernel", []string{"--model", path, "--prompt", "x", "--kernel", "sse9"}, "sse9"},
 		{"missing model", []string{"--model", path + ".nope", "--prompt", "x"}, ".nope"},
 		{"prompt too long", []string{"--model", path, "--prompt", strings.Repeat("light and colour ", 40)}, "max_position_embeddings"},
+		{"unknown requirement", []string{"--model", path, "--prompt", "x", "--require", "warp-drive"}, `unknown requirement "warp-drive"`},
+		{"max tokens", []string{"--model", path, "--prompt", "x", "--max-tokens", "4294967296"}, "--max-tokens 4294967296, want 0 to 4294967295"},
+		{"bad utf-8", []string{"--model", path, "--prompt", "\xffx"}, "valid UTF-8"},
+	}
+	if runtime.GOARCH == "amd64" {
+		tests = append(tests, struct {
+			name    string
+			args    []string
+			wantErr string
+		}{"missing hardware", []string{"--model", path, "--prompt", "x", "--require", "neon"}, "--require neon: this machine does not have it"})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

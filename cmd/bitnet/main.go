@@ -1,80 +1,60 @@
 // Command bitnet quantizes, trains, stores and serves BitNet b1.58 models.
 //
-// Usage: bitnet <command> [flags]. Run "bitnet help" for the list of commands.
+// Usage: bitnet COMMAND [flags]. Run "bitnet help" for the list of commands
+// and "bitnet env" for the settings every flag can also take from the
+// environment (cmd/bitnet/internal/config declares them).
 package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"sort"
 	"syscall"
+
+	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
 )
 
-// command is one subcommand of the bitnet binary.
-type command struct {
-	summary string
-	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
-}
-
-// commands lists every subcommand; each lives in its own file.
-func commands() map[string]command {
-	return map[string]command{
-		"version":    {"print the version", runVersion},
-		"bench":      {"benchmark kernels or a model (bench kernels|model)", runBench},
-		"tokenize":   {"tokenize text with a tokenizer.json", runTokenize},
-		"generate":   {"generate text with a local model, or through the mesh with --remote", runGenerate},
-		"perplexity": {"score a text with a local model", runPerplexity},
-		"train":      {"train a BitNet model with QAT", runTrain},
-		"push":       {"upload a GGUF file or HF directory to the registry (--quantize: as GGUF TQ2_0)", runPush},
-		"pull":       {"download a model version from the registry", runPull},
-		"models":     {"list the registry's models", runModels},
-		"nodes":      {"list inference nodes with their hardware and load", runNodes},
-		"quantize":   {"quantize a registry model to GGUF TQ2_0/TQ1_0 on the quantizer", runQuantize},
-		"up":         {"serve the whole mesh in one process (registry, quantizer, trainer, inference, router)", runUp},
-		"serve":      {"serve one service: registry, quantizer, trainer, inference or router", runServe},
-	}
-}
-
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	// The first interrupt (or SIGTERM) cancels ctx: commands stop cleanly,
+	// services drain. A second one exits at once.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go onSignals(sigs, cancel, os.Exit, os.Stderr) // lives as long as the process
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(0)
-	}
+	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bitnet:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cmds := commands()
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		usage(stdout, cmds)
-		return nil
+// onSignals cancels the command on the first signal and exits with status
+// 130 on the second (a load or a drain that takes long is not waited for).
+func onSignals(sigs <-chan os.Signal, cancel func(), exit func(int), stderr io.Writer) {
+	if _, ok := <-sigs; !ok {
+		return
 	}
-	c, ok := cmds[args[0]]
-	if !ok {
-		usage(stderr, cmds)
-		return fmt.Errorf("unknown command %q", args[0])
+	cancel()
+	if _, ok := <-sigs; !ok {
+		return
 	}
-	return c.run(ctx, args[1:], stdout, stderr)
+	fmt.Fprintln(stderr, "bitnet: interrupted again: exiting now")
+	exit(130)
 }
 
-func usage(w io.Writer, cmds map[string]command) {
-	names := make([]string, 0, len(cmds))
-	for n := range cmds {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	fmt.Fprintln(w, "usage: bitnet <command> [flags]\n\ncommands:")
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-12s %s\n", n, cmds[n].summary)
-	}
+// run executes the command line args with the process environment.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runEnv(ctx, args, os.LookupEnv, stdout, stderr)
+}
+
+// runEnv executes the command line args, reading settings from env.
+func runEnv(ctx context.Context, args []string, env config.Lookup, stdout, stderr io.Writer) error {
+	root := newRootCmd(env)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	return root.ExecuteContext(ctx)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"sort"
@@ -11,9 +10,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
 	"github.com/bitnet-mesh/bitnet-mesh/sdk"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/progress"
 )
@@ -32,35 +33,52 @@ type modelRow struct {
 	LoadedOn       []string          `json:"loaded_on,omitempty"` // "NODE (NAME@N)"
 }
 
-// runModels implements "bitnet models": the registry's models with their
-// latest version's format and size, and where inference nodes have them
-// loaded (when the endpoint serves the inference API).
-func runModels(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("models", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	rf := addRemoteFlags(fs)
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	prefix := fs.String("prefix", "", "only models whose name starts with this")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
+// newModelsCmd is "bitnet models": the registry's models with their latest
+// version's format and size, and where inference nodes have them loaded
+// (when the endpoint serves the inference API).
+func newModelsCmd(env config.Lookup) *cobra.Command {
+	var (
+		asJSON bool
+		prefix string
+	)
+	c := &cobra.Command{
+		Use:   "models [--prefix P] [--json] [flags]",
+		Short: "List the registry's models, their latest versions and where they are loaded",
+		Long: `List the registry's models with their latest version's format, quant type,
+size and aliases, and the inference nodes that have them loaded. Against a
+router or inference node without the registry API, list what it can serve.`,
+		Example: `  bitnet models
+  bitnet models --prefix opticks --json
+  bitnet models --remote mesh.example:50051`,
+		Args: noArgs,
 	}
-	if len(pos) > 0 {
-		return fmt.Errorf("models: unexpected argument %q", pos[0])
+	resolve := bindClient(c, env)
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	c.Flags().StringVar(&prefix, "prefix", "", "only models whose name starts with this")
+	c.RunE = func(c *cobra.Command, _ []string) error {
+		rf, err := resolve()
+		if err != nil {
+			return err
+		}
+		return listModels(c.Context(), rf, prefix, asJSON, c.OutOrStdout())
 	}
+	return c
+}
+
+func listModels(ctx context.Context, rf client, prefix string, asJSON bool, stdout io.Writer) error {
 	ctx, c, done, err := rf.dial(ctx)
 	if err != nil {
 		return err
 	}
 	defer done()
-	ms, err := c.Registry().List(ctx, *prefix)
+	ms, err := c.Registry().List(ctx, prefix)
 	if status.Code(err) == codes.Unimplemented {
 		// A router or inference node alone: list what it can serve.
-		rows, err := servableRows(ctx, c, *prefix)
+		rows, err := servableRows(ctx, c, prefix)
 		if err != nil {
 			return err
 		}
-		return printModels(stdout, rows, *asJSON)
+		return printModels(stdout, rows, asJSON)
 	}
 	if err != nil {
 		return err
@@ -90,7 +108,7 @@ func runModels(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		rows = append(rows, row)
 	}
 	// Loaded models come from the inference API; a registry alone has none.
-	if served, err := c.Inference().ListModels(ctx, *prefix); err == nil {
+	if served, err := c.Inference().ListModels(ctx, prefix); err == nil {
 		for _, s := range served {
 			i, ok := byName[s.GetName()]
 			if !ok {
@@ -101,7 +119,7 @@ func runModels(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			}
 		}
 	}
-	return printModels(stdout, rows, *asJSON)
+	return printModels(stdout, rows, asJSON)
 }
 
 // servableRows lists models through the inference API.

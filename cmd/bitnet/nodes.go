@@ -2,45 +2,63 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
 	inferencev1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/progress"
 )
 
-// runNodes implements "bitnet nodes": the inference nodes the router knows,
+// newNodesCmd is "bitnet nodes": the inference nodes the router knows,
 // with their hardware and load.
-func runNodes(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("nodes", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	rf := addRemoteFlags(fs)
-	asJSON := fs.Bool("json", false, "print JSON (the API's ListNodesResponse) instead of a table")
-	model := fs.String("model", "", "only nodes that can serve this model")
-	var require stringsFlag
-	fs.Var(&require, "require", "only nodes with this feature or kernel path (repeatable)")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
+func newNodesCmd(env config.Lookup) *cobra.Command {
+	var (
+		asJSON  bool
+		model   string
+		require []string
+	)
+	c := &cobra.Command{
+		Use:   "nodes [--model REF] [--require FEATURE]... [--json] [flags]",
+		Short: "List inference nodes with their hardware, load and loaded models",
+		Long: `List the inference nodes the router knows: address, health, CPU architecture,
+kernel path, features, cores, model memory, requests in flight, queue, recent
+tokens per second and loaded models.`,
+		Example: `  bitnet nodes
+  bitnet nodes --require avx512 --json
+  bitnet nodes --model opticks@1`,
+		Args: noArgs,
 	}
-	if len(pos) > 0 {
-		return fmt.Errorf("nodes: unexpected argument %q", pos[0])
+	resolve := bindClient(c, env)
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON (the API's ListNodesResponse) instead of a table")
+	c.Flags().StringVar(&model, "model", "", "only nodes that can serve this model")
+	c.Flags().StringArrayVar(&require, "require", nil, "only nodes with this feature or kernel path (repeatable)")
+	c.RunE = func(c *cobra.Command, _ []string) error {
+		rf, err := resolve()
+		if err != nil {
+			return err
+		}
+		return listNodes(c.Context(), rf, model, require, asJSON, c.OutOrStdout())
 	}
+	return c
+}
+
+func listNodes(ctx context.Context, rf client, model string, require []string, asJSON bool, stdout io.Writer) error {
 	ctx, c, done, err := rf.dial(ctx)
 	if err != nil {
 		return err
 	}
 	defer done()
-	nodes, err := c.Inference().ListNodes(ctx, *model, require...)
+	nodes, err := c.Inference().ListNodes(ctx, model, require...)
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		b, err := protojson.MarshalOptions{Multiline: true, UseProtoNames: true}.Marshal(&inferencev1.ListNodesResponse{Nodes: nodes})
 		if err != nil {
 			return err

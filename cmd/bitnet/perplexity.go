@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -12,55 +11,70 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
+	"github.com/spf13/cobra"
+
+	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
-// runPerplexity implements
+// newPerplexityCmd is
 // bitnet perplexity --model PATH (--text FILE | --tokens FILE) [--ctx N] [--json] [--kernel P] [--threads N].
-func runPerplexity(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("perplexity", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	modelPath := fs.String("model", "", "model: Hugging Face directory or .gguf file (required)")
-	textFile := fs.String("text", "", "text file to tokenize and score")
-	tokensFile := fs.String("tokens", "", "file of whitespace-separated token ids to score")
-	window := fs.Int("ctx", 0, "window size in tokens (0: all, up to the model's context)")
-	asJSON := fs.Bool("json", false, `print {"tokens": int, "nll_mean": float, "ppl": float}`)
-	bos := fs.Bool("bos", false, "prepend the BOS token to the text's tokens (--text only)")
-	kernel := fs.String("kernel", "", "kernel path: generic, avx2, avx512 or neon (default: $"+kernels.EnvPath+" or the best)")
-	threads := fs.Int("threads", 0, "kernel threads (default: all cores)")
-	kvCache := fs.String("kv-cache", "f32", "KV cache element type: f32 (exact) or f16")
-	headF32 := fs.Bool("head-f32", false, "exact float32 output head and embeddings, like the reference (slower) instead of int8")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: bitnet perplexity --model PATH (--text FILE | --tokens FILE) [--ctx N] [--json] [--kernel P] [--threads N]")
-		fs.PrintDefaults()
+func newPerplexityCmd(env config.Lookup) *cobra.Command {
+	var (
+		modelPath, textFile, tokensFile string
+		window                          int
+		asJSON, bos, headF32            bool
+	)
+	c := &cobra.Command{
+		Use:   "perplexity --model PATH (--text FILE | --tokens FILE) [--ctx N] [--json] [flags]",
+		Short: "Score a text with a local model (perplexity)",
+		Long: `Score a text (or a file of token IDs) with a local model: a Hugging Face
+directory or a .gguf file. Prints the token count, mean negative log-likelihood
+and perplexity. The KV cache is f32 here by default, for exact scores.`,
+		Example: `  bitnet perplexity --model /tmp/opticks --text "$(go env GOROOT)/src/testdata/Isaac.Newton-Opticks.txt" --ctx 128
+  bitnet perplexity --model model.gguf --tokens ids.txt --json --kernel generic`,
+		Args: noArgs,
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
+	set := config.Bind(c, config.Kernel, config.Threads, config.KVCache.WithDefault("f32"))
+	f := c.Flags()
+	f.StringVar(&modelPath, "model", "", "model: Hugging Face directory or .gguf file (required)")
+	f.StringVar(&textFile, "text", "", "text file to tokenize and score")
+	f.StringVar(&tokensFile, "tokens", "", "file of whitespace-separated token ids to score")
+	f.IntVar(&window, "ctx", 0, "window size in tokens (0: all, up to the model's context)")
+	f.BoolVar(&asJSON, "json", false, `print {"tokens": int, "nll_mean": float, "ppl": float}`)
+	f.BoolVar(&bos, "bos", false, "prepend the BOS token to the text's tokens (--text only)")
+	f.BoolVar(&headF32, "head-f32", false, "exact float32 output head and embeddings, like the reference (slower) instead of int8")
+	c.RunE = func(c *cobra.Command, _ []string) error {
+		if modelPath == "" {
+			return errors.New("perplexity: --model is required")
+		}
+		if (textFile == "") == (tokensFile == "") {
+			return errors.New("perplexity: give exactly one of --text and --tokens")
+		}
+		if window < 0 || window == 1 {
+			return fmt.Errorf("perplexity: --ctx %d must be 0 or at least 2", window)
+		}
+		v, err := set.Resolve(env)
+		if err != nil {
+			return fmt.Errorf("perplexity: %w", err)
+		}
+		return perplexity(c.Context(), v, modelPath, textFile, tokensFile, window, asJSON, bos, headF32, c.OutOrStdout(), c.ErrOrStderr())
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("perplexity: unexpected argument %q", fs.Arg(0))
-	}
-	if *modelPath == "" {
-		return errors.New("perplexity: --model is required")
-	}
-	if (*textFile == "") == (*tokensFile == "") {
-		return errors.New("perplexity: give exactly one of --text and --tokens")
-	}
-	if *window < 0 || *window == 1 {
-		return fmt.Errorf("perplexity: --ctx %d must be 0 or at least 2", *window)
-	}
-	kv, err := model.ParseKVType(*kvCache)
+	return c
+}
+
+func perplexity(ctx context.Context, v *config.Values, modelPath, textFile, tokensFile string, window int, asJSON, bos, headF32 bool, stdout, stderr io.Writer) error {
+	kv, err := model.ParseKVType(config.KVCache.Get(v))
 	if err != nil {
-		return fmt.Errorf("perplexity: --kv-cache: %w", err)
+		return fmt.Errorf("perplexity: %w", err)
 	}
-	eng, err := pplEngine(*kernel, *threads)
+	eng, err := genEngine(config.Kernel.Get(v), config.Threads.Get(v))
 	if err != nil {
 		return fmt.Errorf("perplexity: %w", err)
 	}
 	defer eng.Close()
 	start := time.Now()
-	m, err := model.Load(*modelPath, model.WithEngine(eng), model.WithHeadInt8(!*headF32), model.WithKVType(kv))
+	m, err := model.Load(modelPath, model.WithEngine(eng), model.WithHeadInt8(!headF32), model.WithKVType(kv))
 	if err != nil {
 		return fmt.Errorf("perplexity: %w", err)
 	}
@@ -68,44 +82,27 @@ func runPerplexity(ctx context.Context, args []string, stdout, stderr io.Writer)
 	load := time.Since(start)
 
 	var ids []int
-	if *tokensFile != "" {
-		ids, err = readTokenIDs(*tokensFile)
+	if tokensFile != "" {
+		ids, err = readTokenIDs(tokensFile)
 	} else {
-		ids, err = tokenizeFile(m, *textFile, *bos)
+		ids, err = tokenizeFile(m, textFile, bos)
 	}
 	if err != nil {
 		return fmt.Errorf("perplexity: %w", err)
 	}
 	start = time.Now()
-	res, err := m.Perplexity(ctx, ids, *window)
+	res, err := m.Perplexity(ctx, ids, window)
 	if err != nil {
 		return fmt.Errorf("perplexity: %w", err)
 	}
 	el := time.Since(start)
-	if *asJSON {
+	if asJSON {
 		return json.NewEncoder(stdout).Encode(res)
 	}
 	fmt.Fprintf(stdout, "tokens: %d\nnll_mean: %.6f\nppl: %.4f\n", res.Tokens, res.NLLMean, res.PPL)
 	fmt.Fprintf(stderr, "load %.2fs, scored %d tokens in %.2fs (%.1f tokens/s, kernel %s, %d threads)\n",
 		load.Seconds(), len(ids), el.Seconds(), float64(len(ids))/el.Seconds(), eng.Path(), eng.Threads())
 	return nil
-}
-
-// pplEngine builds the kernel engine from --kernel (else $BITNET_KERNEL, else
-// the best path) and --threads.
-func pplEngine(kernel string, threads int) (*kernels.Engine, error) {
-	var p kernels.Path
-	if kernel != "" {
-		var err error
-		if p, err = kernels.ParsePath(kernel); err != nil {
-			return nil, err
-		}
-	} else if ep, ok, err := kernels.PathFromEnv(os.Getenv); err != nil {
-		return nil, err
-	} else if ok {
-		p = ep
-	}
-	return kernels.New(kernels.WithPath(p), kernels.WithThreads(threads))
 }
 
 // readTokenIDs reads whitespace-separated non-negative token ids.

@@ -2,41 +2,51 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 
+	"github.com/spf13/cobra"
+
+	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/sdk"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/progress"
 )
 
-// runPull implements "bitnet pull REF --out DIR": download a version's
-// files (resuming partial downloads, verifying sha256) and print their
-// paths.
-func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("pull", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: bitnet pull [--remote ADDR] NAME[@N|:ALIAS] [--out DIR]")
-		fs.PrintDefaults()
+// newPullCmd is "bitnet pull REF --out DIR": download a version's files
+// (resuming partial downloads, verifying sha256) and print their paths.
+func newPullCmd(env config.Lookup) *cobra.Command {
+	var out string
+	c := &cobra.Command{
+		Use:   "pull NAME[@N|:ALIAS] [--out DIR] [flags]",
+		Short: "Download a model version from the registry",
+		Long: `Download the files of a model version into a directory (default ./NAME),
+resuming partial downloads and verifying every file's sha256, and print their
+paths.`,
+		Example: `  bitnet pull opticks@1 --out /tmp/opticks
+  bitnet pull tiny:prod
+  BITNET_REMOTE=mesh.example:50051 bitnet pull bitnet-2b --quiet`,
+		Args: exactArgs("model reference NAME[@N|:ALIAS]"),
 	}
-	rf := addRemoteFlags(fs)
-	out := fs.String("out", "", "destination directory (default: ./NAME)")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
+	resolve := bindClient(c, env)
+	c.Flags().StringVar(&out, "out", "", "destination directory (default: ./NAME)")
+	c.RunE = func(c *cobra.Command, args []string) error {
+		rf, err := resolve()
+		if err != nil {
+			return err
+		}
+		return pull(c.Context(), rf, args[0], out, c.OutOrStdout(), c.ErrOrStderr())
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return fmt.Errorf("pull: want one model reference NAME[@N|:ALIAS], got %d arguments", len(pos))
-	}
-	ref, err := modelv1.ParseRef(pos[0])
+	return c
+}
+
+func pull(ctx context.Context, rf client, refText, out string, stdout, stderr io.Writer) error {
+	ref, err := modelv1.ParseRef(refText)
 	if err != nil {
 		return fmt.Errorf("pull: %w", err)
 	}
-	if *out == "" {
-		*out = ref.GetName()
+	if out == "" {
+		out = ref.GetName()
 	}
 	ctx, c, done, err := rf.dial(ctx)
 	if err != nil {
@@ -44,7 +54,7 @@ func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer done()
 	bar := newBar(stderr, rf.quiet)
-	res, err := c.Registry().Pull(ctx, pos[0], *out, &sdk.PullOptions{Progress: transferProgress(bar)})
+	res, err := c.Registry().Pull(ctx, refText, out, &sdk.PullOptions{Progress: transferProgress(bar)})
 	bar.Finish()
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
 )
@@ -80,15 +81,15 @@ func TestPushPullModels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ents, _ := os.ReadDir(tinyHF)
-	if got := strings.Count(out, "\n"); got != len(ents) {
-		t.Errorf("pull printed %d paths, want %d:\n%s", got, len(ents), out)
+	modelFiles := []string{"config.json", "generation_config.json", "model.safetensors", "tokenizer.json"} // not golden.json
+	if got := strings.Count(out, "\n"); got != len(modelFiles) {
+		t.Errorf("pull printed %d paths, want %d:\n%s", got, len(modelFiles), out)
 	}
-	for _, e := range ents {
-		a, _ := os.ReadFile(filepath.Join(tinyHF, e.Name()))
-		b, err := os.ReadFile(filepath.Join(dst, e.Name()))
+	for _, name := range modelFiles {
+		a, _ := os.ReadFile(filepath.Join(tinyHF, name))
+		b, err := os.ReadFile(filepath.Join(dst, name))
 		if err != nil || string(a) != string(b) {
-			t.Errorf("pulled %s differs (%v)", e.Name(), err)
+			t.Errorf("pulled %s differs (%v)", name, err)
 		}
 	}
 	if !strings.Contains(errOut, "pulled hf@1") {
@@ -114,7 +115,7 @@ func TestPushPullModels(t *testing.T) {
 		!strings.Contains(lines[2], "prod=2") || !strings.Contains(lines[2], "node-a (tiny@1)") || !strings.Contains(lines[1], "hf_packed") {
 		t.Errorf("models table:\n%s", out)
 	}
-	t.Setenv(envRemote, addr)
+	t.Setenv(config.Remote.Env(), addr)
 	out, _, err = runCLI(t, "models", "--json", "--prefix", "tiny")
 	if err != nil {
 		t.Fatal(err)
@@ -159,5 +160,48 @@ func TestPushQuantize(t *testing.T) {
 	}
 	if !strings.Contains(errOut, "job job-1 quantize") || !strings.Contains(errOut, "quantized 4 linears") {
 		t.Errorf("got stderr %q, want job progress and a summary", errOut)
+	}
+}
+
+// TestPushModelFilesOnly: push sends a trained directory's model files and
+// says what it left out; --all sends everything.
+func TestPushModelFilesOnly(t *testing.T) {
+	addr, store := startMesh(t)
+	dir := t.TempDir()
+	for _, f := range []string{"config.json", "generation_config.json", "model.safetensors", "tokenizer.json"} {
+		b, err := os.ReadFile(filepath.Join(tinyHF, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"checkpoint.safetensors", "train.tokens", "loss.svg"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("leftover"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		args      []string
+		wantFiles int
+		wantNote  bool
+	}{
+		{[]string{"push", "--remote", addr, dir, "--name", "trained"}, 4, true},
+		{[]string{"push", "--remote", addr, dir, "--name", "trained", "--all"}, 7, false},
+		{[]string{"push", "--remote", addr, dir, "--name", "trained", "--quantize"}, 1, true},
+	} {
+		out, errOut, err := runCLI(t, tc.args...)
+		if err != nil {
+			t.Fatalf("%q: %v (%s)", tc.args, err, errOut)
+		}
+		v, err := store.Resolve(t.Context(), strings.TrimSpace(out))
+		if err != nil {
+			t.Fatal(err)
+		}
+		note := strings.Contains(errOut, "left out (not model files; --all pushes them): checkpoint.safetensors, loss.svg, train.tokens")
+		if len(v.Files) != tc.wantFiles || note != tc.wantNote {
+			t.Errorf("%q: got %d files, note %v (stderr %q); want %d, %v", tc.args, len(v.Files), note, errOut, tc.wantFiles, tc.wantNote)
+		}
 	}
 }

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 
+	"github.com/spf13/cobra"
+
+	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
 	quantizerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/quantizer/v1"
 )
@@ -14,49 +16,63 @@ import (
 // maxCalibrationText is the API's limit on inline calibration text.
 const maxCalibrationText = 1 << 20
 
-// runQuantize implements "bitnet quantize REF": quantize a registry version
-// on the quantizer, follow the job and print the resulting NAME@N.
-func runQuantize(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("quantize", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: bitnet quantize [--remote ADDR] NAME[@N|:ALIAS] [--type tq2_0|tq1_0] [--name NAME]")
-		fs.PrintDefaults()
+// newQuantizeCmd is "bitnet quantize REF": quantize a registry version on
+// the quantizer, follow the job and print the resulting NAME@N.
+func newQuantizeCmd(env config.Lookup) *cobra.Command {
+	var (
+		qtype, name, calib string
+		detach             bool
+		aliases            []string
+	)
+	c := &cobra.Command{
+		Use:   "quantize NAME[@N|:ALIAS] [--type tq2_0|tq1_0] [--name NAME] [flags]",
+		Short: "Quantize a registry model to GGUF TQ2_0/TQ1_0 on the quantizer",
+		Long: `Quantize a registry version to GGUF TQ2_0 (or TQ1_0) on the quantizer service,
+follow the job's progress and print the new version NAME@N. The report gives
+the perplexity and KL divergence before and after on calibration text.`,
+		Example: `  bitnet quantize opticks@1
+  bitnet quantize opticks --type tq1_0 --name opticks-tq1 --alias prod
+  bitnet quantize opticks@1 --calibration notes.txt --detach`,
+		Args: exactArgs("model reference NAME[@N|:ALIAS]"),
 	}
-	rf := addRemoteFlags(fs)
-	qtype := fs.String("type", "tq2_0", "target type: tq2_0 or tq1_0")
-	name := fs.String("name", "", "model that receives the result (default: the source's)")
-	calib := fs.String("calibration", "", "text file for the perplexity and KL report (at most 1 MiB)")
-	detach := fs.Bool("detach", false, "print the job ID and return without waiting")
-	var aliases stringsFlag
-	fs.Var(&aliases, "alias", "alias to point at the new version (repeatable)")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
+	resolve := bindClient(c, env)
+	f := c.Flags()
+	f.StringVar(&qtype, "type", "tq2_0", "target type: tq2_0 or tq1_0")
+	f.StringVar(&name, "name", "", "model that receives the result (default: the source's)")
+	f.StringVar(&calib, "calibration", "", "text file for the perplexity and KL report (at most 1 MiB)")
+	f.BoolVar(&detach, "detach", false, "print the job ID and return without waiting")
+	f.StringArrayVar(&aliases, "alias", nil, "alias to point at the new version (repeatable)")
+	_ = c.RegisterFlagCompletionFunc("type", fixedCompletion("tq2_0", "tq1_0"))
+	c.RunE = func(c *cobra.Command, args []string) error {
+		rf, err := resolve()
+		if err != nil {
+			return err
+		}
+		return quantize(c.Context(), rf, args[0], qtype, name, calib, detach, aliases, c.OutOrStdout(), c.ErrOrStderr())
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return fmt.Errorf("quantize: want one model reference NAME[@N|:ALIAS], got %d arguments", len(pos))
-	}
-	if _, err := modelv1.ParseRef(pos[0]); err != nil {
+	return c
+}
+
+func quantize(ctx context.Context, rf client, ref, qtype, name, calib string, detach bool, aliases []string, stdout, stderr io.Writer) error {
+	if _, err := modelv1.ParseRef(ref); err != nil {
 		return fmt.Errorf("quantize: %w", err)
 	}
-	if *name != "" {
-		if err := modelv1.CheckName(*name); err != nil {
+	if name != "" {
+		if err := modelv1.CheckName(name); err != nil {
 			return fmt.Errorf("quantize: --name: %w", err)
 		}
 	}
-	target, err := parseQuantType(*qtype)
+	target, err := parseQuantType(qtype)
 	if err != nil {
 		return fmt.Errorf("quantize: %w", err)
 	}
 	req := &quantizerv1.CreateJobRequest{
-		Source: &quantizerv1.Source{Source: &quantizerv1.Source_Model{Model: pos[0]}},
+		Source: &quantizerv1.Source{Source: &quantizerv1.Source_Model{Model: ref}},
 		Target: target,
-		Output: &quantizerv1.Output{Name: *name, Aliases: aliases},
+		Output: &quantizerv1.Output{Name: name, Aliases: aliases},
 	}
-	if *calib != "" {
-		text, err := readCalibration(*calib)
+	if calib != "" {
+		text, err := readCalibration(calib)
 		if err != nil {
 			return fmt.Errorf("quantize: %w", err)
 		}
@@ -67,7 +83,7 @@ func runQuantize(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer done()
-	if *detach {
+	if detach {
 		job, err := c.Quantizer().CreateJob(ctx, req)
 		if err != nil {
 			return err
@@ -77,7 +93,7 @@ func runQuantize(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	job, err := quantizeAndWait(ctx, c, req, stderr, rf.quiet)
 	if err != nil {
-		return fmt.Errorf("quantize %s: %w", pos[0], err)
+		return fmt.Errorf("quantize %s: %w", ref, err)
 	}
 	_, err = fmt.Fprintln(stdout, job.GetResult().Text())
 	return err

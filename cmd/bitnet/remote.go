@@ -1,51 +1,53 @@
 package main
 
 // Shared plumbing of the client commands (push, pull, models, nodes,
-// quantize, generate --remote): the --remote flag, dialling the SDK,
-// flags after positional arguments, and progress bars on stderr.
+// quantize, generate --remote): their settings, dialling the SDK, and
+// progress bars on stderr.
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
+	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
 	quantizerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/quantizer/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/sdk"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/progress"
 )
 
-// Where the client commands connect without --remote.
-const (
-	envRemote     = "BITNET_REMOTE"
-	defaultRemote = "127.0.0.1:50051"
-)
-
-// remoteFlags are the flags every client command has.
-type remoteFlags struct {
+// client is the connection settings of a mesh client command
+// (config.Client: --remote, --timeout, --quiet).
+type client struct {
 	addr    string
 	quiet   bool
 	timeout time.Duration
 }
 
-func addRemoteFlags(fs *flag.FlagSet) *remoteFlags {
-	r := &remoteFlags{}
-	def := os.Getenv(envRemote)
-	if def == "" {
-		def = defaultRemote
+// bindClient generates the client settings' flags on c; the returned
+// function resolves them after parsing.
+func bindClient(c *cobra.Command, env config.Lookup) func() (client, error) {
+	set := config.Bind(c, config.Client...)
+	return func() (client, error) {
+		v, err := set.Resolve(env)
+		if err != nil {
+			return client{}, fmt.Errorf("%s: %w", c.Name(), err)
+		}
+		return clientFrom(v), nil
 	}
-	fs.StringVar(&r.addr, "remote", def, "gRPC address of the mesh (env "+envRemote+")")
-	fs.BoolVar(&r.quiet, "quiet", false, "no progress output on stderr")
-	fs.DurationVar(&r.timeout, "timeout", 0, "give up after this long (0 = no limit)")
-	return r
+}
+
+// clientFrom reads the client settings from resolved values.
+func clientFrom(v *config.Values) client {
+	return client{addr: config.Remote.Get(v), quiet: config.Quiet.Get(v), timeout: config.Timeout.Get(v)}
 }
 
 // dial connects to the mesh; the returned cancel ends the --timeout context.
-func (r *remoteFlags) dial(ctx context.Context) (context.Context, *sdk.Client, context.CancelFunc, error) {
+func (r client) dial(ctx context.Context) (context.Context, *sdk.Client, context.CancelFunc, error) {
 	cancel := func() {}
 	if r.timeout > 0 {
 		ctx, cancel = context.WithTimeout(ctx, r.timeout)
@@ -56,26 +58,6 @@ func (r *remoteFlags) dial(ctx context.Context) (context.Context, *sdk.Client, c
 		return nil, nil, nil, err
 	}
 	return ctx, c, func() { c.Close(); cancel() }, nil
-}
-
-// parseInterleaved parses flags that may follow positional arguments
-// ("bitnet push PATH --name x") and returns the positional ones.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
-			return append(pos, rest...), nil // everything after -- is positional
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
 }
 
 // newBar returns a progress bar on stderr: redrawn in place on a terminal,
@@ -147,12 +129,6 @@ func parseQuantType(s string) (modelv1.QuantType, error) {
 	}
 	return 0, fmt.Errorf("--type %q: want tq2_0 or tq1_0", s)
 }
-
-// stringsFlag is a repeatable string flag.
-type stringsFlag []string
-
-func (s *stringsFlag) String() string     { return strings.Join(*s, ",") }
-func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
 
 // quantizeAndWait creates a quantizer job, follows it with a progress bar
 // and prints a short quality summary; it returns the finished job.

@@ -151,8 +151,17 @@ func (fakeInference) Generate(req *inferencev1.GenerateRequest, s grpc.ServerStr
 	if len(req.GetMessages()) > 0 {
 		text = "chat:" + req.GetMessages()[len(req.GetMessages())-1].GetContent()
 	}
-	if req.Temperature != nil {
-		text += fmt.Sprintf(" t=%g", req.GetTemperature())
+	if text == "params" { // what the client sent, "-" for unset
+		opt := func(set bool, v any) string {
+			if !set {
+				return "-"
+			}
+			return fmt.Sprint(v)
+		}
+		text = fmt.Sprintf("temperature=%s top_k=%d top_p=%s min_p=%v penalty=%s seed=%s max=%d require=%s prefer=%s echo=%v",
+			opt(req.Temperature != nil, req.GetTemperature()), req.GetTopK(), opt(req.TopP != nil, req.GetTopP()), req.GetMinP(),
+			opt(req.RepetitionPenalty != nil, req.GetRepetitionPenalty()), opt(req.Seed != nil, req.GetSeed()), req.GetMaxTokens(),
+			strings.Join(req.GetRequire(), "+"), req.GetPreferKernel(), req.GetEcho())
 	}
 	words := strings.Fields(text)
 	for _, w := range words {

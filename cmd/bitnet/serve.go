@@ -1,139 +1,66 @@
 package main
 
-// `bitnet serve <service>` and the flags it shares with `bitnet up`. Every
-// flag can also come from the environment (the flag wins):
-//
-//	--grpc           BITNET_GRPC_ADDR
-//	--http           BITNET_HTTP_ADDR   ("-" disables REST)
-//	--data           BITNET_DATA
-//	--consul         CONSUL_HTTP_ADDR
-//	--advertise      POD_IP
-//	--kernel         BITNET_KERNEL
-//	--threads        BITNET_THREADS
-//	--kv-cache       BITNET_KV_CACHE    (f16 or f32)
-//	--huge-pages     BITNET_HUGE_PAGES  (true or false)
-//	--memory-budget  BITNET_MEMORY_BUDGET
-//	--node-name      BITNET_NODE_NAME
-//	--registry       BITNET_REGISTRY_ADDR
-//	--log-json       BITNET_LOG_JSON
-//	--log-level      BITNET_LOG_LEVEL
+// `bitnet serve <service>` and the settings it shares with `bitnet up`
+// (config.Server; `bitnet env` lists their variables).
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
-	"os"
-	"strconv"
-	"time"
+	"syscall"
 
+	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
 	"github.com/bitnet-mesh/bitnet-mesh/services/mesh"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/discovery"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/logging"
-	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
-// meshFlags are the flags of `up` and `serve`.
-type meshFlags struct {
-	grpc, http, data, consul, advertise  string
-	kernel, nodeName, registry, logLevel string
-	kvCache                              string
-	threads                              int
-	memoryBudget                         int64
-	logJSON, hugePages                   bool
-	drain                                time.Duration
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
-}
-
-// addMeshFlags registers the flags; env values that do not parse are
-// reported by parse (flag defaults must be typed, so numbers and booleans
-// are read as strings first).
-func addMeshFlags(fs *flag.FlagSet, serve bool) (*meshFlags, func() error) {
-	f := &meshFlags{}
-	fs.StringVar(&f.grpc, "grpc", envOr("BITNET_GRPC_ADDR", "127.0.0.1:50051"), "gRPC listen address (env BITNET_GRPC_ADDR)")
-	fs.StringVar(&f.http, "http", envOr("BITNET_HTTP_ADDR", "127.0.0.1:8080"), `REST listen address, "-" for none (env BITNET_HTTP_ADDR)`)
-	fs.StringVar(&f.data, "data", envOr("BITNET_DATA", mesh.DefaultDataDir()), "data directory: registry store, model cache (env BITNET_DATA)")
-	consulDef := ""
-	if serve {
-		consulDef = os.Getenv("CONSUL_HTTP_ADDR") // `up` uses in-process discovery unless asked
-	}
-	fs.StringVar(&f.consul, "consul", consulDef, "Consul agent HTTP address (serve: env CONSUL_HTTP_ADDR)")
-	fs.StringVar(&f.advertise, "advertise", os.Getenv("POD_IP"), "host other services dial (env POD_IP; default the listener's host)")
-	fs.StringVar(&f.kernel, "kernel", os.Getenv("BITNET_KERNEL"), "cap the inference kernel path: generic, avx2, avx512 or neon (env BITNET_KERNEL)")
-	fs.StringVar(&f.nodeName, "node-name", os.Getenv("BITNET_NODE_NAME"), "discovery ID and node name (env BITNET_NODE_NAME; default SERVICE-HOST-PORT)")
-	fs.StringVar(&f.registry, "registry", os.Getenv("BITNET_REGISTRY_ADDR"), "registry gRPC address for quantizer/inference (env BITNET_REGISTRY_ADDR; default: discovered bitnet-registry)")
-	fs.StringVar(&f.logLevel, "log-level", envOr("BITNET_LOG_LEVEL", "info"), "debug, info, warn or error (env BITNET_LOG_LEVEL)")
-	fs.DurationVar(&f.drain, "drain", 0, "time NOT_SERVING before stopping on SIGTERM")
-	threads := fs.String("threads", envOr("BITNET_THREADS", "0"), "inference worker threads, 0 = all cores (env BITNET_THREADS)")
-	fs.StringVar(&f.kvCache, "kv-cache", envOr("BITNET_KV_CACHE", "f16"), "inference KV cache element type: f16 or f32 (env BITNET_KV_CACHE)")
-	budget := fs.String("memory-budget", envOr("BITNET_MEMORY_BUDGET", "0"), "bytes of loaded models per node, 0 = half the memory (env BITNET_MEMORY_BUDGET)")
-	hugeEnv := os.Getenv("BITNET_HUGE_PAGES")
-	hugeDef, hugeErr := true, error(nil)
-	if hugeEnv != "" {
-		hugeDef, hugeErr = strconv.ParseBool(hugeEnv)
-	}
-	fs.BoolVar(&f.hugePages, "huge-pages", hugeDef, "back inference weights with transparent huge pages, Linux (env BITNET_HUGE_PAGES)")
-	jsonEnv := os.Getenv("BITNET_LOG_JSON")
-	jsonDef, jsonErr := false, error(nil)
-	if jsonEnv != "" {
-		jsonDef, jsonErr = strconv.ParseBool(jsonEnv)
-	}
-	fs.BoolVar(&f.logJSON, "log-json", jsonDef, "JSON logs (env BITNET_LOG_JSON)")
-	parse := func() error {
-		if jsonErr != nil {
-			return fmt.Errorf("BITNET_LOG_JSON=%q: want true or false", jsonEnv)
-		}
-		if hugeErr != nil {
-			return fmt.Errorf("BITNET_HUGE_PAGES=%q: want true or false", hugeEnv)
-		}
-		var err error
-		if f.threads, err = strconv.Atoi(*threads); err != nil || f.threads < 0 {
-			return fmt.Errorf("--threads %q: want a count >= 0", *threads)
-		}
-		if f.memoryBudget, err = strconv.ParseInt(*budget, 10, 64); err != nil || f.memoryBudget < 0 {
-			return fmt.Errorf("--memory-budget %q: want bytes >= 0", *budget)
-		}
-		if _, err := model.ParseKVType(f.kvCache); err != nil {
-			return fmt.Errorf("--kv-cache: %w", err)
-		}
-		if f.kernel != "" {
-			if _, err := kernels.ParsePath(f.kernel); err != nil {
-				return fmt.Errorf("--kernel: %w", err)
+// serverSettings is config.Server with replacements (same flag name).
+func serverSettings(replace ...config.Any) []config.Any {
+	out := make([]config.Any, 0, len(config.Server))
+	for _, s := range config.Server {
+		for _, r := range replace {
+			if r.Info().Flag == s.Info().Flag {
+				s = r
 			}
 		}
-		return nil
+		out = append(out, s)
 	}
-	return f, parse
+	return out
 }
 
-// config turns the flags into a mesh.Config with its discovery registry
-// (Consul when --consul is set, else nil) and logger.
-func (f *meshFlags) config() (mesh.Config, error) {
-	log, err := logging.New(f.logLevel, f.logJSON)
+// meshConfig turns resolved settings into a mesh.Config with its discovery
+// registry (Consul when --consul is set, else nil) and logger.
+func meshConfig(v *config.Values) (mesh.Config, error) {
+	log, err := logging.New(config.LogLevel.Get(v), config.LogJSON.Get(v))
 	if err != nil {
 		return mesh.Config{}, err
 	}
 	cfg := mesh.Config{
-		GRPCAddr: f.grpc, HTTPAddr: f.http, DataDir: f.data, Advertise: f.advertise,
-		NodeName: f.nodeName, Kernel: kernels.Path(f.kernel), Threads: f.threads, KVCache: f.kvCache, NoHugePages: !f.hugePages,
-		MemoryBudget: f.memoryBudget, RegistryAddr: f.registry, Logger: log,
-		Version: version, DrainTimeout: f.drain,
+		GRPCAddr:     config.GRPCAddr.Get(v),
+		HTTPAddr:     config.HTTPAddr.Get(v),
+		DataDir:      config.DataDir.Get(v),
+		Advertise:    config.Advertise.Get(v),
+		NodeName:     config.NodeName.Get(v),
+		Kernel:       kernels.Path(config.Kernel.Get(v)),
+		Threads:      config.Threads.Get(v),
+		KVCache:      config.KVCache.Get(v),
+		NoHugePages:  !config.HugePages.Get(v),
+		MemoryBudget: config.MemoryBudget.Get(v),
+		RegistryAddr: config.RegistryAddr.Get(v),
+		DrainTimeout: config.Drain.Get(v),
+		Logger:       log,
+		Version:      version,
 	}
-	if f.http == "" {
+	if cfg.HTTPAddr == "" {
 		cfg.HTTPAddr = "-"
 	}
-	if f.consul != "" {
-		c, err := discovery.NewConsul(f.consul, discovery.WithLogger(log))
+	if addr := config.Consul.Get(v); addr != "" {
+		c, err := discovery.NewConsul(addr, discovery.WithLogger(log))
 		if err != nil {
 			return mesh.Config{}, err
 		}
@@ -142,30 +69,54 @@ func (f *meshFlags) config() (mesh.Config, error) {
 	return cfg, nil
 }
 
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: bitnet serve registry|quantizer|trainer|inference|router [flags]")
-		fs.PrintDefaults()
+// portHint adds how to pick other ports to an "address already in use"
+// error of up or serve.
+func portHint(err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%w (pick free ports with --grpc and --http, or BITNET_GRPC_ADDR and BITNET_HTTP_ADDR)", err)
 	}
-	f, check := addMeshFlags(fs, true)
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
+	return err
+}
+
+func serviceNames() []string {
+	var names []string
+	for _, k := range mesh.Kinds() {
+		names = append(names, string(k))
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return fmt.Errorf("serve: want one service name, got %d arguments", len(pos))
+	return names
+}
+
+func newServeCmd(env config.Lookup) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "serve registry|quantizer|trainer|inference|router [flags]",
+		Short: "Serve one service of the mesh, registered in Consul",
+		Long: `Serve one service: registry, quantizer, trainer, inference or router. Services
+find each other through Consul (--consul, env BITNET_CONSUL_ADDR or
+CONSUL_HTTP_ADDR); the quantizer and inference nodes need the registry
+(discovered in Consul, or --registry ADDR).`,
+		Example: `  CONSUL_HTTP_ADDR=127.0.0.1:8500 bitnet serve registry --grpc :50051 --http :8080
+  bitnet serve inference --consul 127.0.0.1:8500 --kernel avx2 --threads 8 --memory-budget 8GiB
+  bitnet serve router --consul 127.0.0.1:8500 --drain 5s --log-json`,
+		ValidArgs: serviceNames(),
+		Args:      exactArgs("service name (registry, quantizer, trainer, inference or router)"),
 	}
-	kind, err := mesh.ParseKind(pos[0])
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
+	set := config.Bind(c, config.Server...)
+	c.RunE = func(c *cobra.Command, args []string) error {
+		kind, err := mesh.ParseKind(args[0])
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		v, err := set.Resolve(env)
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		return serve(c.Context(), kind, v, c)
 	}
-	if err := check(); err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	cfg, err := f.config()
+	return c
+}
+
+func serve(ctx context.Context, kind mesh.Kind, v *config.Values, c *cobra.Command) error {
+	cfg, err := meshConfig(v)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -183,8 +134,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	s, err := mesh.Build(kind, cfg)
 	if err != nil {
-		return fmt.Errorf("serve %s: %w", kind, err)
+		return fmt.Errorf("serve %s: %w", kind, portHint(err))
 	}
+	stdout := c.OutOrStdout()
 	fmt.Fprintf(stdout, "bitnet %s serving gRPC on %s", kind, s.Addr())
 	if a := s.HTTPAddr(); a != nil {
 		fmt.Fprintf(stdout, ", REST on http://%s", a)

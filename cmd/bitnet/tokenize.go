@@ -1,74 +1,79 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
 )
 
-// runTokenize implements
+// newTokenizeCmd is
 // bitnet tokenize --tokenizer FILE (--text TEXT | --file FILE) [--json] [--bos].
 // Special tokens in the text (e.g. <|eot_id|>) are recognised; no BOS is
 // added unless --bos is given.
-func runTokenize(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("tokenize", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	tokPath := fs.String("tokenizer", "", "Hugging Face tokenizer.json (required)")
-	text := fs.String("text", "", "text to tokenize")
-	file := fs.String("file", "", "file whose contents to tokenize")
-	asJSON := fs.Bool("json", false, `print {"ids": [int, ...]}`)
-	bos := fs.Bool("bos", false, "prepend the BOS token")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: bitnet tokenize --tokenizer FILE (--text TEXT | --file FILE) [--json] [--bos]")
-		fs.PrintDefaults()
+func newTokenizeCmd() *cobra.Command {
+	var (
+		tokPath, text, file string
+		asJSON, bos         bool
+	)
+	c := &cobra.Command{
+		Use:   "tokenize --tokenizer FILE (--text TEXT | --file FILE) [--json] [--bos]",
+		Short: "Tokenize text with a Hugging Face tokenizer.json",
+		Long: `Print the token IDs of a text under a Hugging Face tokenizer.json (byte-level
+BPE, exact LLaMA 3). Special tokens in the text are recognised; BOS is added
+only with --bos.`,
+		Example: `  bitnet tokenize --tokenizer testdata/tokenizer/opticks-bpe600.json --text "the light"
+  bitnet tokenize --tokenizer tokenizer.json --file notes.txt --json --bos`,
+		Args: noArgs,
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
+	f := c.Flags()
+	f.StringVar(&tokPath, "tokenizer", "", "Hugging Face tokenizer.json (required)")
+	f.StringVar(&text, "text", "", "text to tokenize")
+	f.StringVar(&file, "file", "", "file whose contents to tokenize")
+	f.BoolVar(&asJSON, "json", false, `print {"ids": [int, ...]}`)
+	f.BoolVar(&bos, "bos", false, "prepend the BOS token")
+	c.RunE = func(c *cobra.Command, _ []string) error {
+		if tokPath == "" {
+			return errors.New("tokenize: --tokenizer is required")
+		}
+		if f.Changed("text") == f.Changed("file") {
+			return errors.New("tokenize: give exactly one of --text and --file")
+		}
+		return tokenize(tokPath, text, file, f.Changed("file"), asJSON, bos, c.OutOrStdout())
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("tokenize: unexpected argument %q", fs.Arg(0))
-	}
-	if *tokPath == "" {
-		return errors.New("tokenize: --tokenizer is required")
-	}
-	textSet, fileSet := false, false
-	fs.Visit(func(f *flag.Flag) {
-		textSet = textSet || f.Name == "text"
-		fileSet = fileSet || f.Name == "file"
-	})
-	if textSet == fileSet {
-		return errors.New("tokenize: give exactly one of --text and --file")
-	}
-	tok, err := tokenizer.Load(*tokPath)
+	return c
+}
+
+func tokenize(tokPath, text, file string, fileSet, asJSON, bos bool, stdout io.Writer) error {
+	tok, err := tokenizer.Load(tokPath)
 	if err != nil {
 		return fmt.Errorf("tokenize: %w", err)
 	}
-	input := *text
+	input := text
 	if fileSet {
-		b, err := os.ReadFile(*file)
+		b, err := os.ReadFile(file)
 		if err != nil {
 			return fmt.Errorf("tokenize: %w", err)
 		}
 		input = string(b)
 	}
 	ids := make([]int, 0, len(input)/3+1)
-	if *bos {
+	if bos {
 		id, ok := tok.BOS()
 		if !ok {
-			return fmt.Errorf("tokenize: --bos: %s has no BOS token", *tokPath)
+			return fmt.Errorf("tokenize: --bos: %s has no BOS token", tokPath)
 		}
 		ids = append(ids, id)
 	}
 	ids = tok.AppendEncode(ids, input, true)
-	if *asJSON {
+	if asJSON {
 		return json.NewEncoder(stdout).Encode(struct {
 			IDs []int `json:"ids"`
 		}{ids})

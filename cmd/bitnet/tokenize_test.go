@@ -36,7 +36,7 @@ func TestTokenize(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var out, errOut bytes.Buffer
-		err := runTokenize(context.Background(), tt.args, &out, &errOut)
+		err := run(context.Background(), append([]string{"tokenize"}, tt.args...), &out, &errOut)
 		if tt.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("%s: got error %v, want one containing %q", tt.name, err, tt.wantErr)

@@ -1,51 +1,65 @@
 package main
 
 import (
-	"context"
-	"flag"
 	"fmt"
-	"io"
 	"sync"
 
+	"github.com/spf13/cobra"
+
+	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
 	"github.com/bitnet-mesh/bitnet-mesh/services/mesh"
 )
 
-// runUp serves the whole mesh in one process (mesh.Up) and prints a line
-// with "ready" once the router sees the inference node.
-func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("up", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: bitnet up [flags]\n\nServes registry, quantizer, trainer, inference node and router in one process.")
-		fs.PrintDefaults()
+// upSettings are serve's without the CONSUL_HTTP_ADDR alias: a shell set up
+// for other Consul tools would otherwise make the dev mesh join that agent.
+func upSettings() []config.Any { return serverSettings(config.Consul.WithoutAliases()) }
+
+// newUpCmd is "bitnet up": the whole mesh in one process (mesh.Up); it
+// prints a line with "ready" once the router sees the inference node.
+func newUpCmd(env config.Lookup) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "up [flags]",
+		Short: "Serve the whole mesh in one process (registry, quantizer, trainer, inference, router)",
+		Long: `Serve the registry, quantizer, trainer, an inference node and the router in one
+process, with embedded storage and in-process discovery (or a Consul agent with
+--consul / BITNET_CONSUL_ADDR). Prints a line containing "ready" once it serves.
+When the default ports are taken, pick others with --grpc and --http.`,
+		Example: `  bitnet up
+  bitnet up --grpc 127.0.0.1:50061 --http 127.0.0.1:8090 --data /tmp/bitnet
+  BITNET_THREADS=2 bitnet up --log-level warn`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("up: unexpected arguments %q", args)
+			}
+			return nil
+		},
 	}
-	f, check := addMeshFlags(fs, false)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("up: unexpected arguments %q", fs.Args())
-	}
-	if err := check(); err != nil {
-		return fmt.Errorf("up: %w", err)
-	}
-	cfg, err := f.config()
-	if err != nil {
-		return fmt.Errorf("up: %w", err)
-	}
-	defer cfg.Logger.Sync() //nolint:errcheck // stderr may not sync
-	var mu sync.Mutex       // ready runs on Up's goroutine; stdout is shared
-	err = mesh.Up(ctx, cfg, func(e mesh.Endpoints) {
-		mu.Lock()
-		defer mu.Unlock()
-		rest := "off"
-		if e.HTTP != nil {
-			rest = "http://" + e.HTTP.String()
+	set := config.Bind(c, upSettings()...)
+	c.RunE = func(c *cobra.Command, _ []string) error {
+		v, err := set.Resolve(env)
+		if err != nil {
+			return fmt.Errorf("up: %w", err)
 		}
-		fmt.Fprintf(stdout, "bitnet mesh ready: gRPC %s, REST %s, data %s\n", e.GRPC, rest, f.data)
-	})
-	if err != nil {
-		return fmt.Errorf("up: %w", err)
+		cfg, err := meshConfig(v)
+		if err != nil {
+			return fmt.Errorf("up: %w", err)
+		}
+		defer cfg.Logger.Sync() //nolint:errcheck // stderr may not sync
+		stdout, data := c.OutOrStdout(), config.DataDir.Get(v)
+		var mu sync.Mutex // ready runs on Up's goroutine; stdout is shared
+		err = mesh.Up(c.Context(), cfg, func(e mesh.Endpoints) {
+			mu.Lock()
+			defer mu.Unlock()
+			rest := "off"
+			if e.HTTP != nil {
+				rest = "http://" + e.HTTP.String()
+			}
+			fmt.Fprintf(stdout, "bitnet mesh ready: gRPC %s, REST %s, data %s\n", e.GRPC, rest, data)
+		})
+		if err != nil {
+			return fmt.Errorf("up: %w", portHint(err))
+		}
+		return nil
 	}
-	return nil
+	return c
 }

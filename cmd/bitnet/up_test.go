@@ -3,8 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"flag"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -12,6 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
 	inferencev1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/sdk"
 )
@@ -93,6 +98,33 @@ func TestUp(t *testing.T) {
 	if err != nil || final.GetNode() != "local" || final.GetUsage().GetCompletionTokens() != 3 {
 		t.Fatalf("generate: got node %q, usage %v, %v; want 3 tokens from node local", final.GetNode(), final.GetUsage(), err)
 	}
+	// Errors read as the user wrote the request: no repeated prefixes, no
+	// status code text inside the message, no protojson internals.
+	_, err = c.Inference().GenerateText(ctx, &inferencev1.GenerateRequest{Model: "tiny", Prompt: "x", TopP: ptrTo(float32(7))}, nil)
+	if msg := status.Convert(err).Message(); status.Code(err) != codes.InvalidArgument || strings.Count(msg, "sampling:") != 1 || !strings.Contains(msg, "top-p 7") {
+		t.Errorf("top_p 7: got %v, want INVALID_ARGUMENT saying sampling: once", err)
+	}
+	for _, ref := range []string{"nope@3", "tiny@5", "tiny:prod"} {
+		_, err = c.Inference().GenerateText(ctx, &inferencev1.GenerateRequest{Model: ref, Prompt: "x"}, nil)
+		msg := status.Convert(err).Message()
+		if status.Code(err) != codes.NotFound || strings.Count(msg, "resolve") > 1 || strings.Contains(msg, "NotFound") || strings.Count(msg, ref) != 1 {
+			t.Errorf("%s: got %v, want NOT_FOUND naming it once, without repeated prefixes", ref, err)
+		}
+	}
+	for _, tc := range []struct{ body, want string }{
+		{`{"model": "tiny", "prompt": "x", "max_tokens": -1}`, "invalid value for max_tokens: -1 (want an integer from 0 to 4294967295)"},
+		{"{\"model\": \"tiny\", \"prompt\": \"\xff\"}", "invalid UTF-8"},
+	} {
+		resp, err := http.Post("http://"+httpAddr+"/v1/generate", "application/json", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), tc.want) || strings.Contains(string(body), "proto") {
+			t.Errorf("POST /v1/generate %s: got %d %s, want 400 with %q", tc.body, resp.StatusCode, body, tc.want)
+		}
+	}
 	// One REST mux serves the router, the registry and the quantizer.
 	for _, path := range []string{"/v1/mesh/models", "/v1/registry/models", "/v1/quantizer/jobs", "/v1/nodes", "/openapi/bitnet.swagger.json", "/readyz"} {
 		resp, err := http.Get("http://" + httpAddr + path)
@@ -149,6 +181,21 @@ func TestServeBadInput(t *testing.T) {
 			t.Errorf("%q: got error %v, want one containing %q", tc.args, err, tc.want)
 		}
 	}
+	// A port in use: the error says how to pick others.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for _, args := range [][]string{
+		{"up", "--data", t.TempDir(), "--grpc", taken.Addr().String(), "--http", "-"},
+		{"serve", "registry", "--data", t.TempDir(), "--grpc", "127.0.0.1:0", "--http", taken.Addr().String()},
+	} {
+		err := run(context.Background(), args, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "address already in use (pick free ports with --grpc and --http") {
+			t.Errorf("%q: got %v, want the port hint", args, err)
+		}
+	}
 	for _, env := range []string{"BITNET_LOG_JSON", "BITNET_HUGE_PAGES"} {
 		t.Run(env, func(t *testing.T) {
 			t.Setenv(env, "maybe")
@@ -159,36 +206,47 @@ func TestServeBadInput(t *testing.T) {
 	}
 }
 
-// TestMeshFlagsEnv checks that the environment supplies flag defaults and
-// that flags win.
+// TestMeshFlagsEnv checks that the environment supplies the settings of
+// up and serve (aliases included, except CONSUL_HTTP_ADDR for up) and that
+// flags win.
 func TestMeshFlagsEnv(t *testing.T) {
-	t.Setenv("BITNET_GRPC_ADDR", "127.0.0.1:7000")
-	t.Setenv("BITNET_THREADS", "3")
-	t.Setenv("BITNET_LOG_JSON", "true")
-	t.Setenv("CONSUL_HTTP_ADDR", "127.0.0.1:8500")
-	t.Setenv("POD_IP", "10.0.0.7")
-	t.Setenv("BITNET_HUGE_PAGES", "false")
+	env := config.MapLookup(map[string]string{
+		"BITNET_GRPC_ADDR":  "127.0.0.1:7000",
+		"BITNET_THREADS":    "3",
+		"BITNET_LOG_JSON":   "true",
+		"CONSUL_HTTP_ADDR":  "127.0.0.1:8500",
+		"POD_IP":            "10.0.0.7",
+		"BITNET_HUGE_PAGES": "false",
+		"BITNET_DRAIN":      "5s",
+	})
 	for _, tc := range []struct {
-		serve      bool
+		cmd        string
 		args       []string
 		wantGRPC   string
 		wantConsul string
 	}{
-		{true, nil, "127.0.0.1:7000", "127.0.0.1:8500"},
-		{true, []string{"--grpc", ":9000", "--consul", ""}, ":9000", ""},
-		{false, nil, "127.0.0.1:7000", ""}, // up uses in-process discovery unless --consul
+		{"serve", nil, "127.0.0.1:7000", "127.0.0.1:8500"},
+		{"serve", []string{"--grpc", ":9000", "--consul", ""}, ":9000", ""},
+		{"up", nil, "127.0.0.1:7000", ""}, // up uses in-process discovery unless --consul
 	} {
-		fs := flag.NewFlagSet("test", flag.ContinueOnError)
-		f, check := addMeshFlags(fs, tc.serve)
-		if err := fs.Parse(tc.args); err != nil {
+		settings := config.Server
+		if tc.cmd == "up" {
+			settings = upSettings()
+		}
+		c := &cobra.Command{Use: tc.cmd}
+		set := config.Bind(c, settings...)
+		if err := c.ParseFlags(tc.args); err != nil {
 			t.Fatal(err)
 		}
-		if err := check(); err != nil {
+		v, err := set.Resolve(env)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if f.grpc != tc.wantGRPC || f.consul != tc.wantConsul || f.threads != 3 || !f.logJSON || f.advertise != "10.0.0.7" || f.hugePages {
-			t.Errorf("%v: got grpc %q consul %q threads %d json %v advertise %q huge pages %v; want %q %q 3 true 10.0.0.7 false",
-				tc.args, f.grpc, f.consul, f.threads, f.logJSON, f.advertise, f.hugePages, tc.wantGRPC, tc.wantConsul)
+		grpc, consul, threads := config.GRPCAddr.Get(v), config.Consul.Get(v), config.Threads.Get(v)
+		json, adv, huge, drain := config.LogJSON.Get(v), config.Advertise.Get(v), config.HugePages.Get(v), config.Drain.Get(v)
+		if grpc != tc.wantGRPC || consul != tc.wantConsul || threads != 3 || !json || adv != "10.0.0.7" || huge || drain != 5*time.Second {
+			t.Errorf("%s %v: got grpc %q consul %q threads %d json %v advertise %q huge pages %v drain %v; want %q %q 3 true 10.0.0.7 false 5s",
+				tc.cmd, tc.args, grpc, consul, threads, json, adv, huge, drain, tc.wantGRPC, tc.wantConsul)
 		}
 	}
 }

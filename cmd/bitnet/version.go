@@ -1,17 +1,18 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/spf13/cobra"
 )
 
 // version is set at link time with -ldflags "-X main.version=...".
 var version = "dev"
 
-func runVersion(_ context.Context, _ []string, stdout, _ io.Writer) error {
+// versionString is the version, VCS revision, platform and Go version.
+func versionString() string {
 	rev := ""
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
@@ -20,6 +21,19 @@ func runVersion(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			}
 		}
 	}
-	_, err := fmt.Fprintf(stdout, "bitnet %s%s %s/%s %s\n", version, rev, runtime.GOOS, runtime.GOARCH, runtime.Version())
-	return err
+	return fmt.Sprintf("%s%s %s/%s %s", version, rev, runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		Short:   "Print the version",
+		Long:    "Print the version, VCS revision, platform and Go version (as bitnet --version).",
+		Example: "  bitnet version",
+		Args:    noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintf(c.OutOrStdout(), "bitnet %s\n", versionString())
+			return err
+		},
+	}
 }

@@ -226,7 +226,7 @@ func (s *Scheduler) newJob(ctx context.Context, req Request) (*job, error) {
 	}
 	sm, err := sampling.New(req.Sampling...)
 	if err != nil {
-		return nil, fmt.Errorf("sampling: %w: %w", err, ErrInvalid)
+		return nil, fmt.Errorf("%w: %w", err, ErrInvalid) // err says "sampling: ..."
 	}
 	if req.TopLogprobs < 0 || req.TopLogprobs > sampling.MaxTopLogprobs {
 		return nil, invalidf("top_logprobs %d, want 0 to %d", req.TopLogprobs, sampling.MaxTopLogprobs)

@@ -2,12 +2,16 @@ package mesh
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
 	"sync"
 
+	"google.golang.org/grpc/status"
+
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
+	"github.com/bitnet-mesh/bitnet-mesh/sdk"
 	"github.com/bitnet-mesh/bitnet-mesh/services/inference"
 )
 
@@ -46,12 +50,12 @@ func (f *registryFetcher) Fetch(ctx context.Context, ref *modelv1.ModelRef) (inf
 	}
 	v, err := c.Resolve(ctx, ref.Text())
 	if err != nil {
-		return inference.Local{}, err
+		return inference.Local{}, relay(err)
 	}
 	name, ver := v.GetRef().GetName(), v.GetRef().GetVersion()
 	resolved := (&modelv1.ModelRef{Name: name, Version: ver}).Text()
 	if err := modelv1.CheckName(name); err != nil { // the name becomes a directory
-		return inference.Local{}, fmt.Errorf("fetch %s: registry answered a bad name: %w", ref.Text(), err)
+		return inference.Local{}, fmt.Errorf("the registry answered a bad name: %w", err)
 	}
 	dest := filepath.Join(f.dir, name, strconv.FormatUint(uint64(ver), 10))
 	l := f.lock(resolved)
@@ -59,7 +63,7 @@ func (f *registryFetcher) Fetch(ctx context.Context, ref *modelv1.ModelRef) (inf
 	res, err := c.Pull(ctx, resolved, dest, nil)
 	l.Unlock()
 	if err != nil {
-		return inference.Local{}, fmt.Errorf("fetch %s: %w", ref.Text(), err)
+		return inference.Local{}, fmt.Errorf("download %s: %w", resolved, relay(err))
 	}
 	loc := inference.Local{
 		Ref:    &modelv1.ModelRef{Name: name, Version: ver, Alias: ref.GetAlias()},
@@ -70,11 +74,28 @@ func (f *registryFetcher) Fetch(ctx context.Context, ref *modelv1.ModelRef) (inf
 	}
 	if v.GetFormat() == modelv1.ModelFormat_MODEL_FORMAT_GGUF {
 		if len(res.Paths) != 1 {
-			return inference.Local{}, fmt.Errorf("fetch %s: GGUF version with %d files, want 1", resolved, len(res.Paths))
+			return inference.Local{}, fmt.Errorf("GGUF version %s has %d files, want 1", resolved, len(res.Paths))
 		}
 		loc.Path, loc.SHA256 = res.Paths[0], v.GetFiles()[0].GetSha256()
 	}
 	return loc, nil
+}
+
+// relayed is a registry error as the node passes it on: the registry's code
+// and message, without the SDK's "OP: CODE:" text (the node's caller adds
+// its own context, and the client its code).
+type relayed struct{ st *status.Status }
+
+func (r relayed) Error() string              { return r.st.Message() }
+func (r relayed) GRPCStatus() *status.Status { return r.st }
+
+// relay turns an SDK call error into a relayed one; others pass unchanged.
+func relay(err error) error {
+	var se *sdk.Error
+	if errors.As(err, &se) {
+		return relayed{se.Status}
+	}
+	return err
 }
 
 // List implements inference.Lister: the registry's models at their latest
@@ -87,7 +108,7 @@ func (f *registryFetcher) List(ctx context.Context) ([]inference.Local, error) {
 	}
 	models, err := c.List(ctx, "")
 	if err != nil {
-		return nil, err
+		return nil, relay(err)
 	}
 	var out []inference.Local
 	for _, m := range models {

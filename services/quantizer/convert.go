@@ -2,6 +2,7 @@ package quantizer
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
@@ -111,13 +112,17 @@ func requestFromPB(req *quantizerv1.CreateJobRequest) (Request, error) {
 	if c := req.GetCalibration(); c != nil {
 		r.Calibration = &Calibration{
 			Text: c.GetText(), TextDigest: registry.Digest(c.GetTextSha256()),
-			MaxTokens: int(min(c.GetMaxTokens(), maxCalibTokensAllowed+1)), ContextLength: int(min(c.GetContextLength(), maxCalibTokensAllowed+1)),
+			MaxTokens: asInt(c.GetMaxTokens()), ContextLength: asInt(c.GetContextLength()),
 		}
 	}
-	r.Threads = int(min(req.GetThreads(), 1<<16))
+	r.Threads = asInt(req.GetThreads())
 	r.RequestID = req.GetRequestId()
 	return r, nil
 }
+
+// asInt converts as given, so that a rejected value is reported as sent (an
+// int holds every uint32 on 64-bit platforms; a 32-bit int saturates).
+func asInt(v uint32) int { return int(min(uint64(v), math.MaxInt)) }
 
 func requestToPB(r Request) *quantizerv1.CreateJobRequest {
 	out := &quantizerv1.CreateJobRequest{

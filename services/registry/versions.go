@@ -433,7 +433,7 @@ func (s *Store) ResolveRef(ctx context.Context, r Ref) (Version, error) {
 		return nil
 	})
 	if err != nil {
-		return Version{}, fmt.Errorf("resolve %s: %w", r, err)
+		return Version{}, err // its message names the model, version or alias
 	}
 	return out, nil
 }

@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
@@ -76,7 +77,9 @@ func requestFromPB(req *trainerv1.CreateJobRequest) (Request, error) {
 	r.Dataset.ValidationDigest = registry.Digest(d.GetValidationSha256())
 
 	h := req.GetHyperparameters()
-	big := func(v uint32) int { return int(min(v, 1<<30)) }
+	// As given, so that a rejected value is reported as sent (an int holds
+	// every uint32 on 64-bit platforms; a 32-bit int saturates).
+	big := func(v uint32) int { return int(min(uint64(v), math.MaxInt)) }
 	r.Hyperparameters = Hyperparameters{
 		Steps: big(h.GetSteps()), BatchSize: big(h.GetBatchSize()), SeqLen: big(h.GetSeqLen()),
 		GradAccumulation: big(h.GetGradAccumulation()), LearningRate: h.GetLearningRate(),

@@ -197,6 +197,7 @@ type Server struct {
 	serveMu sync.Mutex
 	served  bool
 	obs     *observer
+	codec   *requestCodec
 }
 
 // New builds the server and binds its listeners (so Addr and HTTPAddr are
@@ -237,9 +238,11 @@ func New(opts ...Option) (_ *Server, err error) {
 		}
 	}
 
-	unary := append([]grpc.UnaryServerInterceptor{s.obs.unary}, cfg.unary...)
-	stream := append([]grpc.StreamServerInterceptor{s.obs.stream}, cfg.stream...)
+	s.codec = newRequestCodec()
+	unary := append([]grpc.UnaryServerInterceptor{s.obs.unary, s.codec.unary}, cfg.unary...)
+	stream := append([]grpc.StreamServerInterceptor{s.obs.stream, s.codec.stream}, cfg.stream...)
 	gopts := append([]grpc.ServerOption{
+		grpc.ForceServerCodecV2(s.codec),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 	}, cfg.grpcOpts...)

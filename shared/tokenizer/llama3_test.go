@@ -66,6 +66,9 @@ type vector struct {
 // TestLlama3Vectors checks exact agreement with llama3-tokenizer-js on the
 // committed vectors (see tools/llama3-tokenizer).
 func TestLlama3Vectors(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: thousands of vectors (TestLlama3Specials and the Opticks goldens stay)")
+	}
 	tk := loadLlama3(t)
 	var vecs []vector
 	if err := json.Unmarshal(readGzip(t, "llama3-vectors.json.gz"), &vecs); err != nil {

@@ -11,6 +11,7 @@ if [ -x "$bin" ] && "$bin" version 2>/dev/null | grep -q "v$version"; then
 	echo "$bin"
 	exit 0
 fi
+echo "building Consul v$version from the Go module proxy into $bin (once)" >&2
 mkdir -p "$cache"
 work=$(mktemp -d)
 trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT

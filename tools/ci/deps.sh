@@ -14,5 +14,7 @@ apt_install() {
 
 # ensure_qemu installs qemu-aarch64 (Debian qemu-user) for the arm64 tests.
 ensure_qemu() {
-	command -v qemu-aarch64 >/dev/null || apt_install qemu-user
+	command -v qemu-aarch64 >/dev/null && return 0
+	echo "installing Debian qemu-user (apt-get) for qemu-aarch64"
+	apt_install qemu-user
 }

@@ -70,6 +70,9 @@ func Binary() (string, error) {
 // test when there is no binary (fails under CI).
 func Start(t testing.TB) *Agent {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: starts a Consul agent")
+	}
 	bin, err := Binary()
 	if err != nil {
 		if os.Getenv("CI") != "" {
