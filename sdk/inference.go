@@ -118,6 +118,17 @@ func (c *InferenceClient) Tokenize(ctx context.Context, model, text string) (*in
 	return resp, nil
 }
 
+// Embed embeds texts (or pre-tokenized inputs) with an embedding model,
+// e.g. BitNet-embedding-0.6B: one vector per input, in input order (see
+// inferencev1.EmbedRequest for dimensions and encodings).
+func (c *InferenceClient) Embed(ctx context.Context, req *inferencev1.EmbedRequest) (*inferencev1.EmbedResponse, error) {
+	resp, err := c.rpc.Embed(ctx, req)
+	if err != nil {
+		return nil, wrap(fmt.Sprintf("embed with %q", req.GetModel()), err)
+	}
+	return resp, nil
+}
+
 // ListNodes lists the inference nodes with their hardware and load; require
 // (feature flags or kernel paths) and model narrow the list when set.
 func (c *InferenceClient) ListNodes(ctx context.Context, model string, require ...string) ([]*inferencev1.Node, error) {

@@ -144,10 +144,11 @@ func dominantQuant(byType map[gguf.Type]uint64) modelv1.QuantType {
 
 // hfConfig is the part of a Hugging Face config.json the registry records.
 type hfConfig struct {
-	ModelType             string `json:"model_type"`
-	MaxPositionEmbeddings uint32 `json:"max_position_embeddings"`
-	VocabSize             uint32 `json:"vocab_size"`
-	TorchDtype            string `json:"torch_dtype"`
+	Architectures         []string `json:"architectures"`
+	ModelType             string   `json:"model_type"`
+	MaxPositionEmbeddings uint32   `json:"max_position_embeddings"`
+	VocabSize             uint32   `json:"vocab_size"`
+	TorchDtype            string   `json:"torch_dtype"`
 	QuantizationConfig    struct {
 		QuantizationMode string `json:"quantization_mode"`
 	} `json:"quantization_config"`
@@ -244,6 +245,11 @@ func inspectDir(dir string, c inspectConfig) (*LocalModel, error) {
 		return nil, fmt.Errorf("inspect model %s: config.json: %w", dir, err)
 	}
 	m.Architecture, m.ContextLength, m.VocabSize = cfg.ModelType, cfg.MaxPositionEmbeddings, cfg.VocabSize
+	if len(cfg.Architectures) > 0 && cfg.Architectures[0] == "BitnetForCausalLM" {
+		// 1bitLLM checkpoints say model_type "llama"; record the family's
+		// name as bitnet.cpp's GGUF files do, so that listings tell them apart.
+		m.Architecture = "bitnet-b1.58"
+	}
 	m.Format = modelv1.ModelFormat_MODEL_FORMAT_HF_SAFETENSORS
 	m.QuantType = dtypeQuant(cfg.TorchDtype)
 	if cfg.QuantizationConfig.QuantizationMode == "offline" {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
 	"github.com/bitnet-mesh/bitnet-mesh/sdk"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/progress"
 )
 
@@ -25,6 +26,7 @@ type modelRow struct {
 	LatestVersion  uint32            `json:"latest_version"`
 	Versions       uint32            `json:"version_count,omitempty"`
 	Aliases        map[string]uint32 `json:"aliases,omitempty"`
+	Family         string            `json:"family,omitempty"` // docs/families.md
 	Format         string            `json:"format,omitempty"`
 	QuantType      string            `json:"quant_type,omitempty"`
 	ParameterCount uint64            `json:"parameter_count,omitempty"`
@@ -100,6 +102,7 @@ func listModels(ctx context.Context, rf client, prefix string, asJSON bool, stdo
 			case err != nil:
 				return err
 			}
+			row.Family = string(model.FamilyOf(latest.GetArchitecture()))
 			row.Format = enumName(latest.GetFormat().String(), "MODEL_FORMAT_")
 			row.QuantType = enumName(latest.GetQuantType().String(), "QUANT_TYPE_")
 			row.ParameterCount, row.SizeBytes = latest.GetParameterCount(), latest.GetSizeBytes()
@@ -135,6 +138,9 @@ func servableRows(ctx context.Context, c *sdk.Client, prefix string) ([]modelRow
 			QuantType: enumName(s.GetQuantType().String(), "QUANT_TYPE_"), ParameterCount: s.GetParameterCount(), SizeBytes: s.GetSizeBytes()}
 		for _, l := range s.GetLoaded() {
 			r.LoadedOn = append(r.LoadedOn, fmt.Sprintf("%s (%s)", l.GetNode(), l.GetModel().Text()))
+			if r.Family == "" {
+				r.Family = l.GetFamily()
+			}
 		}
 		rows = append(rows, r)
 	}
@@ -148,10 +154,10 @@ func printModels(stdout io.Writer, rows []modelRow, asJSON bool) error {
 		return enc.Encode(rows)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tLATEST\tVERSIONS\tALIASES\tFORMAT\tQUANT\tPARAMS\tSIZE\tLOADED ON")
+	fmt.Fprintln(tw, "NAME\tLATEST\tVERSIONS\tALIASES\tFAMILY\tFORMAT\tQUANT\tPARAMS\tSIZE\tLOADED ON")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, latestText(r), r.Versions, aliasText(r.Aliases),
-			dash(strings.ToLower(r.Format)), dash(r.QuantType), paramText(r.ParameterCount), sizeText(r.SizeBytes), dash(strings.Join(r.LoadedOn, ", ")))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, latestText(r), r.Versions, aliasText(r.Aliases),
+			dash(r.Family), dash(strings.ToLower(r.Format)), dash(r.QuantType), paramText(r.ParameterCount), sizeText(r.SizeBytes), dash(strings.Join(r.LoadedOn, ", ")))
 	}
 	return tw.Flush()
 }

@@ -72,7 +72,11 @@ func listNodes(ctx context.Context, rf client, model string, require []string, a
 		h, l := n.GetHardware(), n.GetLoad()
 		var loaded []string
 		for _, m := range n.GetLoaded() {
-			loaded = append(loaded, m.GetModel().Text())
+			t := m.GetModel().Text()
+			if f := m.GetFamily(); f != "" {
+				t += " (" + f + ")"
+			}
+			loaded = append(loaded, t)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%d\t%s\t%d\t%d/%d\t%.1f\t%s\n",
 			n.GetName(), n.GetAddress(), n.GetHealthy(), dash(h.GetArch()), dash(h.GetKernel()), dash(strings.Join(h.GetFeatures(), ",")),

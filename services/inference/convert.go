@@ -76,8 +76,8 @@ func loadedProto(node string, li LoadedInfo) *inferencev1.LoadedModel {
 	return &inferencev1.LoadedModel{
 		Model: li.Ref, Node: node, MemoryBytes: uint64(li.Bytes),
 		QuantType: li.Quant, ContextLength: uint32(li.ContextLength),
-		ActiveRequests: uint32(li.Active),
-		LoadTime:       timestamppb.New(li.LoadTime), LastUsedTime: timestamppb.New(li.LastUsed),
+		ActiveRequests: uint32(li.Active), Family: string(li.Family), Embedding: li.Embedding,
+		LoadTime: timestamppb.New(li.LoadTime), LastUsedTime: timestamppb.New(li.LastUsed),
 	}
 }
 

@@ -32,6 +32,9 @@ var (
 	ErrUnmet = errors.New("hardware constraint not met")
 	// ErrClosed: the scheduler, manager or server is shut down (UNAVAILABLE).
 	ErrClosed = errors.New("closed")
+	// ErrUnsupported: the model cannot serve the request, e.g. Embed on a
+	// causal LM (FAILED_PRECONDITION).
+	ErrUnsupported = errors.New("not supported by the model")
 )
 
 // QueueFullError is returned by Scheduler.Submit when the queue is full. It
@@ -84,7 +87,7 @@ func toStatus(err error) error {
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, ErrQueueFull), errors.Is(err, ErrOverBudget):
 		return status.Error(codes.ResourceExhausted, err.Error())
-	case errors.Is(err, ErrUnmet):
+	case errors.Is(err, ErrUnmet), errors.Is(err, ErrUnsupported):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, ErrClosed):
 		return status.Error(codes.Unavailable, err.Error())

@@ -14,6 +14,7 @@ import (
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/chat"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
 
 // ManagerOption configures a Manager.
@@ -263,7 +264,9 @@ func (m *Manager) load(e *entry) {
 // tied. KV caches grow with use and are not counted.
 func estimateBytes(c model.Config) int64 {
 	h, q, kv, in := int64(c.HiddenSize), int64(c.QDim()), int64(c.KVDim()), int64(c.IntermediateSize)
-	perLayer := (h*q + 2*h*kv + q*h + 3*h*in) / 4
+	// Rows are padded to whole 256-weight blocks (any width, e.g. 3200).
+	ph, pq, pin := int64(ternary.PaddedCols(c.HiddenSize)), int64(ternary.PaddedCols(c.QDim())), int64(ternary.PaddedCols(c.IntermediateSize))
+	perLayer := (q*ph + 2*kv*ph + h*pq + 2*in*ph + h*pin) / 4
 	b := int64(c.NumLayers)*perLayer + int64(c.VocabSize)*h
 	if !c.TieWordEmbeddings {
 		b += 4 * int64(c.VocabSize) * h
@@ -351,7 +354,9 @@ type LoadedInfo struct {
 	Quant         modelv1.QuantType
 	Bytes         int64
 	ContextLength int
-	Active        int // requests generating or queued
+	Family        model.Family // the model's family
+	Embedding     bool         // an embedding model (Embed, not Generate)
+	Active        int          // requests generating or queued
 	LoadTime      time.Time
 	LastUsed      time.Time
 	Stats         Stats
@@ -363,6 +368,7 @@ func (e *entry) info() LoadedInfo {
 		Ref:  &modelv1.ModelRef{Name: e.local.Ref.GetName(), Version: e.local.Ref.GetVersion()},
 		Path: e.local.Path, Format: e.local.Format, Quant: e.local.Quant, Bytes: e.bytes,
 		ContextLength: e.model.Config().MaxPositions, Active: st.Active + st.QueueDepth,
+		Family: e.model.Config().Family(), Embedding: e.model.Config().IsEmbedding(),
 		LoadTime: e.since, LastUsed: time.Unix(0, e.lastUsed.Load()), Stats: st,
 	}
 }

@@ -52,6 +52,11 @@ type Request struct {
 	// tokens are allowed only once it is complete, and generation stops
 	// when nothing may follow. Stop strings cannot be combined with it.
 	Grammar *constrained.Grammar
+	// Embed makes the request an embedding: the prompt (1 to
+	// max_position_embeddings ids) is prefilled in chunks like any other
+	// and its final hidden states pooled (model.Step.Pool); the one final
+	// Event carries Embedding, nothing is generated.
+	Embed bool
 }
 
 // SchedulerOption configures a Scheduler.
@@ -169,6 +174,8 @@ type job struct {
 	next      []int // the token to feed in the next decode step
 	history   []int // prompt + generated, for the repetition penalty
 	logits    []float32
+	hidden    []float32 // Step.Hidden of an embedding job
+	pooled    []float32 // an embedding job's pooled states so far
 	generated int
 	chunk     int // tokens this job feeds in the current step
 
@@ -213,7 +220,12 @@ func (s *Scheduler) newJob(ctx context.Context, req Request) (*job, error) {
 	if n == 0 {
 		return nil, invalidf("empty prompt")
 	}
-	if n >= s.mcfg.MaxPositions {
+	switch {
+	case req.Embed && !s.mcfg.IsEmbedding():
+		return nil, fmt.Errorf("%s is not an embedding model (it has no pooling): %w", s.mcfg.Architecture, ErrUnsupported)
+	case req.Embed && n > s.mcfg.MaxPositions:
+		return nil, invalidf("input of %d tokens, the context holds %d (max_position_embeddings)", n, s.mcfg.MaxPositions)
+	case !req.Embed && n >= s.mcfg.MaxPositions:
 		return nil, invalidf("prompt of %d tokens, the context holds %d (max_position_embeddings)", n, s.mcfg.MaxPositions)
 	}
 	for i, id := range req.Prompt {
@@ -424,7 +436,8 @@ func (s *Scheduler) step() {
 		}
 		n := min(len(j.req.Prompt)-j.fed, s.cfg.prefillChunk, max(budget, 1))
 		j.chunk = n
-		steps = append(steps, model.Step{Seq: j.seq, Tokens: j.req.Prompt[j.fed : j.fed+n], Logits: j.logits})
+		steps = append(steps, model.Step{Seq: j.seq, Tokens: j.req.Prompt[j.fed : j.fed+n], Logits: j.logits,
+			Pool: j.req.Embed, Hidden: j.hidden})
 		batch = append(batch, j)
 		budget -= n
 	}
@@ -452,7 +465,7 @@ func (s *Scheduler) step() {
 	now := time.Now()
 	generated := 0
 	for i, j := range batch {
-		j.logits = steps[i].Logits
+		j.logits, j.hidden = steps[i].Logits, steps[i].Hidden
 		steps[i] = model.Step{}
 		if err := j.ctx.Err(); err != nil { // ended during the step: send nothing more
 			s.finish(j, FinishCancelled, err)
@@ -461,10 +474,18 @@ func (s *Scheduler) step() {
 		if j.fed < len(j.req.Prompt) {
 			j.fed += j.chunk
 			s.promptTokens.Add(uint64(j.chunk))
+			if j.req.Embed {
+				s.pool(j)
+			}
 			if j.fed < len(j.req.Prompt) {
 				continue
 			}
 			j.prompted = now
+		}
+		if j.req.Embed {
+			model.FinishEmbedding(s.mcfg, j.pooled, len(j.req.Prompt))
+			s.finishWith(j, Event{Embedding: j.pooled}, FinishStop, nil)
+			continue
 		}
 		s.advance(j, now)
 		generated++
@@ -472,6 +493,20 @@ func (s *Scheduler) step() {
 	s.generatedTokens.Add(uint64(generated))
 	s.rate.add(now, generated)
 	s.dropFinished()
+}
+
+// pool adds the pooled states of j's latest chunk to j.pooled (last-token
+// pooling keeps only the latest).
+func (s *Scheduler) pool(j *job) {
+	if j.pooled == nil {
+		j.pooled = make([]float32, len(j.hidden))
+	}
+	if s.mcfg.Pooling != model.PoolMean {
+		clear(j.pooled)
+	}
+	for i, v := range j.hidden {
+		j.pooled[i] += v
+	}
 }
 
 // dropFinished removes jobs whose stream ended from the batch.

@@ -58,12 +58,18 @@ func (n *testNode) withGate(shut bool) Option {
 
 func startNode(t testing.TB, build func(n *testNode) []Option) *testNode {
 	t.Helper()
+	return startNodeAt(t, modelsDir, build)
+}
+
+// startNodeAt is startNode serving the model directories under root.
+func startNodeAt(t testing.TB, root string, build func(n *testNode) []Option) *testNode {
+	t.Helper()
 	n := &testNode{}
 	opts := []Option{WithNodeName("node-a"), WithKernelCap(kernels.Generic), WithManager(WithIdleTTL(0))}
 	if build != nil {
 		opts = append(opts, build(n)...)
 	}
-	srv, err := NewServer(DirFetcher{Root: modelsDir}, opts...)
+	srv, err := NewServer(DirFetcher{Root: root}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

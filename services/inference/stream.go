@@ -68,8 +68,11 @@ type Event struct {
 	TokenIDs []int
 	// Logprobs has one entry per TokenIDs entry when the request asked.
 	Logprobs []TokenLogprob
-	Final    bool
-	Finish   FinishReason
+	// Embedding is the result of an embedding request (Request.Embed), in
+	// its only, final event: pooled and normalised as the model prescribes.
+	Embedding []float32
+	Final     bool
+	Finish    FinishReason
 	// Err is set with FinishCancelled (the context's error) and FinishError.
 	Err     error
 	Usage   Usage

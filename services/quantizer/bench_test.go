@@ -47,10 +47,9 @@ func BenchmarkReferenceVsEngine(b *testing.B) {
 		for i := range w.Layers {
 			for _, lin := range linearsOf(&w.Layers[i]) {
 				_, rows, _ := fullPrecision(nil, lin.hf, lin.m)
-				*lin.dst(&layers[i]) = rows
+				layers[i].lin[lin.i] = rows
 			}
-			l := &w.Layers[i]
-			layers[i].attnNorm, layers[i].attnSub, layers[i].ffnNorm, layers[i].ffnSub = l.AttnNorm, l.AttnSubNorm, l.FFNNorm, l.FFNSubNorm
+			layers[i].norms = &w.Layers[i]
 		}
 		ref := newReference(w.Config, w.Embed, w.Norm, w.HeadWeights(), layers, 0)
 		for b.Loop() {

@@ -13,6 +13,7 @@ import (
 	quantizerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/quantizer/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/errcode"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
 // kinds maps the error kinds of the Quantizer and the registry to gRPC
@@ -67,13 +68,18 @@ func targetFromPB(t modelv1.QuantType) (registry.QuantType, error) {
 		return registry.QuantTQ20, nil
 	case modelv1.QuantType_QUANT_TYPE_TQ1_0:
 		return registry.QuantTQ10, nil
+	case modelv1.QuantType_QUANT_TYPE_I2_S:
+		return registry.QuantI2S, nil
 	}
-	return "", fmt.Errorf("target %v: want QUANT_TYPE_TQ2_0 or QUANT_TYPE_TQ1_0: %w", t, ErrInvalid)
+	return "", fmt.Errorf("target %v: want QUANT_TYPE_TQ2_0, QUANT_TYPE_TQ1_0 or QUANT_TYPE_I2_S: %w", t, ErrInvalid)
 }
 
 func targetToPB(t registry.QuantType) modelv1.QuantType {
-	if t == registry.QuantTQ10 {
+	switch t {
+	case registry.QuantTQ10:
 		return modelv1.QuantType_QUANT_TYPE_TQ1_0
+	case registry.QuantI2S:
+		return modelv1.QuantType_QUANT_TYPE_I2_S
 	}
 	return modelv1.QuantType_QUANT_TYPE_TQ2_0
 }
@@ -217,14 +223,25 @@ func jobToPB(j Job, linears bool) *quantizerv1.Job {
 		PerplexityBefore: r.PerplexityBefore, PerplexityAfter: r.PerplexityAfter, MeanKl: r.MeanKL,
 		CalibrationTokens: uint32(r.CalibrationTokens), Top1Agreement: r.Top1Agreement,
 		SourceSizeBytes: r.SourceSizeBytes, ResultSizeBytes: r.ResultSizeBytes, ParameterCount: r.ParameterCount,
+		Family: r.Family, Architecture: r.Architecture,
+		GgufArchitecture: r.GGUFArch,
 	}
 	if linears {
 		for _, l := range r.Linears {
 			out.Report.Linears = append(out.Report.Linears, &quantizerv1.LinearReport{
 				Name: l.Name, Rows: uint32(l.Rows), Cols: uint32(l.Cols),
 				ZerosFraction: l.ZerosFraction, Scale: l.Scale, RelativeError: l.RelativeError,
+				GgufType: typeChoiceToPB(l.GGUF, r.GGUFArch != ""),
 			})
 		}
 	}
 	return out
+}
+
+// typeChoiceToPB converts a linear's GGUF type, nil until the plan is made.
+func typeChoiceToPB(t model.TensorChoice, planned bool) *quantizerv1.QuantTypeChoice {
+	if !planned || t.Name == "" {
+		return nil
+	}
+	return &quantizerv1.QuantTypeChoice{Tensor: t.Name, Type: t.Type.String(), Reason: t.Reason}
 }

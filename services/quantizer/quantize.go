@@ -10,24 +10,35 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
 
-// namedLinear is one of a layer's seven linears with its Hugging Face and
-// GGUF names.
+// namedLinear is one of a layer's seven linears (index i, model.LinQ..)
+// with its Hugging Face and GGUF names.
 type namedLinear struct {
+	i        int
 	hf, gguf string
 	m        *ternary.Matrix
-	dst      func(*refLayer) *denseRows
 }
 
+// ggufLinearNames are the GGUF name parts of the seven linears.
+var ggufLinearNames = [model.NumLinears]string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}
+
 func linearsOf(l *model.Layer) []namedLinear {
-	return []namedLinear{
-		{"self_attn.q_proj", "attn_q", l.Q, func(r *refLayer) *denseRows { return &r.q }},
-		{"self_attn.k_proj", "attn_k", l.K, func(r *refLayer) *denseRows { return &r.k }},
-		{"self_attn.v_proj", "attn_v", l.V, func(r *refLayer) *denseRows { return &r.v }},
-		{"self_attn.o_proj", "attn_output", l.O, func(r *refLayer) *denseRows { return &r.o }},
-		{"mlp.gate_proj", "ffn_gate", l.Gate, func(r *refLayer) *denseRows { return &r.gate }},
-		{"mlp.up_proj", "ffn_up", l.Up, func(r *refLayer) *denseRows { return &r.up }},
-		{"mlp.down_proj", "ffn_down", l.Down, func(r *refLayer) *denseRows { return &r.down }},
+	out := make([]namedLinear, 0, model.NumLinears)
+	for i, p := range l.Linears() {
+		out = append(out, namedLinear{i, model.LinearNames[i], ggufLinearNames[i], *p})
 	}
+	return out
+}
+
+// hfPrefix is the checkpoint's tensor-name prefix: "model." for a CausalLM,
+// "" for a bare backbone (embedding models).
+func hfPrefix(ck *safetensors.Checkpoint) string {
+	if _, ok := ck.Tensor("model.embed_tokens.weight"); ok {
+		return "model."
+	}
+	if _, ok := ck.Tensor("embed_tokens.weight"); ok {
+		return ""
+	}
+	return "model."
 }
 
 // quantize fills the per-linear report from the ternary weights the loader
@@ -61,7 +72,7 @@ func (r *runner) quantize(ctx context.Context, src string, w *model.Weights, wit
 	for li := range w.Layers {
 		l := &w.Layers[li]
 		if withRef {
-			layers[li] = refLayer{attnNorm: l.AttnNorm, attnSub: l.AttnSubNorm, ffnNorm: l.FFNNorm, ffnSub: l.FFNSubNorm}
+			layers[li] = refLayer{norms: l}
 		}
 		for _, lin := range linearsOf(l) {
 			if err := ctx.Err(); err != nil {
@@ -69,7 +80,7 @@ func (r *runner) quantize(ctx context.Context, src string, w *model.Weights, wit
 			}
 			name := fmt.Sprintf("blk.%d.%s.weight", li, lin.gguf)
 			if ck != nil {
-				name = fmt.Sprintf("model.layers.%d.%s.weight", li, lin.hf)
+				name = fmt.Sprintf("%slayers.%d.%s.weight", hfPrefix(ck), li, lin.hf)
 			}
 			r.progress(PhaseQuantizing, done, total, "tensors", name)
 			fp, rows, err := fullPrecision(ck, name, lin.m)
@@ -80,10 +91,11 @@ func (r *runner) quantize(ctx context.Context, src string, w *model.Weights, wit
 			if err != nil {
 				return nil, release, fmt.Errorf("stats of %s: %w: %w", name, err, ErrCheckpoint)
 			}
-			lr := LinearReport{Name: name, Rows: lin.m.Rows, Cols: lin.m.Cols, ZerosFraction: zeros, Scale: float64(lin.m.Scale), RelativeError: relErr}
+			lr := LinearReport{Name: name, Rows: lin.m.Rows, Cols: lin.m.Cols, ZerosFraction: zeros, Scale: float64(lin.m.Scale), RelativeError: relErr,
+				GGUF: model.TensorChoice{Name: fmt.Sprintf("blk.%d.%s.weight", li, lin.gguf)}}
 			r.q.update(r.j, func(j *Job) { j.Report.Linears = append(j.Report.Linears, lr) })
 			if withRef {
-				*lin.dst(&layers[li]) = rows
+				layers[li].lin[lin.i] = rows
 			}
 			done++
 		}

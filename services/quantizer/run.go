@@ -74,7 +74,8 @@ func (r *runner) run(ctx context.Context) (registry.Ref, error) {
 		return registry.Ref{}, fmt.Errorf("load %s: %w: %w", filepath.Base(src), err, ErrCheckpoint)
 	}
 	r.cfg = w.Config
-	rep := Report{SourceSizeBytes: r.srcSize, ParameterCount: parameterCount(w)}
+	rep := Report{SourceSizeBytes: r.srcSize, ParameterCount: parameterCount(w),
+		Family: string(w.Config.Family()), Architecture: w.Config.Architecture}
 	r.q.update(r.j, func(j *Job) { j.Report = rep })
 
 	calib := r.req.Calibration
@@ -84,8 +85,18 @@ func (r *runner) run(ctx context.Context) (registry.Ref, error) {
 	if err != nil {
 		return registry.Ref{}, err
 	}
+	// Can the output hold this family and these widths? (After the
+	// statistics, which the report keeps either way.)
+	if err := model.CheckGGUF(w.Config, ggufType(r.req.Target)); err != nil {
+		return registry.Ref{}, fmt.Errorf("%s model (%s): %w: %w", w.Config.Family(), w.Config.Architecture, err, ErrCheckpoint)
+	}
 	out := filepath.Join(work, ggufFileName)
 	gopts := []model.GGUFOption{model.WithTernaryType(ggufType(r.req.Target)), model.WithModelName(r.req.Output.Name)}
+	plan, err := model.PlanGGUF(w, gopts...)
+	if err != nil {
+		return registry.Ref{}, fmt.Errorf("plan %s: %w: %w", r.req.Target, err, ErrCheckpoint)
+	}
+	r.q.update(r.j, func(j *Job) { j.Report.addPlan(plan) })
 	if err := model.WriteGGUF(out, w, tok, gopts...); err != nil {
 		return registry.Ref{}, fmt.Errorf("write %s: %w: %w", r.req.Target, err, ErrCheckpoint)
 	}
@@ -279,17 +290,36 @@ func (r *runner) lineageConfig(rep Report) (string, error) {
 }
 
 func ggufType(t registry.QuantType) gguf.Type {
-	if t == registry.QuantTQ10 {
+	switch t {
+	case registry.QuantTQ10:
 		return gguf.TQ1_0
+	case registry.QuantI2S:
+		return gguf.I2_S
 	}
 	return gguf.TQ2_0
+}
+
+// addPlan records the GGUF architecture and each linear's tensor type.
+func (rep *Report) addPlan(p model.GGUFPlan) {
+	rep.GGUFArch = p.Arch
+	byName := make(map[string]model.TensorChoice, len(p.Tensors))
+	for _, t := range p.Tensors {
+		byName[t.Name] = t
+	}
+	for i := range rep.Linears {
+		if t, ok := byName[rep.Linears[i].GGUF.Name]; ok {
+			rep.Linears[i].GGUF = t
+		}
+	}
 }
 
 func parameterCount(w *model.Weights) uint64 {
 	n := uint64(len(w.Embed) + len(w.Head) + len(w.Norm))
 	for i := range w.Layers {
 		l := &w.Layers[i]
-		n += uint64(len(l.AttnNorm) + len(l.AttnSubNorm) + len(l.FFNNorm) + len(l.FFNSubNorm))
+		for _, ns := range l.NormSpecs(w.Config) {
+			n += uint64(len(*ns.V))
+		}
 		for _, m := range linearsOf(l) {
 			n += uint64(m.m.Rows) * uint64(m.m.Cols)
 		}

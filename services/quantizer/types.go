@@ -6,6 +6,7 @@ import (
 
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
 // Error kinds of the Quantizer (test with errors.Is); the gRPC layer maps
@@ -146,6 +147,9 @@ type LinearReport struct {
 	ZerosFraction float64
 	Scale         float64
 	RelativeError float64
+	// GGUF is the tensor's name and type in the result and why that type
+	// (model.PlanGGUF); zero until the plan is made.
+	GGUF model.TensorChoice
 }
 
 // Report is a job's quality report.
@@ -159,6 +163,9 @@ type Report struct {
 	SourceSizeBytes   uint64
 	ResultSizeBytes   uint64
 	ParameterCount    uint64
+	Family            string // model.Family of the source
+	Architecture      string // its Hugging Face architecture
+	GGUFArch          string // general.architecture of the result
 }
 
 // Job is a snapshot of a job.

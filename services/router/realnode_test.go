@@ -5,14 +5,18 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	inferencev1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/services/inference"
@@ -228,5 +232,42 @@ func BenchmarkRealTTFT(b *testing.B) {
 			b.ReportMetric(float64(ttfts[len(ttfts)/2].Microseconds()), "p50-ttft-µs")
 			b.ReportMetric(float64(ttfts[len(ttfts)*99/100].Microseconds()), "p99-ttft-µs")
 		})
+	}
+}
+
+// TestRealEmbed routes Embed to real nodes serving the synthetic Qwen3
+// embedding model: the router's answer is the node's, the response names
+// the node, and a causal LM is refused with FAILED_PRECONDITION.
+func TestRealEmbed(t *testing.T) {
+	const embedModel = "tiny-qwen3-embed"
+	if _, err := os.Stat(filepath.Join(realModels, embedModel, "model.safetensors")); err != nil {
+		t.Skip("no synthetic embedding model:", err)
+	}
+	c, addrs := realMesh(t)
+	for _, k := range kernels.Supported() {
+		t.Run(string(k), func(t *testing.T) {
+			req := &inferencev1.EmbedRequest{Model: embedModel, Inputs: []string{"Light is", "The rays of the Sun"},
+				Require: []string{string(k)}, Dimensions: 32}
+			got, err := c.Embed(t.Context(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.GetNode() != "real-"+string(k) || len(got.GetEmbeddings()) != 2 || got.GetDimensions() != 32 {
+				t.Fatalf("got node %q, %d embeddings of %d dims; want real-%s, 2 of 32", got.GetNode(), len(got.GetEmbeddings()), got.GetDimensions(), k)
+			}
+			direct, err := dial(t, addrs[k]).Embed(t.Context(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range direct.GetEmbeddings() {
+				if !slices.Equal(got.GetEmbeddings()[i].GetValues(), direct.GetEmbeddings()[i].GetValues()) {
+					t.Errorf("embedding %d through the router differs from the node's", i)
+				}
+			}
+		})
+	}
+	_, err := c.Embed(t.Context(), &inferencev1.EmbedRequest{Model: realModel, Inputs: []string{"a"}})
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("Embed with a causal LM: got %v, want FAILED_PRECONDITION", err)
 	}
 }

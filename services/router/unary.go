@@ -144,3 +144,26 @@ func (r *Router) UnloadModel(ctx context.Context, req *inferencev1.UnloadModelRe
 	})
 	return out, err
 }
+
+// Embed forwards to the best node for the model and constraints, as
+// Generate does (a node that fails or has a full queue before answering is
+// replaced by another, up to the retry limit). The response names the node.
+func (r *Router) Embed(ctx context.Context, req *inferencev1.EmbedRequest) (*inferencev1.EmbedResponse, error) {
+	if req.GetModel() == "" {
+		return nil, status.Error(codes.InvalidArgument, "model is required")
+	}
+	d, err := newDemand(req.GetModel(), req.GetRequire(), req.GetPreferKernel())
+	if err != nil {
+		return nil, err
+	}
+	return unary(r, ctx, "Embed", d, func(ctx context.Context, n *node) (*inferencev1.EmbedResponse, error) {
+		resp, err := n.client.Embed(ctx, req)
+		if err == nil {
+			resp.Node = n.id
+			if resp.Kernel == "" {
+				resp.Kernel = n.kernel()
+			}
+		}
+		return resp, err
+	})
+}

@@ -12,7 +12,9 @@ import (
 const qk8 = 32
 
 // DecodeFloat32 converts the first n elements of data, of type typ (F32, F16,
-// BF16 or Q8_0), into a new []float32.
+// BF16, Q8_0 or Q6_K), into a new []float32. Q6_K (llama.cpp's
+// dequantize_row_q6_K) is read only: bitnet.cpp and llama.cpp files may
+// store the token embedding in it (llama-quantize --token-embedding-type).
 func DecodeFloat32(typ Type, data []byte, n int) ([]float32, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("gguf: decode %s: negative element count %d", typ, n)
@@ -47,10 +49,36 @@ func DecodeFloat32(typ Type, data []byte, n int) ([]float32, error) {
 				out[b*qk8+j] = d * float32(int8(q))
 			}
 		}
+	case Q6_K:
+		for b := 0; b < n/qkK; b++ {
+			decodeQ6K(out[b*qkK:(b+1)*qkK], data[b*Q6_K.TypeSize():])
+		}
 	default:
-		return nil, fmt.Errorf("gguf: decode: type %s is not F32, F16, BF16 or Q8_0", typ)
+		return nil, fmt.Errorf("gguf: decode: type %s is not F32, F16, BF16, Q8_0 or Q6_K", typ)
 	}
 	return out, nil
+}
+
+// decodeQ6K dequantizes one Q6_K block (ql[128] low nibbles, qh[64] high
+// bit pairs, int8 scales[16], fp16 d) into y[256], in ggml's order of
+// operations (d*scale, then times the 6-bit value minus 32).
+func decodeQ6K(y []float32, blk []byte) {
+	ql, qh, sc := blk[:128], blk[128:192], blk[192:208]
+	d := half.FromFloat16(binary.LittleEndian.Uint16(blk[208:]))
+	for n := 0; n < qkK; n += 128 {
+		for l := 0; l < 32; l++ {
+			is := l / 16
+			q1 := int8(ql[l]&0xF|(qh[l]>>0&3)<<4) - 32
+			q2 := int8(ql[l+32]&0xF|(qh[l]>>2&3)<<4) - 32
+			q3 := int8(ql[l]>>4|(qh[l]>>4&3)<<4) - 32
+			q4 := int8(ql[l+32]>>4|(qh[l]>>6&3)<<4) - 32
+			y[n+l] = d * float32(int8(sc[is])) * float32(q1)
+			y[n+l+32] = d * float32(int8(sc[is+2])) * float32(q2)
+			y[n+l+64] = d * float32(int8(sc[is+4])) * float32(q3)
+			y[n+l+96] = d * float32(int8(sc[is+6])) * float32(q4)
+		}
+		ql, qh, sc = ql[64:], qh[32:], sc[8:]
+	}
 }
 
 // EncodeFloat32 converts x to typ (F32, F16, BF16 or Q8_0). F16 and BF16

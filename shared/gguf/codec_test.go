@@ -155,3 +155,33 @@ func TestQ8_0MatchesGGML(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeQ6KMatchesGGML compares Q6_K decoding with ggml's
+// dequantize_row_q6_K: 8 rows of 256 that bitnet.cpp's llama-quantize
+// (microsoft/BitNet 01eb415) wrote as Q6_K and then dequantized to F32.
+func TestDecodeQ6KMatchesGGML(t *testing.T) {
+	q, err := os.ReadFile(filepath.Join("testdata", "q6_k_ref.q6k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join("testdata", "q6_k_ref.f32"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := DecodeFloat32(F32, raw, len(raw)/4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeFloat32(Q6_K, q, len(want))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("element %d: got %v, want %v", i, got[i], want[i])
+		}
+	}
+	if _, err := DecodeFloat32(Q6_K, q[:209], 256); err == nil {
+		t.Errorf("short Q6_K data: got nil error")
+	}
+}

@@ -10,6 +10,8 @@
 // TensorData returns slices that alias the mapping until Close.
 //
 // The package also converts F32, F16, BF16 and Q8_0 tensor data to and from
-// float32. Ternary types (TQ1_0, TQ2_0) are carried as bytes; their codecs
-// live in shared/ternary.
+// float32, and decodes Q6_K (token embeddings of llama-quantize's files).
+// Ternary types (TQ1_0, TQ2_0, bitnet.cpp's I2_S) are carried as bytes; their
+// codecs live in shared/ternary. I2_S is sized per tensor (n/4 bytes of
+// codes, then a float32 scale and padding: I2SExtra), not per row.
 package gguf

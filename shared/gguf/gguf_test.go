@@ -351,6 +351,53 @@ func TestTypes(t *testing.T) {
 	}
 }
 
+// TestI2SSize checks bitnet.cpp's I2_S sizing: n/4 bytes of codes and 32
+// bytes of scale and padding per tensor, no per-row size.
+func TestI2SSize(t *testing.T) {
+	tests := []struct {
+		dims []uint64
+		want uint64
+		err  bool
+	}{
+		{[]uint64{2560, 2560}, 2560*2560/4 + 32, false},
+		{[]uint64{8640, 3200}, 8640*3200/4 + 32, false},
+		{[]uint64{128}, 64, false},
+		{[]uint64{6, 3}, 0, true}, // 18 elements: the last code would be cut
+		{[]uint64{1 << 40, 1 << 40}, 0, true},
+	}
+	for _, tt := range tests {
+		got, err := TensorSize(I2_S, tt.dims)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("TensorSize(I2_S, %v) = %d, %v; want %d, error %v", tt.dims, got, err, tt.want, tt.err)
+		}
+	}
+	if I2_S.String() != "I2_S" || uint32(I2_S) != 36 {
+		t.Errorf("I2_S = %d %q, want 36 \"I2_S\"", uint32(I2_S), I2_S)
+	}
+	if _, err := I2_S.RowSize(128); err == nil {
+		t.Errorf("I2_S.RowSize: got nil error")
+	}
+	// A writer and reader round trip keeps the extra 32 bytes.
+	w := NewWriter()
+	data := make([]byte, 256/4+I2SExtra)
+	data[256/4] = 0x80 // part of the scale
+	if err := w.AddTensor("t", I2_S, []uint64{128, 2}, data); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := w.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Parse(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, got, err := f.TensorData("t")
+	if err != nil || !bytes.Equal(got, data) {
+		t.Errorf("TensorData = %v, %v; want the %d bytes written", got, err, len(data))
+	}
+}
+
 func TestWriterErrors(t *testing.T) {
 	w := NewWriter()
 	if err := w.AddKV("k", 1); err != nil {
@@ -411,7 +458,7 @@ func TestTypeTableMatchesGGML(t *testing.T) {
 		}
 	}
 	for typ := range typeInfos {
-		if !seen[typ] {
+		if !seen[typ] && typ != I2_S { // I2_S is bitnet.cpp's (TestI2SSize)
 			t.Errorf("type %s is not in ggml's table", typ)
 		}
 	}

@@ -8,8 +8,11 @@ import (
 // Type is a ggml tensor element type.
 type Type uint32
 
-// ggml tensor types (ggml.h). Numbers 4, 5, 31-33 and 36-38 were removed
-// upstream and are rejected.
+// ggml tensor types (ggml.h). Numbers 4, 5, 31-33, 37 and 38 were removed
+// upstream and are rejected. 36 is bitnet.cpp's I2_S (upstream llama.cpp
+// removed its IQ4_NL_4_4 there); bitnet.cpp's I8_S (37) is an activation type
+// and its TL1/TL2 (38, 39) are per-model lookup-table layouts that no file
+// format describes, so they are not read (39 is MXFP4 upstream).
 const (
 	F32     Type = 0
 	F16     Type = 1
@@ -42,6 +45,7 @@ const (
 	BF16    Type = 30
 	TQ1_0   Type = 34
 	TQ2_0   Type = 35
+	I2_S    Type = 36 // bitnet.cpp: 2-bit ternary codes + one float32 scale per tensor
 	MXFP4   Type = 39
 	NVFP4   Type = 40
 	Q1_0    Type = 41
@@ -88,6 +92,7 @@ var typeInfos = map[Type]typeInfo{
 	BF16:    {"BF16", 1, 2},
 	TQ1_0:   {"TQ1_0", qkK, 2 + 4*13},
 	TQ2_0:   {"TQ2_0", qkK, 2 + 64},
+	I2_S:    {"I2_S", 1, 1}, // sized per tensor: see TensorSize
 	MXFP4:   {"MXFP4", 32, 1 + 16},
 	NVFP4:   {"NVFP4", 64, 4 + 32},
 	Q1_0:    {"Q1_0", 128, 2 + 16},
@@ -111,12 +116,20 @@ func (t Type) BlockSize() int { return typeInfos[t].blockSize }
 // TypeSize returns the bytes per block (0 if unknown).
 func (t Type) TypeSize() int { return typeInfos[t].typeSize }
 
+// I2SExtra is the bytes an I2_S tensor holds after its codes: the float32
+// scale and padding to 32 bytes (bitnet.cpp's ggml_nbytes: n/4 + 32).
+const I2SExtra = 32
+
 // RowSize returns the bytes of a row of ne0 elements, or an error if the
-// type is unknown or ne0 is not a whole number of blocks.
+// type is unknown or ne0 is not a whole number of blocks. I2_S has no row
+// size of its own (its scale follows the whole tensor): use TensorSize.
 func (t Type) RowSize(ne0 uint64) (uint64, error) {
 	info, ok := typeInfos[t]
 	if !ok {
 		return 0, fmt.Errorf("unknown ggml type %d", uint32(t))
+	}
+	if t == I2_S {
+		return 0, fmt.Errorf("I2_S is sized per tensor (codes, then one scale), not per row")
 	}
 	if ne0%uint64(info.blockSize) != 0 {
 		return 0, fmt.Errorf("row length %d is not a multiple of the %s block size %d", ne0, info.name, info.blockSize)
@@ -129,10 +142,25 @@ func (t Type) RowSize(ne0 uint64) (uint64, error) {
 }
 
 // TensorSize returns the bytes of a tensor of type t and dims (ne0 first),
-// checking that rows are whole blocks and that nothing overflows int64.
+// checking that rows are whole blocks and that nothing overflows int64. An
+// I2_S tensor of n elements takes n/4 bytes of 2-bit codes plus I2SExtra
+// (bitnet.cpp); n must be a multiple of 4 so that no code is cut off.
 func TensorSize(t Type, dims []uint64) (uint64, error) {
 	if len(dims) > MaxDims {
 		return 0, fmt.Errorf("%d dims, more than %d", len(dims), MaxDims)
+	}
+	if t == I2_S {
+		n := uint64(1)
+		for _, d := range dims {
+			if d != 0 && n > math.MaxInt64/d {
+				return 0, fmt.Errorf("dims %v overflow", dims)
+			}
+			n *= d
+		}
+		if n%4 != 0 {
+			return 0, fmt.Errorf("I2_S needs a multiple of 4 elements, have %d", n)
+		}
+		return n/4 + I2SExtra, nil
 	}
 	ne0 := uint64(1)
 	if len(dims) > 0 {

@@ -1,7 +1,5 @@
 package model
 
-import "math"
-
 // attention computes causal attention for the n tokens of layer li into
 // scratch.att, reading each step's KV cache (widened once per step when it
 // holds fp16). Large calls spread (token, head) pairs over the engine's pool.
@@ -62,19 +60,28 @@ type kvView struct {
 }
 
 // attendUnits runs units w, w+stride, ... where unit u is head u%NumHeads of
-// token u/NumHeads: softmax(q.K^T * head_dim^-0.5) V over the token's prefix.
+// token u/NumHeads: softmax(q.K^T * scale) V over the token's prefix (its
+// last SlidingWindow positions on sliding layers).
 func (m *Model) attendUnits(w, stride, units int) {
 	c, sc := m.cfg, &m.scratch
 	hd, qd, kvd := c.HeadDim, c.QDim(), c.KVDim()
 	group := c.NumHeads / c.NumKVHeads
-	scale := float32(1 / math.Sqrt(float64(hd)))
+	scale := c.AttnScale()
+	window := 0
+	if c.Sliding(sc.li) {
+		window = c.SlidingWindow
+	}
 	for u := w; u < units; u += stride {
 		t, h := u/c.NumHeads, u%c.NumHeads
 		kv := &sc.kvs[sc.step[t]]
 		n := sc.pos[t] + 1
-		sc.scores[w] = grow(sc.scores[w], n)
+		first := 0 // the first key position the query sees
+		if window > 0 && n > window {
+			first = n - window
+		}
+		sc.scores[w] = grow(sc.scores[w], n-first)
 		scores := sc.scores[w]
-		off := (h / group) * hd
+		off := first*kvd + (h/group)*hd
 		q := sc.q[t*qd+h*hd : t*qd+(h+1)*hd]
 		if kv.k16 != nil {
 			dotRowsHalf(scores, q, kv.k16[off:], kvd)

@@ -52,13 +52,13 @@ func TestParseConfigErrors(t *testing.T) {
 		{"string vocab", `"vocab_size": "600"`, "vocab_size"},
 		{"kv heads", `"num_key_value_heads": 3`, "num_key_value_heads"},
 		{"odd head dim", `"head_dim": 15`, "head_dim"},
-		{"activation", `"hidden_act": "silu"`, "hidden_act"},
+		{"activation", `"hidden_act": "gelu_new"`, "hidden_act"},
 		{"rope theta", `"rope_theta": -1`, "rope_theta"},
 		{"eps", `"rms_norm_eps": -1`, "rms_norm_eps"},
 		{"eos range", `"eos_token_id": [599, 600]`, "eos_token_id"},
 		{"bos range", `"bos_token_id": 1000`, "bos_token_id"},
 		{"huge", `"hidden_size": 1e12`, "hidden_size"},
-		{"rope scaling", `"rope_scaling": {"type": "linear", "factor": 2}`, "rope_scaling"},
+		{"rope scaling", `"rope_scaling": {"type": "dynamic", "factor": 2}`, "rope_scaling"},
 		{"attention bias", `"attention_bias": true`, "attention_bias"},
 	}
 	for _, tt := range tests {

@@ -24,20 +24,32 @@ type Step struct {
 	// Logits is filled by Forward: VocabSize floats for the last token, or
 	// len(Tokens)*VocabSize when AllLogits. Its storage is reused when large enough.
 	Logits []float32
+	// Pool asks for the step's final hidden states (after the final norm)
+	// pooled by Config.Pooling instead of logits (embedding models; the
+	// output head does not run for the step): Hidden receives HiddenSize
+	// floats, the last token's state (PoolLast) or the sum over the step's
+	// tokens (PoolMean; divide by the sequence's length when the last chunk
+	// is in, see FinishEmbedding). Its storage is reused when large enough.
+	Pool   bool
+	Hidden []float32
 }
 
 // scratch holds the per-token buffers of a Forward call, reused across calls.
 type scratch struct {
 	x, xn, q, k, v, att, tmp, gate, up []float32
+	pn                                 []float32   // a per-projection norm's output (ProjNorms)
 	scores                             [][]float32 // per attention worker
 	kvs                                []kvView    // per step
 	hidden, logits                     []float32
 	pos, step                          []int
 	act                                *kernels.Activations
+	ws                                 []*ternary.Matrix // projLinears' matrices
 	// The layer being computed, for the tokenOps.
 	li    int
 	layer *Layer
 	steps []Step
+	lin   int       // the linear whose input opProjNorm normalises
+	src   []float32 // opProjNorm's input
 }
 
 // Forward runs all tokens of all steps through the model: every BitLinear
@@ -69,8 +81,14 @@ func (m *Model) Forward(ctx context.Context, steps []Step) error {
 		st := &steps[si]
 		st.Seq.reserve(st.Seq.n + len(st.Tokens))
 		m.rope.ensure(st.Seq.n + len(st.Tokens))
+		if m.local != nil {
+			m.local.ensure(st.Seq.n + len(st.Tokens))
+		}
 		for i, id := range st.Tokens {
 			m.embed.row(sc.x[t*c.HiddenSize:(t+1)*c.HiddenSize], id)
+			if m.embScale != 1 {
+				scaleTo(sc.x[t*c.HiddenSize:(t+1)*c.HiddenSize], m.embScale)
+			}
 			sc.pos[t], sc.step[t] = st.Seq.n+i, si
 			t++
 		}
@@ -129,6 +147,9 @@ func (sc *scratch) resize(n int, c Config) {
 	sc.q, sc.att = grow(sc.q, n*q), grow(sc.att, n*q)
 	sc.k, sc.v = grow(sc.k, n*kv), grow(sc.v, n*kv)
 	sc.gate, sc.up = grow(sc.gate, n*in), grow(sc.up, n*in)
+	if c.ProjNorms {
+		sc.pn = grow(sc.pn, n*max(h, q, in))
+	}
 	sc.pos, sc.step = grow(sc.pos, n), grow(sc.step, n)
 	if sc.act == nil {
 		sc.act = kernels.NewActivations(n, h)
@@ -151,30 +172,57 @@ func (m *Model) bitLinear(x []float32, n int, ws []*ternary.Matrix, ys [][]float
 	return nil
 }
 
+// projLinears runs linears lins (indices into the layer's linears) on the
+// n tokens of x: one activation quantisation for all when the layer has no
+// per-projection norms, else each normalises x with its own norm first.
+func (m *Model) projLinears(x []float32, n int, lins []int, ys [][]float32) error {
+	L, sc := m.scratch.layer, &m.scratch
+	all := L.Linears()
+	if L.ProjNorm[lins[0]] == nil {
+		ws := sc.ws[:0]
+		for _, i := range lins {
+			ws = append(ws, *all[i])
+		}
+		sc.ws = ws
+		return m.bitLinear(x, n, ws, ys)
+	}
+	for j, i := range lins {
+		w := *all[i]
+		sc.lin, sc.src = i, x
+		m.forTokens(n, w.Cols, opProjNorm)
+		if err := m.bitLinear(sc.pn[:n*w.Cols], n, []*ternary.Matrix{w}, ys[j:j+1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // layer runs decoder block li over the n tokens in scratch.x.
 func (m *Model) layer(li int, steps []Step, n int) error {
 	L := &m.layers[li]
 	c, sc := m.cfg, &m.scratch
 	sc.li, sc.layer, sc.steps = li, L, steps
-	defer func() { sc.layer, sc.steps = nil, nil }()
+	defer func() { sc.layer, sc.steps, sc.src = nil, nil, nil }()
 	h, qd, kvd, in := c.HiddenSize, c.QDim(), c.KVDim(), c.IntermediateSize
 
 	m.forTokens(n, h, opAttnNorm)
-	if err := m.bitLinear(sc.xn, n, []*ternary.Matrix{L.Q, L.K, L.V}, [][]float32{sc.q, sc.k, sc.v}); err != nil {
+	if err := m.projLinears(sc.xn, n, []int{LinQ, LinK, LinV}, [][]float32{sc.q, sc.k, sc.v}); err != nil {
 		return fmt.Errorf("layer %d attention: %w", li, err)
 	}
 	m.forTokens(n, qd+kvd, opRoPEStore)
 	m.attention(li, steps, n)
-	m.forTokens(n, qd, opAttnSubNorm)
-	if err := m.bitLinear(sc.att, n, []*ternary.Matrix{L.O}, [][]float32{sc.tmp}); err != nil {
+	if L.AttnSubNorm != nil {
+		m.forTokens(n, qd, opAttnSubNorm)
+	}
+	if err := m.projLinears(sc.att, n, []int{LinO}, [][]float32{sc.tmp}); err != nil {
 		return fmt.Errorf("layer %d o_proj: %w", li, err)
 	}
 	m.forTokens(n, h, opResidualFFNNorm)
-	if err := m.bitLinear(sc.xn, n, []*ternary.Matrix{L.Gate, L.Up}, [][]float32{sc.gate, sc.up}); err != nil {
+	if err := m.projLinears(sc.xn, n, []int{LinGate, LinUp}, [][]float32{sc.gate, sc.up}); err != nil {
 		return fmt.Errorf("layer %d mlp: %w", li, err)
 	}
-	m.forTokens(n, in, opReLU2SubNorm)
-	if err := m.bitLinear(sc.gate, n, []*ternary.Matrix{L.Down}, [][]float32{sc.tmp}); err != nil {
+	m.forTokens(n, in, opActSubNorm)
+	if err := m.projLinears(sc.gate, n, []int{LinDown}, [][]float32{sc.tmp}); err != nil {
 		return fmt.Errorf("layer %d down_proj: %w", li, err)
 	}
 	m.forTokens(n, h, opResidual)
@@ -205,15 +253,35 @@ func opAttnNorm(m *Model, lo, hi int) {
 	rmsNorm(sc.xn[lo*h:hi*h], sc.x[lo*h:hi*h], sc.layer.AttnNorm, m.cfg.RMSNormEps)
 }
 
-// opRoPEStore rotates q and k and appends k and v to each token's cache.
+// opProjNorm writes the per-projection norm of linear sc.lin of sc.src
+// into sc.pn.
+func opProjNorm(m *Model, lo, hi int) {
+	sc := &m.scratch
+	w := sc.layer.ProjNorm[sc.lin]
+	k := len(w)
+	rmsNorm(sc.pn[lo*k:hi*k], sc.src[lo*k:hi*k], w, m.cfg.ProjEps())
+}
+
+// opRoPEStore normalises q and k per head (QKNorm), rotates them and
+// appends k and v to each token's cache.
 func opRoPEStore(m *Model, lo, hi int) {
 	c, sc := m.cfg, &m.scratch
 	qd, kvd := c.QDim(), c.KVDim()
+	L := sc.layer
+	r := &m.rope
+	if m.local != nil && c.Sliding(sc.li) {
+		r = m.local
+	}
 	for t := lo; t < hi; t++ {
 		p := sc.pos[t]
-		m.rope.apply(sc.q[t*qd:(t+1)*qd], c.NumHeads, p)
-		m.rope.apply(sc.k[t*kvd:(t+1)*kvd], c.NumKVHeads, p)
-		sc.steps[sc.step[t]].Seq.store(sc.li, p, sc.k[t*kvd:(t+1)*kvd], sc.v[t*kvd:(t+1)*kvd])
+		q, k := sc.q[t*qd:(t+1)*qd], sc.k[t*kvd:(t+1)*kvd]
+		if L.QNorm != nil {
+			rmsNorm(q, q, L.QNorm, c.RMSNormEps)
+			rmsNorm(k, k, L.KNorm, c.RMSNormEps)
+		}
+		r.apply(q, c.NumHeads, p)
+		r.apply(k, c.NumKVHeads, p)
+		sc.steps[sc.step[t]].Seq.store(sc.li, p, k, sc.v[t*kvd:(t+1)*kvd])
 	}
 }
 
@@ -222,20 +290,41 @@ func opAttnSubNorm(m *Model, lo, hi int) {
 	rmsNorm(sc.att[lo*qd:hi*qd], sc.att[lo*qd:hi*qd], sc.layer.AttnSubNorm, m.cfg.RMSNormEps)
 }
 
-// opResidualFFNNorm adds o_proj's output to the residual and normalises it.
+// opResidualFFNNorm adds o_proj's output (normalised first with sandwich
+// norms) to the residual and normalises it for the FFN.
 func opResidualFFNNorm(m *Model, lo, hi int) {
 	sc, h := &m.scratch, m.cfg.HiddenSize
+	if pn := sc.layer.PostAttnNorm; pn != nil {
+		rmsNorm(sc.tmp[lo*h:hi*h], sc.tmp[lo*h:hi*h], pn, m.cfg.RMSNormEps)
+	}
 	addTo(sc.x[lo*h:hi*h], sc.tmp[lo*h:hi*h])
 	rmsNorm(sc.xn[lo*h:hi*h], sc.x[lo*h:hi*h], sc.layer.FFNNorm, m.cfg.RMSNormEps)
 }
 
-func opReLU2SubNorm(m *Model, lo, hi int) {
+// opActSubNorm computes act(gate) * up into gate and applies the FFN
+// sub-norm where the family has one.
+func opActSubNorm(m *Model, lo, hi int) {
 	sc, in := &m.scratch, m.cfg.IntermediateSize
-	relu2Mul(sc.gate[lo*in:hi*in], sc.up[lo*in:hi*in])
-	rmsNorm(sc.gate[lo*in:hi*in], sc.gate[lo*in:hi*in], sc.layer.FFNSubNorm, m.cfg.RMSNormEps)
+	g, u := sc.gate[lo*in:hi*in], sc.up[lo*in:hi*in]
+	switch m.cfg.HiddenAct {
+	case ActSiLU:
+		siluMul(g, u)
+	case ActGELUTanh:
+		geluTanhMul(g, u)
+	default:
+		relu2Mul(g, u)
+	}
+	if sn := sc.layer.FFNSubNorm; sn != nil {
+		rmsNorm(g, g, sn, m.cfg.RMSNormEps)
+	}
 }
 
+// opResidual adds down_proj's output (normalised first with sandwich norms)
+// to the residual.
 func opResidual(m *Model, lo, hi int) {
 	sc, h := &m.scratch, m.cfg.HiddenSize
+	if pn := sc.layer.PostFFNNorm; pn != nil {
+		rmsNorm(sc.tmp[lo*h:hi*h], sc.tmp[lo*h:hi*h], pn, m.cfg.RMSNormEps)
+	}
 	addTo(sc.x[lo*h:hi*h], sc.tmp[lo*h:hi*h])
 }

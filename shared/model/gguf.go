@@ -42,10 +42,13 @@ package model
 // live under the "bitnet-mesh." prefix, which llama.cpp ignores.
 
 import (
+	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"strings"
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/half"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
 )
@@ -53,43 +56,82 @@ import (
 // GGUFArch is the general.architecture value of BitNet GGUF files.
 const GGUFArch = "bitnet"
 
-// GGUF metadata keys (gguf-py constants.py Keys, with arch = "bitnet").
+// Architectures of BitNet GGUF files. llama.cpp's converter writes "bitnet"
+// (LLM_ARCH_BITNET); bitnet.cpp's llama.cpp fork also runs "bitnet-25"
+// (convert-ms-to-gguf-bitnet.py, BitNet b1.58 2B4T) and "bitnet-b1.58"
+// (convert-hf-to-gguf-bitnet.py since 2026), both with its relu2 graph
+// (build_bitnet_158), while its "bitnet" graph is 1bitLLM's SiLU one.
+const (
+	GGUFArchBitNet25   = "bitnet-25"
+	GGUFArchBitNetB158 = "bitnet-b1.58"
+)
+
+// ggufArchs lists the general.architecture values ReadGGUF accepts.
+var ggufArchs = []string{GGUFArch, GGUFArchBitNet25, GGUFArchBitNetB158, "llama", "qwen3", "gemma3"}
+
+// Suffixes of the per-architecture metadata keys (gguf-py constants.py
+// Keys.LLM and Keys.Attention, after "<arch>").
+const (
+	sfxVocabSize     = ".vocab_size"
+	sfxContextLength = ".context_length"
+	sfxEmbedding     = ".embedding_length"
+	sfxBlockCount    = ".block_count"
+	sfxFeedForward   = ".feed_forward_length"
+	sfxHeadCount     = ".attention.head_count"
+	sfxHeadCountKV   = ".attention.head_count_kv"
+	sfxKeyLength     = ".attention.key_length"
+	sfxValueLength   = ".attention.value_length"
+	sfxRMSEps        = ".attention.layer_norm_rms_epsilon"
+	sfxRopeBase      = ".rope.freq_base"
+	sfxRopeDims      = ".rope.dimension_count"
+	sfxRopeScaling   = ".rope.scaling.type"
+	sfxRopeFactor    = ".rope.scaling.factor"
+	sfxHiddenAct     = ".hidden_activation"
+)
+
+// GGUF metadata keys of "bitnet" files (gguf-py constants.py Keys).
 const (
 	keyArch          = "general.architecture"
 	keyName          = "general.name"
 	keyFileType      = "general.file_type"
 	keyQuantVersion  = "general.quantization_version"
-	keyVocabSize     = GGUFArch + ".vocab_size"
-	keyContextLength = GGUFArch + ".context_length"
-	keyEmbedding     = GGUFArch + ".embedding_length"
-	keyBlockCount    = GGUFArch + ".block_count"
-	keyFeedForward   = GGUFArch + ".feed_forward_length"
-	keyHeadCount     = GGUFArch + ".attention.head_count"
-	keyHeadCountKV   = GGUFArch + ".attention.head_count_kv"
-	keyKeyLength     = GGUFArch + ".attention.key_length"
-	keyValueLength   = GGUFArch + ".attention.value_length"
-	keyRMSEps        = GGUFArch + ".attention.layer_norm_rms_epsilon"
-	keyRopeBase      = GGUFArch + ".rope.freq_base"
-	keyRopeDims      = GGUFArch + ".rope.dimension_count"
-	keyRopeScaling   = GGUFArch + ".rope.scaling.type"
-	keyRopeFactor    = GGUFArch + ".rope.scaling.factor"
-	keyHiddenAct     = GGUFArch + ".hidden_activation"
+	keyVocabSize     = GGUFArch + sfxVocabSize
+	keyContextLength = GGUFArch + sfxContextLength
+	keyEmbedding     = GGUFArch + sfxEmbedding
+	keyBlockCount    = GGUFArch + sfxBlockCount
+	keyFeedForward   = GGUFArch + sfxFeedForward
+	keyHeadCount     = GGUFArch + sfxHeadCount
+	keyHeadCountKV   = GGUFArch + sfxHeadCountKV
+	keyKeyLength     = GGUFArch + sfxKeyLength
+	keyValueLength   = GGUFArch + sfxValueLength
+	keyRMSEps        = GGUFArch + sfxRMSEps
+	keyRopeBase      = GGUFArch + sfxRopeBase
+	keyRopeDims      = GGUFArch + sfxRopeDims
+	keyRopeScaling   = GGUFArch + sfxRopeScaling
+	keyRopeFactor    = GGUFArch + sfxRopeFactor
+	keyHiddenAct     = GGUFArch + sfxHiddenAct
 
-	keyTokModel     = "tokenizer.ggml.model"
-	keyTokPre       = "tokenizer.ggml.pre"
-	keyTokTokens    = "tokenizer.ggml.tokens"
-	keyTokTypes     = "tokenizer.ggml.token_type"
-	keyTokMerges    = "tokenizer.ggml.merges"
-	keyTokBOS       = "tokenizer.ggml.bos_token_id"
-	keyTokEOS       = "tokenizer.ggml.eos_token_id"
-	keyTokEOT       = "tokenizer.ggml.eot_token_id"
-	keyTokEOM       = "tokenizer.ggml.eom_token_id"
-	keyTokAddBOS    = "tokenizer.ggml.add_bos_token"
-	keyTokAddEOS    = "tokenizer.ggml.add_eos_token"
-	keyChatTemplate = "tokenizer.chat_template"
+	keyTokModel       = "tokenizer.ggml.model"
+	keyTokPre         = "tokenizer.ggml.pre"
+	keyTokTokens      = "tokenizer.ggml.tokens"
+	keyTokTypes       = "tokenizer.ggml.token_type"
+	keyTokMerges      = "tokenizer.ggml.merges"
+	keyTokScores      = "tokenizer.ggml.scores"
+	keyTokSpacePrefix = "tokenizer.ggml.add_space_prefix"
+	keyTokBOS         = "tokenizer.ggml.bos_token_id"
+	keyTokEOS         = "tokenizer.ggml.eos_token_id"
+	keyTokEOT         = "tokenizer.ggml.eot_token_id"
+	keyTokEOM         = "tokenizer.ggml.eom_token_id"
+	keyTokAddBOS      = "tokenizer.ggml.add_bos_token"
+	keyTokAddEOS      = "tokenizer.ggml.add_eos_token"
+	keyChatTemplate   = "tokenizer.chat_template"
 
-	keyMeshArch = "bitnet-mesh.architecture"
-	keyMeshEOS  = "bitnet-mesh.eos_token_ids"
+	keyMeshArch   = "bitnet-mesh.architecture"
+	keyMeshEOS    = "bitnet-mesh.eos_token_ids"
+	keyMeshConfig = "bitnet-mesh.config" // the whole Config as JSON: what llama.cpp's keys cannot say
+
+	sfxPooling       = ".pooling_type"             // llama.cpp LLAMA_POOLING_TYPE_*
+	sfxSlidingWindow = ".attention.sliding_window" // Gemma3
 )
 
 // llama.cpp's llama_ftype values for general.file_type.
@@ -100,6 +142,7 @@ const (
 	fileTypeBF16  = 32
 	fileTypeTQ1_0 = 36
 	fileTypeTQ2_0 = 37
+	fileTypeI2_S  = 40 // bitnet.cpp's LLAMA_FTYPE_MOSTLY_I2_S
 )
 
 // Tensor names.
@@ -143,13 +186,95 @@ type normRef struct {
 	n    int
 }
 
+// ggufNormParts maps the layer norms (NormSpec names) to GGUF names:
+// llama.cpp's, and for the per-projection norms bitnet.cpp's embedding
+// converter's ("<linear>_norm_in", docs/bitnet-embeddings-i2s-guide.md).
+var ggufNormParts = map[string]string{
+	"input_layernorm":            "attn_norm",
+	"attn_sub_norm":              "attn_sub_norm",
+	"post_attention_layernorm":   "ffn_norm", // Gemma3: pre_feedforward_layernorm
+	"ffn_sub_norm":               "ffn_sub_norm",
+	"q_norm":                     "attn_q_norm",
+	"k_norm":                     "attn_k_norm",
+	"post_attention_norm":        "post_attention_norm",
+	"post_feedforward_layernorm": "post_ffw_norm",
+}
+
+// norms lists the RMSNorm vectors c wants, with their GGUF names. Weights
+// hold Gemma's (1+w) norms already offset, which is what llama.cpp's Gemma
+// files store too; the per-projection norms are plain.
 func (l *Layer) norms(c Config) []normRef {
-	return []normRef{
-		{"attn_norm", &l.AttnNorm, c.HiddenSize},
-		{"attn_sub_norm", &l.AttnSubNorm, c.QDim()},
-		{"ffn_norm", &l.FFNNorm, c.HiddenSize},
-		{"ffn_sub_norm", &l.FFNSubNorm, c.IntermediateSize},
+	var out []normRef
+	lin := l.linears(c)
+	for _, ns := range l.NormSpecs(c) {
+		if !ns.Want {
+			continue
+		}
+		part, ok := ggufNormParts[ns.Name]
+		if !ok {
+			for i, name := range LinearNames {
+				if ns.Name == name+".norm" {
+					part, ok = lin[i].part+"_norm_in", true
+				}
+			}
+		}
+		if ok {
+			out = append(out, normRef{part, ns.V, ns.N})
+		}
 	}
+	return out
+}
+
+// poolingType is llama.cpp's LLAMA_POOLING_TYPE of a pooling strategy.
+func poolingType(p string) uint32 {
+	switch p {
+	case PoolMean:
+		return 1
+	case PoolLast:
+		return 3
+	}
+	return 0
+}
+
+// ggufArchOf is the general.architecture a family is written as (I2_S
+// files of relu2 models become "bitnet-b1.58", see PlanGGUF).
+func ggufArchOf(f Family) string {
+	switch f {
+	case FamilyLlama:
+		return "llama"
+	case FamilyQwen3:
+		return "qwen3"
+	case FamilyGemma3:
+		return "gemma3"
+	}
+	return GGUFArch // bitnet (2B4T), and 1bitLLM's bitnet-b1.58 family
+}
+
+// permutesQK reports whether a family's GGUF stores q and k rows in
+// llama.cpp's interleaved RoPE order (LLAMA_ROPE_TYPE_NORM): its llama
+// architecture, which convert_hf_to_gguf.py's LlamaModel permutes. The
+// bitnet, qwen3 and gemma3 architectures use NEOX RoPE, Hugging Face's order.
+func permutesQK(f Family) bool { return f == FamilyLlama }
+
+// permuteRows returns m with its rows in GGUF order (toGGUF) or back, for
+// heads of headDim rows: HF row h*hd + half*hd/2 + j is GGUF row
+// h*hd + 2*j + half (convert_hf_to_gguf.py's LlamaModel.permute).
+func permuteRows(m *ternary.Matrix, headDim int, toGGUF bool) (*ternary.Matrix, error) {
+	if headDim%2 != 0 || m.Rows%headDim != 0 {
+		return nil, fmt.Errorf("%w: %d rows are not whole heads of %d", ErrWeights, m.Rows, headDim)
+	}
+	out := &ternary.Matrix{Rows: m.Rows, Cols: m.Cols, Stride: m.Stride, Codes: make([]byte, len(m.Codes)), Scale: m.Scale}
+	half := headDim / 2
+	for r := 0; r < m.Rows; r++ {
+		h, i := r/headDim, r%headDim
+		g := h*headDim + 2*(i%half) + i/half // GGUF row of HF row r
+		src, dst := r, g
+		if !toGGUF {
+			src, dst = g, r
+		}
+		copy(out.Codes[dst*m.Stride:(dst+1)*m.Stride], m.Codes[src*m.Stride:(src+1)*m.Stride])
+	}
+	return out, nil
 }
 
 // ggufOptions holds WriteGGUF's settings.
@@ -157,6 +282,7 @@ type ggufOptions struct {
 	ternary      gguf.Type
 	float        gguf.Type
 	scaleTensors bool
+	i2sFallback  bool
 	name         string
 	chatTemplate string
 }
@@ -164,9 +290,18 @@ type ggufOptions struct {
 // GGUFOption configures WriteGGUF.
 type GGUFOption func(*ggufOptions)
 
-// WithTernaryType sets the type of the seven ternary linears of every block:
-// gguf.TQ2_0 (default, 2.06 bits per weight) or gguf.TQ1_0 (1.69 bits).
+// WithTernaryType sets the type of the ternary linears: gguf.TQ2_0
+// (default, 2.06 bits per weight), gguf.TQ1_0 (1.69 bits) or gguf.I2_S
+// (bitnet.cpp, 2 bits: the file then has bitnet.cpp's architecture
+// "bitnet-b1.58" and only bitnet.cpp and this project read it). A linear
+// whose width the type cannot hold falls back as PlanGGUF says.
 func WithTernaryType(t gguf.Type) GGUFOption { return func(o *ggufOptions) { o.ternary = t } }
+
+// WithI2SFallback lets linears whose width is not a multiple of 256 (which
+// TQ2_0 and TQ1_0 need) be written as bitnet.cpp's I2_S when the width is a
+// multiple of 128 (default on). Off, they fall back to Q8_0 or F16, which
+// llama.cpp reads, and the file keeps the "bitnet" architecture.
+func WithI2SFallback(on bool) GGUFOption { return func(o *ggufOptions) { o.i2sFallback = on } }
 
 // WithFloatType sets the type of token_embd (and output when untied):
 // gguf.F16 (default), gguf.F32, gguf.BF16 or gguf.Q8_0.
@@ -174,7 +309,9 @@ func WithFloatType(t gguf.Type) GGUFOption { return func(o *ggufOptions) { o.flo
 
 // WithScaleTensors stores each ternary scale exactly, as a one-element F32
 // "<name>.scale" tensor with block d = 1, instead of rounding it to the fp16
-// block d. Both forms load in llama.cpp.
+// block d. Both forms load in llama.cpp. I2_S tensors carry their float32
+// scale themselves, and files with bitnet.cpp's "bitnet-b1.58" architecture
+// never get scale tensors (its graph applies only some of them).
 func WithScaleTensors(on bool) GGUFOption { return func(o *ggufOptions) { o.scaleTensors = on } }
 
 // WithModelName sets general.name.
@@ -183,9 +320,114 @@ func WithModelName(name string) GGUFOption { return func(o *ggufOptions) { o.nam
 // WithChatTemplate stores a Jinja chat template as tokenizer.chat_template.
 func WithChatTemplate(tmpl string) GGUFOption { return func(o *ggufOptions) { o.chatTemplate = tmpl } }
 
-// WriteGGUF writes w (and tok, when not nil) to path as a llama.cpp "bitnet"
-// GGUF file. Ternary linears need an input width that is a multiple of 256
-// (one TQ block). The file is written atomically.
+// TensorChoice is how WriteGGUF stores one ternary linear.
+type TensorChoice struct {
+	Name   string    // GGUF tensor name, e.g. "blk.0.ffn_down.weight"
+	Rows   int       // output width (ne1)
+	Cols   int       // input width (ne0)
+	Type   gguf.Type // TQ2_0, TQ1_0, I2_S, Q8_0 or F16
+	Reason string    // why Type differs from the requested type; "" when it does not
+}
+
+// GGUFPlan is what WriteGGUF writes for a model: the file's architecture and
+// the type of every ternary linear.
+type GGUFPlan struct {
+	Arch    string
+	Tensors []TensorChoice
+}
+
+// PlanGGUF returns the architecture and the tensor types that WriteGGUF would
+// use for w and opts, so that callers (the quantizer's report) can say which
+// type each linear got and why. Types follow the widths:
+//
+//   - the requested type when it holds the width: TQ2_0/TQ1_0 need a multiple
+//     of 256, I2_S a multiple of 128 (bitnet.cpp's kernels compute wrong
+//     results for rows that are not whole 128-weight blocks);
+//   - else I2_S, when the width is a multiple of 128 and WithI2SFallback is on;
+//   - else Q8_0 (a multiple of 32: exact ternary codes with d = the scale,
+//     8.5 bits per weight) or F16 (T*s, 16 bits), which llama.cpp and
+//     bitnet.cpp read.
+//
+// A file with any I2_S linear gets bitnet.cpp's "bitnet-b1.58" architecture
+// (relu2 models; "bitnet" otherwise), others llama.cpp's "bitnet".
+func PlanGGUF(w *Weights, opts ...GGUFOption) (GGUFPlan, error) {
+	o := newGGUFOptions(opts)
+	if err := o.check(); err != nil {
+		return GGUFPlan{}, err
+	}
+	return planGGUF(w, o), nil
+}
+
+func newGGUFOptions(opts []GGUFOption) ggufOptions {
+	o := ggufOptions{ternary: gguf.TQ2_0, float: gguf.F16, name: "bitnet", i2sFallback: true}
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+func (o ggufOptions) check() error {
+	switch o.ternary {
+	case gguf.TQ2_0, gguf.TQ1_0, gguf.I2_S:
+	default:
+		return fmt.Errorf("%w: ternary tensor type %v is not supported (want TQ2_0, TQ1_0 or I2_S)", ErrWeights, o.ternary)
+	}
+	switch o.float {
+	case gguf.F32, gguf.F16, gguf.BF16, gguf.Q8_0:
+	default:
+		return fmt.Errorf("%w: embedding tensor type %v is not supported (want F32, F16, BF16 or Q8_0)", ErrWeights, o.float)
+	}
+	return nil
+}
+
+// planGGUF chooses the tensor types (see PlanGGUF); w's shapes are valid.
+func planGGUF(w *Weights, o ggufOptions) GGUFPlan {
+	var p GGUFPlan
+	i2s := false
+	for i := range w.Layers {
+		for _, lin := range w.Layers[i].linears(w.Config) {
+			typ, why := ternaryTypeFor(o, lin.in)
+			i2s = i2s || typ == gguf.I2_S
+			p.Tensors = append(p.Tensors, TensorChoice{Name: blockTensor(i, lin.part, "weight"), Rows: lin.out, Cols: lin.in, Type: typ, Reason: why})
+		}
+	}
+	p.Arch = ggufArchOf(w.Config.Family())
+	if i2s && p.Arch == GGUFArch && w.Config.HiddenAct == ActReLU2 {
+		p.Arch = GGUFArchBitNetB158
+	}
+	return p
+}
+
+// i2sRowBlock is the row unit bitnet.cpp's x86 I2_S kernels compute right.
+const i2sRowBlock = int(ternary.I2SBlock128)
+
+// ternaryTypeFor returns the type of a linear of width cols and, when it is
+// not the requested one, why.
+func ternaryTypeFor(o ggufOptions, cols int) (gguf.Type, string) {
+	fits := func(t gguf.Type) bool {
+		if t == gguf.I2_S {
+			return cols%i2sRowBlock == 0
+		}
+		return cols%ternary.BlockSize == 0
+	}
+	if fits(o.ternary) {
+		return o.ternary, ""
+	}
+	need := fmt.Sprintf("width %d is not a multiple of %d, which %v needs", cols, ternary.BlockSize, o.ternary)
+	if o.ternary == gguf.I2_S {
+		need = fmt.Sprintf("width %d is not a multiple of %d, which bitnet.cpp's I2_S kernels need", cols, i2sRowBlock)
+	} else if o.i2sFallback && fits(gguf.I2_S) {
+		return gguf.I2_S, need + fmt.Sprintf("; I2_S (bitnet.cpp, 2 bits per weight) holds multiples of %d", i2sRowBlock)
+	}
+	if cols%32 == 0 {
+		return gguf.Q8_0, need + "; Q8_0 holds the ternary codes exactly (8.5 bits per weight) and llama.cpp reads it"
+	}
+	return gguf.F16, need + "; F16 holds T*s (16 bits per weight) and llama.cpp reads it"
+}
+
+// WriteGGUF writes w (and tok, when not nil) to path as a GGUF file that
+// llama.cpp (architecture "bitnet") or bitnet.cpp ("bitnet-b1.58", when I2_S
+// is used) loads; PlanGGUF tells which. The file is written atomically.
 func WriteGGUF(path string, w *Weights, tok *tokenizer.Tokenizer, opts ...GGUFOption) error {
 	wr, err := buildGGUF(w, tok, opts...)
 	if err != nil {
@@ -199,30 +441,30 @@ func WriteGGUF(path string, w *Weights, tok *tokenizer.Tokenizer, opts ...GGUFOp
 
 // buildGGUF fills a gguf.Writer with the metadata and tensors of w.
 func buildGGUF(w *Weights, tok *tokenizer.Tokenizer, opts ...GGUFOption) (*gguf.Writer, error) {
-	o := ggufOptions{ternary: gguf.TQ2_0, float: gguf.F16, name: "bitnet"}
-	for _, f := range opts {
-		f(&o)
+	o := newGGUFOptions(opts)
+	if err := o.check(); err != nil {
+		return nil, err
 	}
 	if err := w.Validate(); err != nil {
 		return nil, err
 	}
-	var fileType uint32
+	if err := CheckGGUF(w.Config, o.ternary); err != nil {
+		return nil, err
+	}
+	plan := planGGUF(w, o)
+	if plan.Arch != GGUFArch {
+		o.scaleTensors = false
+	}
+	fileType := uint32(fileTypeTQ2_0)
 	switch o.ternary {
-	case gguf.TQ2_0:
-		fileType = fileTypeTQ2_0
 	case gguf.TQ1_0:
 		fileType = fileTypeTQ1_0
-	default:
-		return nil, fmt.Errorf("%w: ternary tensor type %v is not supported (want TQ2_0 or TQ1_0)", ErrWeights, o.ternary)
-	}
-	switch o.float {
-	case gguf.F32, gguf.F16, gguf.BF16, gguf.Q8_0:
-	default:
-		return nil, fmt.Errorf("%w: embedding tensor type %v is not supported (want F32, F16, BF16 or Q8_0)", ErrWeights, o.float)
+	case gguf.I2_S:
+		fileType = fileTypeI2_S
 	}
 	c := w.Config
 	wr := gguf.NewWriter()
-	if err := addConfigKVs(wr, c, o, fileType); err != nil {
+	if err := addConfigKVs(wr, c, o, plan.Arch, fileType); err != nil {
 		return nil, err
 	}
 	if tok != nil {
@@ -239,6 +481,7 @@ func buildGGUF(w *Weights, tok *tokenizer.Tokenizer, opts ...GGUFOption) (*gguf.
 	if err := addFloatTensor(wr, tensorEmbed, o.float, []uint64{h, v}, w.Embed); err != nil {
 		return nil, err
 	}
+	k := 0
 	for i := range w.Layers {
 		l := &w.Layers[i]
 		for _, n := range l.norms(c) {
@@ -248,9 +491,17 @@ func buildGGUF(w *Weights, tok *tokenizer.Tokenizer, opts ...GGUFOption) (*gguf.
 			}
 		}
 		for _, lin := range l.linears(c) {
-			if err := addTernary(wr, i, lin, o); err != nil {
+			if permutesQK(c.Family()) && (lin.part == "attn_q" || lin.part == "attn_k") {
+				m, err := permuteRows(*lin.m, c.HeadDim, true)
+				if err != nil {
+					return nil, err
+				}
+				lin.m = &m
+			}
+			if err := addTernary(wr, i, lin, plan.Tensors[k].Type, o.scaleTensors); err != nil {
 				return nil, err
 			}
+			k++
 		}
 	}
 	if err := addFloatTensor(wr, tensorNorm, gguf.F32, []uint64{h}, w.Norm); err != nil {
@@ -264,35 +515,66 @@ func buildGGUF(w *Weights, tok *tokenizer.Tokenizer, opts ...GGUFOption) (*gguf.
 	return wr, nil
 }
 
-// addConfigKVs writes general.* and bitnet.* keys in the converter's order.
-func addConfigKVs(wr *gguf.Writer, c Config, o ggufOptions, fileType uint32) error {
+// ErrGGUF reports a model that a GGUF file of the asked type cannot hold.
+// It wraps ErrWeights.
+var ErrGGUF = fmt.Errorf("%w: not writable as GGUF", ErrWeights)
+
+// CheckGGUF reports whether WriteGGUF can write a model of configuration c
+// with ternary tensors of type t, before any work: the family must have a
+// GGUF layout here. Every width is writable: PlanGGUF picks, per linear, a
+// type that holds it (I2_S, Q8_0 or F16 where TQ2_0/TQ1_0 cannot).
+func CheckGGUF(c Config, t gguf.Type) error {
+	if c.Family() == "" {
+		return fmt.Errorf("%w: architecture %q has no GGUF layout", ErrGGUF, c.Architecture)
+	}
+	if c.RopeScaling != nil {
+		// llama.cpp stores llama3 scaling as a rope_freqs tensor, which this
+		// writer does not make yet.
+		return fmt.Errorf("%w: rope_scaling %q is not written to GGUF yet", ErrGGUF, c.RopeScaling.Type)
+	}
+	return nil
+}
+
+// addConfigKVs writes general.* and <arch>.* keys in the converter's order.
+func addConfigKVs(wr *gguf.Writer, c Config, o ggufOptions, arch string, fileType uint32) error {
 	eos := make([]int32, len(c.EOSTokenIDs))
 	for i, id := range c.EOSTokenIDs {
 		eos[i] = int32(id)
 	}
 	kvs := []gguf.KV{
-		{Key: keyArch, Value: GGUFArch},
+		{Key: keyArch, Value: arch},
 		{Key: keyName, Value: o.name},
-		{Key: keyVocabSize, Value: uint32(c.VocabSize)},
-		{Key: keyContextLength, Value: uint32(c.MaxPositions)},
-		{Key: keyEmbedding, Value: uint32(c.HiddenSize)},
-		{Key: keyBlockCount, Value: uint32(c.NumLayers)},
-		{Key: keyFeedForward, Value: uint32(c.IntermediateSize)},
-		{Key: keyHeadCount, Value: uint32(c.NumHeads)},
-		{Key: keyHeadCountKV, Value: uint32(c.NumKVHeads)},
-		{Key: keyKeyLength, Value: uint32(c.HeadDim)},
-		{Key: keyValueLength, Value: uint32(c.HeadDim)},
-		{Key: keyRopeDims, Value: uint32(c.HeadDim)},
-		{Key: keyRopeBase, Value: float32(c.RopeTheta)},
-		{Key: keyRMSEps, Value: c.RMSNormEps},
-		{Key: keyHiddenAct, Value: c.HiddenAct},
-		{Key: keyRopeScaling, Value: "linear"},
-		{Key: keyRopeFactor, Value: float32(1)},
+		{Key: arch + sfxVocabSize, Value: uint32(c.VocabSize)},
+		{Key: arch + sfxContextLength, Value: uint32(c.MaxPositions)},
+		{Key: arch + sfxEmbedding, Value: uint32(c.HiddenSize)},
+		{Key: arch + sfxBlockCount, Value: uint32(c.NumLayers)},
+		{Key: arch + sfxFeedForward, Value: uint32(c.IntermediateSize)},
+		{Key: arch + sfxHeadCount, Value: uint32(c.NumHeads)},
+		{Key: arch + sfxHeadCountKV, Value: uint32(c.NumKVHeads)},
+		{Key: arch + sfxKeyLength, Value: uint32(c.HeadDim)},
+		{Key: arch + sfxValueLength, Value: uint32(c.HeadDim)},
+		{Key: arch + sfxRopeDims, Value: uint32(c.HeadDim)},
+		{Key: arch + sfxRopeBase, Value: float32(c.RopeTheta)},
+		{Key: arch + sfxRMSEps, Value: c.RMSNormEps},
+		{Key: arch + sfxHiddenAct, Value: c.HiddenAct},
+		{Key: arch + sfxRopeScaling, Value: "linear"},
+		{Key: arch + sfxRopeFactor, Value: float32(1)},
 		{Key: keyFileType, Value: fileType},
 		{Key: keyQuantVersion, Value: uint32(2)},
 		{Key: keyMeshArch, Value: c.Architecture},
 		{Key: keyMeshEOS, Value: eos},
 	}
+	if c.IsEmbedding() {
+		kvs = append(kvs, gguf.KV{Key: arch + sfxPooling, Value: poolingType(c.Pooling)})
+	}
+	if c.SlidingWindow > 0 {
+		kvs = append(kvs, gguf.KV{Key: arch + sfxSlidingWindow, Value: uint32(c.SlidingWindow)})
+	}
+	cj, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("%w: config: %w", ErrConfig, err)
+	}
+	kvs = append(kvs, gguf.KV{Key: keyMeshConfig, Value: string(cj)})
 	for _, kv := range kvs {
 		if err := wr.AddKV(kv.Key, kv.Value); err != nil {
 			return err
@@ -313,46 +595,106 @@ func addFloatTensor(wr *gguf.Writer, name string, typ gguf.Type, dims []uint64, 
 	return nil
 }
 
-// addTernary encodes one linear of block i (and its scale tensor when asked).
-func addTernary(wr *gguf.Writer, i int, lin linearRef, o ggufOptions) error {
+// addTernary encodes one linear of block i as typ (and its scale tensor when
+// scaleTensors is set and typ has no exact scale of its own).
+func addTernary(wr *gguf.Writer, i int, lin linearRef, typ gguf.Type, scaleTensors bool) error {
 	m := *lin.m
 	name := blockTensor(i, lin.part, "weight")
-	if m.Cols%ternary.BlockSize != 0 {
-		return fmt.Errorf("%w: tensor %s (%s) has %d columns; %v needs a multiple of %d", ErrWeights, name, lin.hf, m.Cols, o.ternary, ternary.BlockSize)
-	}
+	scaleTensors = scaleTensors && typ != gguf.I2_S
 	enc := m
-	if o.scaleTensors {
+	if scaleTensors {
 		cp := *m
 		cp.Scale = 1
 		enc = &cp
 	}
 	var data []byte
 	var err error
-	if o.ternary == gguf.TQ1_0 {
+	switch typ {
+	case gguf.TQ1_0:
 		data, err = enc.EncodeTQ1_0()
-	} else {
+	case gguf.TQ2_0:
 		data, err = enc.EncodeTQ2_0()
+	case gguf.I2_S:
+		data, err = enc.EncodeI2S()
+	default:
+		data, err = encodeTernaryFloat(enc, typ)
 	}
 	if err != nil {
+		return fmt.Errorf("%w: tensor %s (%s): %w", ErrWeights, name, lin.hf, err)
+	}
+	if err := wr.AddTensor(name, typ, []uint64{uint64(m.Cols), uint64(m.Rows)}, data); err != nil {
 		return fmt.Errorf("%w: tensor %s: %w", ErrWeights, name, err)
 	}
-	if err := wr.AddTensor(name, o.ternary, []uint64{uint64(m.Cols), uint64(m.Rows)}, data); err != nil {
-		return fmt.Errorf("%w: tensor %s: %w", ErrWeights, name, err)
-	}
-	if o.scaleTensors {
+	if scaleTensors {
 		return addFloatTensor(wr, blockTensor(i, lin.part, "scale"), gguf.F32, []uint64{1}, []float32{m.Scale})
 	}
 	return nil
 }
 
+// encodeTernaryFloat writes m as Q8_0 blocks holding the codes T exactly with
+// d = fp16(Scale) (0 in all-zero blocks), or as F16 values T*fp16(Scale): a
+// form every llama.cpp reads, for widths the ternary types cannot hold.
+func encodeTernaryFloat(m *ternary.Matrix, typ gguf.Type) ([]byte, error) {
+	d := half.ToFloat16(m.Scale)
+	if d&0x7c00 == 0x7c00 || (d&0x7fff == 0 && m.Scale != 0) {
+		return nil, fmt.Errorf("scale %v is not representable in fp16", m.Scale)
+	}
+	row := make([]int8, 0, m.Cols)
+	switch typ {
+	case gguf.Q8_0:
+		const qk = 32
+		if m.Cols%qk != 0 {
+			return nil, fmt.Errorf("width %d is not a multiple of the Q8_0 block %d", m.Cols, qk)
+		}
+		out := make([]byte, 0, m.Rows*m.Cols/qk*(2+qk))
+		for r := 0; r < m.Rows; r++ {
+			row = m.Row(row[:0], r)
+			for b := 0; b < m.Cols; b += qk {
+				bd := uint16(0)
+				for _, t := range row[b : b+qk] {
+					if t != 0 {
+						bd = d
+						break
+					}
+				}
+				out = binary.LittleEndian.AppendUint16(out, bd)
+				for _, t := range row[b : b+qk] {
+					out = append(out, byte(t))
+				}
+			}
+		}
+		return out, nil
+	case gguf.F16:
+		out := make([]byte, 0, 2*m.Rows*m.Cols)
+		neg := d | 0x8000
+		for r := 0; r < m.Rows; r++ {
+			row = m.Row(row[:0], r)
+			for _, t := range row {
+				h := uint16(0)
+				switch t {
+				case 1:
+					h = d
+				case -1:
+					h = neg
+				}
+				out = binary.LittleEndian.AppendUint16(out, h)
+			}
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("type %v cannot hold ternary weights", typ)
+}
+
 // ParseTernaryType parses a ternary GGUF type name for command lines:
-// "tq2_0" or "tq1_0" (any case).
+// "tq2_0", "tq1_0" or "i2_s" (any case).
 func ParseTernaryType(s string) (gguf.Type, error) {
 	switch strings.ToLower(s) {
 	case "tq2_0":
 		return gguf.TQ2_0, nil
 	case "tq1_0":
 		return gguf.TQ1_0, nil
+	case "i2_s":
+		return gguf.I2_S, nil
 	}
-	return 0, fmt.Errorf("model: ternary GGUF type %q: want tq2_0 or tq1_0", s)
+	return 0, fmt.Errorf("model: ternary GGUF type %q: want tq2_0, tq1_0 or i2_s", s)
 }

@@ -2,6 +2,7 @@ package model
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"math"
 	"runtime"
@@ -16,11 +17,14 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
 )
 
-// ReadGGUF reads a llama.cpp "bitnet" GGUF file (see gguf.go for the layout)
-// into Weights and, when the file carries a gpt2-style BPE vocabulary, a
-// Tokenizer (nil otherwise). Every tensor is copied out of the mapping, so
-// nothing refers to the file afterwards. Ternary linears may be TQ2_0, TQ1_0
-// or float tensors holding T*s (what the converter writes before quantizing).
+// ReadGGUF reads a BitNet GGUF file, llama.cpp's "bitnet" or bitnet.cpp's
+// "bitnet-25" and "bitnet-b1.58" (see gguf.go for the layout), into Weights
+// and, when the file carries a gpt2-style BPE vocabulary, a Tokenizer (nil
+// otherwise). Every tensor is copied out of the mapping, so nothing refers to
+// the file afterwards. Ternary linears may be TQ2_0, TQ1_0, bitnet.cpp's I2_S
+// (128-weight blocks, as its converters and x86 builds write; repacked into
+// the kernels' layout) or float tensors holding T*s (F32, F16, BF16, Q8_0:
+// what converters write before quantizing, and PlanGGUF's fallbacks).
 func ReadGGUF(path string) (*Weights, *tokenizer.Tokenizer, error) {
 	w, _, tok, err := readGGUFFile(path, false)
 	return w, tok, err
@@ -70,7 +74,13 @@ func readGGUF(f *gguf.File, drop func(off, size uint64), head8 bool) (*Weights, 
 		}
 		for _, lin := range l.linears(c) {
 			name, dims := blockTensor(i, lin.part, "weight"), []uint64{uint64(lin.in), uint64(lin.out)}
-			jobs = append(jobs, decodeJob{name: name, dims: dims, run: func() (err error) { *lin.m, err = readTernary(f, i, lin); return err }})
+			perm := permutesQK(c.Family()) && (lin.part == "attn_q" || lin.part == "attn_k")
+			jobs = append(jobs, decodeJob{name: name, dims: dims, run: func() (err error) {
+				if *lin.m, err = readTernary(f, i, lin); err == nil && perm {
+					*lin.m, err = permuteRows(*lin.m, c.HeadDim, false)
+				}
+				return err
+			}})
 		}
 	}
 	// Shapes first, in file-independent order, so the error is deterministic.
@@ -272,60 +282,65 @@ func decodeInto(dst []float32, typ gguf.Type, src []byte) error {
 	return nil
 }
 
-// ggufConfig builds a Config from the bitnet.* and tokenizer keys.
+// ggufConfig builds a Config from the <arch>.* and tokenizer keys.
 func ggufConfig(f *gguf.File) (Config, error) {
 	arch, err := f.String(keyArch)
 	if err != nil {
 		return Config{}, fmt.Errorf("%w: %s: %w", ErrConfig, keyArch, err)
 	}
-	if arch != GGUFArch {
-		return Config{}, fmt.Errorf("%w: %s = %q is not supported (want %q)", ErrConfig, keyArch, arch, GGUFArch)
+	if !slices.Contains(ggufArchs, arch) {
+		return Config{}, fmt.Errorf("%w: %s = %q is not supported (want one of %q)", ErrConfig, keyArch, arch, ggufArchs)
 	}
 	r := kvReader{f: f}
-	c := Config{Architecture: ArchBitNet, BOSTokenID: -1}
+	c := Config{Architecture: ArchBitNet, BOSTokenID: -1, HiddenAct: ActReLU2}
+	ggufFamilyDefaults(f, arch, &c)
 	if s, ok := r.str(keyMeshArch); ok {
 		c.Architecture = s
 	}
-	c.HiddenSize = r.int(keyEmbedding, true, 0)
-	c.NumLayers = r.int(keyBlockCount, true, 0)
-	c.IntermediateSize = r.int(keyFeedForward, true, 0)
-	c.NumHeads = r.int(keyHeadCount, true, 0)
-	c.NumKVHeads = r.int(keyHeadCountKV, false, c.NumHeads)
-	c.MaxPositions = r.int(keyContextLength, true, 0)
+	c.HiddenSize = r.int(arch+sfxEmbedding, true, 0)
+	c.NumLayers = r.int(arch+sfxBlockCount, true, 0)
+	if win := r.int(arch+sfxSlidingWindow, false, 0); arch == "gemma3" && win > 0 && c.NumLayers > 0 {
+		// llama.cpp's Gemma 3: every sixth layer attends globally.
+		c.SlidingWindow, c.SlidingLayers = win, make([]bool, c.NumLayers)
+		for i := range c.SlidingLayers {
+			c.SlidingLayers[i] = (i+1)%6 != 0
+		}
+	}
+	c.IntermediateSize = r.int(arch+sfxFeedForward, true, 0)
+	c.NumHeads = r.int(arch+sfxHeadCount, true, 0)
+	c.NumKVHeads = r.int(arch+sfxHeadCountKV, false, c.NumHeads)
+	c.MaxPositions = r.int(arch+sfxContextLength, true, 0)
 	hd := 0
 	if c.NumHeads > 0 {
 		hd = c.HiddenSize / c.NumHeads
 	}
-	c.HeadDim = r.int(keyKeyLength, false, hd)
-	if vd := r.int(keyValueLength, false, c.HeadDim); vd != c.HeadDim && r.err == nil {
-		r.err = fmt.Errorf("%w: %s = %d differs from %s = %d", ErrConfig, keyValueLength, vd, keyKeyLength, c.HeadDim)
+	c.HeadDim = r.int(arch+sfxKeyLength, false, hd)
+	if vd := r.int(arch+sfxValueLength, false, c.HeadDim); vd != c.HeadDim && r.err == nil {
+		r.err = fmt.Errorf("%w: %s = %d differs from %s = %d", ErrConfig, arch+sfxValueLength, vd, arch+sfxKeyLength, c.HeadDim)
 	}
-	if rd := r.int(keyRopeDims, false, c.HeadDim); rd != c.HeadDim && r.err == nil {
-		r.err = fmt.Errorf("%w: %s = %d: partial rotary embeddings are not supported (head dim %d)", ErrConfig, keyRopeDims, rd, c.HeadDim)
+	if rd := r.int(arch+sfxRopeDims, false, c.HeadDim); rd != c.HeadDim && r.err == nil {
+		r.err = fmt.Errorf("%w: %s = %d: partial rotary embeddings are not supported (head dim %d)", ErrConfig, arch+sfxRopeDims, rd, c.HeadDim)
 	}
-	c.RopeTheta = float64(r.float(keyRopeBase, false, 10000))
-	c.RMSNormEps = r.float(keyRMSEps, true, 0)
-	if s, ok := r.str(keyRopeScaling); ok && s != "none" && s != "linear" {
-		r.err = cmp(r.err, fmt.Errorf("%w: %s = %q is not supported", ErrConfig, keyRopeScaling, s))
+	c.RopeTheta = float64(r.float(arch+sfxRopeBase, false, 10000))
+	c.RMSNormEps = r.float(arch+sfxRMSEps, true, 0)
+	if s, ok := r.str(arch + sfxRopeScaling); ok && s != "none" && s != "linear" {
+		r.err = cmp(r.err, fmt.Errorf("%w: %s = %q is not supported", ErrConfig, arch+sfxRopeScaling, s))
 	}
-	if fac := r.float(keyRopeFactor, false, 1); fac != 1 && fac != 0 {
-		r.err = cmp(r.err, fmt.Errorf("%w: %s = %v is not supported (want 1)", ErrConfig, keyRopeFactor, fac))
+	if fac := r.float(arch+sfxRopeFactor, false, 1); fac != 1 && fac != 0 {
+		r.err = cmp(r.err, fmt.Errorf("%w: %s = %v is not supported (want 1)", ErrConfig, arch+sfxRopeFactor, fac))
 	}
-	// llama.cpp defaults a missing activation to SiLU for old 1bitLLM files;
-	// the engine runs 2B4T's relu2 only, which Validate enforces.
-	c.HiddenAct = "relu2"
-	if s, ok := r.str(keyHiddenAct); ok {
+	if s, ok := r.str(arch + sfxHiddenAct); ok {
 		c.HiddenAct = s
 	}
 	// vocab_size is optional in llama.cpp: the embedding's ne1 is the truth.
-	c.VocabSize = r.int(keyVocabSize, false, 0)
+	c.VocabSize = r.int(arch+sfxVocabSize, false, 0)
 	if info, ok := f.Tensor(tensorEmbed); ok && len(info.Dims) == 2 {
 		if c.VocabSize == 0 && info.Dims[1] <= 1<<24 {
 			c.VocabSize = int(info.Dims[1])
 		}
 	}
 	if c.VocabSize == 0 && r.err == nil {
-		r.err = fmt.Errorf("%w: missing %s and tensor %s", ErrConfig, keyVocabSize, tensorEmbed)
+		r.err = fmt.Errorf("%w: missing %s and tensor %s", ErrConfig, arch+sfxVocabSize, tensorEmbed)
 	}
 	c.BOSTokenID = r.int(keyTokBOS, false, -1)
 	if ids, ok := r.ints(keyMeshEOS); ok {
@@ -340,10 +355,64 @@ func ggufConfig(f *gguf.File) (Config, error) {
 	if r.err != nil {
 		return Config{}, r.err
 	}
+	if js, ok := r.str(keyMeshConfig); ok {
+		// Our own files: what llama.cpp's keys cannot say comes from the
+		// whole Config we stored; the keys stay authoritative for the rest.
+		var mc Config
+		if err := json.Unmarshal([]byte(js), &mc); err != nil {
+			return Config{}, fmt.Errorf("%w: key %s: %w", ErrConfig, keyMeshConfig, err)
+		}
+		c.ProjNorms, c.ProjNormEps, c.QueryPreAttnScalar = mc.ProjNorms, mc.ProjNormEps, mc.QueryPreAttnScalar
+		c.SlidingWindow, c.SlidingLayers, c.RopeLocalTheta, c.RopeScaling = mc.SlidingWindow, mc.SlidingLayers, mc.RopeLocalTheta, mc.RopeScaling
+		c.Pooling, c.NormalizeEmbeddings, c.EmbedPrefix, c.EmbedSuffix = mc.Pooling, mc.NormalizeEmbeddings, mc.EmbedPrefix, mc.EmbedSuffix
+		if !r.has(keyTokBOS) { // files without a vocabulary
+			c.BOSTokenID = mc.BOSTokenID
+		}
+	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// ggufFamilyDefaults sets what a file without our bitnet-mesh.config says
+// only through its architecture and tensors:
+//
+//   - bitnet-25 and bitnet-b1.58 (bitnet.cpp): 2B4T, relu2 (its graph
+//     hard-codes it);
+//   - bitnet: 2B4T with relu2 (llama.cpp's converter of BitNetForCausalLM;
+//     our files say bitnet.hidden_activation), except with a SentencePiece
+//     ("llama") vocabulary and no activation key: 1bitLLM's bitnet_b1_58,
+//     SiLU, which bitnet.cpp's converter writes;
+//   - llama: LlamaForCausalLM with BitLinear (Llama3-8B-1.58, Falcon3),
+//     SiLU;
+//   - qwen3 and gemma3: bitnet.cpp's embedding converter (SiLU, GELU-tanh
+//     with llama.cpp's Gemma 3 sliding pattern, every sixth layer global,
+//     local RoPE base 10000), pooling from <arch>.pooling_type, L2
+//     normalised.
+//
+// Per-projection norms are on when the file has blk.0.attn_q_norm_in.
+func ggufFamilyDefaults(f *gguf.File, arch string, c *Config) {
+	_, projNorms := f.Tensor("blk.0.attn_q_norm_in.weight")
+	switch arch {
+	case GGUFArch:
+		if _, ok := f.Get(arch + sfxHiddenAct); !ok {
+			if m, _ := f.String(keyTokModel); m == "llama" {
+				c.Architecture, c.HiddenAct = ArchBitNetB158, ActSiLU
+			}
+		}
+	case "llama":
+		c.Architecture, c.HiddenAct, c.ProjNorms = ArchLlama, ActSiLU, projNorms
+	case "qwen3", "gemma3":
+		c.Architecture, c.HiddenAct, c.ProjNorms = ArchQwen3, ActSiLU, projNorms
+		if arch == "gemma3" {
+			c.Architecture, c.HiddenAct, c.RopeLocalTheta = ArchGemma3, ActGELUTanh, 10000
+		}
+		if p, err := f.Uint32(arch + sfxPooling); err == nil {
+			c.Pooling = map[uint32]string{1: PoolMean, 3: PoolLast}[p]
+			c.NormalizeEmbeddings = c.Pooling != PoolNone
+		}
+	}
 }
 
 func cmp(prev, err error) error {
@@ -508,13 +577,15 @@ func readTernary(f *gguf.File, i int, lin linearRef) (*ternary.Matrix, error) {
 		m, err = ternary.DecodeTQ2_0(data, lin.out, lin.in)
 	case gguf.TQ1_0:
 		m, err = ternary.DecodeTQ1_0(data, lin.out, lin.in)
-	case gguf.F32, gguf.F16, gguf.BF16:
+	case gguf.I2_S:
+		m, err = ternary.DecodeI2S(data, lin.out, lin.in, ternary.I2SBlock128)
+	case gguf.F32, gguf.F16, gguf.BF16, gguf.Q8_0:
 		var x []float32
 		if x, err = gguf.DecodeFloat32(info.Type, data, lin.out*lin.in); err == nil {
 			m, err = ternaryFromFloats(x, lin.out, lin.in)
 		}
 	default:
-		err = fmt.Errorf("type %v is not supported for ternary weights (want TQ2_0, TQ1_0, F32, F16 or BF16)", info.Type)
+		err = fmt.Errorf("type %v is not supported for ternary weights (want TQ2_0, TQ1_0, I2_S, Q8_0, F32, F16 or BF16)", info.Type)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: tensor %s (%s): %w", ErrWeights, name, lin.hf, err)

@@ -24,12 +24,26 @@ func addTokenizerKVs(wr *gguf.Writer, tok *tokenizer.Tokenizer, c Config) error 
 		tokens = append(tokens, padToken(id))
 		types[id] = tokenizer.TypeUnused
 	}
-	kvs := []gguf.KV{
-		{Key: keyTokModel, Value: "gpt2"},
-		{Key: keyTokPre, Value: tok.PreTokenizer()},
-		{Key: keyTokTokens, Value: tokens},
-		{Key: keyTokTypes, Value: types},
-		{Key: keyTokMerges, Value: tok.Merges()},
+	var kvs []gguf.KV
+	if tok.Literal() {
+		// SentencePiece-style vocabularies (LLaMA 2, Gemma): llama.cpp's
+		// "llama" tokenizer merges by score (tokenizer.Scores).
+		scores := append(tok.Scores(), make([]float32, c.VocabSize-tok.VocabSize())...)
+		kvs = []gguf.KV{
+			{Key: keyTokModel, Value: "llama"},
+			{Key: keyTokTokens, Value: tokens},
+			{Key: keyTokScores, Value: scores},
+			{Key: keyTokTypes, Value: types},
+			{Key: keyTokSpacePrefix, Value: tok.AddSpacePrefix()},
+		}
+	} else {
+		kvs = []gguf.KV{
+			{Key: keyTokModel, Value: "gpt2"},
+			{Key: keyTokPre, Value: tok.PreTokenizer()},
+			{Key: keyTokTokens, Value: tokens},
+			{Key: keyTokTypes, Value: types},
+			{Key: keyTokMerges, Value: tok.Merges()},
+		}
 	}
 	if c.BOSTokenID >= 0 {
 		kvs = append(kvs, gguf.KV{Key: keyTokBOS, Value: uint32(c.BOSTokenID)})
@@ -63,8 +77,8 @@ func ggufTokenizer(f *gguf.File, vocab int) (*tokenizer.Tokenizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: key %s: %w", ErrConfig, keyTokModel, err)
 	}
-	if model != "gpt2" {
-		return nil, fmt.Errorf("%w: %s = %q is not supported (want gpt2, byte-level BPE)", ErrConfig, keyTokModel, model)
+	if model != "gpt2" && model != "llama" {
+		return nil, fmt.Errorf("%w: %s = %q is not supported (want gpt2, byte-level BPE, or llama, SentencePiece)", ErrConfig, keyTokModel, model)
 	}
 	tokens, err := f.Strings(keyTokTokens)
 	if err != nil {
@@ -91,6 +105,9 @@ func ggufTokenizer(f *gguf.File, vocab int) (*tokenizer.Tokenizer, error) {
 	n := len(tokens)
 	for n > 0 && types[n-1] == tokenizer.TypeUnused && tokens[n-1] == padToken(n-1) {
 		n--
+	}
+	if model == "llama" {
+		return ggufSPMTokenizer(f, tokens[:n], types[:n])
 	}
 	var merges []string
 	if _, ok := f.Get(keyTokMerges); ok {
@@ -134,4 +151,27 @@ func ggufPre(f *gguf.File) (string, error) {
 		return "", fmt.Errorf("%w: %s = %q is not supported (want llama-bpe or gpt-2)", ErrConfig, keyTokPre, pre)
 	}
 	return pre, nil
+}
+
+// ggufSPMTokenizer builds a "llama" (SentencePiece) vocabulary: its scores
+// and tokenizer.ggml.add_space_prefix (default true, as in llama.cpp).
+func ggufSPMTokenizer(f *gguf.File, tokens []string, types []int32) (*tokenizer.Tokenizer, error) {
+	scores, err := f.Float32s(keyTokScores)
+	if err != nil {
+		return nil, fmt.Errorf("%w: key %s: %w", ErrConfig, keyTokScores, err)
+	}
+	if len(scores) < len(tokens) {
+		return nil, fmt.Errorf("%w: %s has %d entries, want one per token (%d)", ErrConfig, keyTokScores, len(scores), len(tokens))
+	}
+	prefix := true
+	if _, ok := f.Get(keyTokSpacePrefix); ok {
+		if prefix, err = f.Bool(keyTokSpacePrefix); err != nil {
+			return nil, fmt.Errorf("%w: key %s: %w", ErrConfig, keyTokSpacePrefix, err)
+		}
+	}
+	tok, err := tokenizer.FromGGUFSPM(tokens, scores[:len(tokens)], types, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	return tok, nil
 }

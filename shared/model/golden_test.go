@@ -27,6 +27,24 @@ type golden struct {
 		Tokens []int     `json:"tokens"`
 		Last   []float64 `json:"last"`
 	} `json:"logits"`
+	// Embedding models (tools/reference/make_families.py).
+	Embeddings []struct {
+		Tokens    []int     `json:"tokens"`
+		Text      string    `json:"text"`
+		Embedding []float64 `json:"embedding"`
+	} `json:"embeddings"`
+	Family string `json:"family"`
+}
+
+// loadGoldenModel is Load for golden models, closed with the test.
+func loadGoldenModel(t *testing.T, dir string, opts ...Option) *Model {
+	t.Helper()
+	m, err := Load(dir, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
 }
 
 const modelsDir = "../../testdata/models"
@@ -88,6 +106,13 @@ func TestGoldenModels(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if g.Family != "" && string(w.Config.Family()) != g.Family {
+				t.Errorf("family %s, golden says %s", w.Config.Family(), g.Family)
+			}
+			if len(g.Embeddings) > 0 {
+				checkEmbeddings(t, dir, w, g)
+				return
+			}
 			for _, kv := range []KVType{KVFloat32, KVFloat16} {
 				m := newTestModel(t, w, WithHeadInt8(false), WithKVType(kv))
 				checkGolden(t, m, g, kv == KVFloat32)
@@ -120,7 +145,7 @@ func checkGolden(t *testing.T, m *Model, g golden, exact bool) {
 	t.Helper()
 	ctx := context.Background()
 	vocab := m.Config().VocabSize
-	pplTol, nllTol, logitTol := 1e-3, 2e-3, 1e-3
+	pplTol, nllTol, logitTol := 1e-4, 2e-3, 1e-3
 	if !exact {
 		pplTol, nllTol, logitTol = 1e-2, 2e-2, 3e-2
 	}
@@ -182,15 +207,55 @@ func checkGolden(t *testing.T, m *Model, g golden, exact bool) {
 	}
 }
 
+// checkEmbeddings compares the pooled embeddings of an embedding model with
+// the reference: cosine >= 0.9999 for the exact head and fp32 cache, and
+// for the serving defaults (fp16 cache).
+func checkEmbeddings(t *testing.T, dir string, w *Weights, g golden) {
+	t.Helper()
+	for _, kv := range []KVType{KVFloat32, KVFloat16} {
+		m := newTestModel(t, w, WithKVType(kv))
+		worst := 1.0
+		for i, e := range g.Embeddings {
+			got, err := m.Embed(context.Background(), e.Tokens)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(e.Embedding) {
+				t.Fatalf("embedding %d: %d dims, want %d", i, len(got), len(e.Embedding))
+			}
+			c := cosine(got, e.Embedding)
+			worst = min(worst, c)
+			if c < 0.9999 {
+				t.Errorf("kv %s embedding %d (%q): cosine %.6f to the reference, want >= 0.9999", kv, i, e.Text, c)
+			}
+		}
+		t.Logf("kv %s: worst cosine %.7f over %d embeddings", kv, worst, len(g.Embeddings))
+	}
+	// The tokenizer (with the post-processor's tokens) frames texts as the
+	// reference did, and Load's defaults (int8 head, fp16 cache) embed alike.
+	m := loadGoldenModel(t, dir)
+	for i, e := range g.Embeddings {
+		if got := EmbedIDs(m.Config(), m.Tokenizer(), e.Text); !slices.Equal(got, e.Tokens) {
+			t.Errorf("embedding %d: EmbedIDs(%q) = %v, want %v", i, e.Text, got, e.Tokens)
+		}
+		v, err := m.Embed(context.Background(), e.Tokens)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := cosine(v, e.Embedding); c < 0.9999 {
+			t.Errorf("Load defaults, embedding %d: cosine %.6f, want >= 0.9999", i, c)
+		}
+	}
+}
+
 func TestGoldenPerplexity(t *testing.T) {
 	for _, dir := range goldenModels(t) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			g := loadGolden(t, dir)
-			m, err := Load(dir, WithHeadInt8(false))
-			if err != nil {
-				t.Fatal(err)
+			if len(g.Windows) == 0 {
+				t.Skip("no windows (an embedding model)")
 			}
-			defer m.Close()
+			m := loadGoldenModel(t, dir, WithHeadInt8(false))
 			if m.Tokenizer() == nil {
 				t.Error("Load found no tokenizer")
 			}

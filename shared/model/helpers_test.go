@@ -39,18 +39,22 @@ func randomWeights(t testing.TB, c Config, seed uint64) *Weights {
 		}
 		return m
 	}
-	h, q, kv, in := c.HiddenSize, c.QDim(), c.KVDim(), c.IntermediateSize
+	h := c.HiddenSize
 	w := &Weights{Config: c, Embed: floats(c.VocabSize*h, 0, 1), Norm: floats(h, 1, 0.1)}
 	if !c.TieWordEmbeddings {
 		w.Head = floats(c.VocabSize*h, 0, 0.5)
 	}
 	for i := 0; i < c.NumLayers; i++ {
-		w.Layers = append(w.Layers, Layer{
-			AttnNorm: floats(h, 1, 0.1), AttnSubNorm: floats(q, 1, 0.1),
-			FFNNorm: floats(h, 1, 0.1), FFNSubNorm: floats(in, 1, 0.1),
-			Q: tern(q, h), K: tern(kv, h), V: tern(kv, h), O: tern(h, q),
-			Gate: tern(in, h), Up: tern(in, h), Down: tern(h, in),
-		})
+		var l Layer
+		for _, n := range l.NormSpecs(c) {
+			if n.Want {
+				*n.V = floats(n.N, 1, 0.1)
+			}
+		}
+		for j, p := range l.Linears() {
+			*p = tern(LinearShape(c, j))
+		}
+		w.Layers = append(w.Layers, l)
 	}
 	if err := w.Validate(); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -18,9 +19,10 @@ import (
 
 // quantConfig is config.json's quantization_config for BitNet checkpoints.
 type quantConfig struct {
-	QuantMethod      string `json:"quant_method"`
-	LinearClass      string `json:"linear_class"`
-	QuantizationMode string `json:"quantization_mode"`
+	QuantMethod         string   `json:"quant_method"`
+	LinearClass         string   `json:"linear_class"`
+	QuantizationMode    string   `json:"quantization_mode"`
+	ModulesToNotConvert []string `json:"modules_to_not_convert"`
 }
 
 // packed reports whether linears are stored pre-quantised (uint8 + weight_scale).
@@ -55,6 +57,11 @@ func parseQuantConfig(data []byte) (*quantConfig, error) {
 	if q.QuantizationMode != "offline" && q.QuantizationMode != "online" {
 		return nil, fmt.Errorf("%w: quantization_config.quantization_mode %q is not supported (want offline or online)", ErrConfig, q.QuantizationMode)
 	}
+	for _, m := range q.ModulesToNotConvert {
+		if m != "lm_head" {
+			return nil, fmt.Errorf("%w: quantization_config.modules_to_not_convert lists %q: only lm_head may stay in full precision", ErrConfig, m)
+		}
+	}
 	return q, nil
 }
 
@@ -79,6 +86,11 @@ func loadConfigHF(dir string) (Config, *quantConfig, error) {
 	q, err := parseQuantConfig(data)
 	if err != nil {
 		return Config{}, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if c.IsEmbedding() {
+		if err := embeddingSettings(dir, &c); err != nil {
+			return Config{}, nil, err
+		}
 	}
 	gpath := filepath.Join(dir, "generation_config.json")
 	g, err := readSmall(gpath)
@@ -105,7 +117,74 @@ func loadConfigHF(dir string) (Config, *quantConfig, error) {
 			return Config{}, nil, fmt.Errorf("%s: %w", gpath, err)
 		}
 	}
+	if f := c.Family(); (f == FamilyQwen3 || f == FamilyGemma3) && !c.ProjNorms {
+		// The BitNet embedding models carry a norm per projection; their
+		// presence is what marks a Qwen3/Gemma3 checkpoint as BitNet.
+		ck, err := safetensors.OpenCheckpoint(dir)
+		if err != nil {
+			return Config{}, nil, fmt.Errorf("model: %w", err)
+		}
+		_, _, found := projNormTensor(ck, tensorPrefix(ck)+"layers.0.", LinQ)
+		ck.Close()
+		switch {
+		case found:
+			c.ProjNorms = true
+		case q == nil:
+			return Config{}, nil, fmt.Errorf("model: %s: %w: a %s checkpoint without per-projection norms (%s.norm.weight) or a bitnet quantization_config is a full-precision model, not BitNet b1.58",
+				dir, ErrConfig, f, LinearNames[LinQ])
+		}
+	}
 	return c, q, nil
+}
+
+// embeddingSettings reads the sentence-transformers files of an embedding
+// model (modules.json, the Pooling module's config.json): pooling and
+// normalisation. Without them the BitNet embedding models' recipe holds:
+// last-token pooling and L2 normalisation.
+func embeddingSettings(dir string, c *Config) error {
+	data, err := readSmall(filepath.Join(dir, "modules.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var mods []struct {
+		Path string `json:"path"`
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(data, &mods); err != nil {
+		return fmt.Errorf("model: %s: %w: %w", filepath.Join(dir, "modules.json"), ErrConfig, err)
+	}
+	c.NormalizeEmbeddings = false
+	for _, m := range mods {
+		switch {
+		case strings.HasSuffix(m.Type, "Normalize"):
+			c.NormalizeEmbeddings = true
+		case strings.HasSuffix(m.Type, "Pooling"):
+			if !filepath.IsLocal(m.Path) {
+				return fmt.Errorf("model: modules.json: %w: pooling path %q leaves the model directory", ErrConfig, m.Path)
+			}
+			ppath := filepath.Join(dir, m.Path, "config.json")
+			pd, err := readSmall(ppath)
+			if err != nil {
+				return err
+			}
+			var pc map[string]any
+			if err := json.Unmarshal(pd, &pc); err != nil {
+				return fmt.Errorf("model: %s: %w: %w", ppath, ErrConfig, err)
+			}
+			switch {
+			case pc["pooling_mode_lasttoken"] == true:
+				c.Pooling = PoolLast
+			case pc["pooling_mode_mean_tokens"] == true:
+				c.Pooling = PoolMean
+			default:
+				return fmt.Errorf("model: %s: %w: only last-token and mean pooling are supported", ppath, ErrConfig)
+			}
+		}
+	}
+	return nil
 }
 
 // readSmall reads a JSON side file of at most 16 MiB.
@@ -129,12 +208,18 @@ func readSmall(path string) ([]byte, error) {
 	return b, nil
 }
 
-// LoadHF loads a Hugging Face BitNetForCausalLM directory: config.json
-// (+ generation_config.json) and model.safetensors or its shards. Linear
-// weights are either full precision (F32/F16/BF16, ternarised with absmean
-// here) or pre-quantised (quantization_config offline: packed U8 [out/4, in]
-// plus a one-element weight_scale). Every tensor's dtype and shape is checked
-// against the config; missing and unexpected tensors are errors.
+// LoadHF loads a Hugging Face checkpoint directory of any family (see
+// Family): config.json (+ generation_config.json, and the
+// sentence-transformers modules.json of embedding models) and
+// model.safetensors or its shards. Linear weights are either full precision
+// (F32/F16/BF16 masters, ternarised with absmean here) or pre-quantised
+// (quantization_config offline: packed U8 [out/4, in] plus a one-element
+// weight_scale whose meaning linear_class sets). Tensor names follow the
+// family (1bitLLM's inner_attn_ln/ffn_layernorm, Gemma3's sandwich norms,
+// the embedding models' per-projection norms, with or without the "model."
+// prefix); Gemma3's (1+w) norms are stored offset (Config.NormOffset).
+// Every tensor's dtype and shape is checked against the config; missing and
+// unexpected tensors are errors.
 func LoadHF(dir string) (*Weights, error) {
 	w, _, err := loadHF(dir, false)
 	return w, err
@@ -153,7 +238,7 @@ func loadHF(dir string, head8 bool) (*Weights, *kernels.Int8Matrix, error) {
 		return nil, nil, fmt.Errorf("model: %w", err)
 	}
 	defer ck.Close()
-	l := hfLoader{ck: ck, cfg: c, q: q, used: map[string]bool{}, head8: head8}
+	l := hfLoader{ck: ck, cfg: c, q: q, used: map[string]bool{}, head8: head8, prefix: tensorPrefix(ck)}
 	w, err := l.load()
 	if err != nil {
 		return nil, nil, fmt.Errorf("model: %s: %w", dir, err)
@@ -162,29 +247,42 @@ func loadHF(dir string, head8 bool) (*Weights, *kernels.Int8Matrix, error) {
 }
 
 type hfLoader struct {
-	ck    *safetensors.Checkpoint
-	cfg   Config
-	q     *quantConfig
-	mu    sync.Mutex // guards used
-	used  map[string]bool
-	head8 bool                // quantise the head to h8 instead of float32
-	h8    *kernels.Int8Matrix // the int8 head when head8
+	ck     *safetensors.Checkpoint
+	prefix string // "model." (a CausalLM) or "" (a bare backbone, e.g. Qwen3Model)
+	cfg    Config
+	q      *quantConfig
+	mu     sync.Mutex // guards used
+	used   map[string]bool
+	head8  bool                // quantise the head to h8 instead of float32
+	h8     *kernels.Int8Matrix // the int8 head when head8
+}
+
+// tensorPrefix is "model." when the checkpoint holds a CausalLM's names
+// (model.embed_tokens.weight), "" for a bare backbone (embed_tokens.weight).
+func tensorPrefix(ck *safetensors.Checkpoint) string {
+	if _, ok := ck.Tensor("embed_tokens.weight"); ok {
+		if _, ok := ck.Tensor("model.embed_tokens.weight"); !ok {
+			return ""
+		}
+	}
+	return "model."
 }
 
 func (l *hfLoader) load() (*Weights, error) {
 	c := l.cfg
 	h := c.HiddenSize
+	p := l.prefix
 	w := &Weights{Config: c, Layers: make([]Layer, c.NumLayers)}
 	var err error
 	if l.head8 && c.TieWordEmbeddings {
-		l.h8, err = l.int8Rows("model.embed_tokens.weight", c.VocabSize, h)
+		l.h8, err = l.int8Rows(p+"embed_tokens.weight", c.VocabSize, h)
 	} else {
-		w.Embed, err = l.floats("model.embed_tokens.weight", c.VocabSize, h)
+		w.Embed, err = l.floats(p+"embed_tokens.weight", c.VocabSize, h)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if w.Norm, err = l.floats("model.norm.weight", h); err != nil {
+	if w.Norm, err = l.norm(p+"norm.weight", h, c.NormOffset()); err != nil {
 		return nil, err
 	}
 	if !c.TieWordEmbeddings {
@@ -205,7 +303,7 @@ func (l *hfLoader) load() (*Weights, error) {
 	errs := make([]error, c.NumLayers)
 	parallelFor(c.NumLayers, 1, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			errs[i] = l.layer(&w.Layers[i], fmt.Sprintf("model.layers.%d.", i))
+			errs[i] = l.layer(&w.Layers[i], fmt.Sprintf("%slayers.%d.", p, i))
 		}
 	})
 	for _, err := range errs {
@@ -231,44 +329,103 @@ func (l *hfLoader) load() (*Weights, error) {
 	return w, nil
 }
 
+// hfNormNames maps Layer.NormSpecs names to checkpoint names per family.
+func hfNormName(f Family, spec string) string {
+	switch spec {
+	case "attn_sub_norm":
+		if f == FamilyBitNetB158 {
+			return "self_attn.inner_attn_ln"
+		}
+		return "self_attn.attn_sub_norm"
+	case "ffn_sub_norm":
+		if f == FamilyBitNetB158 {
+			return "mlp.ffn_layernorm"
+		}
+		return "mlp.ffn_sub_norm"
+	case "post_attention_layernorm": // the FFN input norm
+		if f == FamilyGemma3 {
+			return "pre_feedforward_layernorm"
+		}
+		return spec
+	case "post_attention_norm": // Gemma3's attention output norm
+		return "post_attention_layernorm"
+	case "q_norm", "k_norm":
+		return "self_attn." + spec
+	}
+	return spec
+}
+
+// projNormTensor finds the per-projection norm of linear i under prefix p:
+// <proj>.norm.weight (the BitNet embedding models) or <proj>.rms_norm.weight
+// (transformers' BitLinear with use_rms_norm).
+func projNormTensor(ck *safetensors.Checkpoint, p string, i int) (string, safetensors.Tensor, bool) {
+	for _, suffix := range []string{".norm.weight", ".rms_norm.weight"} {
+		name := p + LinearNames[i] + suffix
+		if t, ok := ck.Tensor(name); ok {
+			return name, t, true
+		}
+	}
+	return "", safetensors.Tensor{}, false
+}
+
 func (l *hfLoader) layer(L *Layer, p string) error {
 	c := l.cfg
-	h, qd, kvd, in := c.HiddenSize, c.QDim(), c.KVDim(), c.IntermediateSize
-	norms := []struct {
-		name string
-		dst  *[]float32
-		n    int
-	}{
-		{"input_layernorm.weight", &L.AttnNorm, h},
-		{"self_attn.attn_sub_norm.weight", &L.AttnSubNorm, qd},
-		{"post_attention_layernorm.weight", &L.FFNNorm, h},
-		{"mlp.ffn_sub_norm.weight", &L.FFNSubNorm, in},
-	}
-	for _, n := range norms {
-		v, err := l.floats(p+n.name, n.n)
+	f := c.Family()
+	for _, n := range L.NormSpecs(c) {
+		if !n.Want {
+			continue
+		}
+		var v []float32
+		var err error
+		if strings.HasSuffix(n.Name, ".norm") { // per-projection
+			v, err = l.projNorm(p, n)
+		} else {
+			v, err = l.norm(p+hfNormName(f, n.Name)+".weight", n.N, c.NormOffset())
+		}
 		if err != nil {
 			return err
 		}
-		*n.dst = v
+		*n.V = v
 	}
-	lins := []struct {
-		name      string
-		dst       **ternary.Matrix
-		out, cols int
-	}{
-		{"self_attn.q_proj", &L.Q, qd, h}, {"self_attn.k_proj", &L.K, kvd, h},
-		{"self_attn.v_proj", &L.V, kvd, h}, {"self_attn.o_proj", &L.O, h, qd},
-		{"mlp.gate_proj", &L.Gate, in, h}, {"mlp.up_proj", &L.Up, in, h},
-		{"mlp.down_proj", &L.Down, h, in},
-	}
-	for _, lin := range lins {
-		m, err := l.linear(p+lin.name, lin.out, lin.cols)
+	for i, dst := range L.Linears() {
+		out, cols := LinearShape(c, i)
+		m, err := l.linear(p+LinearNames[i], out, cols)
 		if err != nil {
 			return err
 		}
-		*lin.dst = m
+		*dst = m
 	}
 	return nil
+}
+
+// norm reads an RMSNorm weight and adds offset (Config.NormOffset).
+func (l *hfLoader) norm(name string, n int, offset float32) ([]float32, error) {
+	v, err := l.floats(name, n)
+	if err != nil || offset == 0 {
+		return v, err
+	}
+	for i := range v {
+		v[i] += offset
+	}
+	return v, nil
+}
+
+// projNorm reads the norm of one projection; with use_rms_norm and no
+// stored weight it is all ones, as transformers initialises it.
+func (l *hfLoader) projNorm(p string, n NormSpec) ([]float32, error) {
+	i := slices.Index(LinearNames[:], strings.TrimSuffix(n.Name, ".norm"))
+	name, _, ok := projNormTensor(l.ck, p, i)
+	if !ok {
+		if l.q != nil && l.cfg.Family() != FamilyQwen3 && l.cfg.Family() != FamilyGemma3 {
+			v := make([]float32, n.N)
+			for j := range v {
+				v[j] = 1
+			}
+			return v, nil
+		}
+		return nil, fmt.Errorf("%w: missing tensor %s%s.norm.weight", ErrWeights, p, LinearNames[i])
+	}
+	return l.floats(name, n.N)
 }
 
 // tensor returns a tensor by name, marking it used (safe for concurrent use).

@@ -66,5 +66,10 @@ func loadWeights(path string, head8 bool) (*Weights, *kernels.Int8Matrix, *token
 	if tok.VocabSize() > w.Config.VocabSize {
 		return nil, nil, nil, fmt.Errorf("model: %s has %d tokens, more than vocab_size = %d", tpath, tok.VocabSize(), w.Config.VocabSize)
 	}
+	if w.Config.IsEmbedding() {
+		if err := embedAffixes(tpath, &w.Config, tok); err != nil {
+			return nil, nil, nil, err
+		}
+	}
 	return w, h8, tok, nil
 }

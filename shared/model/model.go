@@ -7,7 +7,6 @@ import (
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/mmap"
-	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
 )
 
@@ -77,26 +76,28 @@ func WithEmbedInt8(on bool) Option { return func(o *options) { o.embInt8 = on } 
 // elsewhere.
 func WithHugePages(on bool) Option { return func(o *options) { o.hugePages = on } }
 
-// Model runs BitNetForCausalLM. It is safe for concurrent use, but Forward
+// Model runs a BitNet b1.58 model of any family (Config.Family). It is safe for concurrent use, but Forward
 // calls are serialised (one runs at a time): to serve many requests, batch
 // their steps into one Forward call. A Sequence works only with the model that
 // made it and belongs to its caller.
 type Model struct {
-	cfg     Config
-	layers  []Layer
-	embed   embedding
-	norm    []float32
-	head    []float32           // float32 head when !headInt8
-	head8   *kernels.Int8Matrix // int8 head when headInt8
-	eng     *kernels.Engine
-	ownsEng bool
-	kvType  KVType
-	rope    rope
-	tok     *tokenizer.Tokenizer
-	eos     []int
-	mu      sync.Mutex // guards scratch, epoch, rope tables and eng on Close
-	epoch   uint64
-	scratch scratch
+	cfg      Config
+	layers   []Layer
+	embed    embedding
+	norm     []float32
+	head     []float32           // float32 head when !headInt8
+	head8    *kernels.Int8Matrix // int8 head when headInt8
+	eng      *kernels.Engine
+	ownsEng  bool
+	kvType   KVType
+	rope     rope
+	local    *rope   // sliding layers' rotary tables (Gemma3), nil when none
+	embScale float32 // Config.EmbedScale
+	tok      *tokenizer.Tokenizer
+	eos      []int
+	mu       sync.Mutex // guards scratch, epoch, rope tables and eng on Close
+	epoch    uint64
+	scratch  scratch
 }
 
 // New builds a model from w. tok may be nil (then Tokenizer returns nil). The
@@ -125,14 +126,19 @@ func newModel(w *Weights, head8 *kernels.Int8Matrix, tok *tokenizer.Tokenizer, o
 	}
 	c := w.Config
 	m := &Model{
-		cfg:    c,
-		layers: w.Layers,
-		norm:   w.Norm,
-		eng:    o.engine,
-		kvType: o.kvType,
-		rope:   newRope(c.HeadDim, c.RopeTheta),
-		tok:    tok,
-		eos:    append([]int(nil), c.EOSTokenIDs...),
+		cfg:      c,
+		layers:   w.Layers,
+		norm:     w.Norm,
+		eng:      o.engine,
+		kvType:   o.kvType,
+		rope:     newRope(c.HeadDim, c.RopeTheta, c.RopeScaling),
+		embScale: c.EmbedScale(),
+		tok:      tok,
+		eos:      append([]int(nil), c.EOSTokenIDs...),
+	}
+	if c.SlidingWindow > 0 && c.RopeLocalTheta > 0 && (c.RopeLocalTheta != c.RopeTheta || c.RopeScaling != nil) {
+		l := newRope(c.HeadDim, c.RopeLocalTheta, nil)
+		m.local = &l
 	}
 	switch {
 	case head8 != nil:
@@ -206,8 +212,8 @@ func (m *Model) hugePages() {
 	var bufs [][]byte
 	for i := range m.layers {
 		l := &m.layers[i]
-		for _, t := range []*ternary.Matrix{l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down} {
-			bufs = append(bufs, t.Codes)
+		for _, t := range l.Linears() {
+			bufs = append(bufs, (*t).Codes)
 		}
 	}
 	// The head in pieces of 32 MiB, so that they spread over the cores.

@@ -16,14 +16,45 @@ type rope struct {
 // ropeChunk is the table growth unit in positions.
 const ropeChunk = 1024
 
-func newRope(headDim int, theta float64) rope {
+func newRope(headDim int, theta float64, sc *RopeScaling) rope {
 	h := headDim / 2
 	r := rope{half: h, inv: make([]float32, h)}
 	for i := range r.inv {
 		exp := float32(2*i) / float32(headDim)
 		r.inv[i] = 1 / float32(math.Pow(theta, float64(exp)))
 	}
+	if sc != nil {
+		scaleInvFreq(r.inv, sc)
+	}
 	return r
+}
+
+// scaleInvFreq applies rope_scaling to the inverse frequencies in float32,
+// as transformers' _compute_linear_scaling_rope_parameters and
+// _compute_llama3_parameters do.
+func scaleInvFreq(inv []float32, sc *RopeScaling) {
+	f := float32(sc.Factor)
+	switch sc.Type {
+	case "linear":
+		for i := range inv {
+			inv[i] /= f
+		}
+	case "llama3":
+		old := float32(sc.OriginalMaxPosition)
+		lo, hi := float32(sc.LowFreqFactor), float32(sc.HighFreqFactor)
+		lowWave, highWave := old/lo, old/hi
+		for i, v := range inv {
+			wave := float32(2*math.Pi) / v
+			switch {
+			case wave > lowWave: // low frequencies: scaled
+				inv[i] = v / f
+			case wave < highWave: // high frequencies: kept
+			default: // in between: interpolated
+				smooth := (old/wave - lo) / (hi - lo)
+				inv[i] = (1-smooth)*v/f + smooth*v
+			}
+		}
+	}
 }
 
 // ensure extends the tables to cover positions [0, n).

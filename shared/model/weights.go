@@ -27,14 +27,44 @@ import (
 // ErrWeights reports a missing, extra or malformed weight tensor.
 var ErrWeights = errors.New("model: bad weights")
 
-// Layer is one decoder block. Norm vectors are RMSNorm weights; the seven
-// linears are ternary with their per-tensor scale (W ~= T*Scale), shaped
-// out x in like PyTorch's nn.Linear.weight.
+// Linear indices of Layer.ProjNorm and Layer.Linears, in checkpoint order.
+const (
+	LinQ = iota
+	LinK
+	LinV
+	LinO
+	LinGate
+	LinUp
+	LinDown
+	NumLinears
+)
+
+// LinearNames are the Hugging Face module names of the seven linears.
+var LinearNames = [NumLinears]string{"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+	"mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"}
+
+// Layer is one decoder block. Norm vectors are RMSNorm weights (already
+// offset for families whose norms multiply by 1+w, see Config.NormOffset);
+// the seven linears are ternary with their per-tensor scale (W ~= T*Scale),
+// shaped out x in like PyTorch's nn.Linear.weight. Which norms are present
+// depends on the family (Config.SubNorms, ProjNorms, QKNorm, SandwichNorms);
+// absent ones are nil.
 type Layer struct {
 	AttnNorm    []float32 // input_layernorm, HiddenSize
-	AttnSubNorm []float32 // self_attn.attn_sub_norm, QDim
-	FFNNorm     []float32 // post_attention_layernorm, HiddenSize
-	FFNSubNorm  []float32 // mlp.ffn_sub_norm, IntermediateSize
+	AttnSubNorm []float32 // self_attn.attn_sub_norm (inner_attn_ln), QDim; SubNorms only
+	FFNNorm     []float32 // post_attention_layernorm (Gemma3: pre_feedforward_layernorm), HiddenSize
+	FFNSubNorm  []float32 // mlp.ffn_sub_norm (ffn_layernorm), IntermediateSize; SubNorms only
+
+	// QNorm and KNorm normalise each head of q and k before RoPE
+	// (self_attn.q_norm/k_norm, HeadDim); QKNorm only.
+	QNorm, KNorm []float32
+	// PostAttnNorm and PostFFNNorm normalise the attention and FFN outputs
+	// before the residual add (Gemma3 post_attention_layernorm and
+	// post_feedforward_layernorm, HiddenSize); SandwichNorms only.
+	PostAttnNorm, PostFFNNorm []float32
+	// ProjNorm[i] normalises the input of linear i (<proj>.norm.weight, its
+	// input width); ProjNorms only.
+	ProjNorm [NumLinears][]float32
 
 	Q    *ternary.Matrix // QDim x HiddenSize
 	K    *ternary.Matrix // KVDim x HiddenSize
@@ -43,6 +73,48 @@ type Layer struct {
 	Gate *ternary.Matrix // IntermediateSize x HiddenSize
 	Up   *ternary.Matrix // IntermediateSize x HiddenSize
 	Down *ternary.Matrix // HiddenSize x IntermediateSize
+}
+
+// Linears returns pointers to the seven linears in LinQ..LinDown order.
+func (l *Layer) Linears() [NumLinears]**ternary.Matrix {
+	return [NumLinears]**ternary.Matrix{&l.Q, &l.K, &l.V, &l.O, &l.Gate, &l.Up, &l.Down}
+}
+
+// LinearShape returns the (out, in) shape of linear i under c.
+func LinearShape(c Config, i int) (out, in int) {
+	h, q, kv, ff := c.HiddenSize, c.QDim(), c.KVDim(), c.IntermediateSize
+	return [NumLinears]int{q, kv, kv, h, ff, ff, h}[i], [NumLinears]int{h, h, h, q, h, h, ff}[i]
+}
+
+// NormSpec names one norm vector of a layer, its width and whether the
+// configuration needs it.
+type NormSpec struct {
+	Name string // a Hugging Face-like name for messages
+	V    *[]float32
+	N    int
+	Want bool
+}
+
+// NormSpecs lists every norm of the layer with its width under c and
+// whether c wants it.
+func (l *Layer) NormSpecs(c Config) []NormSpec {
+	h, q, in, hd := c.HiddenSize, c.QDim(), c.IntermediateSize, c.HeadDim
+	sub, qk, sw, pn := c.SubNorms(), c.QKNorm(), c.SandwichNorms(), c.ProjNorms
+	specs := []NormSpec{
+		{"input_layernorm", &l.AttnNorm, h, true},
+		{"attn_sub_norm", &l.AttnSubNorm, q, sub},
+		{"post_attention_layernorm", &l.FFNNorm, h, true},
+		{"ffn_sub_norm", &l.FFNSubNorm, in, sub},
+		{"q_norm", &l.QNorm, hd, qk},
+		{"k_norm", &l.KNorm, hd, qk},
+		{"post_attention_norm", &l.PostAttnNorm, h, sw},
+		{"post_feedforward_layernorm", &l.PostFFNNorm, h, sw},
+	}
+	for i := range l.ProjNorm {
+		_, n := LinearShape(c, i)
+		specs = append(specs, NormSpec{LinearNames[i] + ".norm", &l.ProjNorm[i], n, pn})
+	}
+	return specs
 }
 
 // Weights is a whole model in memory, independent of the file format.
@@ -96,40 +168,28 @@ func (w *Weights) validate(head8 *kernels.Int8Matrix) error {
 }
 
 func (l *Layer) validate(c Config) error {
-	h, q, kv, in := c.HiddenSize, c.QDim(), c.KVDim(), c.IntermediateSize
-	norms := []struct {
-		name string
-		v    []float32
-		n    int
-	}{
-		{"input_layernorm", l.AttnNorm, h}, {"attn_sub_norm", l.AttnSubNorm, q},
-		{"post_attention_layernorm", l.FFNNorm, h}, {"ffn_sub_norm", l.FFNSubNorm, in},
-	}
-	for _, n := range norms {
-		if len(n.v) != n.n {
-			return fmt.Errorf("%w: %s has %d floats, want %d", ErrWeights, n.name, len(n.v), n.n)
+	for _, n := range l.NormSpecs(c) {
+		switch {
+		case n.Want && len(*n.V) != n.N:
+			return fmt.Errorf("%w: %s has %d floats, want %d", ErrWeights, n.Name, len(*n.V), n.N)
+		case !n.Want && *n.V != nil:
+			return fmt.Errorf("%w: %s is present but the %s configuration has none", ErrWeights, n.Name, c.Family())
 		}
 	}
-	lins := []struct {
-		name      string
-		m         *ternary.Matrix
-		out, cols int
-	}{
-		{"q_proj", l.Q, q, h}, {"k_proj", l.K, kv, h}, {"v_proj", l.V, kv, h}, {"o_proj", l.O, h, q},
-		{"gate_proj", l.Gate, in, h}, {"up_proj", l.Up, in, h}, {"down_proj", l.Down, h, in},
-	}
-	for _, m := range lins {
-		if m.m == nil {
-			return fmt.Errorf("%w: %s missing", ErrWeights, m.name)
+	for i, p := range l.Linears() {
+		m, name := *p, LinearNames[i]
+		out, cols := LinearShape(c, i)
+		if m == nil {
+			return fmt.Errorf("%w: %s missing", ErrWeights, name)
 		}
-		if m.m.Rows != m.out || m.m.Cols != m.cols {
-			return fmt.Errorf("%w: %s is %dx%d, want %dx%d", ErrWeights, m.name, m.m.Rows, m.m.Cols, m.out, m.cols)
+		if m.Rows != out || m.Cols != cols {
+			return fmt.Errorf("%w: %s is %dx%d, want %dx%d", ErrWeights, name, m.Rows, m.Cols, out, cols)
 		}
-		if len(m.m.Codes) != m.m.Rows*m.m.Stride || m.m.Stride != ternary.PaddedCols(m.m.Cols)/4 {
-			return fmt.Errorf("%w: %s has %d code bytes with stride %d, want %d rows of %d", ErrWeights, m.name, len(m.m.Codes), m.m.Stride, m.m.Rows, ternary.PaddedCols(m.m.Cols)/4)
+		if len(m.Codes) != m.Rows*m.Stride || m.Stride != ternary.PaddedCols(m.Cols)/4 {
+			return fmt.Errorf("%w: %s has %d code bytes with stride %d, want %d rows of %d", ErrWeights, name, len(m.Codes), m.Stride, m.Rows, ternary.PaddedCols(m.Cols)/4)
 		}
-		if s := m.m.Scale; !(s >= 0) || math.IsInf(float64(s), 0) {
-			return fmt.Errorf("%w: %s scale %v must be non-negative and finite", ErrWeights, m.name, s)
+		if s := m.Scale; !(s >= 0) || math.IsInf(float64(s), 0) {
+			return fmt.Errorf("%w: %s scale %v must be non-negative and finite", ErrWeights, name, s)
 		}
 	}
 	return nil

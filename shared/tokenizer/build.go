@@ -15,6 +15,10 @@ type builder struct {
 	unused map[int]bool // GGUF unused (padding) ids: kept, never produced
 	added  []addedToken
 	addedI map[int]int // id -> index in added
+	// literal is set for SentencePiece-style vocabularies (see spm.go),
+	// whose tokens dec turns into text.
+	literal bool
+	dec     decoderSpec
 }
 
 func newBuilder() *builder {
@@ -66,7 +70,9 @@ func (b *builder) addAdded(a addedToken) error {
 	return nil
 }
 
-func (b *builder) build(pairs [][2]string, ignoreMerges bool, pre preTokenizer) (*Tokenizer, error) {
+// build assembles the tokenizer; pairs are the merges in rank order, or, when
+// ranks is not nil, with those ranks (equal ranks merge leftmost first).
+func (b *builder) build(pairs [][2]string, ranks []int32, ignoreMerges bool, pre preTokenizer) (*Tokenizer, error) {
 	n := 0
 	for id := range b.file {
 		n = max(n, id+1)
@@ -89,13 +95,23 @@ func (b *builder) build(pairs [][2]string, ignoreMerges bool, pre preTokenizer) 
 		addedByText:  make(map[string]int, len(b.added)),
 		pre:          pre,
 		bos:          -1,
+		unk:          -1,
+		stripStart:   b.dec.stripStart,
 	}
+	t.literal = b.literal
 	bl := newByteLevel()
 	for id, s := range b.file {
 		t.present[id] = true
 		t.fileForm[id] = s
-		raw, ok := bl.decode(s)
 		t.unused[id] = b.unused[id]
+		if b.literal {
+			t.tokens[id] = b.dec.decodeLiteral(s)
+			if !b.unused[id] {
+				t.vocab[s] = id
+			}
+			continue
+		}
+		raw, ok := bl.decode(s)
 		if !ok || b.unused[id] {
 			t.tokens[id] = s // not reachable from text (e.g. GGUF padding)
 			continue
@@ -105,7 +121,11 @@ func (b *builder) build(pairs [][2]string, ignoreMerges bool, pre preTokenizer) 
 	}
 	for i := range t.byteID {
 		t.byteID[i] = -1
-		if id, ok := t.vocab[string([]byte{byte(i)})]; ok {
+		key := string([]byte{byte(i)})
+		if b.literal {
+			key = byteTokenName(byte(i))
+		}
+		if id, ok := t.vocab[key]; ok {
 			t.byteID[i] = int32(id)
 		}
 	}
@@ -121,12 +141,21 @@ func (b *builder) build(pairs [][2]string, ignoreMerges bool, pre preTokenizer) 
 			return nil, fmt.Errorf("merge %d %q: merged token %q not in the vocabulary", rank, p[0]+" "+p[1], p[0]+p[1])
 		}
 		t.mergeList = append(t.mergeList, [2]int32{int32(a), int32(c)})
+		r := int32(rank)
+		if ranks != nil {
+			r = ranks[rank]
+		}
 		// A repeated pair takes its last rank, as in the tokenizers library.
-		t.merges[pairKey(int32(a), int32(c))] = merge{rank: int32(rank), id: int32(m)}
+		t.merges[pairKey(int32(a), int32(c))] = merge{rank: r, id: int32(m)}
 	}
 	for _, a := range b.added {
 		t.present[a.ID] = true
 		t.tokens[a.ID] = a.Content
+		if b.literal {
+			// The decoder turns every token into text, added ones too
+			// (Gemma's "▁▁" whitespace tokens).
+			t.tokens[a.ID] = b.dec.decodeLiteral(a.Content)
+		}
 		if t.fileForm[a.ID] == "" {
 			t.fileForm[a.ID] = a.Content
 		}

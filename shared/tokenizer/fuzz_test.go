@@ -16,6 +16,12 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add(testJSON([]string{"ab"}, []string{"a b"}, nil, nil))
 	f.Add([]byte(`{"model":{"type":"BPE","vocab":{"a":0},"merges":[["a","a"]]},"pre_tokenizer":{"type":"ByteLevel"}}`))
+	// SentencePiece-style documents: normalizers, Metaspace, byte fallback.
+	f.Add([]byte(`{"normalizer":{"type":"Sequence","normalizers":[{"type":"Prepend","prepend":"\u2581"},{"type":"Replace","pattern":{"String":" "},"content":"\u2581"},{"type":"NFKC"}]},` +
+		`"decoder":{"type":"Sequence","decoders":[{"type":"Replace","pattern":{"String":"\u2581"},"content":" "},{"type":"ByteFallback"},{"type":"Fuse"},{"type":"Strip","content":" ","start":1,"stop":0}]},` +
+		`"model":{"type":"BPE","unk_token":"<unk>","fuse_unk":true,"byte_fallback":true,"vocab":{"<unk>":0,"<0x41>":1,"\u2581":2,"a":3,"\u2581a":4},"merges":["\u2581 a"]}}`))
+	f.Add([]byte(`{"pre_tokenizer":{"type":"Metaspace","replacement":"\u2581","prepend_scheme":"first","split":true},"decoder":{"type":"Metaspace","replacement":"\u2581"},` +
+		`"model":{"type":"BPE","vocab":{"\u2581":0,"b":1,"\u2581b":2},"merges":[["\u2581","b"]]}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		tk, err := Parse(data)
 		if err != nil {

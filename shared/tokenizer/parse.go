@@ -49,6 +49,8 @@ type addedJSON struct {
 
 type modelJSON struct {
 	Type                    string            `json:"type"`
+	UnkToken                *string           `json:"unk_token"`
+	FuseUnk                 bool              `json:"fuse_unk"`
 	Dropout                 *float64          `json:"dropout"`
 	ContinuingSubwordPrefix *string           `json:"continuing_subword_prefix"`
 	EndOfWordSuffix         *string           `json:"end_of_word_suffix"`
@@ -71,6 +73,10 @@ type componentJSON struct {
 	} `json:"pattern"`
 	Behavior string `json:"behavior"`
 	Invert   bool   `json:"invert"`
+	// Metaspace
+	Replacement   string `json:"replacement"`
+	PrependScheme string `json:"prepend_scheme"`
+	Split         *bool  `json:"split"`
 }
 
 func isNull(raw json.RawMessage) bool {
@@ -98,30 +104,40 @@ func Parse(data []byte) (*Tokenizer, error) {
 		return nil, fmt.Errorf("model.continuing_subword_prefix %q is not supported", *m.ContinuingSubwordPrefix)
 	case m.EndOfWordSuffix != nil && *m.EndOfWordSuffix != "":
 		return nil, fmt.Errorf("model.end_of_word_suffix %q is not supported", *m.EndOfWordSuffix)
-	case m.ByteFallback:
-		return nil, fmt.Errorf("model.byte_fallback is not supported (byte-level BPE needs none)")
 	}
+	var norm normalizer
 	if !isNull(f.Normalizer) {
 		var n componentJSON
 		if err := json.Unmarshal(f.Normalizer, &n); err != nil {
 			return nil, fmt.Errorf("normalizer: %w", err)
 		}
-		if n.Type != "Sequence" || len(n.Normalizers) != 0 {
-			return nil, fmt.Errorf("normalizer %q is not supported (want null)", n.Type)
+		var err error
+		if norm, err = parseNormalizer(n, f.Normalizer); err != nil {
+			return nil, fmt.Errorf("normalizer: %w", err)
 		}
 	}
 	pre, byteLevel, err := parsePre(f.PreTokenizer)
 	if err != nil {
 		return nil, fmt.Errorf("pre_tokenizer: %w", err)
 	}
-	if !byteLevel {
-		return nil, fmt.Errorf("pre_tokenizer: no ByteLevel step; only byte-level BPE is supported")
-	}
-	if err := checkDecoder(f.Decoder); err != nil {
+	var dec decoderSpec
+	if err := parseDecoder(f.Decoder, &dec); err != nil {
 		return nil, fmt.Errorf("decoder: %w", err)
+	}
+	// Byte-level BPE (GPT-2, LLaMA 3, Qwen) maps text to its byte alphabet in
+	// the pre-tokenizer; without that step the vocabulary is literal text
+	// (SentencePiece style: LLaMA 2, Gemma).
+	switch {
+	case byteLevel && m.ByteFallback:
+		return nil, fmt.Errorf("model.byte_fallback with a ByteLevel pre-tokenizer is not supported")
+	case byteLevel && (dec.metaspace || dec.byteFallback):
+		return nil, fmt.Errorf("decoder: a ByteLevel pre-tokenizer needs the ByteLevel decoder")
+	case !byteLevel && dec.byteLevel:
+		return nil, fmt.Errorf("decoder: ByteLevel without a ByteLevel pre-tokenizer")
 	}
 
 	b := newBuilder()
+	b.literal, b.dec = !byteLevel, dec
 	for s, id := range m.Vocab {
 		if err := b.addModel(id, s); err != nil {
 			return nil, fmt.Errorf("model.vocab: %w", err)
@@ -145,9 +161,19 @@ func Parse(data []byte) (*Tokenizer, error) {
 		}
 		pairs[i] = p
 	}
-	t, err := b.build(pairs, m.IgnoreMerges, pre)
+	t, err := b.build(pairs, nil, m.IgnoreMerges, pre)
 	if err != nil {
 		return nil, err
+	}
+	t.norm = norm
+	t.byteFallback = m.ByteFallback
+	t.fuseUnk = m.FuseUnk
+	if m.UnkToken != nil && *m.UnkToken != "" {
+		id, ok := t.TokenID(*m.UnkToken)
+		if !ok {
+			return nil, fmt.Errorf("model.unk_token %q is not in the vocabulary", truncate(*m.UnkToken, 40))
+		}
+		t.unk = int32(id)
 	}
 	t.bos = -1
 	if name := templateBOS(f.PostProcessor); name != "" {
@@ -270,27 +296,35 @@ func parsePre(raw json.RawMessage) (pre preTokenizer, byteLevel bool, err error)
 		pre.stages = append(pre.stages, st)
 		return pre, false, nil
 	}
-	return pre, false, fmt.Errorf("type %q is not supported (want Sequence, Split or ByteLevel)", c.Type)
+	if c.Type == "Metaspace" {
+		if c.Replacement != Metaspace {
+			return pre, false, fmt.Errorf("Metaspace replacement %q is not supported (want %q)", c.Replacement, Metaspace)
+		}
+		ms := metaspaceStage{prepend: metaAlways, split: c.Split == nil || *c.Split}
+		switch c.PrependScheme {
+		case "", "always":
+			if !c.AddPrefixSpace && c.PrependScheme == "" && hasKey(raw, "add_prefix_space") {
+				ms.prepend = metaNever
+			}
+		case "first":
+			ms.prepend = metaFirst
+		case "never":
+			ms.prepend = metaNever
+		default:
+			return pre, false, fmt.Errorf("Metaspace prepend_scheme %q is not supported", c.PrependScheme)
+		}
+		pre.stages = append(pre.stages, stage{meta: &ms})
+		return pre, false, nil
+	}
+	return pre, false, fmt.Errorf("type %q is not supported (want Sequence, Split, ByteLevel or Metaspace)", c.Type)
 }
 
-func checkDecoder(raw json.RawMessage) error {
-	if isNull(raw) {
-		return nil
+// hasKey reports whether the JSON object raw has key.
+func hasKey(raw json.RawMessage, key string) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return false
 	}
-	var c componentJSON
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return err
-	}
-	switch c.Type {
-	case "ByteLevel":
-		return nil
-	case "Sequence":
-		for i, d := range c.Decoders {
-			if err := checkDecoder(d); err != nil {
-				return fmt.Errorf("decoders[%d]: %w", i, err)
-			}
-		}
-		return nil
-	}
-	return fmt.Errorf("type %q is not supported (want ByteLevel)", c.Type)
+	_, ok := m[key]
+	return ok
 }

@@ -10,6 +10,9 @@ import (
 const (
 	// Llama3Pattern is the Split regex of LLaMA 3 (and BitNet b1.58 2B4T).
 	Llama3Pattern = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+	// QwenPattern is the Split regex of Qwen2 and Qwen3 (LLaMA 3's with
+	// single digits).
+	QwenPattern = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 	// GPT2Pattern is the regex of the ByteLevel pre-tokenizer (use_regex).
 	GPT2Pattern = `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
 )
@@ -18,6 +21,7 @@ const (
 const (
 	PreLlama3 = "llama-bpe"
 	PreGPT2   = "gpt-2"
+	PreQwen2  = "qwen2"
 )
 
 // Split behaviours (what happens to the pattern's matches).
@@ -40,7 +44,8 @@ type stage struct {
 	next        func(s string, i int) int // scanner for a known pattern
 	re          *regexp.Regexp            // otherwise
 	behavior    int
-	prefixSpace bool // ByteLevel(add_prefix_space): prepend " " to each piece
+	prefixSpace bool            // ByteLevel(add_prefix_space): prepend " " to each piece
+	meta        *metaspaceStage // Metaspace pre-tokenizer
 }
 
 // preTokenizer is the list of stages; no stages means "the whole text".
@@ -59,6 +64,9 @@ func newSplitStage(pattern string, behavior int) (stage, error) {
 		return st, nil
 	case GPT2Pattern:
 		st.next = nextGPT2
+		return st, nil
+	case QwenPattern:
+		st.next = nextQwen2
 		return st, nil
 	}
 	goPat, err := translatePattern(pattern)
@@ -81,7 +89,7 @@ func newSplitStage(pattern string, behavior int) (stage, error) {
 func canonicalPattern(p string) string {
 	q := strings.Replace(p, `[^\r\n\p{L}\p{N}]?+\p{L}+`, `[^\r\n\p{L}\p{N}]?\p{L}+`, 1)
 	q = strings.Replace(q, ` ?[^\s\p{L}\p{N}]++[\r\n]*`, ` ?[^\s\p{L}\p{N}]+[\r\n]*`, 1)
-	if q == Llama3Pattern {
+	if q == Llama3Pattern || q == QwenPattern {
 		return q
 	}
 	return p
@@ -161,8 +169,12 @@ func translatePattern(p string) (string, error) {
 	return sb.String(), nil
 }
 
-// apply splits s and appends the pieces to dst.
-func (st *stage) apply(s string, dst []string) []string {
+// apply splits s and appends the pieces to dst; first tells whether s
+// starts the text (Metaspace's prepend_scheme "first").
+func (st *stage) apply(s string, first bool, dst []string) []string {
+	if st.meta != nil {
+		return st.meta.apply(s, first, dst)
+	}
 	if st.prefixSpace {
 		if !strings.HasPrefix(s, " ") {
 			s = " " + s
@@ -246,8 +258,9 @@ func splitSpans(s string, spans [][]int, behavior int, dst []string) []string {
 	return dst
 }
 
-// split appends the words of s to dst.
-func (p *preTokenizer) split(s string, dst []string) []string {
+// split appends the words of s to dst; first tells whether s starts the
+// text (rather than following an added token).
+func (p *preTokenizer) split(s string, first bool, dst []string) []string {
 	if len(p.stages) == 0 {
 		if s == "" {
 			return dst
@@ -255,7 +268,7 @@ func (p *preTokenizer) split(s string, dst []string) []string {
 		return append(dst, s)
 	}
 	if len(p.stages) == 1 {
-		return p.stages[0].apply(s, dst)
+		return p.stages[0].apply(s, first, dst)
 	}
 	words := []string{s}
 	for i := range p.stages {
@@ -263,8 +276,8 @@ func (p *preTokenizer) split(s string, dst []string) []string {
 		if i == len(p.stages)-1 {
 			out = dst
 		}
-		for _, w := range words {
-			out = p.stages[i].apply(w, out)
+		for k, w := range words {
+			out = p.stages[i].apply(w, first && k == 0, out)
 		}
 		words = out
 	}
@@ -285,6 +298,8 @@ func (p *preTokenizer) name() string {
 			return PreLlama3
 		case GPT2Pattern:
 			return PreGPT2
+		case QwenPattern:
+			return PreQwen2
 		}
 		return pats[0]
 	}

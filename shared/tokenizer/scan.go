@@ -126,7 +126,14 @@ func lastRune(s string) (rune, int) { return utf8.DecodeLastRuneInString(s) }
 //
 // starting at i < len(s). Every character is covered by some alternative, so
 // the matches tile the text.
-func nextLlama3(s string, i int) int {
+func nextLlama3(s string, i int) int { return nextLlama3Digits(s, i, 3) }
+
+// nextQwen2 returns the end of the match of the Qwen2/Qwen3 split pattern,
+// which is LLaMA 3's with \p{N} (one digit per piece) for \p{N}{1,3}.
+func nextQwen2(s string, i int) int { return nextLlama3Digits(s, i, 1) }
+
+// nextLlama3Digits is nextLlama3 with runs of at most digits numbers.
+func nextLlama3Digits(s string, i, digits int) int {
 	c0 := s[i]
 	if c0 == '\'' {
 		if e := contraction(s, i, true); e > 0 {
@@ -139,7 +146,7 @@ func nextLlama3(s string, i int) int {
 		return runOf(s, i+w, clsLetter)
 	case clsNumber:
 		j := i + w
-		for n := 1; n < 3 && j < len(s); n++ {
+		for n := 1; n < digits && j < len(s); n++ {
 			c, cw := classAt(s, j)
 			if c != clsNumber {
 				break

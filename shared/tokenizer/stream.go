@@ -14,6 +14,8 @@ type StreamDecoder struct {
 	t           *Tokenizer
 	pending     []byte
 	skipSpecial bool
+	stripped    int  // leading spaces removed so far (the Strip decoder's)
+	started     bool // a character other than a stripped space was seen
 }
 
 // DecoderOption configures a StreamDecoder.
@@ -41,6 +43,15 @@ func (d *StreamDecoder) Add(id int) string {
 	if !ok {
 		return ""
 	}
+	if !d.started {
+		for d.stripped < d.t.stripStart && strings.HasPrefix(s, " ") {
+			s, d.stripped = s[1:], d.stripped+1
+		}
+		if s == "" {
+			return ""
+		}
+		d.started = true
+	}
 	if len(d.pending) == 0 && utf8.ValidString(s) {
 		return s // the common case: a token of whole characters
 	}
@@ -51,6 +62,7 @@ func (d *StreamDecoder) Add(id int) string {
 // Flush returns the held-back bytes (as U+FFFD: they never completed a
 // character) and resets the decoder.
 func (d *StreamDecoder) Flush() string {
+	d.started, d.stripped = false, 0
 	return d.drain(true)
 }
 

@@ -44,7 +44,17 @@ type Tokenizer struct {
 	added       []addedToken
 	addedByText map[string]int
 	matcher     addedMatcher
+	norm        normalizer
 	pre         preTokenizer
+
+	// Literal (SentencePiece-style) vocabularies: tokens are text with "▁"
+	// for spaces and <0xXX> byte tokens, not GPT-2's byte-level alphabet
+	// (see spm.go). byteID then holds the <0xXX> tokens.
+	literal      bool
+	byteFallback bool
+	unk          int32 // unknown token, -1 if none
+	fuseUnk      bool
+	stripStart   int // leading spaces Decode removes (LLaMA 2's Strip decoder)
 
 	bos int // from the post_processor template, -1 if none
 
@@ -125,14 +135,17 @@ func (t *Tokenizer) encode(text string, special bool, out []int) []int {
 		out = make([]int, 0, len(text)/3+1)
 	}
 	var words []string
-	emit := func(seg string) {
-		words = t.pre.split(seg, words[:0])
+	emit := func(seg string, first bool) {
+		if len(t.norm) > 0 {
+			seg = t.norm.apply(seg)
+		}
+		words = t.pre.split(seg, first, words[:0])
 		for _, w := range words {
 			out = t.encodeWord(w, out)
 		}
 	}
 	if len(t.added) == 0 {
-		emit(text)
+		emit(text, true)
 		return out
 	}
 	pos := 0
@@ -142,20 +155,20 @@ func (t *Tokenizer) encode(text string, special bool, out []int) []int {
 			break
 		}
 		if m.start > pos {
-			emit(text[pos:m.start])
+			emit(text[pos:m.start], pos == 0)
 		}
 		out = append(out, m.id)
 		pos = m.end
 	}
 	if pos < len(text) {
-		emit(text[pos:])
+		emit(text[pos:], pos == 0)
 	}
 	return out
 }
 
 // encodeWord appends the BPE tokens of one pre-tokenized word.
 func (t *Tokenizer) encodeWord(w string, out []int) []int {
-	if len(w) == 1 {
+	if len(w) == 1 && !t.literal {
 		if id := t.byteID[w[0]]; id >= 0 {
 			return append(out, int(id))
 		}
@@ -170,36 +183,44 @@ func (t *Tokenizer) encodeWord(w string, out []int) []int {
 		return append(out, ids...)
 	}
 	start := len(out)
-	out = t.bpe(w, out)
+	if t.literal {
+		out = t.bpeLiteral(w, out)
+	} else {
+		out = t.bpe(w, out)
+	}
 	t.cache.put(w, out[start:])
 	return out
 }
 
 // Decode returns the text of ids: the raw bytes of model tokens and the
-// content of added tokens, concatenated. The result may be invalid UTF-8
-// when ids end inside a character; ids out of range are skipped.
-func (t *Tokenizer) Decode(ids []int) string {
-	var sb strings.Builder
-	for _, id := range ids {
-		if s, ok := t.Token(id); ok {
-			sb.WriteString(s)
-		}
-	}
-	return sb.String()
-}
+// content of added tokens, concatenated, less the leading spaces a Strip
+// decoder removes (LLaMA 2). The result may be invalid UTF-8 when ids end
+// inside a character; ids out of range are skipped.
+func (t *Tokenizer) Decode(ids []int) string { return t.decode(ids, false) }
 
 // DecodeSkipSpecial is Decode without special tokens.
-func (t *Tokenizer) DecodeSkipSpecial(ids []int) string {
+func (t *Tokenizer) DecodeSkipSpecial(ids []int) string { return t.decode(ids, true) }
+
+func (t *Tokenizer) decode(ids []int, skipSpecial bool) string {
 	var sb strings.Builder
 	for _, id := range ids {
-		if t.IsSpecial(id) {
+		if skipSpecial && t.IsSpecial(id) {
 			continue
 		}
 		if s, ok := t.Token(id); ok {
 			sb.WriteString(s)
 		}
 	}
-	return sb.String()
+	return t.strip(sb.String())
+}
+
+// strip removes the leading spaces of a decoded text that the tokenizer's
+// decoder strips (at most stripStart).
+func (t *Tokenizer) strip(s string) string {
+	for k := 0; k < t.stripStart && strings.HasPrefix(s, " "); k++ {
+		s = s[1:]
+	}
+	return s
 }
 
 // wordCache memoizes the BPE of words. It is bounded: when full it is

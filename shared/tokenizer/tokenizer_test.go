@@ -151,10 +151,13 @@ func TestParseErrors(t *testing.T) {
 		{"unknown merge", strings.Replace(valid, `"a b"`, `"a zz"`, 1), "not in the vocabulary"},
 		{"merged missing", strings.Replace(valid, `"ab":256`, `"xy":256`, 1), `merged token "ab"`},
 		{"bad merge", strings.Replace(valid, `"a b"`, `"a b c"`, 1), "two tokens"},
-		{"normalizer", strings.Replace(valid, `"normalizer":null`, `"normalizer":{"type":"NFC"}`, 1), "normalizer"},
+		{"normalizer", strings.Replace(valid, `"normalizer":null`, `"normalizer":{"type":"Lowercase"}`, 1), "normalizer"},
+		{"replace regex", strings.Replace(valid, `"normalizer":null`, `"normalizer":{"type":"Replace","pattern":{"Regex":" +"},"content":"_"}`, 1), "String pattern"},
 		{"byte fallback", strings.Replace(valid, `"type":"BPE"`, `"type":"BPE","byte_fallback":true`, 1), "byte_fallback"},
-		{"no byte level", `{"pre_tokenizer":null,"model":{"type":"BPE","vocab":{"a":0}}}`, "ByteLevel"},
-		{"metaspace", `{"pre_tokenizer":{"type":"Metaspace"},"model":{"type":"BPE","vocab":{"a":0}}}`, "Metaspace"},
+		{"literal with byte-level decoder", `{"pre_tokenizer":null,"decoder":{"type":"ByteLevel"},"model":{"type":"BPE","vocab":{"a":0}}}`, "ByteLevel"},
+		{"metaspace", `{"pre_tokenizer":{"type":"Metaspace","replacement":"_"},"model":{"type":"BPE","vocab":{"a":0}}}`, "Metaspace"},
+		{"unk missing", `{"pre_tokenizer":null,"model":{"type":"BPE","unk_token":"<unk>","vocab":{"a":0}}}`, "unk_token"},
+		{"strip decoder", `{"decoder":{"type":"Strip","content":"x","start":1,"stop":0},"model":{"type":"BPE","vocab":{"a":0}}}`, "Strip"},
 		{"lookahead", `{"pre_tokenizer":{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"a(?=b)"},"behavior":"Isolated"},{"type":"ByteLevel","use_regex":false}]},"model":{"type":"BPE","vocab":{"a":0}}}`, "not supported"},
 		{"invert", `{"pre_tokenizer":{"type":"Split","pattern":{"Regex":"a"},"behavior":"Isolated","invert":true},"model":{"type":"BPE","vocab":{"a":0}}}`, "invert"},
 		{"added conflict", strings.Replace(valid, `"added_tokens":[]`, `"added_tokens":[{"id":97,"content":"<x>","special":true}]`, 1), "vocabulary gives"},
@@ -318,7 +321,7 @@ func TestPreTokenizerVariants(t *testing.T) {
 			t.Errorf("%s: %v", tt.name, err)
 			continue
 		}
-		if got := tk.pre.split(tt.in, nil); !slices.Equal(got, tt.want) {
+		if got := tk.pre.split(tt.in, true, nil); !slices.Equal(got, tt.want) {
 			t.Errorf("%s: split(%q) = %q, want %q", tt.name, tt.in, got, tt.want)
 		}
 	}

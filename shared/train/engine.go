@@ -301,7 +301,11 @@ func (e *engine[F]) layerFwd(li int, out []F) {
 		ropeApply(a.k[t*kvd:(t+1)*kvd], cs, sn, c.NumKVHeads, false)
 	}
 	e.attnFwd(a)
-	e.rmsFwd(a.an, a.inv2, a.att, W[tAttnSubNorm], eps)
+	if len(W[tAttnSubNorm]) > 0 {
+		e.rmsFwd(a.an, a.inv2, a.att, W[tAttnSubNorm], eps)
+	} else {
+		copy(a.an, a.att)
+	}
 	if e.quant {
 		e.quantInput(a, 1, a.aq, a.an, qd)
 	}
@@ -316,8 +320,16 @@ func (e *engine[F]) layerFwd(li int, out []F) {
 	}
 	matmulNT(e.pool, a.g, a.xq3, e.linW(li, tGate), n, in, h, false)
 	matmulNT(e.pool, a.u, a.xq3, e.linW(li, tUp), n, in, h, false)
-	e.parallelElems(len(a.f), func(lo, hi int) { relu2MulFwd(a.f[lo:hi], a.g[lo:hi], a.u[lo:hi]) })
-	e.rmsFwd(a.fn, a.inv4, a.f, W[tFFNSubNorm], eps)
+	if c.HiddenAct == model.ActSiLU {
+		e.parallelElems(len(a.f), func(lo, hi int) { siluMulFwd(a.f[lo:hi], a.g[lo:hi], a.u[lo:hi]) })
+	} else {
+		e.parallelElems(len(a.f), func(lo, hi int) { relu2MulFwd(a.f[lo:hi], a.g[lo:hi], a.u[lo:hi]) })
+	}
+	if len(W[tFFNSubNorm]) > 0 {
+		e.rmsFwd(a.fn, a.inv4, a.f, W[tFFNSubNorm], eps)
+	} else {
+		copy(a.fn, a.f)
+	}
 	if e.quant {
 		e.quantInput(a, 3, a.fq, a.fn, in)
 	}
@@ -366,9 +378,17 @@ func (e *engine[F]) layerBwd(li int) {
 	dfn := e.da[:n*in]
 	e.linearBwd(dfn, dres, e.linW(li, tDown), G[tDown], a.fq, n, h, in, false)
 	df := e.db[:n*in]
-	e.rmsBwd(df, G[tFFNSubNorm], dfn, a.f, a.inv4, W[tFFNSubNorm], false)
+	if len(W[tFFNSubNorm]) > 0 {
+		e.rmsBwd(df, G[tFFNSubNorm], dfn, a.f, a.inv4, W[tFFNSubNorm], false)
+	} else {
+		copy(df, dfn)
+	}
 	dg, du := e.dc[:n*in], e.dd[:n*in]
-	e.parallelElems(len(dg), func(lo, hi int) { relu2MulBwd(dg[lo:hi], du[lo:hi], df[lo:hi], a.g[lo:hi], a.u[lo:hi]) })
+	if c.HiddenAct == model.ActSiLU {
+		e.parallelElems(len(dg), func(lo, hi int) { siluMulBwd(dg[lo:hi], du[lo:hi], df[lo:hi], a.g[lo:hi], a.u[lo:hi]) })
+	} else {
+		e.parallelElems(len(dg), func(lo, hi int) { relu2MulBwd(dg[lo:hi], du[lo:hi], df[lo:hi], a.g[lo:hi], a.u[lo:hi]) })
+	}
 	dxn := e.da[:n*h]
 	e.linearBwd(dxn, dg, e.linW(li, tGate), G[tGate], a.xq3, n, in, h, false)
 	e.linearBwd(dxn, du, e.linW(li, tUp), G[tUp], a.xq3, n, in, h, true)
@@ -378,7 +398,11 @@ func (e *engine[F]) layerBwd(li int) {
 	dan := e.da[:n*qd]
 	e.linearBwd(dan, dres, e.linW(li, tO), G[tO], a.aq, n, h, qd, false)
 	datt := e.db[:n*qd]
-	e.rmsBwd(datt, G[tAttnSubNorm], dan, a.att, a.inv2, W[tAttnSubNorm], false)
+	if len(W[tAttnSubNorm]) > 0 {
+		e.rmsBwd(datt, G[tAttnSubNorm], dan, a.att, a.inv2, W[tAttnSubNorm], false)
+	} else {
+		copy(datt, dan)
+	}
 	dq, dk, dv := e.dc[:n*qd], e.dd[:n*kvd], e.de[:n*kvd]
 	e.attnBwd(a, datt, dq, dk, dv)
 	hh := c.HeadDim / 2

@@ -13,14 +13,34 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
 
-// hfConfigJSON renders c with Hugging Face BitNet config.json keys. A
+// packedLinearClass is the transformers linear class a packed export of c
+// uses: autobitlinear (weight_scale = s, multiplied) for BitNet 2B4T's
+// layout, bitlinear (weight_scale = 1/s, divided) for the llama family, as
+// HF1BitLLM and Falcon3 checkpoints store it.
+func packedLinearClass(c model.Config) string {
+	if c.Family() == model.FamilyLlama {
+		return ternary.HFBitLinear
+	}
+	return ternary.HFAutoBitLinear
+}
+
+// hfConfigJSON renders c with its family's Hugging Face config.json keys
+// (BitNetForCausalLM, 1bitLLM's BitnetForCausalLM, LlamaForCausalLM). A
 // quantised model gets quantization_config: mode "online" when the
 // safetensors hold master weights that loaders ternarise, "offline" when its
-// linears are stored packed (uint8 + weight_scale).
+// linears are stored packed (uint8 + weight_scale). 1bitLLM checkpoints hold
+// masters and no quantization_config (their custom BitLinear ternarises).
 func hfConfigJSON(c model.Config, dtype string, quant, packed bool) []byte {
+	arch, mt := model.ArchBitNet, "bitnet"
+	switch c.Family() {
+	case model.FamilyBitNetB158:
+		arch, mt = model.ArchBitNetB158, "llama"
+	case model.FamilyLlama:
+		arch, mt = model.ArchLlama, "llama"
+	}
 	m := map[string]any{
-		"architectures":           []string{model.ArchBitNet},
-		"model_type":              "bitnet",
+		"architectures":           []string{arch},
+		"model_type":              mt,
 		"vocab_size":              c.VocabSize,
 		"hidden_size":             c.HiddenSize,
 		"intermediate_size":       c.IntermediateSize,
@@ -45,13 +65,18 @@ func hfConfigJSON(c model.Config, dtype string, quant, packed bool) []byte {
 	default:
 		m["eos_token_id"] = c.EOSTokenIDs
 	}
-	if quant {
-		mode := "online"
+	switch {
+	case c.Family() == model.FamilyBitNetB158:
+		m["input_bits"], m["weight_bits"] = 8, 1
+	case quant || c.Family() == model.FamilyLlama:
+		// A LlamaForCausalLM without quantization_config would be a float
+		// model: a full-precision llama run exports masters marked online.
+		mode, class := "online", ternary.HFAutoBitLinear
 		if packed {
-			mode = "offline"
+			mode, class = "offline", packedLinearClass(c)
 		}
 		m["quantization_config"] = map[string]string{
-			"quant_method": "bitnet", "linear_class": ternary.HFAutoBitLinear, "quantization_mode": mode,
+			"quant_method": "bitnet", "linear_class": class, "quantization_mode": mode,
 		}
 	}
 	b, _ := json.MarshalIndent(m, "", "  ") // maps of plain values always marshal
@@ -80,6 +105,9 @@ func (t *Trainer) Export(dir, dtype, tokenizerPath string) error {
 func (t *Trainer) ExportPacked(dir, dtype, tokenizerPath string) error {
 	if t.opt.FullPrec {
 		return fmt.Errorf("%w: packed export of a full-precision run (it was not trained with ternary weights; use Export)", ErrOptions)
+	}
+	if t.cfg.Family() == model.FamilyBitNetB158 {
+		return fmt.Errorf("%w: the bitnet-b1.58 (1bitLLM) format stores master weights; use Export", ErrOptions)
 	}
 	return t.export(dir, dtype, tokenizerPath, true)
 }
@@ -121,9 +149,12 @@ func (t *Trainer) exportTensors(dtype string, packed bool) ([]safetensors.Tensor
 	e := t.eng
 	ts := make([]safetensors.Tensor, 0, len(e.lay.specs)+7*t.cfg.NumLayers)
 	for k, s := range e.lay.specs {
+		if s.N == 0 { // a sub-norm slot of a family without sub-norms
+			continue
+		}
 		v := e.params[s.Off : s.Off+s.N]
 		if packed && isLinear(k, t.cfg.NumLayers) {
-			pt, err := packLinear(s, v)
+			pt, err := packLinear(s, v, packedLinearClass(t.cfg))
 			if err != nil {
 				return nil, err
 			}
@@ -144,7 +175,7 @@ func isLinear(k, layers int) bool {
 
 // packLinear ternarises one BitLinear weight as the forward pass does and
 // returns its packed weight and weight_scale tensors.
-func packLinear(s tensorSpec, v []float32) ([]safetensors.Tensor, error) {
+func packLinear(s tensorSpec, v []float32, class string) ([]safetensors.Tensor, error) {
 	out, in := s.Shape[0], s.Shape[1]
 	if out%4 != 0 {
 		return nil, fmt.Errorf("train: packed export: %s has %d output rows, want a multiple of 4", s.Name, out)
@@ -157,7 +188,7 @@ func packLinear(s tensorSpec, v []float32) ([]safetensors.Tensor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("train: packed export: %s: %w", s.Name, err)
 	}
-	ws, err := ternary.ScaleToHF(m.Scale, ternary.HFAutoBitLinear)
+	ws, err := ternary.ScaleToHF(m.Scale, class)
 	if err != nil {
 		return nil, fmt.Errorf("train: packed export: %s: %w", s.Name, err)
 	}

@@ -32,6 +32,9 @@ func (t *Trainer) InitFromHF(dir string) error {
 	e := t.eng
 	var packed *model.Weights // loaded on the first non-float linear
 	for k, s := range e.lay.specs {
+		if s.N == 0 {
+			continue
+		}
 		ten, ok := ck.Tensor(s.Name)
 		if !ok {
 			return fmt.Errorf("train: %s: missing tensor %s", dir, s.Name)
@@ -76,7 +79,7 @@ func sameShape(a, b model.Config) bool {
 	return a.VocabSize == b.VocabSize && a.HiddenSize == b.HiddenSize && a.IntermediateSize == b.IntermediateSize &&
 		a.NumLayers == b.NumLayers && a.NumHeads == b.NumHeads && a.NumKVHeads == b.NumKVHeads &&
 		a.HeadDim == b.HeadDim && a.RopeTheta == b.RopeTheta && a.RMSNormEps == b.RMSNormEps &&
-		a.TieWordEmbeddings == b.TieWordEmbeddings && a.HiddenAct == b.HiddenAct
+		a.TieWordEmbeddings == b.TieWordEmbeddings && a.HiddenAct == b.HiddenAct && a.Family() == b.Family()
 }
 
 func equalInts(a, b []int) bool {

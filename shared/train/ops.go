@@ -112,6 +112,24 @@ func relu2MulBwd[F Float](dg, du, dy, g, u []F) {
 	}
 }
 
+// siluMulFwd writes silu(g) * u into y, silu(g) = g / (1 + exp(-g)).
+func siluMulFwd[F Float](y, g, u []F) {
+	for i, v := range g {
+		y[i] = F(float64(v)/(1+math.Exp(-float64(v)))) * u[i]
+	}
+}
+
+// siluMulBwd writes the gradients of siluMulFwd into dg and du:
+// d silu(g)/dg = sig(g) (1 + g (1 - sig(g))).
+func siluMulBwd[F Float](dg, du, dy, g, u []F) {
+	for i, v := range g {
+		x := float64(v)
+		sig := 1 / (1 + math.Exp(-x))
+		du[i] = F(x*sig) * dy[i]
+		dg[i] = F(sig*(1+x*(1-sig))) * u[i] * dy[i]
+	}
+}
+
 // quantActs writes the dequantised per-token int8 activations of x (rows of
 // cols) into y: q/scale with q, scale exactly as kernels.QuantizeRow.
 func quantActs[F Float](p *pool, y, x []F, rows, cols int) {

@@ -45,8 +45,40 @@ var layerNames = [tensorsPerLayer]string{
 	"mlp.up_proj.weight", "mlp.down_proj.weight",
 }
 
+// layerName returns the Hugging Face name of layer tensor t in c's family:
+// 1bitLLM's sub-norms are self_attn.inner_attn_ln and mlp.ffn_layernorm.
+func layerName(c model.Config, t int) string {
+	if c.Family() == model.FamilyBitNetB158 {
+		switch t {
+		case tAttnSubNorm:
+			return "self_attn.inner_attn_ln.weight"
+		case tFFNSubNorm:
+			return "mlp.ffn_layernorm.weight"
+		}
+	}
+	return layerNames[t]
+}
+
+// Trainable reports whether the trainer runs c's family: BitNet 2B4T
+// (bitnet), 1bitLLM (bitnet-b1.58) and Llama-style BitNet (llama) without
+// per-projection norms or RoPE scaling.
+func Trainable(c model.Config) error {
+	switch f := c.Family(); {
+	case f != model.FamilyBitNet && f != model.FamilyBitNetB158 && f != model.FamilyLlama:
+		return fmt.Errorf("%w: the trainer runs the bitnet, bitnet-b1.58 and llama families, not %s", ErrOptions, f)
+	case c.ProjNorms:
+		return fmt.Errorf("%w: per-projection norms (use_rms_norm) are not trainable here", ErrOptions)
+	case c.RopeScaling != nil:
+		return fmt.Errorf("%w: rope_scaling %s is not trainable here", ErrOptions, c.RopeScaling.Type)
+	case c.HiddenAct != model.ActReLU2 && c.HiddenAct != model.ActSiLU:
+		return fmt.Errorf("%w: activation %s is not trainable here (relu2, silu are)", ErrOptions, c.HiddenAct)
+	}
+	return nil
+}
+
 // newLayout lists the tensors of c: embedding, then per layer the norms and
-// linears, then the final norm and the untied head. Weight decay applies to
+// linears, then the final norm and the untied head. A family without
+// sub-norms (llama) keeps their slots with no elements. Weight decay applies to
 // the linears and to whatever serves as the output head (the embedding when
 // tied), never to norms or an untied input embedding.
 func newLayout(c model.Config) layout {
@@ -64,8 +96,11 @@ func newLayout(c model.Config) layout {
 	for i := 0; i < c.NumLayers; i++ {
 		p := fmt.Sprintf("model.layers.%d.", i)
 		shapes := [tensorsPerLayer][]int{{h}, {q}, {h}, {in}, {q, h}, {kv, h}, {kv, h}, {h, q}, {in, h}, {in, h}, {h, in}}
+		if !c.SubNorms() {
+			shapes[tAttnSubNorm], shapes[tFFNSubNorm] = []int{0}, []int{0}
+		}
 		for t, s := range shapes {
-			add(p+layerNames[t], t < tQ, t >= tQ, s...)
+			add(p+layerName(c, t), t < tQ, t >= tQ, s...)
 		}
 	}
 	add("model.norm.weight", true, false, h)

@@ -81,6 +81,9 @@ func (o Options) withDefaults() Options {
 }
 
 func (o Options) validate(c model.Config) error {
+	if err := Trainable(c); err != nil {
+		return err
+	}
 	if o.Batch <= 0 || o.Seq <= 0 || o.Accum <= 0 || o.Steps <= 0 {
 		return fmt.Errorf("%w: steps %d, batch %d, seq %d, accum %d must be positive", ErrOptions, o.Steps, o.Batch, o.Seq, o.Accum)
 	}

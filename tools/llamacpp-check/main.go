@@ -22,6 +22,12 @@
 //
 // ids prints a text's token ids under the GGUF file's own tokenizer, to
 // compare with llama-tokenize --ids.
+//
+// models -bitnetcpp writes DIR/i2_s.gguf (bitnet.cpp's I2_S type and
+// bitnet-b1.58 architecture) and DIR/f32.gguf (every tensor F32) for
+// check-bitnetcpp.sh; same compares two models' weights (ternary codes and
+// scales exactly); gen prints a greedy continuation's raw bytes, as
+// llama-cli --temp 0 does.
 package main
 
 import (
@@ -39,7 +45,7 @@ func main() {
 	}
 }
 
-const usage = "usage: llamacpp-check models -out DIR [-hf HFDIR -tokenizer FILE -seed N] | ppl -model FILE -text FILE -ctx N [-json -head-f32=false] | ids -model FILE -text FILE"
+const usage = "usage: llamacpp-check models -out DIR [-hf HFDIR -tokenizer FILE -seed N -bitnetcpp] | ppl -model FILE -text FILE -ctx N [-json -head-f32=false] | ids -model FILE -text FILE | same -a MODEL -b MODEL [-tol X] | gen -model FILE -prompt TEXT [-n N -ids]"
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -52,6 +58,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runPPL(ctx, args[1:], stdout, stderr)
 	case "ids":
 		return runIDs(args[1:], stdout, stderr)
+	case "same":
+		return runSame(args[1:], stdout, stderr)
+	case "gen":
+		return runGen(ctx, args[1:], stdout, stderr)
 	default:
 		return fmt.Errorf("unknown command %q\n%s", args[0], usage)
 	}

@@ -38,18 +38,26 @@ func runModels(args []string, stdout, stderr io.Writer) error {
 	hf := fs.String("hf", "", "Hugging Face model directory (default: random weights)")
 	tokPath := fs.String("tokenizer", "testdata/tokenizer/opticks-bpe600.json", "tokenizer.json for random weights")
 	seed := fs.Uint64("seed", 1, "seed of random weights")
+	family := fs.String("family", "bitnet", "family of random weights: bitnet (2B4T), bitnet-b1.58 (1bitLLM, SiLU) or llama (no sub-norms, SiLU)")
+	bitnetCpp := fs.Bool("bitnetcpp", false, "write bitnet.cpp's files instead: i2_s.gguf (architecture bitnet-b1.58) and f32.gguf (for its llama-quantize)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *out == "" {
 		return fmt.Errorf("models: -out is required\n%s", usage)
 	}
-	w, tok, err := sourceWeights(*hf, *tokPath, *seed)
+	w, tok, err := sourceWeights(*hf, *tokPath, *seed, *family)
 	if err != nil {
 		return fmt.Errorf("models: %w", err)
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return fmt.Errorf("models: %w", err)
+	}
+	if *bitnetCpp {
+		if err := writeBitNetCpp(*out, w, tok, stdout); err != nil {
+			return fmt.Errorf("models: %w", err)
+		}
+		return nil
 	}
 	for _, v := range variants() {
 		wv := w
@@ -69,7 +77,7 @@ func runModels(args []string, stdout, stderr io.Writer) error {
 }
 
 // sourceWeights loads hf, or makes random weights of smallConfig.
-func sourceWeights(hf, tokPath string, seed uint64) (*model.Weights, *tokenizer.Tokenizer, error) {
+func sourceWeights(hf, tokPath string, seed uint64, family string) (*model.Weights, *tokenizer.Tokenizer, error) {
 	if hf != "" {
 		w, tok, err := model.LoadWeights(hf)
 		if err != nil {
@@ -85,6 +93,15 @@ func sourceWeights(hf, tokPath string, seed uint64) (*model.Weights, *tokenizer.
 		return nil, nil, err
 	}
 	c := smallConfig(tok.VocabSize())
+	switch family {
+	case "bitnet":
+	case "bitnet-b1.58":
+		c.Architecture, c.HiddenAct = model.ArchBitNetB158, model.ActSiLU
+	case "llama":
+		c.Architecture, c.HiddenAct = model.ArchLlama, model.ActSiLU
+	default:
+		return nil, nil, fmt.Errorf("-family %q: want bitnet, bitnet-b1.58 or llama", family)
+	}
 	if id, ok := tok.BOS(); ok {
 		c.BOSTokenID = id
 	}
@@ -138,8 +155,10 @@ func randomWeights(c model.Config, seed uint64) (*model.Weights, error) {
 	h, q, kv, ff := c.HiddenSize, c.QDim(), c.KVDim(), c.IntermediateSize
 	for i := range w.Layers {
 		l := &w.Layers[i]
-		l.AttnNorm, l.AttnSubNorm = uniform(h, 0.5, 1.5), uniform(q, 0.5, 1.5)
-		l.FFNNorm, l.FFNSubNorm = uniform(h, 0.5, 1.5), uniform(ff, 0.5, 1.5)
+		l.AttnNorm, l.FFNNorm = uniform(h, 0.5, 1.5), uniform(h, 0.5, 1.5)
+		if c.SubNorms() {
+			l.AttnSubNorm, l.FFNSubNorm = uniform(q, 0.5, 1.5), uniform(ff, 0.5, 1.5)
+		}
 		for _, lin := range []struct {
 			m       **ternary.Matrix
 			out, in int

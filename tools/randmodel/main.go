@@ -11,6 +11,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"errors"
 	"flag"
@@ -35,9 +36,10 @@ func main() {
 func run(args []string, log io.Writer) error {
 	fs := flag.NewFlagSet("randmodel", flag.ContinueOnError)
 	out := fs.String("out", "", "output .gguf path (required)")
-	layers := fs.Int("layers", 30, "number of decoder layers")
+	layers := fs.Int("layers", 0, "number of decoder layers (default: the shape's: 30, 26, 32)")
+	shape := fs.String("shape", "2b4t", "model shape: 2b4t (BitNet b1.58 2B4T), 3b (1bitLLM bitnet_b1_58-3B, widths 3200/8640) or 8b (Llama3-8B-1.58)")
 	seed := fs.Uint64("seed", 1, "random seed")
-	tern := fs.String("ternary", "tq2_0", "ternary tensor type: tq2_0 or tq1_0")
+	tern := fs.String("ternary", "tq2_0", "ternary tensor type: tq2_0, tq1_0 or i2_s (bitnet.cpp)")
 	float := fs.String("float", "f16", "embedding type: f16, f32, bf16 or q8_0")
 	tokPaths := fs.String("tokenizer", "testdata/tokenizer/llama3.json.gz,testdata/tokenizer/opticks-bpe600.json",
 		"comma-separated tokenizer.json candidates (.gz allowed); the first that exists is used")
@@ -55,8 +57,21 @@ func run(args []string, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg := config2B4T(*layers)
-	if !strings.Contains(tokPath, "llama3") {
+	var cfg model.Config
+	switch *shape {
+	case "2b4t":
+		cfg = config2B4T(cmp.Or(*layers, 30))
+	case "3b":
+		cfg = config3B(cmp.Or(*layers, 26))
+	case "8b":
+		cfg = config8B(cmp.Or(*layers, 32))
+	default:
+		return fmt.Errorf("-shape %q: want 2b4t, 3b or 8b", *shape)
+	}
+	if *shape == "3b" && tok.VocabSize() > cfg.VocabSize {
+		return fmt.Errorf("-shape 3b: tokenizer %s has %d tokens, more than 32002 (use testdata/tokenizer/llama2.json.gz)", tokPath, tok.VocabSize())
+	}
+	if *shape != "3b" && !strings.Contains(tokPath, "llama3") {
 		// The small tokenizer has no LLaMA 3 special tokens.
 		cfg.BOSTokenID, cfg.EOSTokenIDs = -1, nil
 	}
@@ -65,9 +80,9 @@ func run(args []string, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(log, "randmodel: %d layers of random weights in %v; tokenizer %s\n", *layers, time.Since(start).Round(time.Millisecond), tokPath)
+	fmt.Fprintf(log, "randmodel: %d layers of random weights in %v; tokenizer %s\n", cfg.NumLayers, time.Since(start).Round(time.Millisecond), tokPath)
 	start = time.Now()
-	if err := model.WriteGGUF(*out, w, tok, append(opts, model.WithModelName("bitnet-b1.58-2B-4T-random"))...); err != nil {
+	if err := model.WriteGGUF(*out, w, tok, append(opts, model.WithModelName("random-"+*shape))...); err != nil {
 		return err
 	}
 	st, err := os.Stat(*out)

@@ -31,6 +31,26 @@ func config2B4T(layers int) model.Config {
 	}
 }
 
+// config3B is 1bitLLM bitnet_b1_58-3B's shape (BitnetForCausalLM, SiLU,
+// widths 3200/8640 that no TQ block divides, LLaMA 2 vocabulary of 32002).
+func config3B(layers int) model.Config {
+	return model.Config{
+		Architecture: model.ArchBitNetB158, VocabSize: 32002, HiddenSize: 3200, IntermediateSize: 8640,
+		NumLayers: layers, NumHeads: 32, NumKVHeads: 32, HeadDim: 100, MaxPositions: 2048,
+		RopeTheta: 10000, RMSNormEps: 1e-5, HiddenAct: model.ActSiLU, BOSTokenID: 1, EOSTokenIDs: []int{2},
+	}
+}
+
+// config8B is HF1BitLLM Llama3-8B-1.58-100B-tokens' shape (LlamaForCausalLM
+// with BitLinear, LLaMA 3 vocabulary, untied head).
+func config8B(layers int) model.Config {
+	return model.Config{
+		Architecture: model.ArchLlama, VocabSize: 128256, HiddenSize: 4096, IntermediateSize: 14336,
+		NumLayers: layers, NumHeads: 32, NumKVHeads: 8, HeadDim: 128, MaxPositions: 8192,
+		RopeTheta: 500000, RMSNormEps: 1e-5, HiddenAct: model.ActSiLU, BOSTokenID: 128000, EOSTokenIDs: []int{128001, 128009},
+	}
+}
+
 // randomWeights fills a model of shape c with uniformly random ternary
 // weights (scale 1/sqrt(2/3*in), so activations keep their size), random
 // embeddings in [-0.05, 0.05) and unit norms. Same seed, same weights.
@@ -48,7 +68,10 @@ func randomWeights(c model.Config, seed uint64) (*model.Weights, error) {
 	h, q, kv, ff := c.HiddenSize, c.QDim(), c.KVDim(), c.IntermediateSize
 	for i := range w.Layers {
 		l := &w.Layers[i]
-		l.AttnNorm, l.AttnSubNorm, l.FFNNorm, l.FFNSubNorm = ones(h), ones(q), ones(h), ones(ff)
+		l.AttnNorm, l.FFNNorm = ones(h), ones(h)
+		if c.SubNorms() {
+			l.AttnSubNorm, l.FFNSubNorm = ones(q), ones(ff)
+		}
 		for _, lin := range []struct {
 			m          **ternary.Matrix
 			rows, cols int

@@ -199,6 +199,67 @@ func (ResponseFormatType) EnumDescriptor() ([]byte, []int) {
 	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{2}
 }
 
+// How Embed encodes each embedding.
+type EmbeddingEncoding int32
+
+const (
+	// Float (the default).
+	EmbeddingEncoding_EMBEDDING_ENCODING_UNSPECIFIED EmbeddingEncoding = 0
+	// 32-bit floats in Embedding.values.
+	EmbeddingEncoding_EMBEDDING_ENCODING_FLOAT EmbeddingEncoding = 1
+	// Symmetric int8 per vector in Embedding.int8_values, each value v in
+	// [-127, 127] standing for v * Embedding.scale (scale = max|x| / 127,
+	// rounding half to even).
+	EmbeddingEncoding_EMBEDDING_ENCODING_INT8 EmbeddingEncoding = 2
+	// One bit per dimension in Embedding.binary: 1 when the value is > 0,
+	// packed 8 per byte, the first dimension in the most significant bit, the
+	// last byte zero-padded (sentence-transformers' "ubinary" packing).
+	EmbeddingEncoding_EMBEDDING_ENCODING_BINARY EmbeddingEncoding = 3
+)
+
+// Enum value maps for EmbeddingEncoding.
+var (
+	EmbeddingEncoding_name = map[int32]string{
+		0: "EMBEDDING_ENCODING_UNSPECIFIED",
+		1: "EMBEDDING_ENCODING_FLOAT",
+		2: "EMBEDDING_ENCODING_INT8",
+		3: "EMBEDDING_ENCODING_BINARY",
+	}
+	EmbeddingEncoding_value = map[string]int32{
+		"EMBEDDING_ENCODING_UNSPECIFIED": 0,
+		"EMBEDDING_ENCODING_FLOAT":       1,
+		"EMBEDDING_ENCODING_INT8":        2,
+		"EMBEDDING_ENCODING_BINARY":      3,
+	}
+)
+
+func (x EmbeddingEncoding) Enum() *EmbeddingEncoding {
+	p := new(EmbeddingEncoding)
+	*p = x
+	return p
+}
+
+func (x EmbeddingEncoding) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EmbeddingEncoding) Descriptor() protoreflect.EnumDescriptor {
+	return file_bitnet_inference_v1_inference_proto_enumTypes[3].Descriptor()
+}
+
+func (EmbeddingEncoding) Type() protoreflect.EnumType {
+	return &file_bitnet_inference_v1_inference_proto_enumTypes[3]
+}
+
+func (x EmbeddingEncoding) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EmbeddingEncoding.Descriptor instead.
+func (EmbeddingEncoding) EnumDescriptor() ([]byte, []int) {
+	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{3}
+}
+
 // One message of a chat.
 type ChatMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -764,6 +825,364 @@ func (x *GenerateResponse) GetLogprobs() []*TokenLogprob {
 	return nil
 }
 
+// Token IDs of one pre-tokenized input.
+type TokenIDs struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The IDs, each in [0, vocab_size).
+	Ids           []uint32 `protobuf:"varint,1,rep,packed,name=ids,proto3" json:"ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenIDs) Reset() {
+	*x = TokenIDs{}
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenIDs) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenIDs) ProtoMessage() {}
+
+func (x *TokenIDs) ProtoReflect() protoreflect.Message {
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenIDs.ProtoReflect.Descriptor instead.
+func (*TokenIDs) Descriptor() ([]byte, []int) {
+	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *TokenIDs) GetIds() []uint32 {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+// Request of Embed. Exactly one of inputs and token_inputs is given.
+type EmbedRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Model reference: `NAME` (latest version), `NAME@N` or `NAME:ALIAS`.
+	Model string `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	// Texts to embed (at most 2048), each tokenized as the model's card
+	// prescribes (its beginning-of-sequence and end tokens added).
+	Inputs []string `protobuf:"bytes,2,rep,name=inputs,proto3" json:"inputs,omitempty"`
+	// Pre-tokenized inputs, used as given (no tokens added).
+	TokenInputs []*TokenIDs `protobuf:"bytes,3,rep,name=token_inputs,json=tokenInputs,proto3" json:"token_inputs,omitempty"`
+	// Keep only the first dimensions of each embedding (Matryoshka
+	// truncation; renormalised for models that normalise); 0 means all.
+	Dimensions uint32 `protobuf:"varint,4,opt,name=dimensions,proto3" json:"dimensions,omitempty"`
+	// Encoding of the returned embeddings.
+	Encoding EmbeddingEncoding `protobuf:"varint,5,opt,name=encoding,proto3,enum=bitnet.inference.v1.EmbeddingEncoding" json:"encoding,omitempty"`
+	// Cut inputs longer than the model's context to fit (keeping their start
+	// and the end token) instead of failing with INVALID_ARGUMENT.
+	Truncate bool `protobuf:"varint,6,opt,name=truncate,proto3" json:"truncate,omitempty"`
+	// Hardware constraints, as in GenerateRequest.require.
+	Require []string `protobuf:"bytes,7,rep,name=require,proto3" json:"require,omitempty"`
+	// Kernel path to prefer among the nodes that qualify; not a constraint.
+	PreferKernel  string `protobuf:"bytes,8,opt,name=prefer_kernel,json=preferKernel,proto3" json:"prefer_kernel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EmbedRequest) Reset() {
+	*x = EmbedRequest{}
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EmbedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EmbedRequest) ProtoMessage() {}
+
+func (x *EmbedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EmbedRequest.ProtoReflect.Descriptor instead.
+func (*EmbedRequest) Descriptor() ([]byte, []int) {
+	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *EmbedRequest) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *EmbedRequest) GetInputs() []string {
+	if x != nil {
+		return x.Inputs
+	}
+	return nil
+}
+
+func (x *EmbedRequest) GetTokenInputs() []*TokenIDs {
+	if x != nil {
+		return x.TokenInputs
+	}
+	return nil
+}
+
+func (x *EmbedRequest) GetDimensions() uint32 {
+	if x != nil {
+		return x.Dimensions
+	}
+	return 0
+}
+
+func (x *EmbedRequest) GetEncoding() EmbeddingEncoding {
+	if x != nil {
+		return x.Encoding
+	}
+	return EmbeddingEncoding_EMBEDDING_ENCODING_UNSPECIFIED
+}
+
+func (x *EmbedRequest) GetTruncate() bool {
+	if x != nil {
+		return x.Truncate
+	}
+	return false
+}
+
+func (x *EmbedRequest) GetRequire() []string {
+	if x != nil {
+		return x.Require
+	}
+	return nil
+}
+
+func (x *EmbedRequest) GetPreferKernel() string {
+	if x != nil {
+		return x.PreferKernel
+	}
+	return ""
+}
+
+// One embedding of an EmbedResponse.
+type Embedding struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Position of its input in the request.
+	Index uint32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// The vector (encoding FLOAT).
+	Values []float32 `protobuf:"fixed32,2,rep,packed,name=values,proto3" json:"values,omitempty"`
+	// The vector quantized (encoding INT8), one value per dimension.
+	Int8Values []int32 `protobuf:"varint,3,rep,packed,name=int8_values,json=int8Values,proto3" json:"int8_values,omitempty"`
+	// Scale of int8_values: dimension i is int8_values[i] * scale.
+	Scale float32 `protobuf:"fixed32,4,opt,name=scale,proto3" json:"scale,omitempty"`
+	// The vector's sign bits (encoding BINARY), ceil(dimensions/8) bytes.
+	Binary []byte `protobuf:"bytes,5,opt,name=binary,proto3" json:"binary,omitempty"`
+	// Tokens the input ran as (after truncation, with added tokens).
+	Tokens        uint32 `protobuf:"varint,6,opt,name=tokens,proto3" json:"tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Embedding) Reset() {
+	*x = Embedding{}
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Embedding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Embedding) ProtoMessage() {}
+
+func (x *Embedding) ProtoReflect() protoreflect.Message {
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Embedding.ProtoReflect.Descriptor instead.
+func (*Embedding) Descriptor() ([]byte, []int) {
+	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Embedding) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *Embedding) GetValues() []float32 {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+func (x *Embedding) GetInt8Values() []int32 {
+	if x != nil {
+		return x.Int8Values
+	}
+	return nil
+}
+
+func (x *Embedding) GetScale() float32 {
+	if x != nil {
+		return x.Scale
+	}
+	return 0
+}
+
+func (x *Embedding) GetBinary() []byte {
+	if x != nil {
+		return x.Binary
+	}
+	return nil
+}
+
+func (x *Embedding) GetTokens() uint32 {
+	if x != nil {
+		return x.Tokens
+	}
+	return 0
+}
+
+// Response of Embed.
+type EmbedResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One embedding per input, in input order.
+	Embeddings []*Embedding `protobuf:"bytes,1,rep,name=embeddings,proto3" json:"embeddings,omitempty"`
+	// Dimensions of each embedding (after truncation).
+	Dimensions uint32 `protobuf:"varint,2,opt,name=dimensions,proto3" json:"dimensions,omitempty"`
+	// Encoding of the embeddings (FLOAT when the request left it unset).
+	Encoding EmbeddingEncoding `protobuf:"varint,3,opt,name=encoding,proto3,enum=bitnet.inference.v1.EmbeddingEncoding" json:"encoding,omitempty"`
+	// Token counts: prompt_tokens (and total_tokens) sum every input's tokens.
+	Usage *v1.Usage `protobuf:"bytes,4,opt,name=usage,proto3" json:"usage,omitempty"`
+	// Name of the inference node that served the request.
+	Node string `protobuf:"bytes,5,opt,name=node,proto3" json:"node,omitempty"`
+	// Kernel path that ran the model.
+	Kernel string `protobuf:"bytes,6,opt,name=kernel,proto3" json:"kernel,omitempty"`
+	// The model version served (the resolved reference).
+	Model *v1.ModelRef `protobuf:"bytes,7,opt,name=model,proto3" json:"model,omitempty"`
+	// Wall time of the request on the serving node, milliseconds.
+	TotalMs       float64 `protobuf:"fixed64,8,opt,name=total_ms,json=totalMs,proto3" json:"total_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EmbedResponse) Reset() {
+	*x = EmbedResponse{}
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EmbedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EmbedResponse) ProtoMessage() {}
+
+func (x *EmbedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EmbedResponse.ProtoReflect.Descriptor instead.
+func (*EmbedResponse) Descriptor() ([]byte, []int) {
+	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *EmbedResponse) GetEmbeddings() []*Embedding {
+	if x != nil {
+		return x.Embeddings
+	}
+	return nil
+}
+
+func (x *EmbedResponse) GetDimensions() uint32 {
+	if x != nil {
+		return x.Dimensions
+	}
+	return 0
+}
+
+func (x *EmbedResponse) GetEncoding() EmbeddingEncoding {
+	if x != nil {
+		return x.Encoding
+	}
+	return EmbeddingEncoding_EMBEDDING_ENCODING_UNSPECIFIED
+}
+
+func (x *EmbedResponse) GetUsage() *v1.Usage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+func (x *EmbedResponse) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *EmbedResponse) GetKernel() string {
+	if x != nil {
+		return x.Kernel
+	}
+	return ""
+}
+
+func (x *EmbedResponse) GetModel() *v1.ModelRef {
+	if x != nil {
+		return x.Model
+	}
+	return nil
+}
+
+func (x *EmbedResponse) GetTotalMs() float64 {
+	if x != nil {
+		return x.TotalMs
+	}
+	return 0
+}
+
 // Request of Tokenize.
 type TokenizeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -781,7 +1200,7 @@ type TokenizeRequest struct {
 
 func (x *TokenizeRequest) Reset() {
 	*x = TokenizeRequest{}
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[5]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -793,7 +1212,7 @@ func (x *TokenizeRequest) String() string {
 func (*TokenizeRequest) ProtoMessage() {}
 
 func (x *TokenizeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[5]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -806,7 +1225,7 @@ func (x *TokenizeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenizeRequest.ProtoReflect.Descriptor instead.
 func (*TokenizeRequest) Descriptor() ([]byte, []int) {
-	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{5}
+	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TokenizeRequest) GetModel() string {
@@ -852,7 +1271,7 @@ type TokenizeResponse struct {
 
 func (x *TokenizeResponse) Reset() {
 	*x = TokenizeResponse{}
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[6]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -864,7 +1283,7 @@ func (x *TokenizeResponse) String() string {
 func (*TokenizeResponse) ProtoMessage() {}
 
 func (x *TokenizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[6]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -877,7 +1296,7 @@ func (x *TokenizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenizeResponse.ProtoReflect.Descriptor instead.
 func (*TokenizeResponse) Descriptor() ([]byte, []int) {
-	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{6}
+	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TokenizeResponse) GetTokenIds() []uint32 {
@@ -916,7 +1335,7 @@ type DetokenizeRequest struct {
 
 func (x *DetokenizeRequest) Reset() {
 	*x = DetokenizeRequest{}
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[7]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -928,7 +1347,7 @@ func (x *DetokenizeRequest) String() string {
 func (*DetokenizeRequest) ProtoMessage() {}
 
 func (x *DetokenizeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[7]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -941,7 +1360,7 @@ func (x *DetokenizeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DetokenizeRequest.ProtoReflect.Descriptor instead.
 func (*DetokenizeRequest) Descriptor() ([]byte, []int) {
-	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{7}
+	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DetokenizeRequest) GetModel() string {
@@ -976,7 +1395,7 @@ type DetokenizeResponse struct {
 
 func (x *DetokenizeResponse) Reset() {
 	*x = DetokenizeResponse{}
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[8]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -988,7 +1407,7 @@ func (x *DetokenizeResponse) String() string {
 func (*DetokenizeResponse) ProtoMessage() {}
 
 func (x *DetokenizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[8]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1001,7 +1420,7 @@ func (x *DetokenizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DetokenizeResponse.ProtoReflect.Descriptor instead.
 func (*DetokenizeResponse) Descriptor() ([]byte, []int) {
-	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{8}
+	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DetokenizeResponse) GetText() string {
@@ -1038,7 +1457,7 @@ type ServableModel struct {
 
 func (x *ServableModel) Reset() {
 	*x = ServableModel{}
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[9]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1050,7 +1469,7 @@ func (x *ServableModel) String() string {
 func (*ServableModel) ProtoMessage() {}
 
 func (x *ServableModel) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[9]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1063,7 +1482,7 @@ func (x *ServableModel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServableModel.ProtoReflect.Descriptor instead.
 func (*ServableModel) Descriptor() ([]byte, []int) {
-	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{9}
+	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ServableModel) GetName() string {
@@ -1144,7 +1563,7 @@ type ListModelsRequest struct {
 
 func (x *ListModelsRequest) Reset() {
 	*x = ListModelsRequest{}
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[10]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1156,7 +1575,7 @@ func (x *ListModelsRequest) String() string {
 func (*ListModelsRequest) ProtoMessage() {}
 
 func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[10]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1169,7 +1588,7 @@ func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsRequest.ProtoReflect.Descriptor instead.
 func (*ListModelsRequest) Descriptor() ([]byte, []int) {
-	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{10}
+	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListModelsRequest) GetPageSize() uint32 {
@@ -1206,7 +1625,7 @@ type ListModelsResponse struct {
 
 func (x *ListModelsResponse) Reset() {
 	*x = ListModelsResponse{}
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[11]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1218,7 +1637,7 @@ func (x *ListModelsResponse) String() string {
 func (*ListModelsResponse) ProtoMessage() {}
 
 func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[11]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1231,7 +1650,7 @@ func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsResponse.ProtoReflect.Descriptor instead.
 func (*ListModelsResponse) Descriptor() ([]byte, []int) {
-	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{11}
+	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListModelsResponse) GetModels() []*ServableModel {
@@ -1266,14 +1685,19 @@ type LoadedModel struct {
 	// When it was loaded.
 	LoadTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=load_time,json=loadTime,proto3" json:"load_time,omitempty"`
 	// When it last served a request (idle models are unloaded first).
-	LastUsedTime  *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_used_time,json=lastUsedTime,proto3" json:"last_used_time,omitempty"`
+	LastUsedTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_used_time,json=lastUsedTime,proto3" json:"last_used_time,omitempty"`
+	// Model family (bitnet, bitnet-b1.58, llama, qwen3, gemma3; see
+	// docs/families.md).
+	Family string `protobuf:"bytes,9,opt,name=family,proto3" json:"family,omitempty"`
+	// Whether it is an embedding model (served by Embed, not Generate).
+	Embedding     bool `protobuf:"varint,10,opt,name=embedding,proto3" json:"embedding,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LoadedModel) Reset() {
 	*x = LoadedModel{}
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[12]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1285,7 +1709,7 @@ func (x *LoadedModel) String() string {
 func (*LoadedModel) ProtoMessage() {}
 
 func (x *LoadedModel) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[12]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1298,7 +1722,7 @@ func (x *LoadedModel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadedModel.ProtoReflect.Descriptor instead.
 func (*LoadedModel) Descriptor() ([]byte, []int) {
-	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{12}
+	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *LoadedModel) GetModel() *v1.ModelRef {
@@ -1357,6 +1781,20 @@ func (x *LoadedModel) GetLastUsedTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *LoadedModel) GetFamily() string {
+	if x != nil {
+		return x.Family
+	}
+	return ""
+}
+
+func (x *LoadedModel) GetEmbedding() bool {
+	if x != nil {
+		return x.Embedding
+	}
+	return false
+}
+
 // Request of ModelStatus.
 type ModelStatusRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1368,7 +1806,7 @@ type ModelStatusRequest struct {
 
 func (x *ModelStatusRequest) Reset() {
 	*x = ModelStatusRequest{}
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[13]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1380,7 +1818,7 @@ func (x *ModelStatusRequest) String() string {
 func (*ModelStatusRequest) ProtoMessage() {}
 
 func (x *ModelStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[13]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1393,7 +1831,7 @@ func (x *ModelStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelStatusRequest.ProtoReflect.Descriptor instead.
 func (*ModelStatusRequest) Descriptor() ([]byte, []int) {
-	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{13}
+	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ModelStatusRequest) GetModel() string {
@@ -1420,7 +1858,7 @@ type ModelStatusResponse struct {
 
 func (x *ModelStatusResponse) Reset() {
 	*x = ModelStatusResponse{}
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[14]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1432,7 +1870,7 @@ func (x *ModelStatusResponse) String() string {
 func (*ModelStatusResponse) ProtoMessage() {}
 
 func (x *ModelStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[14]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1445,7 +1883,7 @@ func (x *ModelStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelStatusResponse.ProtoReflect.Descriptor instead.
 func (*ModelStatusResponse) Descriptor() ([]byte, []int) {
-	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{14}
+	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ModelStatusResponse) GetLoaded() []*LoadedModel {
@@ -1491,7 +1929,7 @@ type LoadModelRequest struct {
 
 func (x *LoadModelRequest) Reset() {
 	*x = LoadModelRequest{}
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[15]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1503,7 +1941,7 @@ func (x *LoadModelRequest) String() string {
 func (*LoadModelRequest) ProtoMessage() {}
 
 func (x *LoadModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[15]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1516,7 +1954,7 @@ func (x *LoadModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadModelRequest.ProtoReflect.Descriptor instead.
 func (*LoadModelRequest) Descriptor() ([]byte, []int) {
-	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{15}
+	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *LoadModelRequest) GetModel() string {
@@ -1551,7 +1989,7 @@ type LoadModelResponse struct {
 
 func (x *LoadModelResponse) Reset() {
 	*x = LoadModelResponse{}
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[16]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1563,7 +2001,7 @@ func (x *LoadModelResponse) String() string {
 func (*LoadModelResponse) ProtoMessage() {}
 
 func (x *LoadModelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[16]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1576,7 +2014,7 @@ func (x *LoadModelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadModelResponse.ProtoReflect.Descriptor instead.
 func (*LoadModelResponse) Descriptor() ([]byte, []int) {
-	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{16}
+	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LoadModelResponse) GetLoaded() *LoadedModel {
@@ -1599,7 +2037,7 @@ type UnloadModelRequest struct {
 
 func (x *UnloadModelRequest) Reset() {
 	*x = UnloadModelRequest{}
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[17]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1611,7 +2049,7 @@ func (x *UnloadModelRequest) String() string {
 func (*UnloadModelRequest) ProtoMessage() {}
 
 func (x *UnloadModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[17]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1624,7 +2062,7 @@ func (x *UnloadModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnloadModelRequest.ProtoReflect.Descriptor instead.
 func (*UnloadModelRequest) Descriptor() ([]byte, []int) {
-	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{17}
+	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UnloadModelRequest) GetModel() string {
@@ -1652,7 +2090,7 @@ type UnloadModelResponse struct {
 
 func (x *UnloadModelResponse) Reset() {
 	*x = UnloadModelResponse{}
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[18]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1664,7 +2102,7 @@ func (x *UnloadModelResponse) String() string {
 func (*UnloadModelResponse) ProtoMessage() {}
 
 func (x *UnloadModelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[18]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1677,7 +2115,7 @@ func (x *UnloadModelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnloadModelResponse.ProtoReflect.Descriptor instead.
 func (*UnloadModelResponse) Descriptor() ([]byte, []int) {
-	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{18}
+	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UnloadModelResponse) GetUnloaded() []*LoadedModel {
@@ -1711,7 +2149,7 @@ type NodeLoad struct {
 
 func (x *NodeLoad) Reset() {
 	*x = NodeLoad{}
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[19]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1723,7 +2161,7 @@ func (x *NodeLoad) String() string {
 func (*NodeLoad) ProtoMessage() {}
 
 func (x *NodeLoad) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[19]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1736,7 +2174,7 @@ func (x *NodeLoad) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeLoad.ProtoReflect.Descriptor instead.
 func (*NodeLoad) Descriptor() ([]byte, []int) {
-	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{19}
+	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *NodeLoad) GetActiveRequests() uint32 {
@@ -1817,7 +2255,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[20]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1829,7 +2267,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[20]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1842,7 +2280,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{20}
+	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Node) GetName() string {
@@ -1924,7 +2362,7 @@ type NodeInfoRequest struct {
 
 func (x *NodeInfoRequest) Reset() {
 	*x = NodeInfoRequest{}
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[21]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1936,7 +2374,7 @@ func (x *NodeInfoRequest) String() string {
 func (*NodeInfoRequest) ProtoMessage() {}
 
 func (x *NodeInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[21]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1949,7 +2387,7 @@ func (x *NodeInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfoRequest.ProtoReflect.Descriptor instead.
 func (*NodeInfoRequest) Descriptor() ([]byte, []int) {
-	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{21}
+	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{25}
 }
 
 // Response of NodeInfo.
@@ -1963,7 +2401,7 @@ type NodeInfoResponse struct {
 
 func (x *NodeInfoResponse) Reset() {
 	*x = NodeInfoResponse{}
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[22]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1975,7 +2413,7 @@ func (x *NodeInfoResponse) String() string {
 func (*NodeInfoResponse) ProtoMessage() {}
 
 func (x *NodeInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[22]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1988,7 +2426,7 @@ func (x *NodeInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfoResponse.ProtoReflect.Descriptor instead.
 func (*NodeInfoResponse) Descriptor() ([]byte, []int) {
-	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{22}
+	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *NodeInfoResponse) GetNode() *Node {
@@ -2011,7 +2449,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[23]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2023,7 +2461,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[23]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2036,7 +2474,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{23}
+	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListNodesRequest) GetRequire() []string {
@@ -2064,7 +2502,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[24]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2076,7 +2514,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[24]
+	mi := &file_bitnet_inference_v1_inference_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2089,7 +2527,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{24}
+	return file_bitnet_inference_v1_inference_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -2156,7 +2594,41 @@ const file_bitnet_inference_v1_inference_proto_rawDesc = "" +
 	"\x04node\x18\x06 \x01(\tR\x04node\x12\x16\n" +
 	"\x06kernel\x18\a \x01(\tR\x06kernel\x12/\n" +
 	"\x05model\x18\b \x01(\v2\x19.bitnet.model.v1.ModelRefR\x05model\x12=\n" +
-	"\blogprobs\x18\t \x03(\v2!.bitnet.inference.v1.TokenLogprobR\blogprobs\"\xac\x01\n" +
+	"\blogprobs\x18\t \x03(\v2!.bitnet.inference.v1.TokenLogprobR\blogprobs\"\x1c\n" +
+	"\bTokenIDs\x12\x10\n" +
+	"\x03ids\x18\x01 \x03(\rR\x03ids\"\xc2\x02\n" +
+	"\fEmbedRequest\x12\x19\n" +
+	"\x05model\x18\x01 \x01(\tB\x03\xe0A\x02R\x05model\x12\x16\n" +
+	"\x06inputs\x18\x02 \x03(\tR\x06inputs\x12@\n" +
+	"\ftoken_inputs\x18\x03 \x03(\v2\x1d.bitnet.inference.v1.TokenIDsR\vtokenInputs\x12\x1e\n" +
+	"\n" +
+	"dimensions\x18\x04 \x01(\rR\n" +
+	"dimensions\x12B\n" +
+	"\bencoding\x18\x05 \x01(\x0e2&.bitnet.inference.v1.EmbeddingEncodingR\bencoding\x12\x1a\n" +
+	"\btruncate\x18\x06 \x01(\bR\btruncate\x12\x18\n" +
+	"\arequire\x18\a \x03(\tR\arequire\x12#\n" +
+	"\rprefer_kernel\x18\b \x01(\tR\fpreferKernel\"\xa0\x01\n" +
+	"\tEmbedding\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12\x16\n" +
+	"\x06values\x18\x02 \x03(\x02R\x06values\x12\x1f\n" +
+	"\vint8_values\x18\x03 \x03(\x05R\n" +
+	"int8Values\x12\x14\n" +
+	"\x05scale\x18\x04 \x01(\x02R\x05scale\x12\x16\n" +
+	"\x06binary\x18\x05 \x01(\fR\x06binary\x12\x16\n" +
+	"\x06tokens\x18\x06 \x01(\rR\x06tokens\"\xd9\x02\n" +
+	"\rEmbedResponse\x12>\n" +
+	"\n" +
+	"embeddings\x18\x01 \x03(\v2\x1e.bitnet.inference.v1.EmbeddingR\n" +
+	"embeddings\x12\x1e\n" +
+	"\n" +
+	"dimensions\x18\x02 \x01(\rR\n" +
+	"dimensions\x12B\n" +
+	"\bencoding\x18\x03 \x01(\x0e2&.bitnet.inference.v1.EmbeddingEncodingR\bencoding\x12,\n" +
+	"\x05usage\x18\x04 \x01(\v2\x16.bitnet.model.v1.UsageR\x05usage\x12\x12\n" +
+	"\x04node\x18\x05 \x01(\tR\x04node\x12\x16\n" +
+	"\x06kernel\x18\x06 \x01(\tR\x06kernel\x12/\n" +
+	"\x05model\x18\a \x01(\v2\x19.bitnet.model.v1.ModelRefR\x05model\x12\x19\n" +
+	"\btotal_ms\x18\b \x01(\x01R\atotalMs\"\xac\x01\n" +
 	"\x0fTokenizeRequest\x12\x19\n" +
 	"\x05model\x18\x01 \x01(\tB\x03\xe0A\x02R\x05model\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12<\n" +
@@ -2195,7 +2667,7 @@ const file_bitnet_inference_v1_inference_proto_rawDesc = "" +
 	"namePrefix\"x\n" +
 	"\x12ListModelsResponse\x12:\n" +
 	"\x06models\x18\x01 \x03(\v2\".bitnet.inference.v1.ServableModelR\x06models\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xfb\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb1\x03\n" +
 	"\vLoadedModel\x12/\n" +
 	"\x05model\x18\x01 \x01(\v2\x19.bitnet.model.v1.ModelRefR\x05model\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12!\n" +
@@ -2205,7 +2677,10 @@ const file_bitnet_inference_v1_inference_proto_rawDesc = "" +
 	"\x0econtext_length\x18\x05 \x01(\rR\rcontextLength\x12'\n" +
 	"\x0factive_requests\x18\x06 \x01(\rR\x0eactiveRequests\x127\n" +
 	"\tload_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bloadTime\x12@\n" +
-	"\x0elast_used_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\flastUsedTime\"*\n" +
+	"\x0elast_used_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\flastUsedTime\x12\x16\n" +
+	"\x06family\x18\t \x01(\tR\x06family\x12\x1c\n" +
+	"\tembedding\x18\n" +
+	" \x01(\bR\tembedding\"*\n" +
 	"\x12ModelStatusRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\"\xde\x01\n" +
 	"\x13ModelStatusResponse\x128\n" +
@@ -2268,13 +2743,18 @@ const file_bitnet_inference_v1_inference_proto_rawDesc = "" +
 	"\x12ResponseFormatType\x12$\n" +
 	" RESPONSE_FORMAT_TYPE_UNSPECIFIED\x10\x00\x12$\n" +
 	" RESPONSE_FORMAT_TYPE_JSON_OBJECT\x10\x01\x12$\n" +
-	" RESPONSE_FORMAT_TYPE_JSON_SCHEMA\x10\x022\xac\n" +
-	"\n" +
+	" RESPONSE_FORMAT_TYPE_JSON_SCHEMA\x10\x02*\x91\x01\n" +
+	"\x11EmbeddingEncoding\x12\"\n" +
+	"\x1eEMBEDDING_ENCODING_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18EMBEDDING_ENCODING_FLOAT\x10\x01\x12\x1b\n" +
+	"\x17EMBEDDING_ENCODING_INT8\x10\x02\x12\x1d\n" +
+	"\x19EMBEDDING_ENCODING_BINARY\x10\x032\x92\v\n" +
 	"\x10InferenceService\x12\xeb\x02\n" +
 	"\bGenerate\x12$.bitnet.inference.v1.GenerateRequest\x1a%.bitnet.inference.v1.GenerateResponse\"\x8f\x02\x92A\xf4\x01:\x14application/x-ndjsonJ\xdb\x01\n" +
 	"\x03200\x12\xd3\x01\n" +
 	"\xa5\x01Newline-delimited JSON: one GenerateResponse per line (a text delta with its token IDs). An error after the first line ends the stream with a line {\"error\": Status}.\x12)\n" +
-	"'\x1a%.bitnet.inference.v1.GenerateResponse\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/generate0\x01\x12p\n" +
+	"'\x1a%.bitnet.inference.v1.GenerateResponse\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/generate0\x01\x12d\n" +
+	"\x05Embed\x12!.bitnet.inference.v1.EmbedRequest\x1a\".bitnet.inference.v1.EmbedResponse\"\x14\x82\xd3\xe4\x93\x02\x0e:\x01*\"\t/v1/embed\x12p\n" +
 	"\bTokenize\x12$.bitnet.inference.v1.TokenizeRequest\x1a%.bitnet.inference.v1.TokenizeResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/tokenize\x12x\n" +
 	"\n" +
 	"Detokenize\x12&.bitnet.inference.v1.DetokenizeRequest\x1a'.bitnet.inference.v1.DetokenizeResponse\"\x19\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/v1/detokenize\x12v\n" +
@@ -2301,103 +2781,116 @@ func file_bitnet_inference_v1_inference_proto_rawDescGZIP() []byte {
 	return file_bitnet_inference_v1_inference_proto_rawDescData
 }
 
-var file_bitnet_inference_v1_inference_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_bitnet_inference_v1_inference_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_bitnet_inference_v1_inference_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_bitnet_inference_v1_inference_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_bitnet_inference_v1_inference_proto_goTypes = []any{
 	(Role)(0),                     // 0: bitnet.inference.v1.Role
 	(FinishReason)(0),             // 1: bitnet.inference.v1.FinishReason
 	(ResponseFormatType)(0),       // 2: bitnet.inference.v1.ResponseFormatType
-	(*ChatMessage)(nil),           // 3: bitnet.inference.v1.ChatMessage
-	(*GenerateRequest)(nil),       // 4: bitnet.inference.v1.GenerateRequest
-	(*ResponseFormat)(nil),        // 5: bitnet.inference.v1.ResponseFormat
-	(*TokenLogprob)(nil),          // 6: bitnet.inference.v1.TokenLogprob
-	(*GenerateResponse)(nil),      // 7: bitnet.inference.v1.GenerateResponse
-	(*TokenizeRequest)(nil),       // 8: bitnet.inference.v1.TokenizeRequest
-	(*TokenizeResponse)(nil),      // 9: bitnet.inference.v1.TokenizeResponse
-	(*DetokenizeRequest)(nil),     // 10: bitnet.inference.v1.DetokenizeRequest
-	(*DetokenizeResponse)(nil),    // 11: bitnet.inference.v1.DetokenizeResponse
-	(*ServableModel)(nil),         // 12: bitnet.inference.v1.ServableModel
-	(*ListModelsRequest)(nil),     // 13: bitnet.inference.v1.ListModelsRequest
-	(*ListModelsResponse)(nil),    // 14: bitnet.inference.v1.ListModelsResponse
-	(*LoadedModel)(nil),           // 15: bitnet.inference.v1.LoadedModel
-	(*ModelStatusRequest)(nil),    // 16: bitnet.inference.v1.ModelStatusRequest
-	(*ModelStatusResponse)(nil),   // 17: bitnet.inference.v1.ModelStatusResponse
-	(*LoadModelRequest)(nil),      // 18: bitnet.inference.v1.LoadModelRequest
-	(*LoadModelResponse)(nil),     // 19: bitnet.inference.v1.LoadModelResponse
-	(*UnloadModelRequest)(nil),    // 20: bitnet.inference.v1.UnloadModelRequest
-	(*UnloadModelResponse)(nil),   // 21: bitnet.inference.v1.UnloadModelResponse
-	(*NodeLoad)(nil),              // 22: bitnet.inference.v1.NodeLoad
-	(*Node)(nil),                  // 23: bitnet.inference.v1.Node
-	(*NodeInfoRequest)(nil),       // 24: bitnet.inference.v1.NodeInfoRequest
-	(*NodeInfoResponse)(nil),      // 25: bitnet.inference.v1.NodeInfoResponse
-	(*ListNodesRequest)(nil),      // 26: bitnet.inference.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),     // 27: bitnet.inference.v1.ListNodesResponse
-	nil,                           // 28: bitnet.inference.v1.ServableModel.AliasesEntry
-	(*structpb.Struct)(nil),       // 29: google.protobuf.Struct
-	(*v1.Usage)(nil),              // 30: bitnet.model.v1.Usage
-	(*v1.Timings)(nil),            // 31: bitnet.model.v1.Timings
-	(*v1.ModelRef)(nil),           // 32: bitnet.model.v1.ModelRef
-	(v1.ModelFormat)(0),           // 33: bitnet.model.v1.ModelFormat
-	(v1.QuantType)(0),             // 34: bitnet.model.v1.QuantType
-	(*timestamppb.Timestamp)(nil), // 35: google.protobuf.Timestamp
-	(*v1.Hardware)(nil),           // 36: bitnet.model.v1.Hardware
+	(EmbeddingEncoding)(0),        // 3: bitnet.inference.v1.EmbeddingEncoding
+	(*ChatMessage)(nil),           // 4: bitnet.inference.v1.ChatMessage
+	(*GenerateRequest)(nil),       // 5: bitnet.inference.v1.GenerateRequest
+	(*ResponseFormat)(nil),        // 6: bitnet.inference.v1.ResponseFormat
+	(*TokenLogprob)(nil),          // 7: bitnet.inference.v1.TokenLogprob
+	(*GenerateResponse)(nil),      // 8: bitnet.inference.v1.GenerateResponse
+	(*TokenIDs)(nil),              // 9: bitnet.inference.v1.TokenIDs
+	(*EmbedRequest)(nil),          // 10: bitnet.inference.v1.EmbedRequest
+	(*Embedding)(nil),             // 11: bitnet.inference.v1.Embedding
+	(*EmbedResponse)(nil),         // 12: bitnet.inference.v1.EmbedResponse
+	(*TokenizeRequest)(nil),       // 13: bitnet.inference.v1.TokenizeRequest
+	(*TokenizeResponse)(nil),      // 14: bitnet.inference.v1.TokenizeResponse
+	(*DetokenizeRequest)(nil),     // 15: bitnet.inference.v1.DetokenizeRequest
+	(*DetokenizeResponse)(nil),    // 16: bitnet.inference.v1.DetokenizeResponse
+	(*ServableModel)(nil),         // 17: bitnet.inference.v1.ServableModel
+	(*ListModelsRequest)(nil),     // 18: bitnet.inference.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),    // 19: bitnet.inference.v1.ListModelsResponse
+	(*LoadedModel)(nil),           // 20: bitnet.inference.v1.LoadedModel
+	(*ModelStatusRequest)(nil),    // 21: bitnet.inference.v1.ModelStatusRequest
+	(*ModelStatusResponse)(nil),   // 22: bitnet.inference.v1.ModelStatusResponse
+	(*LoadModelRequest)(nil),      // 23: bitnet.inference.v1.LoadModelRequest
+	(*LoadModelResponse)(nil),     // 24: bitnet.inference.v1.LoadModelResponse
+	(*UnloadModelRequest)(nil),    // 25: bitnet.inference.v1.UnloadModelRequest
+	(*UnloadModelResponse)(nil),   // 26: bitnet.inference.v1.UnloadModelResponse
+	(*NodeLoad)(nil),              // 27: bitnet.inference.v1.NodeLoad
+	(*Node)(nil),                  // 28: bitnet.inference.v1.Node
+	(*NodeInfoRequest)(nil),       // 29: bitnet.inference.v1.NodeInfoRequest
+	(*NodeInfoResponse)(nil),      // 30: bitnet.inference.v1.NodeInfoResponse
+	(*ListNodesRequest)(nil),      // 31: bitnet.inference.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),     // 32: bitnet.inference.v1.ListNodesResponse
+	nil,                           // 33: bitnet.inference.v1.ServableModel.AliasesEntry
+	(*structpb.Struct)(nil),       // 34: google.protobuf.Struct
+	(*v1.Usage)(nil),              // 35: bitnet.model.v1.Usage
+	(*v1.Timings)(nil),            // 36: bitnet.model.v1.Timings
+	(*v1.ModelRef)(nil),           // 37: bitnet.model.v1.ModelRef
+	(v1.ModelFormat)(0),           // 38: bitnet.model.v1.ModelFormat
+	(v1.QuantType)(0),             // 39: bitnet.model.v1.QuantType
+	(*timestamppb.Timestamp)(nil), // 40: google.protobuf.Timestamp
+	(*v1.Hardware)(nil),           // 41: bitnet.model.v1.Hardware
 }
 var file_bitnet_inference_v1_inference_proto_depIdxs = []int32{
 	0,  // 0: bitnet.inference.v1.ChatMessage.role:type_name -> bitnet.inference.v1.Role
-	3,  // 1: bitnet.inference.v1.GenerateRequest.messages:type_name -> bitnet.inference.v1.ChatMessage
-	5,  // 2: bitnet.inference.v1.GenerateRequest.response_format:type_name -> bitnet.inference.v1.ResponseFormat
-	29, // 3: bitnet.inference.v1.GenerateRequest.chat_template_args:type_name -> google.protobuf.Struct
+	4,  // 1: bitnet.inference.v1.GenerateRequest.messages:type_name -> bitnet.inference.v1.ChatMessage
+	6,  // 2: bitnet.inference.v1.GenerateRequest.response_format:type_name -> bitnet.inference.v1.ResponseFormat
+	34, // 3: bitnet.inference.v1.GenerateRequest.chat_template_args:type_name -> google.protobuf.Struct
 	2,  // 4: bitnet.inference.v1.ResponseFormat.type:type_name -> bitnet.inference.v1.ResponseFormatType
-	6,  // 5: bitnet.inference.v1.TokenLogprob.top_logprobs:type_name -> bitnet.inference.v1.TokenLogprob
+	7,  // 5: bitnet.inference.v1.TokenLogprob.top_logprobs:type_name -> bitnet.inference.v1.TokenLogprob
 	1,  // 6: bitnet.inference.v1.GenerateResponse.finish_reason:type_name -> bitnet.inference.v1.FinishReason
-	30, // 7: bitnet.inference.v1.GenerateResponse.usage:type_name -> bitnet.model.v1.Usage
-	31, // 8: bitnet.inference.v1.GenerateResponse.timings:type_name -> bitnet.model.v1.Timings
-	32, // 9: bitnet.inference.v1.GenerateResponse.model:type_name -> bitnet.model.v1.ModelRef
-	6,  // 10: bitnet.inference.v1.GenerateResponse.logprobs:type_name -> bitnet.inference.v1.TokenLogprob
-	3,  // 11: bitnet.inference.v1.TokenizeRequest.messages:type_name -> bitnet.inference.v1.ChatMessage
-	32, // 12: bitnet.inference.v1.TokenizeResponse.model:type_name -> bitnet.model.v1.ModelRef
-	28, // 13: bitnet.inference.v1.ServableModel.aliases:type_name -> bitnet.inference.v1.ServableModel.AliasesEntry
-	33, // 14: bitnet.inference.v1.ServableModel.format:type_name -> bitnet.model.v1.ModelFormat
-	34, // 15: bitnet.inference.v1.ServableModel.quant_type:type_name -> bitnet.model.v1.QuantType
-	15, // 16: bitnet.inference.v1.ServableModel.loaded:type_name -> bitnet.inference.v1.LoadedModel
-	12, // 17: bitnet.inference.v1.ListModelsResponse.models:type_name -> bitnet.inference.v1.ServableModel
-	32, // 18: bitnet.inference.v1.LoadedModel.model:type_name -> bitnet.model.v1.ModelRef
-	34, // 19: bitnet.inference.v1.LoadedModel.quant_type:type_name -> bitnet.model.v1.QuantType
-	35, // 20: bitnet.inference.v1.LoadedModel.load_time:type_name -> google.protobuf.Timestamp
-	35, // 21: bitnet.inference.v1.LoadedModel.last_used_time:type_name -> google.protobuf.Timestamp
-	15, // 22: bitnet.inference.v1.ModelStatusResponse.loaded:type_name -> bitnet.inference.v1.LoadedModel
-	32, // 23: bitnet.inference.v1.ModelStatusResponse.cached:type_name -> bitnet.model.v1.ModelRef
-	15, // 24: bitnet.inference.v1.LoadModelResponse.loaded:type_name -> bitnet.inference.v1.LoadedModel
-	15, // 25: bitnet.inference.v1.UnloadModelResponse.unloaded:type_name -> bitnet.inference.v1.LoadedModel
-	36, // 26: bitnet.inference.v1.Node.hardware:type_name -> bitnet.model.v1.Hardware
-	22, // 27: bitnet.inference.v1.Node.load:type_name -> bitnet.inference.v1.NodeLoad
-	15, // 28: bitnet.inference.v1.Node.loaded:type_name -> bitnet.inference.v1.LoadedModel
-	35, // 29: bitnet.inference.v1.Node.start_time:type_name -> google.protobuf.Timestamp
-	23, // 30: bitnet.inference.v1.NodeInfoResponse.node:type_name -> bitnet.inference.v1.Node
-	23, // 31: bitnet.inference.v1.ListNodesResponse.nodes:type_name -> bitnet.inference.v1.Node
-	4,  // 32: bitnet.inference.v1.InferenceService.Generate:input_type -> bitnet.inference.v1.GenerateRequest
-	8,  // 33: bitnet.inference.v1.InferenceService.Tokenize:input_type -> bitnet.inference.v1.TokenizeRequest
-	10, // 34: bitnet.inference.v1.InferenceService.Detokenize:input_type -> bitnet.inference.v1.DetokenizeRequest
-	13, // 35: bitnet.inference.v1.InferenceService.ListModels:input_type -> bitnet.inference.v1.ListModelsRequest
-	16, // 36: bitnet.inference.v1.InferenceService.ModelStatus:input_type -> bitnet.inference.v1.ModelStatusRequest
-	18, // 37: bitnet.inference.v1.InferenceService.LoadModel:input_type -> bitnet.inference.v1.LoadModelRequest
-	20, // 38: bitnet.inference.v1.InferenceService.UnloadModel:input_type -> bitnet.inference.v1.UnloadModelRequest
-	24, // 39: bitnet.inference.v1.InferenceService.NodeInfo:input_type -> bitnet.inference.v1.NodeInfoRequest
-	26, // 40: bitnet.inference.v1.InferenceService.ListNodes:input_type -> bitnet.inference.v1.ListNodesRequest
-	7,  // 41: bitnet.inference.v1.InferenceService.Generate:output_type -> bitnet.inference.v1.GenerateResponse
-	9,  // 42: bitnet.inference.v1.InferenceService.Tokenize:output_type -> bitnet.inference.v1.TokenizeResponse
-	11, // 43: bitnet.inference.v1.InferenceService.Detokenize:output_type -> bitnet.inference.v1.DetokenizeResponse
-	14, // 44: bitnet.inference.v1.InferenceService.ListModels:output_type -> bitnet.inference.v1.ListModelsResponse
-	17, // 45: bitnet.inference.v1.InferenceService.ModelStatus:output_type -> bitnet.inference.v1.ModelStatusResponse
-	19, // 46: bitnet.inference.v1.InferenceService.LoadModel:output_type -> bitnet.inference.v1.LoadModelResponse
-	21, // 47: bitnet.inference.v1.InferenceService.UnloadModel:output_type -> bitnet.inference.v1.UnloadModelResponse
-	25, // 48: bitnet.inference.v1.InferenceService.NodeInfo:output_type -> bitnet.inference.v1.NodeInfoResponse
-	27, // 49: bitnet.inference.v1.InferenceService.ListNodes:output_type -> bitnet.inference.v1.ListNodesResponse
-	41, // [41:50] is the sub-list for method output_type
-	32, // [32:41] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	35, // 7: bitnet.inference.v1.GenerateResponse.usage:type_name -> bitnet.model.v1.Usage
+	36, // 8: bitnet.inference.v1.GenerateResponse.timings:type_name -> bitnet.model.v1.Timings
+	37, // 9: bitnet.inference.v1.GenerateResponse.model:type_name -> bitnet.model.v1.ModelRef
+	7,  // 10: bitnet.inference.v1.GenerateResponse.logprobs:type_name -> bitnet.inference.v1.TokenLogprob
+	9,  // 11: bitnet.inference.v1.EmbedRequest.token_inputs:type_name -> bitnet.inference.v1.TokenIDs
+	3,  // 12: bitnet.inference.v1.EmbedRequest.encoding:type_name -> bitnet.inference.v1.EmbeddingEncoding
+	11, // 13: bitnet.inference.v1.EmbedResponse.embeddings:type_name -> bitnet.inference.v1.Embedding
+	3,  // 14: bitnet.inference.v1.EmbedResponse.encoding:type_name -> bitnet.inference.v1.EmbeddingEncoding
+	35, // 15: bitnet.inference.v1.EmbedResponse.usage:type_name -> bitnet.model.v1.Usage
+	37, // 16: bitnet.inference.v1.EmbedResponse.model:type_name -> bitnet.model.v1.ModelRef
+	4,  // 17: bitnet.inference.v1.TokenizeRequest.messages:type_name -> bitnet.inference.v1.ChatMessage
+	37, // 18: bitnet.inference.v1.TokenizeResponse.model:type_name -> bitnet.model.v1.ModelRef
+	33, // 19: bitnet.inference.v1.ServableModel.aliases:type_name -> bitnet.inference.v1.ServableModel.AliasesEntry
+	38, // 20: bitnet.inference.v1.ServableModel.format:type_name -> bitnet.model.v1.ModelFormat
+	39, // 21: bitnet.inference.v1.ServableModel.quant_type:type_name -> bitnet.model.v1.QuantType
+	20, // 22: bitnet.inference.v1.ServableModel.loaded:type_name -> bitnet.inference.v1.LoadedModel
+	17, // 23: bitnet.inference.v1.ListModelsResponse.models:type_name -> bitnet.inference.v1.ServableModel
+	37, // 24: bitnet.inference.v1.LoadedModel.model:type_name -> bitnet.model.v1.ModelRef
+	39, // 25: bitnet.inference.v1.LoadedModel.quant_type:type_name -> bitnet.model.v1.QuantType
+	40, // 26: bitnet.inference.v1.LoadedModel.load_time:type_name -> google.protobuf.Timestamp
+	40, // 27: bitnet.inference.v1.LoadedModel.last_used_time:type_name -> google.protobuf.Timestamp
+	20, // 28: bitnet.inference.v1.ModelStatusResponse.loaded:type_name -> bitnet.inference.v1.LoadedModel
+	37, // 29: bitnet.inference.v1.ModelStatusResponse.cached:type_name -> bitnet.model.v1.ModelRef
+	20, // 30: bitnet.inference.v1.LoadModelResponse.loaded:type_name -> bitnet.inference.v1.LoadedModel
+	20, // 31: bitnet.inference.v1.UnloadModelResponse.unloaded:type_name -> bitnet.inference.v1.LoadedModel
+	41, // 32: bitnet.inference.v1.Node.hardware:type_name -> bitnet.model.v1.Hardware
+	27, // 33: bitnet.inference.v1.Node.load:type_name -> bitnet.inference.v1.NodeLoad
+	20, // 34: bitnet.inference.v1.Node.loaded:type_name -> bitnet.inference.v1.LoadedModel
+	40, // 35: bitnet.inference.v1.Node.start_time:type_name -> google.protobuf.Timestamp
+	28, // 36: bitnet.inference.v1.NodeInfoResponse.node:type_name -> bitnet.inference.v1.Node
+	28, // 37: bitnet.inference.v1.ListNodesResponse.nodes:type_name -> bitnet.inference.v1.Node
+	5,  // 38: bitnet.inference.v1.InferenceService.Generate:input_type -> bitnet.inference.v1.GenerateRequest
+	10, // 39: bitnet.inference.v1.InferenceService.Embed:input_type -> bitnet.inference.v1.EmbedRequest
+	13, // 40: bitnet.inference.v1.InferenceService.Tokenize:input_type -> bitnet.inference.v1.TokenizeRequest
+	15, // 41: bitnet.inference.v1.InferenceService.Detokenize:input_type -> bitnet.inference.v1.DetokenizeRequest
+	18, // 42: bitnet.inference.v1.InferenceService.ListModels:input_type -> bitnet.inference.v1.ListModelsRequest
+	21, // 43: bitnet.inference.v1.InferenceService.ModelStatus:input_type -> bitnet.inference.v1.ModelStatusRequest
+	23, // 44: bitnet.inference.v1.InferenceService.LoadModel:input_type -> bitnet.inference.v1.LoadModelRequest
+	25, // 45: bitnet.inference.v1.InferenceService.UnloadModel:input_type -> bitnet.inference.v1.UnloadModelRequest
+	29, // 46: bitnet.inference.v1.InferenceService.NodeInfo:input_type -> bitnet.inference.v1.NodeInfoRequest
+	31, // 47: bitnet.inference.v1.InferenceService.ListNodes:input_type -> bitnet.inference.v1.ListNodesRequest
+	8,  // 48: bitnet.inference.v1.InferenceService.Generate:output_type -> bitnet.inference.v1.GenerateResponse
+	12, // 49: bitnet.inference.v1.InferenceService.Embed:output_type -> bitnet.inference.v1.EmbedResponse
+	14, // 50: bitnet.inference.v1.InferenceService.Tokenize:output_type -> bitnet.inference.v1.TokenizeResponse
+	16, // 51: bitnet.inference.v1.InferenceService.Detokenize:output_type -> bitnet.inference.v1.DetokenizeResponse
+	19, // 52: bitnet.inference.v1.InferenceService.ListModels:output_type -> bitnet.inference.v1.ListModelsResponse
+	22, // 53: bitnet.inference.v1.InferenceService.ModelStatus:output_type -> bitnet.inference.v1.ModelStatusResponse
+	24, // 54: bitnet.inference.v1.InferenceService.LoadModel:output_type -> bitnet.inference.v1.LoadModelResponse
+	26, // 55: bitnet.inference.v1.InferenceService.UnloadModel:output_type -> bitnet.inference.v1.UnloadModelResponse
+	30, // 56: bitnet.inference.v1.InferenceService.NodeInfo:output_type -> bitnet.inference.v1.NodeInfoResponse
+	32, // 57: bitnet.inference.v1.InferenceService.ListNodes:output_type -> bitnet.inference.v1.ListNodesResponse
+	48, // [48:58] is the sub-list for method output_type
+	38, // [38:48] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_bitnet_inference_v1_inference_proto_init() }
@@ -2411,8 +2904,8 @@ func file_bitnet_inference_v1_inference_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bitnet_inference_v1_inference_proto_rawDesc), len(file_bitnet_inference_v1_inference_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   26,
+			NumEnums:      4,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	InferenceService_Generate_FullMethodName    = "/bitnet.inference.v1.InferenceService/Generate"
+	InferenceService_Embed_FullMethodName       = "/bitnet.inference.v1.InferenceService/Embed"
 	InferenceService_Tokenize_FullMethodName    = "/bitnet.inference.v1.InferenceService/Tokenize"
 	InferenceService_Detokenize_FullMethodName  = "/bitnet.inference.v1.InferenceService/Detokenize"
 	InferenceService_ListModels_FullMethodName  = "/bitnet.inference.v1.InferenceService/ListModels"
@@ -53,6 +54,19 @@ type InferenceServiceClient interface {
 	// meets `require` (the message names the unmet constraint);
 	// RESOURCE_EXHAUSTED: queue full (retry after the RetryInfo delay).
 	Generate(ctx context.Context, in *GenerateRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GenerateResponse], error)
+	// Embeds texts with an embedding model (e.g. BitNet-embedding-0.6B): each
+	// input is run through the model (batched with the node's other requests
+	// as prompt prefill), its final hidden states are pooled as the model
+	// prescribes (last token for the BitNet embedding models) and, for models
+	// that normalise, scaled to unit length. Optionally truncated to fewer
+	// dimensions (Matryoshka; renormalised) and encoded as int8 or binary.
+	// Over REST (`POST /v1/embed`) the body is the request as JSON, e.g.
+	// `{"model": "bitnet-embed", "inputs": ["query: What is BitNet?"],
+	// "dimensions": 256}`. INVALID_ARGUMENT: no inputs, an empty or too long
+	// input (see truncate), too many inputs, dimensions beyond the model's;
+	// FAILED_PRECONDITION: the model is not an embedding model, or no node
+	// meets `require`; NOT_FOUND: unknown model; RESOURCE_EXHAUSTED: queue full.
+	Embed(ctx context.Context, in *EmbedRequest, opts ...grpc.CallOption) (*EmbedResponse, error)
 	// Splits text into the model's tokens.
 	Tokenize(ctx context.Context, in *TokenizeRequest, opts ...grpc.CallOption) (*TokenizeResponse, error)
 	// Turns token IDs back into text.
@@ -104,6 +118,16 @@ func (c *inferenceServiceClient) Generate(ctx context.Context, in *GenerateReque
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type InferenceService_GenerateClient = grpc.ServerStreamingClient[GenerateResponse]
+
+func (c *inferenceServiceClient) Embed(ctx context.Context, in *EmbedRequest, opts ...grpc.CallOption) (*EmbedResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EmbedResponse)
+	err := c.cc.Invoke(ctx, InferenceService_Embed_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
 
 func (c *inferenceServiceClient) Tokenize(ctx context.Context, in *TokenizeRequest, opts ...grpc.CallOption) (*TokenizeResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -202,6 +226,19 @@ type InferenceServiceServer interface {
 	// meets `require` (the message names the unmet constraint);
 	// RESOURCE_EXHAUSTED: queue full (retry after the RetryInfo delay).
 	Generate(*GenerateRequest, grpc.ServerStreamingServer[GenerateResponse]) error
+	// Embeds texts with an embedding model (e.g. BitNet-embedding-0.6B): each
+	// input is run through the model (batched with the node's other requests
+	// as prompt prefill), its final hidden states are pooled as the model
+	// prescribes (last token for the BitNet embedding models) and, for models
+	// that normalise, scaled to unit length. Optionally truncated to fewer
+	// dimensions (Matryoshka; renormalised) and encoded as int8 or binary.
+	// Over REST (`POST /v1/embed`) the body is the request as JSON, e.g.
+	// `{"model": "bitnet-embed", "inputs": ["query: What is BitNet?"],
+	// "dimensions": 256}`. INVALID_ARGUMENT: no inputs, an empty or too long
+	// input (see truncate), too many inputs, dimensions beyond the model's;
+	// FAILED_PRECONDITION: the model is not an embedding model, or no node
+	// meets `require`; NOT_FOUND: unknown model; RESOURCE_EXHAUSTED: queue full.
+	Embed(context.Context, *EmbedRequest) (*EmbedResponse, error)
 	// Splits text into the model's tokens.
 	Tokenize(context.Context, *TokenizeRequest) (*TokenizeResponse, error)
 	// Turns token IDs back into text.
@@ -237,6 +274,9 @@ type UnimplementedInferenceServiceServer struct{}
 
 func (UnimplementedInferenceServiceServer) Generate(*GenerateRequest, grpc.ServerStreamingServer[GenerateResponse]) error {
 	return status.Error(codes.Unimplemented, "method Generate not implemented")
+}
+func (UnimplementedInferenceServiceServer) Embed(context.Context, *EmbedRequest) (*EmbedResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Embed not implemented")
 }
 func (UnimplementedInferenceServiceServer) Tokenize(context.Context, *TokenizeRequest) (*TokenizeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Tokenize not implemented")
@@ -293,6 +333,24 @@ func _InferenceService_Generate_Handler(srv interface{}, stream grpc.ServerStrea
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type InferenceService_GenerateServer = grpc.ServerStreamingServer[GenerateResponse]
+
+func _InferenceService_Embed_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EmbedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InferenceServiceServer).Embed(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: InferenceService_Embed_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InferenceServiceServer).Embed(ctx, req.(*EmbedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
 
 func _InferenceService_Tokenize_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(TokenizeRequest)
@@ -445,6 +503,10 @@ var InferenceService_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "bitnet.inference.v1.InferenceService",
 	HandlerType: (*InferenceServiceServer)(nil),
 	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Embed",
+			Handler:    _InferenceService_Embed_Handler,
+		},
 		{
 			MethodName: "Tokenize",
 			Handler:    _InferenceService_Tokenize_Handler,

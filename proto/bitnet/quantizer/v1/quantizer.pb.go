@@ -413,7 +413,9 @@ type CreateJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The checkpoint to quantize.
 	Source *Source `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
-	// Target type: QUANT_TYPE_TQ2_0 (default when unspecified) or QUANT_TYPE_TQ1_0.
+	// Target type: QUANT_TYPE_TQ2_0 (default when unspecified), QUANT_TYPE_TQ1_0
+	// or QUANT_TYPE_I2_S (bitnet.cpp). Linears whose width the target cannot
+	// hold fall back per tensor (the report's gguf_type says which and why).
 	Target v1.QuantType `protobuf:"varint,2,opt,name=target,proto3,enum=bitnet.model.v1.QuantType" json:"target,omitempty"`
 	// Where the result goes.
 	Output *Output `protobuf:"bytes,3,opt,name=output,proto3" json:"output,omitempty"`
@@ -699,8 +701,16 @@ type Report struct {
 	ResultSizeBytes uint64 `protobuf:"varint,8,opt,name=result_size_bytes,json=resultSizeBytes,proto3" json:"result_size_bytes,omitempty"`
 	// Number of parameters.
 	ParameterCount uint64 `protobuf:"varint,9,opt,name=parameter_count,json=parameterCount,proto3" json:"parameter_count,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Model family of the source (bitnet, bitnet-b1.58, llama, qwen3, gemma3;
+	// see docs/families.md).
+	Family string `protobuf:"bytes,10,opt,name=family,proto3" json:"family,omitempty"`
+	// Hugging Face architecture of the source (e.g. "BitnetForCausalLM").
+	Architecture string `protobuf:"bytes,11,opt,name=architecture,proto3" json:"architecture,omitempty"`
+	// general.architecture of the result: "bitnet" (llama.cpp reads it) or
+	// "bitnet-b1.58" (bitnet.cpp's, when any linear is I2_S).
+	GgufArchitecture string `protobuf:"bytes,12,opt,name=gguf_architecture,json=ggufArchitecture,proto3" json:"gguf_architecture,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Report) Reset() {
@@ -796,6 +806,27 @@ func (x *Report) GetParameterCount() uint64 {
 	return 0
 }
 
+func (x *Report) GetFamily() string {
+	if x != nil {
+		return x.Family
+	}
+	return ""
+}
+
+func (x *Report) GetArchitecture() string {
+	if x != nil {
+		return x.Architecture
+	}
+	return ""
+}
+
+func (x *Report) GetGgufArchitecture() string {
+	if x != nil {
+		return x.GgufArchitecture
+	}
+	return ""
+}
+
 // Quantization statistics of one linear weight.
 type LinearReport struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -811,6 +842,9 @@ type LinearReport struct {
 	Scale float64 `protobuf:"fixed64,5,opt,name=scale,proto3" json:"scale,omitempty"`
 	// Relative reconstruction error ||W - scale*Q||_F / ||W||_F.
 	RelativeError float64 `protobuf:"fixed64,6,opt,name=relative_error,json=relativeError,proto3" json:"relative_error,omitempty"`
+	// GGUF tensor type the weight was written as: the target type, or, for a
+	// width the target cannot hold, I2_S (bitnet.cpp), Q8_0 or F16.
+	GgufType      *QuantTypeChoice `protobuf:"bytes,7,opt,name=gguf_type,json=ggufType,proto3" json:"gguf_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -887,6 +921,77 @@ func (x *LinearReport) GetRelativeError() float64 {
 	return 0
 }
 
+func (x *LinearReport) GetGgufType() *QuantTypeChoice {
+	if x != nil {
+		return x.GgufType
+	}
+	return nil
+}
+
+// The GGUF tensor type of one linear and why.
+type QuantTypeChoice struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Tensor name in the GGUF file (e.g. "blk.0.ffn_down.weight").
+	Tensor string `protobuf:"bytes,1,opt,name=tensor,proto3" json:"tensor,omitempty"`
+	// ggml type name: "TQ2_0", "TQ1_0", "I2_S", "Q8_0" or "F16".
+	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	// Why the type differs from the job's target; empty when it does not.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuantTypeChoice) Reset() {
+	*x = QuantTypeChoice{}
+	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuantTypeChoice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuantTypeChoice) ProtoMessage() {}
+
+func (x *QuantTypeChoice) ProtoReflect() protoreflect.Message {
+	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuantTypeChoice.ProtoReflect.Descriptor instead.
+func (*QuantTypeChoice) Descriptor() ([]byte, []int) {
+	return file_bitnet_quantizer_v1_quantizer_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *QuantTypeChoice) GetTensor() string {
+	if x != nil {
+		return x.Tensor
+	}
+	return ""
+}
+
+func (x *QuantTypeChoice) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *QuantTypeChoice) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // Request of GetJob.
 type GetJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -898,7 +1003,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[10]
+	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -910,7 +1015,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[10]
+	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -923,7 +1028,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_bitnet_quantizer_v1_quantizer_proto_rawDescGZIP(), []int{10}
+	return file_bitnet_quantizer_v1_quantizer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetJobRequest) GetJobId() string {
@@ -944,7 +1049,7 @@ type GetJobResponse struct {
 
 func (x *GetJobResponse) Reset() {
 	*x = GetJobResponse{}
-	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[11]
+	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -956,7 +1061,7 @@ func (x *GetJobResponse) String() string {
 func (*GetJobResponse) ProtoMessage() {}
 
 func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[11]
+	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -969,7 +1074,7 @@ func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobResponse.ProtoReflect.Descriptor instead.
 func (*GetJobResponse) Descriptor() ([]byte, []int) {
-	return file_bitnet_quantizer_v1_quantizer_proto_rawDescGZIP(), []int{11}
+	return file_bitnet_quantizer_v1_quantizer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetJobResponse) GetJob() *Job {
@@ -994,7 +1099,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[12]
+	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1006,7 +1111,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[12]
+	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1019,7 +1124,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_bitnet_quantizer_v1_quantizer_proto_rawDescGZIP(), []int{12}
+	return file_bitnet_quantizer_v1_quantizer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListJobsRequest) GetPageSize() uint32 {
@@ -1056,7 +1161,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[13]
+	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1068,7 +1173,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[13]
+	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1081,7 +1186,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_bitnet_quantizer_v1_quantizer_proto_rawDescGZIP(), []int{13}
+	return file_bitnet_quantizer_v1_quantizer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -1109,7 +1214,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[14]
+	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1121,7 +1226,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[14]
+	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1134,7 +1239,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_bitnet_quantizer_v1_quantizer_proto_rawDescGZIP(), []int{14}
+	return file_bitnet_quantizer_v1_quantizer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CancelJobRequest) GetJobId() string {
@@ -1155,7 +1260,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[15]
+	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1167,7 +1272,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[15]
+	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1180,7 +1285,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_bitnet_quantizer_v1_quantizer_proto_rawDescGZIP(), []int{15}
+	return file_bitnet_quantizer_v1_quantizer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CancelJobResponse) GetJob() *Job {
@@ -1201,7 +1306,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[16]
+	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1213,7 +1318,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[16]
+	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1226,7 +1331,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_bitnet_quantizer_v1_quantizer_proto_rawDescGZIP(), []int{16}
+	return file_bitnet_quantizer_v1_quantizer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WatchJobRequest) GetJobId() string {
@@ -1247,7 +1352,7 @@ type WatchJobResponse struct {
 
 func (x *WatchJobResponse) Reset() {
 	*x = WatchJobResponse{}
-	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[17]
+	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1259,7 +1364,7 @@ func (x *WatchJobResponse) String() string {
 func (*WatchJobResponse) ProtoMessage() {}
 
 func (x *WatchJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[17]
+	mi := &file_bitnet_quantizer_v1_quantizer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1272,7 +1377,7 @@ func (x *WatchJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobResponse.ProtoReflect.Descriptor instead.
 func (*WatchJobResponse) Descriptor() ([]byte, []int) {
-	return file_bitnet_quantizer_v1_quantizer_proto_rawDescGZIP(), []int{17}
+	return file_bitnet_quantizer_v1_quantizer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WatchJobResponse) GetJob() *Job {
@@ -1337,7 +1442,7 @@ const file_bitnet_quantizer_v1_quantizer_proto_rawDesc = "" +
 	"\n" +
 	"start_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
 	"\bend_time\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"\x8d\x03\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"\xf6\x03\n" +
 	"\x06Report\x12;\n" +
 	"\alinears\x18\x01 \x03(\v2!.bitnet.quantizer.v1.LinearReportR\alinears\x12+\n" +
 	"\x11perplexity_before\x18\x02 \x01(\x01R\x10perplexityBefore\x12)\n" +
@@ -1347,14 +1452,23 @@ const file_bitnet_quantizer_v1_quantizer_proto_rawDesc = "" +
 	"\x0etop1_agreement\x18\x06 \x01(\x01R\rtop1Agreement\x12*\n" +
 	"\x11source_size_bytes\x18\a \x01(\x04R\x0fsourceSizeBytes\x12*\n" +
 	"\x11result_size_bytes\x18\b \x01(\x04R\x0fresultSizeBytes\x12'\n" +
-	"\x0fparameter_count\x18\t \x01(\x04R\x0eparameterCount\"\xae\x01\n" +
+	"\x0fparameter_count\x18\t \x01(\x04R\x0eparameterCount\x12\x16\n" +
+	"\x06family\x18\n" +
+	" \x01(\tR\x06family\x12\"\n" +
+	"\farchitecture\x18\v \x01(\tR\farchitecture\x12+\n" +
+	"\x11gguf_architecture\x18\f \x01(\tR\x10ggufArchitecture\"\xf1\x01\n" +
 	"\fLinearReport\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04rows\x18\x02 \x01(\rR\x04rows\x12\x12\n" +
 	"\x04cols\x18\x03 \x01(\rR\x04cols\x12%\n" +
 	"\x0ezeros_fraction\x18\x04 \x01(\x01R\rzerosFraction\x12\x14\n" +
 	"\x05scale\x18\x05 \x01(\x01R\x05scale\x12%\n" +
-	"\x0erelative_error\x18\x06 \x01(\x01R\rrelativeError\"+\n" +
+	"\x0erelative_error\x18\x06 \x01(\x01R\rrelativeError\x12A\n" +
+	"\tgguf_type\x18\a \x01(\v2$.bitnet.quantizer.v1.QuantTypeChoiceR\bggufType\"U\n" +
+	"\x0fQuantTypeChoice\x12\x16\n" +
+	"\x06tensor\x18\x01 \x01(\tR\x06tensor\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"+\n" +
 	"\rGetJobRequest\x12\x1a\n" +
 	"\x06job_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x05jobId\"<\n" +
 	"\x0eGetJobResponse\x12*\n" +
@@ -1398,7 +1512,7 @@ func file_bitnet_quantizer_v1_quantizer_proto_rawDescGZIP() []byte {
 	return file_bitnet_quantizer_v1_quantizer_proto_rawDescData
 }
 
-var file_bitnet_quantizer_v1_quantizer_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_bitnet_quantizer_v1_quantizer_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_bitnet_quantizer_v1_quantizer_proto_goTypes = []any{
 	(*Source)(nil),                // 0: bitnet.quantizer.v1.Source
 	(*SourceFiles)(nil),           // 1: bitnet.quantizer.v1.SourceFiles
@@ -1410,63 +1524,65 @@ var file_bitnet_quantizer_v1_quantizer_proto_goTypes = []any{
 	(*Job)(nil),                   // 7: bitnet.quantizer.v1.Job
 	(*Report)(nil),                // 8: bitnet.quantizer.v1.Report
 	(*LinearReport)(nil),          // 9: bitnet.quantizer.v1.LinearReport
-	(*GetJobRequest)(nil),         // 10: bitnet.quantizer.v1.GetJobRequest
-	(*GetJobResponse)(nil),        // 11: bitnet.quantizer.v1.GetJobResponse
-	(*ListJobsRequest)(nil),       // 12: bitnet.quantizer.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),      // 13: bitnet.quantizer.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),      // 14: bitnet.quantizer.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),     // 15: bitnet.quantizer.v1.CancelJobResponse
-	(*WatchJobRequest)(nil),       // 16: bitnet.quantizer.v1.WatchJobRequest
-	(*WatchJobResponse)(nil),      // 17: bitnet.quantizer.v1.WatchJobResponse
-	nil,                           // 18: bitnet.quantizer.v1.Output.LabelsEntry
-	(v1.ModelFormat)(0),           // 19: bitnet.model.v1.ModelFormat
-	(v1.QuantType)(0),             // 20: bitnet.model.v1.QuantType
-	(v1.JobState)(0),              // 21: bitnet.model.v1.JobState
-	(*v1.Progress)(nil),           // 22: bitnet.model.v1.Progress
-	(*v1.ModelRef)(nil),           // 23: bitnet.model.v1.ModelRef
-	(*status.Status)(nil),         // 24: google.rpc.Status
-	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
+	(*QuantTypeChoice)(nil),       // 10: bitnet.quantizer.v1.QuantTypeChoice
+	(*GetJobRequest)(nil),         // 11: bitnet.quantizer.v1.GetJobRequest
+	(*GetJobResponse)(nil),        // 12: bitnet.quantizer.v1.GetJobResponse
+	(*ListJobsRequest)(nil),       // 13: bitnet.quantizer.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),      // 14: bitnet.quantizer.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),      // 15: bitnet.quantizer.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),     // 16: bitnet.quantizer.v1.CancelJobResponse
+	(*WatchJobRequest)(nil),       // 17: bitnet.quantizer.v1.WatchJobRequest
+	(*WatchJobResponse)(nil),      // 18: bitnet.quantizer.v1.WatchJobResponse
+	nil,                           // 19: bitnet.quantizer.v1.Output.LabelsEntry
+	(v1.ModelFormat)(0),           // 20: bitnet.model.v1.ModelFormat
+	(v1.QuantType)(0),             // 21: bitnet.model.v1.QuantType
+	(v1.JobState)(0),              // 22: bitnet.model.v1.JobState
+	(*v1.Progress)(nil),           // 23: bitnet.model.v1.Progress
+	(*v1.ModelRef)(nil),           // 24: bitnet.model.v1.ModelRef
+	(*status.Status)(nil),         // 25: google.rpc.Status
+	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
 }
 var file_bitnet_quantizer_v1_quantizer_proto_depIdxs = []int32{
 	1,  // 0: bitnet.quantizer.v1.Source.files:type_name -> bitnet.quantizer.v1.SourceFiles
-	19, // 1: bitnet.quantizer.v1.SourceFiles.format:type_name -> bitnet.model.v1.ModelFormat
+	20, // 1: bitnet.quantizer.v1.SourceFiles.format:type_name -> bitnet.model.v1.ModelFormat
 	2,  // 2: bitnet.quantizer.v1.SourceFiles.files:type_name -> bitnet.quantizer.v1.SourceFile
-	18, // 3: bitnet.quantizer.v1.Output.labels:type_name -> bitnet.quantizer.v1.Output.LabelsEntry
+	19, // 3: bitnet.quantizer.v1.Output.labels:type_name -> bitnet.quantizer.v1.Output.LabelsEntry
 	0,  // 4: bitnet.quantizer.v1.CreateJobRequest.source:type_name -> bitnet.quantizer.v1.Source
-	20, // 5: bitnet.quantizer.v1.CreateJobRequest.target:type_name -> bitnet.model.v1.QuantType
+	21, // 5: bitnet.quantizer.v1.CreateJobRequest.target:type_name -> bitnet.model.v1.QuantType
 	3,  // 6: bitnet.quantizer.v1.CreateJobRequest.output:type_name -> bitnet.quantizer.v1.Output
 	4,  // 7: bitnet.quantizer.v1.CreateJobRequest.calibration:type_name -> bitnet.quantizer.v1.Calibration
 	7,  // 8: bitnet.quantizer.v1.CreateJobResponse.job:type_name -> bitnet.quantizer.v1.Job
-	21, // 9: bitnet.quantizer.v1.Job.state:type_name -> bitnet.model.v1.JobState
+	22, // 9: bitnet.quantizer.v1.Job.state:type_name -> bitnet.model.v1.JobState
 	5,  // 10: bitnet.quantizer.v1.Job.request:type_name -> bitnet.quantizer.v1.CreateJobRequest
-	22, // 11: bitnet.quantizer.v1.Job.progress:type_name -> bitnet.model.v1.Progress
-	23, // 12: bitnet.quantizer.v1.Job.result:type_name -> bitnet.model.v1.ModelRef
+	23, // 11: bitnet.quantizer.v1.Job.progress:type_name -> bitnet.model.v1.Progress
+	24, // 12: bitnet.quantizer.v1.Job.result:type_name -> bitnet.model.v1.ModelRef
 	8,  // 13: bitnet.quantizer.v1.Job.report:type_name -> bitnet.quantizer.v1.Report
-	24, // 14: bitnet.quantizer.v1.Job.error:type_name -> google.rpc.Status
-	25, // 15: bitnet.quantizer.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	25, // 16: bitnet.quantizer.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	25, // 17: bitnet.quantizer.v1.Job.end_time:type_name -> google.protobuf.Timestamp
+	25, // 14: bitnet.quantizer.v1.Job.error:type_name -> google.rpc.Status
+	26, // 15: bitnet.quantizer.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	26, // 16: bitnet.quantizer.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	26, // 17: bitnet.quantizer.v1.Job.end_time:type_name -> google.protobuf.Timestamp
 	9,  // 18: bitnet.quantizer.v1.Report.linears:type_name -> bitnet.quantizer.v1.LinearReport
-	7,  // 19: bitnet.quantizer.v1.GetJobResponse.job:type_name -> bitnet.quantizer.v1.Job
-	21, // 20: bitnet.quantizer.v1.ListJobsRequest.state:type_name -> bitnet.model.v1.JobState
-	7,  // 21: bitnet.quantizer.v1.ListJobsResponse.jobs:type_name -> bitnet.quantizer.v1.Job
-	7,  // 22: bitnet.quantizer.v1.CancelJobResponse.job:type_name -> bitnet.quantizer.v1.Job
-	7,  // 23: bitnet.quantizer.v1.WatchJobResponse.job:type_name -> bitnet.quantizer.v1.Job
-	5,  // 24: bitnet.quantizer.v1.QuantizerService.CreateJob:input_type -> bitnet.quantizer.v1.CreateJobRequest
-	10, // 25: bitnet.quantizer.v1.QuantizerService.GetJob:input_type -> bitnet.quantizer.v1.GetJobRequest
-	12, // 26: bitnet.quantizer.v1.QuantizerService.ListJobs:input_type -> bitnet.quantizer.v1.ListJobsRequest
-	14, // 27: bitnet.quantizer.v1.QuantizerService.CancelJob:input_type -> bitnet.quantizer.v1.CancelJobRequest
-	16, // 28: bitnet.quantizer.v1.QuantizerService.WatchJob:input_type -> bitnet.quantizer.v1.WatchJobRequest
-	6,  // 29: bitnet.quantizer.v1.QuantizerService.CreateJob:output_type -> bitnet.quantizer.v1.CreateJobResponse
-	11, // 30: bitnet.quantizer.v1.QuantizerService.GetJob:output_type -> bitnet.quantizer.v1.GetJobResponse
-	13, // 31: bitnet.quantizer.v1.QuantizerService.ListJobs:output_type -> bitnet.quantizer.v1.ListJobsResponse
-	15, // 32: bitnet.quantizer.v1.QuantizerService.CancelJob:output_type -> bitnet.quantizer.v1.CancelJobResponse
-	17, // 33: bitnet.quantizer.v1.QuantizerService.WatchJob:output_type -> bitnet.quantizer.v1.WatchJobResponse
-	29, // [29:34] is the sub-list for method output_type
-	24, // [24:29] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	10, // 19: bitnet.quantizer.v1.LinearReport.gguf_type:type_name -> bitnet.quantizer.v1.QuantTypeChoice
+	7,  // 20: bitnet.quantizer.v1.GetJobResponse.job:type_name -> bitnet.quantizer.v1.Job
+	22, // 21: bitnet.quantizer.v1.ListJobsRequest.state:type_name -> bitnet.model.v1.JobState
+	7,  // 22: bitnet.quantizer.v1.ListJobsResponse.jobs:type_name -> bitnet.quantizer.v1.Job
+	7,  // 23: bitnet.quantizer.v1.CancelJobResponse.job:type_name -> bitnet.quantizer.v1.Job
+	7,  // 24: bitnet.quantizer.v1.WatchJobResponse.job:type_name -> bitnet.quantizer.v1.Job
+	5,  // 25: bitnet.quantizer.v1.QuantizerService.CreateJob:input_type -> bitnet.quantizer.v1.CreateJobRequest
+	11, // 26: bitnet.quantizer.v1.QuantizerService.GetJob:input_type -> bitnet.quantizer.v1.GetJobRequest
+	13, // 27: bitnet.quantizer.v1.QuantizerService.ListJobs:input_type -> bitnet.quantizer.v1.ListJobsRequest
+	15, // 28: bitnet.quantizer.v1.QuantizerService.CancelJob:input_type -> bitnet.quantizer.v1.CancelJobRequest
+	17, // 29: bitnet.quantizer.v1.QuantizerService.WatchJob:input_type -> bitnet.quantizer.v1.WatchJobRequest
+	6,  // 30: bitnet.quantizer.v1.QuantizerService.CreateJob:output_type -> bitnet.quantizer.v1.CreateJobResponse
+	12, // 31: bitnet.quantizer.v1.QuantizerService.GetJob:output_type -> bitnet.quantizer.v1.GetJobResponse
+	14, // 32: bitnet.quantizer.v1.QuantizerService.ListJobs:output_type -> bitnet.quantizer.v1.ListJobsResponse
+	16, // 33: bitnet.quantizer.v1.QuantizerService.CancelJob:output_type -> bitnet.quantizer.v1.CancelJobResponse
+	18, // 34: bitnet.quantizer.v1.QuantizerService.WatchJob:output_type -> bitnet.quantizer.v1.WatchJobResponse
+	30, // [30:35] is the sub-list for method output_type
+	25, // [25:30] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_bitnet_quantizer_v1_quantizer_proto_init() }
@@ -1488,7 +1604,7 @@ func file_bitnet_quantizer_v1_quantizer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bitnet_quantizer_v1_quantizer_proto_rawDesc), len(file_bitnet_quantizer_v1_quantizer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

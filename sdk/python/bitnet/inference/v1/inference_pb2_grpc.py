@@ -20,6 +20,11 @@ class InferenceServiceStub(object):
                 request_serializer=bitnet_dot_inference_dot_v1_dot_inference__pb2.GenerateRequest.SerializeToString,
                 response_deserializer=bitnet_dot_inference_dot_v1_dot_inference__pb2.GenerateResponse.FromString,
                 )
+        self.Embed = channel.unary_unary(
+                '/bitnet.inference.v1.InferenceService/Embed',
+                request_serializer=bitnet_dot_inference_dot_v1_dot_inference__pb2.EmbedRequest.SerializeToString,
+                response_deserializer=bitnet_dot_inference_dot_v1_dot_inference__pb2.EmbedResponse.FromString,
+                )
         self.Tokenize = channel.unary_unary(
                 '/bitnet.inference.v1.InferenceService/Tokenize',
                 request_serializer=bitnet_dot_inference_dot_v1_dot_inference__pb2.TokenizeRequest.SerializeToString,
@@ -77,6 +82,24 @@ class InferenceServiceServicer(object):
         message per line. NOT_FOUND: unknown model; FAILED_PRECONDITION: no node
         meets `require` (the message names the unmet constraint);
         RESOURCE_EXHAUSTED: queue full (retry after the RetryInfo delay).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Embed(self, request, context):
+        """Embeds texts with an embedding model (e.g. BitNet-embedding-0.6B): each
+        input is run through the model (batched with the node's other requests
+        as prompt prefill), its final hidden states are pooled as the model
+        prescribes (last token for the BitNet embedding models) and, for models
+        that normalise, scaled to unit length. Optionally truncated to fewer
+        dimensions (Matryoshka; renormalised) and encoded as int8 or binary.
+        Over REST (`POST /v1/embed`) the body is the request as JSON, e.g.
+        `{"model": "bitnet-embed", "inputs": ["query: What is BitNet?"],
+        "dimensions": 256}`. INVALID_ARGUMENT: no inputs, an empty or too long
+        input (see truncate), too many inputs, dimensions beyond the model's;
+        FAILED_PRECONDITION: the model is not an embedding model, or no node
+        meets `require`; NOT_FOUND: unknown model; RESOURCE_EXHAUSTED: queue full.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -153,6 +176,11 @@ def add_InferenceServiceServicer_to_server(servicer, server):
                     request_deserializer=bitnet_dot_inference_dot_v1_dot_inference__pb2.GenerateRequest.FromString,
                     response_serializer=bitnet_dot_inference_dot_v1_dot_inference__pb2.GenerateResponse.SerializeToString,
             ),
+            'Embed': grpc.unary_unary_rpc_method_handler(
+                    servicer.Embed,
+                    request_deserializer=bitnet_dot_inference_dot_v1_dot_inference__pb2.EmbedRequest.FromString,
+                    response_serializer=bitnet_dot_inference_dot_v1_dot_inference__pb2.EmbedResponse.SerializeToString,
+            ),
             'Tokenize': grpc.unary_unary_rpc_method_handler(
                     servicer.Tokenize,
                     request_deserializer=bitnet_dot_inference_dot_v1_dot_inference__pb2.TokenizeRequest.FromString,
@@ -218,6 +246,23 @@ class InferenceService(object):
         return grpc.experimental.unary_stream(request, target, '/bitnet.inference.v1.InferenceService/Generate',
             bitnet_dot_inference_dot_v1_dot_inference__pb2.GenerateRequest.SerializeToString,
             bitnet_dot_inference_dot_v1_dot_inference__pb2.GenerateResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def Embed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/bitnet.inference.v1.InferenceService/Embed',
+            bitnet_dot_inference_dot_v1_dot_inference__pb2.EmbedRequest.SerializeToString,
+            bitnet_dot_inference_dot_v1_dot_inference__pb2.EmbedResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 

@@ -23,7 +23,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file bitnet/inference/v1/inference.proto.
  */
 export const file_bitnet_inference_v1_inference: GenFile = /*@__PURE__*/
-  fileDesc("CiNiaXRuZXQvaW5mZXJlbmNlL3YxL2luZmVyZW5jZS5wcm90bxITYml0bmV0LmluZmVyZW5jZS52MSJHCgtDaGF0TWVzc2FnZRInCgRyb2xlGAEgASgOMhkuYml0bmV0LmluZmVyZW5jZS52MS5Sb2xlEg8KB2NvbnRlbnQYAiABKAkimgUKD0dlbmVyYXRlUmVxdWVzdBISCgVtb2RlbBgBIAEoCUID4EECEg4KBnByb21wdBgCIAEoCRIyCghtZXNzYWdlcxgDIAMoCzIgLmJpdG5ldC5pbmZlcmVuY2UudjEuQ2hhdE1lc3NhZ2USEgoKbWF4X3Rva2VucxgEIAEoDRIYCgt0ZW1wZXJhdHVyZRgFIAEoAkgAiAEBEg0KBXRvcF9rGAYgASgNEhIKBXRvcF9wGAcgASgCSAGIAQESDQoFbWluX3AYCCABKAISHwoScmVwZXRpdGlvbl9wZW5hbHR5GAkgASgCSAKIAQESEQoEc2VlZBgKIAEoBEgDiAEBEgwKBHN0b3AYCyADKAkSDwoHcmVxdWlyZRgMIAMoCRIVCg1wcmVmZXJfa2VybmVsGA0gASgJEgwKBGVjaG8YDiABKAgSHQoQcHJlc2VuY2VfcGVuYWx0eRgPIAEoAkgEiAEBEh4KEWZyZXF1ZW5jeV9wZW5hbHR5GBAgASgCSAWIAQESEAoIbG9ncHJvYnMYESABKAgSFAoMdG9wX2xvZ3Byb2JzGBIgASgNEjwKD3Jlc3BvbnNlX2Zvcm1hdBgTIAEoCzIjLmJpdG5ldC5pbmZlcmVuY2UudjEuUmVzcG9uc2VGb3JtYXQSGAoQcHJvbXB0X3Rva2VuX2lkcxgUIAMoDRIzChJjaGF0X3RlbXBsYXRlX2FyZ3MYFSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Qg4KDF90ZW1wZXJhdHVyZUIICgZfdG9wX3BCFQoTX3JlcGV0aXRpb25fcGVuYWx0eUIHCgVfc2VlZEITChFfcHJlc2VuY2VfcGVuYWx0eUIUChJfZnJlcXVlbmN5X3BlbmFsdHkiXAoOUmVzcG9uc2VGb3JtYXQSNQoEdHlwZRgBIAEoDjInLmJpdG5ldC5pbmZlcmVuY2UudjEuUmVzcG9uc2VGb3JtYXRUeXBlEhMKC2pzb25fc2NoZW1hGAIgASgJIogBCgxUb2tlbkxvZ3Byb2ISEAoIdG9rZW5faWQYASABKA0SDQoFdG9rZW4YAiABKAkSDQoFYnl0ZXMYAyABKAwSDwoHbG9ncHJvYhgEIAEoAhI3Cgx0b3BfbG9ncHJvYnMYBSADKAsyIS5iaXRuZXQuaW5mZXJlbmNlLnYxLlRva2VuTG9ncHJvYiK8AgoQR2VuZXJhdGVSZXNwb25zZRIMCgR0ZXh0GAEgASgJEhEKCXRva2VuX2lkcxgCIAMoDRI4Cg1maW5pc2hfcmVhc29uGAMgASgOMiEuYml0bmV0LmluZmVyZW5jZS52MS5GaW5pc2hSZWFzb24SJQoFdXNhZ2UYBCABKAsyFi5iaXRuZXQubW9kZWwudjEuVXNhZ2USKQoHdGltaW5ncxgFIAEoCzIYLmJpdG5ldC5tb2RlbC52MS5UaW1pbmdzEgwKBG5vZGUYBiABKAkSDgoGa2VybmVsGAcgASgJEigKBW1vZGVsGAggASgLMhkuYml0bmV0Lm1vZGVsLnYxLk1vZGVsUmVmEjMKCGxvZ3Byb2JzGAkgAygLMiEuYml0bmV0LmluZmVyZW5jZS52MS5Ub2tlbkxvZ3Byb2IigwEKD1Rva2VuaXplUmVxdWVzdBISCgVtb2RlbBgBIAEoCUID4EECEgwKBHRleHQYAiABKAkSMgoIbWVzc2FnZXMYAyADKAsyIC5iaXRuZXQuaW5mZXJlbmNlLnYxLkNoYXRNZXNzYWdlEhoKEmFkZF9zcGVjaWFsX3Rva2VucxgEIAEoCCJfChBUb2tlbml6ZVJlc3BvbnNlEhEKCXRva2VuX2lkcxgBIAMoDRIOCgZ0b2tlbnMYAiADKAkSKAoFbW9kZWwYAyABKAsyGS5iaXRuZXQubW9kZWwudjEuTW9kZWxSZWYiVwoRRGV0b2tlbml6ZVJlcXVlc3QSEgoFbW9kZWwYASABKAlCA+BBAhIRCgl0b2tlbl9pZHMYAiADKA0SGwoTc2tpcF9zcGVjaWFsX3Rva2VucxgDIAEoCCIiChJEZXRva2VuaXplUmVzcG9uc2USDAoEdGV4dBgBIAEoCSL5AgoNU2VydmFibGVNb2RlbBIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEhYKDmxhdGVzdF92ZXJzaW9uGAMgASgNEkAKB2FsaWFzZXMYBCADKAsyLy5iaXRuZXQuaW5mZXJlbmNlLnYxLlNlcnZhYmxlTW9kZWwuQWxpYXNlc0VudHJ5EiwKBmZvcm1hdBgFIAEoDjIcLmJpdG5ldC5tb2RlbC52MS5Nb2RlbEZvcm1hdBIuCgpxdWFudF90eXBlGAYgASgOMhouYml0bmV0Lm1vZGVsLnYxLlF1YW50VHlwZRIXCg9wYXJhbWV0ZXJfY291bnQYByABKAQSEgoKc2l6ZV9ieXRlcxgIIAEoBBIwCgZsb2FkZWQYCSADKAsyIC5iaXRuZXQuaW5mZXJlbmNlLnYxLkxvYWRlZE1vZGVsGi4KDEFsaWFzZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKA06AjgBIk8KEUxpc3RNb2RlbHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJEhMKC25hbWVfcHJlZml4GAMgASgJImEKEkxpc3RNb2RlbHNSZXNwb25zZRIyCgZtb2RlbHMYASADKAsyIi5iaXRuZXQuaW5mZXJlbmNlLnYxLlNlcnZhYmxlTW9kZWwSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIp8CCgtMb2FkZWRNb2RlbBIoCgVtb2RlbBgBIAEoCzIZLmJpdG5ldC5tb2RlbC52MS5Nb2RlbFJlZhIMCgRub2RlGAIgASgJEhQKDG1lbW9yeV9ieXRlcxgDIAEoBBIuCgpxdWFudF90eXBlGAQgASgOMhouYml0bmV0Lm1vZGVsLnYxLlF1YW50VHlwZRIWCg5jb250ZXh0X2xlbmd0aBgFIAEoDRIXCg9hY3RpdmVfcmVxdWVzdHMYBiABKA0SLQoJbG9hZF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5sYXN0X3VzZWRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiIwoSTW9kZWxTdGF0dXNSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJIqoBChNNb2RlbFN0YXR1c1Jlc3BvbnNlEjAKBmxvYWRlZBgBIAMoCzIgLmJpdG5ldC5pbmZlcmVuY2UudjEuTG9hZGVkTW9kZWwSGwoTbWVtb3J5X2J1ZGdldF9ieXRlcxgCIAEoBBIZChFtZW1vcnlfdXNlZF9ieXRlcxgDIAEoBBIpCgZjYWNoZWQYBCADKAsyGS5iaXRuZXQubW9kZWwudjEuTW9kZWxSZWYiRQoQTG9hZE1vZGVsUmVxdWVzdBISCgVtb2RlbBgBIAEoCUID4EECEgwKBG5vZGUYAiABKAkSDwoHcmVxdWlyZRgDIAMoCSJFChFMb2FkTW9kZWxSZXNwb25zZRIwCgZsb2FkZWQYASABKAsyIC5iaXRuZXQuaW5mZXJlbmNlLnYxLkxvYWRlZE1vZGVsIjYKElVubG9hZE1vZGVsUmVxdWVzdBISCgVtb2RlbBgBIAEoCUID4EECEgwKBG5vZGUYAiABKAkiSQoTVW5sb2FkTW9kZWxSZXNwb25zZRIyCgh1bmxvYWRlZBgBIAMoCzIgLmJpdG5ldC5pbmZlcmVuY2UudjEuTG9hZGVkTW9kZWwitAEKCE5vZGVMb2FkEhcKD2FjdGl2ZV9yZXF1ZXN0cxgBIAEoDRITCgtxdWV1ZV9kZXB0aBgCIAEoDRIWCg5xdWV1ZV9jYXBhY2l0eRgDIAEoDRISCgpiYXRjaF9zaXplGAQgASgNEhkKEXRva2Vuc19wZXJfc2Vjb25kGAUgASgBEhoKEnA1MF9maXJzdF90b2tlbl9tcxgGIAEoARIXCg9jcHVfdXRpbGl6YXRpb24YByABKAEiuwIKBE5vZGUSDAoEbmFtZRgBIAEoCRIPCgdhZGRyZXNzGAIgASgJEg8KB3ZlcnNpb24YAyABKAkSKwoIaGFyZHdhcmUYBCABKAsyGS5iaXRuZXQubW9kZWwudjEuSGFyZHdhcmUSKwoEbG9hZBgFIAEoCzIdLmJpdG5ldC5pbmZlcmVuY2UudjEuTm9kZUxvYWQSMAoGbG9hZGVkGAYgAygLMiAuYml0bmV0LmluZmVyZW5jZS52MS5Mb2FkZWRNb2RlbBIbChNtZW1vcnlfYnVkZ2V0X2J5dGVzGAcgASgEEhkKEW1lbW9yeV91c2VkX2J5dGVzGAggASgEEg8KB2hlYWx0aHkYCSABKAgSLgoKc3RhcnRfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiEQoPTm9kZUluZm9SZXF1ZXN0IjsKEE5vZGVJbmZvUmVzcG9uc2USJwoEbm9kZRgBIAEoCzIZLmJpdG5ldC5pbmZlcmVuY2UudjEuTm9kZSIyChBMaXN0Tm9kZXNSZXF1ZXN0Eg8KB3JlcXVpcmUYASADKAkSDQoFbW9kZWwYAiABKAkiPQoRTGlzdE5vZGVzUmVzcG9uc2USKAoFbm9kZXMYASADKAsyGS5iaXRuZXQuaW5mZXJlbmNlLnYxLk5vZGUqUAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASDwoLUk9MRV9TWVNURU0QARINCglST0xFX1VTRVIQAhISCg5ST0xFX0FTU0lTVEFOVBADKoEBCgxGaW5pc2hSZWFzb24SHQoZRklOSVNIX1JFQVNPTl9VTlNQRUNJRklFRBAAEhYKEkZJTklTSF9SRUFTT05fU1RPUBABEhgKFEZJTklTSF9SRUFTT05fTEVOR1RIEAISIAocRklOSVNIX1JFQVNPTl9DT05URVhUX0xFTkdUSBADKoYBChJSZXNwb25zZUZvcm1hdFR5cGUSJAogUkVTUE9OU0VfRk9STUFUX1RZUEVfVU5TUEVDSUZJRUQQABIkCiBSRVNQT05TRV9GT1JNQVRfVFlQRV9KU09OX09CSkVDVBABEiQKIFJFU1BPTlNFX0ZPUk1BVF9UWVBFX0pTT05fU0NIRU1BEAIyrAoKEEluZmVyZW5jZVNlcnZpY2US6wIKCEdlbmVyYXRlEiQuYml0bmV0LmluZmVyZW5jZS52MS5HZW5lcmF0ZVJlcXVlc3QaJS5iaXRuZXQuaW5mZXJlbmNlLnYxLkdlbmVyYXRlUmVzcG9uc2UijwKSQfQBOhRhcHBsaWNhdGlvbi94LW5kanNvbkrbAQoDMjAwEtMBCqUBTmV3bGluZS1kZWxpbWl0ZWQgSlNPTjogb25lIEdlbmVyYXRlUmVzcG9uc2UgcGVyIGxpbmUgKGEgdGV4dCBkZWx0YSB3aXRoIGl0cyB0b2tlbiBJRHMpLiBBbiBlcnJvciBhZnRlciB0aGUgZmlyc3QgbGluZSBlbmRzIHRoZSBzdHJlYW0gd2l0aCBhIGxpbmUgeyJlcnJvciI6IFN0YXR1c30uEikKJxolLmJpdG5ldC5pbmZlcmVuY2UudjEuR2VuZXJhdGVSZXNwb25zZYLT5JMCEToBKiIML3YxL2dlbmVyYXRlMAEScAoIVG9rZW5pemUSJC5iaXRuZXQuaW5mZXJlbmNlLnYxLlRva2VuaXplUmVxdWVzdBolLmJpdG5ldC5pbmZlcmVuY2UudjEuVG9rZW5pemVSZXNwb25zZSIXgtPkkwIROgEqIgwvdjEvdG9rZW5pemUSeAoKRGV0b2tlbml6ZRImLmJpdG5ldC5pbmZlcmVuY2UudjEuRGV0b2tlbml6ZVJlcXVlc3QaJy5iaXRuZXQuaW5mZXJlbmNlLnYxLkRldG9rZW5pemVSZXNwb25zZSIZgtPkkwITOgEqIg4vdjEvZGV0b2tlbml6ZRJ2CgpMaXN0TW9kZWxzEiYuYml0bmV0LmluZmVyZW5jZS52MS5MaXN0TW9kZWxzUmVxdWVzdBonLmJpdG5ldC5pbmZlcmVuY2UudjEuTGlzdE1vZGVsc1Jlc3BvbnNlIheC0+STAhESDy92MS9tZXNoL21vZGVscxJ0CgtNb2RlbFN0YXR1cxInLmJpdG5ldC5pbmZlcmVuY2UudjEuTW9kZWxTdGF0dXNSZXF1ZXN0GiguYml0bmV0LmluZmVyZW5jZS52MS5Nb2RlbFN0YXR1c1Jlc3BvbnNlIhKC0+STAgwSCi92MS9zdGF0dXMSdgoJTG9hZE1vZGVsEiUuYml0bmV0LmluZmVyZW5jZS52MS5Mb2FkTW9kZWxSZXF1ZXN0GiYuYml0bmV0LmluZmVyZW5jZS52MS5Mb2FkTW9kZWxSZXNwb25zZSIagtPkkwIUOgEqIg8vdjEvbW9kZWxzOmxvYWQSfgoLVW5sb2FkTW9kZWwSJy5iaXRuZXQuaW5mZXJlbmNlLnYxLlVubG9hZE1vZGVsUmVxdWVzdBooLmJpdG5ldC5pbmZlcmVuY2UudjEuVW5sb2FkTW9kZWxSZXNwb25zZSIcgtPkkwIWOgEqIhEvdjEvbW9kZWxzOnVubG9hZBJpCghOb2RlSW5mbxIkLmJpdG5ldC5pbmZlcmVuY2UudjEuTm9kZUluZm9SZXF1ZXN0GiUuYml0bmV0LmluZmVyZW5jZS52MS5Ob2RlSW5mb1Jlc3BvbnNlIhCC0+STAgoSCC92MS9ub2RlEm0KCUxpc3ROb2RlcxIlLmJpdG5ldC5pbmZlcmVuY2UudjEuTGlzdE5vZGVzUmVxdWVzdBomLmJpdG5ldC5pbmZlcmVuY2UudjEuTGlzdE5vZGVzUmVzcG9uc2UiEYLT5JMCCxIJL3YxL25vZGVzQmlaSGdpdGh1Yi5jb20vYml0bmV0LW1lc2gvYml0bmV0LW1lc2gvcHJvdG8vYml0bmV0L2luZmVyZW5jZS92MTtpbmZlcmVuY2V2MZJBHBIaChRiaXRuZXQgaW5mZXJlbmNlIEFQSTICdjFiBnByb3RvMw", [file_bitnet_model_v1_model, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_struct, file_google_protobuf_timestamp, file_protoc_gen_openapiv2_options_annotations]);
+  fileDesc("CiNiaXRuZXQvaW5mZXJlbmNlL3YxL2luZmVyZW5jZS5wcm90bxITYml0bmV0LmluZmVyZW5jZS52MSJHCgtDaGF0TWVzc2FnZRInCgRyb2xlGAEgASgOMhkuYml0bmV0LmluZmVyZW5jZS52MS5Sb2xlEg8KB2NvbnRlbnQYAiABKAkimgUKD0dlbmVyYXRlUmVxdWVzdBISCgVtb2RlbBgBIAEoCUID4EECEg4KBnByb21wdBgCIAEoCRIyCghtZXNzYWdlcxgDIAMoCzIgLmJpdG5ldC5pbmZlcmVuY2UudjEuQ2hhdE1lc3NhZ2USEgoKbWF4X3Rva2VucxgEIAEoDRIYCgt0ZW1wZXJhdHVyZRgFIAEoAkgAiAEBEg0KBXRvcF9rGAYgASgNEhIKBXRvcF9wGAcgASgCSAGIAQESDQoFbWluX3AYCCABKAISHwoScmVwZXRpdGlvbl9wZW5hbHR5GAkgASgCSAKIAQESEQoEc2VlZBgKIAEoBEgDiAEBEgwKBHN0b3AYCyADKAkSDwoHcmVxdWlyZRgMIAMoCRIVCg1wcmVmZXJfa2VybmVsGA0gASgJEgwKBGVjaG8YDiABKAgSHQoQcHJlc2VuY2VfcGVuYWx0eRgPIAEoAkgEiAEBEh4KEWZyZXF1ZW5jeV9wZW5hbHR5GBAgASgCSAWIAQESEAoIbG9ncHJvYnMYESABKAgSFAoMdG9wX2xvZ3Byb2JzGBIgASgNEjwKD3Jlc3BvbnNlX2Zvcm1hdBgTIAEoCzIjLmJpdG5ldC5pbmZlcmVuY2UudjEuUmVzcG9uc2VGb3JtYXQSGAoQcHJvbXB0X3Rva2VuX2lkcxgUIAMoDRIzChJjaGF0X3RlbXBsYXRlX2FyZ3MYFSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Qg4KDF90ZW1wZXJhdHVyZUIICgZfdG9wX3BCFQoTX3JlcGV0aXRpb25fcGVuYWx0eUIHCgVfc2VlZEITChFfcHJlc2VuY2VfcGVuYWx0eUIUChJfZnJlcXVlbmN5X3BlbmFsdHkiXAoOUmVzcG9uc2VGb3JtYXQSNQoEdHlwZRgBIAEoDjInLmJpdG5ldC5pbmZlcmVuY2UudjEuUmVzcG9uc2VGb3JtYXRUeXBlEhMKC2pzb25fc2NoZW1hGAIgASgJIogBCgxUb2tlbkxvZ3Byb2ISEAoIdG9rZW5faWQYASABKA0SDQoFdG9rZW4YAiABKAkSDQoFYnl0ZXMYAyABKAwSDwoHbG9ncHJvYhgEIAEoAhI3Cgx0b3BfbG9ncHJvYnMYBSADKAsyIS5iaXRuZXQuaW5mZXJlbmNlLnYxLlRva2VuTG9ncHJvYiK8AgoQR2VuZXJhdGVSZXNwb25zZRIMCgR0ZXh0GAEgASgJEhEKCXRva2VuX2lkcxgCIAMoDRI4Cg1maW5pc2hfcmVhc29uGAMgASgOMiEuYml0bmV0LmluZmVyZW5jZS52MS5GaW5pc2hSZWFzb24SJQoFdXNhZ2UYBCABKAsyFi5iaXRuZXQubW9kZWwudjEuVXNhZ2USKQoHdGltaW5ncxgFIAEoCzIYLmJpdG5ldC5tb2RlbC52MS5UaW1pbmdzEgwKBG5vZGUYBiABKAkSDgoGa2VybmVsGAcgASgJEigKBW1vZGVsGAggASgLMhkuYml0bmV0Lm1vZGVsLnYxLk1vZGVsUmVmEjMKCGxvZ3Byb2JzGAkgAygLMiEuYml0bmV0LmluZmVyZW5jZS52MS5Ub2tlbkxvZ3Byb2IiFwoIVG9rZW5JRHMSCwoDaWRzGAEgAygNIu8BCgxFbWJlZFJlcXVlc3QSEgoFbW9kZWwYASABKAlCA+BBAhIOCgZpbnB1dHMYAiADKAkSMwoMdG9rZW5faW5wdXRzGAMgAygLMh0uYml0bmV0LmluZmVyZW5jZS52MS5Ub2tlbklEcxISCgpkaW1lbnNpb25zGAQgASgNEjgKCGVuY29kaW5nGAUgASgOMiYuYml0bmV0LmluZmVyZW5jZS52MS5FbWJlZGRpbmdFbmNvZGluZxIQCgh0cnVuY2F0ZRgGIAEoCBIPCgdyZXF1aXJlGAcgAygJEhUKDXByZWZlcl9rZXJuZWwYCCABKAkibgoJRW1iZWRkaW5nEg0KBWluZGV4GAEgASgNEg4KBnZhbHVlcxgCIAMoAhITCgtpbnQ4X3ZhbHVlcxgDIAMoBRINCgVzY2FsZRgEIAEoAhIOCgZiaW5hcnkYBSABKAwSDgoGdG9rZW5zGAYgASgNIpICCg1FbWJlZFJlc3BvbnNlEjIKCmVtYmVkZGluZ3MYASADKAsyHi5iaXRuZXQuaW5mZXJlbmNlLnYxLkVtYmVkZGluZxISCgpkaW1lbnNpb25zGAIgASgNEjgKCGVuY29kaW5nGAMgASgOMiYuYml0bmV0LmluZmVyZW5jZS52MS5FbWJlZGRpbmdFbmNvZGluZxIlCgV1c2FnZRgEIAEoCzIWLmJpdG5ldC5tb2RlbC52MS5Vc2FnZRIMCgRub2RlGAUgASgJEg4KBmtlcm5lbBgGIAEoCRIoCgVtb2RlbBgHIAEoCzIZLmJpdG5ldC5tb2RlbC52MS5Nb2RlbFJlZhIQCgh0b3RhbF9tcxgIIAEoASKDAQoPVG9rZW5pemVSZXF1ZXN0EhIKBW1vZGVsGAEgASgJQgPgQQISDAoEdGV4dBgCIAEoCRIyCghtZXNzYWdlcxgDIAMoCzIgLmJpdG5ldC5pbmZlcmVuY2UudjEuQ2hhdE1lc3NhZ2USGgoSYWRkX3NwZWNpYWxfdG9rZW5zGAQgASgIIl8KEFRva2VuaXplUmVzcG9uc2USEQoJdG9rZW5faWRzGAEgAygNEg4KBnRva2VucxgCIAMoCRIoCgVtb2RlbBgDIAEoCzIZLmJpdG5ldC5tb2RlbC52MS5Nb2RlbFJlZiJXChFEZXRva2VuaXplUmVxdWVzdBISCgVtb2RlbBgBIAEoCUID4EECEhEKCXRva2VuX2lkcxgCIAMoDRIbChNza2lwX3NwZWNpYWxfdG9rZW5zGAMgASgIIiIKEkRldG9rZW5pemVSZXNwb25zZRIMCgR0ZXh0GAEgASgJIvkCCg1TZXJ2YWJsZU1vZGVsEgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSFgoObGF0ZXN0X3ZlcnNpb24YAyABKA0SQAoHYWxpYXNlcxgEIAMoCzIvLmJpdG5ldC5pbmZlcmVuY2UudjEuU2VydmFibGVNb2RlbC5BbGlhc2VzRW50cnkSLAoGZm9ybWF0GAUgASgOMhwuYml0bmV0Lm1vZGVsLnYxLk1vZGVsRm9ybWF0Ei4KCnF1YW50X3R5cGUYBiABKA4yGi5iaXRuZXQubW9kZWwudjEuUXVhbnRUeXBlEhcKD3BhcmFtZXRlcl9jb3VudBgHIAEoBBISCgpzaXplX2J5dGVzGAggASgEEjAKBmxvYWRlZBgJIAMoCzIgLmJpdG5ldC5pbmZlcmVuY2UudjEuTG9hZGVkTW9kZWwaLgoMQWxpYXNlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoDToCOAEiTwoRTGlzdE1vZGVsc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgNEhIKCnBhZ2VfdG9rZW4YAiABKAkSEwoLbmFtZV9wcmVmaXgYAyABKAkiYQoSTGlzdE1vZGVsc1Jlc3BvbnNlEjIKBm1vZGVscxgBIAMoCzIiLmJpdG5ldC5pbmZlcmVuY2UudjEuU2VydmFibGVNb2RlbBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiwgIKC0xvYWRlZE1vZGVsEigKBW1vZGVsGAEgASgLMhkuYml0bmV0Lm1vZGVsLnYxLk1vZGVsUmVmEgwKBG5vZGUYAiABKAkSFAoMbWVtb3J5X2J5dGVzGAMgASgEEi4KCnF1YW50X3R5cGUYBCABKA4yGi5iaXRuZXQubW9kZWwudjEuUXVhbnRUeXBlEhYKDmNvbnRleHRfbGVuZ3RoGAUgASgNEhcKD2FjdGl2ZV9yZXF1ZXN0cxgGIAEoDRItCglsb2FkX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfdXNlZF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZmYW1pbHkYCSABKAkSEQoJZW1iZWRkaW5nGAogASgIIiMKEk1vZGVsU3RhdHVzUmVxdWVzdBINCgVtb2RlbBgBIAEoCSKqAQoTTW9kZWxTdGF0dXNSZXNwb25zZRIwCgZsb2FkZWQYASADKAsyIC5iaXRuZXQuaW5mZXJlbmNlLnYxLkxvYWRlZE1vZGVsEhsKE21lbW9yeV9idWRnZXRfYnl0ZXMYAiABKAQSGQoRbWVtb3J5X3VzZWRfYnl0ZXMYAyABKAQSKQoGY2FjaGVkGAQgAygLMhkuYml0bmV0Lm1vZGVsLnYxLk1vZGVsUmVmIkUKEExvYWRNb2RlbFJlcXVlc3QSEgoFbW9kZWwYASABKAlCA+BBAhIMCgRub2RlGAIgASgJEg8KB3JlcXVpcmUYAyADKAkiRQoRTG9hZE1vZGVsUmVzcG9uc2USMAoGbG9hZGVkGAEgASgLMiAuYml0bmV0LmluZmVyZW5jZS52MS5Mb2FkZWRNb2RlbCI2ChJVbmxvYWRNb2RlbFJlcXVlc3QSEgoFbW9kZWwYASABKAlCA+BBAhIMCgRub2RlGAIgASgJIkkKE1VubG9hZE1vZGVsUmVzcG9uc2USMgoIdW5sb2FkZWQYASADKAsyIC5iaXRuZXQuaW5mZXJlbmNlLnYxLkxvYWRlZE1vZGVsIrQBCghOb2RlTG9hZBIXCg9hY3RpdmVfcmVxdWVzdHMYASABKA0SEwoLcXVldWVfZGVwdGgYAiABKA0SFgoOcXVldWVfY2FwYWNpdHkYAyABKA0SEgoKYmF0Y2hfc2l6ZRgEIAEoDRIZChF0b2tlbnNfcGVyX3NlY29uZBgFIAEoARIaChJwNTBfZmlyc3RfdG9rZW5fbXMYBiABKAESFwoPY3B1X3V0aWxpemF0aW9uGAcgASgBIrsCCgROb2RlEgwKBG5hbWUYASABKAkSDwoHYWRkcmVzcxgCIAEoCRIPCgd2ZXJzaW9uGAMgASgJEisKCGhhcmR3YXJlGAQgASgLMhkuYml0bmV0Lm1vZGVsLnYxLkhhcmR3YXJlEisKBGxvYWQYBSABKAsyHS5iaXRuZXQuaW5mZXJlbmNlLnYxLk5vZGVMb2FkEjAKBmxvYWRlZBgGIAMoCzIgLmJpdG5ldC5pbmZlcmVuY2UudjEuTG9hZGVkTW9kZWwSGwoTbWVtb3J5X2J1ZGdldF9ieXRlcxgHIAEoBBIZChFtZW1vcnlfdXNlZF9ieXRlcxgIIAEoBBIPCgdoZWFsdGh5GAkgASgIEi4KCnN0YXJ0X3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIhEKD05vZGVJbmZvUmVxdWVzdCI7ChBOb2RlSW5mb1Jlc3BvbnNlEicKBG5vZGUYASABKAsyGS5iaXRuZXQuaW5mZXJlbmNlLnYxLk5vZGUiMgoQTGlzdE5vZGVzUmVxdWVzdBIPCgdyZXF1aXJlGAEgAygJEg0KBW1vZGVsGAIgASgJIj0KEUxpc3ROb2Rlc1Jlc3BvbnNlEigKBW5vZGVzGAEgAygLMhkuYml0bmV0LmluZmVyZW5jZS52MS5Ob2RlKlAKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEg8KC1JPTEVfU1lTVEVNEAESDQoJUk9MRV9VU0VSEAISEgoOUk9MRV9BU1NJU1RBTlQQAyqBAQoMRmluaXNoUmVhc29uEh0KGUZJTklTSF9SRUFTT05fVU5TUEVDSUZJRUQQABIWChJGSU5JU0hfUkVBU09OX1NUT1AQARIYChRGSU5JU0hfUkVBU09OX0xFTkdUSBACEiAKHEZJTklTSF9SRUFTT05fQ09OVEVYVF9MRU5HVEgQAyqGAQoSUmVzcG9uc2VGb3JtYXRUeXBlEiQKIFJFU1BPTlNFX0ZPUk1BVF9UWVBFX1VOU1BFQ0lGSUVEEAASJAogUkVTUE9OU0VfRk9STUFUX1RZUEVfSlNPTl9PQkpFQ1QQARIkCiBSRVNQT05TRV9GT1JNQVRfVFlQRV9KU09OX1NDSEVNQRACKpEBChFFbWJlZGRpbmdFbmNvZGluZxIiCh5FTUJFRERJTkdfRU5DT0RJTkdfVU5TUEVDSUZJRUQQABIcChhFTUJFRERJTkdfRU5DT0RJTkdfRkxPQVQQARIbChdFTUJFRERJTkdfRU5DT0RJTkdfSU5UOBACEh0KGUVNQkVERElOR19FTkNPRElOR19CSU5BUlkQAzKSCwoQSW5mZXJlbmNlU2VydmljZRLrAgoIR2VuZXJhdGUSJC5iaXRuZXQuaW5mZXJlbmNlLnYxLkdlbmVyYXRlUmVxdWVzdBolLmJpdG5ldC5pbmZlcmVuY2UudjEuR2VuZXJhdGVSZXNwb25zZSKPApJB9AE6FGFwcGxpY2F0aW9uL3gtbmRqc29uStsBCgMyMDAS0wEKpQFOZXdsaW5lLWRlbGltaXRlZCBKU09OOiBvbmUgR2VuZXJhdGVSZXNwb25zZSBwZXIgbGluZSAoYSB0ZXh0IGRlbHRhIHdpdGggaXRzIHRva2VuIElEcykuIEFuIGVycm9yIGFmdGVyIHRoZSBmaXJzdCBsaW5lIGVuZHMgdGhlIHN0cmVhbSB3aXRoIGEgbGluZSB7ImVycm9yIjogU3RhdHVzfS4SKQonGiUuYml0bmV0LmluZmVyZW5jZS52MS5HZW5lcmF0ZVJlc3BvbnNlgtPkkwIROgEqIgwvdjEvZ2VuZXJhdGUwARJkCgVFbWJlZBIhLmJpdG5ldC5pbmZlcmVuY2UudjEuRW1iZWRSZXF1ZXN0GiIuYml0bmV0LmluZmVyZW5jZS52MS5FbWJlZFJlc3BvbnNlIhSC0+STAg46ASoiCS92MS9lbWJlZBJwCghUb2tlbml6ZRIkLmJpdG5ldC5pbmZlcmVuY2UudjEuVG9rZW5pemVSZXF1ZXN0GiUuYml0bmV0LmluZmVyZW5jZS52MS5Ub2tlbml6ZVJlc3BvbnNlIheC0+STAhE6ASoiDC92MS90b2tlbml6ZRJ4CgpEZXRva2VuaXplEiYuYml0bmV0LmluZmVyZW5jZS52MS5EZXRva2VuaXplUmVxdWVzdBonLmJpdG5ldC5pbmZlcmVuY2UudjEuRGV0b2tlbml6ZVJlc3BvbnNlIhmC0+STAhM6ASoiDi92MS9kZXRva2VuaXplEnYKCkxpc3RNb2RlbHMSJi5iaXRuZXQuaW5mZXJlbmNlLnYxLkxpc3RNb2RlbHNSZXF1ZXN0GicuYml0bmV0LmluZmVyZW5jZS52MS5MaXN0TW9kZWxzUmVzcG9uc2UiF4LT5JMCERIPL3YxL21lc2gvbW9kZWxzEnQKC01vZGVsU3RhdHVzEicuYml0bmV0LmluZmVyZW5jZS52MS5Nb2RlbFN0YXR1c1JlcXVlc3QaKC5iaXRuZXQuaW5mZXJlbmNlLnYxLk1vZGVsU3RhdHVzUmVzcG9uc2UiEoLT5JMCDBIKL3YxL3N0YXR1cxJ2CglMb2FkTW9kZWwSJS5iaXRuZXQuaW5mZXJlbmNlLnYxLkxvYWRNb2RlbFJlcXVlc3QaJi5iaXRuZXQuaW5mZXJlbmNlLnYxLkxvYWRNb2RlbFJlc3BvbnNlIhqC0+STAhQ6ASoiDy92MS9tb2RlbHM6bG9hZBJ+CgtVbmxvYWRNb2RlbBInLmJpdG5ldC5pbmZlcmVuY2UudjEuVW5sb2FkTW9kZWxSZXF1ZXN0GiguYml0bmV0LmluZmVyZW5jZS52MS5VbmxvYWRNb2RlbFJlc3BvbnNlIhyC0+STAhY6ASoiES92MS9tb2RlbHM6dW5sb2FkEmkKCE5vZGVJbmZvEiQuYml0bmV0LmluZmVyZW5jZS52MS5Ob2RlSW5mb1JlcXVlc3QaJS5iaXRuZXQuaW5mZXJlbmNlLnYxLk5vZGVJbmZvUmVzcG9uc2UiEILT5JMCChIIL3YxL25vZGUSbQoJTGlzdE5vZGVzEiUuYml0bmV0LmluZmVyZW5jZS52MS5MaXN0Tm9kZXNSZXF1ZXN0GiYuYml0bmV0LmluZmVyZW5jZS52MS5MaXN0Tm9kZXNSZXNwb25zZSIRgtPkkwILEgkvdjEvbm9kZXNCaVpIZ2l0aHViLmNvbS9iaXRuZXQtbWVzaC9iaXRuZXQtbWVzaC9wcm90by9iaXRuZXQvaW5mZXJlbmNlL3YxO2luZmVyZW5jZXYxkkEcEhoKFGJpdG5ldCBpbmZlcmVuY2UgQVBJMgJ2MWIGcHJvdG8z", [file_bitnet_model_v1_model, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_struct, file_google_protobuf_timestamp, file_protoc_gen_openapiv2_options_annotations]);
 
 /**
  * One message of a chat.
@@ -398,6 +398,226 @@ export const GenerateResponseSchema: GenMessage<GenerateResponse> = /*@__PURE__*
   messageDesc(file_bitnet_inference_v1_inference, 4);
 
 /**
+ * Token IDs of one pre-tokenized input.
+ *
+ * @generated from message bitnet.inference.v1.TokenIDs
+ */
+export type TokenIDs = Message<"bitnet.inference.v1.TokenIDs"> & {
+  /**
+   * The IDs, each in [0, vocab_size).
+   *
+   * @generated from field: repeated uint32 ids = 1;
+   */
+  ids: number[];
+};
+
+/**
+ * Describes the message bitnet.inference.v1.TokenIDs.
+ * Use `create(TokenIDsSchema)` to create a new message.
+ */
+export const TokenIDsSchema: GenMessage<TokenIDs> = /*@__PURE__*/
+  messageDesc(file_bitnet_inference_v1_inference, 5);
+
+/**
+ * Request of Embed. Exactly one of inputs and token_inputs is given.
+ *
+ * @generated from message bitnet.inference.v1.EmbedRequest
+ */
+export type EmbedRequest = Message<"bitnet.inference.v1.EmbedRequest"> & {
+  /**
+   * Model reference: `NAME` (latest version), `NAME@N` or `NAME:ALIAS`.
+   *
+   * @generated from field: string model = 1;
+   */
+  model: string;
+
+  /**
+   * Texts to embed (at most 2048), each tokenized as the model's card
+   * prescribes (its beginning-of-sequence and end tokens added).
+   *
+   * @generated from field: repeated string inputs = 2;
+   */
+  inputs: string[];
+
+  /**
+   * Pre-tokenized inputs, used as given (no tokens added).
+   *
+   * @generated from field: repeated bitnet.inference.v1.TokenIDs token_inputs = 3;
+   */
+  tokenInputs: TokenIDs[];
+
+  /**
+   * Keep only the first dimensions of each embedding (Matryoshka
+   * truncation; renormalised for models that normalise); 0 means all.
+   *
+   * @generated from field: uint32 dimensions = 4;
+   */
+  dimensions: number;
+
+  /**
+   * Encoding of the returned embeddings.
+   *
+   * @generated from field: bitnet.inference.v1.EmbeddingEncoding encoding = 5;
+   */
+  encoding: EmbeddingEncoding;
+
+  /**
+   * Cut inputs longer than the model's context to fit (keeping their start
+   * and the end token) instead of failing with INVALID_ARGUMENT.
+   *
+   * @generated from field: bool truncate = 6;
+   */
+  truncate: boolean;
+
+  /**
+   * Hardware constraints, as in GenerateRequest.require.
+   *
+   * @generated from field: repeated string require = 7;
+   */
+  require: string[];
+
+  /**
+   * Kernel path to prefer among the nodes that qualify; not a constraint.
+   *
+   * @generated from field: string prefer_kernel = 8;
+   */
+  preferKernel: string;
+};
+
+/**
+ * Describes the message bitnet.inference.v1.EmbedRequest.
+ * Use `create(EmbedRequestSchema)` to create a new message.
+ */
+export const EmbedRequestSchema: GenMessage<EmbedRequest> = /*@__PURE__*/
+  messageDesc(file_bitnet_inference_v1_inference, 6);
+
+/**
+ * One embedding of an EmbedResponse.
+ *
+ * @generated from message bitnet.inference.v1.Embedding
+ */
+export type Embedding = Message<"bitnet.inference.v1.Embedding"> & {
+  /**
+   * Position of its input in the request.
+   *
+   * @generated from field: uint32 index = 1;
+   */
+  index: number;
+
+  /**
+   * The vector (encoding FLOAT).
+   *
+   * @generated from field: repeated float values = 2;
+   */
+  values: number[];
+
+  /**
+   * The vector quantized (encoding INT8), one value per dimension.
+   *
+   * @generated from field: repeated int32 int8_values = 3;
+   */
+  int8Values: number[];
+
+  /**
+   * Scale of int8_values: dimension i is int8_values[i] * scale.
+   *
+   * @generated from field: float scale = 4;
+   */
+  scale: number;
+
+  /**
+   * The vector's sign bits (encoding BINARY), ceil(dimensions/8) bytes.
+   *
+   * @generated from field: bytes binary = 5;
+   */
+  binary: Uint8Array;
+
+  /**
+   * Tokens the input ran as (after truncation, with added tokens).
+   *
+   * @generated from field: uint32 tokens = 6;
+   */
+  tokens: number;
+};
+
+/**
+ * Describes the message bitnet.inference.v1.Embedding.
+ * Use `create(EmbeddingSchema)` to create a new message.
+ */
+export const EmbeddingSchema: GenMessage<Embedding> = /*@__PURE__*/
+  messageDesc(file_bitnet_inference_v1_inference, 7);
+
+/**
+ * Response of Embed.
+ *
+ * @generated from message bitnet.inference.v1.EmbedResponse
+ */
+export type EmbedResponse = Message<"bitnet.inference.v1.EmbedResponse"> & {
+  /**
+   * One embedding per input, in input order.
+   *
+   * @generated from field: repeated bitnet.inference.v1.Embedding embeddings = 1;
+   */
+  embeddings: Embedding[];
+
+  /**
+   * Dimensions of each embedding (after truncation).
+   *
+   * @generated from field: uint32 dimensions = 2;
+   */
+  dimensions: number;
+
+  /**
+   * Encoding of the embeddings (FLOAT when the request left it unset).
+   *
+   * @generated from field: bitnet.inference.v1.EmbeddingEncoding encoding = 3;
+   */
+  encoding: EmbeddingEncoding;
+
+  /**
+   * Token counts: prompt_tokens (and total_tokens) sum every input's tokens.
+   *
+   * @generated from field: bitnet.model.v1.Usage usage = 4;
+   */
+  usage?: Usage | undefined;
+
+  /**
+   * Name of the inference node that served the request.
+   *
+   * @generated from field: string node = 5;
+   */
+  node: string;
+
+  /**
+   * Kernel path that ran the model.
+   *
+   * @generated from field: string kernel = 6;
+   */
+  kernel: string;
+
+  /**
+   * The model version served (the resolved reference).
+   *
+   * @generated from field: bitnet.model.v1.ModelRef model = 7;
+   */
+  model?: ModelRef | undefined;
+
+  /**
+   * Wall time of the request on the serving node, milliseconds.
+   *
+   * @generated from field: double total_ms = 8;
+   */
+  totalMs: number;
+};
+
+/**
+ * Describes the message bitnet.inference.v1.EmbedResponse.
+ * Use `create(EmbedResponseSchema)` to create a new message.
+ */
+export const EmbedResponseSchema: GenMessage<EmbedResponse> = /*@__PURE__*/
+  messageDesc(file_bitnet_inference_v1_inference, 8);
+
+/**
  * Request of Tokenize.
  *
  * @generated from message bitnet.inference.v1.TokenizeRequest
@@ -437,7 +657,7 @@ export type TokenizeRequest = Message<"bitnet.inference.v1.TokenizeRequest"> & {
  * Use `create(TokenizeRequestSchema)` to create a new message.
  */
 export const TokenizeRequestSchema: GenMessage<TokenizeRequest> = /*@__PURE__*/
-  messageDesc(file_bitnet_inference_v1_inference, 5);
+  messageDesc(file_bitnet_inference_v1_inference, 9);
 
 /**
  * Response of Tokenize.
@@ -472,7 +692,7 @@ export type TokenizeResponse = Message<"bitnet.inference.v1.TokenizeResponse"> &
  * Use `create(TokenizeResponseSchema)` to create a new message.
  */
 export const TokenizeResponseSchema: GenMessage<TokenizeResponse> = /*@__PURE__*/
-  messageDesc(file_bitnet_inference_v1_inference, 6);
+  messageDesc(file_bitnet_inference_v1_inference, 10);
 
 /**
  * Request of Detokenize.
@@ -507,7 +727,7 @@ export type DetokenizeRequest = Message<"bitnet.inference.v1.DetokenizeRequest">
  * Use `create(DetokenizeRequestSchema)` to create a new message.
  */
 export const DetokenizeRequestSchema: GenMessage<DetokenizeRequest> = /*@__PURE__*/
-  messageDesc(file_bitnet_inference_v1_inference, 7);
+  messageDesc(file_bitnet_inference_v1_inference, 11);
 
 /**
  * Response of Detokenize.
@@ -528,7 +748,7 @@ export type DetokenizeResponse = Message<"bitnet.inference.v1.DetokenizeResponse
  * Use `create(DetokenizeResponseSchema)` to create a new message.
  */
 export const DetokenizeResponseSchema: GenMessage<DetokenizeResponse> = /*@__PURE__*/
-  messageDesc(file_bitnet_inference_v1_inference, 8);
+  messageDesc(file_bitnet_inference_v1_inference, 12);
 
 /**
  * A model the mesh can serve.
@@ -605,7 +825,7 @@ export type ServableModel = Message<"bitnet.inference.v1.ServableModel"> & {
  * Use `create(ServableModelSchema)` to create a new message.
  */
 export const ServableModelSchema: GenMessage<ServableModel> = /*@__PURE__*/
-  messageDesc(file_bitnet_inference_v1_inference, 9);
+  messageDesc(file_bitnet_inference_v1_inference, 13);
 
 /**
  * Request of ListModels.
@@ -640,7 +860,7 @@ export type ListModelsRequest = Message<"bitnet.inference.v1.ListModelsRequest">
  * Use `create(ListModelsRequestSchema)` to create a new message.
  */
 export const ListModelsRequestSchema: GenMessage<ListModelsRequest> = /*@__PURE__*/
-  messageDesc(file_bitnet_inference_v1_inference, 10);
+  messageDesc(file_bitnet_inference_v1_inference, 14);
 
 /**
  * Response of ListModels.
@@ -668,7 +888,7 @@ export type ListModelsResponse = Message<"bitnet.inference.v1.ListModelsResponse
  * Use `create(ListModelsResponseSchema)` to create a new message.
  */
 export const ListModelsResponseSchema: GenMessage<ListModelsResponse> = /*@__PURE__*/
-  messageDesc(file_bitnet_inference_v1_inference, 11);
+  messageDesc(file_bitnet_inference_v1_inference, 15);
 
 /**
  * A model version loaded in a node's memory.
@@ -731,6 +951,21 @@ export type LoadedModel = Message<"bitnet.inference.v1.LoadedModel"> & {
    * @generated from field: google.protobuf.Timestamp last_used_time = 8;
    */
   lastUsedTime?: Timestamp | undefined;
+
+  /**
+   * Model family (bitnet, bitnet-b1.58, llama, qwen3, gemma3; see
+   * docs/families.md).
+   *
+   * @generated from field: string family = 9;
+   */
+  family: string;
+
+  /**
+   * Whether it is an embedding model (served by Embed, not Generate).
+   *
+   * @generated from field: bool embedding = 10;
+   */
+  embedding: boolean;
 };
 
 /**
@@ -738,7 +973,7 @@ export type LoadedModel = Message<"bitnet.inference.v1.LoadedModel"> & {
  * Use `create(LoadedModelSchema)` to create a new message.
  */
 export const LoadedModelSchema: GenMessage<LoadedModel> = /*@__PURE__*/
-  messageDesc(file_bitnet_inference_v1_inference, 12);
+  messageDesc(file_bitnet_inference_v1_inference, 16);
 
 /**
  * Request of ModelStatus.
@@ -759,7 +994,7 @@ export type ModelStatusRequest = Message<"bitnet.inference.v1.ModelStatusRequest
  * Use `create(ModelStatusRequestSchema)` to create a new message.
  */
 export const ModelStatusRequestSchema: GenMessage<ModelStatusRequest> = /*@__PURE__*/
-  messageDesc(file_bitnet_inference_v1_inference, 13);
+  messageDesc(file_bitnet_inference_v1_inference, 17);
 
 /**
  * Response of ModelStatus.
@@ -801,7 +1036,7 @@ export type ModelStatusResponse = Message<"bitnet.inference.v1.ModelStatusRespon
  * Use `create(ModelStatusResponseSchema)` to create a new message.
  */
 export const ModelStatusResponseSchema: GenMessage<ModelStatusResponse> = /*@__PURE__*/
-  messageDesc(file_bitnet_inference_v1_inference, 14);
+  messageDesc(file_bitnet_inference_v1_inference, 18);
 
 /**
  * Request of LoadModel.
@@ -836,7 +1071,7 @@ export type LoadModelRequest = Message<"bitnet.inference.v1.LoadModelRequest"> &
  * Use `create(LoadModelRequestSchema)` to create a new message.
  */
 export const LoadModelRequestSchema: GenMessage<LoadModelRequest> = /*@__PURE__*/
-  messageDesc(file_bitnet_inference_v1_inference, 15);
+  messageDesc(file_bitnet_inference_v1_inference, 19);
 
 /**
  * Response of LoadModel.
@@ -857,7 +1092,7 @@ export type LoadModelResponse = Message<"bitnet.inference.v1.LoadModelResponse">
  * Use `create(LoadModelResponseSchema)` to create a new message.
  */
 export const LoadModelResponseSchema: GenMessage<LoadModelResponse> = /*@__PURE__*/
-  messageDesc(file_bitnet_inference_v1_inference, 16);
+  messageDesc(file_bitnet_inference_v1_inference, 20);
 
 /**
  * Request of UnloadModel.
@@ -885,7 +1120,7 @@ export type UnloadModelRequest = Message<"bitnet.inference.v1.UnloadModelRequest
  * Use `create(UnloadModelRequestSchema)` to create a new message.
  */
 export const UnloadModelRequestSchema: GenMessage<UnloadModelRequest> = /*@__PURE__*/
-  messageDesc(file_bitnet_inference_v1_inference, 17);
+  messageDesc(file_bitnet_inference_v1_inference, 21);
 
 /**
  * Response of UnloadModel.
@@ -906,7 +1141,7 @@ export type UnloadModelResponse = Message<"bitnet.inference.v1.UnloadModelRespon
  * Use `create(UnloadModelResponseSchema)` to create a new message.
  */
 export const UnloadModelResponseSchema: GenMessage<UnloadModelResponse> = /*@__PURE__*/
-  messageDesc(file_bitnet_inference_v1_inference, 18);
+  messageDesc(file_bitnet_inference_v1_inference, 22);
 
 /**
  * Current load of a node.
@@ -970,7 +1205,7 @@ export type NodeLoad = Message<"bitnet.inference.v1.NodeLoad"> & {
  * Use `create(NodeLoadSchema)` to create a new message.
  */
 export const NodeLoadSchema: GenMessage<NodeLoad> = /*@__PURE__*/
-  messageDesc(file_bitnet_inference_v1_inference, 19);
+  messageDesc(file_bitnet_inference_v1_inference, 23);
 
 /**
  * An inference node.
@@ -1054,7 +1289,7 @@ export type Node = Message<"bitnet.inference.v1.Node"> & {
  * Use `create(NodeSchema)` to create a new message.
  */
 export const NodeSchema: GenMessage<Node> = /*@__PURE__*/
-  messageDesc(file_bitnet_inference_v1_inference, 20);
+  messageDesc(file_bitnet_inference_v1_inference, 24);
 
 /**
  * Request of NodeInfo.
@@ -1069,7 +1304,7 @@ export type NodeInfoRequest = Message<"bitnet.inference.v1.NodeInfoRequest"> & {
  * Use `create(NodeInfoRequestSchema)` to create a new message.
  */
 export const NodeInfoRequestSchema: GenMessage<NodeInfoRequest> = /*@__PURE__*/
-  messageDesc(file_bitnet_inference_v1_inference, 21);
+  messageDesc(file_bitnet_inference_v1_inference, 25);
 
 /**
  * Response of NodeInfo.
@@ -1090,7 +1325,7 @@ export type NodeInfoResponse = Message<"bitnet.inference.v1.NodeInfoResponse"> &
  * Use `create(NodeInfoResponseSchema)` to create a new message.
  */
 export const NodeInfoResponseSchema: GenMessage<NodeInfoResponse> = /*@__PURE__*/
-  messageDesc(file_bitnet_inference_v1_inference, 22);
+  messageDesc(file_bitnet_inference_v1_inference, 26);
 
 /**
  * Request of ListNodes.
@@ -1118,7 +1353,7 @@ export type ListNodesRequest = Message<"bitnet.inference.v1.ListNodesRequest"> &
  * Use `create(ListNodesRequestSchema)` to create a new message.
  */
 export const ListNodesRequestSchema: GenMessage<ListNodesRequest> = /*@__PURE__*/
-  messageDesc(file_bitnet_inference_v1_inference, 23);
+  messageDesc(file_bitnet_inference_v1_inference, 27);
 
 /**
  * Response of ListNodes.
@@ -1139,7 +1374,7 @@ export type ListNodesResponse = Message<"bitnet.inference.v1.ListNodesResponse">
  * Use `create(ListNodesResponseSchema)` to create a new message.
  */
 export const ListNodesResponseSchema: GenMessage<ListNodesResponse> = /*@__PURE__*/
-  messageDesc(file_bitnet_inference_v1_inference, 24);
+  messageDesc(file_bitnet_inference_v1_inference, 28);
 
 /**
  * Role of a chat message's author.
@@ -1258,6 +1493,51 @@ export const ResponseFormatTypeSchema: GenEnum<ResponseFormatType> = /*@__PURE__
   enumDesc(file_bitnet_inference_v1_inference, 2);
 
 /**
+ * How Embed encodes each embedding.
+ *
+ * @generated from enum bitnet.inference.v1.EmbeddingEncoding
+ */
+export enum EmbeddingEncoding {
+  /**
+   * Float (the default).
+   *
+   * @generated from enum value: EMBEDDING_ENCODING_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * 32-bit floats in Embedding.values.
+   *
+   * @generated from enum value: EMBEDDING_ENCODING_FLOAT = 1;
+   */
+  FLOAT = 1,
+
+  /**
+   * Symmetric int8 per vector in Embedding.int8_values, each value v in
+   * [-127, 127] standing for v * Embedding.scale (scale = max|x| / 127,
+   * rounding half to even).
+   *
+   * @generated from enum value: EMBEDDING_ENCODING_INT8 = 2;
+   */
+  INT8 = 2,
+
+  /**
+   * One bit per dimension in Embedding.binary: 1 when the value is > 0,
+   * packed 8 per byte, the first dimension in the most significant bit, the
+   * last byte zero-padded (sentence-transformers' "ubinary" packing).
+   *
+   * @generated from enum value: EMBEDDING_ENCODING_BINARY = 3;
+   */
+  BINARY = 3,
+}
+
+/**
+ * Describes the enum bitnet.inference.v1.EmbeddingEncoding.
+ */
+export const EmbeddingEncodingSchema: GenEnum<EmbeddingEncoding> = /*@__PURE__*/
+  enumDesc(file_bitnet_inference_v1_inference, 3);
+
+/**
  * Generates text and reports on the models and nodes that serve it.
  *
  * @generated from service bitnet.inference.v1.InferenceService
@@ -1281,6 +1561,27 @@ export const InferenceService: GenService<{
     methodKind: "server_streaming";
     input: typeof GenerateRequestSchema;
     output: typeof GenerateResponseSchema;
+  },
+  /**
+   * Embeds texts with an embedding model (e.g. BitNet-embedding-0.6B): each
+   * input is run through the model (batched with the node's other requests
+   * as prompt prefill), its final hidden states are pooled as the model
+   * prescribes (last token for the BitNet embedding models) and, for models
+   * that normalise, scaled to unit length. Optionally truncated to fewer
+   * dimensions (Matryoshka; renormalised) and encoded as int8 or binary.
+   * Over REST (`POST /v1/embed`) the body is the request as JSON, e.g.
+   * `{"model": "bitnet-embed", "inputs": ["query: What is BitNet?"],
+   * "dimensions": 256}`. INVALID_ARGUMENT: no inputs, an empty or too long
+   * input (see truncate), too many inputs, dimensions beyond the model's;
+   * FAILED_PRECONDITION: the model is not an embedding model, or no node
+   * meets `require`; NOT_FOUND: unknown model; RESOURCE_EXHAUSTED: queue full.
+   *
+   * @generated from rpc bitnet.inference.v1.InferenceService.Embed
+   */
+  embed: {
+    methodKind: "unary";
+    input: typeof EmbedRequestSchema;
+    output: typeof EmbedResponseSchema;
   },
   /**
    * Splits text into the model's tokens.

@@ -23,7 +23,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bitnet/quantizer/v1/quantizer.proto.
  */
 export const file_bitnet_quantizer_v1_quantizer: GenFile = /*@__PURE__*/
-  fileDesc("CiNiaXRuZXQvcXVhbnRpemVyL3YxL3F1YW50aXplci5wcm90bxITYml0bmV0LnF1YW50aXplci52MSJWCgZTb3VyY2USDwoFbW9kZWwYASABKAlIABIxCgVmaWxlcxgCIAEoCzIgLmJpdG5ldC5xdWFudGl6ZXIudjEuU291cmNlRmlsZXNIAEIICgZzb3VyY2UidQoLU291cmNlRmlsZXMSMQoGZm9ybWF0GAEgASgOMhwuYml0bmV0Lm1vZGVsLnYxLk1vZGVsRm9ybWF0QgPgQQISMwoFZmlsZXMYAiADKAsyHy5iaXRuZXQucXVhbnRpemVyLnYxLlNvdXJjZUZpbGVCA+BBAiIqCgpTb3VyY2VGaWxlEgwKBHBhdGgYASABKAkSDgoGc2hhMjU2GAIgASgJIqQBCgZPdXRwdXQSDAoEbmFtZRgBIAEoCRIPCgdhbGlhc2VzGAIgAygJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEjcKBmxhYmVscxgEIAMoCzInLmJpdG5ldC5xdWFudGl6ZXIudjEuT3V0cHV0LkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEibwoLQ2FsaWJyYXRpb24SDgoEdGV4dBgBIAEoCUgAEhUKC3RleHRfc2hhMjU2GAIgASgJSAASEgoKbWF4X3Rva2VucxgDIAEoDRIWCg5jb250ZXh0X2xlbmd0aBgEIAEoDUINCgt0ZXh0X3NvdXJjZSL5AQoQQ3JlYXRlSm9iUmVxdWVzdBIwCgZzb3VyY2UYASABKAsyGy5iaXRuZXQucXVhbnRpemVyLnYxLlNvdXJjZUID4EECEioKBnRhcmdldBgCIAEoDjIaLmJpdG5ldC5tb2RlbC52MS5RdWFudFR5cGUSKwoGb3V0cHV0GAMgASgLMhsuYml0bmV0LnF1YW50aXplci52MS5PdXRwdXQSNQoLY2FsaWJyYXRpb24YBCABKAsyIC5iaXRuZXQucXVhbnRpemVyLnYxLkNhbGlicmF0aW9uEg8KB3RocmVhZHMYBSABKA0SEgoKcmVxdWVzdF9pZBgGIAEoCSI6ChFDcmVhdGVKb2JSZXNwb25zZRIlCgNqb2IYASABKAsyGC5iaXRuZXQucXVhbnRpemVyLnYxLkpvYiKuAwoDSm9iEg4KBmpvYl9pZBgBIAEoCRIoCgVzdGF0ZRgCIAEoDjIZLmJpdG5ldC5tb2RlbC52MS5Kb2JTdGF0ZRI2CgdyZXF1ZXN0GAMgASgLMiUuYml0bmV0LnF1YW50aXplci52MS5DcmVhdGVKb2JSZXF1ZXN0EisKCHByb2dyZXNzGAQgASgLMhkuYml0bmV0Lm1vZGVsLnYxLlByb2dyZXNzEikKBnJlc3VsdBgFIAEoCzIZLmJpdG5ldC5tb2RlbC52MS5Nb2RlbFJlZhIrCgZyZXBvcnQYBiABKAsyGy5iaXRuZXQucXVhbnRpemVyLnYxLlJlcG9ydBIhCgVlcnJvchgHIAEoCzISLmdvb2dsZS5ycGMuU3RhdHVzEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAihQIKBlJlcG9ydBIyCgdsaW5lYXJzGAEgAygLMiEuYml0bmV0LnF1YW50aXplci52MS5MaW5lYXJSZXBvcnQSGQoRcGVycGxleGl0eV9iZWZvcmUYAiABKAESGAoQcGVycGxleGl0eV9hZnRlchgDIAEoARIPCgdtZWFuX2tsGAQgASgBEhoKEmNhbGlicmF0aW9uX3Rva2VucxgFIAEoDRIWCg50b3AxX2FncmVlbWVudBgGIAEoARIZChFzb3VyY2Vfc2l6ZV9ieXRlcxgHIAEoBBIZChFyZXN1bHRfc2l6ZV9ieXRlcxgIIAEoBBIXCg9wYXJhbWV0ZXJfY291bnQYCSABKAQidwoMTGluZWFyUmVwb3J0EgwKBG5hbWUYASABKAkSDAoEcm93cxgCIAEoDRIMCgRjb2xzGAMgASgNEhYKDnplcm9zX2ZyYWN0aW9uGAQgASgBEg0KBXNjYWxlGAUgASgBEhYKDnJlbGF0aXZlX2Vycm9yGAYgASgBIiQKDUdldEpvYlJlcXVlc3QSEwoGam9iX2lkGAEgASgJQgPgQQIiNwoOR2V0Sm9iUmVzcG9uc2USJQoDam9iGAEgASgLMhguYml0bmV0LnF1YW50aXplci52MS5Kb2IiYgoPTGlzdEpvYnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJEigKBXN0YXRlGAMgASgOMhkuYml0bmV0Lm1vZGVsLnYxLkpvYlN0YXRlIlMKEExpc3RKb2JzUmVzcG9uc2USJgoEam9icxgBIAMoCzIYLmJpdG5ldC5xdWFudGl6ZXIudjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSInChBDYW5jZWxKb2JSZXF1ZXN0EhMKBmpvYl9pZBgBIAEoCUID4EECIjoKEUNhbmNlbEpvYlJlc3BvbnNlEiUKA2pvYhgBIAEoCzIYLmJpdG5ldC5xdWFudGl6ZXIudjEuSm9iIiYKD1dhdGNoSm9iUmVxdWVzdBITCgZqb2JfaWQYASABKAlCA+BBAiI5ChBXYXRjaEpvYlJlc3BvbnNlEiUKA2pvYhgBIAEoCzIYLmJpdG5ldC5xdWFudGl6ZXIudjEuSm9iMuQGChBRdWFudGl6ZXJTZXJ2aWNlEnkKCUNyZWF0ZUpvYhIlLmJpdG5ldC5xdWFudGl6ZXIudjEuQ3JlYXRlSm9iUmVxdWVzdBomLmJpdG5ldC5xdWFudGl6ZXIudjEuQ3JlYXRlSm9iUmVzcG9uc2UiHYLT5JMCFzoBKiISL3YxL3F1YW50aXplci9qb2JzEnYKBkdldEpvYhIiLmJpdG5ldC5xdWFudGl6ZXIudjEuR2V0Sm9iUmVxdWVzdBojLmJpdG5ldC5xdWFudGl6ZXIudjEuR2V0Sm9iUmVzcG9uc2UiI4LT5JMCHRIbL3YxL3F1YW50aXplci9qb2JzL3tqb2JfaWR9EnMKCExpc3RKb2JzEiQuYml0bmV0LnF1YW50aXplci52MS5MaXN0Sm9ic1JlcXVlc3QaJS5iaXRuZXQucXVhbnRpemVyLnYxLkxpc3RKb2JzUmVzcG9uc2UiGoLT5JMCFBISL3YxL3F1YW50aXplci9qb2JzEokBCglDYW5jZWxKb2ISJS5iaXRuZXQucXVhbnRpemVyLnYxLkNhbmNlbEpvYlJlcXVlc3QaJi5iaXRuZXQucXVhbnRpemVyLnYxLkNhbmNlbEpvYlJlc3BvbnNlIi2C0+STAic6ASoiIi92MS9xdWFudGl6ZXIvam9icy97am9iX2lkfTpjYW5jZWwS2wIKCFdhdGNoSm9iEiQuYml0bmV0LnF1YW50aXplci52MS5XYXRjaEpvYlJlcXVlc3QaJS5iaXRuZXQucXVhbnRpemVyLnYxLldhdGNoSm9iUmVzcG9uc2Ui/wGSQdIBOhRhcHBsaWNhdGlvbi94LW5kanNvbkq5AQoDMjAwErEBCoMBTmV3bGluZS1kZWxpbWl0ZWQgSlNPTjogb25lIFdhdGNoSm9iUmVzcG9uc2UgcGVyIGxpbmUuIEFuIGVycm9yIGFmdGVyIHRoZSBmaXJzdCBsaW5lIGVuZHMgdGhlIHN0cmVhbSB3aXRoIGEgbGluZSB7ImVycm9yIjogU3RhdHVzfS4SKQonGiUuYml0bmV0LnF1YW50aXplci52MS5XYXRjaEpvYlJlc3BvbnNlgtPkkwIjEiEvdjEvcXVhbnRpemVyL2pvYnMve2pvYl9pZH06d2F0Y2gwAUJpWkhnaXRodWIuY29tL2JpdG5ldC1tZXNoL2JpdG5ldC1tZXNoL3Byb3RvL2JpdG5ldC9xdWFudGl6ZXIvdjE7cXVhbnRpemVydjGSQRwSGgoUYml0bmV0IHF1YW50aXplciBBUEkyAnYxYgZwcm90bzM", [file_bitnet_model_v1_model, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp, file_google_rpc_status, file_protoc_gen_openapiv2_options_annotations]);
+  fileDesc("CiNiaXRuZXQvcXVhbnRpemVyL3YxL3F1YW50aXplci5wcm90bxITYml0bmV0LnF1YW50aXplci52MSJWCgZTb3VyY2USDwoFbW9kZWwYASABKAlIABIxCgVmaWxlcxgCIAEoCzIgLmJpdG5ldC5xdWFudGl6ZXIudjEuU291cmNlRmlsZXNIAEIICgZzb3VyY2UidQoLU291cmNlRmlsZXMSMQoGZm9ybWF0GAEgASgOMhwuYml0bmV0Lm1vZGVsLnYxLk1vZGVsRm9ybWF0QgPgQQISMwoFZmlsZXMYAiADKAsyHy5iaXRuZXQucXVhbnRpemVyLnYxLlNvdXJjZUZpbGVCA+BBAiIqCgpTb3VyY2VGaWxlEgwKBHBhdGgYASABKAkSDgoGc2hhMjU2GAIgASgJIqQBCgZPdXRwdXQSDAoEbmFtZRgBIAEoCRIPCgdhbGlhc2VzGAIgAygJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEjcKBmxhYmVscxgEIAMoCzInLmJpdG5ldC5xdWFudGl6ZXIudjEuT3V0cHV0LkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEibwoLQ2FsaWJyYXRpb24SDgoEdGV4dBgBIAEoCUgAEhUKC3RleHRfc2hhMjU2GAIgASgJSAASEgoKbWF4X3Rva2VucxgDIAEoDRIWCg5jb250ZXh0X2xlbmd0aBgEIAEoDUINCgt0ZXh0X3NvdXJjZSL5AQoQQ3JlYXRlSm9iUmVxdWVzdBIwCgZzb3VyY2UYASABKAsyGy5iaXRuZXQucXVhbnRpemVyLnYxLlNvdXJjZUID4EECEioKBnRhcmdldBgCIAEoDjIaLmJpdG5ldC5tb2RlbC52MS5RdWFudFR5cGUSKwoGb3V0cHV0GAMgASgLMhsuYml0bmV0LnF1YW50aXplci52MS5PdXRwdXQSNQoLY2FsaWJyYXRpb24YBCABKAsyIC5iaXRuZXQucXVhbnRpemVyLnYxLkNhbGlicmF0aW9uEg8KB3RocmVhZHMYBSABKA0SEgoKcmVxdWVzdF9pZBgGIAEoCSI6ChFDcmVhdGVKb2JSZXNwb25zZRIlCgNqb2IYASABKAsyGC5iaXRuZXQucXVhbnRpemVyLnYxLkpvYiKuAwoDSm9iEg4KBmpvYl9pZBgBIAEoCRIoCgVzdGF0ZRgCIAEoDjIZLmJpdG5ldC5tb2RlbC52MS5Kb2JTdGF0ZRI2CgdyZXF1ZXN0GAMgASgLMiUuYml0bmV0LnF1YW50aXplci52MS5DcmVhdGVKb2JSZXF1ZXN0EisKCHByb2dyZXNzGAQgASgLMhkuYml0bmV0Lm1vZGVsLnYxLlByb2dyZXNzEikKBnJlc3VsdBgFIAEoCzIZLmJpdG5ldC5tb2RlbC52MS5Nb2RlbFJlZhIrCgZyZXBvcnQYBiABKAsyGy5iaXRuZXQucXVhbnRpemVyLnYxLlJlcG9ydBIhCgVlcnJvchgHIAEoCzISLmdvb2dsZS5ycGMuU3RhdHVzEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAixgIKBlJlcG9ydBIyCgdsaW5lYXJzGAEgAygLMiEuYml0bmV0LnF1YW50aXplci52MS5MaW5lYXJSZXBvcnQSGQoRcGVycGxleGl0eV9iZWZvcmUYAiABKAESGAoQcGVycGxleGl0eV9hZnRlchgDIAEoARIPCgdtZWFuX2tsGAQgASgBEhoKEmNhbGlicmF0aW9uX3Rva2VucxgFIAEoDRIWCg50b3AxX2FncmVlbWVudBgGIAEoARIZChFzb3VyY2Vfc2l6ZV9ieXRlcxgHIAEoBBIZChFyZXN1bHRfc2l6ZV9ieXRlcxgIIAEoBBIXCg9wYXJhbWV0ZXJfY291bnQYCSABKAQSDgoGZmFtaWx5GAogASgJEhQKDGFyY2hpdGVjdHVyZRgLIAEoCRIZChFnZ3VmX2FyY2hpdGVjdHVyZRgMIAEoCSKwAQoMTGluZWFyUmVwb3J0EgwKBG5hbWUYASABKAkSDAoEcm93cxgCIAEoDRIMCgRjb2xzGAMgASgNEhYKDnplcm9zX2ZyYWN0aW9uGAQgASgBEg0KBXNjYWxlGAUgASgBEhYKDnJlbGF0aXZlX2Vycm9yGAYgASgBEjcKCWdndWZfdHlwZRgHIAEoCzIkLmJpdG5ldC5xdWFudGl6ZXIudjEuUXVhbnRUeXBlQ2hvaWNlIj8KD1F1YW50VHlwZUNob2ljZRIOCgZ0ZW5zb3IYASABKAkSDAoEdHlwZRgCIAEoCRIOCgZyZWFzb24YAyABKAkiJAoNR2V0Sm9iUmVxdWVzdBITCgZqb2JfaWQYASABKAlCA+BBAiI3Cg5HZXRKb2JSZXNwb25zZRIlCgNqb2IYASABKAsyGC5iaXRuZXQucXVhbnRpemVyLnYxLkpvYiJiCg9MaXN0Sm9ic1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgNEhIKCnBhZ2VfdG9rZW4YAiABKAkSKAoFc3RhdGUYAyABKA4yGS5iaXRuZXQubW9kZWwudjEuSm9iU3RhdGUiUwoQTGlzdEpvYnNSZXNwb25zZRImCgRqb2JzGAEgAygLMhguYml0bmV0LnF1YW50aXplci52MS5Kb2ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIicKEENhbmNlbEpvYlJlcXVlc3QSEwoGam9iX2lkGAEgASgJQgPgQQIiOgoRQ2FuY2VsSm9iUmVzcG9uc2USJQoDam9iGAEgASgLMhguYml0bmV0LnF1YW50aXplci52MS5Kb2IiJgoPV2F0Y2hKb2JSZXF1ZXN0EhMKBmpvYl9pZBgBIAEoCUID4EECIjkKEFdhdGNoSm9iUmVzcG9uc2USJQoDam9iGAEgASgLMhguYml0bmV0LnF1YW50aXplci52MS5Kb2Iy5AYKEFF1YW50aXplclNlcnZpY2USeQoJQ3JlYXRlSm9iEiUuYml0bmV0LnF1YW50aXplci52MS5DcmVhdGVKb2JSZXF1ZXN0GiYuYml0bmV0LnF1YW50aXplci52MS5DcmVhdGVKb2JSZXNwb25zZSIdgtPkkwIXOgEqIhIvdjEvcXVhbnRpemVyL2pvYnMSdgoGR2V0Sm9iEiIuYml0bmV0LnF1YW50aXplci52MS5HZXRKb2JSZXF1ZXN0GiMuYml0bmV0LnF1YW50aXplci52MS5HZXRKb2JSZXNwb25zZSIjgtPkkwIdEhsvdjEvcXVhbnRpemVyL2pvYnMve2pvYl9pZH0ScwoITGlzdEpvYnMSJC5iaXRuZXQucXVhbnRpemVyLnYxLkxpc3RKb2JzUmVxdWVzdBolLmJpdG5ldC5xdWFudGl6ZXIudjEuTGlzdEpvYnNSZXNwb25zZSIagtPkkwIUEhIvdjEvcXVhbnRpemVyL2pvYnMSiQEKCUNhbmNlbEpvYhIlLmJpdG5ldC5xdWFudGl6ZXIudjEuQ2FuY2VsSm9iUmVxdWVzdBomLmJpdG5ldC5xdWFudGl6ZXIudjEuQ2FuY2VsSm9iUmVzcG9uc2UiLYLT5JMCJzoBKiIiL3YxL3F1YW50aXplci9qb2JzL3tqb2JfaWR9OmNhbmNlbBLbAgoIV2F0Y2hKb2ISJC5iaXRuZXQucXVhbnRpemVyLnYxLldhdGNoSm9iUmVxdWVzdBolLmJpdG5ldC5xdWFudGl6ZXIudjEuV2F0Y2hKb2JSZXNwb25zZSL/AZJB0gE6FGFwcGxpY2F0aW9uL3gtbmRqc29uSrkBCgMyMDASsQEKgwFOZXdsaW5lLWRlbGltaXRlZCBKU09OOiBvbmUgV2F0Y2hKb2JSZXNwb25zZSBwZXIgbGluZS4gQW4gZXJyb3IgYWZ0ZXIgdGhlIGZpcnN0IGxpbmUgZW5kcyB0aGUgc3RyZWFtIHdpdGggYSBsaW5lIHsiZXJyb3IiOiBTdGF0dXN9LhIpCicaJS5iaXRuZXQucXVhbnRpemVyLnYxLldhdGNoSm9iUmVzcG9uc2WC0+STAiMSIS92MS9xdWFudGl6ZXIvam9icy97am9iX2lkfTp3YXRjaDABQmlaSGdpdGh1Yi5jb20vYml0bmV0LW1lc2gvYml0bmV0LW1lc2gvcHJvdG8vYml0bmV0L3F1YW50aXplci92MTtxdWFudGl6ZXJ2MZJBHBIaChRiaXRuZXQgcXVhbnRpemVyIEFQSTICdjFiBnByb3RvMw", [file_bitnet_model_v1_model, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp, file_google_rpc_status, file_protoc_gen_openapiv2_options_annotations]);
 
 /**
  * What to quantize.
@@ -228,7 +228,9 @@ export type CreateJobRequest = Message<"bitnet.quantizer.v1.CreateJobRequest"> &
   source?: Source | undefined;
 
   /**
-   * Target type: QUANT_TYPE_TQ2_0 (default when unspecified) or QUANT_TYPE_TQ1_0.
+   * Target type: QUANT_TYPE_TQ2_0 (default when unspecified), QUANT_TYPE_TQ1_0
+   * or QUANT_TYPE_I2_S (bitnet.cpp). Linears whose width the target cannot
+   * hold fall back per tensor (the report's gguf_type says which and why).
    *
    * @generated from field: bitnet.model.v1.QuantType target = 2;
    */
@@ -449,6 +451,29 @@ export type Report = Message<"bitnet.quantizer.v1.Report"> & {
    * @generated from field: uint64 parameter_count = 9;
    */
   parameterCount: bigint;
+
+  /**
+   * Model family of the source (bitnet, bitnet-b1.58, llama, qwen3, gemma3;
+   * see docs/families.md).
+   *
+   * @generated from field: string family = 10;
+   */
+  family: string;
+
+  /**
+   * Hugging Face architecture of the source (e.g. "BitnetForCausalLM").
+   *
+   * @generated from field: string architecture = 11;
+   */
+  architecture: string;
+
+  /**
+   * general.architecture of the result: "bitnet" (llama.cpp reads it) or
+   * "bitnet-b1.58" (bitnet.cpp's, when any linear is I2_S).
+   *
+   * @generated from field: string gguf_architecture = 12;
+   */
+  ggufArchitecture: string;
 };
 
 /**
@@ -505,6 +530,14 @@ export type LinearReport = Message<"bitnet.quantizer.v1.LinearReport"> & {
    * @generated from field: double relative_error = 6;
    */
   relativeError: number;
+
+  /**
+   * GGUF tensor type the weight was written as: the target type, or, for a
+   * width the target cannot hold, I2_S (bitnet.cpp), Q8_0 or F16.
+   *
+   * @generated from field: bitnet.quantizer.v1.QuantTypeChoice gguf_type = 7;
+   */
+  ggufType?: QuantTypeChoice | undefined;
 };
 
 /**
@@ -513,6 +546,41 @@ export type LinearReport = Message<"bitnet.quantizer.v1.LinearReport"> & {
  */
 export const LinearReportSchema: GenMessage<LinearReport> = /*@__PURE__*/
   messageDesc(file_bitnet_quantizer_v1_quantizer, 9);
+
+/**
+ * The GGUF tensor type of one linear and why.
+ *
+ * @generated from message bitnet.quantizer.v1.QuantTypeChoice
+ */
+export type QuantTypeChoice = Message<"bitnet.quantizer.v1.QuantTypeChoice"> & {
+  /**
+   * Tensor name in the GGUF file (e.g. "blk.0.ffn_down.weight").
+   *
+   * @generated from field: string tensor = 1;
+   */
+  tensor: string;
+
+  /**
+   * ggml type name: "TQ2_0", "TQ1_0", "I2_S", "Q8_0" or "F16".
+   *
+   * @generated from field: string type = 2;
+   */
+  type: string;
+
+  /**
+   * Why the type differs from the job's target; empty when it does not.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message bitnet.quantizer.v1.QuantTypeChoice.
+ * Use `create(QuantTypeChoiceSchema)` to create a new message.
+ */
+export const QuantTypeChoiceSchema: GenMessage<QuantTypeChoice> = /*@__PURE__*/
+  messageDesc(file_bitnet_quantizer_v1_quantizer, 10);
 
 /**
  * Request of GetJob.
@@ -533,7 +601,7 @@ export type GetJobRequest = Message<"bitnet.quantizer.v1.GetJobRequest"> & {
  * Use `create(GetJobRequestSchema)` to create a new message.
  */
 export const GetJobRequestSchema: GenMessage<GetJobRequest> = /*@__PURE__*/
-  messageDesc(file_bitnet_quantizer_v1_quantizer, 10);
+  messageDesc(file_bitnet_quantizer_v1_quantizer, 11);
 
 /**
  * Response of GetJob.
@@ -554,7 +622,7 @@ export type GetJobResponse = Message<"bitnet.quantizer.v1.GetJobResponse"> & {
  * Use `create(GetJobResponseSchema)` to create a new message.
  */
 export const GetJobResponseSchema: GenMessage<GetJobResponse> = /*@__PURE__*/
-  messageDesc(file_bitnet_quantizer_v1_quantizer, 11);
+  messageDesc(file_bitnet_quantizer_v1_quantizer, 12);
 
 /**
  * Request of ListJobs.
@@ -589,7 +657,7 @@ export type ListJobsRequest = Message<"bitnet.quantizer.v1.ListJobsRequest"> & {
  * Use `create(ListJobsRequestSchema)` to create a new message.
  */
 export const ListJobsRequestSchema: GenMessage<ListJobsRequest> = /*@__PURE__*/
-  messageDesc(file_bitnet_quantizer_v1_quantizer, 12);
+  messageDesc(file_bitnet_quantizer_v1_quantizer, 13);
 
 /**
  * Response of ListJobs.
@@ -617,7 +685,7 @@ export type ListJobsResponse = Message<"bitnet.quantizer.v1.ListJobsResponse"> &
  * Use `create(ListJobsResponseSchema)` to create a new message.
  */
 export const ListJobsResponseSchema: GenMessage<ListJobsResponse> = /*@__PURE__*/
-  messageDesc(file_bitnet_quantizer_v1_quantizer, 13);
+  messageDesc(file_bitnet_quantizer_v1_quantizer, 14);
 
 /**
  * Request of CancelJob.
@@ -638,7 +706,7 @@ export type CancelJobRequest = Message<"bitnet.quantizer.v1.CancelJobRequest"> &
  * Use `create(CancelJobRequestSchema)` to create a new message.
  */
 export const CancelJobRequestSchema: GenMessage<CancelJobRequest> = /*@__PURE__*/
-  messageDesc(file_bitnet_quantizer_v1_quantizer, 14);
+  messageDesc(file_bitnet_quantizer_v1_quantizer, 15);
 
 /**
  * Response of CancelJob.
@@ -659,7 +727,7 @@ export type CancelJobResponse = Message<"bitnet.quantizer.v1.CancelJobResponse">
  * Use `create(CancelJobResponseSchema)` to create a new message.
  */
 export const CancelJobResponseSchema: GenMessage<CancelJobResponse> = /*@__PURE__*/
-  messageDesc(file_bitnet_quantizer_v1_quantizer, 15);
+  messageDesc(file_bitnet_quantizer_v1_quantizer, 16);
 
 /**
  * Request of WatchJob.
@@ -680,7 +748,7 @@ export type WatchJobRequest = Message<"bitnet.quantizer.v1.WatchJobRequest"> & {
  * Use `create(WatchJobRequestSchema)` to create a new message.
  */
 export const WatchJobRequestSchema: GenMessage<WatchJobRequest> = /*@__PURE__*/
-  messageDesc(file_bitnet_quantizer_v1_quantizer, 16);
+  messageDesc(file_bitnet_quantizer_v1_quantizer, 17);
 
 /**
  * One message of a WatchJob stream.
@@ -701,7 +769,7 @@ export type WatchJobResponse = Message<"bitnet.quantizer.v1.WatchJobResponse"> &
  * Use `create(WatchJobResponseSchema)` to create a new message.
  */
 export const WatchJobResponseSchema: GenMessage<WatchJobResponse> = /*@__PURE__*/
-  messageDesc(file_bitnet_quantizer_v1_quantizer, 17);
+  messageDesc(file_bitnet_quantizer_v1_quantizer, 18);
 
 /**
  * Runs quantization jobs.
