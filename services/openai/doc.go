@@ -15,7 +15,8 @@
 //	GET  /v1/models/{id}        one of them; 404 model_not_found otherwise
 //	POST /v1/chat/completions   chats, rendered with the model's own template
 //	POST /v1/completions        prompts (text or token IDs)
-//	POST /v1/embeddings         400: no embedding model can be served yet
+//	POST /v1/embeddings         embedding models (the Embed RPC); a causal
+//	                            LM is a 400 model_not_supported
 //
 // Parameters follow the OpenAI API reference: messages (system, developer,
 // user, assistant; string or text-part content), max_tokens and

@@ -4,13 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -89,6 +93,12 @@ func newEnv(t *testing.T, opts ...openai.Option) *env {
 	root := t.TempDir()
 	copyModel(t, root, "tiny", llama3Template(t), nil)
 	copyModel(t, root, "long", llama3Template(t), map[string]any{"max_position_embeddings": 32768, "eos_token_id": 598})
+	// The synthetic embedding model, when tools/reference made it.
+	if _, err := os.Stat(filepath.Join(embedDir, "model.safetensors")); err == nil {
+		if err := os.Symlink(mustAbs(t, embedDir), filepath.Join(root, "embed")); err != nil {
+			t.Fatal(err)
+		}
+	}
 	node, err := inference.NewServer(inference.DirFetcher{Root: root}, inference.WithNodeName("node-a"), inference.WithKernelCap(kernels.Generic))
 	if err != nil {
 		t.Fatal(err)
@@ -545,5 +555,69 @@ func TestModelsFromNode(t *testing.T) {
 	}
 	if l.Object != "list" || strings.Join(ids, ",") != "long,long@1,tiny,tiny@1" {
 		t.Errorf("got %s %v, want list long,long@1,tiny,tiny@1", l.Object, ids)
+	}
+}
+
+const embedDir = "../../testdata/models/tiny-qwen3-embed"
+
+func mustAbs(t testing.TB, p string) string {
+	t.Helper()
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestEmbeddings: /v1/embeddings returns the Embed RPC's vectors, as floats
+// or base64 little-endian float32, in OpenAI's list shape.
+func TestEmbeddings(t *testing.T) {
+	if _, err := os.Stat(filepath.Join(embedDir, "model.safetensors")); err != nil {
+		t.Skip("no synthetic embedding model (tools/reference/make_families.py):", err)
+	}
+	e := newEnv(t)
+	want, err := e.client.Embed(context.Background(), &inferencev1.EmbedRequest{Model: "embed", Inputs: []string{"Light is", "OPTICKS"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Object string `json:"object"`
+		Data   []struct {
+			Object    string          `json:"object"`
+			Index     int             `json:"index"`
+			Embedding json.RawMessage `json:"embedding"`
+		} `json:"data"`
+		Usage struct{ PromptTokens, TotalTokens int } `json:"usage"`
+	}
+	for _, format := range []string{"float", "base64"} {
+		resp, data := e.post(t, "/v1/embeddings", `{"model": "embed", "input": ["Light is", "OPTICKS"], "encoding_format": "`+format+`"}`)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: status %d: %s", format, resp.StatusCode, data)
+		}
+		if err := json.Unmarshal(data, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Object != "list" || len(got.Data) != 2 || got.Data[1].Index != 1 || got.Data[0].Object != "embedding" {
+			t.Fatalf("%s: %s", format, data)
+		}
+		for i, d := range got.Data {
+			var vals []float32
+			if format == "float" {
+				_ = json.Unmarshal(d.Embedding, &vals)
+			} else {
+				var b64 string
+				_ = json.Unmarshal(d.Embedding, &b64)
+				raw, err := base64.StdEncoding.DecodeString(b64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for k := 0; k+4 <= len(raw); k += 4 {
+					vals = append(vals, math.Float32frombits(binary.LittleEndian.Uint32(raw[k:])))
+				}
+			}
+			if !slices.Equal(vals, want.GetEmbeddings()[i].GetValues()) {
+				t.Errorf("%s: embedding %d differs from the Embed RPC's", format, i)
+			}
+		}
 	}
 }
