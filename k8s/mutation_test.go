@@ -39,7 +39,7 @@ func TestPoliciesCatchViolations(t *testing.T) {
 			deployment(m, "bitnet-router").Containers[0].ReadinessProbe = nil
 		}, "want readiness and liveness probes"},
 		{"probe on a missing port", func(m *manifests) {
-			deployment(m, "bitnet-quantizer").Containers[0].LivenessProbe.GRPC.Port = 9090
+			deployment(m, "bitnet-quantizer").Containers[0].LivenessProbe.HTTPGet.Port = intstr.FromInt32(9191)
 		}, "is not a container port"},
 		{"writable root", func(m *manifests) {
 			f := false
@@ -92,6 +92,28 @@ func TestPoliciesCatchViolations(t *testing.T) {
 		{"no default deny", func(m *manifests) {
 			m.netpols = slices.DeleteFunc(m.netpols, func(np *networkingv1.NetworkPolicy) bool { return np.Name == "default-deny" })
 		}, "no default-deny NetworkPolicy"},
+		{"keys off", func(m *manifests) {
+			setEnv(deployment(m, "bitnet-router"), "BITNET_AUTH", "false")
+		}, "BITNET_AUTH"},
+		{"inference without mTLS", func(m *manifests) {
+			setEnv(deployment(m, "bitnet-inference-avx2"), "BITNET_TLS_CLIENT_CA", "")
+		}, "BITNET_TLS_CLIENT_CA"},
+		{"insecure", func(m *manifests) {
+			setEnv(deployment(m, "bitnet-quantizer"), "BITNET_INSECURE", "true")
+		}, "BITNET_INSECURE"},
+		{"reflection on", func(m *manifests) {
+			setEnv(deployment(m, "bitnet-trainer"), "BITNET_REFLECTION", "true")
+		}, "BITNET_REFLECTION"},
+		{"plaintext probe", func(m *manifests) {
+			deployment(m, "bitnet-router").Containers[0].ReadinessProbe.HTTPGet.Scheme = corev1.URISchemeHTTP
+		}, "readiness probe is not an HTTPS GET"},
+		{"metrics on the public Service", func(m *manifests) {
+			for _, s := range m.services {
+				if s.Name == "bitnet-router" {
+					s.Spec.Ports = append(s.Spec.Ports, corev1.ServicePort{Name: "metrics", Port: 9090, TargetPort: intstr.FromString("metrics")})
+				}
+			}
+		}, "exposes the metrics port"},
 		{"advertise missing", func(m *manifests) {
 			c := &deployment(m, "bitnet-router").Containers[0]
 			i := slices.Index(c.Args, "--advertise")
@@ -117,5 +139,15 @@ func TestPoliciesCatchViolations(t *testing.T) {
 			}
 			t.Errorf("got violations %q, want one containing %q", r.msgs, tt.want)
 		})
+	}
+}
+
+// setEnv sets (or, with value "", removes) an environment variable of the
+// first container of ps.
+func setEnv(ps *corev1.PodSpec, name, value string) {
+	c := &ps.Containers[0]
+	c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == name })
+	if value != "" {
+		c.Env = append(c.Env, corev1.EnvVar{Name: name, Value: value})
 	}
 }

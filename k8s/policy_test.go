@@ -1,6 +1,7 @@
 package k8s
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -304,11 +305,18 @@ func checkBitnetContainer(t reporter, id string, c *corev1.Container, ps *corev1
 			t.Errorf("%s: no container port %d", id, port)
 		}
 	}
-	for name, p := range map[string]*corev1.Probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe} {
-		if p == nil || p.GRPC == nil || p.GRPC.Port != grpcPort {
-			t.Errorf("%s: %s probe is not a native gRPC probe on %d", id, name, grpcPort)
+	// The listeners serve TLS, which the kubelet's gRPC probes cannot speak:
+	// HTTPS probes of /readyz (NOT_SERVING while draining) and /healthz.
+	for name, want := range map[string]struct {
+		p    *corev1.Probe
+		path string
+	}{"readiness": {c.ReadinessProbe, "/readyz"}, "liveness": {c.LivenessProbe, "/healthz"}} {
+		p := want.p
+		if p == nil || p.HTTPGet == nil || p.HTTPGet.Port.IntValue() != httpPort || p.HTTPGet.Scheme != corev1.URISchemeHTTPS || p.HTTPGet.Path != want.path {
+			t.Errorf("%s: %s probe is not an HTTPS GET of %s on %d", id, name, want.path, httpPort)
 		}
 	}
+	checkAccess(t, id, svc, c, ps, env)
 	run := c.SecurityContext.RunAsUser
 	if run == nil && ps.SecurityContext != nil {
 		run = ps.SecurityContext.RunAsUser
@@ -363,6 +371,11 @@ func checkServices(t reporter, m *manifests) {
 	}
 	if !slices.Contains(ports, grpcPort) || !slices.Contains(ports, httpPort) {
 		t.Errorf("Service bitnet-router: got ports %v, want %d and %d", ports, grpcPort, httpPort)
+	}
+	for _, p := range r.Spec.Ports {
+		if p.Port == metricsPort || p.TargetPort.IntValue() == metricsPort || p.TargetPort.StrVal == "metrics" {
+			t.Errorf("Service bitnet-router exposes the metrics port %s: keep /metrics off the public Service", p.Name)
+		}
 	}
 	if c := names["consul"]; c == nil || len(c.Spec.Ports) != 1 || c.Spec.Ports[0].Port != 8500 {
 		t.Errorf("want Service consul on port 8500 (CONSUL_HTTP_ADDR=consul:8500)")
@@ -583,5 +596,60 @@ func checkNetworkPolicies(t reporter, m *manifests) {
 		if w.tmpl.Labels["app.kubernetes.io/component"] == "" {
 			t.Errorf("%s %s: pod has no app.kubernetes.io/component label for the NetworkPolicies", w.kind, w.name)
 		}
+	}
+}
+
+// Access control every bitnet container must have (issue 10): API keys,
+// TLS from a Secret, mTLS between services (the router, the front door,
+// takes key holders without client certificates), reflection off and
+// /metrics off the public ports.
+const (
+	tlsDir      = "/etc/bitnet/tls"
+	tlsSecret   = "bitnet-tls"
+	metricsPort = 9090
+)
+
+func checkAccess(t reporter, id, svc string, c *corev1.Container, ps *corev1.PodSpec, env map[string]corev1.EnvVar) {
+	want := map[string]string{
+		"BITNET_AUTH":            "true",
+		"BITNET_TLS_CERT":        tlsDir + "/tls.crt",
+		"BITNET_TLS_KEY":         tlsDir + "/tls.key",
+		"BITNET_TLS_CA":          tlsDir + "/ca.crt",
+		"BITNET_TLS_SERVER_NAME": "bitnet-mesh",
+		"BITNET_REFLECTION":      "false",
+		"BITNET_METRICS_ADDR":    fmt.Sprintf(":%d", metricsPort),
+	}
+	if svc != "router" {
+		want["BITNET_TLS_CLIENT_CA"] = tlsDir + "/ca.crt"
+	}
+	for k, v := range want {
+		if got := env[k].Value; got != v {
+			t.Errorf("%s: got %s=%q, want %q", id, k, got, v)
+		}
+	}
+	if e, ok := env["BITNET_INSECURE"]; ok && e.Value != "false" {
+		t.Errorf("%s: BITNET_INSECURE=%q: no deployment serves without authentication", id, e.Value)
+	}
+	for _, a := range c.Args {
+		if strings.HasPrefix(a, "--insecure") || strings.HasPrefix(a, "--auth=false") || strings.HasPrefix(a, "--reflection=true") {
+			t.Errorf("%s: argument %s weakens access control", id, a)
+		}
+	}
+	var mounted bool
+	for _, vm := range c.VolumeMounts {
+		if vm.MountPath != tlsDir {
+			continue
+		}
+		for _, v := range ps.Volumes {
+			if v.Name == vm.Name && v.Secret != nil && v.Secret.SecretName == tlsSecret && (v.Secret.Optional == nil || !*v.Secret.Optional) {
+				mounted = vm.ReadOnly
+			}
+		}
+	}
+	if !mounted {
+		t.Errorf("%s: %s is not a read-only mount of the Secret %s (required)", id, tlsDir, tlsSecret)
+	}
+	if !containerPort(c, intstr.FromInt32(metricsPort)) {
+		t.Errorf("%s: no container port %d for /metrics", id, metricsPort)
 	}
 }

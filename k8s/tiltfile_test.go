@@ -23,6 +23,9 @@ type tilt struct {
 	applied      int
 	resources    map[string][]string // workload -> port forwards
 	resourceDeps []string
+	// localResources maps a local_resource's name to its command (run by
+	// Tilt when the resource starts, not at load).
+	localResources map[string]string
 }
 
 // builtins returns stubs for the Tilt builtins the Tiltfile may call;
@@ -95,6 +98,15 @@ func (tl *tilt) builtins() starlark.StringDict {
 			tl.resourceDeps = append(tl.resourceDeps, rd...)
 			return starlark.None, nil
 		}),
+		"local_resource": fn("local_resource", func(args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			var name, cmd string
+			var labels *starlark.List
+			if err := starlark.UnpackArgs("local_resource", args, kwargs, "name", &name, "cmd", &cmd, "labels?", &labels); err != nil {
+				return nil, err
+			}
+			tl.localResources[name] = cmd
+			return starlark.None, nil
+		}),
 		"local": fn("local", func(args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 			return nil, fmt.Errorf("local(): the Tiltfile should not run commands at load time")
 		}),
@@ -139,7 +151,7 @@ func runTiltfile(t *testing.T) *tilt {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tl := &tilt{builds: map[string]string{}, resources: map[string][]string{}}
+	tl := &tilt{builds: map[string]string{}, resources: map[string][]string{}, localResources: map[string]string{}}
 	opts := &syntax.FileOptions{Set: true, While: true, TopLevelControl: true, GlobalReassign: true}
 	thread := &starlark.Thread{Name: "Tiltfile", Print: func(_ *starlark.Thread, msg string) { t.Log(msg) }}
 	if _, err := starlark.ExecFileOptions(opts, thread, "Tiltfile", src, tl.builtins()); err != nil {
@@ -187,8 +199,16 @@ func TestTiltfile(t *testing.T) {
 		}
 	}
 	for _, d := range tl.resourceDeps {
-		if !workloads[d] {
-			t.Errorf("resource_deps %q: no such workload in overlays/dev", d)
+		if _, local := tl.localResources[d]; !workloads[d] && !local {
+			t.Errorf("resource_deps %q: no such workload in overlays/dev or local_resource", d)
+		}
+	}
+	// The Secrets the manifests require are made for the dev cluster.
+	secrets := tl.localResources["bitnet-dev-secrets"]
+	for _, want := range []string{"certs dev", "--host bitnet-mesh", "secret generic bitnet-tls", "tls.crt=", "tls.key=", "ca.crt=",
+		"keys generate", "secret generic bitnet-admin-key"} {
+		if !strings.Contains(secrets, want) {
+			t.Errorf("local_resource bitnet-dev-secrets: command lacks %q:\n%s", want, secrets)
 		}
 	}
 	fw := tl.resources["bitnet-router"]

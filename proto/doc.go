@@ -9,6 +9,7 @@
 //	bitnet/quantizer/v1  QuantizerService: quantization jobs and reports
 //	bitnet/inference/v1  InferenceService: Generate, Tokenize, models, nodes (nodes and router)
 //	bitnet/trainer/v1    TrainerService: training jobs
+//	bitnet/auth/v1       KeyService: API keys (served by the registry)
 //	openapi              the OpenAPI v2 specs, embedded (package openapi)
 //	gateway              REST gateway options: proto field names, NDJSON streams
 //

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	authv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/auth/v1"
 	inferencev1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1"
 	quantizerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/quantizer/v1"
 	registryv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/registry/v1"
@@ -247,6 +248,7 @@ func TestPluginVersionsMatchGoMod(t *testing.T) {
 // called over REST.
 func TestEveryRPCHasHTTPBinding(t *testing.T) {
 	files := []protoreflect.FileDescriptor{
+		authv1.File_bitnet_auth_v1_auth_proto,
 		inferencev1.File_bitnet_inference_v1_inference_proto,
 		quantizerv1.File_bitnet_quantizer_v1_quantizer_proto,
 		registryv1.File_bitnet_registry_v1_registry_proto,

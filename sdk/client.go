@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	authv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/auth/v1"
 	inferencev1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1"
 	quantizerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/quantizer/v1"
 	registryv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/registry/v1"
@@ -26,6 +27,7 @@ type options struct {
 	retry     RetryPolicy
 	requestID string
 	userAgent string
+	apiKey    string
 	dialOpts  []grpc.DialOption
 }
 
@@ -86,6 +88,7 @@ type Client struct {
 	registry  *RegistryClient
 	inference *InferenceClient
 	quantizer *QuantizerClient
+	keys      *KeysClient
 }
 
 // Dial connects to addr ("host:port"). The connection is made lazily: an
@@ -122,6 +125,9 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 		grpc.WithChainUnaryInterceptor(requestIDUnary(o.requestID), retryUnary(o.retry)),
 		grpc.WithChainStreamInterceptor(requestIDStream(o.requestID)),
 	}
+	if o.apiKey != "" {
+		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(bearerCreds{o.apiKey}))
+	}
 	dialOpts = append(dialOpts, o.dialOpts...)
 	conn, err := grpc.NewClient(addr, dialOpts...)
 	if err != nil {
@@ -131,6 +137,7 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 	c.registry = &RegistryClient{c: c, rpc: registryv1.NewRegistryServiceClient(conn)}
 	c.inference = &InferenceClient{rpc: inferencev1.NewInferenceServiceClient(conn)}
 	c.quantizer = &QuantizerClient{rpc: quantizerv1.NewQuantizerServiceClient(conn), retry: o.retry}
+	c.keys = &KeysClient{rpc: authv1.NewKeyServiceClient(conn)}
 	return c, nil
 }
 

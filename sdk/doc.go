@@ -20,5 +20,7 @@
 // transfers from the last durable offset after an interruption.
 //
 // Connections are insecure by default (the mesh's loopback default); use
-// WithTLS for anything else.
+// WithTLS for anything else (certs.Files{CA: ..., Cert: ..., Key: ...}.Client()
+// builds the config, with a client certificate for mTLS). WithAPIKey sends
+// an API key on every call; Keys() creates, lists and revokes keys.
 package sdk

@@ -53,7 +53,7 @@ forces a local run). Both take the same sampling flags.`,
   bitnet generate --remote 127.0.0.1:50051 --model opticks@1 --prompt "Light" --require avx2`,
 		Args: noArgs,
 	}
-	set := config.Bind(c, config.Remote, config.Timeout, config.Quiet, config.Kernel, config.Threads, config.KVCache)
+	set := config.Bind(c, append(slices.Clone(config.Client), config.Kernel, config.Threads, config.KVCache)...)
 	fs := c.Flags()
 	fs.StringVar(&g.model, "model", "", "model: a Hugging Face directory or .gguf file; with --remote a registry reference NAME[@N|:ALIAS] (required)")
 	fs.StringVar(&g.prompt, "prompt", "", "prompt text (required)")

@@ -91,11 +91,14 @@ func TestReadmeFirstSession(t *testing.T) {
 		"\nopticks@1\n",                          // push --quantize
 		`"finish_reason":"FINISH_REASON_LENGTH"`, // REST stream's last line
 		"\nNAME ",                                // nodes
-		"BITNET_GRPC_ADDR      " + grpcAddr,      // env
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, out)
 		}
+	}
+	// env: the column width follows the longest variable name.
+	if !regexp.MustCompile(`\nBITNET_GRPC_ADDR +` + regexp.QuoteMeta(grpcAddr)).MatchString(out) {
+		t.Errorf("stdout lacks BITNET_GRPC_ADDR %s (bitnet env):\n%s", grpcAddr, out)
 	}
 	var rest []map[string]any
 	for _, line := range strings.Split(out, "\n") {

@@ -17,6 +17,7 @@ import (
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
 	quantizerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/quantizer/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/sdk"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/certs"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/progress"
 )
 
@@ -26,6 +27,9 @@ type client struct {
 	addr    string
 	quiet   bool
 	timeout time.Duration
+	apiKey  string
+	useTLS  bool
+	tls     certs.Files // CA, Cert, Key (client certificate), ServerName
 }
 
 // bindClient generates the client settings' flags on c; the returned
@@ -43,7 +47,28 @@ func bindClient(c *cobra.Command, env config.Lookup) func() (client, error) {
 
 // clientFrom reads the client settings from resolved values.
 func clientFrom(v *config.Values) client {
-	return client{addr: config.Remote.Get(v), quiet: config.Quiet.Get(v), timeout: config.Timeout.Get(v)}
+	return client{
+		addr: config.Remote.Get(v), quiet: config.Quiet.Get(v), timeout: config.Timeout.Get(v),
+		apiKey: config.APIKey.Get(v), useTLS: config.TLS.Get(v),
+		tls: certs.Files{CA: config.TLSCA.Get(v), Cert: config.TLSCert.Get(v), Key: config.TLSKey.Get(v), ServerName: config.TLSServerName.Get(v)},
+	}
+}
+
+// options are the SDK options of the client settings: user agent, API
+// key, TLS (with a client certificate for mTLS).
+func (r client) options() ([]sdk.Option, error) {
+	opts := []sdk.Option{sdk.WithUserAgent("bitnet-cli/" + version)}
+	if r.apiKey != "" {
+		opts = append(opts, sdk.WithAPIKey(r.apiKey))
+	}
+	if r.useTLS || r.tls.Enabled() || r.tls.ServerName != "" {
+		cfg, err := sdk.TLSFiles(r.tls.CA, r.tls.Cert, r.tls.Key, r.tls.ServerName)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert and --tls-key: %w", err)
+		}
+		opts = append(opts, sdk.WithTLS(cfg))
+	}
+	return opts, nil
 }
 
 // dial connects to the mesh; the returned cancel ends the --timeout context.
@@ -52,7 +77,12 @@ func (r client) dial(ctx context.Context) (context.Context, *sdk.Client, context
 	if r.timeout > 0 {
 		ctx, cancel = context.WithTimeout(ctx, r.timeout)
 	}
-	c, err := sdk.Dial(ctx, r.addr, sdk.WithUserAgent("bitnet-cli/"+version))
+	opts, err := r.options()
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	c, err := sdk.Dial(ctx, r.addr, opts...)
 	if err != nil {
 		cancel()
 		return nil, nil, nil, err

@@ -39,7 +39,7 @@ from a BITNET_* environment variable; the flag wins. "bitnet env" lists them.`,
 		c.GroupID = "mesh"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{newPushCmd(env), newPullCmd(env), newModelsCmd(env), newNodesCmd(env), newQuantizeCmd(env)} {
+	for _, c := range []*cobra.Command{newPushCmd(env), newPullCmd(env), newModelsCmd(env), newNodesCmd(env), newQuantizeCmd(env), newKeysCmd(env)} {
 		c.GroupID = "client"
 		root.AddCommand(c)
 	}
@@ -47,7 +47,9 @@ from a BITNET_* environment variable; the flag wins. "bitnet env" lists them.`,
 		c.GroupID = "local"
 		root.AddCommand(c)
 	}
-	root.AddCommand(newEnvCmd(env), newVersionCmd())
+	certsCmd := newCertsCmd()
+	certsCmd.GroupID = "mesh"
+	root.AddCommand(certsCmd, newEnvCmd(env), newVersionCmd())
 	return root
 }
 

@@ -139,7 +139,7 @@ func TestEnvCommand(t *testing.T) {
 			t.Errorf("%s: got %+v, want value %q from %s %s", want.Env, got, want.Value, want.Source, want.Var)
 		}
 	}
-	if cmds := strings.Join(byEnv["BITNET_REMOTE"].Commands, ","); cmds != "generate,models,nodes,pull,push,quantize" {
+	if cmds := strings.Join(byEnv["BITNET_REMOTE"].Commands, ","); cmds != "generate,keys create,keys list,keys revoke,models,nodes,pull,push,quantize" {
 		t.Errorf("BITNET_REMOTE commands: got %s", cmds)
 	}
 	if cmds := strings.Join(byEnv["BITNET_THREADS"].Commands, ","); !strings.Contains(cmds, "serve") || !strings.Contains(cmds, "generate") {

@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -14,9 +16,12 @@ import (
 
 	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
 	"github.com/bitnet-mesh/bitnet-mesh/services/mesh"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/auth"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/certs"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/discovery"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/logging"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/server"
 )
 
 // serverSettings is config.Server with replacements (same flag name).
@@ -55,6 +60,45 @@ func meshConfig(v *config.Values) (mesh.Config, error) {
 		DrainTimeout: config.Drain.Get(v),
 		Logger:       log,
 		Version:      version,
+		Limits: server.Limits{
+			MaxBodyBytes:         config.MaxBodyBytes.Get(v),
+			MaxUploadBodyBytes:   config.MaxUploadBodyBytes.Get(v),
+			BodyReadTimeout:      config.BodyReadTimeout.Get(v),
+			MinBodyRate:          config.MinBodyRate.Get(v),
+			ReadHeaderTimeout:    config.ReadHeaderTimeout.Get(v),
+			IdleTimeout:          config.IdleTimeout.Get(v),
+			MaxHeaderBytes:       int(config.MaxHeaderBytes.Get(v)),
+			GRPCMaxRecvBytes:     int(config.GRPCMaxRecvBytes.Get(v)),
+			MaxConcurrentStreams: uint32(config.MaxStreams.Get(v)),
+			GRPCKeepaliveMinTime: config.GRPCKeepaliveMinTime.Get(v),
+		},
+		MaxBlobBytes:         config.MaxBlobBytes.Get(v),
+		RegistryQuota:        config.RegistryQuota.Get(v),
+		RegistryMinFreeBytes: config.RegistryMinFree.Get(v),
+		JobMemoryBudget:      config.JobMemoryBudget.Get(v),
+		Auth:                 config.Auth.Get(v),
+		Insecure:             config.Insecure.Get(v),
+		APIKey:               config.APIKey.Get(v),
+		AdminKey:             config.AdminKey.Get(v),
+		TLS: certs.Files{
+			Cert: config.TLSCert.Get(v), Key: config.TLSKey.Get(v), CA: config.TLSCA.Get(v),
+			ClientCA: config.TLSClientCA.Get(v), ServerName: config.TLSServerName.Get(v),
+		},
+		MetricsAddr:  config.MetricsAddr.Get(v),
+		NoReflection: !config.Reflection.Get(v),
+		KeyLimits: auth.Limits{
+			RequestsPerSecond: config.RateLimit.Get(v), Burst: config.RateBurst.Get(v),
+			TokensPerMinute: int64(config.TokensPerMinute.Get(v)), MaxStreams: config.KeyMaxStreams.Get(v),
+		},
+		KeyMaxStale: config.KeyMaxStale.Get(v),
+	}
+	if cfg.RegistryMinFreeBytes == 0 {
+		cfg.RegistryMinFreeBytes = -1 // 0 on the command line: no floor
+	}
+	for _, o := range strings.Split(config.CORSOrigins.Get(v), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			cfg.CORSOrigins = append(cfg.CORSOrigins, o)
+		}
 	}
 	if cfg.HTTPAddr == "" {
 		cfg.HTTPAddr = "-"
@@ -137,14 +181,38 @@ func serve(ctx context.Context, kind mesh.Kind, v *config.Values, c *cobra.Comma
 		return fmt.Errorf("serve %s: %w", kind, portHint(err))
 	}
 	stdout := c.OutOrStdout()
+	scheme := "http"
+	if cfg.TLS.Cert != "" {
+		scheme = "https"
+	}
 	fmt.Fprintf(stdout, "bitnet %s serving gRPC on %s", kind, s.Addr())
 	if a := s.HTTPAddr(); a != nil {
-		fmt.Fprintf(stdout, ", REST on http://%s", a)
+		fmt.Fprintf(stdout, ", REST on %s://%s", scheme, a)
 	}
 	fmt.Fprintln(stdout)
+	printAccess(stdout, cfg, s.AdminKeyFile())
 	if err := s.Serve(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("serve %s: %w", kind, err)
 	}
 	cfg.Logger.Info("stopped", zap.String("service", string(kind)))
 	return nil
+}
+
+// printAccess says at start who may call the services: API keys on or off
+// (and where a new admin key was written, never the key), mTLS, TLS.
+func printAccess(w io.Writer, cfg mesh.Config, adminKeyFile string) {
+	switch {
+	case cfg.Auth:
+		fmt.Fprintln(w, "API keys required (--auth): send authorization: Bearer KEY")
+	case cfg.TLS.ClientCA != "":
+		fmt.Fprintln(w, "API keys off; client certificates required (mTLS)")
+	default:
+		fmt.Fprintln(w, "API keys off: anyone who can reach these addresses may call every API (loopback only; --auth turns keys on)")
+	}
+	if cfg.TLS.ClientCA != "" && cfg.Auth {
+		fmt.Fprintln(w, "client certificates required (mTLS)")
+	}
+	if adminKeyFile != "" {
+		fmt.Fprintf(w, "admin key written to %s (mode 0600): bitnet keys create --api-key \"$(cat %s)\" ...\n", adminKeyFile, adminKeyFile)
+	}
 }

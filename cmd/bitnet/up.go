@@ -23,8 +23,15 @@ func newUpCmd(env config.Lookup) *cobra.Command {
 		Long: `Serve the registry, quantizer, trainer, an inference node and the router in one
 process, with embedded storage and in-process discovery (or a Consul agent with
 --consul / BITNET_CONSUL_ADDR). Prints a line containing "ready" once it serves.
-When the default ports are taken, pick others with --grpc and --http.`,
+When the default ports are taken, pick others with --grpc and --http.
+
+On loopback it runs without API keys, for local work, and says so; --auth
+turns keys on (the first start writes an admin key to DATA/admin.key, mode
+0600). A non-loopback address needs --auth or --tls-client-ca (mTLS), or
+--insecure to serve it open anyway. --tls-cert/--tls-key serve TLS.`,
 		Example: `  bitnet up
+  bitnet up --auth                            # API keys; the first start writes DATA/admin.key
+  bitnet up --auth --tls-cert server.crt --tls-key server.key --grpc 0.0.0.0:50051 --http 0.0.0.0:8080
   bitnet up --grpc 127.0.0.1:50061 --http 127.0.0.1:8090 --data /tmp/bitnet
   BITNET_THREADS=2 bitnet up --log-level warn`,
 		Args: func(c *cobra.Command, args []string) error {
@@ -52,8 +59,13 @@ When the default ports are taken, pick others with --grpc and --http.`,
 			defer mu.Unlock()
 			rest := "off"
 			if e.HTTP != nil {
-				rest = "http://" + e.HTTP.String()
+				scheme := "http://"
+				if cfg.TLS.Cert != "" {
+					scheme = "https://"
+				}
+				rest = scheme + e.HTTP.String()
 			}
+			printAccess(stdout, cfg, e.AdminKeyFile)
 			fmt.Fprintf(stdout, "bitnet mesh ready: gRPC %s, REST %s, data %s\n", e.GRPC, rest, data)
 		})
 		if err != nil {

@@ -22,9 +22,9 @@ var files embed.FS
 // FS returns the embedded specs, read-only.
 func FS() fs.FS { return files }
 
-// Services returns the names Spec accepts besides "": inference, quantizer,
-// registry, trainer.
-func Services() []string { return []string{"inference", "quantizer", "registry", "trainer"} }
+// Services returns the names Spec accepts besides "": auth, inference,
+// quantizer, registry, trainer.
+func Services() []string { return []string{"auth", "inference", "quantizer", "registry", "trainer"} }
 
 // Spec returns the spec of one service (see Services), or of all of them
 // when service is "".

@@ -35,6 +35,10 @@ var (
 	// ErrUnsupported: the model cannot serve the request, e.g. Embed on a
 	// causal LM (FAILED_PRECONDITION).
 	ErrUnsupported = errors.New("not supported by the model")
+	// ErrBadModel: the model's files cannot be loaded (malformed config,
+	// header or tensors, no tokenizer): FAILED_PRECONDITION, the request is
+	// fine but the stored model is not.
+	ErrBadModel = errors.New("model files cannot be loaded")
 )
 
 // QueueFullError is returned by Scheduler.Submit when the queue is full. It
@@ -87,7 +91,7 @@ func toStatus(err error) error {
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, ErrQueueFull), errors.Is(err, ErrOverBudget):
 		return status.Error(codes.ResourceExhausted, err.Error())
-	case errors.Is(err, ErrUnmet), errors.Is(err, ErrUnsupported):
+	case errors.Is(err, ErrUnmet), errors.Is(err, ErrUnsupported), errors.Is(err, ErrBadModel):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, ErrClosed):
 		return status.Error(codes.Unavailable, err.Error())

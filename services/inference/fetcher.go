@@ -59,7 +59,7 @@ func (d DirFetcher) Fetch(ctx context.Context, ref *modelv1.ModelRef) (Local, er
 		return Local{}, err
 	}
 	if ref.GetAlias() != "" || ref.GetVersion() > 1 {
-		return Local{}, notFoundf("model %s: directory %s has version 1 of each model and no aliases", ref.Text(), d.Root)
+		return Local{}, notFoundf("model %s: this node's model directory has version 1 of each model and no aliases", ref.Text())
 	}
 	for _, l := range d.candidates(ref.GetName()) {
 		if st, err := os.Stat(l.Path); err == nil && (st.IsDir() == (l.Format != modelv1.ModelFormat_MODEL_FORMAT_GGUF)) {
@@ -72,7 +72,8 @@ func (d DirFetcher) Fetch(ctx context.Context, ref *modelv1.ModelRef) (Local, er
 			return l, nil
 		}
 	}
-	return Local{}, notFoundf("model %q: no %s/%s directory with config.json nor %s/%s.gguf", ref.GetName(), d.Root, ref.GetName(), d.Root, ref.GetName())
+	// The node's directory stays out of the message: clients see it.
+	return Local{}, notFoundf("model %q: this node's model directory has no %s/ with config.json nor %s.gguf", ref.GetName(), ref.GetName(), ref.GetName())
 }
 
 func (d DirFetcher) candidates(name string) []Local {

@@ -2,7 +2,9 @@ package inference
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -14,7 +16,6 @@ import (
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/chat"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
-	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
 
 // ManagerOption configures a Manager.
@@ -27,7 +28,7 @@ type managerConfig struct {
 	modelOpts []model.Option
 	schedOpts []SchedulerOption
 	log       *zap.Logger
-	loadModel func(path string, opts ...model.Option) (*model.Model, error)
+	loadModel func(ctx context.Context, path string, opts ...model.Option) (*model.Model, error)
 	wrapModel func(*model.Model) Model
 }
 
@@ -66,6 +67,13 @@ func withModelWrapper(f func(*model.Model) Model) ManagerOption {
 // through its Fetcher, keeps them within the memory budget by evicting the
 // least recently used idle model, and unloads models idle past the TTL. Safe
 // for concurrent use.
+//
+// A load runs on a goroutine of its own, checked before it starts (the
+// configuration from config.json or the GGUF header, its shape limits and
+// the memory it needs against the budget); every caller waiting for it
+// (Acquire, Load) can give up, and once none is left the load is abandoned
+// (its context is cancelled and the loader stops between tensors), so a
+// client that goes away never leaves a load running for nobody.
 type Manager struct {
 	f   Fetcher
 	cfg managerConfig
@@ -73,6 +81,7 @@ type Manager struct {
 	mu      sync.Mutex
 	entries map[string]*entry // by resolved reference, NAME@N
 	closed  bool
+	loads   sync.WaitGroup // load goroutines
 
 	stop chan struct{}
 	done chan struct{}
@@ -80,10 +89,12 @@ type Manager struct {
 
 // entry is one loaded (or loading) model version.
 type entry struct {
-	key   string
-	local Local
-	ready chan struct{} // closed when loading ended; err says how
-	err   error
+	key     string
+	local   Local
+	ready   chan struct{} // closed when loading ended; err says how
+	err     error
+	waiters int                // callers waiting for the load (guarded by Manager.mu)
+	cancel  context.CancelFunc // abandons the load
 
 	model   *model.Model
 	sched   *Scheduler
@@ -101,7 +112,7 @@ func NewManager(f Fetcher, opts ...ManagerOption) (*Manager, error) {
 	if f == nil {
 		return nil, fmt.Errorf("model manager: fetcher is nil: %w", ErrInvalid)
 	}
-	c := managerConfig{ttl: 15 * time.Minute, log: zap.NewNop(), loadModel: model.Load}
+	c := managerConfig{ttl: 15 * time.Minute, log: zap.NewNop(), loadModel: model.LoadContext}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -169,27 +180,59 @@ func (m *Manager) Acquire(ctx context.Context, ref string) (*Handle, error) {
 			m.mu.Unlock()
 			continue
 		}
-		e := &entry{key: key, local: loc, ready: make(chan struct{}), bytes: preEstimate(loc)}
+		m.mu.Unlock()
+		// The configuration is read (a GGUF's header only) and checked
+		// before any memory is reserved or spent on the weights.
+		need, err := preEstimate(loc)
+		if err != nil {
+			return nil, loadError(key, loc.Path, err)
+		}
+		m.mu.Lock()
+		if m.closed {
+			m.mu.Unlock()
+			return nil, fmt.Errorf("model manager: %w", ErrClosed)
+		}
+		if _, ok := m.entries[key]; ok {
+			m.mu.Unlock()
+			continue
+		}
+		e := &entry{key: key, local: loc, ready: make(chan struct{}), bytes: need}
 		victims, err := m.makeRoomLocked(e.bytes, key)
 		if err != nil {
 			m.mu.Unlock()
 			return nil, err
 		}
 		m.entries[key] = e
+		lctx, cancel := context.WithCancel(context.Background())
+		e.cancel = cancel
+		m.loads.Add(1)
 		m.mu.Unlock()
-		m.closeEntries(ctx, victims, "evicted")
-		m.load(e)
-		if e.err != nil {
-			return nil, e.err
-		}
+		go func() {
+			defer m.loads.Done()
+			defer cancel()
+			// Evicted models drain first, so their memory is free before
+			// the new one's is taken.
+			m.closeEntries(lctx, victims, "evicted")
+			m.load(lctx, e)
+		}()
+		// The next turn waits for the load like any other caller.
 	}
 }
 
-// tryAcquire takes a handle on a loaded key, waiting for a load in progress.
-// ok is false when the key is not there (or its load failed and was removed).
+// errAbandoned ends a load that every caller stopped waiting for; a caller
+// that comes later starts it again.
+var errAbandoned = errors.New("model load abandoned: no caller is waiting")
+
+// tryAcquire takes a handle on a loaded key, waiting for a load in progress
+// (as one of its waiters: the last to give up abandons it). ok is false
+// when the key is not there (or its load was abandoned).
 func (m *Manager) tryAcquire(ctx context.Context, key string) (*Handle, bool, error) {
 	m.mu.Lock()
 	e, ok := m.entries[key]
+	loading := ok && !isClosed(e.ready)
+	if loading {
+		e.waiters++
+	}
 	m.mu.Unlock()
 	if !ok {
 		return nil, false, nil
@@ -197,7 +240,20 @@ func (m *Manager) tryAcquire(ctx context.Context, key string) (*Handle, bool, er
 	select {
 	case <-e.ready:
 	case <-ctx.Done():
+		m.mu.Lock()
+		if e.waiters--; e.waiters == 0 && !isClosed(e.ready) {
+			e.cancel() // nobody waits any more
+		}
+		m.mu.Unlock()
 		return nil, false, ctx.Err()
+	}
+	if loading {
+		m.mu.Lock()
+		e.waiters--
+		m.mu.Unlock()
+	}
+	if errors.Is(e.err, errAbandoned) {
+		return nil, false, nil // a caller that came late: load it again
 	}
 	if e.err != nil {
 		return nil, false, e.err
@@ -213,13 +269,19 @@ func (m *Manager) tryAcquire(ctx context.Context, key string) (*Handle, bool, er
 		Model: e.model, Scheduler: e.sched, Template: e.tmpl, TemplateErr: e.tmplErr, e: e}, true, nil
 }
 
-// load loads e's model and starts its scheduler, then marks e ready.
-func (m *Manager) load(e *entry) {
+// load loads e's model and starts its scheduler, then marks e ready; ctx
+// ends when the load is abandoned (or the manager closes).
+func (m *Manager) load(ctx context.Context, e *entry) {
 	start := time.Now()
-	mod, err := m.cfg.loadModel(e.local.Path, m.cfg.modelOpts...)
-	if err == nil && mod.Tokenizer() == nil {
+	mod, err := m.cfg.loadModel(ctx, e.local.Path, m.cfg.modelOpts...)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		err = fmt.Errorf("load %s: %w", e.key, errAbandoned)
+	case err != nil:
+		err = loadError(e.key, e.local.Path, err)
+	case mod.Tokenizer() == nil:
 		mod.Close()
-		err = fmt.Errorf("model %s at %s has no tokenizer: %w", e.key, e.local.Path, ErrInvalid)
+		err = fmt.Errorf("model %s has no tokenizer: %w", e.key, ErrBadModel)
 	}
 	var sched *Scheduler
 	if err == nil {
@@ -241,7 +303,7 @@ func (m *Manager) load(e *entry) {
 	}
 	m.mu.Lock()
 	if err != nil {
-		e.err = fmt.Errorf("load %s from %s: %w", e.key, e.local.Path, err)
+		e.err = err
 		delete(m.entries, e.key)
 	} else {
 		e.model, e.sched, e.since = mod, sched, time.Now()
@@ -259,30 +321,59 @@ func (m *Manager) load(e *entry) {
 		zap.Int64("bytes", e.bytes), zap.Duration("took", time.Since(start)))
 }
 
-// estimateBytes is the memory a loaded model keeps: 2-bit ternary linears
-// and the int8 head (the default), plus a float32 embedding when it is not
-// tied. KV caches grow with use and are not counted.
-func estimateBytes(c model.Config) int64 {
-	h, q, kv, in := int64(c.HiddenSize), int64(c.QDim()), int64(c.KVDim()), int64(c.IntermediateSize)
-	// Rows are padded to whole 256-weight blocks (any width, e.g. 3200).
-	ph, pq, pin := int64(ternary.PaddedCols(c.HiddenSize)), int64(ternary.PaddedCols(c.QDim())), int64(ternary.PaddedCols(c.IntermediateSize))
-	perLayer := (q*ph + 2*kv*ph + h*pq + 2*in*ph + h*pin) / 4
-	b := int64(c.NumLayers)*perLayer + int64(c.VocabSize)*h
-	if !c.TieWordEmbeddings {
-		b += 4 * int64(c.VocabSize) * h
+// estimateBytes is the memory a loaded model keeps (model.ServeBytes): 2-bit
+// ternary linears and the int8 head (the default), plus a float32 embedding
+// when it is not tied. KV caches grow with use and are not counted.
+func estimateBytes(c model.Config) int64 { return c.ServeBytes() }
+
+// preEstimate is the memory a model will take, from its configuration read
+// before loading it: a Hugging Face config.json, or a GGUF file's header
+// (model.InspectGGUF, which also checks its tensors' names and shapes). A
+// configuration that fails its checks fails here, before anything is
+// reserved.
+func preEstimate(loc Local) (int64, error) {
+	var c model.Config
+	var err error
+	if strings.EqualFold(filepath.Ext(loc.Path), ".gguf") {
+		c, err = model.InspectGGUF(loc.Path, false)
+	} else {
+		c, err = model.LoadConfigHF(loc.Path)
 	}
-	return max(b, 1)
+	if err != nil {
+		return 0, err
+	}
+	return estimateBytes(c), nil
 }
 
-// preEstimate is the memory a model will take, before loading it: from a
-// Hugging Face config, else the file size (a GGUF's ternary weights are
-// about what stays in memory).
-func preEstimate(loc Local) int64 {
-	if c, err := model.LoadConfigHF(loc.Path); err == nil {
-		return estimateBytes(c)
+// loadError is a failed load as clients see it: the model's reference in
+// place of this node's paths, wrapping ErrBadModel (FAILED_PRECONDITION:
+// the stored files are wrong, the request is not) unless the cause says
+// otherwise (over the budget, a context error).
+func loadError(key, path string, err error) error {
+	msg := err.Error()
+	if path != "" {
+		msg = strings.ReplaceAll(msg, path, key)
 	}
-	return max(loc.Size, 1)
+	kind := ErrBadModel
+	switch {
+	case errors.Is(err, model.ErrOverBudget):
+		kind = ErrOverBudget
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	}
+	return &redactedError{msg: "load " + key + ": " + msg, kind: kind, err: err}
 }
+
+// redactedError carries a message rewritten for clients; errors.Is sees
+// both its kind and the original error.
+type redactedError struct {
+	msg  string
+	kind error
+	err  error
+}
+
+func (e *redactedError) Error() string   { return e.msg }
+func (e *redactedError) Unwrap() []error { return []error{e.kind, e.err} }
 
 // makeRoomLocked picks least recently used idle models to evict so that need
 // more bytes fit the budget. m.mu is held; the victims leave the map.
@@ -498,9 +589,15 @@ func (m *Manager) Close() error {
 		delete(m.entries, k)
 		all = append(all, e)
 	}
+	for _, e := range all {
+		if e.cancel != nil && !isClosed(e.ready) {
+			e.cancel()
+		}
+	}
 	m.mu.Unlock()
 	close(m.stop)
 	<-m.done
+	m.loads.Wait()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // no draining: cancel in-flight requests now
 	m.closeEntries(ctx, all, "shutdown")

@@ -133,7 +133,7 @@ func TestManagerAcquire(t *testing.T) {
 func TestManagerConcurrentLoadOnce(t *testing.T) {
 	loads := 0
 	m := newTestManager(t)
-	m.cfg.loadModel = func(path string, opts ...model.Option) (*model.Model, error) {
+	m.cfg.loadModel = func(ctx context.Context, path string, opts ...model.Option) (*model.Model, error) {
 		loads++ // serialised: only one load of a key runs
 		time.Sleep(20 * time.Millisecond)
 		return model.Load(path, opts...)

@@ -2,6 +2,7 @@ package inference
 
 import (
 	"context"
+	"encoding/base64"
 	"slices"
 	"strings"
 
@@ -22,6 +23,10 @@ func (s *Server) ListModels(ctx context.Context, req *inferencev1.ListModelsRequ
 		size = 100
 	case size > 1000:
 		return nil, status.Errorf(codes.InvalidArgument, "page_size %d, want at most 1000", size)
+	}
+	after, err := decodeNameToken(req.GetPageToken())
+	if err != nil {
+		return nil, toStatus(err)
 	}
 	byName := map[string]*inferencev1.ServableModel{}
 	get := func(name string) *inferencev1.ServableModel {
@@ -51,7 +56,7 @@ func (s *Server) ListModels(ctx context.Context, req *inferencev1.ListModelsRequ
 	}
 	names := make([]string, 0, len(byName))
 	for n := range byName {
-		if strings.HasPrefix(n, req.GetNamePrefix()) && n > req.GetPageToken() {
+		if strings.HasPrefix(n, req.GetNamePrefix()) && n > after {
 			names = append(names, n)
 		}
 	}
@@ -59,7 +64,7 @@ func (s *Server) ListModels(ctx context.Context, req *inferencev1.ListModelsRequ
 	resp := &inferencev1.ListModelsResponse{}
 	for i, n := range names {
 		if i == size {
-			resp.NextPageToken = names[i-1]
+			resp.NextPageToken = encodeNameToken(names[i-1])
 			break
 		}
 		resp.Models = append(resp.Models, byName[n])
@@ -171,4 +176,24 @@ func (s *Server) LoadProto() *inferencev1.NodeLoad {
 	l.P50FirstTokenMs = p50
 	l.CpuUtilization = s.cpu.utilization()
 	return l
+}
+
+// Page tokens of ListModels: the last name of the page, tagged, so that a
+// token this list did not return is INVALID_ARGUMENT rather than a page.
+const nameTokenTag = "n:"
+
+func encodeNameToken(name string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(nameTokenTag + name))
+}
+
+func decodeNameToken(t string) (string, error) {
+	if t == "" {
+		return "", nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(t)
+	name, ok := strings.CutPrefix(string(b), nameTokenTag)
+	if err != nil || !ok || modelv1.CheckName(name) != nil {
+		return "", invalidf("page token %q is not one this list returned", t)
+	}
+	return name, nil
 }

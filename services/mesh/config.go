@@ -9,10 +9,13 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/bitnet-mesh/bitnet-mesh/shared/auth"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/certs"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/discovery"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/metrics"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/server"
 )
 
 // Kind names a service of the mesh.
@@ -95,6 +98,66 @@ type Config struct {
 	Metrics *metrics.Registry
 	// Version is the software version services report.
 	Version string
+
+	// Limits bounds what one client can make each server spend: REST body
+	// size (larger for the registry's upload route) and read time, header
+	// size and time, idle connections, gRPC message size, streams per
+	// connection and keepalive pings. Zero fields take
+	// server.DefaultLimits.
+	Limits server.Limits
+	// CORSOrigins are the browser origins allowed to call the REST API
+	// ("*": any). None (the default) sends no CORS header at all.
+	CORSOrigins []string
+	// MaxBlobBytes caps one registry blob (0: registry.DefaultMaxBlobSize).
+	MaxBlobBytes int64
+	// RegistryQuota bounds the registry's stored blobs plus unfinished
+	// uploads, in bytes (0: none).
+	RegistryQuota int64
+	// RegistryMinFreeBytes is the free space the registry leaves on its
+	// file system: uploads that would take it below are refused before
+	// they write (0: registry.DefaultMinFreeBytes; negative: none).
+	RegistryMinFreeBytes int64
+	// JobMemoryBudget bounds the memory one quantization or training job
+	// may need, estimated from its model's shapes before anything is
+	// allocated (0: half the machine's memory).
+	JobMemoryBudget int64
+
+	// Auth requires an API key on every call but health checks (package
+	// auth); a registry with Auth and no keys creates an admin key at start.
+	Auth bool
+	// Insecure allows listening on a non-loopback address with neither
+	// Auth nor mTLS (refused otherwise).
+	Insecure bool
+	// APIKey is this service's own key for its calls to the registry (key
+	// sync, model downloads, job results); with mTLS its certificate
+	// identifies it instead when APIKey is empty.
+	APIKey string
+	// AdminKey, when set, becomes the admin key a registry creates on its
+	// first start with Auth (instead of a random one written to
+	// DATA/admin.key): an operator's bootstrap key, e.g. from a Secret.
+	AdminKey string
+	// TLS names the certificate files: the listeners serve TLS with Cert and
+	// Key, calls to other services verify them with CA, and ClientCA turns
+	// mTLS on (see package certs).
+	TLS certs.Files
+	// KeyLimits are the per-key rate limits and quotas of keys created
+	// without their own (zero fields: no limit).
+	KeyLimits auth.Limits
+	// MetricsAddr serves /metrics on a listener of its own instead of the
+	// REST port ("" keeps it there).
+	MetricsAddr string
+	// NoReflection turns gRPC server reflection off.
+	NoReflection bool
+	// KeyRefresh and KeyMaxStale time the key table (defaults
+	// auth.DefaultRefresh and auth.DefaultMaxStale).
+	KeyRefresh, KeyMaxStale time.Duration
+
+	// keys, when set, is a key table shared with another Service of the
+	// same process (Up's inference node uses the public server's).
+	keys *auth.Table
+	// quiet: no start-up warnings (Up's internal node repeats the public
+	// server's).
+	quiet bool
 }
 
 // Defaults used when a Config field is zero.
@@ -146,6 +209,12 @@ func (c Config) withDefaults() Config {
 	if c.Version == "" {
 		c.Version = "dev"
 	}
+	if c.KeyRefresh == 0 {
+		c.KeyRefresh = auth.DefaultRefresh
+	}
+	if c.KeyMaxStale == 0 {
+		c.KeyMaxStale = auth.DefaultMaxStale
+	}
 	return c
 }
 
@@ -164,6 +233,25 @@ func (c Config) validate() error {
 		return fmt.Errorf("mesh: memory budget %d bytes, want >= 0", c.MemoryBudget)
 	case c.DrainTimeout < 0:
 		return fmt.Errorf("mesh: negative drain timeout %v", c.DrainTimeout)
+	case c.MaxBlobBytes < 0 || c.RegistryQuota < 0 || c.JobMemoryBudget < 0:
+		return fmt.Errorf("mesh: max blob bytes %d, registry quota %d and job memory budget %d: want >= 0", c.MaxBlobBytes, c.RegistryQuota, c.JobMemoryBudget)
+	case c.KeyRefresh < 0 || c.KeyMaxStale < 0:
+		return fmt.Errorf("mesh: negative key refresh %v or max staleness %v", c.KeyRefresh, c.KeyMaxStale)
+	case c.TLS.ClientCA != "" && (c.TLS.Cert == "" || c.TLS.Key == ""):
+		return fmt.Errorf("mesh: --tls-client-ca (mTLS) needs --tls-cert and --tls-key")
+	case (c.TLS.Cert == "") != (c.TLS.Key == ""):
+		return fmt.Errorf("mesh: --tls-cert and --tls-key go together")
+	}
+	if c.AdminKey != "" {
+		if _, err := auth.ParseToken(c.AdminKey); err != nil {
+			return fmt.Errorf("mesh: admin key: %w", err)
+		}
+	}
+	if err := c.KeyLimits.Validate(); err != nil {
+		return fmt.Errorf("mesh: default key limits: %w", err)
+	}
+	if err := c.Limits.Validate(); err != nil {
+		return fmt.Errorf("mesh: %w", err)
 	}
 	if c.Kernel != "" {
 		if _, err := kernels.ParsePath(string(c.Kernel)); err != nil {
@@ -172,6 +260,10 @@ func (c Config) validate() error {
 	}
 	return nil
 }
+
+// AdminKeyFile is where a registry with Auth writes the admin key it
+// creates on its first start: DATA/admin.key.
+func (c Config) AdminKeyFile() string { return filepath.Join(c.DataDir, "admin.key") }
 
 // Paths inside DataDir.
 func (c Config) registryDir() string { return filepath.Join(c.DataDir, "registry") }

@@ -11,9 +11,21 @@
 // the registry (found by address or as bitnet-registry in discovery) into a
 // local cache, verified by sha256, on the first request for a reference.
 //
+// Access control (Config.Auth, TLS, Limits; package auth): every Service
+// has one auth.Guard on its gRPC and REST ports. With Auth, keys are checked
+// against a key table: a registry reads its own store, any other service
+// syncs from the registry's KeyService with its own credentials (APIKey, or
+// its certificate under mTLS), and `up`'s inference node shares the public
+// server's table. A registry's first start with Auth creates an admin key
+// (AdminKey, else a random one in DATA/admin.key). A listener on a
+// non-loopback address needs Auth or mTLS unless Insecure. With TLS, the
+// router dials nodes, and services dial the registry, over TLS presenting
+// their certificate; discovery health checks use TLS too.
+//
 // Data directory layout (shared by `up` and `serve`):
 //
 //	DIR/registry/   the registry's store
 //	DIR/cache/      inference nodes' model cache (one subdirectory per node)
 //	DIR/work/       quantizer job work directories
+//	DIR/admin.key   the admin key a registry's first start with --auth created (0600)
 package mesh

@@ -407,8 +407,8 @@ func testBadInput(ctx context.Context, t *testing.T, rc, regc *sdk.Client, base 
 	}
 	_ = stream.Send(&registryv1.UploadBlobRequest{Content: &registryv1.UploadBlobRequest_Header{Header: &registryv1.UploadBlobHeader{UploadId: up.GetUpload().GetUploadId()}}})
 	_ = stream.Send(&registryv1.UploadBlobRequest{Content: &registryv1.UploadBlobRequest_Chunk{Chunk: []byte("jello")}})
-	if _, err := stream.CloseAndRecv(); status.Code(err) != codes.DataLoss {
-		t.Errorf("corrupt upload: got %v (%v), want DataLoss", status.Code(err), err)
+	if _, err := stream.CloseAndRecv(); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("corrupt upload: got %v (%v), want InvalidArgument (as the proto documents)", status.Code(err), err)
 	}
 
 	resp, err := http.Post(base+"/v1/generate", "application/json", strings.NewReader(`{"model": "wide",`))

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	authv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/auth/v1"
 	inferencev1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1"
 	quantizerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/quantizer/v1"
 	registryv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/registry/v1"
@@ -26,17 +27,43 @@ import (
 )
 
 // gcInterval is how often a registry collects unreferenced blobs, expired
-// uploads and crash debris.
-const gcInterval = 10 * time.Minute
+// uploads and crash debris (often: abandoned uploads give their space back
+// promptly).
+const gcInterval = time.Minute
 
-func registryPart(cfg Config, id string) (*part, error) {
-	store, err := registry.Open(cfg.registryDir())
+// uploadRoute is the registry's REST upload route: its bodies may be large
+// and NDJSON (see server.WithUploadRoute).
+const uploadRoute = "/v1/registry/uploads:stream"
+
+// registryPart opens the store and serves the registry and its key
+// service; keysChanged runs after a key is created or revoked. With Auth it
+// creates the first admin key (bootstrapAdmin).
+func registryPart(cfg Config, id string, keysChanged func()) (*part, error) {
+	ropts := []registry.Option{registry.WithValidator(registry.ValidateModelFiles)}
+	if cfg.MaxBlobBytes > 0 {
+		ropts = append(ropts, registry.WithMaxBlobSize(cfg.MaxBlobBytes))
+	}
+	if cfg.RegistryQuota > 0 {
+		ropts = append(ropts, registry.WithQuota(cfg.RegistryQuota))
+	}
+	if cfg.RegistryMinFreeBytes != 0 {
+		ropts = append(ropts, registry.WithMinFreeBytes(cfg.RegistryMinFreeBytes))
+	}
+	store, err := registry.Open(cfg.registryDir(), ropts...)
 	if err != nil {
 		return nil, fmt.Errorf("mesh: registry store in %s: %w", cfg.registryDir(), err)
 	}
+	var adminFile string
+	if cfg.Auth {
+		if adminFile, err = bootstrapAdmin(context.Background(), cfg, store); err != nil {
+			_ = store.Close()
+			return nil, err
+		}
+	}
 	srv := registry.NewServer(store)
+	keys := registry.NewKeyServer(store, keysChanged)
 	return &part{
-		kind: Registry, id: id, extra: store,
+		kind: Registry, id: id, extra: store, adminKeyFile: adminFile,
 		run: func(ctx context.Context) {
 			_ = store.RunGC(ctx, gcInterval, func(rep registry.GCReport, err error) {
 				if err != nil {
@@ -48,8 +75,10 @@ func registryPart(cfg Config, id string) (*part, error) {
 			})
 		},
 		opts: []server.Option{
-			server.WithRegister(func(g *grpc.Server) { srv.Register(g) }),
+			server.WithRegister(func(g *grpc.Server) { srv.Register(g); keys.Register(g) }),
 			server.WithGateway(registryv1.RegisterRegistryServiceHandler),
+			server.WithGateway(authv1.RegisterKeyServiceHandler),
+			server.WithUploadRoute(uploadRoute),
 		},
 		closers: []func() error{store.Close},
 	}, nil
@@ -57,7 +86,7 @@ func registryPart(cfg Config, id string) (*part, error) {
 
 // quantizerPart reads and writes the registry in process when reg (the
 // registry part of the same Service) is set, else over gRPC.
-func quantizerPart(cfg Config, id string, reg *part) (*part, error) {
+func quantizerPart(cfg Config, sec security, id string, reg *part) (*part, error) {
 	p := &part{kind: Quantizer, id: id}
 	var src quantizer.Source
 	var sink quantizer.Sink
@@ -65,12 +94,16 @@ func quantizerPart(cfg Config, id string, reg *part) (*part, error) {
 		b := registry.NewBackend(reg.extra.(*registry.Store))
 		src, sink = b, b
 	} else {
-		conn := newRegConn(cfg.RegistryAddr, cfg.Discovery, cfg.Version)
+		conn := newRegConn(cfg.RegistryAddr, cfg.Discovery, cfg.registryOptions(sec))
 		p.closers = append(p.closers, conn.Close)
 		b := &remoteBackend{conn: conn, tempDir: filepath.Join(cfg.workDir(), "upload")}
 		src, sink = b, b
 	}
-	q, err := quantizer.New(src, sink, quantizer.WithWorkDir(cfg.workDir()))
+	qopts := []quantizer.Option{quantizer.WithWorkDir(cfg.workDir()), quantizer.WithLogger(cfg.Logger)}
+	if cfg.JobMemoryBudget > 0 {
+		qopts = append(qopts, quantizer.WithMemoryBudget(cfg.JobMemoryBudget))
+	}
+	q, err := quantizer.New(src, sink, qopts...)
 	if err != nil {
 		closeAll(p.closers)
 		return nil, fmt.Errorf("mesh: %w", err)
@@ -84,7 +117,7 @@ func quantizerPart(cfg Config, id string, reg *part) (*part, error) {
 	return p, nil
 }
 
-func inferencePart(cfg Config, id, addr string) (_ *part, err error) {
+func inferencePart(cfg Config, sec security, id, addr string) (_ *part, err error) {
 	p := &part{kind: Inference, id: id}
 	defer func() {
 		if err != nil {
@@ -100,7 +133,7 @@ func inferencePart(cfg Config, id, addr string) (_ *part, err error) {
 		return nil, fmt.Errorf("mesh: inference node %s: kernel engine %s: %w", id, hw.BestKernel, err)
 	}
 	p.closers = append(p.closers, func() error { eng.Close(); return nil })
-	conn := newRegConn(cfg.RegistryAddr, cfg.Discovery, cfg.Version)
+	conn := newRegConn(cfg.RegistryAddr, cfg.Discovery, cfg.registryOptions(sec))
 	p.closers = append(p.closers, conn.Close)
 	opts := []inference.Option{
 		inference.WithNodeName(id), inference.WithAddress(addr), inference.WithVersion(cfg.Version),
@@ -157,9 +190,10 @@ func nodeMeta(s *inference.Server, version string, start time.Time) router.NodeM
 // OpenAI-compatible API over it. GET /v1/models lists the registry: the
 // one in the same Service (reg, in `bitnet up`) over the server's own
 // connection, else the one discovery finds.
-func routerPart(cfg Config, id string, reg *part) (*part, error) {
+func routerPart(cfg Config, sec security, id string, reg *part) (*part, error) {
 	r, err := router.New(router.WithRegistry(cfg.Discovery), router.WithLogger(cfg.Logger),
-		router.WithMetrics(cfg.Metrics), router.WithIdentity(id, cfg.Version))
+		router.WithMetrics(cfg.Metrics), router.WithIdentity(id, cfg.Version),
+		router.WithDialOptions(sec.nodeDialOptions()...))
 	if err != nil {
 		return nil, fmt.Errorf("mesh: %w", err)
 	}
@@ -172,7 +206,7 @@ func routerPart(cfg Config, id string, reg *part) (*part, error) {
 	}
 	var remote *regConn
 	if reg == nil {
-		remote = newRegConn(cfg.RegistryAddr, cfg.Discovery, cfg.Version)
+		remote = newRegConn(cfg.RegistryAddr, cfg.Discovery, cfg.registryOptions(sec))
 		p.closers = append(p.closers, remote.Close)
 	}
 	p.opts = append(p.opts, server.WithConnHandlers(func(conn grpc.ClientConnInterface) []server.HTTPRoute {
@@ -204,7 +238,7 @@ func closeAll(cs []func() error) {
 
 // trainerPart runs QAT jobs locally; like the quantizer it reads and writes
 // the registry in process when reg is set, else over gRPC.
-func trainerPart(cfg Config, id string, reg *part) (*part, error) {
+func trainerPart(cfg Config, sec security, id string, reg *part) (*part, error) {
 	p := &part{kind: Trainer, id: id}
 	var src trainer.Source
 	var sink trainer.Sink
@@ -212,12 +246,16 @@ func trainerPart(cfg Config, id string, reg *part) (*part, error) {
 		b := registry.NewBackend(reg.extra.(*registry.Store))
 		src, sink = b, b
 	} else {
-		conn := newRegConn(cfg.RegistryAddr, cfg.Discovery, cfg.Version)
+		conn := newRegConn(cfg.RegistryAddr, cfg.Discovery, cfg.registryOptions(sec))
 		p.closers = append(p.closers, conn.Close)
 		b := &remoteBackend{conn: conn, tempDir: filepath.Join(cfg.workDir(), "trainer-upload")}
 		src, sink = b, b
 	}
-	t, err := trainer.New(src, sink, trainer.WithWorkDir(filepath.Join(cfg.workDir(), "trainer")))
+	topts := []trainer.Option{trainer.WithWorkDir(filepath.Join(cfg.workDir(), "trainer")), trainer.WithLogger(cfg.Logger)}
+	if cfg.JobMemoryBudget > 0 {
+		topts = append(topts, trainer.WithMemoryBudget(cfg.JobMemoryBudget))
+	}
+	t, err := trainer.New(src, sink, topts...)
 	if err != nil {
 		closeAll(p.closers)
 		return nil, fmt.Errorf("mesh: %w", err)

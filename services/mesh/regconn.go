@@ -19,19 +19,29 @@ import (
 type regConn struct {
 	addr string
 	disc discovery.Registry
-	ua   string
+	opts []sdk.Option // credentials, TLS, user agent
 
 	mu      sync.Mutex
 	clients map[string]*sdk.Client
 	closed  bool
 }
 
-func newRegConn(addr string, disc discovery.Registry, version string) *regConn {
-	return &regConn{addr: addr, disc: disc, ua: "bitnet-mesh/" + version, clients: map[string]*sdk.Client{}}
+func newRegConn(addr string, disc discovery.Registry, opts []sdk.Option) *regConn {
+	return &regConn{addr: addr, disc: disc, opts: opts, clients: map[string]*sdk.Client{}}
 }
 
 // client returns a registry client, UNAVAILABLE when none is known.
 func (r *regConn) client(ctx context.Context) (*sdk.RegistryClient, error) {
+	c, err := r.sdkClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.Registry(), nil
+}
+
+// sdkClient returns a client of the registry's process (its registry and
+// key services), UNAVAILABLE when none is known.
+func (r *regConn) sdkClient(ctx context.Context) (*sdk.Client, error) {
 	addr := r.addr
 	if addr == "" {
 		insts, err := r.disc.Instances(ctx, Registry.ServiceName())
@@ -62,12 +72,12 @@ func (r *regConn) client(ctx context.Context) (*sdk.RegistryClient, error) {
 	c, ok := r.clients[addr]
 	if !ok {
 		var err error
-		if c, err = sdk.Dial(ctx, addr, sdk.WithUserAgent(r.ua)); err != nil {
+		if c, err = sdk.Dial(ctx, addr, r.opts...); err != nil {
 			return nil, fmt.Errorf("registry at %s: %w", addr, err)
 		}
 		r.clients[addr] = c
 	}
-	return c.Registry(), nil
+	return c, nil
 }
 
 func (r *regConn) Close() error {

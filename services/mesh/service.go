@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/bitnet-mesh/bitnet-mesh/proto/openapi"
+	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/auth"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/discovery"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/server"
 )
@@ -33,6 +36,11 @@ type Service struct {
 	stopRuns context.CancelFunc // set by Serve: stops runs before deregistering
 	runsDone sync.WaitGroup
 	mu       sync.Mutex
+
+	keys      *auth.Table // nil: API keys off
+	guard     *auth.Guard
+	sec       security
+	checkOpts []discovery.RegisterOption // health checks over TLS
 }
 
 // part is what one Kind adds to a Service.
@@ -46,6 +54,8 @@ type part struct {
 	meta    func() map[string]string // initial discovery Meta; nil = none
 	ready   server.ReadyFunc
 	extra   any // *inference.Server, *router.Router, *registry.Store
+
+	adminKeyFile string // registry: the admin key file created at this start
 }
 
 // Build makes the service kind from cfg: it binds the listeners and builds
@@ -73,7 +83,7 @@ func build(cfg Config, kinds []Kind) (_ *Service, err error) {
 			return nil, fmt.Errorf("mesh: listen gRPC on %s: %w", cfg.GRPCAddr, err)
 		}
 	}
-	s := &Service{cfg: cfg, parts: map[Kind]*part{}}
+	s := &Service{cfg: cfg, parts: map[Kind]*part{}, keys: cfg.keys}
 	defer func() {
 		if err != nil {
 			_ = lis.Close()
@@ -87,6 +97,14 @@ func build(cfg Config, kinds []Kind) (_ *Service, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := cfg.checkExposure(lis.Addr()); err != nil {
+		return nil, err
+	}
+	sec, err := newSecurity(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.sec = sec
 	opts := []server.Option{
 		server.WithGRPCListener(lis),
 		server.WithLogger(cfg.Logger),
@@ -95,6 +113,8 @@ func build(cfg Config, kinds []Kind) (_ *Service, err error) {
 		server.WithShutdownTimeout(cfg.ShutdownTimeout),
 		server.WithShutdownHook(s.leave),
 		server.WithHTTPHandler("GET /openapi/", http.StripPrefix("/openapi", openapi.Handler())),
+		server.WithLimits(cfg.Limits),
+		server.WithCORS(cfg.CORSOrigins...),
 	}
 	switch {
 	case cfg.HTTPListener != nil:
@@ -111,7 +131,7 @@ func build(cfg Config, kinds []Kind) (_ *Service, err error) {
 		} else if len(kinds) > 1 {
 			id += "-" + string(k)
 		}
-		p, err := s.newPart(k, id, net.JoinHostPort(host, strconv.Itoa(port)))
+		p, err := s.newPart(k, sec, id, net.JoinHostPort(host, strconv.Itoa(port)))
 		if err != nil {
 			return nil, err
 		}
@@ -133,24 +153,127 @@ func build(cfg Config, kinds []Kind) (_ *Service, err error) {
 		}
 		s.insts = append(s.insts, inst)
 	}
+	gopts, err := s.secure(sec, lis.Addr())
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, gopts...)
 	if s.srv, err = server.New(opts...); err != nil {
 		return nil, fmt.Errorf("mesh: %w", err)
+	}
+	if err := cfg.checkExposure(s.srv.HTTPAddr()); err != nil {
+		_ = s.srv.Close()
+		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Service) newPart(k Kind, id, addr string) (*part, error) {
+// secure sets up the Service's key table (its own, reading the registry in
+// process or over gRPC, unless Config shares one) and Guard, and returns
+// the server options installing them.
+func (s *Service) secure(sec security, addr net.Addr) ([]server.Option, error) {
+	cfg := s.cfg
+	if cfg.Auth && s.keys == nil {
+		var src auth.Source
+		if reg := s.parts[Registry]; reg != nil {
+			src = reg.extra.(*registry.Store)
+		} else {
+			if cfg.APIKey == "" && cfg.TLS.Cert == "" {
+				return nil, fmt.Errorf("mesh: --auth needs a way to read the registry's keys: " +
+					"--api-key (a key with scope read) or --tls-cert/--tls-key (a mesh certificate, with mTLS on the registry)")
+			}
+			conn := newRegConn(cfg.RegistryAddr, cfg.Discovery, cfg.registryOptions(sec))
+			s.closers = append(s.closers, conn.Close)
+			src = remoteKeys{conn}
+		}
+		t, err := auth.NewTable(src, auth.WithRefresh(cfg.KeyRefresh), auth.WithMaxStale(cfg.KeyMaxStale),
+			auth.WithTableLogger(cfg.Logger.Named("keys")))
+		if err != nil {
+			return nil, fmt.Errorf("mesh: %w", err)
+		}
+		s.keys = t
+		// The first sync before registering (the registry may be down: then
+		// keyed calls get UNAVAILABLE until Run's next sync succeeds).
+		s.starts = append(s.starts, func(ctx context.Context) error {
+			if err := t.Sync(ctx); err != nil {
+				cfg.Logger.Warn("key table: first sync failed; retrying", zap.Error(err))
+			}
+			return nil
+		})
+		s.runs = append(s.runs, t.Run)
+	}
+	switch {
+	case cfg.quiet:
+	case !cfg.Auth && !cfg.mTLS():
+		cfg.Logger.Warn("API keys are off: every caller that can reach the listeners may call every RPC (use --auth)")
+	case sec.serverTLS == nil && !loopback(addr):
+		cfg.Logger.Warn("serving without TLS: API keys travel in plaintext (use --tls-cert and --tls-key off loopback)")
+	}
+	if sec.serverTLS != nil {
+		check := sec.clientTLS
+		if check == nil {
+			check = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		s.checkOpts = append(s.checkOpts, discovery.WithCheckTLS(check))
+	}
+	var keys *auth.Table
+	if cfg.Auth {
+		keys = s.keys
+	}
+	opts, g, err := cfg.guard(keys, sec)
+	if err != nil {
+		return nil, err
+	}
+	s.guard = g
+	return opts, nil
+}
+
+// keysChanged refreshes the key table before the key call returns (a key
+// was created or revoked by this process's registry: a revoked key is
+// refused here, and by `up`'s node, from the next call on).
+func (s *Service) keysChanged() {
+	s.mu.Lock()
+	t := s.keys
+	s.mu.Unlock()
+	if t == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := t.Sync(ctx); err != nil {
+		t.Kick() // Run retries
+	}
+}
+
+// Keys is the Service's key table (nil with API keys off); Up shares it
+// with its inference node.
+func (s *Service) Keys() *auth.Table { return s.keys }
+
+// Guard is the Service's access control, for HTTP routes added outside
+// the gateway (Guard().Handler).
+func (s *Service) Guard() *auth.Guard { return s.guard }
+
+// AdminKeyFile is the file holding the admin key this start created (a
+// registry with Auth and no keys before), or "".
+func (s *Service) AdminKeyFile() string {
+	if p := s.parts[Registry]; p != nil {
+		return p.adminKeyFile
+	}
+	return ""
+}
+
+func (s *Service) newPart(k Kind, sec security, id, addr string) (*part, error) {
 	switch k {
 	case Registry:
-		return registryPart(s.cfg, id)
+		return registryPart(s.cfg, id, s.keysChanged)
 	case Quantizer:
-		return quantizerPart(s.cfg, id, s.parts[Registry])
+		return quantizerPart(s.cfg, sec, id, s.parts[Registry])
 	case Inference:
-		return inferencePart(s.cfg, id, addr)
+		return inferencePart(s.cfg, sec, id, addr)
 	case Router:
-		return routerPart(s.cfg, id, s.parts[Registry])
+		return routerPart(s.cfg, sec, id, s.parts[Registry])
 	case Trainer:
-		return trainerPart(s.cfg, id, s.parts[Registry])
+		return trainerPart(s.cfg, sec, id, s.parts[Registry])
 	}
 	return nil, fmt.Errorf("mesh: unknown service %q", k)
 }
@@ -210,10 +333,10 @@ func (s *Service) Serve(ctx context.Context) error {
 			return fmt.Errorf("mesh: %w", err)
 		}
 	}
-	ropts := []discovery.RegisterOption{
+	ropts := append([]discovery.RegisterOption{
 		discovery.WithCheckInterval(s.cfg.CheckInterval),
 		discovery.WithDeregisterAfter(s.cfg.DeregisterAfter),
-	}
+	}, s.checkOpts...)
 	for i, inst := range s.insts {
 		if err := s.cfg.Discovery.Register(ctx, inst, ropts...); err != nil {
 			s.deregister(context.Background(), s.insts[:i])

@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/bitnet-mesh/bitnet-mesh/shared/auth"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/discovery"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/metrics"
 )
@@ -16,6 +17,9 @@ type Endpoints struct {
 	GRPC net.Addr // router (bitnet.inference.v1), registry and quantizer
 	HTTP net.Addr // their REST gateways; nil when disabled
 	Node net.Addr // the inference node's internal loopback listener
+	// AdminKeyFile is the file holding the admin key this start created
+	// (Auth, first start); "" otherwise.
+	AdminKeyFile string
 }
 
 // Up serves the whole mesh in one process until ctx is done: the registry,
@@ -40,6 +44,7 @@ func Up(ctx context.Context, cfg Config, ready func(Endpoints)) error {
 	}
 	ncfg := cfg
 	ncfg.GRPCAddr, ncfg.HTTPAddr, ncfg.GRPCListener, ncfg.HTTPListener = "127.0.0.1:0", "-", nil, nil
+	ncfg.MetricsAddr = "" // the public server's /metrics includes the node's
 	ncfg.Advertise = "127.0.0.1"
 	ncfg.RegistryAddr = dialable(pub.Addr())
 	// The node keeps a registry of its own (its per-RPC series would mix
@@ -48,6 +53,20 @@ func Up(ctx context.Context, cfg Config, ready func(Endpoints)) error {
 	ncfg.Metrics = metrics.NewRegistry()
 	if cfg.NodeName == "" {
 		ncfg.NodeName = "local"
+	}
+	// The node checks keys against the public server's table (no network
+	// hop) and calls the registry with a key that exists only in that
+	// table, for this process's life.
+	ncfg.keys = pub.Keys()
+	ncfg.quiet = true
+	if ncfg.keys != nil {
+		tok, err := auth.NewToken()
+		if err != nil {
+			_ = pub.Close()
+			return err
+		}
+		ncfg.keys.AddStatic(auth.Key{ID: tok.ID, Name: "bitnet-up-node", Scopes: auth.Scopes{auth.ScopeRead}, Hash: tok.Hash(), CreateTime: time.Now()})
+		ncfg.APIKey = tok.String()
 	}
 	node, err := build(ncfg, []Kind{Inference})
 	if err != nil {
@@ -74,7 +93,7 @@ func Up(ctx context.Context, cfg Config, ready func(Endpoints)) error {
 	go func() {
 		defer close(readyDone)
 		if waitReady(ctx, pub) == nil && ready != nil {
-			ready(Endpoints{GRPC: pub.Addr(), HTTP: pub.HTTPAddr(), Node: node.Addr()})
+			ready(Endpoints{GRPC: pub.Addr(), HTTP: pub.HTTPAddr(), Node: node.Addr(), AdminKeyFile: pub.AdminKeyFile()})
 		}
 	}()
 	err = errors.Join(<-errc, <-errc)

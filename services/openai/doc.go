@@ -52,8 +52,13 @@
 // no node can serve, 504 on deadlines. A stream that fails after its first
 // chunk ends with a data: {"error": ...} event.
 //
-// Authentication: the Authorization header travels to the gRPC
-// interceptors as metadata, and WithAuthorizer adds a check at the HTTP
-// layer with scopes "generate" (completions, chat, embeddings) and "read"
-// (models).
+// Authentication: with API keys on (`bitnet up --auth`, shared/auth), the
+// Authorization header travels as metadata to the gRPC calls the front
+// makes, whose interceptors check the key and its scope (generate for
+// Generate and Embed, read for the registry's listing), its rate, stream
+// and token limits, and charge the tokens a stream sends: one check per
+// request, with the errors turned into OpenAI's 401 (WWW-Authenticate),
+// 403 and 429 (Retry-After). WithAuthorizer adds an optional check at the
+// HTTP layer with scopes "generate" (completions, chat, embeddings) and
+// "read" (models).
 package openai

@@ -12,6 +12,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/errcode"
 )
 
 // Error is an OpenAI API error: an HTTP status and the body's fields.
@@ -100,6 +102,9 @@ func (e *Error) write(w http.ResponseWriter) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
+	if e.Status == http.StatusUnauthorized {
+		h.Set("WWW-Authenticate", errcode.BearerChallenge)
+	}
 	if e.Status == http.StatusTooManyRequests {
 		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(max(e.RetryAfter, time.Second).Seconds()))))
 	}

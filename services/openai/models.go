@@ -56,8 +56,15 @@ func (m registryModels) List(ctx context.Context) ([]Model, error) {
 			}
 			name, created := md.GetName(), md.GetCreateTime().AsTime()
 			out = append(out, Model{ID: name, Created: created})
+			if md.GetVersionCount() == md.GetLatestVersion() {
+				// Versions 1..latest, none deleted: no call per model
+				// (every call counts against the key's rate limit).
+				for v := uint32(1); v <= md.GetLatestVersion(); v++ {
+					out = append(out, Model{ID: (&modelv1.ModelRef{Name: name, Version: v}).Text(), Created: md.GetUpdateTime().AsTime()})
+				}
+			}
 			vtoken := ""
-			for {
+			for md.GetVersionCount() != md.GetLatestVersion() {
 				vs, err := m.c.ListVersions(ctx, &registryv1.ListVersionsRequest{Name: name, PageSize: 1000, PageToken: vtoken})
 				if err != nil {
 					return nil, err

@@ -25,6 +25,8 @@ func kinds() []errcode.Kind {
 		{Err: ErrQueueFull, Code: codes.ResourceExhausted},
 		{Err: ErrClosed, Code: codes.Unavailable},
 		{Err: ErrCheckpoint, Code: codes.FailedPrecondition},
+		{Err: ErrInternal, Code: codes.Internal},
+		{Err: model.ErrOverBudget, Code: codes.ResourceExhausted},
 	}, registry.ErrorKinds()...)
 }
 

@@ -5,10 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
 
+	"go.uber.org/zap"
+
+	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/hardware"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 )
 
@@ -22,6 +27,8 @@ type options struct {
 	workDir   string
 	calibText string
 	clock     func() time.Time
+	budget    int64
+	log       *zap.Logger
 }
 
 // WithWorkers sets how many jobs run at once (default 1: a job uses every
@@ -43,6 +50,16 @@ func WithWorkDir(dir string) Option { return func(o *options) { o.workDir = dir 
 // WithDefaultCalibration replaces the built-in calibration text used when a
 // request has none.
 func WithDefaultCalibration(text string) Option { return func(o *options) { o.calibText = text } }
+
+// WithMemoryBudget bounds the memory one job may need, estimated from the
+// source's shapes before it is loaded (its float32 weights and the
+// ternary result): a job over it fails with model.ErrOverBudget
+// (RESOURCE_EXHAUSTED) without allocating them. The default is half the
+// machine's memory; a negative budget turns the check off.
+func WithMemoryBudget(bytes int64) Option { return func(o *options) { o.budget = bytes } }
+
+// WithLogger logs what clients are not told (a job's panic and stack).
+func WithLogger(l *zap.Logger) Option { return func(o *options) { o.log = l } }
 
 // WithClock sets the time source (tests).
 func WithClock(now func() time.Time) Option { return func(o *options) { o.clock = now } }
@@ -79,9 +96,14 @@ func (j *job) Terminal() bool { return j.snap.State.Terminal() }
 // New starts a Quantizer reading checkpoints from src and writing results to
 // sink. Close stops it.
 func New(src Source, sink Sink, opts ...Option) (*Quantizer, error) {
-	o := options{workers: 1, queueSize: defaultQueueSize, maxJobs: defaultMaxJobs, clock: time.Now, calibText: builtinCalibration}
+	o := options{workers: 1, queueSize: defaultQueueSize, maxJobs: defaultMaxJobs, clock: time.Now, calibText: builtinCalibration, log: zap.NewNop()}
 	for _, f := range opts {
 		f(&o)
+	}
+	if o.budget == 0 {
+		if hw, err := hardware.Detect(); err == nil {
+			o.budget = int64(hw.MemoryBytes / 2)
+		}
 	}
 	switch {
 	case src == nil || sink == nil:
@@ -283,7 +305,7 @@ func (q *Quantizer) runJob(j *job) {
 	q.mu.Unlock()
 
 	r := &runner{q: q, j: j, id: id, req: req}
-	ref, err := r.run(ctx)
+	ref, err := r.runSafe(ctx)
 
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -301,6 +323,19 @@ func (q *Quantizer) runJob(j *job) {
 	default:
 		q.finishLocked(j, StateFailed, err)
 	}
+}
+
+// runSafe is run, with a panic turned into an ErrInternal failure: the job
+// is recorded FAILED, the stack goes to the log and the process lives on.
+func (r *runner) runSafe(ctx context.Context) (ref registry.Ref, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.q.opts.log.Error("quantization job panicked", zap.String("job", r.id), zap.Any("panic", p),
+				zap.ByteString("stack", debug.Stack()))
+			ref, err = registry.Ref{}, fmt.Errorf("job %s stopped on an internal error: %w", r.id, ErrInternal)
+		}
+	}()
+	return r.run(ctx)
 }
 
 // update applies fn to a running job's snapshot and wakes its watchers.

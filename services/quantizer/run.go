@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -69,9 +70,17 @@ func (r *runner) run(ctx context.Context) (registry.Ref, error) {
 		return registry.Ref{}, err
 	}
 	r.progress(PhaseLoading, 0, 1, "", "loading "+filepath.Base(src))
-	w, tok, err := model.LoadWeights(src)
-	if err != nil {
-		return registry.Ref{}, fmt.Errorf("load %s: %w: %w", filepath.Base(src), err, ErrCheckpoint)
+	// Checked against the budget from the shapes, before the weights are
+	// read; a cancel stops the load between tensors.
+	w, tok, err := model.LoadWeightsContext(ctx, src, max(r.q.opts.budget, 0))
+	name := r.sourceName(src)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return registry.Ref{}, ctx.Err()
+	case errors.Is(err, model.ErrOverBudget):
+		return registry.Ref{}, fmt.Errorf("load %s: %w", name, redactPath(err, src, name))
+	case err != nil:
+		return registry.Ref{}, fmt.Errorf("load %s: %w: %w", name, redactPath(err, src, name), ErrCheckpoint)
 	}
 	r.cfg = w.Config
 	rep := Report{SourceSizeBytes: r.srcSize, ParameterCount: parameterCount(w),
@@ -356,3 +365,31 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+// sourceName names the checkpoint in messages: the client's own path, the
+// registry reference, or "the uploaded files" (never this host's work
+// directory).
+func (r *runner) sourceName(src string) string {
+	switch {
+	case r.req.Path != "":
+		return src
+	case r.req.Model != "":
+		return r.req.Model
+	}
+	return "the uploaded files"
+}
+
+// redactPath rewrites err's message with name in place of path (this
+// host's work directory stays out of what clients read), keeping what
+// errors.Is sees.
+func redactPath(err error, path, name string) error {
+	return &redacted{msg: strings.ReplaceAll(err.Error(), path, name), err: err}
+}
+
+type redacted struct {
+	msg string
+	err error
+}
+
+func (e *redacted) Error() string { return e.msg }
+func (e *redacted) Unwrap() error { return e.err }

@@ -24,6 +24,9 @@ var (
 	// ErrCheckpoint: the source checkpoint cannot be loaded or quantized
 	// (missing config, bad tensors, shapes the target cannot hold).
 	ErrCheckpoint = errors.New("bad checkpoint")
+	// ErrInternal: a job stopped on a bug (a panic, whose details go to the
+	// log, never to the client).
+	ErrInternal = errors.New("internal error")
 )
 
 // State is a job's lifecycle state.

@@ -46,6 +46,17 @@ func (s *Store) OpenBlob(ctx context.Context, digest Digest) (io.ReadSeekCloser,
 	if err != nil {
 		return nil, 0, fmt.Errorf("open blob: %w", err)
 	}
+	var b blobRec
+	if err := s.view(ctx, func(tx *bolt.Tx) error {
+		_, err := getJSON(tx.Bucket(bucketBlobs), []byte(info.Digest.Hex()), &b)
+		return err
+	}); err != nil {
+		return nil, 0, fmt.Errorf("open blob: %w", err)
+	}
+	if b.Corrupt {
+		return nil, 0, fmt.Errorf("open blob %s: its file does not hash to its digest (damaged on disk); upload the blob again to repair it: %w",
+			info.Digest, ErrDigestMismatch)
+	}
 	f, err := os.Open(s.blobPath(info.Digest))
 	if err != nil {
 		return nil, 0, fmt.Errorf("open blob %s: recorded but unreadable: %w", info.Digest, err)
@@ -73,9 +84,18 @@ func (s *Store) PutBlob(ctx context.Context, r io.Reader, want Digest) (BlobInfo
 	defer os.Remove(tmp) // gone after a rename; cleans up otherwise
 	h := sha256.New()
 	limit := s.opts.maxBlobSize
-	n, err := io.Copy(io.MultiWriter(f, h), &ctxReader{ctx: ctx, r: io.LimitReader(r, limit+1)})
+	if s.opts.quota > 0 || s.opts.minFree > 0 {
+		// The size is not known up front: what it has written so far must
+		// fit, checked every spaceCheckEvery bytes.
+		limit = min(limit, s.putRoom(ctx))
+	}
+	n, err := io.Copy(io.MultiWriter(f, h), &ctxReader{ctx: ctx, r: io.LimitReader(&spaceReader{s: s, r: r}, limit+1)})
 	if err == nil && n > limit {
-		err = fmt.Errorf("more than the limit of %d bytes: %w", limit, ErrTooLarge)
+		if limit < s.opts.maxBlobSize {
+			err = fmt.Errorf("more than the %d bytes the quota and free-space floor leave: %w", limit, ErrNoSpace)
+		} else {
+			err = fmt.Errorf("more than the limit of %d bytes: %w", limit, ErrTooLarge)
+		}
 	}
 	if err == nil {
 		err = f.Sync()
@@ -88,7 +108,7 @@ func (s *Store) PutBlob(ctx context.Context, r io.Reader, want Digest) (BlobInfo
 	}
 	got := Digest(digestPrefix + hex.EncodeToString(h.Sum(nil)))
 	if want != "" && got != want {
-		return BlobInfo{}, fmt.Errorf("put blob: %d bytes hash to %s, want %s: %w", n, got, want, ErrDigestMismatch)
+		return BlobInfo{}, fmt.Errorf("put blob: %d bytes hash to %s, want %s: %w: %w", n, got, want, ErrDigestMismatch, ErrInvalid)
 	}
 	info, err := s.storeBlob(ctx, tmp, got, n, nil)
 	if err != nil {
@@ -118,3 +138,42 @@ func later(a, b time.Time) time.Time {
 }
 
 func dirOf(path string) string { return filepath.Dir(path) }
+
+// putRoom is how many bytes PutBlob may write now (quota and floor).
+func (s *Store) putRoom(ctx context.Context) int64 {
+	u, err := s.Usage(ctx)
+	if err != nil {
+		return 0
+	}
+	room := int64(1<<63 - 1)
+	if u.Quota > 0 {
+		room = min(room, u.Quota-u.BlobBytes-u.UploadBytes)
+	}
+	if u.MinFreeBytes > 0 && u.FreeBytes >= 0 {
+		room = min(room, u.FreeBytes-(u.UploadBytes-u.UploadWritten)-u.MinFreeBytes)
+	}
+	return max(room, 0)
+}
+
+// spaceCheckEvery is how often PutBlob checks the free-space floor as it
+// writes.
+const spaceCheckEvery = 64 << 20
+
+// spaceReader checks the floor every spaceCheckEvery bytes read.
+type spaceReader struct {
+	s     *Store
+	r     io.Reader
+	since int64
+}
+
+func (sr *spaceReader) Read(p []byte) (int, error) {
+	if sr.since >= spaceCheckEvery {
+		if err := sr.s.checkFree(sr.since); err != nil {
+			return 0, err
+		}
+		sr.since = 0
+	}
+	n, err := sr.r.Read(p)
+	sr.since += int64(n)
+	return n, err
+}

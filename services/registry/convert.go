@@ -22,6 +22,7 @@ func ErrorKinds() []errcode.Kind {
 		{Err: ErrDigestMismatch, Code: codes.DataLoss},
 		{Err: ErrFailedPrecondition, Code: codes.FailedPrecondition},
 		{Err: ErrTooLarge, Code: codes.ResourceExhausted},
+		{Err: ErrNoSpace, Code: codes.ResourceExhausted},
 		{Err: ErrOutOfRange, Code: codes.OutOfRange},
 		{Err: ErrClosed, Code: codes.Unavailable},
 	}

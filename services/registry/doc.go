@@ -22,6 +22,16 @@
 // Upload bytes live in uploads/ on the same file system as blobs/, so the
 // final rename is atomic.
 //
+// Integrity: a blob is stored only once the bytes on disk hash to its
+// name. CommitUpload hashes the upload's file (never the hash state saved
+// while the bytes arrived); BeginUpload resuming an interrupted upload
+// checks its acknowledged bytes against that saved state and restarts the
+// upload from 0 when they differ. A stored blob not yet verified (stored by
+// an older version) is hashed before an upload of it is skipped; one that
+// does not match is marked corrupt: reads fail with ErrDigestMismatch and
+// the next upload replaces its file, so a re-push repairs it. Scrub hashes
+// every blob.
+//
 // Server adapts a Store to the bitnet.registry.v1 gRPC API. Errors wrap one of ErrNotFound, ErrAlreadyExists, ErrInvalid,
 // ErrDigestMismatch, ErrFailedPrecondition, ErrTooLarge, ErrOutOfRange so
 // that the gRPC layer (Server) maps them to status codes.

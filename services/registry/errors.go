@@ -23,6 +23,9 @@ var (
 	ErrTooLarge = errors.New("too large")
 	// ErrOutOfRange: an offset beyond the end of a blob.
 	ErrOutOfRange = errors.New("out of range")
+	// ErrNoSpace: the upload would pass the store's quota or its
+	// free-space floor (RESOURCE_EXHAUSTED).
+	ErrNoSpace = errors.New("no space")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("registry closed")
 )

@@ -110,6 +110,12 @@ func (s *Store) expireUploads(ctx context.Context, rep *GCReport) error {
 }
 
 func (s *Store) expireUpload(ctx context.Context, id string, rep *GCReport) error {
+	return s.removeUpload(ctx, id, s.opts.uploadTTL, rep)
+}
+
+// removeUpload deletes an upload not written to for idle (completed ones
+// too), with its bytes.
+func (s *Store) removeUpload(ctx context.Context, id string, idle time.Duration, rep *GCReport) error {
 	unlock := s.lockUpload(id)
 	defer unlock()
 	removed := false
@@ -121,7 +127,7 @@ func (s *Store) expireUpload(ctx context.Context, id string, rep *GCReport) erro
 			}
 			return err
 		}
-		if s.now().Before(r.UpdateTime.Add(s.opts.uploadTTL)) {
+		if s.now().Before(r.UpdateTime.Add(idle)) {
 			return nil // written to since the scan
 		}
 		removed = true

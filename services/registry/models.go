@@ -97,7 +97,7 @@ func (s *Store) ListModels(ctx context.Context, o ListOptions) ([]Model, string,
 	if err != nil {
 		return nil, "", fmt.Errorf("list models: %w", err)
 	}
-	after, err := decodeToken(o.PageToken)
+	after, err := decodeToken(o.PageToken, tokenModels, func(k []byte) bool { return ValidateName(string(k)) == nil })
 	if err != nil {
 		return nil, "", fmt.Errorf("list models: %w", err)
 	}
@@ -115,7 +115,7 @@ func (s *Store) ListModels(ctx context.Context, o ListOptions) ([]Model, string,
 				continue
 			}
 			if len(out) == size {
-				next = encodeToken([]byte(out[len(out)-1].Name))
+				next = encodeToken(tokenModels, []byte(out[len(out)-1].Name))
 				break
 			}
 			var r modelRec
@@ -186,17 +186,29 @@ func pageSize(n int) (int, error) {
 	return n, nil
 }
 
-func encodeToken(key []byte) string { return base64.RawURLEncoding.EncodeToString(key) }
+// Page tokens carry what the page ended on, tagged with the list they
+// belong to, so that a token from elsewhere (or "garbage", which happens
+// to be valid base64) is INVALID_ARGUMENT rather than an empty page.
+const (
+	tokenModels   = "m:" // a model name
+	tokenVersions = "v:" // a version number
+)
 
-func decodeToken(t string) ([]byte, error) {
+func encodeToken(kind string, key []byte) string {
+	return base64.RawURLEncoding.EncodeToString(append([]byte(kind), key...))
+}
+
+// decodeToken returns the key of a token of kind ("" for none); valid
+// checks the key.
+func decodeToken(t, kind string, valid func([]byte) bool) ([]byte, error) {
 	if t == "" {
 		return nil, nil
 	}
 	b, err := base64.RawURLEncoding.DecodeString(t)
-	if err != nil || len(b) == 0 {
-		return nil, invalidf("page token %q", t)
+	if err != nil || !bytes.HasPrefix(b, []byte(kind)) || !valid(b[len(kind):]) {
+		return nil, invalidf("page token %q is not one this list returned", t)
 	}
-	return b, nil
+	return b[len(kind):], nil
 }
 
 func decodeJSON(k, v []byte, dst any) error {

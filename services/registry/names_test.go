@@ -141,6 +141,9 @@ func FuzzParseRef(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
+		if len(s) > 1<<16 { // per-input cost bound
+			return
+		}
 		r, err := ParseRef(s)
 		if err != nil {
 			if !errors.Is(err, ErrInvalid) {
@@ -162,6 +165,9 @@ func FuzzParseDigest(f *testing.F) {
 	f.Add(strings.Repeat("F", 64))
 	f.Add("sha256:")
 	f.Fuzz(func(t *testing.T, s string) {
+		if len(s) > 1<<16 { // per-input cost bound
+			return
+		}
 		d, err := ParseDigest(s)
 		if err != nil {
 			return

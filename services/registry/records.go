@@ -34,6 +34,13 @@ type blobRec struct {
 	CreateTime time.Time `json:"create_time"`
 	// KeepUntil protects an unreferenced blob from GC until then.
 	KeepUntil time.Time `json:"keep_until"`
+	// Verified: the file was hashed from disk when it was stored (or by
+	// a later check) and matched. Blobs stored by older versions lack it
+	// and are hashed once before an upload of the same blob is skipped.
+	Verified bool `json:"verified,omitempty"`
+	// Corrupt: the file no longer hashes to the blob's digest. Reads fail
+	// (ErrDigestMismatch) and the next upload of the blob replaces it.
+	Corrupt bool `json:"corrupt,omitempty"`
 }
 
 type uploadRec struct {

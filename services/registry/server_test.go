@@ -181,7 +181,7 @@ func TestServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = send(t, c, up.Upload.UploadId, corrupt, 0, 3, -1)
-	wantCode(t, "UploadBlob of corrupt bytes", err, codes.DataLoss)
+	wantCode(t, "UploadBlob of corrupt bytes", err, codes.InvalidArgument)
 	if st, err := c.GetUploadStatus(ctx, &registryv1.GetUploadStatusRequest{UploadId: up.Upload.UploadId}); err != nil || st.Upload.Offset != 0 {
 		t.Fatalf("GetUploadStatus after a mismatch: got %v, %v, want offset 0", st, err)
 	}

@@ -16,8 +16,11 @@ import (
 // Defaults of the Store's options.
 const (
 	DefaultMaxBlobSize = 256 << 30
-	DefaultUploadTTL   = 24 * time.Hour
-	DefaultBlobGrace   = time.Hour
+	// DefaultUploadTTL is how long an upload may sit idle before GC
+	// reclaims it (an hour: a push that failed does not hold its bytes for
+	// a day; under space pressure idle uploads go sooner, see space.go).
+	DefaultUploadTTL = time.Hour
+	DefaultBlobGrace = time.Hour
 )
 
 // Bucket names of the database.
@@ -38,6 +41,9 @@ type options struct {
 	blobGrace   time.Duration
 	clock       func() time.Time
 	lockTimeout time.Duration
+	validate    Validator
+	quota       int64
+	minFree     int64
 }
 
 // WithMaxBlobSize caps the size of one blob (ErrTooLarge above it).
@@ -84,11 +90,12 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		blobGrace:   DefaultBlobGrace,
 		clock:       time.Now,
 		lockTimeout: 2 * time.Second,
+		minFree:     DefaultMinFreeBytes,
 	}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if o.maxBlobSize <= 0 || o.uploadTTL <= 0 || o.blobGrace < 0 || o.clock == nil {
+	if o.maxBlobSize <= 0 || o.uploadTTL <= 0 || o.blobGrace < 0 || o.clock == nil || o.quota < 0 {
 		return nil, fmt.Errorf("open registry %s: max blob size %d and upload ttl %v must be positive, blob grace %v not negative: %w",
 			dir, o.maxBlobSize, o.uploadTTL, o.blobGrace, ErrInvalid)
 	}

@@ -35,6 +35,21 @@ func (s *Store) BeginUpload(ctx context.Context, digest Digest, size int64) (Upl
 	if err := ctx.Err(); err != nil {
 		return Upload{}, err
 	}
+	// A stored blob is only announced as complete (so the client sends
+	// nothing) once its file is known to hash to its name.
+	if err := s.checkStoredBlob(ctx, d); err != nil {
+		return Upload{}, fmt.Errorf("begin upload of %s: %w", d, err)
+	}
+	// A new upload must fit the quota and the free-space floor before a
+	// byte of it is written (one being resumed, or a blob stored already,
+	// takes nothing new: checked again below).
+	if fresh, err := s.needsSpace(ctx, d, size); err != nil {
+		return Upload{}, fmt.Errorf("begin upload of %s: %w", d, err)
+	} else if fresh {
+		if err := s.reserve(ctx, size); err != nil {
+			return Upload{}, fmt.Errorf("begin upload of %s: %w", d, err)
+		}
+	}
 	id, err := newUploadID()
 	if err != nil {
 		return Upload{}, fmt.Errorf("begin upload of %s: %w", d, err)
@@ -50,6 +65,7 @@ func (s *Store) BeginUpload(ctx context.Context, digest Digest, size int64) (Upl
 		}
 	}()
 	var out Upload
+	resumed := false
 	err = s.update(ctx, func(tx *bolt.Tx) error {
 		now := s.now()
 		blobs := tx.Bucket(bucketBlobs)
@@ -58,7 +74,7 @@ func (s *Store) BeginUpload(ctx context.Context, digest Digest, size int64) (Upl
 		if err != nil {
 			return err
 		}
-		if ok {
+		if ok && !b.Corrupt {
 			if b.Size != size {
 				return invalidf("size %d, but the stored blob has %d bytes", size, b.Size)
 			}
@@ -76,6 +92,7 @@ func (s *Store) BeginUpload(ctx context.Context, digest Digest, size int64) (Upl
 			if r.Digest == d && r.Size == size && r.toUpload(s.opts.uploadTTL, now).State == UploadActive {
 				r.UpdateTime = now
 				out = r.toUpload(s.opts.uploadTTL, now)
+				resumed = true
 				return putJSON(ups, k, &r)
 			}
 		}
@@ -91,7 +108,41 @@ func (s *Store) BeginUpload(ctx context.Context, digest Digest, size int64) (Upl
 		keepFile = false
 		return Upload{}, fmt.Errorf("begin upload of %s: %w", d, err)
 	}
+	if resumed {
+		// The partial bytes were written before a crash or a broken
+		// connection: resume from them only if they are still what was
+		// acknowledged, else start again from 0.
+		if out, err = s.verifyPartial(ctx, out.ID); err != nil {
+			return Upload{}, fmt.Errorf("begin upload of %s: %w", d, err)
+		}
+	}
 	return out, nil
+}
+
+// verifyPartial hashes the acknowledged bytes of an active upload and
+// compares them with the hash state recorded with them; on a mismatch (the
+// file was changed or cut on disk) the upload restarts from offset 0.
+func (s *Store) verifyPartial(ctx context.Context, id string) (Upload, error) {
+	unlock := s.lockUpload(id)
+	defer unlock()
+	r, err := s.activeUpload(ctx, id)
+	if err != nil {
+		return Upload{}, err
+	}
+	if r.Offset > 0 {
+		h := sha256.New()
+		n, err := copyFile(ctx, h, s.uploadPath(id), r.Offset)
+		var state []byte
+		if err == nil && n == r.Offset {
+			state, err = marshalHash(h)
+		}
+		if err != nil || n != r.Offset || !bytes.Equal(state, r.HashState) {
+			if err := s.resetUpload(ctx, r); err != nil {
+				return Upload{}, fmt.Errorf("upload %s: drop corrupt partial bytes: %w", id, err)
+			}
+		}
+	}
+	return r.toUpload(s.opts.uploadTTL, s.now()), nil
 }
 
 // UploadStatus returns an upload's state and the offset to resume from.
@@ -133,6 +184,9 @@ func (s *Store) WriteChunk(ctx context.Context, id string, offset int64, data []
 	}
 	if len(data) == 0 {
 		return r.Offset, nil
+	}
+	if err := s.checkFree(int64(len(data))); err != nil {
+		return r.Offset, fmt.Errorf("write chunk: %w", err)
 	}
 	h, err := unmarshalHash(r.HashState)
 	if err != nil {
@@ -213,16 +267,20 @@ func (s *Store) CommitUpload(ctx context.Context, id string) (BlobInfo, error) {
 	if r.Offset != r.Size {
 		return BlobInfo{}, fmt.Errorf("commit upload: %w", preconditionf("upload %s has %d of %d bytes", id, r.Offset, r.Size))
 	}
-	h, err := unmarshalHash(r.HashState)
+	// The bytes on disk are hashed, not the state saved while they
+	// arrived: they may have changed since (a crash, a disk, a hand).
+	got, err := hashFile(ctx, s.uploadPath(id), r.Size)
 	if err != nil {
 		return BlobInfo{}, fmt.Errorf("commit upload %s: %w", id, err)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != r.Digest.Hex() {
+	if got != r.Digest.Hex() {
 		if err := s.resetUpload(ctx, r); err != nil {
 			return BlobInfo{}, fmt.Errorf("commit upload %s: reset after digest mismatch: %w", id, err)
 		}
-		return BlobInfo{}, fmt.Errorf("commit upload %s: %d bytes hash to sha256:%s, want %s (upload restarts from 0): %w",
-			id, r.Size, got, r.Digest, ErrDigestMismatch)
+		// The client's bytes (or its announced digest) are wrong:
+		// INVALID_ARGUMENT, as the API documents.
+		return BlobInfo{}, fmt.Errorf("commit upload %s: %d bytes hash to sha256:%s, want %s (upload restarts from 0): %w: %w",
+			id, r.Size, got, r.Digest, ErrDigestMismatch, ErrInvalid)
 	}
 	info, err := s.storeBlob(ctx, s.uploadPath(id), r.Digest, r.Size, func(tx *bolt.Tx) error {
 		r.State = UploadComplete
@@ -238,15 +296,18 @@ func (s *Store) CommitUpload(ctx context.Context, id string) (BlobInfo, error) {
 
 // storeBlob moves a verified, fsynced file into place as blob d and records
 // it, running also(tx) in the same transaction. When the blob is stored
-// already the file is removed instead.
+// already the file is removed instead, unless the stored one is corrupt:
+// then the new file replaces it (a re-push repairs a blob).
 func (s *Store) storeBlob(ctx context.Context, tmp string, d Digest, size int64, also func(*bolt.Tx) error) (BlobInfo, error) {
 	s.gcMu.RLock()
 	defer s.gcMu.RUnlock()
 	var info BlobInfo
 	exists := false
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		exists = tx.Bucket(bucketBlobs).Get([]byte(d.Hex())) != nil
-		return nil
+		var b blobRec
+		ok, err := getJSON(tx.Bucket(bucketBlobs), []byte(d.Hex()), &b)
+		exists = ok && !b.Corrupt // a corrupt file is replaced
+		return err
 	})
 	if err != nil {
 		return BlobInfo{}, err
@@ -271,6 +332,9 @@ func (s *Store) storeBlob(ctx context.Context, tmp string, d Digest, size int64,
 		}
 		if !ok {
 			b = blobRec{Size: size, CreateTime: now}
+		}
+		if !exists { // the file just put in place was hashed on its way
+			b.Verified, b.Corrupt = true, false
 		}
 		b.KeepUntil = later(b.KeepUntil, now.Add(s.opts.blobGrace))
 		if err := putJSON(blobs, []byte(d.Hex()), &b); err != nil {
@@ -391,4 +455,30 @@ func unmarshalHash(state []byte) (hash.Hash, error) {
 		return nil, fmt.Errorf("corrupt sha256 state: %w", err)
 	}
 	return h, nil
+}
+
+// needsSpace reports whether announcing blob d of size bytes starts a new
+// upload (the blob is not stored, nor being uploaded).
+func (s *Store) needsSpace(ctx context.Context, d Digest, size int64) (bool, error) {
+	fresh := true
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		var b blobRec
+		ok, err := getJSON(tx.Bucket(bucketBlobs), []byte(d.Hex()), &b)
+		if err != nil || (ok && !b.Corrupt) {
+			fresh = false
+			return err
+		}
+		now := s.now()
+		return tx.Bucket(bucketUploads).ForEach(func(k, v []byte) error {
+			var r uploadRec
+			if err := decodeJSON(k, v, &r); err != nil {
+				return err
+			}
+			if r.Digest == d && r.Size == size && r.toUpload(s.opts.uploadTTL, now).State == UploadActive {
+				fresh = false
+			}
+			return nil
+		})
+	})
+	return fresh, err
 }

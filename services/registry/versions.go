@@ -21,6 +21,11 @@ func (s *Store) CreateVersion(ctx context.Context, name string, spec VersionSpec
 	if err != nil {
 		return Version{}, fmt.Errorf("create version of %q: %w", name, err)
 	}
+	// The files are checked at push, not at first use: a version no node
+	// can load is refused here, naming the problem.
+	if err := s.validateFiles(ctx, VersionSpec{Files: rec.Files, Metadata: rec.Metadata}); err != nil {
+		return Version{}, fmt.Errorf("create version of %q: %w", name, err)
+	}
 	var out Version
 	err = s.update(ctx, func(tx *bolt.Tx) error {
 		m, err := getModelRec(tx, name)
@@ -290,7 +295,7 @@ func (s *Store) ListVersions(ctx context.Context, name string, o ListOptions) ([
 	}
 	before := uint64(1 << 32) // list versions below this
 	if o.PageToken != "" {
-		t, err := decodeToken(o.PageToken)
+		t, err := decodeToken(o.PageToken, tokenVersions, func(k []byte) bool { _, err := strconv.ParseUint(string(k), 10, 32); return err == nil })
 		if err == nil {
 			before, err = strconv.ParseUint(string(t), 10, 32)
 		}
@@ -326,7 +331,7 @@ func (s *Store) ListVersions(ctx context.Context, name string, o ListOptions) ([
 		}
 		for ; k != nil; k, v = c.Prev() {
 			if len(out) == size {
-				next = encodeToken([]byte(strconv.FormatUint(uint64(out[len(out)-1].Ref.Version), 10)))
+				next = encodeToken(tokenVersions, []byte(strconv.FormatUint(uint64(out[len(out)-1].Ref.Version), 10)))
 				break
 			}
 			var r versionRec

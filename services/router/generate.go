@@ -98,21 +98,29 @@ func (r *Router) forward(ctx context.Context, n *node, req *inferencev1.Generate
 	}
 }
 
-// outgoing carries the request ID to the node: the one the server
-// interceptor put on ctx, else the client's, else a new one.
+// authorizationKey is the metadata key of the caller's credentials.
+const authorizationKey = "authorization"
+
+// outgoing carries the request ID to the node (the one the server
+// interceptor put on ctx, else the client's, else a new one) and the
+// caller's credentials, so that the node checks the caller's key and
+// scopes, not the router's.
 func outgoing(ctx context.Context) context.Context {
+	md, _ := metadata.FromIncomingContext(ctx)
 	id := logging.RequestID(ctx)
 	if id == "" {
-		if md, ok := metadata.FromIncomingContext(ctx); ok {
-			if v := md.Get(logging.RequestIDHeader); len(v) > 0 && logging.ValidRequestID(v[0]) {
-				id = v[0]
-			}
+		if v := md.Get(logging.RequestIDHeader); len(v) > 0 && logging.ValidRequestID(v[0]) {
+			id = v[0]
 		}
 	}
 	if id == "" {
 		id = logging.NewRequestID()
 	}
-	return metadata.AppendToOutgoingContext(ctx, logging.RequestIDHeader, id)
+	kv := []string{logging.RequestIDHeader, id}
+	for _, v := range md.Get(authorizationKey) {
+		kv = append(kv, authorizationKey, v)
+	}
+	return metadata.AppendToOutgoingContext(ctx, kv...)
 }
 
 // retryable reports whether a node's error before any answer means another

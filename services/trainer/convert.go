@@ -13,6 +13,7 @@ import (
 	trainerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/trainer/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/errcode"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
 // kinds maps the error kinds of the Trainer and the registry to gRPC
@@ -24,6 +25,9 @@ func kinds() []errcode.Kind {
 		{Err: ErrQueueFull, Code: codes.ResourceExhausted},
 		{Err: ErrClosed, Code: codes.Unavailable},
 		{Err: ErrPrecondition, Code: codes.FailedPrecondition},
+		{Err: ErrInternal, Code: codes.Internal},
+		{Err: model.ErrOverBudget, Code: codes.ResourceExhausted},
+		{Err: model.ErrConfig, Code: codes.InvalidArgument},
 	}, registry.ErrorKinds()...)
 }
 

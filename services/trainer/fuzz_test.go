@@ -11,6 +11,9 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add([]byte(`{"format":1,"seq":3,"job":{"ID":"tj-1","State":4},"err_kind":"invalid","err_msg":"bad"}`))
 	f.Add([]byte(`{"format":1,"seq":2,"job":{"ID":"tj-1","State":99,"Request":{"Hyperparameters":{"Steps":-1,"WeightDecay":0.5}}}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 1<<20 { // per-input cost bound
+			return
+		}
 		j, err := decodeRecord(b, "tj-1")
 		if err != nil {
 			return

@@ -12,6 +12,7 @@ import (
 	"slices"
 
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
 // Layout of the work directory.
@@ -44,6 +45,7 @@ func errorKinds() []struct {
 		{"registry_not_found", registry.ErrNotFound}, {"registry_invalid", registry.ErrInvalid},
 		{"registry_exists", registry.ErrAlreadyExists}, {"digest_mismatch", registry.ErrDigestMismatch},
 		{"registry_precondition", registry.ErrFailedPrecondition}, {"too_large", registry.ErrTooLarge},
+		{"internal", ErrInternal}, {"over_budget", model.ErrOverBudget},
 	}
 }
 
@@ -114,6 +116,13 @@ func (t *Trainer) load() error {
 		case StateCancelling:
 			t.finishLocked(j, StateCancelled, fmt.Errorf("cancelled by request: %w", context.Canceled))
 		case StateQueued, StateRunning:
+			// Checked again: the job may predate today's limits, or the
+			// budget may have shrunk. One that cannot run fails here
+			// instead of at a worker (it once crashed the process).
+			if err := t.checkModel(j.snap.Request); err != nil {
+				t.finishLocked(j, StateFailed, fmt.Errorf("taken back after a restart: %w", err))
+				continue
+			}
 			j.snap.State = StateQueued
 			t.table.Enqueue(j)
 			_ = t.saveLocked(j)

@@ -77,6 +77,9 @@ func (t *Trainer) prepare(ctx context.Context, req Request) (Request, error) {
 	if err := prepareHyper(&req.Hyperparameters, cfg); err != nil {
 		return req, err
 	}
+	if err := t.checkMemory(cfg, req); err != nil {
+		return req, err
+	}
 	steps := req.Hyperparameters.Steps
 	switch {
 	case req.EvalInterval < 0 || req.CheckpointInterval < 0 || req.EvalTokens < 0:
@@ -112,6 +115,30 @@ func (t *Trainer) prepare(ctx context.Context, req Request) (Request, error) {
 		}
 	}
 	return req, nil
+}
+
+// checkMemory refuses a job whose model and batch need more memory than
+// the budget (train.MemoryBytes, from the shapes alone).
+func (t *Trainer) checkMemory(cfg model.Config, req Request) error {
+	o := options(req)
+	if err := model.CheckMemory("training "+cfg.String(), train.MemoryBytes(cfg, o), t.opts.budget); err != nil {
+		return fmt.Errorf("model: %w", err)
+	}
+	return nil
+}
+
+// checkModel checks a saved request again (config limits and memory) when
+// a restarted Trainer takes its job back; a job fine-tuning a parent is
+// checked when it runs, once the parent is fetched.
+func (t *Trainer) checkModel(req Request) error {
+	if req.Model.ConfigJSON == "" {
+		return nil
+	}
+	cfg, err := model.ParseConfig([]byte(req.Model.ConfigJSON))
+	if err != nil {
+		return invalidf("model config: %v", err)
+	}
+	return t.checkMemory(cfg, req)
 }
 
 // parentConfig resolves a parent and reads its config.json.

@@ -43,6 +43,7 @@ func (x *execution) run(ctx context.Context) ([]registry.Ref, error) {
 	}
 	spec := RunSpec{JobID: x.id, OutDir: filepath.Join(x.j.dir, outDir), Options: options(x.req),
 		EvalEvery: x.req.EvalInterval, CheckpointEvery: x.req.CheckpointInterval}
+	spec.Options.MemoryBudget = max(x.t.opts.budget, 0)
 	m := x.req.Model
 	var err error
 	if m.Parent != "" {
@@ -276,7 +277,7 @@ func (x *execution) upload(ctx context.Context, spec RunSpec, res RunResult) ([]
 	}
 	c := spec.Config
 	md := registry.Metadata{
-		Architecture: c.Architecture, ParameterCount: parameterCount(c),
+		Architecture: c.Architecture, ParameterCount: uint64(c.Params()),
 		Format: registry.FormatHFSafetensors, QuantType: registry.QuantF32,
 		ContextLength: uint32(c.MaxPositions), VocabSize: uint32(c.VocabSize),
 		Labels: x.req.Output.Labels,
@@ -379,18 +380,6 @@ func (x *execution) lineageConfig(spec RunSpec) (string, error) {
 func (x *execution) cleanup() {
 	os.RemoveAll(filepath.Join(x.j.dir, inputsDir))
 	os.RemoveAll(filepath.Join(x.j.dir, outDir))
-}
-
-// parameterCount counts the weights of a config's model.
-func parameterCount(c model.Config) uint64 {
-	h, v, in := uint64(c.HiddenSize), uint64(c.VocabSize), uint64(c.IntermediateSize)
-	qd, kvd := uint64(c.NumHeads*c.HeadDim), uint64(c.NumKVHeads*c.HeadDim)
-	layer := 2*h + qd + in + h*qd + 2*h*kvd + qd*h + 2*h*in + in*h
-	n := v*h + h + uint64(c.NumLayers)*layer
-	if !c.TieWordEmbeddings {
-		n += v * h
-	}
-	return n
 }
 
 func expSafe(x float64) float64 {

@@ -5,10 +5,16 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
+	"go.uber.org/zap"
+
+	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/hardware"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 )
 
@@ -22,6 +28,8 @@ type settings struct {
 	workDir   string
 	runner    Runner
 	clock     func() time.Time
+	budget    int64
+	log       *zap.Logger
 }
 
 // WithWorkers sets how many jobs run at once (default 1: a job uses every
@@ -44,6 +52,16 @@ func WithWorkDir(dir string) Option { return func(o *settings) { o.workDir = dir
 
 // WithRunner sets what executes the training (default LocalRunner).
 func WithRunner(r Runner) Option { return func(o *settings) { o.runner = r } }
+
+// WithMemoryBudget bounds the memory one job may need, estimated from its
+// model's shapes and batch (train.MemoryBytes): Create refuses a job over
+// it with model.ErrOverBudget (RESOURCE_EXHAUSTED), before anything is
+// allocated. The default is half the machine's memory; a negative budget
+// turns the check off.
+func WithMemoryBudget(bytes int64) Option { return func(o *settings) { o.budget = bytes } }
+
+// WithLogger logs what clients are not told (a job's panic and stack).
+func WithLogger(l *zap.Logger) Option { return func(o *settings) { o.log = l } }
 
 // WithClock sets the time source (tests).
 func WithClock(now func() time.Time) Option { return func(o *settings) { o.clock = now } }
@@ -81,9 +99,14 @@ func (j *job) Terminal() bool { return j.snap.State.Terminal() }
 // New starts a Trainer reading inputs from src and writing results to sink,
 // taking back the jobs persisted in its work directory. Close stops it.
 func New(src Source, sink Sink, opts ...Option) (*Trainer, error) {
-	o := settings{workers: 1, queueSize: defaultQueueSize, maxJobs: defaultMaxJobs, clock: time.Now, runner: LocalRunner{}}
+	o := settings{workers: 1, queueSize: defaultQueueSize, maxJobs: defaultMaxJobs, clock: time.Now, runner: LocalRunner{}, log: zap.NewNop()}
 	for _, f := range opts {
 		f(&o)
+	}
+	if o.budget == 0 {
+		if hw, err := hardware.Detect(); err == nil {
+			o.budget = int64(hw.MemoryBytes / 2)
+		}
 	}
 	switch {
 	case src == nil || sink == nil || o.runner == nil:
@@ -293,7 +316,7 @@ func (t *Trainer) runJob(j *job) {
 	t.mu.Unlock()
 
 	x := &execution{t: t, j: j, id: id, req: req}
-	refs, err := x.run(ctx)
+	refs, err := x.runSafe(ctx)
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -309,9 +332,41 @@ func (t *Trainer) runJob(j *job) {
 	case ctx.Err() != nil:
 		t.finishLocked(j, StateCancelled, context.Cause(ctx))
 	default:
-		t.finishLocked(j, StateFailed, err)
+		t.finishLocked(j, StateFailed, redactDir(err, j.dir, "job "+id))
 		x.cleanup()
 	}
+}
+
+// redactDir rewrites err's message with name in place of dir (the job's
+// work directory on this host stays out of what clients read), keeping
+// what errors.Is sees.
+func redactDir(err error, dir, name string) error {
+	msg := err.Error()
+	if !strings.Contains(msg, dir) {
+		return err
+	}
+	return &redactedError{msg: strings.ReplaceAll(msg, dir, name), err: err}
+}
+
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// runSafe is run, with a panic turned into an ErrInternal failure: the job
+// is recorded FAILED, the stack goes to the log and the process lives on.
+func (x *execution) runSafe(ctx context.Context) (refs []registry.Ref, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			x.t.opts.log.Error("training job panicked", zap.String("job", x.id), zap.Any("panic", p),
+				zap.ByteString("stack", debug.Stack()))
+			refs, err = nil, fmt.Errorf("job %s stopped on an internal error: %w", x.id, ErrInternal)
+		}
+	}()
+	return x.run(ctx)
 }
 
 // update applies fn to a running job's snapshot and wakes its watchers;

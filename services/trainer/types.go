@@ -23,6 +23,9 @@ var (
 	// ErrPrecondition: the parent model cannot be fine-tuned (a GGUF-only
 	// version, missing config.json or weights).
 	ErrPrecondition = errors.New("failed precondition")
+	// ErrInternal: a job stopped on a bug (a panic, whose details go to the
+	// log, never to the client).
+	ErrInternal = errors.New("internal error")
 )
 
 // State is a job's lifecycle state.

@@ -120,6 +120,11 @@ func (c *Consul) Register(ctx context.Context, inst Instance, opts ...RegisterOp
 			Timeout:                        cfg.timeout.String(),
 			DeregisterCriticalServiceAfter: cfg.deregisterAfter.String(),
 		}
+		if cfg.tls != nil {
+			reg.Check.GRPCUseTLS = true
+			reg.Check.TLSServerName = cfg.tls.ServerName
+			reg.Check.TLSSkipVerify = true
+		}
 	}
 	if err := c.register(ctx, reg); err != nil {
 		return fmt.Errorf("discovery: register %q (%s) with Consul: %w", inst.ID, inst.Service, err)

@@ -12,6 +12,7 @@ package discovery
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"maps"
@@ -71,6 +72,7 @@ type registerConfig struct {
 	interval, timeout, deregisterAfter time.Duration
 	healthService                      string
 	noCheck                            bool
+	tls                                *tls.Config
 }
 
 func newRegisterConfig(opts []RegisterOption) registerConfig {
@@ -107,6 +109,16 @@ func WithDeregisterAfter(d time.Duration) RegisterOption {
 // instead of the server's overall status ("").
 func WithHealthService(name string) RegisterOption {
 	return func(c *registerConfig) { c.healthService = name }
+}
+
+// WithCheckTLS runs the gRPC health check over TLS: Memory dials with cfg
+// (verifying the server as cfg says); Consul's agent checks with
+// GRPCUseTLS under cfg.ServerName and skips verification (the agent does
+// not hold the mesh CA, and the check reads nothing but health). Servers
+// requiring client certificates keep grpc.health.v1 open (see package
+// auth), so the check needs none.
+func WithCheckTLS(cfg *tls.Config) RegisterOption {
+	return func(c *registerConfig) { c.tls = cfg }
 }
 
 // WithoutHealthCheck registers the instance without a check: it is healthy

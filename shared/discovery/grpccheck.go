@@ -2,11 +2,13 @@ package discovery
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"strconv"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
@@ -18,8 +20,12 @@ func joinHostPort(host string, port int) string {
 // checkGRPC asks target's grpc.health.v1 for service's status over a fresh
 // connection: a cached one would sit in reconnect backoff after the server
 // restarts. nil means SERVING.
-func checkGRPC(ctx context.Context, target, service string) error {
-	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+func checkGRPC(ctx context.Context, target, service string, tlsCfg *tls.Config) error {
+	creds := insecure.NewCredentials()
+	if tlsCfg != nil {
+		creds = credentials.NewTLS(tlsCfg)
+	}
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return fmt.Errorf("discovery: health check client for %s: %w", target, err)
 	}

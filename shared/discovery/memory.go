@@ -81,7 +81,7 @@ func (m *Memory) runChecks(ctx context.Context, e *memEntry, target string, cfg 
 	defer t.Stop()
 	for {
 		cctx, cancel := context.WithTimeout(ctx, cfg.timeout)
-		err := checkGRPC(cctx, target, cfg.healthService)
+		err := checkGRPC(cctx, target, cfg.healthService, cfg.tls)
 		cancel()
 		if ctx.Err() != nil {
 			return

@@ -54,6 +54,10 @@ func TestParseErrors(t *testing.T) {
 		{"huge array", header(0, 1).str("k").u32(uint32(TypeArray)).u32(uint32(TypeUint64)).u64(1 << 40), "array element count"},
 		{"huge string array", header(0, 1).str("k").u32(uint32(TypeArray)).u32(uint32(TypeString)).u64(1 << 40), "array element count"},
 		{"bad array type", header(0, 1).str("k").u32(uint32(TypeArray)).u32(99).u64(0), "unknown array element type"},
+		// Issue 10: counts beyond the limits are refused even when the
+		// file is long enough to hold them.
+		{"array over the limit", header(0, 1).str("k").u32(uint32(TypeArray)).u32(uint32(TypeUint8)).u64(MaxArrayLen + 1).bytes(make([]byte, MaxArrayLen+1)...), "exceeds the limit"},
+		{"kv count over the limit", header(0, MaxKVs+1).bytes(make([]byte, 13*(MaxKVs+1))...), "exceeds the limit"},
 		{"duplicate key", header(0, 2).str("k").u32(uint32(TypeUint8)).bytes(1).str("k").u32(uint32(TypeUint8)).bytes(2), `duplicate key "k"`},
 		{"alignment type", header(0, 1).str(KeyAlignment).u32(uint32(TypeUint64)).u64(32), "want uint32"},
 		{"alignment value", header(0, 1).str(KeyAlignment).u32(uint32(TypeUint32)).u32(48), "power of two"},

@@ -23,10 +23,19 @@ const DefaultAlignment = 32
 // KeyAlignment is the metadata key that overrides the data alignment.
 const KeyAlignment = "general.alignment"
 
-// Limits that keep a hostile header from exhausting memory or time.
+// Limits that keep a hostile header from exhausting memory or time. Every
+// count is also checked against the bytes left in the file before anything
+// is allocated for it, so the memory Parse takes is bounded by the file's
+// size and these limits, whatever the header claims.
 const (
 	maxStringLen = 1 << 26 // 64 MiB: a whole tokenizer.json fits
 	maxKeyLen    = 1 << 16
+	// MaxTensors bounds the tensor count (a 4096-block model has 45 K).
+	MaxTensors = 1 << 20
+	// MaxKVs bounds the metadata entries.
+	MaxKVs = 1 << 16
+	// MaxArrayLen bounds one metadata array (a 16 M-token vocabulary fits).
+	MaxArrayLen = 1 << 24
 )
 
 // KV is one metadata entry. Value holds one of uint8, int8, uint16, int16,
@@ -165,11 +174,16 @@ func (r *reader) str(limit int) string {
 	return string(r.take(int(n)))
 }
 
-// count reads a u64 count and checks that count*minSize bytes remain, so a
-// bad count cannot trigger a huge allocation.
-func (r *reader) count(what string, minSize int) int {
+// count reads a u64 count and checks it against limit and that
+// count*minSize bytes remain, so a bad count cannot trigger a huge
+// allocation.
+func (r *reader) count(what string, minSize, limit int) int {
 	n := r.u64()
 	if r.err != nil {
+		return 0
+	}
+	if n > uint64(limit) {
+		r.fail(fmt.Errorf("at offset %d: %s count %d exceeds the limit %d", r.off-8, what, n, limit))
 		return 0
 	}
 	if n > uint64(r.remaining()/minSize) {
@@ -191,8 +205,8 @@ func parse(name string, data []byte) (*File, error) {
 	if r.err == nil && version != 2 && version != 3 {
 		return nil, errf("unsupported version %d (want 2 or 3)", version)
 	}
-	nTensors := r.count("tensor", 8+4+4+8)
-	nKV := r.count("key/value", 8+4+1)
+	nTensors := r.count("tensor", 8+4+4+8, MaxTensors)
+	nKV := r.count("key/value", 8+4+1, MaxKVs)
 	if r.err != nil {
 		return nil, errf("header: %w", r.err)
 	}
@@ -354,7 +368,7 @@ func readArray(r *reader) (any, error) {
 	if minSize == 0 {
 		return nil, fmt.Errorf("unknown array element type %d", uint32(et))
 	}
-	n := r.count("array element", minSize)
+	n := r.count("array element", minSize, MaxArrayLen)
 	if r.err != nil {
 		return nil, r.err
 	}

@@ -627,9 +627,12 @@ func (c Config) Validate() error {
 		if f.v <= 0 {
 			return fmt.Errorf("%w: %s = %d must be positive", ErrConfig, f.name, f.v)
 		}
-		if f.v > 1<<24 {
-			return fmt.Errorf("%w: %s = %d exceeds the limit %d", ErrConfig, f.name, f.v, 1<<24)
+		if f.v > MaxDim {
+			return fmt.Errorf("%w: %s = %d exceeds the limit %d", ErrConfig, f.name, f.v, MaxDim)
 		}
+	}
+	if err := c.checkShapeLimits(); err != nil {
+		return err
 	}
 	if c.NumHeads%c.NumKVHeads != 0 {
 		return fmt.Errorf("%w: num_attention_heads = %d is not a multiple of num_key_value_heads = %d", ErrConfig, c.NumHeads, c.NumKVHeads)

@@ -60,6 +60,11 @@ func TestParseConfigErrors(t *testing.T) {
 		{"huge", `"hidden_size": 1e12`, "hidden_size"},
 		{"rope scaling", `"rope_scaling": {"type": "dynamic", "factor": 2}`, "rope_scaling"},
 		{"attention bias", `"attention_bias": true`, "attention_bias"},
+		// Issue 10: shapes whose product no machine holds (each within
+		// MaxDim) and block counts beyond MaxLayers are refused by the
+		// check that loading, quantizing and training share.
+		{"huge product", `"hidden_size": 16777216, "intermediate_size": 16777216, "vocab_size": 16777216, "num_attention_heads": 4096`, "parameters"},
+		{"too many layers", `"num_hidden_layers": 1048576`, "num_hidden_layers"},
 	}
 	for _, tt := range tests {
 		data := validConfig
@@ -82,6 +87,9 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(validConfig))
 	f.Add([]byte(`{"model_type": "bitnet", "vocab_size": 10, "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 1<<20 { // per-input cost bound
+			return
+		}
 		c, err := ParseConfig(data)
 		if err != nil {
 			if !errors.Is(err, ErrConfig) {

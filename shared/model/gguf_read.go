@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -26,42 +27,131 @@ import (
 // the kernels' layout) or float tensors holding T*s (F32, F16, BF16, Q8_0:
 // what converters write before quantizing, and PlanGGUF's fallbacks).
 func ReadGGUF(path string) (*Weights, *tokenizer.Tokenizer, error) {
-	w, _, tok, err := readGGUFFile(path, false)
+	w, _, tok, err := readGGUFFile(context.Background(), path, loadSpec{})
 	return w, tok, err
 }
 
-// readGGUFFile opens and decodes path; see readGGUF for head8.
-func readGGUFFile(path string, head8 bool) (*Weights, *kernels.Int8Matrix, *tokenizer.Tokenizer, error) {
+// readGGUFFile opens and decodes path; see readGGUF.
+func readGGUFFile(ctx context.Context, path string, spec loadSpec) (*Weights, *kernels.Int8Matrix, *tokenizer.Tokenizer, error) {
 	f, drop, closeFile, err := openGGUF(path)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("gguf %s: %w", path, err)
 	}
 	defer closeFile()
-	w, h8, tok, err := readGGUF(f, drop, head8)
+	w, h8, tok, err := readGGUF(ctx, f, drop, spec)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("gguf %s: %w", path, err)
 	}
 	return w, h8, tok, nil
 }
 
-// readGGUF decodes an opened file; drop (when not nil) is called with each
-// range of the data section once it has been copied out. With head8 the
-// output head (the embedding when tied) is quantised to int8 rows as it is
-// decoded, a chunk of rows at a time, and returned instead of its float32
-// copy: w.Head stays nil, and so does w.Embed when tied. A 2B model then
-// never holds its 1.3 GB float32 embedding.
-func readGGUF(f *gguf.File, drop func(off, size uint64), head8 bool) (*Weights, *kernels.Int8Matrix, *tokenizer.Tokenizer, error) {
+// InspectGGUF reads a GGUF file's header only and checks that it is a
+// model the loaders accept: its configuration (with Validate's limits) and
+// its tensor set, names, dims and types. It allocates nothing the size of
+// the weights and reads none of them, so it is cheap on any file. With
+// tokenizer set it also builds the file's tokenizer, as a load would (the
+// registry does when a GGUF version is pushed).
+func InspectGGUF(path string, tokenizer bool) (Config, error) {
+	f, _, closeFile, err := openGGUF(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("gguf: %w", err)
+	}
+	defer closeFile()
+	c, _, err := ggufLayout(f)
+	if err == nil && tokenizer {
+		_, err = ggufTokenizer(f, c.VocabSize)
+	}
+	if err != nil {
+		return Config{}, fmt.Errorf("gguf: %w", err)
+	}
+	return c, nil
+}
+
+// ggufLayout is the header-only part of readGGUF: the configuration, with
+// TieWordEmbeddings from the tensor set, checked to need the tensors the
+// file has, in the dims the config implies, of supported types. It
+// reports whether any ternary linear is stored as floats.
+func ggufLayout(f *gguf.File) (Config, bool, error) {
 	c, err := ggufConfig(f)
+	if err != nil {
+		return Config{}, false, err
+	}
+	// Tied unless the file has an output head.
+	_, hasOutput := f.Tensor(tensorOutput)
+	c.TieWordEmbeddings = !hasOutput
+	// The tensor count bounds the block count before anything is built
+	// per block (a 400 KB file once claimed a million blocks); a file a
+	// few tensors short gets checkTensorSet's names instead.
+	need := 2 + (4+7)*c.NumLayers // embedding, norm; 4 norms and 7 linears a block
+	if hasOutput {
+		need++
+	}
+	if len(f.Tensors) < need/2 {
+		return Config{}, false, fmt.Errorf("%w: %d tensors, but block_count = %d needs %d", ErrWeights, len(f.Tensors), c.NumLayers, need)
+	}
+	if err := checkTensorSet(f, c); err != nil {
+		return Config{}, false, err
+	}
+	h, v := uint64(c.HiddenSize), uint64(c.VocabSize)
+	if _, _, err := tensor(f, tensorNorm, []uint64{h}); err != nil {
+		return Config{}, false, err
+	}
+	floatLinears := false
+	var l Layer
+	for i := 0; i < c.NumLayers; i++ {
+		for _, n := range l.norms(c) {
+			if _, _, err := tensor(f, blockTensor(i, n.part, "weight"), []uint64{uint64(n.n)}); err != nil {
+				return Config{}, false, err
+			}
+		}
+		for _, lin := range l.linears(c) {
+			info, _, err := tensor(f, blockTensor(i, lin.part, "weight"), []uint64{uint64(lin.in), uint64(lin.out)})
+			if err != nil {
+				return Config{}, false, err
+			}
+			switch info.Type {
+			case gguf.TQ2_0, gguf.TQ1_0, gguf.I2_S:
+			case gguf.F32, gguf.F16, gguf.BF16, gguf.Q8_0:
+				floatLinears = true
+			default:
+				return Config{}, false, fmt.Errorf("%w: tensor %s (%s): type %v is not supported for ternary weights (want TQ2_0, TQ1_0, I2_S, Q8_0, F32, F16 or BF16)",
+					ErrWeights, info.Name, lin.hf, info.Type)
+			}
+		}
+	}
+	for _, name := range []string{tensorEmbed, tensorOutput} {
+		if name == tensorOutput && !hasOutput {
+			continue
+		}
+		if _, _, _, _, err := rowTensor(f, name, []uint64{h, v}); err != nil {
+			return Config{}, false, err
+		}
+	}
+	return c, floatLinears, nil
+}
+
+// readGGUF decodes an opened file; drop (when not nil) is called with each
+// range of the data section once it has been copied out. With spec.head8
+// the output head (the embedding when tied) is quantised to int8 rows as it
+// is decoded, a chunk of rows at a time, and returned instead of its
+// float32 copy: w.Head stays nil, and so does w.Embed when tied. A 2B model
+// then never holds its 1.3 GB float32 embedding. The header is checked
+// whole (ggufLayout) and the memory the decode needs against spec.budget
+// before anything is allocated; ctx ends the decode between tensors.
+func readGGUF(ctx context.Context, f *gguf.File, drop func(off, size uint64), spec loadSpec) (*Weights, *kernels.Int8Matrix, *tokenizer.Tokenizer, error) {
+	head8 := spec.head8
+	c, floatLinears, err := ggufLayout(f)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	w := &Weights{Config: c, Layers: make([]Layer, c.NumLayers)}
-	// Tied unless the file has an output head.
-	_, hasOutput := f.Tensor(tensorOutput)
-	w.Config.TieWordEmbeddings = !hasOutput
-	if err := checkTensorSet(f, w.Config); err != nil {
+	if err := CheckMemory("loading "+c.String(), c.loadBytes(head8, floatLinears), spec.budget); err != nil {
 		return nil, nil, nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, nil, err
+	}
+	w := &Weights{Config: c, Layers: make([]Layer, c.NumLayers)}
+	hasOutput := !c.TieWordEmbeddings
 	h, v := uint64(c.HiddenSize), uint64(c.VocabSize)
 	jobs := []decodeJob{
 		{name: tensorNorm, dims: []uint64{h}, run: func() (err error) { w.Norm, err = readFloat(f, tensorNorm, []uint64{h}); return err }},
@@ -81,12 +171,6 @@ func readGGUF(f *gguf.File, drop func(off, size uint64), head8 bool) (*Weights, 
 				}
 				return err
 			}})
-		}
-	}
-	// Shapes first, in file-independent order, so the error is deterministic.
-	for _, j := range jobs {
-		if _, _, err := tensor(f, j.name, j.dims); err != nil {
-			return nil, nil, nil, err
 		}
 	}
 	// The embedding and head are the largest tensors: decode them in chunks
@@ -118,7 +202,7 @@ func readGGUF(f *gguf.File, drop func(off, size uint64), head8 bool) (*Weights, 
 	// The vocabulary (hundreds of thousands of strings) builds meanwhile.
 	var tok *tokenizer.Tokenizer
 	jobs = append(jobs, decodeJob{run: func() (err error) { tok, err = ggufTokenizer(f, c.VocabSize); return err }})
-	if err := runJobs(jobs, f, drop); err != nil {
+	if err := runJobs(ctx, jobs, f, drop); err != nil {
 		return nil, nil, nil, err
 	}
 	if err := w.validate(h8); err != nil {
@@ -137,9 +221,9 @@ type decodeJob struct {
 }
 
 // runJobs runs the decoders on GOMAXPROCS goroutines and returns the error
-// of the first failing job in order; every goroutine has exited when it
-// returns.
-func runJobs(jobs []decodeJob, f *gguf.File, drop func(off, size uint64)) error {
+// of the first failing job in order (ctx's error once ctx is done: the jobs
+// not started are skipped); every goroutine has exited when it returns.
+func runJobs(ctx context.Context, jobs []decodeJob, f *gguf.File, drop func(off, size uint64)) error {
 	next := make(chan int)
 	errs := make([]error, len(jobs))
 	var failed atomic.Bool
@@ -147,12 +231,16 @@ func runJobs(jobs []decodeJob, f *gguf.File, drop func(off, size uint64)) error 
 	for range min(runtime.GOMAXPROCS(0), len(jobs)) {
 		wg.Go(func() {
 			for k := range next {
-				if !failed.Load() {
-					if errs[k] = jobs[k].run(); errs[k] != nil {
-						failed.Store(true)
-					} else if drop != nil {
-						dropJob(f, jobs[k], drop)
-					}
+				if failed.Load() {
+					continue
+				}
+				if err := ctx.Err(); err != nil {
+					errs[k] = err
+					failed.Store(true)
+				} else if errs[k] = jobs[k].run(); errs[k] != nil {
+					failed.Store(true)
+				} else if drop != nil {
+					dropJob(f, jobs[k], drop)
 				}
 			}
 		})
@@ -162,6 +250,9 @@ func runJobs(jobs []decodeJob, f *gguf.File, drop func(off, size uint64)) error 
 	}
 	close(next)
 	wg.Wait()
+	if err := ctx.Err(); err != nil && failed.Load() {
+		return err
+	}
 	for _, err := range errs {
 		if err != nil {
 			return err
@@ -237,7 +328,7 @@ func int8RowChunks(f *gguf.File, name string, dims []uint64) (*kernels.Int8Matri
 	}
 	cols, rows := dims[0], dims[1]
 	m := newInt8Matrix(int(rows), int(cols))
-	scratch := sync.Pool{New: func() any { s := make([]float32, step*cols); return &s }}
+	scratch := sync.Pool{New: func() any { s := make([]float32, min(step, rows)*cols); return &s }}
 	var jobs []decodeJob
 	for r0 := uint64(0); r0 < rows; r0 += step {
 		r1 := min(rows, r0+step)
@@ -334,8 +425,11 @@ func ggufConfig(f *gguf.File) (Config, error) {
 	}
 	// vocab_size is optional in llama.cpp: the embedding's ne1 is the truth.
 	c.VocabSize = r.int(arch+sfxVocabSize, false, 0)
+	if c.VocabSize == 0 && r.has(arch+sfxVocabSize) {
+		r.err = cmp(r.err, fmt.Errorf("%w: %s = 0 must be positive", ErrConfig, arch+sfxVocabSize))
+	}
 	if info, ok := f.Tensor(tensorEmbed); ok && len(info.Dims) == 2 {
-		if c.VocabSize == 0 && info.Dims[1] <= 1<<24 {
+		if c.VocabSize == 0 && info.Dims[1] <= MaxDim {
 			c.VocabSize = int(info.Dims[1])
 		}
 	}

@@ -497,17 +497,28 @@ func rewriteGGUF(t testing.TB, src, dst string, kvEdit func(*gguf.KV) bool, tEdi
 	}
 }
 
+// fuzzLoadBudget bounds the memory one FuzzReadGGUF input may make the
+// reader allocate: the reader's own check (the one Load's budget uses)
+// refuses bigger claims before allocating, so no input can stall the
+// fuzzer (a small file once claimed a million blocks and took 90 s).
+const fuzzLoadBudget = 64 << 20
+
 // FuzzReadGGUF feeds arbitrary bytes through the GGUF parser and the model
-// reader: errors are fine, panics and huge allocations are not.
+// reader: errors are fine, panics and huge allocations are not. Each input
+// costs at most one parse of at most 1 MiB and a decode within
+// fuzzLoadBudget.
 func FuzzReadGGUF(f *testing.F) {
 	f.Add([]byte("GGUF"))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 1<<20 {
+			return
+		}
 		gf, err := gguf.Parse(data)
 		if err != nil {
 			return
 		}
 		for _, head8 := range []bool{false, true} {
-			w, h8, _, err := readGGUF(gf, nil, head8)
+			w, h8, _, err := readGGUF(context.Background(), gf, nil, loadSpec{head8: head8, budget: fuzzLoadBudget})
 			if err == nil {
 				if err := w.validate(h8); err != nil {
 					t.Fatalf("readGGUF(head8 %t) returned invalid weights: %v", head8, err)
@@ -525,56 +536,75 @@ func itoa(n int) string { return strconv.Itoa(n) }
 func fmtValue(v any) string { return fmt.Sprint(v) }
 
 // TestGGUFFuzzSeed writes the committed seed of FuzzReadGGUF with
-// -update-gguf: a one-layer model with zero weights (its TQ2_0 bytes are
-// printable 'U's, so the corpus file stays small) and a tiny tokenizer.
+// -update-gguf: a one-layer model with zero weights and a tiny tokenizer,
+// as small as a complete file can be (about 10 KB): 256 wide so that five
+// linears are TQ2_0, the two 2-column ones F16 floats (the converter's
+// unquantised form), so both decoders are covered. The fuzzer mutates and
+// minimises inputs of the seed's size; a 143 KB seed made each
+// minimisation take most of a minute.
 func TestGGUFFuzzSeed(t *testing.T) {
 	if !*updateGGUF {
 		t.Skip("run with -update-gguf to rewrite the seed")
 	}
 	c := Config{
-		Architecture: ArchBitNet, VocabSize: 8, HiddenSize: 256, IntermediateSize: 256,
-		NumLayers: 1, NumHeads: 4, NumKVHeads: 1, HeadDim: 64, MaxPositions: 16,
+		Architecture: ArchBitNet, VocabSize: 8, HiddenSize: 256, IntermediateSize: 2,
+		NumLayers: 1, NumHeads: 1, NumKVHeads: 1, HeadDim: 2, MaxPositions: 16,
 		RopeTheta: 10000, RMSNormEps: 1e-6, HiddenAct: "relu2", TieWordEmbeddings: true,
 		BOSTokenID: 6, EOSTokenIDs: []int{7},
 	}
-	tern := func(rows, cols int) *ternary.Matrix {
-		m, err := ternary.New(rows, cols, 0.5)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
-	w := &Weights{Config: c, Embed: make([]float32, 8*256), Norm: make([]float32, 256),
-		Layers: []Layer{{
-			AttnNorm: make([]float32, 256), AttnSubNorm: make([]float32, 256),
-			FFNNorm: make([]float32, 256), FFNSubNorm: make([]float32, 256),
-			Q: tern(256, 256), K: tern(64, 256), V: tern(64, 256), O: tern(256, 256),
-			Gate: tern(256, 256), Up: tern(256, 256), Down: tern(256, 256),
-		}}}
 	tok, err := tokenizer.FromGGUF([]string{"a", "b", "c", "Ġ", "ab", "abc", "<|bos|>", "<|eos|>"},
 		[]int32{1, 1, 1, 1, 1, 1, 3, 3}, []string{"a b", "ab c"}, "llama-bpe")
 	if err != nil {
 		t.Fatal(err)
 	}
+	o := ggufOptions{ternary: gguf.TQ2_0, float: gguf.F16, name: "seed"}
+	wr := gguf.NewWriter()
+	if err := addConfigKVs(wr, c, o, GGUFArch, fileTypeTQ2_0); err != nil {
+		t.Fatal(err)
+	}
+	if err := addTokenizerKVs(wr, tok, c); err != nil {
+		t.Fatal(err)
+	}
+	ones := func(n int) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = 1
+		}
+		return x
+	}
+	add := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(addFloatTensor(wr, tensorEmbed, gguf.F16, []uint64{256, 8}, make([]float32, 256*8)))
+	var l Layer
+	for _, n := range l.norms(c) {
+		add(addFloatTensor(wr, blockTensor(0, n.part, "weight"), gguf.F32, []uint64{uint64(n.n)}, ones(n.n)))
+	}
+	for _, lin := range l.linears(c) {
+		if lin.in%256 == 0 {
+			m, err := ternary.New(lin.out, lin.in, 0.5)
+			add(err)
+			*lin.m = m
+			add(addTernary(wr, 0, lin, o.ternary, o.scaleTensors))
+		} else {
+			add(addFloatTensor(wr, blockTensor(0, lin.part, "weight"), gguf.F16, []uint64{uint64(lin.in), uint64(lin.out)}, make([]float32, lin.in*lin.out)))
+		}
+	}
+	add(addFloatTensor(wr, tensorNorm, gguf.F32, []uint64{256}, ones(256)))
 	path := filepath.Join(t.TempDir(), "seed.gguf")
-	if err := WriteGGUF(path, w, tok, WithFloatType(gguf.F16)); err != nil {
-		t.Fatal(err)
-	}
+	add(wr.WriteFile(path))
 	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	add(err)
 	if _, _, err := ReadGGUF(path); err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join("testdata", "fuzz", "FuzzReadGGUF")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	add(os.MkdirAll(dir, 0o755))
 	corpus := "go test fuzz v1\n[]byte(" + strconv.Quote(string(data)) + ")\n"
-	if err := os.WriteFile(filepath.Join(dir, "model-1layer"), []byte(corpus), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	add(os.WriteFile(filepath.Join(dir, "model-1layer"), []byte(corpus), 0o644))
+	t.Logf("seed: %d bytes", len(data))
 }
 
 // TestGGUFForeignKeys reads a file without our bitnet-mesh.* keys, as

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -221,24 +222,28 @@ func readSmall(path string) ([]byte, error) {
 // Every tensor's dtype and shape is checked against the config; missing and
 // unexpected tensors are errors.
 func LoadHF(dir string) (*Weights, error) {
-	w, _, err := loadHF(dir, false)
+	w, _, err := loadHF(context.Background(), dir, loadSpec{})
 	return w, err
 }
 
 // loadHF is LoadHF; with head8 the head (the embedding when tied) is
 // quantised to int8 rows a chunk at a time and returned instead of its
 // float32 copy, as readGGUF does.
-func loadHF(dir string, head8 bool) (*Weights, *kernels.Int8Matrix, error) {
+func loadHF(ctx context.Context, dir string, spec loadSpec) (*Weights, *kernels.Int8Matrix, error) {
+	head8 := spec.head8
 	c, q, err := loadConfigHF(dir)
 	if err != nil {
 		return nil, nil, err
+	}
+	if err := CheckMemory("loading "+c.String(), c.loadBytes(head8, !q.packed()), spec.budget); err != nil {
+		return nil, nil, fmt.Errorf("model: %s: %w", dir, err)
 	}
 	ck, err := safetensors.OpenCheckpoint(dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("model: %w", err)
 	}
 	defer ck.Close()
-	l := hfLoader{ck: ck, cfg: c, q: q, used: map[string]bool{}, head8: head8, prefix: tensorPrefix(ck)}
+	l := hfLoader{ctx: ctx, ck: ck, cfg: c, q: q, used: map[string]bool{}, head8: head8, prefix: tensorPrefix(ck)}
 	w, err := l.load()
 	if err != nil {
 		return nil, nil, fmt.Errorf("model: %s: %w", dir, err)
@@ -247,6 +252,7 @@ func loadHF(dir string, head8 bool) (*Weights, *kernels.Int8Matrix, error) {
 }
 
 type hfLoader struct {
+	ctx    context.Context // ends the load between tensors
 	ck     *safetensors.Checkpoint
 	prefix string // "model." (a CausalLM) or "" (a bare backbone, e.g. Qwen3Model)
 	cfg    Config
@@ -428,8 +434,12 @@ func (l *hfLoader) projNorm(p string, n NormSpec) ([]float32, error) {
 	return l.floats(name, n.N)
 }
 
-// tensor returns a tensor by name, marking it used (safe for concurrent use).
+// tensor returns a tensor by name, marking it used (safe for concurrent
+// use); it fails with ctx's error once the load is abandoned.
 func (l *hfLoader) tensor(name string) (safetensors.Tensor, error) {
+	if err := l.ctx.Err(); err != nil {
+		return safetensors.Tensor{}, err
+	}
 	t, ok := l.ck.Tensor(name)
 	if !ok {
 		return t, fmt.Errorf("%w: missing tensor %s", ErrWeights, name)
@@ -488,6 +498,9 @@ func (l *hfLoader) int8Rows(name string, rows, cols int) (*kernels.Int8Matrix, e
 	parallelFor(len(errs), 1, func(lo, hi int) {
 		buf := make([]float32, step*cols)
 		for k := lo; k < hi; k++ {
+			if errs[k] = l.ctx.Err(); errs[k] != nil {
+				return
+			}
 			r0, r1 := k*step, min(rows, (k+1)*step)
 			sub := safetensors.Tensor{Name: name, DType: t.DType, Shape: []int{r1 - r0, cols}, Data: t.Data[r0*cols*size : r1*cols*size]}
 			x := buf[:(r1-r0)*cols]

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -18,11 +19,20 @@ import (
 // loaders make (embedding, head) are dropped and their memory returned to the
 // OS before Load returns, so resident memory is what the model keeps.
 func Load(path string, opts ...Option) (*Model, error) {
+	return LoadContext(context.Background(), path, opts...)
+}
+
+// LoadContext is Load that gives up when ctx is done (between tensors; it
+// returns ctx's error), for callers that stop waiting. Before anything is
+// allocated the configuration is checked (Config.Validate's shape limits,
+// a GGUF file's tensor count against its block count) and, with
+// WithMemoryBudget, the memory the load needs.
+func LoadContext(ctx context.Context, path string, opts ...Option) (*Model, error) {
 	o := newOptions(opts)
 	// With an int8 head whose rows also serve the tied embedding's lookups
 	// (the default), the loaders quantise those rows straight from the file:
 	// a 2B model never holds its 1.3 GB float32 embedding.
-	w, head8, tok, err := loadWeights(path, o.headInt8 && o.embInt8)
+	w, head8, tok, err := loadWeights(ctx, path, loadSpec{head8: o.headInt8 && o.embInt8, budget: o.budget})
 	if err != nil {
 		return nil, err
 	}
@@ -34,25 +44,46 @@ func Load(path string, opts ...Option) (*Model, error) {
 // LoadWeights reads the weights and tokenizer of a Hugging Face directory or a
 // .gguf file. The tokenizer is nil when a directory has no tokenizer.json.
 func LoadWeights(path string) (*Weights, *tokenizer.Tokenizer, error) {
-	w, _, tok, err := loadWeights(path, false)
+	return LoadWeightsContext(context.Background(), path, 0)
+}
+
+// LoadWeightsContext is LoadWeights that gives up when ctx is done and,
+// when budget > 0, refuses (ErrOverBudget) a model whose float32 weights
+// need more than budget bytes, before allocating them.
+func LoadWeightsContext(ctx context.Context, path string, budget int64) (*Weights, *tokenizer.Tokenizer, error) {
+	w, _, tok, err := loadWeights(ctx, path, loadSpec{budget: budget})
 	return w, tok, err
 }
 
-// loadWeights is LoadWeights, with the head quantised by the loader when
-// head8 is set (see readGGUF and loadHF).
-func loadWeights(path string, head8 bool) (*Weights, *kernels.Int8Matrix, *tokenizer.Tokenizer, error) {
+// loadSpec says how loadWeights loads: with head8 the head is quantised by
+// the loader (see readGGUF and loadHF); a budget > 0 bounds the estimated
+// peak memory of the load.
+type loadSpec struct {
+	head8  bool
+	budget int64
+}
+
+// loadWeights is LoadWeights, as spec says.
+func loadWeights(ctx context.Context, path string, spec loadSpec) (*Weights, *kernels.Int8Matrix, *tokenizer.Tokenizer, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("model: %w", err)
 	}
 	if !st.IsDir() {
 		if strings.EqualFold(filepath.Ext(path), ".gguf") {
-			return readGGUFFile(path, head8)
+			w, h8, tok, err := readGGUFFile(ctx, path, spec)
+			if cerr := ctx.Err(); err != nil && cerr != nil {
+				return nil, nil, nil, fmt.Errorf("model: load abandoned: %w", cerr)
+			}
+			return w, h8, tok, err
 		}
 		return nil, nil, nil, fmt.Errorf("model: %s is neither a Hugging Face directory nor a .gguf file", path)
 	}
-	w, h8, err := loadHF(path, head8)
+	w, h8, err := loadHF(ctx, path, spec)
 	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, nil, nil, fmt.Errorf("model: load abandoned: %w", cerr)
+		}
 		return nil, nil, nil, err
 	}
 	tpath := filepath.Join(path, "tokenizer.json")

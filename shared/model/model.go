@@ -47,6 +47,7 @@ type options struct {
 	headInt8  bool
 	embInt8   bool
 	hugePages bool
+	budget    int64
 }
 
 // WithEngine runs the BitLinear products on e (the caller keeps ownership and
@@ -75,6 +76,11 @@ func WithEmbedInt8(on bool) Option { return func(o *options) { o.embInt8 = on } 
 // faster (fewer TLB misses). Moving them costs a copy at load. A no-op
 // elsewhere.
 func WithHugePages(on bool) Option { return func(o *options) { o.hugePages = on } }
+
+// WithMemoryBudget makes Load refuse (ErrOverBudget) a model whose load
+// needs more than bytes (estimated from its shapes: what it keeps plus the
+// loader's transient copies), before allocating anything. 0 means no bound.
+func WithMemoryBudget(bytes int64) Option { return func(o *options) { o.budget = bytes } }
 
 // Model runs a BitNet b1.58 model of any family (Config.Family). It is safe for concurrent use, but Forward
 // calls are serialised (one runs at a time): to serve many requests, batch

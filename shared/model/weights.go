@@ -150,6 +150,9 @@ func (w *Weights) validate(head8 *kernels.Int8Matrix) error {
 	if len(w.Norm) != h {
 		return fmt.Errorf("%w: norm has %d floats, want hidden_size = %d", ErrWeights, len(w.Norm), h)
 	}
+	if err := checkFinite("norm", w.Norm); err != nil {
+		return err
+	}
 	if c.TieWordEmbeddings && w.Head != nil {
 		return fmt.Errorf("%w: lm_head present but tie_word_embeddings is set", ErrWeights)
 	}
@@ -174,6 +177,9 @@ func (l *Layer) validate(c Config) error {
 			return fmt.Errorf("%w: %s has %d floats, want %d", ErrWeights, n.Name, len(*n.V), n.N)
 		case !n.Want && *n.V != nil:
 			return fmt.Errorf("%w: %s is present but the %s configuration has none", ErrWeights, n.Name, c.Family())
+		}
+		if err := checkFinite(n.Name, *n.V); err != nil {
+			return err
 		}
 	}
 	for i, p := range l.Linears() {
@@ -201,4 +207,16 @@ func (w *Weights) HeadWeights() []float32 {
 		return w.Embed
 	}
 	return w.Head
+}
+
+// checkFinite fails for a NaN or infinite weight of a norm vector: it would
+// turn every hidden state it scales into NaN, so the model would load and
+// then fail (or answer garbage) on its first token.
+func checkFinite(name string, v []float32) error {
+	for i, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return fmt.Errorf("%w: %s has a non-finite weight %v at index %d", ErrWeights, name, x, i)
+		}
+	}
+	return nil
 }

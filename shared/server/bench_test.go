@@ -8,6 +8,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/auth"
 )
 
 // BenchmarkUnary measures a loopback unary RPC through the bootstrap's
@@ -15,8 +17,8 @@ import (
 // recovery) against a bare grpc.Server: the per-RPC cost the bootstrap adds.
 func BenchmarkUnary(b *testing.B) {
 	req := &testpb.SimpleRequest{Payload: &testpb.Payload{Body: []byte("hello")}}
-	run := func(b *testing.B, addr net.Addr) {
-		conn, err := grpc.NewClient(addr.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	run := func(b *testing.B, addr net.Addr, opts ...grpc.DialOption) {
+		conn, err := grpc.NewClient(addr.String(), append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)...)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -42,6 +44,40 @@ func BenchmarkUnary(b *testing.B) {
 		defer g.Stop()
 		run(b, lis.Addr())
 	})
+	// bootstrap+auth adds the auth Guard (an API key checked, scope
+	// authorized, rate limit charged): what `--auth` costs per call.
+	b.Run("bootstrap+auth", func(b *testing.B) {
+		tok, err := auth.NewToken()
+		if err != nil {
+			b.Fatal(err)
+		}
+		src := auth.SourceFunc(func(context.Context, uint64) (uint64, []auth.Key, bool, error) {
+			return 1, []auth.Key{{ID: tok.ID, Scopes: auth.Scopes{auth.ScopeRead}, Hash: tok.Hash(),
+				Limits: auth.Limits{RequestsPerSecond: 1e9}}}, true, nil
+		})
+		tab, err := auth.NewTable(src)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := tab.Sync(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		g, err := auth.NewGuard(auth.WithKeys(tab), auth.WithPolicy(map[string]auth.Rule{
+			"/grpc.testing.TestService/UnaryCall": {Scope: auth.ScopeRead}}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := New(WithGRPCAddr("127.0.0.1:0"), WithHTTPAddr(""), WithUnaryInterceptor(g.UnaryServerInterceptor()),
+			WithRegister(func(g *grpc.Server) { testpb.RegisterTestServiceServer(g, &testService{}) }))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Serve(ctx) }()
+		defer func() { cancel(); <-done }()
+		run(b, s.Addr(), grpc.WithPerRPCCredentials(bearer(tok.String())))
+	})
 	b.Run("bootstrap", func(b *testing.B) {
 		s, err := New(WithGRPCAddr("127.0.0.1:0"), WithHTTPAddr(""),
 			WithRegister(func(g *grpc.Server) { testpb.RegisterTestServiceServer(g, &testService{}) }))
@@ -55,3 +91,12 @@ func BenchmarkUnary(b *testing.B) {
 		run(b, s.Addr())
 	})
 }
+
+// bearer sends an API key as per-RPC credentials (also in plaintext).
+type bearer string
+
+func (k bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(k)}, nil
+}
+
+func (bearer) RequireTransportSecurity() bool { return false }

@@ -24,7 +24,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.served = true
 	s.serveMu.Unlock()
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 4)
 	go func() {
 		// ErrServerStopped: ctx was done before Serve started.
 		if err := s.grpc.Serve(s.grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
@@ -34,11 +34,37 @@ func (s *Server) Serve(ctx context.Context) error {
 		errc <- nil
 	}()
 	running := 1
+	if s.gwLis != nil {
+		running++
+		go func() {
+			if err := s.grpc.Serve(s.gwLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				errc <- fmt.Errorf("server: gRPC for the gateway: %w", err)
+				return
+			}
+			errc <- nil
+		}()
+	}
 	if s.http != nil {
 		running++
 		go func() {
-			if err := s.http.Serve(s.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			var err error
+			if s.http.TLSConfig != nil {
+				err = s.http.ServeTLS(s.httpLis, "", "") // certificates come from TLSConfig
+			} else {
+				err = s.http.Serve(s.httpLis)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("server: HTTP on %s: %w", s.httpLis.Addr(), err)
+				return
+			}
+			errc <- nil
+		}()
+	}
+	if s.metricsSrv != nil {
+		running++
+		go func() {
+			if err := s.metricsSrv.Serve(s.metricsLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("server: metrics on %s: %w", s.metricsLis.Addr(), err)
 				return
 			}
 			errc <- nil
@@ -50,6 +76,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	if s.httpLis != nil {
 		fields = append(fields, zap.Stringer("http_addr", s.httpLis.Addr()))
 	}
+	if s.metricsLis != nil {
+		fields = append(fields, zap.Stringer("metrics_addr", s.metricsLis.Addr()))
+	}
+	fields = append(fields, zap.Bool("tls", s.cfg.tls != nil))
 	s.log.Info("server serving", fields...)
 
 	var serveErr error
@@ -100,14 +130,16 @@ func (s *Server) shutdown() {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if s.http == nil {
-			return
-		}
 		hctx, cancel := context.WithDeadline(context.Background(), deadline)
 		defer cancel()
-		if err := s.http.Shutdown(hctx); err != nil {
-			s.log.Warn("http shutdown cut requests", zap.Error(err))
-			_ = s.http.Close()
+		for _, hs := range []*http.Server{s.http, s.metricsSrv} {
+			if hs == nil {
+				continue
+			}
+			if err := hs.Shutdown(hctx); err != nil {
+				s.log.Warn("http shutdown cut requests", zap.Error(err))
+				_ = hs.Close()
+			}
 		}
 	}()
 

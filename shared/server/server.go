@@ -6,8 +6,15 @@
 //
 // The package knows nothing about the mesh's APIs: services plug in through
 // WithRegister (a func(*grpc.Server)) and WithGateway (a generated
-// Register...HandlerClient-style func); the gateway dials the server's own
-// gRPC listener.
+// Register...HandlerClient-style func); the gateway reaches the server's own
+// gRPC server through an in-memory listener (never the network, so it
+// works the same under TLS and mTLS; see inprocess.go).
+//
+// Security plugs in the same way: WithTLS serves both ports over TLS (the
+// certs package reloads certificates from disk), and the auth package's
+// Guard goes in through WithUnaryInterceptor, WithStreamInterceptor and
+// WithHTTPMiddleware. REST errors carry WWW-Authenticate on 401 and
+// Retry-After on 429. WithMetricsAddr moves /metrics off the main port.
 //
 // Shutdown, when Serve's context is done: health turns NOT_SERVING (so
 // discovery stops sending traffic) and /readyz fails; after the drain time
@@ -18,6 +25,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -28,6 +36,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -68,6 +77,13 @@ type config struct {
 	disableReflection  bool
 	onShutdown         []func(context.Context)
 	httpDisabledByUser bool
+	limits             Limits   // see limits.go
+	uploadRoutes       []string // see WithUploadRoute
+	corsOrigins        []string // see cors.go
+	tls                *tls.Config
+	httpMiddleware     []func(http.Handler) http.Handler
+	metricsAddr        string
+	metricsLis         net.Listener
 }
 
 type handler struct {
@@ -182,6 +198,27 @@ func WithShutdownHook(fn func(ctx context.Context)) Option {
 // WithoutReflection turns server reflection off.
 func WithoutReflection() Option { return func(c *config) { c.disableReflection = true } }
 
+// WithTLS serves gRPC and HTTP over TLS with cfg (e.g. certs.Files.Server:
+// certificates reloaded from disk, client certificates verified when
+// given). The REST gateway reaches the gRPC server in process either way.
+func WithTLS(cfg *tls.Config) Option { return func(c *config) { c.tls = cfg } }
+
+// WithHTTPMiddleware wraps every HTTP route (/healthz, /readyz, /metrics,
+// the gateway and WithHTTPHandler's) in mw, inside the request-ID and
+// access-log middleware; middlewares run in the order given. The auth
+// package's Guard.Middleware goes here.
+func WithHTTPMiddleware(mw func(http.Handler) http.Handler) Option {
+	return func(c *config) { c.httpMiddleware = append(c.httpMiddleware, mw) }
+}
+
+// WithMetricsAddr serves /metrics on a listener of its own (plain HTTP,
+// no other route) instead of the main HTTP port, so that it can stay off a
+// public port; "" keeps it on the main port.
+func WithMetricsAddr(addr string) Option { return func(c *config) { c.metricsAddr = addr } }
+
+// WithMetricsListener is WithMetricsAddr with a listener the server owns.
+func WithMetricsListener(l net.Listener) Option { return func(c *config) { c.metricsLis = l } }
+
 // Server is a gRPC + HTTP server. Create it with New, run it with Serve.
 type Server struct {
 	cfg     config
@@ -198,6 +235,10 @@ type Server struct {
 	served  bool
 	obs     *observer
 	codec   *requestCodec
+
+	gwLis      *gatewayListener // the gateway's in-process connection to gRPC
+	metricsLis net.Listener     // /metrics alone (WithMetricsAddr); nil: on the main port
+	metricsSrv *http.Server
 }
 
 // New builds the server and binds its listeners (so Addr and HTTPAddr are
@@ -217,7 +258,11 @@ func New(opts ...Option) (_ *Server, err error) {
 	if cfg.drain < 0 || cfg.shutdown < 0 {
 		return nil, fmt.Errorf("server: negative drain %v or shutdown timeout %v", cfg.drain, cfg.shutdown)
 	}
-	s := &Server{cfg: cfg, log: cfg.logger, grpcLis: cfg.grpcLis, httpLis: cfg.httpLis}
+	if err := cfg.limits.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.limits = cfg.limits.withDefaults()
+	s := &Server{cfg: cfg, log: cfg.logger, grpcLis: cfg.grpcLis, httpLis: cfg.httpLis, metricsLis: cfg.metricsLis}
 	defer func() {
 		if err != nil {
 			s.closeListeners()
@@ -237,15 +282,26 @@ func New(opts ...Option) (_ *Server, err error) {
 			return nil, fmt.Errorf("server: listen HTTP on %s: %w", cfg.httpAddr, err)
 		}
 	}
+	if s.metricsLis == nil && cfg.metricsAddr != "" {
+		if s.metricsLis, err = net.Listen("tcp", cfg.metricsAddr); err != nil {
+			return nil, fmt.Errorf("server: listen metrics on %s: %w", cfg.metricsAddr, err)
+		}
+	}
 
 	s.codec = newRequestCodec()
 	unary := append([]grpc.UnaryServerInterceptor{s.obs.unary, s.codec.unary}, cfg.unary...)
 	stream := append([]grpc.StreamServerInterceptor{s.obs.stream, s.codec.stream}, cfg.stream...)
+	creds := insecure.NewCredentials()
+	if cfg.tls != nil {
+		creds = credentials.NewTLS(cfg.tls)
+	}
 	gopts := append([]grpc.ServerOption{
+		grpc.Creds(serverCreds{creds}),
 		grpc.ForceServerCodecV2(s.codec),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
-	}, cfg.grpcOpts...)
+	}, cfg.limits.grpcOptions()...)
+	gopts = append(gopts, cfg.grpcOpts...)
 	s.grpc = grpc.NewServer(gopts...)
 	s.health = health.NewServer()
 	// NOT_SERVING until Serve runs, so a registration made early is not
@@ -264,6 +320,15 @@ func New(opts ...Option) (_ *Server, err error) {
 			return nil, err
 		}
 	}
+	if s.metricsLis != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", cfg.metrics.Handler())
+		s.metricsSrv = &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          zap.NewStdLog(s.log.Named("metrics")),
+		}
+	}
 	return s, nil
 }
 
@@ -274,17 +339,30 @@ func (s *Server) buildHTTP() error {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", s.cfg.metrics.Handler())
+	if s.metricsLis == nil {
+		mux.Handle("GET /metrics", s.cfg.metrics.Handler())
+	}
 	for _, h := range s.cfg.handlers {
 		mux.Handle(h.pattern, h.h)
 	}
 
-	s.mux = runtime.NewServeMux(append(defaultMuxOptions(), s.cfg.muxOpts...)...)
+	mopts := append(defaultMuxOptions(),
+		runtime.WithErrorHandler(s.gatewayError),
+		runtime.WithRoutingErrorHandler(s.routingError),
+		runtime.WithMiddlewares(probeMiddleware),
+		// A form POST is never taken for a GET (a cross-site page could
+		// send one without a preflight).
+		runtime.WithDisablePathLengthFallback(),
+	)
+	s.mux = runtime.NewServeMux(append(mopts, s.cfg.muxOpts...)...)
 	if len(s.cfg.gateways) > 0 || len(s.cfg.connHandlers) > 0 {
-		conn, err := grpc.NewClient(dialTarget(s.grpcLis.Addr()),
+		// In process, never over the network (see inprocess.go).
+		s.gwLis = newGatewayListener()
+		conn, err := grpc.NewClient("passthrough:///bitnet-gateway",
+			grpc.WithContextDialer(s.gwLis.dial),
 			grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
-			return fmt.Errorf("server: gateway client for %s: %w", s.grpcLis.Addr(), err)
+			return fmt.Errorf("server: gateway client: %w", err)
 		}
 		s.conn = conn
 		for i, g := range s.cfg.gateways {
@@ -301,30 +379,21 @@ func (s *Server) buildHTTP() error {
 		}
 	}
 	mux.Handle("/", s.mux)
+	var h http.Handler = mux
+	for i := len(s.cfg.httpMiddleware) - 1; i >= 0; i-- {
+		h = s.cfg.httpMiddleware[i](h)
+	}
 	s.http = &http.Server{
-		Handler:           s.obs.httpMiddleware(mux),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
+		// CORS answers preflights before anything asks for credentials;
+		// the limits bound every body; then the access middlewares (auth).
+		Handler:  s.obs.httpMiddleware(s.corsMiddleware(s.limitsMiddleware(h))),
+		ErrorLog: zap.NewStdLog(s.log.Named("http")),
+	}
+	s.cfg.limits.httpServer(s.http)
+	if s.cfg.tls != nil {
+		s.http.TLSConfig = s.cfg.tls.Clone()
 	}
 	return nil
-}
-
-// dialTarget turns a listen address into one the gateway can dial: an
-// unspecified host (0.0.0.0, ::) becomes loopback.
-func dialTarget(a net.Addr) string {
-	tcp, ok := a.(*net.TCPAddr)
-	if !ok {
-		return a.String()
-	}
-	ip := tcp.IP
-	if ip == nil || ip.IsUnspecified() {
-		if ip.To4() == nil && ip != nil {
-			ip = net.IPv6loopback
-		} else {
-			ip = net.IPv4(127, 0, 0, 1)
-		}
-	}
-	return net.JoinHostPort(ip.String(), fmt.Sprint(tcp.Port))
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -346,6 +415,15 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 
 // Addr returns the bound gRPC address.
 func (s *Server) Addr() net.Addr { return s.grpcLis.Addr() }
+
+// MetricsAddr returns the bound address of the metrics listener, or nil
+// when /metrics is on the main HTTP port.
+func (s *Server) MetricsAddr() net.Addr {
+	if s.metricsLis == nil {
+		return nil
+	}
+	return s.metricsLis.Addr()
+}
 
 // HTTPAddr returns the bound HTTP address, or nil without an HTTP server.
 func (s *Server) HTTPAddr() net.Addr {
@@ -393,5 +471,11 @@ func (s *Server) closeListeners() {
 	}
 	if s.httpLis != nil {
 		_ = s.httpLis.Close()
+	}
+	if s.metricsLis != nil {
+		_ = s.metricsLis.Close()
+	}
+	if s.gwLis != nil {
+		_ = s.gwLis.Close()
 	}
 }

@@ -303,6 +303,7 @@ func TestGateway(t *testing.T) {
 	t.Run("ndjson stream", func(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, base+"/v1/stream",
 			strings.NewReader(`{"response_parameters":[{"size":1},{"size":2,"interval_us":20000},{"size":3}]}`))
+		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

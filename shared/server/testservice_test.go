@@ -7,11 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/logging"
 )
@@ -43,8 +45,17 @@ func (s *testService) lastID() string {
 
 func (s *testService) UnaryCall(ctx context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
 	s.record(ctx)
-	if string(req.GetPayload().GetBody()) == "panic" {
+	switch string(req.GetPayload().GetBody()) {
+	case "panic":
 		panic("test panic")
+	case "busy": // overloaded, with a retry hint
+		st, err := status.New(codes.ResourceExhausted, "busy").WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(2500 * time.Millisecond)})
+		if err != nil {
+			return nil, err
+		}
+		return nil, st.Err()
+	case "full": // overloaded, no hint
+		return nil, status.Error(codes.ResourceExhausted, "full")
 	}
 	return &testpb.SimpleResponse{Payload: req.GetPayload(), ServerId: "srv-1"}, nil
 }

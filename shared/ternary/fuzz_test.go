@@ -11,6 +11,9 @@ import (
 func FuzzDecodeTQ2_0(f *testing.F) {
 	f.Add(bytes.Repeat([]byte{0x55}, 64*1), byte(0))
 	f.Fuzz(func(t *testing.T, data []byte, rowsHint byte) {
+		if len(data) > 1<<20 { // per-input cost bound
+			return
+		}
 		rows := 1 + int(rowsHint%4)
 		cols := BlockSize * max(1, len(data)/(TQ2_0Bytes*rows))
 		m, err := DecodeTQ2_0(data, rows, cols)
@@ -40,6 +43,9 @@ func FuzzDecodeTQ2_0(f *testing.F) {
 func FuzzDecodeTQ1_0(f *testing.F) {
 	f.Add(bytes.Repeat([]byte{0x80}, TQ1_0Bytes), byte(0))
 	f.Fuzz(func(t *testing.T, data []byte, rowsHint byte) {
+		if len(data) > 1<<20 { // per-input cost bound
+			return
+		}
 		rows := 1 + int(rowsHint%4)
 		cols := BlockSize * max(1, len(data)/(TQ1_0Bytes*rows))
 		m, err := DecodeTQ1_0(data, rows, cols)
@@ -69,6 +75,9 @@ func FuzzDecodeTQ1_0(f *testing.F) {
 func FuzzFromHFPacked(f *testing.F) {
 	f.Add([]byte{0b10100001, 0b00011000, 0b10010000, 0b00001010}, byte(1))
 	f.Fuzz(func(t *testing.T, data []byte, outHint byte) {
+		if len(data) > 1<<20 { // per-input cost bound
+			return
+		}
 		out := 4 * (1 + int(outHint%8))
 		in := max(1, len(data)/(out/4))
 		m, err := FromHFPacked(data, out, in, 1)

@@ -23,6 +23,9 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"pre_tokenizer":{"type":"Metaspace","replacement":"\u2581","prepend_scheme":"first","split":true},"decoder":{"type":"Metaspace","replacement":"\u2581"},` +
 		`"model":{"type":"BPE","vocab":{"\u2581":0,"b":1,"\u2581b":2},"merges":[["\u2581","b"]]}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 1<<20 { // per-input cost bound: parsing is linear, a bigger input adds nothing
+			return
+		}
 		tk, err := Parse(data)
 		if err != nil {
 			return
@@ -49,6 +52,9 @@ func FuzzEncodeDecode(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
+		if len(s) > 1<<16 { // per-input cost bound
+			return
+		}
 		ids := tk.Encode(s)
 		if got := tk.Decode(ids); got != s {
 			t.Fatalf("Decode(Encode(%q)) = %q", s, got)
@@ -88,6 +94,9 @@ func FuzzLlama3Scanner(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
+		if len(s) > 1<<16 { // per-input cost bound
+			return
+		}
 		for _, next := range []func(string, int) int{nextLlama3, nextGPT2} {
 			for i := 0; i < len(s); {
 				e := next(s, i)

@@ -18,6 +18,9 @@ func FuzzTokenizeJSONL(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 1<<20 { // per-input cost bound
+			return
+		}
 		var ids []int
 		err := tokenizeJSONL(context.Background(), bytes.NewReader(data), tok, 5, func(b []int) error {
 			ids = append(ids, b...)

@@ -21,6 +21,10 @@ type job struct {
 	fn    func(w, u int)
 	next  atomic.Int64
 	done  sync.WaitGroup
+	// panicked holds the first panic of a helper goroutine; runW re-raises
+	// it on the calling goroutine, where the caller can recover it (a panic
+	// left on a pool goroutine would end the process).
+	panicked atomic.Pointer[any]
 }
 
 func newPool(threads int) *pool {
@@ -30,12 +34,24 @@ func newPool(threads int) *pool {
 		go func(w int) {
 			defer p.wg.Done()
 			for j := range p.jobs {
-				j.work(w)
+				j.helperWork(w)
 				j.done.Done()
 			}
 		}(i)
 	}
 	return p
+}
+
+// helperWork is work on a pool goroutine: a panic is kept for runW, and
+// the remaining units are skipped.
+func (j *job) helperWork(w int) {
+	defer func() {
+		if p := recover(); p != nil {
+			j.panicked.CompareAndSwap(nil, &p)
+			j.next.Store(int64(j.units))
+		}
+	}()
+	j.work(w)
 }
 
 func (j *job) work(w int) {
@@ -72,8 +88,20 @@ func (p *pool) runW(units int, fn func(w, u int)) {
 	for i := 0; i < helpers; i++ {
 		p.jobs <- j
 	}
-	j.work(0)
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				j.next.Store(int64(j.units))
+				j.done.Wait() // the helpers stop before the panic goes on
+				panic(p)
+			}
+		}()
+		j.work(0)
+	}()
 	j.done.Wait()
+	if p := j.panicked.Load(); p != nil {
+		panic(*p)
+	}
 }
 
 // close stops the workers; the pool must not be used afterwards.

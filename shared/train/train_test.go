@@ -323,6 +323,14 @@ func TestBadInputs(t *testing.T) {
 		{"warmup 1", c, func(o *Options) { o.WarmupFrac = 1 }, ErrOptions},
 		{"negative lr", c, func(o *Options) { o.LR = -1 }, ErrOptions},
 		{"missing heads", func() model.Config { c := c; c.NumHeads = 0; return c }(), func(*Options) {}, model.ErrConfig},
+		// Issue 10, defect 1: shapes no machine holds are refused before
+		// anything is allocated (they used to panic in makeslice).
+		{"huge shapes", func() model.Config {
+			c := c
+			c.HiddenSize, c.IntermediateSize, c.VocabSize = 1<<24, 1<<24, 1<<24
+			return c
+		}(), func(*Options) {}, model.ErrConfig},
+		{"over the memory budget", c, func(o *Options) { o.MemoryBudget = MemoryBytes(c, *o) - 1 }, model.ErrOverBudget},
 	} {
 		o := smallOptions()
 		tc.edit(&o)

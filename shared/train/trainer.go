@@ -36,6 +36,9 @@ type Options struct {
 	FullPrec    bool    `json:"full_precision"` // disable both quantisers
 	ValFrac     float64 `json:"val_frac"`       // validation tail share of the data
 	EvalBatches int     `json:"eval_batches"`   // validation batches per evaluation (0: all)
+	// MemoryBudget bounds MemoryBytes: New refuses (model.ErrOverBudget)
+	// a run that would need more, before allocating; 0 means no bound.
+	MemoryBudget int64 `json:"-"`
 }
 
 // DefaultOptions returns the issue's benchmark recipe: AdamW lr 2e-3,
@@ -149,6 +152,9 @@ func New(c model.Config, data *Dataset, opt Options) (*Trainer, error) {
 	}
 	if data.seq != opt.Seq {
 		return nil, fmt.Errorf("%w: dataset sequences have %d tokens, options say seq %d", ErrOptions, data.seq, opt.Seq)
+	}
+	if err := model.CheckMemory("training", MemoryBytes(c, opt), opt.MemoryBudget); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
 	}
 	t := &Trainer{cfg: c, opt: opt, data: data, pool: newPool(opt.Threads), cursor: dataCursor{permEpoch: -1}}
 	t.eng = newEngine[float32](c, !opt.FullPrec, t.pool, opt.Batch, opt.Seq)

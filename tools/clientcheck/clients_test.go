@@ -62,6 +62,7 @@ func need(t *testing.T, ok bool, what string) {
 // mesh is a running `bitnet up`.
 type mesh struct {
 	grpc, http string
+	data       string // its data directory
 }
 
 var readyLine = regexp.MustCompile(`bitnet mesh ready: gRPC (\S+), REST (http://\S+),`)
@@ -71,7 +72,8 @@ var readyLine = regexp.MustCompile(`bitnet mesh ready: gRPC (\S+), REST (http://
 func up(t *testing.T, flags ...string) mesh {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	args := append([]string{"up", "-grpc", "127.0.0.1:0", "-http", "127.0.0.1:0", "-data", t.TempDir(), "-threads", "1"}, flags...)
+	data := t.TempDir()
+	args := append([]string{"up", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", data, "--threads", "1"}, flags...)
 	cmd := exec.CommandContext(ctx, bitnet(t), args...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 20 * time.Second
@@ -96,7 +98,7 @@ func up(t *testing.T, flags ...string) mesh {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			if m := readyLine.FindStringSubmatch(sc.Text()); m != nil {
-				found <- mesh{grpc: m[1], http: m[2]}
+				found <- mesh{grpc: m[1], http: m[2], data: data}
 			}
 		}
 	}()
@@ -204,10 +206,16 @@ func TestClients(t *testing.T) {
 	t.Run("openai-node", func(t *testing.T) {
 		_, err := os.Stat("openai-node/node_modules/openai")
 		need(t, nodeErr == nil && err == nil, "node and tools/clientcheck/openai-node/node_modules (npm ci) are needed")
-		limited := up(t, "-memory-budget", "1")
+		limited := up(t, "--memory-budget", "1")
 		push(t, limited, tiny, "tiny")
+		keyed := up(t, "--auth")
+		admin, err := os.ReadFile(filepath.Join(keyed.data, "admin.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
 		out := run(t, "openai-node", []string{"OPENAI_BASE_URL=" + m.http + "/v1", "MESH_HTTP=" + m.http, "BITNET_BIN=" + bitnet(t),
-			"TINY_DIR=" + tiny, "LIMITED_BASE_URL=" + limited.http + "/v1"}, "node", "check.mjs")
+			"TINY_DIR=" + tiny, "LIMITED_BASE_URL=" + limited.http + "/v1", "AUTH_BASE_URL=" + keyed.http + "/v1",
+			"AUTH_ADMIN_KEY=" + strings.TrimSpace(string(admin))}, "node", "check.mjs")
 		t.Logf("openai client checks:\n%s", out)
 	})
 	t.Run("python-sdk", func(t *testing.T) {

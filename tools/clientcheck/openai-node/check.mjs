@@ -7,7 +7,8 @@
 //   MESH_HTTP         http://HOST:PORT (for /metrics)
 //   BITNET_BIN, TINY_DIR   `bitnet generate --chat` on the same model files
 //   LIMITED_BASE_URL  a mesh whose memory budget refuses every model (429)
-//   AUTH_BASE_URL     optional: a mesh with API keys on (401 for a bad key)
+//   AUTH_BASE_URL     optional: a mesh with API keys on (401 for a bad key),
+//   AUTH_ADMIN_KEY    and its admin key
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import OpenAI, { AuthenticationError, BadRequestError, NotFoundError, RateLimitError } from "openai";
@@ -112,7 +113,12 @@ check("typed errors", async () => {
   await assert.rejects(limited.chat.completions.create({ model: "tiny", messages }), (e) => e instanceof RateLimitError && Number(e.headers.get("retry-after")) >= 1);
   if (process.env.AUTH_BASE_URL) {
     const bad = new OpenAI({ baseURL: process.env.AUTH_BASE_URL, apiKey: "not-a-key", maxRetries: 0 });
-    await assert.rejects(bad.chat.completions.create({ model: "tiny", messages }), (e) => e instanceof AuthenticationError);
+    await assert.rejects(bad.chat.completions.create({ model: "tiny", messages }), (e) => e instanceof AuthenticationError && e.status === 401);
+    await assert.rejects(bad.models.list(), (e) => e instanceof AuthenticationError);
+    const admin = new OpenAI({ baseURL: process.env.AUTH_BASE_URL, apiKey: env("AUTH_ADMIN_KEY"), maxRetries: 0 });
+    const ids = [];
+    for await (const m of admin.models.list()) ids.push(m.id);
+    assert.deepEqual(ids, []); // the key works: an empty mesh
   } else {
     console.log("  (AuthenticationError: skipped, no mesh with API keys: AUTH_BASE_URL unset)");
   }

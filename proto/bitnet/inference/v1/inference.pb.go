@@ -2766,8 +2766,13 @@ const file_bitnet_inference_v1_inference_proto_rawDesc = "" +
 	"\vUnloadModel\x12'.bitnet.inference.v1.UnloadModelRequest\x1a(.bitnet.inference.v1.UnloadModelResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/models:unload\x12i\n" +
 	"\bNodeInfo\x12$.bitnet.inference.v1.NodeInfoRequest\x1a%.bitnet.inference.v1.NodeInfoResponse\"\x10\x82\xd3\xe4\x93\x02\n" +
 	"\x12\b/v1/node\x12m\n" +
-	"\tListNodes\x12%.bitnet.inference.v1.ListNodesRequest\x1a&.bitnet.inference.v1.ListNodesResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v1/nodesBi\x92A\x1c\x12\x1a\n" +
-	"\x14bitnet inference API2\x02v1ZHgithub.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1;inferencev1b\x06proto3"
+	"\tListNodes\x12%.bitnet.inference.v1.ListNodesRequest\x1a&.bitnet.inference.v1.ListNodesResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v1/nodesB\x84\x02\x92A\xb6\x01\x12\x1a\n" +
+	"\x14bitnet inference API2\x02v1Z\x89\x01\n" +
+	"\x86\x01\n" +
+	"\x06bearer\x12|\b\x02\x12gBearer KEY (an API key, bnk_...); each operation needs one scope: read, generate, write, jobs or admin.\x1a\rAuthorization \x02b\f\n" +
+	"\n" +
+	"\n" +
+	"\x06bearer\x12\x00ZHgithub.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1;inferencev1b\x06proto3"
 
 var (
 	file_bitnet_inference_v1_inference_proto_rawDescOnce sync.Once

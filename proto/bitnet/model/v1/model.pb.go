@@ -1069,8 +1069,13 @@ const file_bitnet_model_v1_model_proto_rawDesc = "" +
 	"\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n" +
 	"\x10JOB_STATE_FAILED\x10\x04\x12\x18\n" +
 	"\x14JOB_STATE_CANCELLING\x10\x05\x12\x17\n" +
-	"\x13JOB_STATE_CANCELLED\x10\x06B\x9b\x02\x92A\xd5\x01\x12\xd2\x01\n" +
-	"\x0fbitnet mesh API\x12\xba\x01Serving, quantizing, storing and training BitNet b1.58 models. REST and gRPC carry the same messages; REST field names are those of the protos. Server streams are newline-delimited JSON.2\x02v1Z@github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1;modelv1b\x06proto3"
+	"\x13JOB_STATE_CANCELLED\x10\x06B\xb5\x03\x92A\xef\x02\x12\xd2\x01\n" +
+	"\x0fbitnet mesh API\x12\xba\x01Serving, quantizing, storing and training BitNet b1.58 models. REST and gRPC carry the same messages; REST field names are those of the protos. Server streams are newline-delimited JSON.2\x02v1Z\x89\x01\n" +
+	"\x86\x01\n" +
+	"\x06bearer\x12|\b\x02\x12gBearer KEY (an API key, bnk_...); each operation needs one scope: read, generate, write, jobs or admin.\x1a\rAuthorization \x02b\f\n" +
+	"\n" +
+	"\n" +
+	"\x06bearer\x12\x00Z@github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1;modelv1b\x06proto3"
 
 var (
 	file_bitnet_model_v1_model_proto_rawDescOnce sync.Once

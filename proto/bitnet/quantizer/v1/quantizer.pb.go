@@ -1497,8 +1497,13 @@ const file_bitnet_quantizer_v1_quantizer_proto_rawDesc = "" +
 	"\bWatchJob\x12$.bitnet.quantizer.v1.WatchJobRequest\x1a%.bitnet.quantizer.v1.WatchJobResponse\"\xff\x01\x92A\xd2\x01:\x14application/x-ndjsonJ\xb9\x01\n" +
 	"\x03200\x12\xb1\x01\n" +
 	"\x83\x01Newline-delimited JSON: one WatchJobResponse per line. An error after the first line ends the stream with a line {\"error\": Status}.\x12)\n" +
-	"'\x1a%.bitnet.quantizer.v1.WatchJobResponse\x82\xd3\xe4\x93\x02#\x12!/v1/quantizer/jobs/{job_id}:watch0\x01Bi\x92A\x1c\x12\x1a\n" +
-	"\x14bitnet quantizer API2\x02v1ZHgithub.com/bitnet-mesh/bitnet-mesh/proto/bitnet/quantizer/v1;quantizerv1b\x06proto3"
+	"'\x1a%.bitnet.quantizer.v1.WatchJobResponse\x82\xd3\xe4\x93\x02#\x12!/v1/quantizer/jobs/{job_id}:watch0\x01B\x84\x02\x92A\xb6\x01\x12\x1a\n" +
+	"\x14bitnet quantizer API2\x02v1Z\x89\x01\n" +
+	"\x86\x01\n" +
+	"\x06bearer\x12|\b\x02\x12gBearer KEY (an API key, bnk_...); each operation needs one scope: read, generate, write, jobs or admin.\x1a\rAuthorization \x02b\f\n" +
+	"\n" +
+	"\n" +
+	"\x06bearer\x12\x00ZHgithub.com/bitnet-mesh/bitnet-mesh/proto/bitnet/quantizer/v1;quantizerv1b\x06proto3"
 
 var (
 	file_bitnet_quantizer_v1_quantizer_proto_rawDescOnce sync.Once

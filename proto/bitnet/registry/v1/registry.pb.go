@@ -2735,8 +2735,13 @@ const file_bitnet_registry_v1_registry_proto_rawDesc = "" +
 	"\fDownloadBlob\x12'.bitnet.registry.v1.DownloadBlobRequest\x1a(.bitnet.registry.v1.DownloadBlobResponse\"\xa3\x02\x92A\xf3\x01:\x14application/x-ndjsonJ\xda\x01\n" +
 	"\x03200\x12\xd2\x01\n" +
 	"\xa1\x01Newline-delimited JSON: one DownloadBlobResponse per line (a chunk, data in base64). An error after the first line ends the stream with a line {\"error\": Status}.\x12,\n" +
-	"*\x1a(.bitnet.registry.v1.DownloadBlobResponse\x82\xd3\xe4\x93\x02&\x12$/v1/registry/blobs/{sha256}:download0\x01Bf\x92A\x1b\x12\x19\n" +
-	"\x13bitnet registry API2\x02v1ZFgithub.com/bitnet-mesh/bitnet-mesh/proto/bitnet/registry/v1;registryv1b\x06proto3"
+	"*\x1a(.bitnet.registry.v1.DownloadBlobResponse\x82\xd3\xe4\x93\x02&\x12$/v1/registry/blobs/{sha256}:download0\x01B\x81\x02\x92A\xb5\x01\x12\x19\n" +
+	"\x13bitnet registry API2\x02v1Z\x89\x01\n" +
+	"\x86\x01\n" +
+	"\x06bearer\x12|\b\x02\x12gBearer KEY (an API key, bnk_...); each operation needs one scope: read, generate, write, jobs or admin.\x1a\rAuthorization \x02b\f\n" +
+	"\n" +
+	"\n" +
+	"\x06bearer\x12\x00ZFgithub.com/bitnet-mesh/bitnet-mesh/proto/bitnet/registry/v1;registryv1b\x06proto3"
 
 var (
 	file_bitnet_registry_v1_registry_proto_rawDescOnce sync.Once

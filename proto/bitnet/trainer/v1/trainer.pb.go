@@ -1743,8 +1743,13 @@ const file_bitnet_trainer_v1_trainer_proto_rawDesc = "" +
 	"\bWatchJob\x12\".bitnet.trainer.v1.WatchJobRequest\x1a#.bitnet.trainer.v1.WatchJobResponse\"\xfb\x01\x92A\xd0\x01:\x14application/x-ndjsonJ\xb7\x01\n" +
 	"\x03200\x12\xaf\x01\n" +
 	"\x83\x01Newline-delimited JSON: one WatchJobResponse per line. An error after the first line ends the stream with a line {\"error\": Status}.\x12'\n" +
-	"%\x1a#.bitnet.trainer.v1.WatchJobResponse\x82\xd3\xe4\x93\x02!\x12\x1f/v1/trainer/jobs/{job_id}:watch0\x01Bc\x92A\x1a\x12\x18\n" +
-	"\x12bitnet trainer API2\x02v1ZDgithub.com/bitnet-mesh/bitnet-mesh/proto/bitnet/trainer/v1;trainerv1b\x06proto3"
+	"%\x1a#.bitnet.trainer.v1.WatchJobResponse\x82\xd3\xe4\x93\x02!\x12\x1f/v1/trainer/jobs/{job_id}:watch0\x01B\xfe\x01\x92A\xb4\x01\x12\x18\n" +
+	"\x12bitnet trainer API2\x02v1Z\x89\x01\n" +
+	"\x86\x01\n" +
+	"\x06bearer\x12|\b\x02\x12gBearer KEY (an API key, bnk_...); each operation needs one scope: read, generate, write, jobs or admin.\x1a\rAuthorization \x02b\f\n" +
+	"\n" +
+	"\n" +
+	"\x06bearer\x12\x00ZDgithub.com/bitnet-mesh/bitnet-mesh/proto/bitnet/trainer/v1;trainerv1b\x06proto3"
 
 var (
 	file_bitnet_trainer_v1_trainer_proto_rawDescOnce sync.Once

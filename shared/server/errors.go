@@ -1,0 +1,133 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/errcode"
+)
+
+// REST errors have one shape, whoever answers (a gRPC handler through the
+// gateway, the body limits, the router of the gateway): the JSON form of
+// google.rpc.Status, {"code": N, "message": "...", "details": [...]}, with
+// the HTTP status of the code (or the more precise 405, 408, 413, 415).
+// A 429 carries Retry-After: the RetryInfo delay when the error has one,
+// else 1 s; a 401 the bearer challenge (errcode.SetHTTPHeaders).
+
+// probeMethods are the methods a 405's Allow header is computed from.
+var probeMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// writeError writes err (a status error) as the gateway would, with
+// httpStatus.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, httpStatus int, err error) {
+	_, m := runtime.MarshalerForRequest(s.mux, r)
+	runtime.DefaultHTTPErrorHandler(r.Context(), s.mux, m, w, r, &runtime.HTTPStatusError{HTTPStatus: httpStatus, Err: err})
+}
+
+// gatewayError is the gateway's error handler: a request whose body was
+// cut answers with the limit's status (408, 413) rather than the decode
+// error it caused; a 429 gets Retry-After, a 401 WWW-Authenticate.
+func (s *Server) gatewayError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if be := bodyFailure(r.Context()); be != nil {
+		w.Header().Set("Connection", "close")
+		err = &runtime.HTTPStatusError{HTTPStatus: be.httpStatus, Err: be.status()}
+	}
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, &errorHeaderWriter{ResponseWriter: w, err: err}, r, err)
+}
+
+// errorHeaderWriter sets the headers clients act on right before the
+// status line, after the default handler set its own (it puts the error
+// message in WWW-Authenticate, which is not a challenge): the bearer
+// challenge on 401 and Retry-After on 429 (errcode.SetHTTPHeaders).
+type errorHeaderWriter struct {
+	http.ResponseWriter
+	err error
+}
+
+func (w *errorHeaderWriter) WriteHeader(code int) {
+	var hs *runtime.HTTPStatusError
+	err := w.err
+	if errors.As(err, &hs) {
+		err = hs.Err
+	}
+	errcode.SetHTTPHeaders(w.Header(), status.Convert(err))
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *errorHeaderWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// routingError is the gateway's routing error handler: a path served for
+// other methods answers 405 with Allow (not 501), an unknown one 404, both
+// in the one error shape.
+func (s *Server) routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	if p, ok := r.Context().Value(probeKey{}).(*probe); ok {
+		p.routed = false // a probe of a method the path does not take
+		return
+	}
+	switch httpStatus {
+	case http.StatusMethodNotAllowed:
+		allow := s.allowed(r)
+		if len(allow) == 0 {
+			s.gatewayError(ctx, mux, m, w, r, &runtime.HTTPStatusError{HTTPStatus: http.StatusNotFound,
+				Err: status.Errorf(codes.NotFound, "no route %s", r.URL.Path)})
+			return
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		s.gatewayError(ctx, mux, m, w, r, &runtime.HTTPStatusError{HTTPStatus: http.StatusMethodNotAllowed,
+			Err: status.Errorf(codes.Unimplemented, "method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", "))})
+	case http.StatusNotFound:
+		s.gatewayError(ctx, mux, m, w, r, &runtime.HTTPStatusError{HTTPStatus: http.StatusNotFound,
+			Err: status.Errorf(codes.NotFound, "no route %s %s", r.Method, r.URL.Path)})
+	default:
+		s.gatewayError(ctx, mux, m, w, r, &runtime.HTTPStatusError{HTTPStatus: httpStatus,
+			Err: status.Error(codes.InvalidArgument, http.StatusText(httpStatus))})
+	}
+}
+
+// probe marks a request the gateway routes only to learn whether a handler
+// takes it (probeMiddleware stops it before the handler runs).
+type probe struct{ routed bool }
+
+type probeKey struct{}
+
+// probeMiddleware is a gateway middleware: a probe request is recorded as
+// routed and goes no further.
+func probeMiddleware(next runtime.HandlerFunc) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+		if p, ok := r.Context().Value(probeKey{}).(*probe); ok {
+			p.routed = true
+			return
+		}
+		next(w, r, params)
+	}
+}
+
+// allowed lists the methods the gateway routes r's path for, by routing a
+// bodiless probe of each through it.
+func (s *Server) allowed(r *http.Request) []string {
+	var out []string
+	for _, method := range probeMethods {
+		p := &probe{}
+		pr := r.Clone(context.WithValue(r.Context(), probeKey{}, p))
+		pr.Method, pr.Body, pr.ContentLength = method, http.NoBody, 0
+		pr.Header.Del("X-HTTP-Method-Override")
+		s.mux.ServeHTTP(discard{}, pr)
+		if p.routed {
+			out = append(out, method)
+		}
+	}
+	return out
+}
+
+// discard is a ResponseWriter that drops everything (probes write nothing).
+type discard struct{}
+
+func (discard) Header() http.Header         { return http.Header{} }
+func (discard) Write(b []byte) (int, error) { return len(b), nil }
+func (discard) WriteHeader(int)             {}
