@@ -376,3 +376,18 @@ func FuzzCompileSchema(f *testing.F) {
 		g.Prefix([]byte(text))
 	})
 }
+
+// TestBudgetTooSmall: below the shortest document the grammar alone decides
+// (the output is cut), never an empty mask.
+func TestBudgetTooSmall(t *testing.T) {
+	v := testVocab()
+	g := mustCompile(t, `{"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}`)
+	m := g.NewMatcher(v)
+	allowed := make([]uint64, v.MaskWords())
+	if !m.Mask(allowed, 2) || allZero(allowed) {
+		t.Fatal("budget 2 for an 11-byte minimum: want restricted and some token allowed")
+	}
+	if allowed['{'>>6]&(1<<('{'&63)) == 0 {
+		t.Error("'{' not allowed")
+	}
+}

@@ -187,7 +187,9 @@ func (v *Vocab) MaskWords() int { return (v.size + 63) / 64 }
 // completed in budget-1 more tokens after them (budget: the tokens left,
 // this one included; at most one byte per token is assumed). End tokens
 // are not covered: allow them when CanEnd. restricted reports whether the
-// budget removed a token the grammar allows.
+// budget removed a token the grammar allows. When the budget is too small
+// for any complete document, the grammar alone decides (and restricted is
+// true): the output is then cut by the limit.
 func (m *Matcher) Mask(allowed []uint64, budget int) (restricted bool) {
 	clear(allowed)
 	if budget <= 0 {
@@ -216,7 +218,23 @@ func (m *Matcher) Mask(allowed []uint64, budget int) (restricted bool) {
 	if len(w.t.nodes) > 0 {
 		w.visit(0, 0, m.s)
 	}
+	if w.restricted && !m.s.accepting() && allZero(allowed) {
+		// The budget cannot close the document (max_tokens below its
+		// shortest form): follow the grammar alone; the output will be cut
+		// by the limit.
+		m.Mask(allowed, infBytes)
+		return true
+	}
 	return w.restricted
+}
+
+func allZero(words []uint64) bool {
+	for _, w := range words {
+		if w != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 type walker struct {
