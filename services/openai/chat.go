@@ -170,15 +170,9 @@ func (h *Handler) streamChat(w http.ResponseWriter, rn *run, c *chatRequest, id 
 		if s.send(chunk([]chunkChoice{{Delta: chatDelta{}, FinishReason: &reason}})) != nil {
 			return
 		}
-		if c.StreamOptions != nil && c.StreamOptions.IncludeUsage {
-			u := usageOf(msg)
-			final := chunk([]chunkChoice{})
-			final.Usage = &u
-			if s.send(final) != nil {
-				return
-			}
-		}
-		_ = s.done()
+		final := chunk([]chunkChoice{})
+		final.Usage = includedUsage(c.StreamOptions, msg)
+		s.end(final, final.Usage != nil)
 		return
 	}
 }

@@ -138,15 +138,9 @@ func (h *Handler) streamCompletion(w http.ResponseWriter, rn *run, c *completion
 		if !final {
 			continue
 		}
-		if c.StreamOptions != nil && c.StreamOptions.IncludeUsage {
-			u := usageOf(msg)
-			last := chunk([]completionChoice{})
-			last.Usage = &u
-			if s.send(last) != nil {
-				return
-			}
-		}
-		_ = s.done()
+		last := chunk([]completionChoice{})
+		last.Usage = includedUsage(c.StreamOptions, msg)
+		s.end(last, last.Usage != nil)
 		return
 	}
 }

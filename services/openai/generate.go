@@ -274,6 +274,24 @@ func (s *sse) send(v any) error {
 	return s.rc.Flush()
 }
 
+// includedUsage is the usage of a stream's final chunk when
+// stream_options.include_usage asks for it, else nil.
+func includedUsage(o *streamOptions, last *inferencev1.GenerateResponse) *usage {
+	if o == nil || !o.IncludeUsage {
+		return nil
+	}
+	u := usageOf(last)
+	return &u
+}
+
+// end closes a stream: the usage chunk when withUsage, then [DONE].
+func (s *sse) end(usageChunk any, withUsage bool) {
+	if withUsage && s.send(usageChunk) != nil {
+		return
+	}
+	_ = s.done()
+}
+
 func (s *sse) done() error {
 	if _, err := io.WriteString(s.w, "data: [DONE]\n\n"); err != nil {
 		return err

@@ -3,13 +3,13 @@ package constrained
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/ordjson"
 )
 
 // Limits of the generated documents and accepted schemas.
@@ -162,11 +162,11 @@ func (c *compiler) compileObject(s *object, path string) (*node, error) {
 	}
 	use := func(k string) (any, bool) {
 		known[k] = true
-		v, ok := s.get(k)
+		v, ok := s.Get(k)
 		return v, ok
 	}
 	if ref, ok := use("$ref"); ok {
-		for _, k := range s.keys {
+		for _, k := range s.Keys {
 			if !known[k] {
 				return nil, &UnsupportedError{Keyword: k + " beside $ref", Path: path}
 			}
@@ -240,7 +240,7 @@ func (c *compiler) compileObject(s *object, path string) (*node, error) {
 	}
 	has := func(keys ...string) bool {
 		for _, k := range keys {
-			if _, ok := s.get(k); ok {
+			if _, ok := s.Get(k); ok {
 				return true
 			}
 		}
@@ -308,7 +308,7 @@ func (c *compiler) compileObject(s *object, path string) (*node, error) {
 }
 
 func checkKnown(s *object, known map[string]bool, path string) error {
-	for _, k := range s.keys {
+	for _, k := range s.Keys {
 		if !known[k] {
 			return &UnsupportedError{Keyword: k, Path: path}
 		}
@@ -337,7 +337,7 @@ func (c *compiler) objectNode(s *object, path string, use func(string) (any, boo
 	}
 	addl, hasAddl := use("additionalProperties")
 	props, hasProps := use("properties")
-	if !hasProps || len(props.(*object).keys) == 0 {
+	if !hasProps || len(props.(*object).Keys) == 0 {
 		if _, isObj := props.(*object); hasProps && !isObj {
 			return nil, &SchemaError{Path: path + "/properties", Msg: "properties must be an object"}
 		}
@@ -374,12 +374,12 @@ func (c *compiler) objectNode(s *object, path string, use func(string) (any, boo
 		}
 	}
 	for _, r := range required {
-		if _, ok := po.get(r); !ok {
+		if _, ok := po.Get(r); !ok {
 			return nil, &UnsupportedError{Keyword: fmt.Sprintf("required property %q not in properties", r), Path: path}
 		}
 	}
-	for _, k := range po.keys {
-		v, _ := po.get(k)
+	for _, k := range po.Keys {
+		v, _ := po.Get(k)
 		val, err := c.compile(v, path+"/properties/"+escapePointer(k))
 		if err != nil {
 			return nil, err
@@ -465,7 +465,7 @@ func (c *compiler) stringNode(s *object, path string, use func(string) (any, boo
 // sibling type (if any).
 func (c *compiler) literals(s *object, list []any, path string, known map[string]bool) (*node, error) {
 	var types []string
-	if t, ok := s.get("type"); ok {
+	if t, ok := s.Get("type"); ok {
 		known["type"] = true
 		switch t := t.(type) {
 		case string:
@@ -529,12 +529,12 @@ func (c *compiler) ref(r, path string) (*node, error) {
 		if !ok {
 			break
 		}
-		defs, ok := root.get(section)
+		defs, ok := root.Get(section)
 		if !ok {
 			break
 		}
 		if d, ok := defs.(*object); ok {
-			target, _ = d.get(name)
+			target, _ = d.Get(name)
 		}
 	default:
 		return nil, &UnsupportedError{Keyword: "$ref " + strconv.Quote(r) + " (only #, #/$defs/NAME and #/definitions/NAME)", Path: path}
@@ -639,78 +639,39 @@ func (n *node) computeTails() {
 }
 
 // object is a JSON object with its key order.
-type object struct {
-	keys []string
-	vals map[string]any
-}
+type object = ordjson.Object
 
-func (o *object) get(k string) (any, bool) {
-	v, ok := o.vals[k]
-	return v, ok
-}
-
-// decodeOrdered decodes JSON keeping object key order (numbers as float64).
+// decodeOrdered decodes JSON keeping object key order, numbers as float64.
 func decodeOrdered(data []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	v, err := decodeAny(dec, 0)
+	v, err := ordjson.Decode(data, 64)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("data after the schema")
-	}
-	return v, nil
+	return numbersToFloat(v)
 }
 
-func decodeAny(dec *json.Decoder, depth int) (any, error) {
-	if depth > 64 {
-		return nil, errors.New("nested deeper than 64")
-	}
-	t, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	switch t := t.(type) {
-	case json.Delim:
-		if t == '{' {
-			o := &object{vals: map[string]any{}}
-			for dec.More() {
-				kt, err := dec.Token()
-				if err != nil {
-					return nil, err
-				}
-				k := kt.(string)
-				v, err := decodeAny(dec, depth+1)
-				if err != nil {
-					return nil, err
-				}
-				if _, dup := o.vals[k]; !dup {
-					o.keys = append(o.keys, k)
-				}
-				o.vals[k] = v
-			}
-			_, err := dec.Token()
-			return o, err
-		}
-		l := []any{}
-		for dec.More() {
-			v, err := decodeAny(dec, depth+1)
+func numbersToFloat(v any) (any, error) {
+	switch v := v.(type) {
+	case *object:
+		for k, x := range v.Values {
+			y, err := numbersToFloat(x)
 			if err != nil {
 				return nil, err
 			}
-			l = append(l, v)
+			v.Values[k] = y
 		}
-		_, err := dec.Token()
-		return l, err
+	case []any:
+		for i, x := range v {
+			y, err := numbersToFloat(x)
+			if err != nil {
+				return nil, err
+			}
+			v[i] = y
+		}
 	case json.Number:
-		f, err := t.Float64()
-		if err != nil {
-			return nil, err
-		}
-		return f, nil
+		return v.Float64()
 	}
-	return t, nil
+	return v, nil
 }
 
 // encodeValue writes v as compact JSON (keys in order).
@@ -736,14 +697,14 @@ func encodeValue(b *bytes.Buffer, v any) {
 		b.WriteByte(']')
 	case *object:
 		b.WriteByte('{')
-		for i, k := range v.keys {
+		for i, k := range v.Keys {
 			if i > 0 {
 				b.WriteByte(',')
 			}
 			ks, _ := json.Marshal(k)
 			b.Write(htmlUnescape(ks))
 			b.WriteByte(':')
-			encodeValue(b, v.vals[k])
+			encodeValue(b, v.Values[k])
 		}
 		b.WriteByte('}')
 	}

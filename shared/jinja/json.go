@@ -1,16 +1,15 @@
 package jinja
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/ordjson"
 )
 
 // tojsonFilter is transformers' tojson: json.dumps(x, ensure_ascii=False,
@@ -221,69 +220,44 @@ func strftime(format string, t time.Time) string {
 // DecodeJSON decodes JSON into template values, keeping object key order
 // (numbers without a fraction or exponent become integers, as in Python).
 func DecodeJSON(data []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	v, err := decodeValue(dec, 0)
+	v, err := ordjson.Decode(data, 200)
 	if err != nil {
 		return nil, fmt.Errorf("jinja: decode JSON: %w", err)
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("jinja: decode JSON: data after the value")
-	}
-	return v, nil
+	return fromOrdered(v)
 }
 
-func decodeValue(dec *json.Decoder, depth int) (any, error) {
-	if depth > 200 {
-		return nil, errors.New("nested deeper than 200")
-	}
-	t, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	switch t := t.(type) {
-	case json.Delim:
-		switch t {
-		case '{':
-			d := NewDict()
-			for dec.More() {
-				kt, err := dec.Token()
-				if err != nil {
-					return nil, err
-				}
-				k, _ := kt.(string)
-				v, err := decodeValue(dec, depth+1)
-				if err != nil {
-					return nil, err
-				}
-				d.Set(k, v)
+func fromOrdered(v any) (any, error) {
+	switch v := v.(type) {
+	case *ordjson.Object:
+		d := NewDict()
+		for _, k := range v.Keys {
+			x, err := fromOrdered(v.Values[k])
+			if err != nil {
+				return nil, err
 			}
-			_, err := dec.Token()
-			return d, err
-		case '[':
-			l := []any{}
-			for dec.More() {
-				v, err := decodeValue(dec, depth+1)
-				if err != nil {
-					return nil, err
-				}
-				l = append(l, v)
-			}
-			_, err := dec.Token()
-			return l, err
+			d.Set(k, x)
 		}
-		return nil, fmt.Errorf("unexpected %v", t)
+		return d, nil
+	case []any:
+		out := make([]any, len(v))
+		for i, x := range v {
+			y, err := fromOrdered(x)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = y
+		}
+		return out, nil
 	case json.Number:
-		if i, err := t.Int64(); err == nil && !strings.ContainsAny(t.String(), ".eE") {
+		if i, err := v.Int64(); err == nil && !strings.ContainsAny(v.String(), ".eE") {
 			return i, nil
 		}
-		f, err := t.Float64()
+		f, err := v.Float64()
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("jinja: decode JSON: %w", err)
 		}
 		return f, nil
-	case string, bool, nil:
-		return t, nil
 	}
-	return nil, fmt.Errorf("unexpected token %v", t)
+	return v, nil
 }
