@@ -55,6 +55,7 @@ func meshConfig(v *config.Values) (mesh.Config, error) {
 		Threads:      config.Threads.Get(v),
 		KVCache:      config.KVCache.Get(v),
 		NoHugePages:  !config.HugePages.Get(v),
+		NoConsole:    !config.Console.Get(v),
 		MemoryBudget: config.MemoryBudget.Get(v),
 		RegistryAddr: config.RegistryAddr.Get(v),
 		DrainTimeout: config.Drain.Get(v),

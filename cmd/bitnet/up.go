@@ -67,6 +67,9 @@ turns keys on (the first start writes an admin key to DATA/admin.key, mode
 			}
 			printAccess(stdout, cfg, e.AdminKeyFile)
 			fmt.Fprintf(stdout, "bitnet mesh ready: gRPC %s, REST %s, data %s\n", e.GRPC, rest, data)
+			if e.HTTP != nil && config.Console.Get(v) {
+				fmt.Fprintf(stdout, "console: %s/\n", rest)
+			}
 		})
 		if err != nil {
 			return fmt.Errorf("up: %w", portHint(err))

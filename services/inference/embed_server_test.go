@@ -35,7 +35,7 @@ var embedTexts = []string{"Light is", "The rays of the Sun", "reflected and refr
 func TestEmbedMatchesModel(t *testing.T) {
 	root := embedRoot(t)
 	n := startNodeAt(t, root, nil)
-	m, err := model.Load(filepath.Join(root, embedName))
+	m, err := model.Load(filepath.Join(root, embedName), model.WithKVType(model.KVFloat16)) // as the node serves it
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,6 +171,14 @@ func TestEmbedErrors(t *testing.T) {
 		if status.Code(err) != tc.code || !strings.Contains(err.Error(), tc.msg) {
 			t.Errorf("%s: got %v, want %v naming %q", tc.name, err, tc.code, tc.msg)
 		}
+	}
+	// Generation with an embedding model (no output head).
+	gs, err := n.client.Generate(ctx, &inferencev1.GenerateRequest{Model: embedName, Prompt: "Light is"})
+	if err == nil {
+		_, err = gs.Recv()
+	}
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "embedding model") {
+		t.Errorf("Generate with an embedding model: got %v, want FAILED_PRECONDITION", err)
 	}
 	r, err := n.client.Embed(ctx, &inferencev1.EmbedRequest{Model: embedName, Inputs: []string{long}, Truncate: true})
 	if err != nil {

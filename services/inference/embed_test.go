@@ -47,9 +47,9 @@ func embedModel(t testing.TB, pooling string) *model.Model {
 	return m
 }
 
-// TestSchedulerEmbedBatched runs embedding requests next to generation
-// requests in one batch (chunked prefill): every embedding equals the
-// model's own Embed, every generation its greedy continuation.
+// TestSchedulerEmbedBatched runs many embedding requests through one
+// scheduler with chunked prefill: they share Forward calls (continuous
+// batching) and each embedding equals the model's own Embed.
 func TestSchedulerEmbedBatched(t *testing.T) {
 	for _, pool := range []string{model.PoolLast, model.PoolMean} {
 		m := embedModel(t, pool)
@@ -58,47 +58,35 @@ func TestSchedulerEmbedBatched(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		type sub struct {
-			ids   []int
-			embed bool
-			st    *Stream
-		}
-		var subs []sub
-		for i, p := range testPrompts {
-			ids := model.EmbedIDs(m.Config(), m.Tokenizer(), p)
-			subs = append(subs, sub{ids: ids, embed: i%2 == 0})
-		}
-		for i := range subs {
-			subs[i].st, err = s.Submit(context.Background(), Request{Prompt: subs[i].ids, Embed: subs[i].embed, MaxTokens: 4})
+		var ids [][]int
+		var streams []*Stream
+		for _, p := range testPrompts {
+			in := model.EmbedIDs(m.Config(), m.Tokenizer(), p)
+			st, err := s.Submit(context.Background(), Request{Prompt: in, Embed: true})
 			if err != nil {
 				t.Fatal(err)
 			}
+			ids, streams = append(ids, in), append(streams, st)
 		}
 		g.open()
-		for _, sb := range subs {
-			_, _, final := collect(t, sb.st)
+		for i, st := range streams {
+			_, _, final := collect(t, st)
 			if final.Err != nil {
 				t.Fatal(final.Err)
 			}
-			if !sb.embed {
-				if want := directGreedy(t, m, sb.ids, 4); final.Usage.CompletionTokens != len(want) {
-					t.Errorf("generation next to embeddings: got %d tokens, want %d", final.Usage.CompletionTokens, len(want))
-				}
-				continue
-			}
-			want, err := m.Embed(context.Background(), sb.ids)
+			want, err := m.Embed(context.Background(), ids[i])
 			if err != nil {
 				t.Fatal(err)
 			}
 			var d float64
-			for i := range want {
-				d = math.Max(d, math.Abs(float64(want[i]-final.Embedding[i])))
+			for k := range want {
+				d = math.Max(d, math.Abs(float64(want[k]-final.Embedding[k])))
 			}
 			if len(final.Embedding) != len(want) || d > 1e-5 {
 				t.Errorf("%s: embedding differs from Model.Embed by %g (len %d, want %d)", pool, d, len(final.Embedding), len(want))
 			}
-			if final.Usage.PromptTokens != len(sb.ids) || final.Usage.CompletionTokens != 0 {
-				t.Errorf("embedding usage %+v, want %d prompt tokens", final.Usage, len(sb.ids))
+			if final.Usage.PromptTokens != len(ids[i]) || final.Usage.CompletionTokens != 0 {
+				t.Errorf("embedding usage %+v, want %d prompt tokens", final.Usage, len(ids[i]))
 			}
 		}
 		if st := s.Stats(); st.BatchedForwards == 0 {
@@ -124,6 +112,9 @@ func TestSchedulerEmbedRejects(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer se.Close()
+	if _, err := se.Submit(context.Background(), Request{Prompt: []int{1, 2}, MaxTokens: 3}); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("generation with an embedding model: got %v, want ErrUnsupported", err)
+	}
 	long := make([]int, em.Config().MaxPositions+1)
 	if _, err := se.Submit(context.Background(), Request{Prompt: long, Embed: true}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("too long: got %v, want ErrInvalid", err)

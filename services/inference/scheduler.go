@@ -223,6 +223,8 @@ func (s *Scheduler) newJob(ctx context.Context, req Request) (*job, error) {
 	switch {
 	case req.Embed && !s.mcfg.IsEmbedding():
 		return nil, fmt.Errorf("%s is not an embedding model (it has no pooling): %w", s.mcfg.Architecture, ErrUnsupported)
+	case !req.Embed && s.mcfg.IsEmbedding():
+		return nil, fmt.Errorf("%s is an embedding model: it has no output head to generate with (use Embed): %w", s.mcfg.Family(), ErrUnsupported)
 	case req.Embed && n > s.mcfg.MaxPositions:
 		return nil, invalidf("input of %d tokens, the context holds %d (max_position_embeddings)", n, s.mcfg.MaxPositions)
 	case !req.Embed && n >= s.mcfg.MaxPositions:

@@ -96,6 +96,9 @@ type Config struct {
 	Logger *zap.Logger
 	// Metrics, when set, is the registry the server exports (default new).
 	Metrics *metrics.Registry
+	// NoConsole leaves the web console (package console) off the REST port
+	// of the router and of Up, where it is served at / by default.
+	NoConsole bool
 	// Version is the software version services report.
 	Version string
 

@@ -22,6 +22,9 @@
 // router dials nodes, and services dial the registry, over TLS presenting
 // their certificate; discovery health checks use TLS too.
 //
+// The REST port of a router (and of Up) also serves the web console
+// (package console) at /, unless Config.NoConsole.
+//
 // Data directory layout (shared by `up` and `serve`):
 //
 //	DIR/registry/   the registry's store

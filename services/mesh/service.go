@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/bitnet-mesh/bitnet-mesh/proto/openapi"
+	"github.com/bitnet-mesh/bitnet-mesh/services/console"
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/auth"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/discovery"
@@ -115,6 +117,13 @@ func build(cfg Config, kinds []Kind) (_ *Service, err error) {
 		server.WithHTTPHandler("GET /openapi/", http.StripPrefix("/openapi", openapi.Handler())),
 		server.WithLimits(cfg.Limits),
 		server.WithCORS(cfg.CORSOrigins...),
+	}
+	if slices.Contains(kinds, Router) && !cfg.NoConsole {
+		c, err := console.New()
+		if err != nil {
+			return nil, fmt.Errorf("mesh: %w", err)
+		}
+		opts = append(opts, c.ServerOptions()...)
 	}
 	switch {
 	case cfg.HTTPListener != nil:

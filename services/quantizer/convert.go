@@ -13,6 +13,7 @@ import (
 	quantizerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/quantizer/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/errcode"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
@@ -199,8 +200,9 @@ func ts(t time.Time) *timestamppb.Timestamp {
 	return timestamppb.New(t)
 }
 
-// jobToPB converts a job; the per-linear report entries only when linears.
-func jobToPB(j Job, linears bool) *quantizerv1.Job {
+// jobToPB converts a job; linears adds the report's per-linear entries
+// and log the job's log (both left out of listings).
+func jobToPB(j Job, linears, log bool) *quantizerv1.Job {
 	p := j.Progress
 	out := &quantizerv1.Job{
 		JobId:   j.ID,
@@ -219,6 +221,9 @@ func jobToPB(j Job, linears bool) *quantizerv1.Job {
 	}
 	if j.Err != nil {
 		out.Error = &rpcstatus.Status{Code: int32(code(j.Err)), Message: j.Err.Error()}
+	}
+	if log {
+		out.Log = jobs.LogProto(j.Log)
 	}
 	r := j.Report
 	out.Report = &quantizerv1.Report{

@@ -301,6 +301,7 @@ func (q *Quantizer) runJob(j *job) {
 	j.snap.State = StateRunning
 	j.snap.StartTime = q.opts.clock().UTC()
 	req, id := j.snap.Request, j.snap.ID
+	q.logLocked(j, "started: %s to %s", sourceText(req), req.Target)
 	q.notifyLocked(j)
 	q.mu.Unlock()
 
@@ -347,12 +348,25 @@ func (q *Quantizer) update(j *job, fn func(*Job)) {
 }
 
 func (q *Quantizer) finishLocked(j *job, s State, err error) {
+	switch {
+	case s == StateSucceeded && j.snap.Result != nil:
+		q.logLocked(j, "succeeded: stored as %s", j.snap.Result)
+	case err != nil:
+		q.logLocked(j, "%s: %v", s, err)
+	default:
+		q.logLocked(j, "%s", s)
+	}
 	j.snap.State = s
 	j.snap.Err = err
 	j.snap.EndTime = q.opts.clock().UTC()
 	j.cancel = nil
 	q.notifyLocked(j)
 	q.evictLocked()
+}
+
+// logLocked appends a line to j's log.
+func (q *Quantizer) logLocked(j *job, format string, args ...any) {
+	j.snap.Log = jobs.AppendLog(j.snap.Log, q.opts.clock().UTC(), format, args...)
 }
 
 func (q *Quantizer) notifyLocked(j *job) {
@@ -367,6 +381,7 @@ func (q *Quantizer) evictLocked() { q.table.Evict(q.opts.maxJobs, nil) }
 func (j *job) snapshot() Job {
 	s := j.snap
 	s.Report.Linears = slices.Clone(s.Report.Linears)
+	s.Log = slices.Clone(s.Log)
 	if s.Result != nil {
 		r := *s.Result
 		s.Result = &r

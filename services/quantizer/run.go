@@ -14,6 +14,7 @@ import (
 
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
@@ -31,6 +32,22 @@ func phaseSpan(phase string) [2]float64 {
 		return [2]float64{0.50, 0.90}
 	}
 	return [2]float64{0.90, 1} // uploading
+}
+
+// sourceText names a request's checkpoint for the job's log.
+func sourceText(req Request) string {
+	switch {
+	case req.Model != "":
+		return req.Model
+	case req.Path != "":
+		return filepath.Base(req.Path)
+	}
+	return fmt.Sprintf("%d uploaded files", len(req.Files))
+}
+
+// logf appends a line to the job's log.
+func (r *runner) logf(format string, args ...any) {
+	r.q.update(r.j, func(j *Job) { j.Log = jobs.AppendLog(j.Log, r.q.opts.clock().UTC(), format, args...) })
 }
 
 // runner runs one job.
@@ -86,6 +103,7 @@ func (r *runner) run(ctx context.Context) (registry.Ref, error) {
 	rep := Report{SourceSizeBytes: r.srcSize, ParameterCount: parameterCount(w),
 		Family: string(w.Config.Family()), Architecture: w.Config.Architecture}
 	r.q.update(r.j, func(j *Job) { j.Report = rep })
+	r.logf("loaded %s: %d layers, %d parameters, %d bytes", filepath.Base(src), len(w.Layers), rep.ParameterCount, r.srcSize)
 
 	calib := r.req.Calibration
 	wantRef := !calib.Disabled && tok != nil
@@ -112,8 +130,11 @@ func (r *runner) run(ctx context.Context) (registry.Ref, error) {
 	if err := ctx.Err(); err != nil {
 		return registry.Ref{}, err
 	}
+	r.logf("quantized %d linear weights to %s", 7*len(w.Layers), r.req.Target)
 
-	if wantRef {
+	if !wantRef {
+		r.logf("no evaluation: disabled, or the checkpoint has no tokenizer")
+	} else {
 		text, err := r.calibrationText(ctx, calib)
 		if err != nil {
 			return registry.Ref{}, err
@@ -128,6 +149,8 @@ func (r *runner) run(ctx context.Context) (registry.Ref, error) {
 			j.Report.PerplexityBefore, j.Report.PerplexityAfter = ev.pplBefore, ev.pplAfter
 			j.Report.MeanKL, j.Report.Top1Agreement, j.Report.CalibrationTokens = ev.meanKL, ev.top1, ev.tokens
 		})
+		r.logf("evaluated on %d tokens: perplexity %.3f -> %.3f, mean KL %.4f, top-1 agreement %.1f%%",
+			ev.tokens, ev.pplBefore, ev.pplAfter, ev.meanKL, 100*ev.top1)
 	}
 	return r.upload(ctx, out)
 }
@@ -174,6 +197,7 @@ func (r *runner) fetch(ctx context.Context, work string) (string, error) {
 		}
 	}
 	r.progress(PhaseFetching, uint64(len(files)), uint64(len(files)), "files", "")
+	r.logf("fetched %d files, %d bytes", len(files), r.srcSize)
 	if format == registry.FormatGGUF {
 		return ggufPath, nil
 	}

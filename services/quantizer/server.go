@@ -32,7 +32,7 @@ func (s *Server) CreateJob(ctx context.Context, req *quantizerv1.CreateJobReques
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &quantizerv1.CreateJobResponse{Job: jobToPB(j, true)}, nil
+	return &quantizerv1.CreateJobResponse{Job: jobToPB(j, true, true)}, nil
 }
 
 // GetJob implements QuantizerService.
@@ -41,7 +41,7 @@ func (s *Server) GetJob(ctx context.Context, req *quantizerv1.GetJobRequest) (*q
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &quantizerv1.GetJobResponse{Job: jobToPB(j, true)}, nil
+	return &quantizerv1.GetJobResponse{Job: jobToPB(j, true, true)}, nil
 }
 
 // ListJobs implements QuantizerService.
@@ -56,7 +56,7 @@ func (s *Server) ListJobs(ctx context.Context, req *quantizerv1.ListJobsRequest)
 	}
 	resp := &quantizerv1.ListJobsResponse{NextPageToken: next}
 	for _, j := range jobs {
-		resp.Jobs = append(resp.Jobs, jobToPB(j, false))
+		resp.Jobs = append(resp.Jobs, jobToPB(j, false, false))
 	}
 	return resp, nil
 }
@@ -67,7 +67,7 @@ func (s *Server) CancelJob(ctx context.Context, req *quantizerv1.CancelJobReques
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &quantizerv1.CancelJobResponse{Job: jobToPB(j, true)}, nil
+	return &quantizerv1.CancelJobResponse{Job: jobToPB(j, true, true)}, nil
 }
 
 // WatchJob implements QuantizerService: the current state at once, then one
@@ -75,7 +75,7 @@ func (s *Server) CancelJob(ctx context.Context, req *quantizerv1.CancelJobReques
 // the per-linear report entries.
 func (s *Server) WatchJob(req *quantizerv1.WatchJobRequest, stream quantizerv1.QuantizerService_WatchJobServer) error {
 	err := s.q.Watch(stream.Context(), req.GetJobId(), func(j Job) error {
-		return stream.Send(&quantizerv1.WatchJobResponse{Job: jobToPB(j, j.State.Terminal())})
+		return stream.Send(&quantizerv1.WatchJobResponse{Job: jobToPB(j, j.State.Terminal(), true)})
 	})
 	return toStatus(err)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,9 +111,30 @@ func TestServer(t *testing.T) {
 	if err != nil || len(got.GetJob().GetReport().GetLinears()) != 14 {
 		t.Errorf("GetJob: %v, want the job with its report", err)
 	}
+	var log []string
+	for _, l := range got.GetJob().GetLog() {
+		if l.GetTime() == nil {
+			t.Errorf("log line %q has no time", l.GetMessage())
+		}
+		log = append(log, l.GetMessage())
+	}
+	wantLog := []string{"started: tiny@1 to TQ1_0", "fetched ", "loaded ", "quantized 14 linear weights to TQ1_0", "evaluated on ", "succeeded: stored as tiny-tq1@1"}
+	if len(log) != len(wantLog) {
+		t.Errorf("log: got %q, want lines starting %q", log, wantLog)
+	} else {
+		for i, w := range wantLog {
+			if !strings.HasPrefix(log[i], w) {
+				t.Errorf("log line %d: got %q, want it to start %q", i, log[i], w)
+			}
+		}
+	}
+	if n := len(end.GetLog()); n != len(log) {
+		t.Errorf("last watch message: got %d log lines, want %d", n, len(log))
+	}
 	list, err := c.ListJobs(ctx, &quantizerv1.ListJobsRequest{State: modelv1.JobState_JOB_STATE_SUCCEEDED})
-	if err != nil || len(list.GetJobs()) != 1 || list.GetJobs()[0].GetJobId() != id || len(list.GetJobs()[0].GetReport().GetLinears()) != 0 {
-		t.Errorf("ListJobs: %v, %v; want the job without linears", list, err)
+	if err != nil || len(list.GetJobs()) != 1 || list.GetJobs()[0].GetJobId() != id || len(list.GetJobs()[0].GetReport().GetLinears()) != 0 ||
+		len(list.GetJobs()[0].GetLog()) != 0 {
+		t.Errorf("ListJobs: %v, %v; want the job without linears and log", list, err)
 	}
 	cr, err := c.CancelJob(ctx, &quantizerv1.CancelJobRequest{JobId: id})
 	if err != nil || cr.GetJob().GetState() != modelv1.JobState_JOB_STATE_SUCCEEDED {
@@ -156,7 +178,7 @@ func TestServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	j := wait(t, e.q, run.GetJob().GetJobId())
-	pj := jobToPB(j, true)
+	pj := jobToPB(j, true, true)
 	if pj.GetState() != modelv1.JobState_JOB_STATE_CANCELLED || codes.Code(pj.GetError().GetCode()) != codes.Canceled {
 		t.Errorf("cancelled job: state %v error %v, want CANCELLED with code Canceled", pj.GetState(), pj.GetError())
 	}

@@ -179,6 +179,7 @@ type Job struct {
 	Progress   Progress
 	Result     *registry.Ref // set when succeeded
 	Report     Report
+	Log        []jobs.LogEntry
 	Err        error // set when failed or cancelled
 	CreateTime time.Time
 	StartTime  time.Time // zero while queued

@@ -247,7 +247,7 @@ func TestRealEmbed(t *testing.T) {
 	for _, k := range kernels.Supported() {
 		t.Run(string(k), func(t *testing.T) {
 			req := &inferencev1.EmbedRequest{Model: embedModel, Inputs: []string{"Light is", "The rays of the Sun"},
-				Require: []string{string(k)}, Dimensions: 32}
+				Require: []string{string(k)}, PreferKernel: string(k), Dimensions: 32}
 			got, err := c.Embed(t.Context(), req)
 			if err != nil {
 				t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	trainerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/trainer/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/errcode"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
@@ -206,6 +207,10 @@ func jobToPB(j Job) *trainerv1.Job {
 	for _, v := range j.Validation {
 		out.Validation = append(out.Validation, &trainerv1.ValidationPoint{Step: uint32(v.Step), ValLoss: v.ValLoss})
 	}
+	for _, p := range j.LossCurve {
+		out.LossCurve = append(out.LossCurve, &trainerv1.LossPoint{Step: uint32(p.Step), Loss: p.Loss})
+	}
+	out.Log = jobs.LogProto(j.Log)
 	for _, c := range j.Checkpoints {
 		out.Checkpoints = append(out.Checkpoints, &trainerv1.Checkpoint{
 			Step: uint32(c.Step), Sha256: c.Digest.Hex(), SizeBytes: uint64(c.SizeBytes), ValLoss: c.ValLoss, CreateTime: ts(c.CreateTime),

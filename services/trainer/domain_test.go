@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -160,5 +161,40 @@ func TestNewOptions(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, jobsDir, "tj-x", jobFile), []byte("{"), 0o644)
 	if _, err := New(b, b, WithWorkDir(dir)); err == nil {
 		t.Error("a corrupt job.json: got no error")
+	}
+}
+
+func TestAppendLoss(t *testing.T) {
+	steps := func(c []LossPoint) []int {
+		var out []int
+		for _, p := range c {
+			out = append(out, p.Step)
+		}
+		return out
+	}
+	// Every step until full, then every other one: the curve spans the run.
+	var c []LossPoint
+	for s := 1; s <= 3*MaxLossPoints; s++ {
+		c = appendLoss(c, LossPoint{Step: s, Loss: float64(s)})
+		if len(c) > MaxLossPoints {
+			t.Fatalf("step %d: got %d points, want at most %d", s, len(c), MaxLossPoints)
+		}
+	}
+	got := steps(c)
+	if got[0] != 1 || got[len(got)-1] < 3*MaxLossPoints-4 || len(got) < MaxLossPoints/2 {
+		t.Errorf("got %d points from %d to %d, want at least %d from 1 to about %d", len(got), got[0], got[len(got)-1], MaxLossPoints/2, 3*MaxLossPoints)
+	}
+	for i := 2; i < len(got); i++ {
+		if got[i]-got[i-1] != got[1]-got[0] {
+			t.Fatalf("got uneven spacing %v around index %d", got[i-2:i+1], i)
+		}
+	}
+	// A resumed run replaces the steps it repeats.
+	c = nil
+	for _, s := range []int{1, 2, 3, 4, 5, 3, 4} {
+		c = appendLoss(c, LossPoint{Step: s, Loss: float64(s)})
+	}
+	if got, want := steps(c), []int{1, 2, 3, 4}; !slices.Equal(got, want) {
+		t.Errorf("after a resume: got steps %v, want %v", got, want)
 	}
 }

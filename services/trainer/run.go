@@ -14,6 +14,7 @@ import (
 
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
@@ -89,13 +90,41 @@ func (x *execution) onEvent(ctx context.Context, ev Event) {
 			m.ValLoss, m.ValPerplexity = j.Metrics.ValLoss, j.Metrics.ValPerplexity
 		}
 		j.Metrics = m
+		j.LossCurve = appendLoss(j.LossCurve, LossPoint{Step: m.Step, Loss: m.Loss})
+		now := x.t.opts.clock().UTC()
 		if ev.Validated {
 			j.Validation = append(j.Validation, ValidationPoint{Step: m.Step, ValLoss: m.ValLoss})
+			j.Log = jobs.AppendLog(j.Log, now, "step %d/%d: validation loss %.4f (perplexity %.2f)", m.Step, m.TotalSteps, m.ValLoss, m.ValPerplexity)
 		}
 		if ck != nil {
 			j.Checkpoints = append(j.Checkpoints, *ck)
+			j.Log = jobs.AppendLog(j.Log, now, "step %d: checkpoint written (%d bytes)", ck.Step, ck.SizeBytes)
 		}
 	})
+}
+
+// appendLoss adds p to a loss curve kept at most MaxLossPoints long: a
+// resumed run's steps replace the ones it repeats; a full curve drops
+// every other point, after which points are taken at the curve's spacing
+// (that of its last two points), so it always spans the whole run evenly.
+func appendLoss(curve []LossPoint, p LossPoint) []LossPoint {
+	for len(curve) > 0 && curve[len(curve)-1].Step >= p.Step {
+		curve = curve[:len(curve)-1]
+	}
+	if n := len(curve); n >= 2 && p.Step-curve[n-1].Step < curve[n-1].Step-curve[n-2].Step {
+		return curve
+	}
+	if len(curve) >= MaxLossPoints {
+		kept := curve[:0]
+		for i := 0; i < len(curve); i += 2 {
+			kept = append(kept, curve[i])
+		}
+		curve = kept
+		if n := len(curve); n >= 2 && p.Step-curve[n-1].Step < curve[n-1].Step-curve[n-2].Step {
+			return curve
+		}
+	}
+	return append(curve, p)
 }
 
 // storeCheckpoint copies a checkpoint file into the registry's blobs (the

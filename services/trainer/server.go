@@ -57,6 +57,7 @@ func (s *Server) ListJobs(ctx context.Context, req *trainerv1.ListJobsRequest) (
 	}
 	resp := &trainerv1.ListJobsResponse{NextPageToken: next}
 	for _, j := range jobs {
+		j.LossCurve, j.Log = nil, nil // GetJob has them
 		resp.Jobs = append(resp.Jobs, jobToPB(j))
 	}
 	return resp, nil

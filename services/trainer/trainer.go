@@ -311,6 +311,11 @@ func (t *Trainer) runJob(j *job) {
 	if j.snap.StartTime.IsZero() {
 		j.snap.StartTime = t.opts.clock().UTC()
 	}
+	if n := len(j.snap.Checkpoints); n > 0 {
+		t.logLocked(j, "resumed from the checkpoint at step %d", j.snap.Checkpoints[n-1].Step)
+	} else {
+		t.logLocked(j, "started: %d steps", j.snap.Request.Hyperparameters.Steps)
+	}
 	req, id := j.snap.Request, j.snap.ID
 	t.notifyLocked(j, true)
 	t.mu.Unlock()
@@ -328,6 +333,7 @@ func (t *Trainer) runJob(j *job) {
 	case ctx.Err() != nil && t.ctx.Err() != nil && j.snap.State != StateCancelling:
 		// Close: stay queued on disk; the next Trainer resumes the job.
 		j.snap.State, j.cancel = StateQueued, nil
+		t.logLocked(j, "stopped by a shutdown: queued to resume")
 		t.notifyLocked(j, true)
 	case ctx.Err() != nil:
 		t.finishLocked(j, StateCancelled, context.Cause(ctx))
@@ -379,12 +385,29 @@ func (t *Trainer) update(j *job, persist bool, fn func(*Job)) {
 }
 
 func (t *Trainer) finishLocked(j *job, s State, err error) {
+	switch {
+	case s == StateSucceeded:
+		refs := make([]string, len(j.snap.Results))
+		for i, r := range j.snap.Results {
+			refs[i] = r.String()
+		}
+		t.logLocked(j, "succeeded: registered %s", strings.Join(refs, ", "))
+	case err != nil:
+		t.logLocked(j, "%s: %v", s, err)
+	default:
+		t.logLocked(j, "%s", s)
+	}
 	j.snap.State = s
 	j.snap.Err = err
 	j.snap.EndTime = t.opts.clock().UTC()
 	j.cancel = nil
 	t.notifyLocked(j, true)
 	t.evictLocked()
+}
+
+// logLocked appends a line to j's log (saved with the next notify).
+func (t *Trainer) logLocked(j *job, format string, args ...any) {
+	j.snap.Log = jobs.AppendLog(j.snap.Log, t.opts.clock().UTC(), format, args...)
 }
 
 // notifyLocked wakes the job's watchers and, when persist, saves it (a
@@ -407,6 +430,8 @@ func (t *Trainer) evictLocked() {
 func (j *job) snapshot() Job {
 	s := j.snap
 	s.Validation = slices.Clone(s.Validation)
+	s.LossCurve = slices.Clone(s.LossCurve)
+	s.Log = slices.Clone(s.Log)
 	s.Checkpoints = slices.Clone(s.Checkpoints)
 	s.Results = slices.Clone(s.Results)
 	return s

@@ -2,6 +2,8 @@ package trainer
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -31,6 +33,10 @@ func TestScratchThenFineTune(t *testing.T) {
 	if got := len(j.GetCheckpoints()); got != 2 { // steps 3, 6
 		t.Errorf("checkpoints: got %d, want 2", got)
 	}
+	if got := lossSteps(j); !slices.Equal(got, []uint32{1, 2, 3, 4, 5, 6}) {
+		t.Errorf("loss curve steps: got %v, want 1..6", got)
+	}
+	wantLog(t, j, "started: 6 steps", "step 2/6: validation loss", "step 3: checkpoint written", "succeeded: registered tiny@1")
 	wantData := sha256Hex(readFile(t, "testdata/opticks-8k.txt"))
 	if j.GetDatasetSha256() != wantData {
 		t.Errorf("dataset sha256: got %s, want %s", j.GetDatasetSha256(), wantData)
@@ -98,6 +104,41 @@ func TestScratchThenFineTune(t *testing.T) {
 	}
 	if len(list.GetJobs()) != 2 || list.GetJobs()[0].GetJobId() != j2.GetJobId() {
 		t.Errorf("list: got %d jobs, want 2 newest first", len(list.GetJobs()))
+	}
+	for _, lj := range list.GetJobs() {
+		if len(lj.GetLossCurve())+len(lj.GetLog()) != 0 || len(lj.GetValidation()) == 0 {
+			t.Errorf("list: job %s has %d loss points and %d log lines, want them left out (validation kept)", lj.GetJobId(), len(lj.GetLossCurve()), len(lj.GetLog()))
+		}
+	}
+}
+
+// lossSteps returns the steps of a job's loss curve.
+func lossSteps(j *trainerv1.Job) []uint32 {
+	var out []uint32
+	for _, p := range j.GetLossCurve() {
+		out = append(out, p.GetStep())
+	}
+	return out
+}
+
+// wantLog checks that each of want starts a line of j's log, in order.
+func wantLog(t *testing.T, j *trainerv1.Job, want ...string) {
+	t.Helper()
+	var lines []string
+	for _, l := range j.GetLog() {
+		lines = append(lines, l.GetMessage())
+		if l.GetTime() == nil {
+			t.Errorf("log line %q has no time", l.GetMessage())
+		}
+	}
+	i := 0
+	for _, l := range lines {
+		if i < len(want) && strings.HasPrefix(l, want[i]) {
+			i++
+		}
+	}
+	if i < len(want) {
+		t.Errorf("log: got %q, want lines starting %q in order", lines, want)
 	}
 }
 
@@ -174,6 +215,10 @@ func TestRestartResume(t *testing.T) {
 	if len(j.GetValidation()) == 0 || j.GetMetrics().GetStep() != steps {
 		t.Errorf("resumed job metrics: got %v", j.GetMetrics())
 	}
+	if st := lossSteps(j); len(st) == 0 || st[len(st)-1] != steps || !slices.IsSorted(st) {
+		t.Errorf("resumed loss curve steps: got %v, want increasing to %d", st, steps)
+	}
+	wantLog(t, j, "started: 40 steps", "stopped by a shutdown", "resumed from the checkpoint at step", "succeeded")
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	// Close checkpoints at the step it stops at, or (when it stops during a

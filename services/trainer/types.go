@@ -171,6 +171,15 @@ type ValidationPoint struct {
 	ValLoss float64
 }
 
+// LossPoint is a point of the training loss curve.
+type LossPoint struct {
+	Step int
+	Loss float64
+}
+
+// MaxLossPoints bounds Job.LossCurve (see appendLoss).
+const MaxLossPoints = 512
+
 // Checkpoint is a resumable training state written by a job: a file in the
 // job's work directory, also stored as a registry blob.
 type Checkpoint struct {
@@ -188,6 +197,8 @@ type Job struct {
 	Request       Request // defaults filled in, Parent pinned to a version
 	Metrics       Metrics
 	Validation    []ValidationPoint
+	LossCurve     []LossPoint // by step, thinned to at most MaxLossPoints
+	Log           []jobs.LogEntry
 	Checkpoints   []Checkpoint
 	Results       []registry.Ref // versions written when succeeded
 	DatasetDigest registry.Digest

@@ -209,3 +209,24 @@ func TestNewID(t *testing.T) {
 		t.Errorf("got IDs %q and %q, want two different qj- plus 16 hex digits", a, b)
 	}
 }
+
+func TestAppendLog(t *testing.T) {
+	var log []LogEntry
+	t0 := time.Unix(1700000000, 0)
+	for i := range MaxLogEntries + 5 {
+		log = AppendLog(log, t0.Add(time.Duration(i)*time.Second), "line %d", i)
+	}
+	if len(log) != MaxLogEntries {
+		t.Fatalf("got %d lines, want %d", len(log), MaxLogEntries)
+	}
+	if got, want := log[0].Message, "line 5"; got != want {
+		t.Errorf("got oldest %q, want %q", got, want)
+	}
+	if got, want := log[len(log)-1].Message, fmt.Sprintf("line %d", MaxLogEntries+4); got != want {
+		t.Errorf("got newest %q, want %q", got, want)
+	}
+	pb := LogProto(log[:2])
+	if len(pb) != 2 || pb[1].GetMessage() != "line 6" || !pb[1].GetTime().AsTime().Equal(t0.Add(6*time.Second)) {
+		t.Errorf("got %v, want lines 5 and 6 with their times", pb)
+	}
+}

@@ -2,6 +2,8 @@ package model
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -86,6 +88,13 @@ func TestParseConfigErrors(t *testing.T) {
 func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(validConfig))
 	f.Add([]byte(`{"model_type": "bitnet", "vocab_size": 10, "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2}`))
+	// Every family's config.json (the synthetic checkpoints').
+	files, _ := filepath.Glob(filepath.Join(modelsDir, "*", "config.json"))
+	for _, p := range files {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 1<<20 { // per-input cost bound
 			return
@@ -101,6 +110,71 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("parsed config does not validate: %v", err)
 		}
 	})
+}
+
+// TestParseFamilyConfigs parses the family configs the way their
+// checkpoints write them (Falcon3, Qwen3, Gemma3 keys) and checks what the
+// forward pass reads from them.
+func TestParseFamilyConfigs(t *testing.T) {
+	const shape = `"vocab_size": 100, "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 3, "num_attention_heads": 4`
+	tests := []struct {
+		name, json string
+		check      func(Config) bool
+	}{
+		{"1bitLLM", `{"architectures": ["BitnetForCausalLM"], "model_type": "llama", "hidden_act": "silu", "input_bits": 8, "weight_bits": 1, ` + shape + `}`,
+			func(c Config) bool {
+				return c.Family() == FamilyBitNetB158 && c.SubNorms() && c.HiddenAct == ActSiLU && c.RopeTheta == 10000 && !c.IsEmbedding()
+			}},
+		{"falcon3", `{"architectures": ["LlamaForCausalLM"], "head_dim": 32, "rope_theta": 1000042, "is_bitnet_config": true, "quantization_config": {"modules_to_not_convert": ["lm_head"], "quant_method": "bitnet"}, ` + shape + `}`,
+			func(c Config) bool {
+				return c.Family() == FamilyLlama && !c.SubNorms() && c.QDim() == 128 && c.RopeTheta == 1000042 && !c.ProjNorms && c.RMSNormEps == 1e-6
+			}},
+		{"llama use_rms_norm + llama3 rope", `{"architectures": ["LlamaForCausalLM"], "quantization_config": {"quant_method": "bitnet", "use_rms_norm": true, "rms_norm_eps": 1e-5}, "rope_scaling": {"rope_type": "llama3", "factor": 8, "low_freq_factor": 1, "high_freq_factor": 4, "original_max_position_embeddings": 8192}, ` + shape + `}`,
+			func(c Config) bool {
+				return c.ProjNorms && c.ProjEps() == 1e-5 && c.RopeScaling != nil && c.RopeScaling.Type == "llama3" && c.RopeScaling.OriginalMaxPosition == 8192
+			}},
+		{"qwen3 bare", `{"architectures": ["Qwen3Model"], "model_type": "qwen3", "head_dim": 128, "use_sliding_window": false, ` + shape + `}`,
+			func(c Config) bool {
+				return c.Family() == FamilyQwen3 && c.Architecture == ArchQwen3 && c.QKNorm() && c.HeadDim == 128 && c.Pooling == PoolLast && c.NormalizeEmbeddings
+			}},
+		{"gemma3 layer_types", `{"model_type": "gemma3_text", "query_pre_attn_scalar": 256, "sliding_window": 512, "rope_local_base_freq": 10000, "layer_types": ["sliding_attention", "sliding_attention", "full_attention"], "attn_logit_softcapping": null, ` + shape + `}`,
+			func(c Config) bool {
+				return c.Family() == FamilyGemma3 && c.HeadDim == 256 && c.HiddenAct == ActGELUTanh && c.TieWordEmbeddings && c.SandwichNorms() &&
+					c.Sliding(0) && c.Sliding(1) && !c.Sliding(2) && c.AttnScale() == float32(1.0/16) && c.NormOffset() == 1 && c.EmbedScale() == 8
+			}},
+		{"gemma3 pattern", `{"model_type": "gemma3_text", "sliding_window_pattern": 2, ` + shape + `}`,
+			func(c Config) bool { return c.Sliding(0) && !c.Sliding(1) && c.Sliding(2) && c.SlidingWindow == 4096 }},
+		{"transformers 5 rope_parameters", `{"model_type": "gemma3_text", "rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 500000}, "sliding_attention": {"rope_type": "default", "rope_theta": 10000}}, ` + shape + `}`,
+			func(c Config) bool { return c.RopeTheta == 500000 && c.RopeLocalTheta == 10000 }},
+	}
+	for _, tc := range tests {
+		c, err := ParseConfig([]byte(tc.json))
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if !tc.check(c) {
+			t.Errorf("%s: got %v", tc.name, c)
+		}
+	}
+	bad := []struct{ name, json, want string }{
+		{"llama without bitnet", `{"architectures": ["LlamaForCausalLM"], ` + shape + `}`, "full-precision"},
+		{"other quant method", `{"architectures": ["LlamaForCausalLM"], "quantization_config": {"quant_method": "gptq"}, ` + shape + `}`, "gptq"},
+		{"1bitLLM 2-bit weights", `{"architectures": ["BitnetForCausalLM"], "weight_bits": 2, ` + shape + `}`, "weight_bits"},
+		{"gemma softcap", `{"model_type": "gemma3_text", "final_logit_softcapping": 30, ` + shape + `}`, "final_logit_softcapping"},
+		{"layer_types length", `{"model_type": "gemma3_text", "layer_types": ["full_attention"], ` + shape + `}`, "layer_types"},
+		{"layer type", `{"model_type": "gemma3_text", "layer_types": ["a", "b", "c"], ` + shape + `}`, "layer_types[0]"},
+		{"qwen sliding", `{"model_type": "qwen3", "use_sliding_window": true, ` + shape + `}`, "use_sliding_window"},
+		{"yarn", `{"model_type": "qwen3", "rope_scaling": {"rope_type": "yarn", "factor": 4}, ` + shape + `}`, "yarn"},
+		{"llama3 factors", `{"architectures": ["LlamaForCausalLM"], "quantization_config": {"quant_method": "bitnet"}, "rope_scaling": {"rope_type": "llama3", "factor": 8, "low_freq_factor": 4, "high_freq_factor": 1}, ` + shape + `}`, "low_freq_factor"},
+		{"unknown architecture", `{"architectures": ["MistralForCausalLM"], ` + shape + `}`, "MistralForCausalLM"},
+	}
+	for _, tc := range bad {
+		_, err := ParseConfig([]byte(tc.json))
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want ErrConfig naming %q", tc.name, err, tc.want)
+		}
+	}
 }
 
 func TestParseKVType(t *testing.T) {

@@ -128,6 +128,9 @@ func (m *Model) checkSteps(steps []Step) (int, error) {
 		if len(st.Tokens) == 0 {
 			return 0, fmt.Errorf("%w: step %d has no tokens", ErrInput, si)
 		}
+		if !st.Pool && m.cfg.IsEmbedding() {
+			return 0, fmt.Errorf("%w: step %d asks for logits, but %s is an embedding model (no output head): pool its states (Step.Pool, Embed)", ErrInput, si, m.cfg.Family())
+		}
 		for i, id := range st.Tokens {
 			if id < 0 || id >= m.cfg.VocabSize {
 				return 0, fmt.Errorf("%w: step %d token %d: id %d out of range [0,%d)", ErrInput, si, i, id, m.cfg.VocabSize)

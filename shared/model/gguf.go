@@ -38,8 +38,32 @@ package model
 // the logits of a small model agree with ours (correlation 0.999; the rest
 // is ggml's per-block activation quantization and fp16 attention).
 //
-// Keys llama.cpp has no place for (all EOS ids, the HF architecture name)
-// live under the "bitnet-mesh." prefix, which llama.cpp ignores.
+// Keys llama.cpp has no place for (all EOS ids, the HF architecture name,
+// and the whole Config as JSON in bitnet-mesh.config) live under the
+// "bitnet-mesh." prefix, which llama.cpp ignores.
+//
+// The other families and bitnet.cpp (microsoft/BitNet and its llama.cpp
+// fork; tools/llamacpp-check/README.md has the cross-checks):
+//
+//   - 2B4T with I2_S linears is written as "bitnet-b1.58", the architecture
+//     bitnet.cpp runs with relu2 ("bitnet-25", its older name, reads the
+//     same). 1bitLLM (BitnetForCausalLM, SiLU) is "bitnet", which both
+//     llama.cpp and bitnet.cpp run with SiLU; a "bitnet" file with a
+//     SentencePiece vocabulary and no hidden_activation key is read as
+//     1bitLLM.
+//   - llama (Llama3-8B-1.58, Falcon3): llama.cpp's "llama" tensors without
+//     sub-norms, q and k rows permuted to llama.cpp's interleaved RoPE order
+//     (permuteRows), as convert_hf_to_gguf.py's LlamaModel does.
+//   - qwen3 and gemma3 (the BitNet embedding models): the names of
+//     bitnet.cpp's convert-bitnet-embedding-to-gguf.py: attn_q_norm and
+//     attn_k_norm (q/k norms), post_attention_norm and post_ffw_norm (Gemma's
+//     sandwich norms; Gemma's (1+w) norms stored offset, as llama.cpp's),
+//     <linear>_norm_in for the per-projection norms, <arch>.pooling_type.
+//   - Linears whose width the requested type cannot hold fall back per
+//     tensor (PlanGGUF): I2_S (multiples of 128), Q8_0, F16.
+//   - Tokenizers: "gpt2" for byte-level BPE (pre llama-bpe, qwen2, gpt-2),
+//     "llama" (SentencePiece: scores, byte tokens, add_space_prefix) for
+//     LLaMA 2 and Gemma vocabularies.
 
 import (
 	"encoding/binary"

@@ -2,6 +2,7 @@ package model
 
 import (
 	"compress/gzip"
+	"context"
 	"io"
 	"os"
 	"path/filepath"
@@ -315,5 +316,62 @@ func TestGGUFForeignFamilies(t *testing.T) {
 		if name == "gemma3" && (g.SlidingWindow != c.SlidingWindow || len(g.SlidingLayers) != c.NumLayers || g.RopeLocalTheta != 10000) {
 			t.Errorf("gemma3: sliding %d %v local theta %v", g.SlidingWindow, g.SlidingLayers, g.RopeLocalTheta)
 		}
+	}
+}
+
+// TestGGUFI2SBlock64 loads a file whose I2_S tensors have the 64-weight
+// blocks of bitnet.cpp's ARM builds: right with WithI2SBlock(64), different
+// weights without it (the file does not say).
+func TestGGUFI2SBlock64(t *testing.T) {
+	w := ggufWeights(t, ggufConfig256(true), 8)
+	src := filepath.Join(t.TempDir(), "m.gguf")
+	if err := WriteGGUF(src, w, nil, WithTernaryType(gguf.I2_S)); err != nil {
+		t.Fatal(err)
+	}
+	// Rewrite every I2_S tensor in the ARM layout.
+	dst := filepath.Join(t.TempDir(), "arm.gguf")
+	rewriteGGUF(t, src, dst, nil, func(ti gguf.TensorInfo, d []byte) (gguf.Type, []byte, bool) {
+		if ti.Type != gguf.I2_S {
+			return ti.Type, d, true
+		}
+		m, err := ternary.DecodeI2S(d, int(ti.Dims[1]), int(ti.Dims[0]), ternary.I2SBlock128)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make([]byte, len(d))
+		copy(out[len(d)-32:], d[len(d)-32:]) // scale and padding
+		for i, v := range m.Unpack() {
+			j := i % 64
+			out[i/64*16+j%16] |= byte(v+1) << (6 - 2*(j/16))
+		}
+		return ti.Type, out, true
+	})
+	m, err := Load(dst, WithI2SBlock(ternary.I2SBlock64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ref, err := Load(src) // the same weights in the x86 layout
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	logits := func(mm *Model) []float32 {
+		st := []Step{{Seq: mm.NewSequence(), Tokens: []int{1, 2, 3}}}
+		if err := mm.Forward(context.Background(), st); err != nil {
+			t.Fatal(err)
+		}
+		return st[0].Logits
+	}
+	if a, b := logits(m), logits(ref); !slices.Equal(a, b) {
+		t.Errorf("ARM-layout file with WithI2SBlock(64): logits differ from the weights'")
+	}
+	plain, err := Load(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if a, b := logits(plain), logits(ref); slices.Equal(a, b) {
+		t.Errorf("ARM-layout file read as 128-blocks: same logits; the test does not tell the layouts apart")
 	}
 }

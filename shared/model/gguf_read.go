@@ -166,7 +166,7 @@ func readGGUF(ctx context.Context, f *gguf.File, drop func(off, size uint64), sp
 			name, dims := blockTensor(i, lin.part, "weight"), []uint64{uint64(lin.in), uint64(lin.out)}
 			perm := permutesQK(c.Family()) && (lin.part == "attn_q" || lin.part == "attn_k")
 			jobs = append(jobs, decodeJob{name: name, dims: dims, run: func() (err error) {
-				if *lin.m, err = readTernary(f, i, lin); err == nil && perm {
+				if *lin.m, err = readTernary(f, i, lin, spec.i2sBlock); err == nil && perm {
 					*lin.m, err = permuteRows(*lin.m, c.HeadDim, false)
 				}
 				return err
@@ -659,7 +659,7 @@ func readFloat(f *gguf.File, name string, dims []uint64) ([]float32, error) {
 }
 
 // readTernary decodes one linear of block i and applies its scale tensor.
-func readTernary(f *gguf.File, i int, lin linearRef) (*ternary.Matrix, error) {
+func readTernary(f *gguf.File, i int, lin linearRef, i2sBlock ternary.I2SBlock) (*ternary.Matrix, error) {
 	name := blockTensor(i, lin.part, "weight")
 	info, data, err := tensor(f, name, []uint64{uint64(lin.in), uint64(lin.out)})
 	if err != nil {
@@ -672,7 +672,10 @@ func readTernary(f *gguf.File, i int, lin linearRef) (*ternary.Matrix, error) {
 	case gguf.TQ1_0:
 		m, err = ternary.DecodeTQ1_0(data, lin.out, lin.in)
 	case gguf.I2_S:
-		m, err = ternary.DecodeI2S(data, lin.out, lin.in, ternary.I2SBlock128)
+		if i2sBlock == 0 {
+			i2sBlock = ternary.I2SBlock128
+		}
+		m, err = ternary.DecodeI2S(data, lin.out, lin.in, i2sBlock)
 	case gguf.F32, gguf.F16, gguf.BF16, gguf.Q8_0:
 		var x []float32
 		if x, err = gguf.DecodeFloat32(info.Type, data, lin.out*lin.in); err == nil {

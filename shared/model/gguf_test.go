@@ -358,7 +358,7 @@ func TestGGUFErrors(t *testing.T) {
 		{"too few layers", setKV(keyBlockCount, uint32(1)), nil, []string{"unexpected tensor blk.1."}},
 		{"bad activation", setKV(keyHiddenAct, "gelu_new"), nil, []string{"gelu_new"}},
 		{"bad tokenizer model", setKV(keyTokModel, "bert"), nil, []string{"tokenizer.ggml.model", `"bert"`}},
-		{"unknown pre-tokenizer", setKV(keyTokPre, "qwen2"), nil, []string{"tokenizer.ggml.pre", `"qwen2"`}},
+		{"unknown pre-tokenizer", setKV(keyTokPre, "deepseek-llm"), nil, []string{"tokenizer.ggml.pre", `"deepseek-llm"`}},
 		{"missing pre-tokenizer", dropKV(keyTokPre), nil, []string{"missing key tokenizer.ggml.pre"}},
 		{"eos out of range", setKV(keyMeshEOS, []int32{100000}), nil, []string{"eos_token_id 100000"}},
 		{"unsupported ternary type", nil, func(ti gguf.TensorInfo, d []byte) (gguf.Type, []byte, bool) {

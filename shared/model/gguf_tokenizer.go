@@ -139,16 +139,17 @@ func ggufPre(f *gguf.File) (string, error) {
 		return "", fmt.Errorf("%w: key %s: %w", ErrConfig, keyTokPre, err)
 	}
 	switch pre {
-	case "llama-bpe", "llama3", "llama-v3":
+	case "llama-bpe", "llama3", "llama-v3", "falcon3":
+		// llama.cpp runs Falcon3's vocabulary with LLaMA 3's pattern.
 		return "llama-bpe", nil
-	case "gpt-2":
+	case "gpt-2", "qwen2":
 		return pre, nil
 	}
 	isName := pre != "" && strings.IndexFunc(pre, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
 	}) < 0
 	if isName {
-		return "", fmt.Errorf("%w: %s = %q is not supported (want llama-bpe or gpt-2)", ErrConfig, keyTokPre, pre)
+		return "", fmt.Errorf("%w: %s = %q is not supported (want llama-bpe, falcon3, qwen2 or gpt-2)", ErrConfig, keyTokPre, pre)
 	}
 	return pre, nil
 }

@@ -238,6 +238,9 @@ func loadHF(ctx context.Context, dir string, spec loadSpec) (*Weights, *kernels.
 	if err := CheckMemory("loading "+c.String(), c.loadBytes(head8, !q.packed()), spec.budget); err != nil {
 		return nil, nil, fmt.Errorf("model: %s: %w", dir, err)
 	}
+	// Embedding models run no output head and look their embeddings up
+	// exactly (see newModel): keep the float embedding.
+	head8 = head8 && !c.IsEmbedding()
 	ck, err := safetensors.OpenCheckpoint(dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("model: %w", err)

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
 )
 
@@ -32,7 +33,7 @@ func LoadContext(ctx context.Context, path string, opts ...Option) (*Model, erro
 	// With an int8 head whose rows also serve the tied embedding's lookups
 	// (the default), the loaders quantise those rows straight from the file:
 	// a 2B model never holds its 1.3 GB float32 embedding.
-	w, head8, tok, err := loadWeights(ctx, path, loadSpec{head8: o.headInt8 && o.embInt8, budget: o.budget})
+	w, head8, tok, err := loadWeights(ctx, path, loadSpec{head8: o.headInt8 && o.embInt8, budget: o.budget, i2sBlock: o.i2sBlock})
 	if err != nil {
 		return nil, err
 	}
@@ -57,10 +58,12 @@ func LoadWeightsContext(ctx context.Context, path string, budget int64) (*Weight
 
 // loadSpec says how loadWeights loads: with head8 the head is quantised by
 // the loader (see readGGUF and loadHF); a budget > 0 bounds the estimated
-// peak memory of the load.
+// peak memory of the load; i2sBlock is the block size of I2_S tensors (0:
+// ternary.I2SBlock128).
 type loadSpec struct {
-	head8  bool
-	budget int64
+	head8    bool
+	budget   int64
+	i2sBlock ternary.I2SBlock
 }
 
 // loadWeights is LoadWeights, as spec says.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/mmap"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
 )
 
@@ -48,7 +49,14 @@ type options struct {
 	embInt8   bool
 	hugePages bool
 	budget    int64
+	i2sBlock  ternary.I2SBlock
 }
+
+// WithI2SBlock sets the block size of bitnet.cpp I2_S tensors in GGUF files
+// Load reads: ternary.I2SBlock128 (default: every bitnet.cpp converter and
+// x86 llama-quantize) or ternary.I2SBlock64 (llama-quantize of an ARM
+// build of bitnet.cpp). The file does not record it.
+func WithI2SBlock(b ternary.I2SBlock) Option { return func(o *options) { o.i2sBlock = b } }
 
 // WithEngine runs the BitLinear products on e (the caller keeps ownership and
 // closes it). Without it the model creates an engine on the best kernel path
@@ -147,6 +155,12 @@ func newModel(w *Weights, head8 *kernels.Int8Matrix, tok *tokenizer.Tokenizer, o
 		m.local = &l
 	}
 	switch {
+	case c.IsEmbedding():
+		// An embedding model has no use for the output head (bitnet.cpp's
+		// converter drops it too): no memory for it, Forward refuses steps
+		// that want logits, and token embeddings stay exact (an int8
+		// lookup would cost the 0.9999 cosine to the reference).
+		o.embInt8 = false
 	case head8 != nil:
 		m.head8 = head8
 	case o.headInt8:

@@ -12,6 +12,12 @@ func (t *Tokenizer) bpe(w string, out []int) []int {
 			syms = append(syms, symbol{id: id, prev: int32(len(syms)) - 1, next: int32(len(syms)) + 1})
 		}
 	}
+	return t.mergeSymbols(syms, out)
+}
+
+// mergeSymbols applies the merges to a word's initial symbols and appends
+// the resulting ids.
+func (t *Tokenizer) mergeSymbols(syms []symbol, out []int) []int {
 	if len(syms) == 0 {
 		return out
 	}

@@ -3,7 +3,9 @@ package tokenizer
 import (
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -49,9 +51,28 @@ func gemma3Path() string {
 	return filepath.Join("..", "..", "tools", "family-tokenizers", "node_modules", "@lenml", "tokenizer-gemma3", "models", "tokenizer.json")
 }
 
+// gemma3 parses the Gemma 3 tokenizer once per test binary (33 MB of JSON).
+var gemma3 = sync.OnceValues(func() (*Tokenizer, error) {
+	data, err := os.ReadFile(gemma3Path())
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data)
+})
+
 // familyTokenizer loads the real tokenizer of a family.
 func familyTokenizer(t *testing.T, family string) *Tokenizer {
 	t.Helper()
+	if family == "gemma3" {
+		tk, err := gemma3()
+		if errors.Is(err, fs.ErrNotExist) {
+			t.Skipf("Gemma 3 tokenizer not present (%v): run npm ci in tools/family-tokenizers or set BITNET_GEMMA3_TOKENIZER", err)
+		}
+		if err != nil {
+			t.Fatalf("gemma3 tokenizer: %v", err)
+		}
+		return tk
+	}
 	var data []byte
 	switch family {
 	case "llama2", "qwen3":
@@ -71,11 +92,6 @@ func familyTokenizer(t *testing.T, family string) *Tokenizer {
 		if data, err = json.Marshal(doc); err != nil {
 			t.Fatal(err)
 		}
-	case "gemma3":
-		var err error
-		if data, err = os.ReadFile(gemma3Path()); err != nil {
-			t.Skipf("Gemma 3 tokenizer not present (%v): run npm ci in tools/family-tokenizers or set BITNET_GEMMA3_TOKENIZER", err)
-		}
 	}
 	tk, err := Parse(data)
 	if err != nil {
@@ -88,6 +104,9 @@ func familyTokenizer(t *testing.T, family string) *Tokenizer {
 // the real LLaMA 2 (1bitLLM), Qwen3 (BitNet-embedding-0.6B) and Gemma 3
 // (BitNet-embedding-270M) vocabularies, encoding and decoding.
 func TestFamilyVectors(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-vocabulary vectors: skipped with -short")
+	}
 	all, err := familyVectors()
 	if err != nil {
 		t.Fatal(err)
@@ -141,6 +160,9 @@ func TestFamilyVectors(t *testing.T) {
 // that FromGGUFSPM, which merges by score as llama.cpp does, encodes every
 // vector like the tokenizer.json.
 func TestFamilyGGUFSPM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-vocabulary vectors: skipped with -short")
+	}
 	all, err := familyVectors()
 	if err != nil {
 		t.Fatal(err)
@@ -180,4 +202,63 @@ func TestFamilyGGUFSPM(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestQwenGGUF stores Qwen3's vocabulary as GGUF "gpt2" metadata with
+// tokenizer.ggml.pre "qwen2" and reads it back: same ids (NFC included).
+func TestQwenGGUF(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-vocabulary vectors: skipped with -short")
+	}
+	all, err := familyVectors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk := familyTokenizer(t, "qwen3")
+	if got := tk.PreTokenizer(); got != PreQwen2 {
+		t.Fatalf("PreTokenizer = %q, want %q", got, PreQwen2)
+	}
+	back, err := FromGGUF(tk.Tokens(), tk.TokenTypes(), tk.Merges(), tk.PreTokenizer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range all["qwen3"] {
+		if got := back.Encode(v.Text); !slices.Equal(got, v.IDs) && len(v.IDs) > 0 {
+			t.Fatalf("vector %d %q: %v, want %v", i, v.Text, got, v.IDs)
+		}
+	}
+}
+
+// FuzzFromGGUFSPM builds SentencePiece vocabularies from arbitrary tokens,
+// types and scores (at most 64 tokens of 16 bytes: bounded cost) and
+// encodes with them: errors are fine, panics are not.
+func FuzzFromGGUFSPM(f *testing.F) {
+	f.Add([]byte("\u2581a\x00a\x00b\x00<0x41>\x00\u2581ab"), []byte{1, 1, 1, 6, 1}, true)
+	f.Add([]byte("<unk>\x00<s>\x00x\x00\u2581\u2581"), []byte{2, 3, 1, 4}, false)
+	f.Fuzz(func(t *testing.T, data, types []byte, prefix bool) {
+		toks := strings.Split(string(data), "\x00")
+		if len(toks) > 64 {
+			toks = toks[:64]
+		}
+		tt := make([]int32, len(toks))
+		scores := make([]float32, len(toks))
+		for i := range toks {
+			if len(toks[i]) > 16 {
+				toks[i] = toks[i][:16]
+			}
+			tt[i] = TypeNormal
+			if i < len(types) {
+				tt[i] = int32(types[i] % 8)
+			}
+			scores[i] = -float32(i % 5)
+		}
+		tk, err := FromGGUFSPM(toks, scores, tt, prefix)
+		if err != nil {
+			return
+		}
+		ids := tk.Encode("a b\u2581ab <s>x\xff")
+		_ = tk.Decode(ids)
+		_ = tk.Scores()
+		_ = tk.TokenTypes()
+	})
 }

@@ -48,16 +48,16 @@ type addedJSON struct {
 }
 
 type modelJSON struct {
-	Type                    string            `json:"type"`
-	UnkToken                *string           `json:"unk_token"`
-	FuseUnk                 bool              `json:"fuse_unk"`
-	Dropout                 *float64          `json:"dropout"`
-	ContinuingSubwordPrefix *string           `json:"continuing_subword_prefix"`
-	EndOfWordSuffix         *string           `json:"end_of_word_suffix"`
-	ByteFallback            bool              `json:"byte_fallback"`
-	IgnoreMerges            bool              `json:"ignore_merges"`
-	Vocab                   map[string]int    `json:"vocab"`
-	Merges                  []json.RawMessage `json:"merges"`
+	Type                    string          `json:"type"`
+	UnkToken                *string         `json:"unk_token"`
+	FuseUnk                 bool            `json:"fuse_unk"`
+	Dropout                 *float64        `json:"dropout"`
+	ContinuingSubwordPrefix *string         `json:"continuing_subword_prefix"`
+	EndOfWordSuffix         *string         `json:"end_of_word_suffix"`
+	ByteFallback            bool            `json:"byte_fallback"`
+	IgnoreMerges            bool            `json:"ignore_merges"`
+	Vocab                   map[string]int  `json:"vocab"`
+	Merges                  json.RawMessage `json:"merges"`
 }
 
 type componentJSON struct {
@@ -153,13 +153,9 @@ func Parse(data []byte) (*Tokenizer, error) {
 			return nil, fmt.Errorf("added_tokens[%d]: %w", i, err)
 		}
 	}
-	pairs := make([][2]string, len(m.Merges))
-	for i, raw := range m.Merges {
-		p, err := parseMerge(raw)
-		if err != nil {
-			return nil, fmt.Errorf("model.merges[%d]: %w", i, err)
-		}
-		pairs[i] = p
+	pairs, err := parseMerges(m.Merges)
+	if err != nil {
+		return nil, err
 	}
 	t, err := b.build(pairs, nil, m.IgnoreMerges, pre)
 	if err != nil {
@@ -217,6 +213,51 @@ func templateBOS(raw json.RawMessage) string {
 		}
 	}
 	return ""
+}
+
+// parseMerges decodes model.merges in one pass when every merge has the same
+// form ("a b" strings, or ["a", "b"] pairs: Gemma 3 has half a million), and
+// merge by merge otherwise, for the error's position.
+func parseMerges(raw json.RawMessage) ([][2]string, error) {
+	if isNull(raw) {
+		return nil, nil
+	}
+	var strs []string
+	if json.Unmarshal(raw, &strs) == nil {
+		pairs := make([][2]string, len(strs))
+		for i, s := range strs {
+			a, b, ok := strings.Cut(s, " ")
+			if !ok || strings.Contains(b, " ") {
+				return nil, fmt.Errorf("model.merges[%d]: merge %q: want two tokens separated by one space", i, truncate(s, 40))
+			}
+			pairs[i] = [2]string{a, b}
+		}
+		return pairs, nil
+	}
+	var arrs [][]string
+	if json.Unmarshal(raw, &arrs) == nil {
+		pairs := make([][2]string, len(arrs))
+		for i, a := range arrs {
+			if len(a) != 2 {
+				return nil, fmt.Errorf("model.merges[%d]: want \"a b\" or [\"a\", \"b\"]", i)
+			}
+			pairs[i] = [2]string{a[0], a[1]}
+		}
+		return pairs, nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, fmt.Errorf("model.merges: %w", err)
+	}
+	pairs := make([][2]string, len(items))
+	for i, it := range items {
+		p, err := parseMerge(it)
+		if err != nil {
+			return nil, fmt.Errorf("model.merges[%d]: %w", i, err)
+		}
+		pairs[i] = p
+	}
+	return pairs, nil
 }
 
 // parseMerge accepts both merge forms: "a b" and ["a", "b"].

@@ -258,19 +258,7 @@ func (t *Tokenizer) bpeLiteral(w string, out []int) []int {
 		}
 		push(t.unk)
 	}
-	if len(syms) == 0 {
-		return out
-	}
-	syms[len(syms)-1].next = -1
-	if len(syms) <= 48 {
-		t.mergeScan(syms)
-	} else {
-		t.mergeHeap(syms)
-	}
-	for i := int32(0); i >= 0; i = syms[i].next {
-		out = append(out, int(syms[i].id))
-	}
-	return out
+	return t.mergeSymbols(syms, out)
 }
 
 // metaspaceStage is the Metaspace pre-tokenizer: spaces become "▁", a "▁"

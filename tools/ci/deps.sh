@@ -18,3 +18,14 @@ ensure_qemu() {
 	echo "installing Debian qemu-user (apt-get) for qemu-aarch64"
 	apt_install qemu-user
 }
+
+# ensure_chromium installs Debian's chromium for the console's browser tests
+# (services/console), at the version they were last run with while the
+# archive has it, else at the archive's current one (security updates
+# replace it).
+CHROMIUM_VERSION=${CHROMIUM_VERSION:-156.0.8078.129-1~deb12u1}
+ensure_chromium() {
+	command -v chromium >/dev/null && return 0
+	echo "installing Debian chromium (apt-get) for the console's browser tests"
+	apt_install "chromium=$CHROMIUM_VERSION" || apt_install chromium
+}

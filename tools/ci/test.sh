@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check CI runs: gofmt, vet, unit and integration tests with -race
-# on this machine, the arm64 (NEON) tests under qemu-aarch64 and cross
+# on this machine (the web console's in headless Chromium), the arm64 (NEON) tests under qemu-aarch64 and cross
 # builds. Installs what it needs (pinned) on a fresh Debian machine and says
 # so, runs every step even after a failure, and ends with a summary line
 # (packages passed and failed, time taken); exits 1 when anything failed.
@@ -11,6 +11,9 @@ echo "== tools (installed once when missing, at pinned versions)"
 . tools/ci/deps.sh
 ensure_qemu || exit 1
 echo "qemu-aarch64: $(command -v qemu-aarch64) ($(qemu-aarch64 --version | head -n1))"
+# The web console's browser tests (services/console) drive it headless.
+ensure_chromium || exit 1
+echo "chromium: $(command -v chromium) ($(chromium --version 2>/dev/null))"
 # The discovery and mesh tests start their own dev agents from this binary.
 BITNET_CONSUL_BIN=${BITNET_CONSUL_BIN:-$(tools/ci/consul.sh)} || exit 1
 export BITNET_CONSUL_BIN

@@ -32,12 +32,14 @@ func config2B4T(layers int) model.Config {
 }
 
 // config3B is 1bitLLM bitnet_b1_58-3B's shape (BitnetForCausalLM, SiLU,
-// widths 3200/8640 that no TQ block divides, LLaMA 2 vocabulary of 32002).
+// widths 3200/8640 that no TQ block divides, LLaMA 2 vocabulary of 32002),
+// with a tied head as bitnet.cpp's "bitnet" graph computes it (it has no
+// output tensor).
 func config3B(layers int) model.Config {
 	return model.Config{
 		Architecture: model.ArchBitNetB158, VocabSize: 32002, HiddenSize: 3200, IntermediateSize: 8640,
 		NumLayers: layers, NumHeads: 32, NumKVHeads: 32, HeadDim: 100, MaxPositions: 2048,
-		RopeTheta: 10000, RMSNormEps: 1e-5, HiddenAct: model.ActSiLU, BOSTokenID: 1, EOSTokenIDs: []int{2},
+		RopeTheta: 10000, RMSNormEps: 1e-5, HiddenAct: model.ActSiLU, TieWordEmbeddings: true, BOSTokenID: 1, EOSTokenIDs: []int{2},
 	}
 }
 

@@ -358,12 +358,13 @@ def make_embed_golden(model, held, dec, pre, suf):
         ids = pre + body + suf
         base = embedding_of(model, ids)
         worst = min(float(torch.dot(embedding_of(noisy(model, s), ids), base)) for s in range(mm.N_VARIANTS))
-        cands.append((1 - worst, start, ids, base))
+        cands.append((1 - worst, start, ids, base, body))
     cands.sort(key=lambda c: c[0])
     chosen = sorted(cands[:N_EMBED], key=lambda c: c[1])
     print("  embedding sensitivity (1 - cos): chosen " + ", ".join(f"{c[0]:.1e}" for c in chosen)
           + f"; median {cands[len(cands) // 2][0]:.1e}")
-    return {"embeddings": [{"tokens": c[2], "text": dec.decode(c[2]), "embedding": c[3].tolist()} for c in chosen],
+    # text: the body alone (the tokenizer adds pre/suf around it)
+    return {"embeddings": [{"tokens": c[2], "text": dec.decode(c[4]), "embedding": c[3].tolist()} for c in chosen],
             "pooling": "last", "normalize": True}
 
 

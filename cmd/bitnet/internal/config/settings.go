@@ -26,6 +26,7 @@ var (
 	LogJSON  = Bool("log-json", "BITNET_LOG_JSON", false, "JSON logs")
 	Drain    = Duration("drain", "BITNET_DRAIN", 0, "on SIGTERM, report NOT_SERVING this long before stopping").
 			Check(AtLeast[time.Duration](0))
+	Console = Bool("console", "BITNET_CONSOLE", true, "serve the web console at / of the router's REST port")
 
 	// Limits (up, serve): what one client can make a service spend
 	// (shared/server.Limits, the registry's space, the jobs' memory).
@@ -117,7 +118,7 @@ var (
 		MaxHeaderBytes, GRPCMaxRecvBytes, MaxStreams, GRPCKeepaliveMinTime, CORSOrigins,
 		MaxBlobBytes, RegistryQuota, RegistryMinFree, JobMemoryBudget,
 		Auth, Insecure, APIKey, AdminKey, TLSCert, TLSKey, TLSCA, TLSClientCA, TLSServerName,
-		MetricsAddr, Reflection, RateLimit, RateBurst, TokensPerMinute, KeyMaxStreams, KeyMaxStale}
+		MetricsAddr, Reflection, RateLimit, RateBurst, TokensPerMinute, KeyMaxStreams, KeyMaxStale, Console}
 	// Client is what every command talking to a mesh takes.
 	Client = []Any{Remote, Timeout, Quiet, APIKey, TLS, TLSCA, TLSCert, TLSKey, TLSServerName}
 	// LocalModel is what commands running a model in process take.

@@ -868,6 +868,61 @@ func (x *Timings) GetRouterMs() float64 {
 	return 0
 }
 
+// One line of a job's log.
+type LogEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When it was written.
+	Time *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	// What happened, for people (e.g. "validation at step 40: loss 5.4413").
+	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogEntry) Reset() {
+	*x = LogEntry{}
+	mi := &file_bitnet_model_v1_model_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogEntry) ProtoMessage() {}
+
+func (x *LogEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_bitnet_model_v1_model_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogEntry.ProtoReflect.Descriptor instead.
+func (*LogEntry) Descriptor() ([]byte, []int) {
+	return file_bitnet_model_v1_model_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *LogEntry) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *LogEntry) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 // Where a job is, for progress bars.
 type Progress struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -893,7 +948,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_bitnet_model_v1_model_proto_msgTypes[6]
+	mi := &file_bitnet_model_v1_model_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -905,7 +960,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_model_v1_model_proto_msgTypes[6]
+	mi := &file_bitnet_model_v1_model_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -918,7 +973,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_bitnet_model_v1_model_proto_rawDescGZIP(), []int{6}
+	return file_bitnet_model_v1_model_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Progress) GetPhase() string {
@@ -1032,7 +1087,10 @@ const file_bitnet_model_v1_model_proto_rawDesc = "" +
 	"\btotal_ms\x18\x05 \x01(\x01R\atotalMs\x127\n" +
 	"\x18prompt_tokens_per_second\x18\x06 \x01(\x01R\x15promptTokensPerSecond\x12*\n" +
 	"\x11tokens_per_second\x18\a \x01(\x01R\x0ftokensPerSecond\x12\x1b\n" +
-	"\trouter_ms\x18\b \x01(\x01R\brouterMs\"\xf2\x01\n" +
+	"\trouter_ms\x18\b \x01(\x01R\brouterMs\"T\n" +
+	"\bLogEntry\x12.\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xf2\x01\n" +
 	"\bProgress\x12\x14\n" +
 	"\x05phase\x18\x01 \x01(\tR\x05phase\x12\x12\n" +
 	"\x04done\x18\x02 \x01(\x04R\x04done\x12\x14\n" +
@@ -1090,7 +1148,7 @@ func file_bitnet_model_v1_model_proto_rawDescGZIP() []byte {
 }
 
 var file_bitnet_model_v1_model_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_bitnet_model_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_bitnet_model_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_bitnet_model_v1_model_proto_goTypes = []any{
 	(ModelFormat)(0),              // 0: bitnet.model.v1.ModelFormat
 	(QuantType)(0),                // 1: bitnet.model.v1.QuantType
@@ -1102,20 +1160,22 @@ var file_bitnet_model_v1_model_proto_goTypes = []any{
 	(*Lineage)(nil),               // 7: bitnet.model.v1.Lineage
 	(*Usage)(nil),                 // 8: bitnet.model.v1.Usage
 	(*Timings)(nil),               // 9: bitnet.model.v1.Timings
-	(*Progress)(nil),              // 10: bitnet.model.v1.Progress
-	nil,                           // 11: bitnet.model.v1.Lineage.MetricsEntry
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*LogEntry)(nil),              // 10: bitnet.model.v1.LogEntry
+	(*Progress)(nil),              // 11: bitnet.model.v1.Progress
+	nil,                           // 12: bitnet.model.v1.Lineage.MetricsEntry
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
 }
 var file_bitnet_model_v1_model_proto_depIdxs = []int32{
 	2,  // 0: bitnet.model.v1.Lineage.source:type_name -> bitnet.model.v1.LineageSource
 	4,  // 1: bitnet.model.v1.Lineage.parent:type_name -> bitnet.model.v1.ModelRef
-	11, // 2: bitnet.model.v1.Lineage.metrics:type_name -> bitnet.model.v1.Lineage.MetricsEntry
-	12, // 3: bitnet.model.v1.Progress.update_time:type_name -> google.protobuf.Timestamp
-	4,  // [4:4] is the sub-list for method output_type
-	4,  // [4:4] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	12, // 2: bitnet.model.v1.Lineage.metrics:type_name -> bitnet.model.v1.Lineage.MetricsEntry
+	13, // 3: bitnet.model.v1.LogEntry.time:type_name -> google.protobuf.Timestamp
+	13, // 4: bitnet.model.v1.Progress.update_time:type_name -> google.protobuf.Timestamp
+	5,  // [5:5] is the sub-list for method output_type
+	5,  // [5:5] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_bitnet_model_v1_model_proto_init() }
@@ -1129,7 +1189,7 @@ func file_bitnet_model_v1_model_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bitnet_model_v1_model_proto_rawDesc), len(file_bitnet_model_v1_model_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -572,7 +572,10 @@ type Job struct {
 	// When it started running; unset while QUEUED.
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	// When it reached a terminal state.
-	EndTime       *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// The job's log, oldest first (its last 200 lines): start, each phase,
+	// the evaluation's summary, the result or error. Left out by ListJobs.
+	Log           []*v1.LogEntry `protobuf:"bytes,11,rep,name=log,proto3" json:"log,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -673,6 +676,13 @@ func (x *Job) GetStartTime() *timestamppb.Timestamp {
 func (x *Job) GetEndTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.EndTime
+	}
+	return nil
+}
+
+func (x *Job) GetLog() []*v1.LogEntry {
+	if x != nil {
+		return x.Log
 	}
 	return nil
 }
@@ -1151,7 +1161,7 @@ func (x *ListJobsRequest) GetState() v1.JobState {
 // Response of ListJobs.
 type ListJobsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Jobs, newest first (reports left out: GetJob has them).
+	// Jobs, newest first (reports and logs left out: GetJob has them).
 	Jobs []*Job `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
 	// Token for the next page; empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
@@ -1428,7 +1438,7 @@ const file_bitnet_quantizer_v1_quantizer_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x06 \x01(\tR\trequestId\"?\n" +
 	"\x11CreateJobResponse\x12*\n" +
-	"\x03job\x18\x01 \x01(\v2\x18.bitnet.quantizer.v1.JobR\x03job\"\x86\x04\n" +
+	"\x03job\x18\x01 \x01(\v2\x18.bitnet.quantizer.v1.JobR\x03job\"\xb3\x04\n" +
 	"\x03Job\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12/\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x19.bitnet.model.v1.JobStateR\x05state\x12?\n" +
@@ -1442,7 +1452,8 @@ const file_bitnet_quantizer_v1_quantizer_proto_rawDesc = "" +
 	"\n" +
 	"start_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
 	"\bend_time\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"\xf6\x03\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12+\n" +
+	"\x03log\x18\v \x03(\v2\x19.bitnet.model.v1.LogEntryR\x03log\"\xf6\x03\n" +
 	"\x06Report\x12;\n" +
 	"\alinears\x18\x01 \x03(\v2!.bitnet.quantizer.v1.LinearReportR\alinears\x12+\n" +
 	"\x11perplexity_before\x18\x02 \x01(\x01R\x10perplexityBefore\x12)\n" +
@@ -1546,6 +1557,7 @@ var file_bitnet_quantizer_v1_quantizer_proto_goTypes = []any{
 	(*v1.ModelRef)(nil),           // 24: bitnet.model.v1.ModelRef
 	(*status.Status)(nil),         // 25: google.rpc.Status
 	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
+	(*v1.LogEntry)(nil),           // 27: bitnet.model.v1.LogEntry
 }
 var file_bitnet_quantizer_v1_quantizer_proto_depIdxs = []int32{
 	1,  // 0: bitnet.quantizer.v1.Source.files:type_name -> bitnet.quantizer.v1.SourceFiles
@@ -1566,28 +1578,29 @@ var file_bitnet_quantizer_v1_quantizer_proto_depIdxs = []int32{
 	26, // 15: bitnet.quantizer.v1.Job.create_time:type_name -> google.protobuf.Timestamp
 	26, // 16: bitnet.quantizer.v1.Job.start_time:type_name -> google.protobuf.Timestamp
 	26, // 17: bitnet.quantizer.v1.Job.end_time:type_name -> google.protobuf.Timestamp
-	9,  // 18: bitnet.quantizer.v1.Report.linears:type_name -> bitnet.quantizer.v1.LinearReport
-	10, // 19: bitnet.quantizer.v1.LinearReport.gguf_type:type_name -> bitnet.quantizer.v1.QuantTypeChoice
-	7,  // 20: bitnet.quantizer.v1.GetJobResponse.job:type_name -> bitnet.quantizer.v1.Job
-	22, // 21: bitnet.quantizer.v1.ListJobsRequest.state:type_name -> bitnet.model.v1.JobState
-	7,  // 22: bitnet.quantizer.v1.ListJobsResponse.jobs:type_name -> bitnet.quantizer.v1.Job
-	7,  // 23: bitnet.quantizer.v1.CancelJobResponse.job:type_name -> bitnet.quantizer.v1.Job
-	7,  // 24: bitnet.quantizer.v1.WatchJobResponse.job:type_name -> bitnet.quantizer.v1.Job
-	5,  // 25: bitnet.quantizer.v1.QuantizerService.CreateJob:input_type -> bitnet.quantizer.v1.CreateJobRequest
-	11, // 26: bitnet.quantizer.v1.QuantizerService.GetJob:input_type -> bitnet.quantizer.v1.GetJobRequest
-	13, // 27: bitnet.quantizer.v1.QuantizerService.ListJobs:input_type -> bitnet.quantizer.v1.ListJobsRequest
-	15, // 28: bitnet.quantizer.v1.QuantizerService.CancelJob:input_type -> bitnet.quantizer.v1.CancelJobRequest
-	17, // 29: bitnet.quantizer.v1.QuantizerService.WatchJob:input_type -> bitnet.quantizer.v1.WatchJobRequest
-	6,  // 30: bitnet.quantizer.v1.QuantizerService.CreateJob:output_type -> bitnet.quantizer.v1.CreateJobResponse
-	12, // 31: bitnet.quantizer.v1.QuantizerService.GetJob:output_type -> bitnet.quantizer.v1.GetJobResponse
-	14, // 32: bitnet.quantizer.v1.QuantizerService.ListJobs:output_type -> bitnet.quantizer.v1.ListJobsResponse
-	16, // 33: bitnet.quantizer.v1.QuantizerService.CancelJob:output_type -> bitnet.quantizer.v1.CancelJobResponse
-	18, // 34: bitnet.quantizer.v1.QuantizerService.WatchJob:output_type -> bitnet.quantizer.v1.WatchJobResponse
-	30, // [30:35] is the sub-list for method output_type
-	25, // [25:30] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	27, // 18: bitnet.quantizer.v1.Job.log:type_name -> bitnet.model.v1.LogEntry
+	9,  // 19: bitnet.quantizer.v1.Report.linears:type_name -> bitnet.quantizer.v1.LinearReport
+	10, // 20: bitnet.quantizer.v1.LinearReport.gguf_type:type_name -> bitnet.quantizer.v1.QuantTypeChoice
+	7,  // 21: bitnet.quantizer.v1.GetJobResponse.job:type_name -> bitnet.quantizer.v1.Job
+	22, // 22: bitnet.quantizer.v1.ListJobsRequest.state:type_name -> bitnet.model.v1.JobState
+	7,  // 23: bitnet.quantizer.v1.ListJobsResponse.jobs:type_name -> bitnet.quantizer.v1.Job
+	7,  // 24: bitnet.quantizer.v1.CancelJobResponse.job:type_name -> bitnet.quantizer.v1.Job
+	7,  // 25: bitnet.quantizer.v1.WatchJobResponse.job:type_name -> bitnet.quantizer.v1.Job
+	5,  // 26: bitnet.quantizer.v1.QuantizerService.CreateJob:input_type -> bitnet.quantizer.v1.CreateJobRequest
+	11, // 27: bitnet.quantizer.v1.QuantizerService.GetJob:input_type -> bitnet.quantizer.v1.GetJobRequest
+	13, // 28: bitnet.quantizer.v1.QuantizerService.ListJobs:input_type -> bitnet.quantizer.v1.ListJobsRequest
+	15, // 29: bitnet.quantizer.v1.QuantizerService.CancelJob:input_type -> bitnet.quantizer.v1.CancelJobRequest
+	17, // 30: bitnet.quantizer.v1.QuantizerService.WatchJob:input_type -> bitnet.quantizer.v1.WatchJobRequest
+	6,  // 31: bitnet.quantizer.v1.QuantizerService.CreateJob:output_type -> bitnet.quantizer.v1.CreateJobResponse
+	12, // 32: bitnet.quantizer.v1.QuantizerService.GetJob:output_type -> bitnet.quantizer.v1.GetJobResponse
+	14, // 33: bitnet.quantizer.v1.QuantizerService.ListJobs:output_type -> bitnet.quantizer.v1.ListJobsResponse
+	16, // 34: bitnet.quantizer.v1.QuantizerService.CancelJob:output_type -> bitnet.quantizer.v1.CancelJobResponse
+	18, // 35: bitnet.quantizer.v1.QuantizerService.WatchJob:output_type -> bitnet.quantizer.v1.WatchJobResponse
+	31, // [31:36] is the sub-list for method output_type
+	26, // [26:31] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_bitnet_quantizer_v1_quantizer_proto_init() }

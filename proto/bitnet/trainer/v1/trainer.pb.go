@@ -1045,6 +1045,61 @@ func (x *ValidationPoint) GetValLoss() float64 {
 	return 0
 }
 
+// A point of the training loss curve.
+type LossPoint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Optimiser steps done.
+	Step uint32 `protobuf:"varint,1,opt,name=step,proto3" json:"step,omitempty"`
+	// Training loss of the step.
+	Loss          float64 `protobuf:"fixed64,2,opt,name=loss,proto3" json:"loss,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LossPoint) Reset() {
+	*x = LossPoint{}
+	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LossPoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LossPoint) ProtoMessage() {}
+
+func (x *LossPoint) ProtoReflect() protoreflect.Message {
+	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LossPoint.ProtoReflect.Descriptor instead.
+func (*LossPoint) Descriptor() ([]byte, []int) {
+	return file_bitnet_trainer_v1_trainer_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *LossPoint) GetStep() uint32 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *LossPoint) GetLoss() float64 {
+	if x != nil {
+		return x.Loss
+	}
+	return 0
+}
+
 // A training job.
 type Job struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1074,14 +1129,21 @@ type Job struct {
 	// When it started running; unset while QUEUED.
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	// When it reached a terminal state.
-	EndTime       *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Training loss curve so far, by step: every step until it has 512
+	// points, then every other point is dropped and the spacing doubles, so
+	// it covers the whole run in at most 512. Left out by ListJobs.
+	LossCurve []*LossPoint `protobuf:"bytes,14,rep,name=loss_curve,json=lossCurve,proto3" json:"loss_curve,omitempty"`
+	// The job's log, oldest first (its last 200 lines): start, validations,
+	// checkpoints, results, the end. Left out by ListJobs.
+	Log           []*v1.LogEntry `protobuf:"bytes,15,rep,name=log,proto3" json:"log,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[9]
+	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1155,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[9]
+	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1168,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_bitnet_trainer_v1_trainer_proto_rawDescGZIP(), []int{9}
+	return file_bitnet_trainer_v1_trainer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Job) GetJobId() string {
@@ -1200,6 +1262,20 @@ func (x *Job) GetEndTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Job) GetLossCurve() []*LossPoint {
+	if x != nil {
+		return x.LossCurve
+	}
+	return nil
+}
+
+func (x *Job) GetLog() []*v1.LogEntry {
+	if x != nil {
+		return x.Log
+	}
+	return nil
+}
+
 // Request of GetJob.
 type GetJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1211,7 +1287,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[10]
+	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1223,7 +1299,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[10]
+	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1236,7 +1312,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_bitnet_trainer_v1_trainer_proto_rawDescGZIP(), []int{10}
+	return file_bitnet_trainer_v1_trainer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetJobRequest) GetJobId() string {
@@ -1257,7 +1333,7 @@ type GetJobResponse struct {
 
 func (x *GetJobResponse) Reset() {
 	*x = GetJobResponse{}
-	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[11]
+	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1269,7 +1345,7 @@ func (x *GetJobResponse) String() string {
 func (*GetJobResponse) ProtoMessage() {}
 
 func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[11]
+	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1282,7 +1358,7 @@ func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobResponse.ProtoReflect.Descriptor instead.
 func (*GetJobResponse) Descriptor() ([]byte, []int) {
-	return file_bitnet_trainer_v1_trainer_proto_rawDescGZIP(), []int{11}
+	return file_bitnet_trainer_v1_trainer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetJobResponse) GetJob() *Job {
@@ -1307,7 +1383,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[12]
+	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1319,7 +1395,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[12]
+	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1332,7 +1408,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_bitnet_trainer_v1_trainer_proto_rawDescGZIP(), []int{12}
+	return file_bitnet_trainer_v1_trainer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListJobsRequest) GetPageSize() uint32 {
@@ -1359,7 +1435,7 @@ func (x *ListJobsRequest) GetState() v1.JobState {
 // Response of ListJobs.
 type ListJobsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Jobs, newest first.
+	// Jobs, newest first (loss curves and logs left out: GetJob has them).
 	Jobs []*Job `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
 	// Token for the next page; empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
@@ -1369,7 +1445,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[13]
+	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1381,7 +1457,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[13]
+	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1394,7 +1470,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_bitnet_trainer_v1_trainer_proto_rawDescGZIP(), []int{13}
+	return file_bitnet_trainer_v1_trainer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -1422,7 +1498,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[14]
+	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1434,7 +1510,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[14]
+	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1447,7 +1523,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_bitnet_trainer_v1_trainer_proto_rawDescGZIP(), []int{14}
+	return file_bitnet_trainer_v1_trainer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CancelJobRequest) GetJobId() string {
@@ -1468,7 +1544,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[15]
+	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1480,7 +1556,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[15]
+	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1493,7 +1569,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_bitnet_trainer_v1_trainer_proto_rawDescGZIP(), []int{15}
+	return file_bitnet_trainer_v1_trainer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CancelJobResponse) GetJob() *Job {
@@ -1514,7 +1590,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[16]
+	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1526,7 +1602,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[16]
+	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1539,7 +1615,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_bitnet_trainer_v1_trainer_proto_rawDescGZIP(), []int{16}
+	return file_bitnet_trainer_v1_trainer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WatchJobRequest) GetJobId() string {
@@ -1560,7 +1636,7 @@ type WatchJobResponse struct {
 
 func (x *WatchJobResponse) Reset() {
 	*x = WatchJobResponse{}
-	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[17]
+	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1572,7 +1648,7 @@ func (x *WatchJobResponse) String() string {
 func (*WatchJobResponse) ProtoMessage() {}
 
 func (x *WatchJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[17]
+	mi := &file_bitnet_trainer_v1_trainer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1585,7 +1661,7 @@ func (x *WatchJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobResponse.ProtoReflect.Descriptor instead.
 func (*WatchJobResponse) Descriptor() ([]byte, []int) {
-	return file_bitnet_trainer_v1_trainer_proto_rawDescGZIP(), []int{17}
+	return file_bitnet_trainer_v1_trainer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WatchJobResponse) GetJob() *Job {
@@ -1686,7 +1762,10 @@ const file_bitnet_trainer_v1_trainer_proto_rawDesc = "" +
 	"createTime\"@\n" +
 	"\x0fValidationPoint\x12\x12\n" +
 	"\x04step\x18\x01 \x01(\rR\x04step\x12\x19\n" +
-	"\bval_loss\x18\x02 \x01(\x01R\avalLoss\"\x98\x05\n" +
+	"\bval_loss\x18\x02 \x01(\x01R\avalLoss\"3\n" +
+	"\tLossPoint\x12\x12\n" +
+	"\x04step\x18\x01 \x01(\rR\x04step\x12\x12\n" +
+	"\x04loss\x18\x02 \x01(\x01R\x04loss\"\x82\x06\n" +
 	"\x03Job\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12/\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x19.bitnet.model.v1.JobStateR\x05state\x12=\n" +
@@ -1705,7 +1784,10 @@ const file_bitnet_trainer_v1_trainer_proto_rawDesc = "" +
 	"createTime\x129\n" +
 	"\n" +
 	"start_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
-	"\bend_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"+\n" +
+	"\bend_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12;\n" +
+	"\n" +
+	"loss_curve\x18\x0e \x03(\v2\x1c.bitnet.trainer.v1.LossPointR\tlossCurve\x12+\n" +
+	"\x03log\x18\x0f \x03(\v2\x19.bitnet.model.v1.LogEntryR\x03log\"+\n" +
 	"\rGetJobRequest\x12\x1a\n" +
 	"\x06job_id\x18\x01 \x01(\tB\x03\xe0A\x02R\x05jobId\":\n" +
 	"\x0eGetJobResponse\x12(\n" +
@@ -1764,7 +1846,7 @@ func file_bitnet_trainer_v1_trainer_proto_rawDescGZIP() []byte {
 }
 
 var file_bitnet_trainer_v1_trainer_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_bitnet_trainer_v1_trainer_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_bitnet_trainer_v1_trainer_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_bitnet_trainer_v1_trainer_proto_goTypes = []any{
 	(Schedule)(0),                 // 0: bitnet.trainer.v1.Schedule
 	(DatasetFormat)(0),            // 1: bitnet.trainer.v1.DatasetFormat
@@ -1777,63 +1859,67 @@ var file_bitnet_trainer_v1_trainer_proto_goTypes = []any{
 	(*StepMetrics)(nil),           // 8: bitnet.trainer.v1.StepMetrics
 	(*Checkpoint)(nil),            // 9: bitnet.trainer.v1.Checkpoint
 	(*ValidationPoint)(nil),       // 10: bitnet.trainer.v1.ValidationPoint
-	(*Job)(nil),                   // 11: bitnet.trainer.v1.Job
-	(*GetJobRequest)(nil),         // 12: bitnet.trainer.v1.GetJobRequest
-	(*GetJobResponse)(nil),        // 13: bitnet.trainer.v1.GetJobResponse
-	(*ListJobsRequest)(nil),       // 14: bitnet.trainer.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),      // 15: bitnet.trainer.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),      // 16: bitnet.trainer.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),     // 17: bitnet.trainer.v1.CancelJobResponse
-	(*WatchJobRequest)(nil),       // 18: bitnet.trainer.v1.WatchJobRequest
-	(*WatchJobResponse)(nil),      // 19: bitnet.trainer.v1.WatchJobResponse
-	nil,                           // 20: bitnet.trainer.v1.Output.LabelsEntry
-	(v1.QuantType)(0),             // 21: bitnet.model.v1.QuantType
-	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
-	(v1.JobState)(0),              // 23: bitnet.model.v1.JobState
-	(*v1.ModelRef)(nil),           // 24: bitnet.model.v1.ModelRef
-	(*status.Status)(nil),         // 25: google.rpc.Status
+	(*LossPoint)(nil),             // 11: bitnet.trainer.v1.LossPoint
+	(*Job)(nil),                   // 12: bitnet.trainer.v1.Job
+	(*GetJobRequest)(nil),         // 13: bitnet.trainer.v1.GetJobRequest
+	(*GetJobResponse)(nil),        // 14: bitnet.trainer.v1.GetJobResponse
+	(*ListJobsRequest)(nil),       // 15: bitnet.trainer.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),      // 16: bitnet.trainer.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),      // 17: bitnet.trainer.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),     // 18: bitnet.trainer.v1.CancelJobResponse
+	(*WatchJobRequest)(nil),       // 19: bitnet.trainer.v1.WatchJobRequest
+	(*WatchJobResponse)(nil),      // 20: bitnet.trainer.v1.WatchJobResponse
+	nil,                           // 21: bitnet.trainer.v1.Output.LabelsEntry
+	(v1.QuantType)(0),             // 22: bitnet.model.v1.QuantType
+	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
+	(v1.JobState)(0),              // 24: bitnet.model.v1.JobState
+	(*v1.ModelRef)(nil),           // 25: bitnet.model.v1.ModelRef
+	(*status.Status)(nil),         // 26: google.rpc.Status
+	(*v1.LogEntry)(nil),           // 27: bitnet.model.v1.LogEntry
 }
 var file_bitnet_trainer_v1_trainer_proto_depIdxs = []int32{
 	1,  // 0: bitnet.trainer.v1.Dataset.format:type_name -> bitnet.trainer.v1.DatasetFormat
 	0,  // 1: bitnet.trainer.v1.Hyperparameters.schedule:type_name -> bitnet.trainer.v1.Schedule
-	20, // 2: bitnet.trainer.v1.Output.labels:type_name -> bitnet.trainer.v1.Output.LabelsEntry
-	21, // 3: bitnet.trainer.v1.Output.export_gguf:type_name -> bitnet.model.v1.QuantType
+	21, // 2: bitnet.trainer.v1.Output.labels:type_name -> bitnet.trainer.v1.Output.LabelsEntry
+	22, // 3: bitnet.trainer.v1.Output.export_gguf:type_name -> bitnet.model.v1.QuantType
 	3,  // 4: bitnet.trainer.v1.CreateJobRequest.model:type_name -> bitnet.trainer.v1.ModelSpec
 	2,  // 5: bitnet.trainer.v1.CreateJobRequest.dataset:type_name -> bitnet.trainer.v1.Dataset
 	4,  // 6: bitnet.trainer.v1.CreateJobRequest.hyperparameters:type_name -> bitnet.trainer.v1.Hyperparameters
 	5,  // 7: bitnet.trainer.v1.CreateJobRequest.output:type_name -> bitnet.trainer.v1.Output
-	11, // 8: bitnet.trainer.v1.CreateJobResponse.job:type_name -> bitnet.trainer.v1.Job
-	22, // 9: bitnet.trainer.v1.Checkpoint.create_time:type_name -> google.protobuf.Timestamp
-	23, // 10: bitnet.trainer.v1.Job.state:type_name -> bitnet.model.v1.JobState
+	12, // 8: bitnet.trainer.v1.CreateJobResponse.job:type_name -> bitnet.trainer.v1.Job
+	23, // 9: bitnet.trainer.v1.Checkpoint.create_time:type_name -> google.protobuf.Timestamp
+	24, // 10: bitnet.trainer.v1.Job.state:type_name -> bitnet.model.v1.JobState
 	6,  // 11: bitnet.trainer.v1.Job.request:type_name -> bitnet.trainer.v1.CreateJobRequest
 	8,  // 12: bitnet.trainer.v1.Job.metrics:type_name -> bitnet.trainer.v1.StepMetrics
 	10, // 13: bitnet.trainer.v1.Job.validation:type_name -> bitnet.trainer.v1.ValidationPoint
 	9,  // 14: bitnet.trainer.v1.Job.checkpoints:type_name -> bitnet.trainer.v1.Checkpoint
-	24, // 15: bitnet.trainer.v1.Job.results:type_name -> bitnet.model.v1.ModelRef
-	25, // 16: bitnet.trainer.v1.Job.error:type_name -> google.rpc.Status
-	22, // 17: bitnet.trainer.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	22, // 18: bitnet.trainer.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	22, // 19: bitnet.trainer.v1.Job.end_time:type_name -> google.protobuf.Timestamp
-	11, // 20: bitnet.trainer.v1.GetJobResponse.job:type_name -> bitnet.trainer.v1.Job
-	23, // 21: bitnet.trainer.v1.ListJobsRequest.state:type_name -> bitnet.model.v1.JobState
-	11, // 22: bitnet.trainer.v1.ListJobsResponse.jobs:type_name -> bitnet.trainer.v1.Job
-	11, // 23: bitnet.trainer.v1.CancelJobResponse.job:type_name -> bitnet.trainer.v1.Job
-	11, // 24: bitnet.trainer.v1.WatchJobResponse.job:type_name -> bitnet.trainer.v1.Job
-	6,  // 25: bitnet.trainer.v1.TrainerService.CreateJob:input_type -> bitnet.trainer.v1.CreateJobRequest
-	12, // 26: bitnet.trainer.v1.TrainerService.GetJob:input_type -> bitnet.trainer.v1.GetJobRequest
-	14, // 27: bitnet.trainer.v1.TrainerService.ListJobs:input_type -> bitnet.trainer.v1.ListJobsRequest
-	16, // 28: bitnet.trainer.v1.TrainerService.CancelJob:input_type -> bitnet.trainer.v1.CancelJobRequest
-	18, // 29: bitnet.trainer.v1.TrainerService.WatchJob:input_type -> bitnet.trainer.v1.WatchJobRequest
-	7,  // 30: bitnet.trainer.v1.TrainerService.CreateJob:output_type -> bitnet.trainer.v1.CreateJobResponse
-	13, // 31: bitnet.trainer.v1.TrainerService.GetJob:output_type -> bitnet.trainer.v1.GetJobResponse
-	15, // 32: bitnet.trainer.v1.TrainerService.ListJobs:output_type -> bitnet.trainer.v1.ListJobsResponse
-	17, // 33: bitnet.trainer.v1.TrainerService.CancelJob:output_type -> bitnet.trainer.v1.CancelJobResponse
-	19, // 34: bitnet.trainer.v1.TrainerService.WatchJob:output_type -> bitnet.trainer.v1.WatchJobResponse
-	30, // [30:35] is the sub-list for method output_type
-	25, // [25:30] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	25, // 15: bitnet.trainer.v1.Job.results:type_name -> bitnet.model.v1.ModelRef
+	26, // 16: bitnet.trainer.v1.Job.error:type_name -> google.rpc.Status
+	23, // 17: bitnet.trainer.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	23, // 18: bitnet.trainer.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	23, // 19: bitnet.trainer.v1.Job.end_time:type_name -> google.protobuf.Timestamp
+	11, // 20: bitnet.trainer.v1.Job.loss_curve:type_name -> bitnet.trainer.v1.LossPoint
+	27, // 21: bitnet.trainer.v1.Job.log:type_name -> bitnet.model.v1.LogEntry
+	12, // 22: bitnet.trainer.v1.GetJobResponse.job:type_name -> bitnet.trainer.v1.Job
+	24, // 23: bitnet.trainer.v1.ListJobsRequest.state:type_name -> bitnet.model.v1.JobState
+	12, // 24: bitnet.trainer.v1.ListJobsResponse.jobs:type_name -> bitnet.trainer.v1.Job
+	12, // 25: bitnet.trainer.v1.CancelJobResponse.job:type_name -> bitnet.trainer.v1.Job
+	12, // 26: bitnet.trainer.v1.WatchJobResponse.job:type_name -> bitnet.trainer.v1.Job
+	6,  // 27: bitnet.trainer.v1.TrainerService.CreateJob:input_type -> bitnet.trainer.v1.CreateJobRequest
+	13, // 28: bitnet.trainer.v1.TrainerService.GetJob:input_type -> bitnet.trainer.v1.GetJobRequest
+	15, // 29: bitnet.trainer.v1.TrainerService.ListJobs:input_type -> bitnet.trainer.v1.ListJobsRequest
+	17, // 30: bitnet.trainer.v1.TrainerService.CancelJob:input_type -> bitnet.trainer.v1.CancelJobRequest
+	19, // 31: bitnet.trainer.v1.TrainerService.WatchJob:input_type -> bitnet.trainer.v1.WatchJobRequest
+	7,  // 32: bitnet.trainer.v1.TrainerService.CreateJob:output_type -> bitnet.trainer.v1.CreateJobResponse
+	14, // 33: bitnet.trainer.v1.TrainerService.GetJob:output_type -> bitnet.trainer.v1.GetJobResponse
+	16, // 34: bitnet.trainer.v1.TrainerService.ListJobs:output_type -> bitnet.trainer.v1.ListJobsResponse
+	18, // 35: bitnet.trainer.v1.TrainerService.CancelJob:output_type -> bitnet.trainer.v1.CancelJobResponse
+	20, // 36: bitnet.trainer.v1.TrainerService.WatchJob:output_type -> bitnet.trainer.v1.WatchJobResponse
+	32, // [32:37] is the sub-list for method output_type
+	27, // [27:32] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_bitnet_trainer_v1_trainer_proto_init() }
@@ -1852,7 +1938,7 @@ func file_bitnet_trainer_v1_trainer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bitnet_trainer_v1_trainer_proto_rawDesc), len(file_bitnet_trainer_v1_trainer_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   19,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
