@@ -9,7 +9,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { JobState, ModelRef, QuantType } from "../../model/v1/model_pb.js";
+import type { JobState, LogEntry, ModelRef, QuantType } from "../../model/v1/model_pb.js";
 import { file_bitnet_model_v1_model } from "../../model/v1/model_pb.js";
 import { file_google_api_annotations } from "../../../google/api/annotations_pb.js";
 import { file_google_api_field_behavior } from "../../../google/api/field_behavior_pb.js";
@@ -24,7 +24,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bitnet/trainer/v1/trainer.proto.
  */
 export const file_bitnet_trainer_v1_trainer: GenFile = /*@__PURE__*/
-  fileDesc("Ch9iaXRuZXQvdHJhaW5lci92MS90cmFpbmVyLnByb3RvEhFiaXRuZXQudHJhaW5lci52MSKcAQoHRGF0YXNldBITCgZzaGEyNTYYASADKAlCA+BBAhIwCgZmb3JtYXQYAiABKA4yIC5iaXRuZXQudHJhaW5lci52MS5EYXRhc2V0Rm9ybWF0EhIKCnRleHRfZmllbGQYAyABKAkSGwoTdmFsaWRhdGlvbl9mcmFjdGlvbhgEIAEoARIZChF2YWxpZGF0aW9uX3NoYTI1NhgFIAEoCSKAAQoJTW9kZWxTcGVjEhUKC2NvbmZpZ19qc29uGAEgASgJSAASEAoGcGFyZW50GAIgASgJSAASGAoQdG9rZW5pemVyX3NoYTI1NhgDIAEoCRIQCghpbml0X3N0ZBgEIAEoARIWCg5mdWxsX3ByZWNpc2lvbhgFIAEoCEIGCgRpbml0IoIDCg9IeXBlcnBhcmFtZXRlcnMSEgoFc3RlcHMYASABKA1CA+BBAhISCgpiYXRjaF9zaXplGAIgASgNEg8KB3NlcV9sZW4YAyABKA0SGQoRZ3JhZF9hY2N1bXVsYXRpb24YBCABKA0SFQoNbGVhcm5pbmdfcmF0ZRgFIAEoARItCghzY2hlZHVsZRgGIAEoDjIbLmJpdG5ldC50cmFpbmVyLnYxLlNjaGVkdWxlEhcKD3dhcm11cF9mcmFjdGlvbhgHIAEoARIUCgx3YXJtdXBfc3RlcHMYCCABKA0SFwoPbWluX2xyX2ZyYWN0aW9uGAkgASgBEhkKDHdlaWdodF9kZWNheRgKIAEoAUgAiAEBEg0KBWJldGExGAsgASgBEg0KBWJldGEyGAwgASgBEg8KB2Vwc2lsb24YDSABKAESFgoJZ3JhZF9jbGlwGA4gASgBSAGIAQESDAoEc2VlZBgPIAEoBEIPCg1fd2VpZ2h0X2RlY2F5QgwKCl9ncmFkX2NsaXAi0wEKBk91dHB1dBIMCgRuYW1lGAEgASgJEg8KB2FsaWFzZXMYAiADKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSNQoGbGFiZWxzGAQgAygLMiUuYml0bmV0LnRyYWluZXIudjEuT3V0cHV0LkxhYmVsc0VudHJ5Ei8KC2V4cG9ydF9nZ3VmGAUgASgOMhouYml0bmV0Lm1vZGVsLnYxLlF1YW50VHlwZRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBItECChBDcmVhdGVKb2JSZXF1ZXN0EjAKBW1vZGVsGAEgASgLMhwuYml0bmV0LnRyYWluZXIudjEuTW9kZWxTcGVjQgPgQQISMAoHZGF0YXNldBgCIAEoCzIaLmJpdG5ldC50cmFpbmVyLnYxLkRhdGFzZXRCA+BBAhJACg9oeXBlcnBhcmFtZXRlcnMYAyABKAsyIi5iaXRuZXQudHJhaW5lci52MS5IeXBlcnBhcmFtZXRlcnNCA+BBAhIpCgZvdXRwdXQYBCABKAsyGS5iaXRuZXQudHJhaW5lci52MS5PdXRwdXQSFQoNZXZhbF9pbnRlcnZhbBgFIAEoDRITCgtldmFsX3Rva2VucxgGIAEoDRIbChNjaGVja3BvaW50X2ludGVydmFsGAcgASgNEg8KB3RocmVhZHMYCCABKA0SEgoKcmVxdWVzdF9pZBgJIAEoCSI4ChFDcmVhdGVKb2JSZXNwb25zZRIjCgNqb2IYASABKAsyFi5iaXRuZXQudHJhaW5lci52MS5Kb2Ii6wEKC1N0ZXBNZXRyaWNzEgwKBHN0ZXAYASABKA0SEwoLdG90YWxfc3RlcHMYAiABKA0SDAoEbG9zcxgDIAEoARIQCgh2YWxfbG9zcxgEIAEoARIWCg52YWxfcGVycGxleGl0eRgFIAEoARIVCg1sZWFybmluZ19yYXRlGAYgASgBEhEKCWdyYWRfbm9ybRgHIAEoARIZChF0b2tlbnNfcGVyX3NlY29uZBgIIAEoARIOCgZ0b2tlbnMYCSABKAQSEwoLZXRhX3NlY29uZHMYCiABKAESFwoPZWxhcHNlZF9zZWNvbmRzGAsgASgBIoEBCgpDaGVja3BvaW50EgwKBHN0ZXAYASABKA0SDgoGc2hhMjU2GAIgASgJEhIKCnNpemVfYnl0ZXMYAyABKAQSEAoIdmFsX2xvc3MYBCABKAESLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjEKD1ZhbGlkYXRpb25Qb2ludBIMCgRzdGVwGAEgASgNEhAKCHZhbF9sb3NzGAIgASgBIpgECgNKb2ISDgoGam9iX2lkGAEgASgJEigKBXN0YXRlGAIgASgOMhkuYml0bmV0Lm1vZGVsLnYxLkpvYlN0YXRlEjQKB3JlcXVlc3QYAyABKAsyIy5iaXRuZXQudHJhaW5lci52MS5DcmVhdGVKb2JSZXF1ZXN0Ei8KB21ldHJpY3MYBCABKAsyHi5iaXRuZXQudHJhaW5lci52MS5TdGVwTWV0cmljcxI2Cgp2YWxpZGF0aW9uGAUgAygLMiIuYml0bmV0LnRyYWluZXIudjEuVmFsaWRhdGlvblBvaW50EjIKC2NoZWNrcG9pbnRzGAYgAygLMh0uYml0bmV0LnRyYWluZXIudjEuQ2hlY2twb2ludBIqCgdyZXN1bHRzGAcgAygLMhkuYml0bmV0Lm1vZGVsLnYxLk1vZGVsUmVmEhYKDmRhdGFzZXRfc2hhMjU2GAggASgJEiEKBWVycm9yGAkgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMSDgoGcnVubmVyGAogASgJEi8KC2NyZWF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiJAoNR2V0Sm9iUmVxdWVzdBITCgZqb2JfaWQYASABKAlCA+BBAiI1Cg5HZXRKb2JSZXNwb25zZRIjCgNqb2IYASABKAsyFi5iaXRuZXQudHJhaW5lci52MS5Kb2IiYgoPTGlzdEpvYnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJEigKBXN0YXRlGAMgASgOMhkuYml0bmV0Lm1vZGVsLnYxLkpvYlN0YXRlIlEKEExpc3RKb2JzUmVzcG9uc2USJAoEam9icxgBIAMoCzIWLmJpdG5ldC50cmFpbmVyLnYxLkpvYhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiJwoQQ2FuY2VsSm9iUmVxdWVzdBITCgZqb2JfaWQYASABKAlCA+BBAiI4ChFDYW5jZWxKb2JSZXNwb25zZRIjCgNqb2IYASABKAsyFi5iaXRuZXQudHJhaW5lci52MS5Kb2IiJgoPV2F0Y2hKb2JSZXF1ZXN0EhMKBmpvYl9pZBgBIAEoCUID4EECIjcKEFdhdGNoSm9iUmVzcG9uc2USIwoDam9iGAEgASgLMhYuYml0bmV0LnRyYWluZXIudjEuSm9iKmgKCFNjaGVkdWxlEhgKFFNDSEVEVUxFX1VOU1BFQ0lGSUVEEAASEwoPU0NIRURVTEVfQ09TSU5FEAESFgoSU0NIRURVTEVfVFdPX1NUQUdFEAISFQoRU0NIRURVTEVfQ09OU1RBTlQQAypiCg1EYXRhc2V0Rm9ybWF0Eh4KGkRBVEFTRVRfRk9STUFUX1VOU1BFQ0lGSUVEEAASFwoTREFUQVNFVF9GT1JNQVRfVEVYVBABEhgKFERBVEFTRVRfRk9STUFUX0pTT05MEAIywgYKDlRyYWluZXJTZXJ2aWNlEnMKCUNyZWF0ZUpvYhIjLmJpdG5ldC50cmFpbmVyLnYxLkNyZWF0ZUpvYlJlcXVlc3QaJC5iaXRuZXQudHJhaW5lci52MS5DcmVhdGVKb2JSZXNwb25zZSIbgtPkkwIVOgEqIhAvdjEvdHJhaW5lci9qb2JzEnAKBkdldEpvYhIgLmJpdG5ldC50cmFpbmVyLnYxLkdldEpvYlJlcXVlc3QaIS5iaXRuZXQudHJhaW5lci52MS5HZXRKb2JSZXNwb25zZSIhgtPkkwIbEhkvdjEvdHJhaW5lci9qb2JzL3tqb2JfaWR9Em0KCExpc3RKb2JzEiIuYml0bmV0LnRyYWluZXIudjEuTGlzdEpvYnNSZXF1ZXN0GiMuYml0bmV0LnRyYWluZXIudjEuTGlzdEpvYnNSZXNwb25zZSIYgtPkkwISEhAvdjEvdHJhaW5lci9qb2JzEoMBCglDYW5jZWxKb2ISIy5iaXRuZXQudHJhaW5lci52MS5DYW5jZWxKb2JSZXF1ZXN0GiQuYml0bmV0LnRyYWluZXIudjEuQ2FuY2VsSm9iUmVzcG9uc2UiK4LT5JMCJToBKiIgL3YxL3RyYWluZXIvam9icy97am9iX2lkfTpjYW5jZWwS0wIKCFdhdGNoSm9iEiIuYml0bmV0LnRyYWluZXIudjEuV2F0Y2hKb2JSZXF1ZXN0GiMuYml0bmV0LnRyYWluZXIudjEuV2F0Y2hKb2JSZXNwb25zZSL7AZJB0AE6FGFwcGxpY2F0aW9uL3gtbmRqc29uSrcBCgMyMDASrwEKgwFOZXdsaW5lLWRlbGltaXRlZCBKU09OOiBvbmUgV2F0Y2hKb2JSZXNwb25zZSBwZXIgbGluZS4gQW4gZXJyb3IgYWZ0ZXIgdGhlIGZpcnN0IGxpbmUgZW5kcyB0aGUgc3RyZWFtIHdpdGggYSBsaW5lIHsiZXJyb3IiOiBTdGF0dXN9LhInCiUaIy5iaXRuZXQudHJhaW5lci52MS5XYXRjaEpvYlJlc3BvbnNlgtPkkwIhEh8vdjEvdHJhaW5lci9qb2JzL3tqb2JfaWR9OndhdGNoMAFC/gFaRGdpdGh1Yi5jb20vYml0bmV0LW1lc2gvYml0bmV0LW1lc2gvcHJvdG8vYml0bmV0L3RyYWluZXIvdjE7dHJhaW5lcnYxkkG0ARIYChJiaXRuZXQgdHJhaW5lciBBUEkyAnYxWokBCoYBCgZiZWFyZXISfAgCEmdCZWFyZXIgS0VZIChhbiBBUEkga2V5LCBibmtfLi4uKTsgZWFjaCBvcGVyYXRpb24gbmVlZHMgb25lIHNjb3BlOiByZWFkLCBnZW5lcmF0ZSwgd3JpdGUsIGpvYnMgb3IgYWRtaW4uGg1BdXRob3JpemF0aW9uIAJiDAoKCgZiZWFyZXISAGIGcHJvdG8z", [file_bitnet_model_v1_model, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp, file_google_rpc_status, file_protoc_gen_openapiv2_options_annotations]);
+  fileDesc("Ch9iaXRuZXQvdHJhaW5lci92MS90cmFpbmVyLnByb3RvEhFiaXRuZXQudHJhaW5lci52MSKcAQoHRGF0YXNldBITCgZzaGEyNTYYASADKAlCA+BBAhIwCgZmb3JtYXQYAiABKA4yIC5iaXRuZXQudHJhaW5lci52MS5EYXRhc2V0Rm9ybWF0EhIKCnRleHRfZmllbGQYAyABKAkSGwoTdmFsaWRhdGlvbl9mcmFjdGlvbhgEIAEoARIZChF2YWxpZGF0aW9uX3NoYTI1NhgFIAEoCSKAAQoJTW9kZWxTcGVjEhUKC2NvbmZpZ19qc29uGAEgASgJSAASEAoGcGFyZW50GAIgASgJSAASGAoQdG9rZW5pemVyX3NoYTI1NhgDIAEoCRIQCghpbml0X3N0ZBgEIAEoARIWCg5mdWxsX3ByZWNpc2lvbhgFIAEoCEIGCgRpbml0IoIDCg9IeXBlcnBhcmFtZXRlcnMSEgoFc3RlcHMYASABKA1CA+BBAhISCgpiYXRjaF9zaXplGAIgASgNEg8KB3NlcV9sZW4YAyABKA0SGQoRZ3JhZF9hY2N1bXVsYXRpb24YBCABKA0SFQoNbGVhcm5pbmdfcmF0ZRgFIAEoARItCghzY2hlZHVsZRgGIAEoDjIbLmJpdG5ldC50cmFpbmVyLnYxLlNjaGVkdWxlEhcKD3dhcm11cF9mcmFjdGlvbhgHIAEoARIUCgx3YXJtdXBfc3RlcHMYCCABKA0SFwoPbWluX2xyX2ZyYWN0aW9uGAkgASgBEhkKDHdlaWdodF9kZWNheRgKIAEoAUgAiAEBEg0KBWJldGExGAsgASgBEg0KBWJldGEyGAwgASgBEg8KB2Vwc2lsb24YDSABKAESFgoJZ3JhZF9jbGlwGA4gASgBSAGIAQESDAoEc2VlZBgPIAEoBEIPCg1fd2VpZ2h0X2RlY2F5QgwKCl9ncmFkX2NsaXAi0wEKBk91dHB1dBIMCgRuYW1lGAEgASgJEg8KB2FsaWFzZXMYAiADKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSNQoGbGFiZWxzGAQgAygLMiUuYml0bmV0LnRyYWluZXIudjEuT3V0cHV0LkxhYmVsc0VudHJ5Ei8KC2V4cG9ydF9nZ3VmGAUgASgOMhouYml0bmV0Lm1vZGVsLnYxLlF1YW50VHlwZRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBItECChBDcmVhdGVKb2JSZXF1ZXN0EjAKBW1vZGVsGAEgASgLMhwuYml0bmV0LnRyYWluZXIudjEuTW9kZWxTcGVjQgPgQQISMAoHZGF0YXNldBgCIAEoCzIaLmJpdG5ldC50cmFpbmVyLnYxLkRhdGFzZXRCA+BBAhJACg9oeXBlcnBhcmFtZXRlcnMYAyABKAsyIi5iaXRuZXQudHJhaW5lci52MS5IeXBlcnBhcmFtZXRlcnNCA+BBAhIpCgZvdXRwdXQYBCABKAsyGS5iaXRuZXQudHJhaW5lci52MS5PdXRwdXQSFQoNZXZhbF9pbnRlcnZhbBgFIAEoDRITCgtldmFsX3Rva2VucxgGIAEoDRIbChNjaGVja3BvaW50X2ludGVydmFsGAcgASgNEg8KB3RocmVhZHMYCCABKA0SEgoKcmVxdWVzdF9pZBgJIAEoCSI4ChFDcmVhdGVKb2JSZXNwb25zZRIjCgNqb2IYASABKAsyFi5iaXRuZXQudHJhaW5lci52MS5Kb2Ii6wEKC1N0ZXBNZXRyaWNzEgwKBHN0ZXAYASABKA0SEwoLdG90YWxfc3RlcHMYAiABKA0SDAoEbG9zcxgDIAEoARIQCgh2YWxfbG9zcxgEIAEoARIWCg52YWxfcGVycGxleGl0eRgFIAEoARIVCg1sZWFybmluZ19yYXRlGAYgASgBEhEKCWdyYWRfbm9ybRgHIAEoARIZChF0b2tlbnNfcGVyX3NlY29uZBgIIAEoARIOCgZ0b2tlbnMYCSABKAQSEwoLZXRhX3NlY29uZHMYCiABKAESFwoPZWxhcHNlZF9zZWNvbmRzGAsgASgBIoEBCgpDaGVja3BvaW50EgwKBHN0ZXAYASABKA0SDgoGc2hhMjU2GAIgASgJEhIKCnNpemVfYnl0ZXMYAyABKAQSEAoIdmFsX2xvc3MYBCABKAESLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjEKD1ZhbGlkYXRpb25Qb2ludBIMCgRzdGVwGAEgASgNEhAKCHZhbF9sb3NzGAIgASgBIicKCUxvc3NQb2ludBIMCgRzdGVwGAEgASgNEgwKBGxvc3MYAiABKAEi8gQKA0pvYhIOCgZqb2JfaWQYASABKAkSKAoFc3RhdGUYAiABKA4yGS5iaXRuZXQubW9kZWwudjEuSm9iU3RhdGUSNAoHcmVxdWVzdBgDIAEoCzIjLmJpdG5ldC50cmFpbmVyLnYxLkNyZWF0ZUpvYlJlcXVlc3QSLwoHbWV0cmljcxgEIAEoCzIeLmJpdG5ldC50cmFpbmVyLnYxLlN0ZXBNZXRyaWNzEjYKCnZhbGlkYXRpb24YBSADKAsyIi5iaXRuZXQudHJhaW5lci52MS5WYWxpZGF0aW9uUG9pbnQSMgoLY2hlY2twb2ludHMYBiADKAsyHS5iaXRuZXQudHJhaW5lci52MS5DaGVja3BvaW50EioKB3Jlc3VsdHMYByADKAsyGS5iaXRuZXQubW9kZWwudjEuTW9kZWxSZWYSFgoOZGF0YXNldF9zaGEyNTYYCCABKAkSIQoFZXJyb3IYCSABKAsyEi5nb29nbGUucnBjLlN0YXR1cxIOCgZydW5uZXIYCiABKAkSLwoLY3JlYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0X3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgpsb3NzX2N1cnZlGA4gAygLMhwuYml0bmV0LnRyYWluZXIudjEuTG9zc1BvaW50EiYKA2xvZxgPIAMoCzIZLmJpdG5ldC5tb2RlbC52MS5Mb2dFbnRyeSIkCg1HZXRKb2JSZXF1ZXN0EhMKBmpvYl9pZBgBIAEoCUID4EECIjUKDkdldEpvYlJlc3BvbnNlEiMKA2pvYhgBIAEoCzIWLmJpdG5ldC50cmFpbmVyLnYxLkpvYiJiCg9MaXN0Sm9ic1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgNEhIKCnBhZ2VfdG9rZW4YAiABKAkSKAoFc3RhdGUYAyABKA4yGS5iaXRuZXQubW9kZWwudjEuSm9iU3RhdGUiUQoQTGlzdEpvYnNSZXNwb25zZRIkCgRqb2JzGAEgAygLMhYuYml0bmV0LnRyYWluZXIudjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSInChBDYW5jZWxKb2JSZXF1ZXN0EhMKBmpvYl9pZBgBIAEoCUID4EECIjgKEUNhbmNlbEpvYlJlc3BvbnNlEiMKA2pvYhgBIAEoCzIWLmJpdG5ldC50cmFpbmVyLnYxLkpvYiImCg9XYXRjaEpvYlJlcXVlc3QSEwoGam9iX2lkGAEgASgJQgPgQQIiNwoQV2F0Y2hKb2JSZXNwb25zZRIjCgNqb2IYASABKAsyFi5iaXRuZXQudHJhaW5lci52MS5Kb2IqaAoIU2NoZWR1bGUSGAoUU0NIRURVTEVfVU5TUEVDSUZJRUQQABITCg9TQ0hFRFVMRV9DT1NJTkUQARIWChJTQ0hFRFVMRV9UV09fU1RBR0UQAhIVChFTQ0hFRFVMRV9DT05TVEFOVBADKmIKDURhdGFzZXRGb3JtYXQSHgoaREFUQVNFVF9GT1JNQVRfVU5TUEVDSUZJRUQQABIXChNEQVRBU0VUX0ZPUk1BVF9URVhUEAESGAoUREFUQVNFVF9GT1JNQVRfSlNPTkwQAjLCBgoOVHJhaW5lclNlcnZpY2UScwoJQ3JlYXRlSm9iEiMuYml0bmV0LnRyYWluZXIudjEuQ3JlYXRlSm9iUmVxdWVzdBokLmJpdG5ldC50cmFpbmVyLnYxLkNyZWF0ZUpvYlJlc3BvbnNlIhuC0+STAhU6ASoiEC92MS90cmFpbmVyL2pvYnMScAoGR2V0Sm9iEiAuYml0bmV0LnRyYWluZXIudjEuR2V0Sm9iUmVxdWVzdBohLmJpdG5ldC50cmFpbmVyLnYxLkdldEpvYlJlc3BvbnNlIiGC0+STAhsSGS92MS90cmFpbmVyL2pvYnMve2pvYl9pZH0SbQoITGlzdEpvYnMSIi5iaXRuZXQudHJhaW5lci52MS5MaXN0Sm9ic1JlcXVlc3QaIy5iaXRuZXQudHJhaW5lci52MS5MaXN0Sm9ic1Jlc3BvbnNlIhiC0+STAhISEC92MS90cmFpbmVyL2pvYnMSgwEKCUNhbmNlbEpvYhIjLmJpdG5ldC50cmFpbmVyLnYxLkNhbmNlbEpvYlJlcXVlc3QaJC5iaXRuZXQudHJhaW5lci52MS5DYW5jZWxKb2JSZXNwb25zZSIrgtPkkwIlOgEqIiAvdjEvdHJhaW5lci9qb2JzL3tqb2JfaWR9OmNhbmNlbBLTAgoIV2F0Y2hKb2ISIi5iaXRuZXQudHJhaW5lci52MS5XYXRjaEpvYlJlcXVlc3QaIy5iaXRuZXQudHJhaW5lci52MS5XYXRjaEpvYlJlc3BvbnNlIvsBkkHQAToUYXBwbGljYXRpb24veC1uZGpzb25KtwEKAzIwMBKvAQqDAU5ld2xpbmUtZGVsaW1pdGVkIEpTT046IG9uZSBXYXRjaEpvYlJlc3BvbnNlIHBlciBsaW5lLiBBbiBlcnJvciBhZnRlciB0aGUgZmlyc3QgbGluZSBlbmRzIHRoZSBzdHJlYW0gd2l0aCBhIGxpbmUgeyJlcnJvciI6IFN0YXR1c30uEicKJRojLmJpdG5ldC50cmFpbmVyLnYxLldhdGNoSm9iUmVzcG9uc2WC0+STAiESHy92MS90cmFpbmVyL2pvYnMve2pvYl9pZH06d2F0Y2gwAUL+AVpEZ2l0aHViLmNvbS9iaXRuZXQtbWVzaC9iaXRuZXQtbWVzaC9wcm90by9iaXRuZXQvdHJhaW5lci92MTt0cmFpbmVydjGSQbQBEhgKEmJpdG5ldCB0cmFpbmVyIEFQSTICdjFaiQEKhgEKBmJlYXJlchJ8CAISZ0JlYXJlciBLRVkgKGFuIEFQSSBrZXksIGJua18uLi4pOyBlYWNoIG9wZXJhdGlvbiBuZWVkcyBvbmUgc2NvcGU6IHJlYWQsIGdlbmVyYXRlLCB3cml0ZSwgam9icyBvciBhZG1pbi4aDUF1dGhvcml6YXRpb24gAmIMCgoKBmJlYXJlchIAYgZwcm90bzM", [file_bitnet_model_v1_model, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp, file_google_rpc_status, file_protoc_gen_openapiv2_options_annotations]);
 
 /**
  * Training data: uploaded blobs, tokenised with the job's tokenizer and
@@ -583,6 +583,34 @@ export const ValidationPointSchema: GenMessage<ValidationPoint> = /*@__PURE__*/
   messageDesc(file_bitnet_trainer_v1_trainer, 8);
 
 /**
+ * A point of the training loss curve.
+ *
+ * @generated from message bitnet.trainer.v1.LossPoint
+ */
+export type LossPoint = Message<"bitnet.trainer.v1.LossPoint"> & {
+  /**
+   * Optimiser steps done.
+   *
+   * @generated from field: uint32 step = 1;
+   */
+  step: number;
+
+  /**
+   * Training loss of the step.
+   *
+   * @generated from field: double loss = 2;
+   */
+  loss: number;
+};
+
+/**
+ * Describes the message bitnet.trainer.v1.LossPoint.
+ * Use `create(LossPointSchema)` to create a new message.
+ */
+export const LossPointSchema: GenMessage<LossPoint> = /*@__PURE__*/
+  messageDesc(file_bitnet_trainer_v1_trainer, 9);
+
+/**
  * A training job.
  *
  * @generated from message bitnet.trainer.v1.Job
@@ -679,6 +707,23 @@ export type Job = Message<"bitnet.trainer.v1.Job"> & {
    * @generated from field: google.protobuf.Timestamp end_time = 13;
    */
   endTime?: Timestamp | undefined;
+
+  /**
+   * Training loss curve so far, by step: every step until it has 512
+   * points, then every other point is dropped and the spacing doubles, so
+   * it covers the whole run in at most 512. Left out by ListJobs.
+   *
+   * @generated from field: repeated bitnet.trainer.v1.LossPoint loss_curve = 14;
+   */
+  lossCurve: LossPoint[];
+
+  /**
+   * The job's log, oldest first (its last 200 lines): start, validations,
+   * checkpoints, results, the end. Left out by ListJobs.
+   *
+   * @generated from field: repeated bitnet.model.v1.LogEntry log = 15;
+   */
+  log: LogEntry[];
 };
 
 /**
@@ -686,7 +731,7 @@ export type Job = Message<"bitnet.trainer.v1.Job"> & {
  * Use `create(JobSchema)` to create a new message.
  */
 export const JobSchema: GenMessage<Job> = /*@__PURE__*/
-  messageDesc(file_bitnet_trainer_v1_trainer, 9);
+  messageDesc(file_bitnet_trainer_v1_trainer, 10);
 
 /**
  * Request of GetJob.
@@ -707,7 +752,7 @@ export type GetJobRequest = Message<"bitnet.trainer.v1.GetJobRequest"> & {
  * Use `create(GetJobRequestSchema)` to create a new message.
  */
 export const GetJobRequestSchema: GenMessage<GetJobRequest> = /*@__PURE__*/
-  messageDesc(file_bitnet_trainer_v1_trainer, 10);
+  messageDesc(file_bitnet_trainer_v1_trainer, 11);
 
 /**
  * Response of GetJob.
@@ -728,7 +773,7 @@ export type GetJobResponse = Message<"bitnet.trainer.v1.GetJobResponse"> & {
  * Use `create(GetJobResponseSchema)` to create a new message.
  */
 export const GetJobResponseSchema: GenMessage<GetJobResponse> = /*@__PURE__*/
-  messageDesc(file_bitnet_trainer_v1_trainer, 11);
+  messageDesc(file_bitnet_trainer_v1_trainer, 12);
 
 /**
  * Request of ListJobs.
@@ -763,7 +808,7 @@ export type ListJobsRequest = Message<"bitnet.trainer.v1.ListJobsRequest"> & {
  * Use `create(ListJobsRequestSchema)` to create a new message.
  */
 export const ListJobsRequestSchema: GenMessage<ListJobsRequest> = /*@__PURE__*/
-  messageDesc(file_bitnet_trainer_v1_trainer, 12);
+  messageDesc(file_bitnet_trainer_v1_trainer, 13);
 
 /**
  * Response of ListJobs.
@@ -772,7 +817,7 @@ export const ListJobsRequestSchema: GenMessage<ListJobsRequest> = /*@__PURE__*/
  */
 export type ListJobsResponse = Message<"bitnet.trainer.v1.ListJobsResponse"> & {
   /**
-   * Jobs, newest first.
+   * Jobs, newest first (loss curves and logs left out: GetJob has them).
    *
    * @generated from field: repeated bitnet.trainer.v1.Job jobs = 1;
    */
@@ -791,7 +836,7 @@ export type ListJobsResponse = Message<"bitnet.trainer.v1.ListJobsResponse"> & {
  * Use `create(ListJobsResponseSchema)` to create a new message.
  */
 export const ListJobsResponseSchema: GenMessage<ListJobsResponse> = /*@__PURE__*/
-  messageDesc(file_bitnet_trainer_v1_trainer, 13);
+  messageDesc(file_bitnet_trainer_v1_trainer, 14);
 
 /**
  * Request of CancelJob.
@@ -812,7 +857,7 @@ export type CancelJobRequest = Message<"bitnet.trainer.v1.CancelJobRequest"> & {
  * Use `create(CancelJobRequestSchema)` to create a new message.
  */
 export const CancelJobRequestSchema: GenMessage<CancelJobRequest> = /*@__PURE__*/
-  messageDesc(file_bitnet_trainer_v1_trainer, 14);
+  messageDesc(file_bitnet_trainer_v1_trainer, 15);
 
 /**
  * Response of CancelJob.
@@ -833,7 +878,7 @@ export type CancelJobResponse = Message<"bitnet.trainer.v1.CancelJobResponse"> &
  * Use `create(CancelJobResponseSchema)` to create a new message.
  */
 export const CancelJobResponseSchema: GenMessage<CancelJobResponse> = /*@__PURE__*/
-  messageDesc(file_bitnet_trainer_v1_trainer, 15);
+  messageDesc(file_bitnet_trainer_v1_trainer, 16);
 
 /**
  * Request of WatchJob.
@@ -854,7 +899,7 @@ export type WatchJobRequest = Message<"bitnet.trainer.v1.WatchJobRequest"> & {
  * Use `create(WatchJobRequestSchema)` to create a new message.
  */
 export const WatchJobRequestSchema: GenMessage<WatchJobRequest> = /*@__PURE__*/
-  messageDesc(file_bitnet_trainer_v1_trainer, 16);
+  messageDesc(file_bitnet_trainer_v1_trainer, 17);
 
 /**
  * One message of a WatchJob stream.
@@ -875,7 +920,7 @@ export type WatchJobResponse = Message<"bitnet.trainer.v1.WatchJobResponse"> & {
  * Use `create(WatchJobResponseSchema)` to create a new message.
  */
 export const WatchJobResponseSchema: GenMessage<WatchJobResponse> = /*@__PURE__*/
-  messageDesc(file_bitnet_trainer_v1_trainer, 17);
+  messageDesc(file_bitnet_trainer_v1_trainer, 18);
 
 /**
  * Learning-rate schedule.
