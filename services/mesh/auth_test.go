@@ -32,9 +32,9 @@ import (
 	registryv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/registry/v1"
 	trainerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/trainer/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/sdk"
-	"github.com/bitnet-mesh/bitnet-mesh/services/mesh/internal/hostile"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/auth"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/discovery"
+	"github.com/bitnet-mesh/bitnet-mesh/tools/hostile"
 )
 
 // servedBy lists the methods of the services a public `up` server serves,
@@ -460,17 +460,9 @@ func TestHostileUnauthorized(t *testing.T) {
 	base := rssBytes()
 	rss := sampleRSS(10 * time.Millisecond)
 	cases := hostile.UnauthorizedCases(corpus, keys)
-	for _, hc := range cases {
-		cctx, cancel := context.WithTimeout(ctx, caseDeadline)
-		start := time.Now()
-		got, err := hc.Run(cctx, target)
-		took := time.Since(start)
-		cancel()
-		t.Logf("%-12s %-45s %-16s %v", hc.Kind, hc.Name, got, took.Round(time.Millisecond))
-		if err != nil {
-			t.Errorf("%s: %v", hc.Name, err)
-		} else if took > caseDeadline {
-			t.Errorf("%s: answered after %v, want within %v", hc.Name, took, caseDeadline)
+	for _, r := range hostile.Run(ctx, target, cases, caseDeadline, t.Logf) {
+		if r.Err != nil {
+			t.Errorf("%s: %v", r.Case.Name, r.Err)
 		}
 	}
 	peak := rss.done()

@@ -21,7 +21,6 @@
 // non-loopback address needs Auth or mTLS unless Insecure. With TLS, the
 // router dials nodes, and services dial the registry, over TLS presenting
 // their certificate; discovery health checks use TLS too.
-//
 // The REST port of a router (and of Up) also serves the web console
 // (package console) at /, unless Config.NoConsole.
 //

@@ -2,6 +2,8 @@ package mesh
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"runtime"
 	"strconv"
@@ -12,8 +14,8 @@ import (
 	"time"
 
 	inferencev1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1"
-	"github.com/bitnet-mesh/bitnet-mesh/services/mesh/internal/hostile"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/server"
+	"github.com/bitnet-mesh/bitnet-mesh/tools/hostile"
 )
 
 // Bounds of the hostile-client suite: every case is answered within
@@ -134,17 +136,28 @@ func TestHostileClients(t *testing.T) {
 	runtime.GC()
 	base := rssBytes()
 	rss := sampleRSS(10 * time.Millisecond)
-	for _, hc := range hostile.Cases(corpus) {
+	run := func(hc hostile.Case) (string, time.Duration, error) {
 		cctx, cancel := context.WithTimeout(ctx, caseDeadline)
+		defer cancel()
 		start := time.Now()
 		got, err := hc.Run(cctx, target)
-		took := time.Since(start)
-		cancel()
+		if took := time.Since(start); err == nil && took > caseDeadline {
+			err = fmt.Errorf("answered after %v, want within %v", took, caseDeadline)
+		}
+		return got, time.Since(start), err
+	}
+	for _, hc := range hostile.Cases(corpus) {
+		got, took, err := run(hc)
+		if err != nil && errors.Is(err, context.DeadlineExceeded) {
+			// A shared machine can stall fsyncs for seconds: a case that
+			// ran out of time gets one more try, and fails if it does so
+			// again (a case the mesh answers wrongly fails at once).
+			t.Logf("%s: %v after %v; once more", hc.Name, err, took.Round(time.Millisecond))
+			got, took, err = run(hc)
+		}
 		t.Logf("%-11s %-45s %-14s %v", hc.Kind, hc.Name, got, took.Round(time.Millisecond))
 		if err != nil {
 			t.Errorf("%s: %v", hc.Name, err)
-		} else if took > caseDeadline {
-			t.Errorf("%s: answered after %v, want within %v", hc.Name, took, caseDeadline)
 		}
 	}
 	peak := rss.done()

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/grpc/codes"
@@ -255,5 +256,37 @@ func TestListBadToken(t *testing.T) {
 	}
 	if len(names) != 3 {
 		t.Errorf("paged through %v, want a b c", names)
+	}
+}
+
+// TestTwoPushesOfOneBlob: two clients uploading the same blob at once (a
+// push retried, two pushes of models that share a file) both succeed: the
+// one whose chunks arrive after the other completed the upload gets the
+// stored blob, not FAILED_PRECONDITION.
+func TestTwoPushesOfOneBlob(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	c := startServer(t, s)
+	ctx := context.Background()
+	data := randomBytes(64<<10, 9)
+	cu, err := c.CreateUpload(ctx, &registryv1.CreateUploadRequest{Sha256: sha256Of(data), SizeBytes: uint64(len(data))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := cu.GetUpload().GetUploadId()
+	late, err := c.UploadBlob(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := late.Send(&registryv1.UploadBlobRequest{Content: &registryv1.UploadBlobRequest_Header{Header: &registryv1.UploadBlobHeader{UploadId: id}}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the late stream's header is checked while the upload is at 0
+	if _, err := send(t, c, id, data, 0, 16<<10, -1); err != nil {
+		t.Fatalf("first push: %v", err)
+	}
+	_ = late.Send(&registryv1.UploadBlobRequest{Content: &registryv1.UploadBlobRequest_Chunk{Chunk: data}})
+	resp, err := late.CloseAndRecv()
+	if err != nil || resp.GetBlob().GetSha256() != sha256Of(data) {
+		t.Fatalf("second push of the same blob: got %v, %v; want the stored blob", resp, err)
 	}
 }

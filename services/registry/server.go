@@ -209,6 +209,15 @@ func (s *Server) UploadBlob(stream registryv1.RegistryService_UploadBlobServer) 
 		buf = buf[:0]
 		return toStatus(err)
 	}
+	// done answers with the upload's state when another client completed
+	// it meanwhile (two pushes of one blob): the blob is stored, which is
+	// what this client wanted.
+	done := func(err error) error {
+		if u2, serr := s.store.UploadStatus(ctx, id); serr == nil && u2.State == UploadComplete {
+			return s.finishUpload(ctx, stream, u2)
+		}
+		return err
+	}
 	for off+int64(len(buf)) < u.Size {
 		msg, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -230,12 +239,12 @@ func (s *Server) UploadBlob(stream registryv1.RegistryService_UploadBlobServer) 
 		buf = append(buf, chunk...)
 		if len(buf) >= uploadBatch {
 			if err := flush(ctx); err != nil {
-				return err
+				return done(err)
 			}
 		}
 	}
 	if err := flush(ctx); err != nil {
-		return err
+		return done(err)
 	}
 	if off == u.Size {
 		if _, err := s.store.CommitUpload(ctx, id); err != nil {

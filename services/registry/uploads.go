@@ -125,9 +125,16 @@ func (s *Store) BeginUpload(ctx context.Context, digest Digest, size int64) (Upl
 func (s *Store) verifyPartial(ctx context.Context, id string) (Upload, error) {
 	unlock := s.lockUpload(id)
 	defer unlock()
-	r, err := s.activeUpload(ctx, id)
-	if err != nil {
+	var r *uploadRec
+	if err := s.view(ctx, func(tx *bolt.Tx) error {
+		var err error
+		r, err = getUploadRec(tx, id)
+		return err
+	}); err != nil {
 		return Upload{}, err
+	}
+	if u := r.toUpload(s.opts.uploadTTL, s.now()); u.State != UploadActive {
+		return u, nil // completed (or expired) by another client meanwhile
 	}
 	if r.Offset > 0 {
 		h := sha256.New()

@@ -13,66 +13,13 @@ import (
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
 	registryv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/registry/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
-	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
-	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
+	"github.com/bitnet-mesh/bitnet-mesh/tools/hostile"
 )
 
-// smallGGUF returns a one-block 256-wide BitNet GGUF with zero weights,
-// rewritten by edit (nil keeps every key).
+// smallGGUF is hostile.SmallGGUF (a valid one-block model) through edit.
 func smallGGUF(t *testing.T, edit func(*gguf.KV) bool) []byte {
 	t.Helper()
-	c := model.Config{Architecture: model.ArchBitNet, VocabSize: 8, HiddenSize: 256, IntermediateSize: 256,
-		NumLayers: 1, NumHeads: 4, NumKVHeads: 1, HeadDim: 64, MaxPositions: 16, RopeTheta: 10000,
-		RMSNormEps: 1e-6, HiddenAct: "relu2", TieWordEmbeddings: true, BOSTokenID: -1}
-	tern := func(r, c int) *ternary.Matrix {
-		m, err := ternary.New(r, c, 0.5)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
-	ones := func(n int) []float32 {
-		x := make([]float32, n)
-		for i := range x {
-			x[i] = 1
-		}
-		return x
-	}
-	w := &model.Weights{Config: c, Embed: make([]float32, 8*256), Norm: ones(256), Layers: []model.Layer{{
-		AttnNorm: ones(256), AttnSubNorm: ones(256), FFNNorm: ones(256), FFNSubNorm: ones(256),
-		Q: tern(256, 256), K: tern(64, 256), V: tern(64, 256), O: tern(256, 256),
-		Gate: tern(256, 256), Up: tern(256, 256), Down: tern(256, 256)}}}
-	dir := t.TempDir()
-	src := filepath.Join(dir, "m.gguf")
-	if err := model.WriteGGUF(src, w, nil); err != nil {
-		t.Fatal(err)
-	}
-	if edit != nil {
-		f, err := gguf.Open(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wr := gguf.NewWriter()
-		for _, kv := range f.KVs {
-			if edit(&kv) {
-				if err := wr.AddKV(kv.Key, kv.Value); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		for _, ti := range f.Tensors {
-			_, data, _ := f.TensorData(ti.Name)
-			if err := wr.AddTensor(ti.Name, ti.Type, ti.Dims, bytes.Clone(data)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		f.Close()
-		src = filepath.Join(dir, "edited.gguf")
-		if err := wr.WriteFile(src); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b, err := os.ReadFile(src)
+	b, err := hostile.SmallGGUF(edit)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,28 +19,30 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
 )
 
+// configWith is tinyConfig with some keys replaced.
+func configWith(edit map[string]any) string {
+	var m map[string]any
+	if err := json.Unmarshal([]byte(tinyConfig()), &m); err != nil {
+		panic(err)
+	}
+	for k, v := range edit {
+		m[k] = v
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
 // hugeConfig is issue 10's defect 1: a config whose shapes alone need
 // petabytes (hidden, intermediate and vocab 16777216).
 func hugeConfig() string {
-	b, _ := json.Marshal(map[string]any{
-		"architectures": []string{"BitNetForCausalLM"}, "model_type": "bitnet",
-		"vocab_size": 16777216, "hidden_size": 16777216, "intermediate_size": 16777216, "num_hidden_layers": 2,
-		"num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 64,
-		"rms_norm_eps": 1e-5, "rope_theta": 500000.0, "hidden_act": "relu2", "tie_word_embeddings": true,
-	})
-	return string(b)
+	return configWith(map[string]any{"vocab_size": 1 << 24, "hidden_size": 1 << 24, "intermediate_size": 1 << 24})
 }
 
 // wideConfig passes every shape limit (about 8.6 G parameters) but needs
 // far more memory to train than the budget the test sets.
 func wideConfig() string {
-	b, _ := json.Marshal(map[string]any{
-		"architectures": []string{"BitNetForCausalLM"}, "model_type": "bitnet",
-		"vocab_size": 65536, "hidden_size": 8192, "intermediate_size": 28672, "num_hidden_layers": 10,
-		"num_attention_heads": 64, "num_key_value_heads": 8, "max_position_embeddings": 64,
-		"rms_norm_eps": 1e-5, "rope_theta": 500000.0, "hidden_act": "relu2", "tie_word_embeddings": true,
-	})
-	return string(b)
+	return configWith(map[string]any{"vocab_size": 65536, "hidden_size": 8192, "intermediate_size": 28672, "num_hidden_layers": 10,
+		"num_attention_heads": 64, "num_key_value_heads": 8})
 }
 
 // TestHugeConfigRejected is defect 1: a config whose shapes cannot be

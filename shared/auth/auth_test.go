@@ -390,3 +390,20 @@ func waitStreams(t *testing.T, g *Guard, id string, n int) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestTableSyncsOnFirstUse: a service that started before the registry (no
+// successful sync yet) reads the table on the first keyed call.
+func TestTableSyncsOnFirstUse(t *testing.T) {
+	src := newMemSource()
+	key := src.add(t, "k", Scopes{ScopeRead}, Limits{}, time.Time{})
+	src.fail(errors.New("registry not up yet"))
+	tab, err := NewTable(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = tab.Sync(context.Background()) // the start-up sync fails
+	src.fail(nil)
+	if _, err := tab.Lookup(context.Background(), key); err != nil {
+		t.Fatalf("first call once the registry is up: %v, want the table synced on demand", err)
+	}
+}

@@ -39,9 +39,9 @@ const (
 	// when its Source fails (the registry is unreachable); after that every
 	// keyed call fails closed with UNAVAILABLE until a refresh succeeds.
 	DefaultMaxStale = 5 * time.Minute
-	// missRefreshEvery bounds the refreshes that unknown key IDs trigger (a
-	// key created a moment ago works at once; random IDs cannot flood the
-	// registry).
+	// missRefreshEvery bounds the refreshes that unknown key IDs (and calls
+	// while the table is unsynced or stale) trigger: a key created a moment
+	// ago works at once; random IDs cannot flood the registry.
 	missRefreshEvery = time.Second
 )
 
@@ -201,17 +201,17 @@ func (t *Table) Lookup(ctx context.Context, bearer string) (*Key, error) {
 		return nil, status.Error(codes.Unauthenticated, "invalid API key: "+err.Error())
 	}
 	k, err := t.lookup(tok.ID)
-	if err != nil {
-		return nil, err
-	}
-	if k == nil && t.missRefresh() {
-		// A key created a moment ago elsewhere: sync once, then look again.
+	if (err != nil || k == nil) && t.missRefresh() {
+		// A key created a moment ago elsewhere, or a table not synced yet
+		// (this service started before the registry) or stale: sync once,
+		// then look again.
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		_ = t.Sync(sctx)
 		cancel()
-		if k, err = t.lookup(tok.ID); err != nil {
-			return nil, err
-		}
+		k, err = t.lookup(tok.ID)
+	}
+	if err != nil {
+		return nil, err
 	}
 	switch {
 	case k == nil || !k.Matches(tok):

@@ -463,3 +463,37 @@ func TestTypeTableMatchesGGML(t *testing.T) {
 		}
 	}
 }
+
+func TestRewrite(t *testing.T) {
+	f, err := Parse(buildFile(t, allValues, sampleTensors()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := f.Tensors[0].Name
+	w, err := Rewrite(f, func(kv *KV) bool {
+		if kv.Key == "u8" {
+			kv.Value = uint8(99)
+		}
+		return kv.Key != "str"
+	}, func(ti *TensorInfo, data []byte) ([]byte, bool) { return data, ti.Name != first })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := w.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	g, err := Parse(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := g.Get("u8"); v != uint8(99) {
+		t.Errorf("u8 = %v, want the edited 99", v)
+	}
+	if _, ok := g.Get("str"); ok {
+		t.Error("str kept, want dropped")
+	}
+	if _, ok := g.Tensor(first); ok || len(g.Tensors) != len(f.Tensors)-1 {
+		t.Errorf("got %d tensors with %s: want it dropped", len(g.Tensors), first)
+	}
+}

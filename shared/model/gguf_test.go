@@ -467,30 +467,17 @@ func rewriteGGUF(t testing.TB, src, dst string, kvEdit func(*gguf.KV) bool, tEdi
 		t.Fatal(err)
 	}
 	defer f.Close()
-	wr := gguf.NewWriter()
-	for _, kv := range f.KVs {
-		if kvEdit != nil && !kvEdit(&kv) {
-			continue
-		}
-		if err := wr.AddKV(kv.Key, kv.Value); err != nil {
-			t.Fatal(err)
+	var edit func(*gguf.TensorInfo, []byte) ([]byte, bool)
+	if tEdit != nil {
+		edit = func(ti *gguf.TensorInfo, data []byte) ([]byte, bool) {
+			typ, d, keep := tEdit(*ti, data)
+			ti.Type = typ
+			return d, keep
 		}
 	}
-	for _, ti := range f.Tensors {
-		_, data, err := f.TensorData(ti.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		typ, keep := ti.Type, true
-		if tEdit != nil {
-			typ, data, keep = tEdit(ti, data)
-		}
-		if !keep {
-			continue
-		}
-		if err := wr.AddTensor(ti.Name, typ, ti.Dims, slices.Clone(data)); err != nil {
-			t.Fatal(err)
-		}
+	wr, err := gguf.Rewrite(f, kvEdit, edit)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if err := wr.WriteFile(dst); err != nil {
 		t.Fatal(err)

@@ -224,16 +224,20 @@ func (g *bodyGuard) Read(p []byte) (int, error) {
 			fmt.Sprintf("request body too slow: %d bytes in %v, want at least %d bytes/s", g.read, g.waited.Round(time.Millisecond), g.minRate))
 	}
 	if g.err != nil {
-		return n, g.err
+		// None of this read's bytes: a decoder must not complete a value
+		// from the bytes that crossed the limit.
+		return 0, g.err
 	}
 	return n, err
 }
 
-// fail records the limit hit and makes any further read of the connection
-// (net/http draining the rest) fail at once.
+// fail records the limit hit. net/http then drains at most 256 KiB of the
+// rest before it closes the connection (so that the client, still
+// sending, reads the answer rather than a reset): that read gets the
+// body read timeout, no more.
 func (g *bodyGuard) fail(httpStatus int, code codes.Code, msg string) {
 	g.err = &bodyError{httpStatus: httpStatus, code: code, msg: msg}
-	_ = g.rc.SetReadDeadline(time.Now())
+	_ = g.rc.SetReadDeadline(time.Now().Add(g.timeout))
 }
 
 func (g *bodyGuard) Close() error { return g.body.Close() }
@@ -299,9 +303,10 @@ func (s *Server) limitsMiddleware(next http.Handler) http.Handler {
 }
 
 // rejectBody answers a request whose body is not read, closing the
-// connection (a body still on its way is not waited for).
+// connection afterwards; net/http drains a small body first (within the
+// body read timeout) so that the client reads the answer, not a reset.
 func (s *Server) rejectBody(w http.ResponseWriter, r *http.Request, httpStatus int, code codes.Code, msg string) {
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.limits.BodyReadTimeout))
 	w.Header().Set("Connection", "close")
 	s.writeError(w, r, httpStatus, status.Error(code, msg))
 }

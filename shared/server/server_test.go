@@ -232,21 +232,7 @@ func echoGateway(_ context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn
 
 func post(t *testing.T, url, body string, hdr map[string]string) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
+	return do(t, http.MethodPost, url, "application/json", strings.NewReader(body), hdr)
 }
 
 func TestGateway(t *testing.T) {

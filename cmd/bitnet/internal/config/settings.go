@@ -113,12 +113,12 @@ const maxThreads = 4096
 var (
 	// Server is what `up` and `serve` take.
 	Server = []Any{GRPCAddr, HTTPAddr, DataDir, Consul, Advertise, NodeName, RegistryAddr,
-		Kernel, Threads, KVCache, HugePages, MemoryBudget, LogLevel, LogJSON, Drain,
+		Kernel, Threads, KVCache, HugePages, MemoryBudget, LogLevel, LogJSON, Drain, Console,
 		MaxBodyBytes, MaxUploadBodyBytes, BodyReadTimeout, MinBodyRate, ReadHeaderTimeout, IdleTimeout,
 		MaxHeaderBytes, GRPCMaxRecvBytes, MaxStreams, GRPCKeepaliveMinTime, CORSOrigins,
 		MaxBlobBytes, RegistryQuota, RegistryMinFree, JobMemoryBudget,
 		Auth, Insecure, APIKey, AdminKey, TLSCert, TLSKey, TLSCA, TLSClientCA, TLSServerName,
-		MetricsAddr, Reflection, RateLimit, RateBurst, TokensPerMinute, KeyMaxStreams, KeyMaxStale, Console}
+		MetricsAddr, Reflection, RateLimit, RateBurst, TokensPerMinute, KeyMaxStreams, KeyMaxStale}
 	// Client is what every command talking to a mesh takes.
 	Client = []Any{Remote, Timeout, Quiet, APIKey, TLS, TLSCA, TLSCert, TLSKey, TLSServerName}
 	// LocalModel is what commands running a model in process take.

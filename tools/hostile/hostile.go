@@ -2,8 +2,9 @@
 // files (the Corpus), oversized and slow bodies, cross-site requests,
 // malformed requests and cancel storms, each a Case whose Run says whether
 // the mesh refused it cleanly (a 4xx, or the gRPC equivalent). The mesh
-// tests run every case against a real mesh in CI (hostile_test.go) and the
-// load benchmark mixes them into legitimate traffic (BenchmarkHostile).
+// tests run every case against a real mesh in CI (services/mesh
+// TestHostileClients) and the load benchmark mixes them into legitimate
+// traffic (BenchmarkHostile); SmallGGUF serves other packages' tests.
 //
 // Add a case to the list Cases returns: a name, a kind and a Run that sends
 // the request and returns an error unless the mesh answered as it must.
@@ -261,6 +262,28 @@ func (t *Target) streamUpload(ctx context.Context, id string, off int64, data []
 	return t.do(ctx, "POST", "/v1/registry/uploads:stream", "application/x-ndjson", &body, nil)
 }
 
+// upload stores data as a blob, resuming like a real client when another
+// push of the same blob moved the upload on (FAILED_PRECONDITION with
+// the offset to send from).
+func (t *Target) upload(ctx context.Context, digest string, data []byte) error {
+	var last error
+	for range 5 {
+		id, off, err := t.createUpload(ctx, digest, len(data))
+		if err != nil || id == "" {
+			return err
+		}
+		st, b, err := t.streamUpload(ctx, id, off, data)
+		switch {
+		case err != nil:
+			return err
+		case st == http.StatusOK:
+			return nil
+		}
+		last = fmt.Errorf("%d %.200s", st, b)
+	}
+	return last
+}
+
 // pushModel uploads a model's files and creates a version of them: the
 // registry must refuse the version (400), or, for a model refused only at
 // load, the first generate must get a 4xx.
@@ -272,14 +295,8 @@ func (t *Target) pushModel(ctx context.Context, m Model) (string, error) {
 	var files []file
 	for path, data := range m.Files {
 		d := sha(data)
-		id, off, err := t.createUpload(ctx, d, len(data))
-		if err != nil {
-			return "error", err
-		}
-		if id != "" {
-			if st, b, err := t.streamUpload(ctx, id, off, data); err != nil || st != http.StatusOK {
-				return "error", fmt.Errorf("upload %s: %d %.200s %v", path, st, b, err)
-			}
+		if err := t.upload(ctx, d, data); err != nil {
+			return "error", fmt.Errorf("upload %s: %w", path, err)
 		}
 		files = append(files, file{path, d})
 	}

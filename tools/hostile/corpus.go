@@ -32,7 +32,7 @@ type Model struct {
 // BitNet directory (config.json, model.safetensors, tokenizer.json) the
 // HF cases are made from.
 func Corpus(hfDir string) ([]Model, error) {
-	good, err := smallGGUF()
+	good, err := SmallGGUF(nil)
 	if err != nil {
 		return nil, err
 	}
@@ -174,9 +174,10 @@ func patchU64(b []byte, off int, v uint64) []byte {
 	return c
 }
 
-// smallGGUF is a valid one-block, 256-wide BitNet GGUF with a tiny
-// tokenizer: the base every GGUF case edits.
-func smallGGUF() ([]byte, error) {
+// SmallGGUF is a valid one-block, 256-wide BitNet GGUF with zero weights
+// (the base every GGUF case edits), rewritten by kv when it is not nil
+// (see gguf.Rewrite).
+func SmallGGUF(kv func(*gguf.KV) bool) ([]byte, error) {
 	c := model.Config{Architecture: model.ArchBitNet, VocabSize: 8, HiddenSize: 256, IntermediateSize: 256,
 		NumLayers: 1, NumHeads: 4, NumKVHeads: 1, HeadDim: 64, MaxPositions: 16, RopeTheta: 10000,
 		RMSNormEps: 1e-6, HiddenAct: "relu2", TieWordEmbeddings: true, BOSTokenID: -1}
@@ -209,31 +210,26 @@ func smallGGUF() ([]byte, error) {
 	if err := model.WriteGGUF(path, w, nil); err != nil {
 		return nil, err
 	}
-	return os.ReadFile(path)
+	b, err := os.ReadFile(path)
+	if err != nil || kv == nil {
+		return b, err
+	}
+	f, err := gguf.Parse(b)
+	if err != nil {
+		return nil, err
+	}
+	return rewriteGGUF(f, kv, nil)
 }
 
 // rewriteGGUF writes f again through the edits (nil keeps all).
 func rewriteGGUF(f *gguf.File, kvEdit func(*gguf.KV) bool, tEdit func(*gguf.TensorInfo, []byte) []byte) ([]byte, error) {
-	wr := gguf.NewWriter()
-	for _, kv := range f.KVs {
-		if kvEdit != nil && !kvEdit(&kv) {
-			continue
-		}
-		if err := wr.AddKV(kv.Key, kv.Value); err != nil {
-			return nil, err
-		}
+	var edit func(*gguf.TensorInfo, []byte) ([]byte, bool)
+	if tEdit != nil {
+		edit = func(ti *gguf.TensorInfo, data []byte) ([]byte, bool) { return tEdit(ti, data), true }
 	}
-	for _, ti := range f.Tensors {
-		_, data, err := f.TensorData(ti.Name)
-		if err != nil {
-			return nil, err
-		}
-		if tEdit != nil {
-			data = tEdit(&ti, data)
-		}
-		if err := wr.AddTensor(ti.Name, ti.Type, ti.Dims, bytes.Clone(data)); err != nil {
-			return nil, err
-		}
+	wr, err := gguf.Rewrite(f, kvEdit, edit)
+	if err != nil {
+		return nil, err
 	}
 	var buf bytes.Buffer
 	if _, err := wr.WriteTo(&buf); err != nil {
