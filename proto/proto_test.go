@@ -83,10 +83,19 @@ func isGenerated(p string) bool {
 // generatedFiles maps the generated files below dir/proto (slash paths
 // relative to dir) to their content.
 func generatedFiles(t *testing.T, dir string) map[string][]byte {
+	return filesUnder(t, dir, "proto", isGenerated)
+}
+
+// filesUnder maps the files below dir/sub for which keep is true (slash
+// paths relative to dir) to their content; a missing dir/sub has none.
+func filesUnder(t *testing.T, dir, sub string, keep func(string) bool) map[string][]byte {
 	t.Helper()
 	files := map[string][]byte{}
-	err := filepath.WalkDir(filepath.Join(dir, "proto"), func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !isGenerated(p) {
+	if _, err := os.Stat(filepath.Join(dir, sub)); os.IsNotExist(err) {
+		return files
+	}
+	err := filepath.WalkDir(filepath.Join(dir, sub), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !keep(p) || strings.Contains(p, "node_modules") {
 			return err
 		}
 		b, err := os.ReadFile(p)
@@ -114,9 +123,50 @@ func TestGeneratedCodeIsCurrent(t *testing.T) {
 	}
 	out := t.TempDir()
 	runBuf(t, "generate", "--template", "buf.gen.yaml", "-o", out)
+	compareGenerated(t, generatedFiles(t, out), generatedFiles(t, root))
+}
 
-	want := generatedFiles(t, out)
-	got := generatedFiles(t, root)
+// pythonGenerated reports whether a path is generated Python SDK code.
+func pythonGenerated(p string) bool {
+	return strings.HasSuffix(p, "_pb2.py") || strings.HasSuffix(p, "_pb2_grpc.py")
+}
+
+// TestPythonSDKIsCurrent checks sdk/python's generated code against Debian
+// 12's protoc and grpc_python_plugin (the versions tools/proto/sdk.sh pins;
+// CI installs them).
+func TestPythonSDKIsCurrent(t *testing.T) {
+	out := t.TempDir()
+	v, err := exec.Command("protoc", "--version").Output()
+	_, perr := exec.LookPath("grpc_python_plugin")
+	if err != nil || perr != nil || strings.TrimSpace(string(v)) != "libprotoc 3.21.12" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("protoc 3.21.12 and grpc_python_plugin are needed (got %q): tools/ci/test.sh installs them", v)
+		}
+		t.Skipf("protoc 3.21.12 and grpc_python_plugin are not installed (got %q): apt-get install protobuf-compiler protobuf-compiler-grpc", v)
+	}
+	runBuf(t, "generate", "--template", "buf.gen.python.yaml", "-o", out)
+	compareGenerated(t, filesUnder(t, out, "sdk/python", pythonGenerated), filesUnder(t, root, "sdk/python", pythonGenerated))
+}
+
+// TestTypeScriptSDKIsCurrent checks sdk/typescript/src/gen against the
+// protoc-gen-es of sdk/typescript's package-lock.json (npm ci there).
+func TestTypeScriptSDKIsCurrent(t *testing.T) {
+	if _, err := os.Stat(filepath.Join(root, "sdk", "typescript", "node_modules", ".bin", "protoc-gen-es")); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("protoc-gen-es is not installed: tools/ci/test.sh runs npm ci in sdk/typescript")
+		}
+		t.Skip("protoc-gen-es is not installed: run npm ci in sdk/typescript")
+	}
+	out := t.TempDir()
+	runBuf(t, "generate", "--template", "buf.gen.ts.yaml", "-o", out)
+	all := func(string) bool { return true }
+	compareGenerated(t, filesUnder(t, out, "sdk/typescript/src/gen", all), filesUnder(t, root, "sdk/typescript/src/gen", all))
+}
+
+// compareGenerated reports files of want missing or different in got, and
+// generated-looking files of got that want lacks.
+func compareGenerated(t *testing.T, want, got map[string][]byte) {
+	t.Helper()
 	if len(want) == 0 {
 		t.Fatal("buf generate wrote no files")
 	}

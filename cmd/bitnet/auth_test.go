@@ -183,11 +183,11 @@ func TestReadmeAccess(t *testing.T) {
 		t.Fatalf("the README's access block failed: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr.String())
 	}
 	for _, want := range []string{
-		"admin key written to ",                // up --auth, first start
-		"\napp ",                               // keys list
-		`"code":16,"message":"missing API key`, // curl without a key: 401
-		`{"models":[]}`,                        // with the key
-		`needs scope \"write\"`,                // DELETE with a read key: 403
+		"admin key written to ", // up --auth, first start
+		"\napp ",                // keys list
+		`"code":"invalid_api_key","message":"missing API key`, // curl without a key: 401 (OpenAI's error shape)
+		`{"object":"list","data":[]}`,                         // with the key: the OpenAI model list
+		`needs scope \"write\"`,                               // DELETE with a read key: 403
 		"revoked key app",
 	} {
 		if !strings.Contains(out, want) {

@@ -244,7 +244,11 @@ func promptTokens(g *generateFlags, tok *tokenizer.Tokenizer, c model.Config) ([
 			msgs = append(msgs, chat.Message{Role: chat.RoleSystem, Content: g.system})
 		}
 		msgs = append(msgs, chat.Message{Role: chat.RoleUser, Content: g.prompt})
-		text, err := chat.Render(msgs, true)
+		tmpl, err := chat.Load(g.model, tok)
+		if err != nil {
+			return nil, err
+		}
+		text, err := tmpl.Apply(msgs, chat.Options{AddGenerationPrompt: true})
 		if err != nil {
 			return nil, err
 		}
@@ -276,9 +280,13 @@ type genStats struct {
 // --chat), a stop string, the token limit or the context limit.
 func generate(ctx context.Context, m *model.Model, tok *tokenizer.Tokenizer, s *sampling.Sampler, prompt []int, g *generateFlags, out io.Writer) (genStats, error) {
 	st := genStats{reason: "max-tokens"}
-	eot, hasEOT := -1, false
+	var ends []int // the chat template's end-of-turn tokens
 	if g.chat {
-		eot, hasEOT = tok.TokenID(chat.EndOfTurn)
+		tmpl, err := chat.Load(g.model, tok)
+		if err != nil {
+			return st, err
+		}
+		ends = tmpl.EndTokens(tok)
 	}
 	seq := m.NewSequence()
 	steps := []model.Step{{Seq: seq, Tokens: prompt}}
@@ -300,7 +308,7 @@ func generate(ctx context.Context, m *model.Model, tok *tokenizer.Tokenizer, s *
 		if err != nil {
 			return st, err
 		}
-		if m.IsEOS(id) || (hasEOT && id == eot) {
+		if m.IsEOS(id) || slices.Contains(ends, id) {
 			st.reason = "eos"
 			break
 		}

@@ -126,7 +126,7 @@ func TestUp(t *testing.T) {
 		}
 	}
 	// One REST mux serves the router, the registry and the quantizer.
-	for _, path := range []string{"/v1/models", "/v1/registry/models", "/v1/quantizer/jobs", "/v1/nodes", "/openapi/bitnet.swagger.json", "/readyz"} {
+	for _, path := range []string{"/v1/mesh/models", "/v1/registry/models", "/v1/quantizer/jobs", "/v1/nodes", "/openapi/bitnet.swagger.json", "/readyz"} {
 		resp, err := http.Get("http://" + httpAddr + path)
 		if err != nil {
 			t.Fatal(err)

@@ -5,7 +5,7 @@
 //     in requests and responses, as the OpenAPI specs (package openapi) say;
 //     enums are written by name, fields at their zero value are left out,
 //     except that a unary response writes its own empty lists and maps
-//     (GET /v1/models on an empty registry is {"models": []}, not {});
+//     (GET /v1/mesh/models on an empty registry is {"models": []}, not {});
 //   - unknown request fields are rejected (INVALID_ARGUMENT, HTTP 400), so a
 //     misspelt parameter is an error rather than silently ignored;
 //   - server streams (Generate, WatchJob, DownloadBlob) are newline-delimited

@@ -210,7 +210,7 @@ func TestGenerateErrors(t *testing.T) {
 
 func TestUnaryUsesProtoNames(t *testing.T) {
 	hs := newGateway(t, newFake())
-	resp, err := http.Get(hs.URL + "/v1/models")
+	resp, err := http.Get(hs.URL + "/v1/mesh/models")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestUnaryUsesProtoNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	if resp.StatusCode != http.StatusOK || len(got.Models) != 1 || got.Models[0]["latest_version"] != float64(3) {
-		t.Errorf("GET /v1/models: got status %d, models %v; want 200 and tiny with latest_version 3", resp.StatusCode, got.Models)
+		t.Errorf("GET /v1/mesh/models: got status %d, models %v; want 200 and tiny with latest_version 3", resp.StatusCode, got.Models)
 	}
 }
 

@@ -14,7 +14,7 @@ const apiPackage = "bitnet."
 
 // withEmptyLists adds "name": [] (or {} for a map) to obj, the JSON of msg,
 // for each of msg's own repeated and map fields that is empty, so that a
-// unary response such as GET /v1/models on an empty registry reads
+// unary response such as GET /v1/mesh/models on an empty registry reads
 // {"models": []}, not {}. Nested messages keep protojson's omission.
 // protoNames picks proto field names over lowerCamelCase JSON names.
 func withEmptyLists(msg proto.Message, obj []byte, protoNames bool) []byte {

@@ -45,7 +45,7 @@ func TestWithEmptyLists(t *testing.T) {
 	}
 }
 
-// TestEmptyListOverHTTP: GET /v1/models with nothing to list is
+// TestEmptyListOverHTTP: GET /v1/mesh/models with nothing to list is
 // {"models": []}, and an error body keeps its shape.
 func TestEmptyListOverHTTP(t *testing.T) {
 	f := newFake()
@@ -67,9 +67,9 @@ func TestEmptyListOverHTTP(t *testing.T) {
 		}
 		return resp.StatusCode, got
 	}
-	code, got := get("/v1/models")
+	code, got := get("/v1/mesh/models")
 	if code != http.StatusOK || len(got) != 1 || string(got["models"]) != "[]" {
-		t.Errorf("GET /v1/models: got %d %v, want 200 {\"models\": []}", code, got)
+		t.Errorf("GET /v1/mesh/models: got %d %v, want 200 {\"models\": []}", code, got)
 	}
 	code, got = get("/v1/nodes") // not implemented by the fake: an error body
 	if _, ok := got["details"]; code != http.StatusNotImplemented || ok || got["message"] == nil {

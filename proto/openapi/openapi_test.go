@@ -37,7 +37,7 @@ func TestSpecs(t *testing.T) {
 		path    string // one path the service must have
 	}{
 		{"inference", "/v1/generate"},
-		{"inference", "/v1/models"},
+		{"inference", "/v1/mesh/models"},
 		{"quantizer", "/v1/quantizer/jobs"},
 		{"registry", "/v1/registry/models/{name}/versions"},
 		{"trainer", "/v1/trainer/jobs/{job_id}:watch"},

@@ -9,6 +9,7 @@ import (
 	inferencev1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1"
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/hardware"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
 )
 
 func toU32(ids []int) []uint32 {
@@ -104,4 +105,27 @@ func hardwareProto(r hardware.Report) *modelv1.Hardware {
 		}
 	}
 	return h
+}
+
+// logprobsProto converts an event's log probabilities, naming the tokens.
+func logprobsProto(tok *tokenizer.Tokenizer, lps []TokenLogprob) []*inferencev1.TokenLogprob {
+	if len(lps) == 0 {
+		return nil
+	}
+	one := func(id int, lp float64) *inferencev1.TokenLogprob {
+		raw, _ := tok.Token(id)
+		if tok.IsSpecial(id) {
+			raw = ""
+		}
+		return &inferencev1.TokenLogprob{TokenId: uint32(id), Token: strings.ToValidUTF8(raw, "\uFFFD"), Bytes: []byte(raw), Logprob: float32(max(lp, -9999))}
+	}
+	out := make([]*inferencev1.TokenLogprob, len(lps))
+	for i, lp := range lps {
+		p := one(lp.ID, lp.Logprob)
+		for _, t := range lp.Top {
+			p.TopLogprobs = append(p.TopLogprobs, one(t.ID, t.Logprob))
+		}
+		out[i] = p
+	}
+	return out
 }

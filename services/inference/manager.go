@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/chat"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
@@ -95,10 +96,12 @@ type entry struct {
 	waiters int                // callers waiting for the load (guarded by Manager.mu)
 	cancel  context.CancelFunc // abandons the load
 
-	model *model.Model
-	sched *Scheduler
-	bytes int64
-	since time.Time
+	model   *model.Model
+	sched   *Scheduler
+	tmpl    *chat.Template // the model's chat template (chat.Default when it has none)
+	tmplErr error          // why the model's template does not parse
+	bytes   int64
+	since   time.Time
 
 	inUse    atomic.Int32 // handles out (guarded by Manager.mu for increments)
 	lastUsed atomic.Int64 // unix nanoseconds
@@ -130,8 +133,13 @@ type Handle struct {
 	Ref       *modelv1.ModelRef
 	Model     *model.Model
 	Scheduler *Scheduler
-	e         *entry
-	once      sync.Once
+	// Template is the model's chat template; TemplateErr is set instead
+	// when the template the model ships cannot be parsed (chats fail with
+	// it, plain prompts work).
+	Template    *chat.Template
+	TemplateErr error
+	e           *entry
+	once        sync.Once
 }
 
 // Release marks the model unused by this handle.
@@ -258,7 +266,7 @@ func (m *Manager) tryAcquire(ctx context.Context, key string) (*Handle, bool, er
 	e.inUse.Add(1)
 	e.lastUsed.Store(time.Now().UnixNano())
 	return &Handle{Ref: &modelv1.ModelRef{Name: e.local.Ref.GetName(), Version: e.local.Ref.GetVersion()},
-		Model: e.model, Scheduler: e.sched, e: e}, true, nil
+		Model: e.model, Scheduler: e.sched, Template: e.tmpl, TemplateErr: e.tmplErr, e: e}, true, nil
 }
 
 // load loads e's model and starts its scheduler, then marks e ready; ctx
@@ -286,12 +294,20 @@ func (m *Manager) load(ctx context.Context, e *entry) {
 			mod.Close()
 		}
 	}
+	var tmpl *chat.Template
+	var tmplErr error
+	if err == nil {
+		if tmpl, tmplErr = chat.Load(e.local.Path, mod.Tokenizer()); tmplErr != nil {
+			m.cfg.log.Warn("model chat template unusable", zap.String("model", e.key), zap.Error(tmplErr))
+		}
+	}
 	m.mu.Lock()
 	if err != nil {
 		e.err = err
 		delete(m.entries, e.key)
 	} else {
 		e.model, e.sched, e.since = mod, sched, time.Now()
+		e.tmpl, e.tmplErr = tmpl, tmplErr
 		e.bytes = estimateBytes(mod.Config())
 		e.lastUsed.Store(time.Now().UnixNano())
 	}

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bitnet-mesh/bitnet-mesh/shared/constrained"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/sampling"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
@@ -41,6 +42,16 @@ type Request struct {
 	Stop []string
 	// EndTokens end generation like the model's EOS (e.g. <|eot_id|> for chats).
 	EndTokens []int
+	// Logprobs asks for the log probability of every generated token, and
+	// TopLogprobs (0 to sampling.MaxTopLogprobs) for the most likely
+	// alternatives at each position too.
+	Logprobs    bool
+	TopLogprobs int
+	// Grammar constrains the output (structured output): before each
+	// step, the tokens that would break the document are masked, end
+	// tokens are allowed only once it is complete, and generation stops
+	// when nothing may follow. Stop strings cannot be combined with it.
+	Grammar *constrained.Grammar
 	// Embed makes the request an embedding: the prompt (1 to
 	// max_position_embeddings ids) is prefilled in chunks like any other
 	// and its final hidden states pooled (model.Step.Pool); the one final
@@ -99,6 +110,10 @@ type Scheduler struct {
 
 	counters
 	rate rateWindow
+
+	vocabOnce sync.Once
+	vocab     *constrained.Vocab
+	eosIDs    []int // the model's end-of-sequence tokens
 }
 
 // counters are read by Stats from any goroutine.
@@ -148,6 +163,10 @@ type job struct {
 	max       int
 	out       *Stream
 	sampler   *sampling.Sampler
+	matcher   *constrained.Matcher // nil without a grammar
+	allowed   []uint64             // the matcher's mask
+	forced    bool                 // the token budget restricted the grammar: the output was shortened
+	top       []sampling.TokenLogprob
 	stop      *sampling.StopMatcher
 	dec       *tokenizer.StreamDecoder
 	seq       *model.Sequence
@@ -223,6 +242,12 @@ func (s *Scheduler) newJob(ctx context.Context, req Request) (*job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", err, ErrInvalid) // err says "sampling: ..."
 	}
+	if req.TopLogprobs < 0 || req.TopLogprobs > sampling.MaxTopLogprobs {
+		return nil, invalidf("top_logprobs %d, want 0 to %d", req.TopLogprobs, sampling.MaxTopLogprobs)
+	}
+	if req.Grammar != nil && len(req.Stop) > 0 {
+		return nil, invalidf("stop strings cannot be combined with a response format: a stop string could cut the document")
+	}
 	j := &job{
 		ctx: ctx, req: req, max: req.MaxTokens, out: newStream(), sampler: sm,
 		stop: sampling.NewStopMatcher(req.Stop...), dec: s.tok.NewDecoder(tokenizer.SkipSpecial()),
@@ -232,7 +257,27 @@ func (s *Scheduler) newJob(ctx context.Context, req Request) (*job, error) {
 	if j.max == 0 {
 		j.max = DefaultMaxTokens
 	}
+	if req.Grammar != nil {
+		v := s.Vocab()
+		j.matcher = req.Grammar.NewMatcher(v)
+		j.allowed = make([]uint64, v.MaskWords())
+	}
 	return j, nil
+}
+
+// Vocab returns the model's vocabulary for constrained decoding, built on
+// first use (in the caller's goroutine: it takes a moment for a large
+// vocabulary) and shared by every request.
+func (s *Scheduler) Vocab() *constrained.Vocab {
+	s.vocabOnce.Do(func() {
+		s.vocab = constrained.VocabOf(s.tok, s.mcfg.VocabSize)
+		for id := range s.mcfg.VocabSize {
+			if s.m.IsEOS(id) {
+				s.eosIDs = append(s.eosIDs, id)
+			}
+		}
+	})
+	return s.vocab
 }
 
 // retryAfter estimates when a queue slot frees: the requests ahead over the
@@ -479,9 +524,31 @@ func (s *Scheduler) dropFinished() {
 	s.activeSeqs.Store(int64(len(live)))
 }
 
-// advance samples j's next token from its logits and streams it.
+// advance samples j's next token from its logits and streams it. The
+// logits are j's own: penalties and the grammar's mask apply in place.
 func (s *Scheduler) advance(j *job, now time.Time) {
-	id, err := j.sampler.TrySample(j.logits, j.history)
+	x := j.logits
+	j.sampler.Penalize(x, j.history)
+	if j.matcher != nil {
+		budget := min(j.max-j.generated, s.mcfg.MaxPositions-j.seq.Len())
+		if j.matcher.Mask(j.allowed, budget) {
+			j.forced = true
+		}
+		if j.matcher.CanEnd() {
+			for _, id := range s.eosIDs {
+				constrained.Allow(j.allowed, id)
+			}
+			for _, id := range j.req.EndTokens {
+				constrained.Allow(j.allowed, id)
+			}
+		}
+		constrained.ApplyMask(x, j.allowed)
+	}
+	var logZ float64
+	if j.req.Logprobs {
+		logZ, j.top = sampling.Logprobs(x, j.req.TopLogprobs, j.top[:0])
+	}
+	id, err := j.sampler.Pick(x)
 	if err != nil {
 		s.finish(j, FinishError, fmt.Errorf("sample: %w", err))
 		return
@@ -495,12 +562,26 @@ func (s *Scheduler) advance(j *job, now time.Time) {
 		return
 	}
 	j.generated++
+	j.sampler.Accept(id)
 	j.history = append(j.history, id)
 	if len(j.history) > 4*repetitionWindow { // keep the window the penalty reads, bounded
 		j.history = append(j.history[:0], j.history[len(j.history)-repetitionWindow:]...)
 	}
 	text, hit := j.stop.Push(j.dec.Add(id))
 	ev := Event{Text: text, TokenIDs: []int{id}}
+	if j.req.Logprobs {
+		ev.Logprobs = []TokenLogprob{{ID: id, Logprob: sampling.Logprob(x, id, logZ), Top: append([]sampling.TokenLogprob(nil), j.top...)}}
+	}
+	if j.matcher != nil {
+		if err := j.matcher.Accept(id); err != nil {
+			s.finishWith(j, ev, FinishError, fmt.Errorf("structured output: %w", err))
+			return
+		}
+		if j.matcher.Done() {
+			s.finishWith(j, ev, FinishStop, nil)
+			return
+		}
+	}
 	switch {
 	case hit:
 		s.finishWith(j, ev, FinishStop, nil)
@@ -535,6 +616,9 @@ func (s *Scheduler) finishWith(j *job, ev Event, reason FinishReason, err error)
 	if reason != FinishStop && err == nil {
 		t, _ := j.stop.Push(j.dec.Flush())
 		ev.Text += t + j.stop.Flush()
+	}
+	if j.forced && (reason == FinishStop || reason == FinishEOS) {
+		reason = FinishLength // the budget closed the document early
 	}
 	ev.Final, ev.Finish, ev.Err = true, reason, err
 	ev.Usage = Usage{PromptTokens: len(j.req.Prompt), CompletionTokens: j.generated}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -13,16 +14,17 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	inferencev1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1"
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/chat"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/constrained"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/hardware"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/metrics"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/sampling"
-	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
 )
 
 // Option configures a Server.
@@ -202,14 +204,19 @@ func (s *Server) Generate(req *inferencev1.GenerateRequest, stream grpc.ServerSt
 	if err != nil {
 		return toStatus(err)
 	}
-	defer h.Release()
+	abandoned := false
+	defer func() {
+		if !abandoned {
+			h.Release()
+		}
+	}()
 	tok := h.Model.Tokenizer()
 	first := true
 	echo := ""
 	if req.GetEcho() {
 		echo = req.GetPrompt()
-		if len(req.GetMessages()) > 0 {
-			echo = tok.DecodeSkipSpecial(r.Prompt)
+		if len(req.GetMessages()) > 0 || len(req.GetPromptTokenIds()) > 0 {
+			echo = strings.ToValidUTF8(tok.DecodeSkipSpecial(r.Prompt), "\uFFFD")
 		}
 	}
 	for {
@@ -218,12 +225,16 @@ func (s *Server) Generate(req *inferencev1.GenerateRequest, stream grpc.ServerSt
 			return nil
 		}
 		if err != nil {
+			// The client is gone: the scheduler drops the request at its
+			// next step and sends a final event; count it then.
+			abandoned = true
+			go s.finishAbandoned(h, out)
 			return toStatus(err)
 		}
 		if ev.Err != nil {
 			return toStatus(ev.Err)
 		}
-		msg := &inferencev1.GenerateResponse{Text: ev.Text, TokenIds: toU32(ev.TokenIDs)}
+		msg := &inferencev1.GenerateResponse{Text: ev.Text, TokenIds: toU32(ev.TokenIDs), Logprobs: logprobsProto(tok, ev.Logprobs)}
 		if first || ev.Final {
 			msg.Node, msg.Kernel, msg.Model = s.node, s.kernel, h.Ref
 		}
@@ -240,6 +251,10 @@ func (s *Server) Generate(req *inferencev1.GenerateRequest, stream grpc.ServerSt
 			s.metrics.finished((&modelv1.ModelRef{Name: h.Ref.GetName(), Version: h.Ref.GetVersion()}).Text(), ev)
 		}
 		if err := stream.Send(msg); err != nil {
+			if !ev.Final { // the client is gone (see above)
+				abandoned = true
+				go s.finishAbandoned(h, out)
+			}
 			return err
 		}
 		if ev.Final {
@@ -247,6 +262,29 @@ func (s *Server) Generate(req *inferencev1.GenerateRequest, stream grpc.ServerSt
 				zap.Int("prompt_tokens", ev.Usage.PromptTokens), zap.Int("completion_tokens", ev.Usage.CompletionTokens),
 				zap.Duration("first_token", ev.Timings.FirstToken), zap.Duration("total", ev.Timings.Total))
 			return nil
+		}
+	}
+}
+
+// abandonWait bounds how long finishAbandoned waits for the final event of
+// a request whose client left (the scheduler sends it at its next step).
+const abandonWait = time.Minute
+
+// finishAbandoned waits for the final event of a request whose client left,
+// records it in the metrics (finish reason cancelled, the tokens it did
+// generate) and releases the model, which stays in use until then.
+func (s *Server) finishAbandoned(h *Handle, out *Stream) {
+	defer h.Release()
+	ctx, cancel := context.WithTimeout(context.Background(), abandonWait)
+	defer cancel()
+	for {
+		ev, err := out.Recv(ctx)
+		if err != nil {
+			return
+		}
+		if ev.Final {
+			s.metrics.finished((&modelv1.ModelRef{Name: h.Ref.GetName(), Version: h.Ref.GetVersion()}).Text(), ev)
+			return
 		}
 	}
 }
@@ -259,7 +297,7 @@ func (s *Server) submit(ctx context.Context, req *inferencev1.GenerateRequest) (
 		if err != nil {
 			return nil, Request{}, nil, err
 		}
-		r, err := buildRequest(req, h.Model, h.Model.Tokenizer())
+		r, err := buildRequest(req, h)
 		if err != nil {
 			h.Release()
 			return nil, Request{}, nil, err
@@ -276,18 +314,22 @@ func (s *Server) submit(ctx context.Context, req *inferencev1.GenerateRequest) (
 }
 
 // buildRequest turns a GenerateRequest into a scheduler Request: the prompt
-// after BOS (as `bitnet generate` does), or the chat through the template.
-func buildRequest(req *inferencev1.GenerateRequest, m *model.Model, tok *tokenizer.Tokenizer) (Request, error) {
+// after BOS (as `bitnet generate` does), the token IDs as given, or the chat
+// through the model's template.
+func buildRequest(req *inferencev1.GenerateRequest, h *Handle) (Request, error) {
 	var r Request
-	ids, isChat, err := promptIDs(req.GetPrompt(), req.GetMessages(), true, m.Config(), tok)
+	tok := h.Model.Tokenizer()
+	ids, isChat, err := promptIDs(req.GetPrompt(), req.GetMessages(), req.GetPromptTokenIds(), req.GetChatTemplateArgs(), true, h)
 	if err != nil {
 		return r, err
 	}
 	r.Prompt = ids
 	if isChat {
-		if id, ok := tok.TokenID(chat.EndOfTurn); ok {
-			r.EndTokens = []int{id}
+		tmpl := h.Template
+		if tmpl == nil {
+			tmpl = chat.Default()
 		}
+		r.EndTokens = tmpl.EndTokens(tok)
 	}
 	r.MaxTokens = int(req.GetMaxTokens())
 	for _, st := range req.GetStop() {
@@ -307,19 +349,74 @@ func buildRequest(req *inferencev1.GenerateRequest, m *model.Model, tok *tokeniz
 	if req.RepetitionPenalty != nil {
 		r.Sampling = append(r.Sampling, sampling.WithRepetitionPenalty(float64(req.GetRepetitionPenalty()), repetitionWindow))
 	}
+	if req.PresencePenalty != nil || req.FrequencyPenalty != nil {
+		r.Sampling = append(r.Sampling, sampling.WithPenalties(float64(req.GetPresencePenalty()), float64(req.GetFrequencyPenalty())))
+	}
 	if req.Seed != nil {
 		r.Sampling = append(r.Sampling, sampling.WithSeed(req.GetSeed()))
+	}
+	if req.GetTopLogprobs() > 0 && !req.GetLogprobs() {
+		return r, invalidf("top_logprobs needs logprobs")
+	}
+	r.Logprobs, r.TopLogprobs = req.GetLogprobs(), int(req.GetTopLogprobs())
+	if r.Grammar, err = grammarOf(req.GetResponseFormat()); err != nil {
+		return r, err
 	}
 	return r, nil
 }
 
-// promptIDs encodes exactly one of prompt and msgs. A prompt gets BOS when
-// bos is set and the model has one; a chat starts with BOS by its template.
-func promptIDs(prompt string, msgs []*inferencev1.ChatMessage, bos bool, c model.Config, tok *tokenizer.Tokenizer) ([]int, bool, error) {
-	if (prompt == "") == (len(msgs) == 0) {
-		return nil, false, invalidf("give exactly one of prompt and messages (got prompt of %d bytes and %d messages)", len(prompt), len(msgs))
+// grammarOf compiles a response format (nil for free text).
+func grammarOf(f *inferencev1.ResponseFormat) (*constrained.Grammar, error) {
+	switch f.GetType() {
+	case inferencev1.ResponseFormatType_RESPONSE_FORMAT_TYPE_UNSPECIFIED:
+		if f.GetJsonSchema() != "" {
+			return nil, invalidf("response_format: json_schema given without type JSON_SCHEMA")
+		}
+		return nil, nil
+	case inferencev1.ResponseFormatType_RESPONSE_FORMAT_TYPE_JSON_OBJECT:
+		return constrained.JSONObject(), nil
+	case inferencev1.ResponseFormatType_RESPONSE_FORMAT_TYPE_JSON_SCHEMA:
+		if f.GetJsonSchema() == "" {
+			return nil, invalidf("response_format: type JSON_SCHEMA needs json_schema")
+		}
+		g, err := constrained.CompileSchema([]byte(f.GetJsonSchema()))
+		if err != nil {
+			return nil, fmt.Errorf("response_format: %w: %w", err, ErrInvalid)
+		}
+		return g, nil
 	}
-	if len(msgs) > 0 {
+	return nil, invalidf("response_format: unknown type %d", f.GetType())
+}
+
+// promptIDs encodes exactly one of prompt, msgs and ids. A prompt gets BOS
+// when bos is set and the model has one; a chat starts with BOS by its
+// template; token IDs are taken as they are.
+func promptIDs(prompt string, msgs []*inferencev1.ChatMessage, ids []uint32, args *structpb.Struct, bos bool, h *Handle) ([]int, bool, error) {
+	given := 0
+	for _, b := range []bool{prompt != "", len(msgs) > 0, len(ids) > 0} {
+		if b {
+			given++
+		}
+	}
+	if given != 1 {
+		return nil, false, invalidf("give exactly one of prompt, messages and prompt_token_ids (got prompt of %d bytes, %d messages, %d token IDs)", len(prompt), len(msgs), len(ids))
+	}
+	tok := h.Model.Tokenizer()
+	c := h.Model.Config()
+	switch {
+	case len(ids) > 0:
+		out := make([]int, len(ids))
+		for i, id := range ids {
+			if int64(id) >= int64(c.VocabSize) {
+				return nil, false, invalidf("prompt token %d: id %d out of range [0,%d)", i, id, c.VocabSize)
+			}
+			out[i] = int(id)
+		}
+		return out, false, nil
+	case len(msgs) > 0:
+		if h.TemplateErr != nil {
+			return nil, false, fmt.Errorf("the model's chat template: %w: %w", h.TemplateErr, ErrInvalid)
+		}
 		cm := make([]chat.Message, len(msgs))
 		for i, m := range msgs {
 			role, err := roleName(m.GetRole())
@@ -328,21 +425,56 @@ func promptIDs(prompt string, msgs []*inferencev1.ChatMessage, bos bool, c model
 			}
 			cm[i] = chat.Message{Role: role, Content: m.GetContent()}
 		}
-		text, err := chat.Render(cm, true)
+		tmpl := h.Template
+		if tmpl == nil {
+			tmpl = chat.Default()
+		}
+		text, err := tmpl.Apply(cm, chat.Options{AddGenerationPrompt: true, Vars: templateArgs(args)})
 		if err != nil {
-			return nil, false, fmt.Errorf("chat template: %w: %w", err, ErrInvalid)
+			return nil, false, fmt.Errorf("%w: %w", err, ErrInvalid)
 		}
 		return tok.Encode(text), true, nil
 	}
-	var ids []int
+	var out []int
 	if bos {
 		if id := c.BOSTokenID; id >= 0 {
-			ids = append(ids, id)
+			out = append(out, id)
 		} else if id, ok := tok.BOS(); ok {
-			ids = append(ids, id)
+			out = append(out, id)
 		}
 	}
-	return append(ids, tok.EncodeOrdinary(prompt)...), false, nil
+	return append(out, tok.EncodeOrdinary(prompt)...), false, nil
+}
+
+// templateArgs converts chat_template_args for the template: numbers
+// without a fraction become integers, as JSON numbers do in Python.
+func templateArgs(s *structpb.Struct) map[string]any {
+	if s == nil {
+		return nil
+	}
+	m := s.AsMap()
+	var fix func(v any) any
+	fix = func(v any) any {
+		switch v := v.(type) {
+		case float64:
+			if v == math.Trunc(v) && math.Abs(v) < 1<<53 {
+				return int64(v)
+			}
+		case map[string]any:
+			for k, x := range v {
+				v[k] = fix(x)
+			}
+		case []any:
+			for i, x := range v {
+				v[i] = fix(x)
+			}
+		}
+		return v
+	}
+	for k, v := range m {
+		m[k] = fix(v)
+	}
+	return m
 }
 
 func roleName(r inferencev1.Role) (string, error) {
@@ -383,7 +515,7 @@ func (s *Server) Tokenize(ctx context.Context, req *inferencev1.TokenizeRequest)
 	}
 	defer h.Release()
 	tok := h.Model.Tokenizer()
-	ids, _, err := promptIDs(req.GetText(), req.GetMessages(), req.GetAddSpecialTokens(), h.Model.Config(), tok)
+	ids, _, err := promptIDs(req.GetText(), req.GetMessages(), nil, nil, req.GetAddSpecialTokens(), h)
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/sampling"
 )
 
 // FinishReason says why a request ended.
@@ -50,12 +52,22 @@ type Timings struct {
 	TokensPerSecond float64
 }
 
+// TokenLogprob is a generated token's log probability and the most likely
+// alternatives at its position.
+type TokenLogprob struct {
+	ID      int
+	Logprob float64
+	Top     []sampling.TokenLogprob
+}
+
 // Event is one message of a request's result stream: the text and tokens
 // produced since the previous event; the last one (Final) also carries the
 // finish reason, usage and timings.
 type Event struct {
 	Text     string // valid UTF-8, never part of a stop string
 	TokenIDs []int
+	// Logprobs has one entry per TokenIDs entry when the request asked.
+	Logprobs []TokenLogprob
 	// Embedding is the result of an embedding request (Request.Embed), in
 	// its only, final event: pooled and normalised as the model prescribes.
 	Embedding []float32

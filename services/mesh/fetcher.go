@@ -97,3 +97,24 @@ func relay(err error) error {
 	}
 	return err
 }
+
+// List implements inference.Lister: the registry's models at their latest
+// version, so that ListModels reports what can be served, not only what is
+// loaded (format and size are not known without a call per model).
+func (f *registryFetcher) List(ctx context.Context) ([]inference.Local, error) {
+	c, err := f.conn.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	models, err := c.List(ctx, "")
+	if err != nil {
+		return nil, relay(err)
+	}
+	var out []inference.Local
+	for _, m := range models {
+		if m.GetLatestVersion() > 0 {
+			out = append(out, inference.Local{Ref: &modelv1.ModelRef{Name: m.GetName(), Version: m.GetLatestVersion()}})
+		}
+	}
+	return out, nil
+}

@@ -11,10 +11,12 @@ import (
 	"google.golang.org/grpc"
 
 	authv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/auth/v1"
+	inferencev1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1"
 	quantizerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/quantizer/v1"
 	registryv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/registry/v1"
 	trainerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/trainer/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/services/inference"
+	"github.com/bitnet-mesh/bitnet-mesh/services/openai"
 	"github.com/bitnet-mesh/bitnet-mesh/services/quantizer"
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
 	"github.com/bitnet-mesh/bitnet-mesh/services/router"
@@ -207,20 +209,48 @@ func nodeMeta(s *inference.Server, version string, start time.Time) router.NodeM
 	return m
 }
 
-func routerPart(cfg Config, sec security, id string) (*part, error) {
+// routerPart serves the router and, on the same REST port, the
+// OpenAI-compatible API over it. GET /v1/models lists the registry: the
+// one in the same Service (reg, in `bitnet up`) over the server's own
+// connection, else the one discovery finds.
+func routerPart(cfg Config, sec security, id string, reg *part) (*part, error) {
 	r, err := router.New(router.WithRegistry(cfg.Discovery), router.WithLogger(cfg.Logger),
 		router.WithMetrics(cfg.Metrics), router.WithIdentity(id, cfg.Version),
 		router.WithDialOptions(sec.nodeDialOptions()...))
 	if err != nil {
 		return nil, fmt.Errorf("mesh: %w", err)
 	}
-	return &part{
+	p := &part{
 		kind: Router, id: id, extra: r,
 		opts:    r.ServerOptions(),
 		ready:   r.Ready,
 		start:   r.Start,
 		closers: []func() error{r.Close},
-	}, nil
+	}
+	var remote *regConn
+	if reg == nil {
+		remote = newRegConn(cfg.RegistryAddr, cfg.Discovery, cfg.registryOptions(sec))
+		p.closers = append(p.closers, remote.Close)
+	}
+	p.opts = append(p.opts, server.WithConnHandlers(func(conn grpc.ClientConnInterface) []server.HTTPRoute {
+		models := openai.RegistryModels(registryv1.NewRegistryServiceClient(conn))
+		if remote != nil {
+			models = openai.ModelsFunc(func(ctx context.Context) ([]openai.Model, error) {
+				c, err := remote.client(ctx)
+				if err != nil {
+					return nil, err
+				}
+				return openai.RegistryModels(c.RPC()).List(ctx)
+			})
+		}
+		h := openai.New(inferencev1.NewInferenceServiceClient(conn), openai.WithLogger(cfg.Logger), openai.WithModels(models))
+		var routes []server.HTTPRoute
+		for _, rt := range h.Routes() {
+			routes = append(routes, server.HTTPRoute{Pattern: rt.Pattern, Handler: rt.Handler})
+		}
+		return routes
+	}))
+	return p, nil
 }
 
 func closeAll(cs []func() error) {

@@ -280,7 +280,7 @@ func (s *Service) newPart(k Kind, sec security, id, addr string) (*part, error) 
 	case Inference:
 		return inferencePart(s.cfg, sec, id, addr)
 	case Router:
-		return routerPart(s.cfg, sec, id)
+		return routerPart(s.cfg, sec, id, s.parts[Registry])
 	case Trainer:
 		return trainerPart(s.cfg, sec, id, s.parts[Registry])
 	}

@@ -54,14 +54,32 @@ func TestUp(t *testing.T) {
 				t.Fatal("not ready within 20 s")
 			}
 			// An empty mesh lists no models as an empty list, not {}.
-			for _, path := range []string{"/v1/models", "/v1/registry/models"} {
+			for _, path := range []string{"/v1/mesh/models", "/v1/registry/models"} {
 				if got := getBody(t, "http://"+e.HTTP.String()+path); got != `{"models":[]}` {
 					t.Errorf("GET %s on an empty mesh: got %s, want {\"models\":[]}", path, got)
 				}
 			}
+			if got := getBody(t, "http://"+e.HTTP.String()+"/v1/models"); got != `{"object":"list","data":[]}` {
+				t.Errorf("OpenAI GET /v1/models on an empty mesh: got %s", got)
+			}
 			c := dialSDK(t, e.GRPC.String())
 			if _, err := c.Registry().Push(ctx, "tiny", "../../testdata/models/tiny-gqa-tied-f32", nil); err != nil {
 				t.Fatal(err)
+			}
+			// The OpenAI API on the same port: the registry's models, and a
+			// chat routed to the node.
+			if got := getBody(t, "http://"+e.HTTP.String()+"/v1/models"); !strings.Contains(got, `"id":"tiny"`) || !strings.Contains(got, `"id":"tiny@1"`) {
+				t.Errorf("OpenAI GET /v1/models: got %s, want tiny and tiny@1", got)
+			}
+			resp, err := http.Post("http://"+e.HTTP.String()+"/v1/chat/completions", "application/json",
+				strings.NewReader(`{"model": "tiny", "messages": [{"role": "user", "content": "Light"}], "max_tokens": 2, "temperature": 0}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || resp.Header.Get("x-bitnet-node") != "local" || !strings.Contains(string(body), `"chat.completion"`) {
+				t.Errorf("OpenAI chat through up: %d %v %s", resp.StatusCode, resp.Header, body)
 			}
 			final, err := c.Inference().GenerateText(ctx, &inferencev1.GenerateRequest{Model: "tiny@1", Prompt: "Light", MaxTokens: 2}, nil)
 			if err != nil || final.GetNode() != "local" {
@@ -69,11 +87,11 @@ func TestUp(t *testing.T) {
 			}
 			// One /metrics has every service's series, the node's labelled.
 			scrapeMetrics(t, e.HTTP.String(),
-				`bitnet_inference_generated_tokens_total{node="local",model="tiny@1"} 2`,
+				`bitnet_inference_generated_tokens_total{node="local",model="tiny@1"} 4`,
 				`bitnet_inference_loaded_models{node="local"} 1`,
-				`bitnet_grpc_server_handled_total{node="local",grpc_method="/bitnet.inference.v1.InferenceService/Generate",grpc_code="OK"} 1`,
-				`bitnet_grpc_server_handled_total{grpc_method="/bitnet.inference.v1.InferenceService/Generate",grpc_code="OK"} 1`,
-				`bitnet_router_routed_total{node="local",method="Generate"} 1`,
+				`bitnet_grpc_server_handled_total{node="local",grpc_method="/bitnet.inference.v1.InferenceService/Generate",grpc_code="OK"} 2`,
+				`bitnet_grpc_server_handled_total{grpc_method="/bitnet.inference.v1.InferenceService/Generate",grpc_code="OK"} 2`,
+				`bitnet_router_routed_total{node="local",method="Generate"} 2`,
 			)
 			// The trainer is on the same front door.
 			tc := trainerv1.NewTrainerServiceClient(dialGRPC(t, e.GRPC.String()))

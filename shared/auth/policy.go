@@ -44,8 +44,8 @@ func Policy() map[string]Rule {
 
 		inferencev1.InferenceService_Generate_FullMethodName:    generate(),
 		inferencev1.InferenceService_Tokenize_FullMethodName:    generate(),
-		inferencev1.InferenceService_Detokenize_FullMethodName:  generate(),
 		inferencev1.InferenceService_Embed_FullMethodName:       generate(),
+		inferencev1.InferenceService_Detokenize_FullMethodName:  generate(),
 		inferencev1.InferenceService_ListModels_FullMethodName:  read(),
 		inferencev1.InferenceService_ModelStatus_FullMethodName: read(),
 		inferencev1.InferenceService_LoadModel_FullMethodName:   mutate(ScopeAdmin),

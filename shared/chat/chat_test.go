@@ -42,12 +42,3 @@ func TestRenderRoles(t *testing.T) {
 		}
 	}
 }
-
-func TestCapitalize(t *testing.T) {
-	tests := map[string]string{"": "", "user": "User", "ASSISTANT": "Assistant", "éa": "Éa"}
-	for in, want := range tests {
-		if got := capitalize(in); got != want {
-			t.Errorf("capitalize(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -1,8 +1,10 @@
 // Package sampling picks the next token from a model's logits (greedy,
-// temperature, top-k, top-p, min-p, repetition penalty, seeded) and detects
-// stop strings in streamed text.
+// temperature, top-k, top-p, min-p, repetition, presence and frequency
+// penalties, seeded), reports log probabilities, and detects stop strings in
+// streamed text.
 //
-// The order and semantics follow Hugging Face generate: repetition penalty,
+// The order and semantics follow Hugging Face generate: repetition penalty
+// (and OpenAI's presence and frequency penalties over the generated tokens),
 // then temperature, top-k, top-p and min-p, then a draw from the softmax.
 package sampling
 
@@ -28,6 +30,8 @@ type Sampler struct {
 	minP        float64
 	penalty     float64
 	window      int
+	presence    float64
+	frequency   float64
 	seed        uint64
 	seeded      bool
 
@@ -36,6 +40,9 @@ type Sampler struct {
 	cands []cand
 	exps  []float64
 	seen  map[int]struct{}
+	// counts are the generated tokens Accept recorded, for the presence
+	// and frequency penalties.
+	counts map[int]int
 }
 
 type cand struct {
@@ -69,6 +76,13 @@ func WithRepetitionPenalty(penalty float64, window int) Option {
 	return func(s *Sampler) { s.penalty, s.window = penalty, window }
 }
 
+// WithPenalties sets OpenAI's presence and frequency penalties (each in
+// [-2, 2]; 0 disables): a token generated c > 0 times so far (see Accept)
+// has its logit lowered by presence + c*frequency.
+func WithPenalties(presence, frequency float64) Option {
+	return func(s *Sampler) { s.presence, s.frequency = presence, frequency }
+}
+
 // WithSeed makes the draws reproducible: the same seed, options and inputs
 // give the same tokens. Without it the seed is random.
 func WithSeed(seed uint64) Option { return func(s *Sampler) { s.seed, s.seeded = seed, true } }
@@ -92,6 +106,10 @@ func New(opts ...Option) (*Sampler, error) {
 		return nil, fmt.Errorf("sampling: repetition penalty %v must be finite and > 0", s.penalty)
 	case s.window < 0:
 		return nil, fmt.Errorf("sampling: repetition window %d must be >= 0", s.window)
+	case !(s.presence >= -2 && s.presence <= 2):
+		return nil, fmt.Errorf("sampling: presence penalty %v must be in [-2, 2]", s.presence)
+	case !(s.frequency >= -2 && s.frequency <= 2):
+		return nil, fmt.Errorf("sampling: frequency penalty %v must be in [-2, 2]", s.frequency)
 	}
 	if !s.seeded {
 		var b [8]byte
@@ -120,14 +138,54 @@ func (s *Sampler) Sample(logits []float32, history []int) int {
 }
 
 // TrySample is Sample with an error (ErrNoCandidates) when no logit is a
-// number above -Inf.
+// number above -Inf. It does not modify logits.
 func (s *Sampler) TrySample(logits []float32, history []int) (int, error) {
 	x := logits
-	if s.penalty != 1 && len(history) > 0 {
+	if s.penalizes(history) {
 		s.buf = append(s.buf[:0], logits...)
 		x = s.buf
+		s.Penalize(x, history)
+	}
+	return s.Pick(x)
+}
+
+// penalizes reports whether Penalize would change anything.
+func (s *Sampler) penalizes(history []int) bool {
+	return (s.penalty != 1 && len(history) > 0) || ((s.presence != 0 || s.frequency != 0) && len(s.counts) > 0)
+}
+
+// Accept records a generated token for the presence and frequency
+// penalties. Callers that use them call it once per generated token.
+func (s *Sampler) Accept(id int) {
+	if s.presence == 0 && s.frequency == 0 {
+		return
+	}
+	if s.counts == nil {
+		s.counts = map[int]int{}
+	}
+	s.counts[id]++
+}
+
+// Penalize applies the repetition penalty (over history) and the presence
+// and frequency penalties (over the accepted tokens) to x in place: the
+// first half of TrySample, for callers that read the penalised logits
+// (log probabilities) before Pick.
+func (s *Sampler) Penalize(x []float32, history []int) {
+	if s.penalty != 1 && len(history) > 0 {
 		s.applyPenalty(x, history)
 	}
+	if s.presence != 0 || s.frequency != 0 {
+		for id, c := range s.counts {
+			if id >= 0 && id < len(x) {
+				x[id] -= float32(s.presence + float64(c)*s.frequency)
+			}
+		}
+	}
+}
+
+// Pick draws a token from x as it is (no penalties): greedy or from the
+// filtered softmax. It does not modify x.
+func (s *Sampler) Pick(x []float32) (int, error) {
 	if s.temperature == 0 {
 		return argmax(x)
 	}

@@ -66,6 +66,7 @@ type config struct {
 	registers          []func(*grpc.Server)
 	gateways           []GatewayFunc
 	handlers           []handler
+	connHandlers       []ConnHandlersFunc
 	drain, shutdown    time.Duration
 	metrics            *metrics.Registry
 	ready              []ReadyFunc
@@ -129,6 +130,24 @@ func WithGateway(fn GatewayFunc) Option {
 // "GET /openapi/"), next to the gateway, which takes every other path.
 func WithHTTPHandler(pattern string, h http.Handler) Option {
 	return func(c *config) { c.handlers = append(c.handlers, handler{pattern, h}) }
+}
+
+// HTTPRoute is a pattern (net/http ServeMux syntax) and its handler.
+type HTTPRoute struct {
+	Pattern string
+	Handler http.Handler
+}
+
+// ConnHandlersFunc builds HTTP routes on conn, the gateway's gRPC
+// connection to this server.
+type ConnHandlersFunc func(conn grpc.ClientConnInterface) []HTTPRoute
+
+// WithConnHandlers serves routes built on the server's own gRPC connection
+// (the one the gateway uses), next to the gateway: plain HTTP fronts, such
+// as the OpenAI-compatible API, whose calls then pass the same interceptors
+// as every other RPC.
+func WithConnHandlers(fn ConnHandlersFunc) Option {
+	return func(c *config) { c.connHandlers = append(c.connHandlers, fn) }
 }
 
 // WithDrainTimeout sets how long the server reports NOT_SERVING before it
@@ -336,7 +355,7 @@ func (s *Server) buildHTTP() error {
 		runtime.WithDisablePathLengthFallback(),
 	)
 	s.mux = runtime.NewServeMux(append(mopts, s.cfg.muxOpts...)...)
-	if len(s.cfg.gateways) > 0 {
+	if len(s.cfg.gateways) > 0 || len(s.cfg.connHandlers) > 0 {
 		// In process, never over the network (see inprocess.go).
 		s.gwLis = newGatewayListener()
 		conn, err := grpc.NewClient("passthrough:///bitnet-gateway",
@@ -351,6 +370,11 @@ func (s *Server) buildHTTP() error {
 			if err := g(context.Background(), s.mux, conn); err != nil {
 				_ = conn.Close()
 				return fmt.Errorf("server: gateway registration %d: %w", i, err)
+			}
+		}
+		for _, fn := range s.cfg.connHandlers {
+			for _, r := range fn(conn) {
+				mux.Handle(r.Pattern, r.Handler)
 			}
 		}
 	}

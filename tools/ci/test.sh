@@ -24,6 +24,15 @@ echo "consul: $BITNET_CONSUL_BIN ($("$BITNET_CONSUL_BIN" version | head -n1))"
 echo "buf: $(command -v buf) ($(buf --version))"
 echo "go: $(go version)"
 
+# SDK and client tools: proto/ checks the Python and TypeScript SDK code is
+# current; tools/clientcheck runs the SDK examples and the official openai
+# client against a real bitnet up.
+. tools/proto/sdk.sh
+ensure_sdk_tools || exit 1
+(cd tools/clientcheck/openai-node && npm ci --no-audit --no-fund --silent) || exit 1
+export BITNET_CLIENT_CHECKS=require
+echo "protoc: $(protoc --version), grpc_python_plugin: $(command -v grpc_python_plugin), node: $(node --version)"
+
 . tools/ci/steps.sh
 
 gofmt_clean() {

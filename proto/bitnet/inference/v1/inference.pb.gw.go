@@ -397,7 +397,7 @@ func RegisterInferenceServiceHandlerServer(ctx context.Context, mux *runtime.Ser
 		var stream runtime.ServerTransportStream
 		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/bitnet.inference.v1.InferenceService/ListModels", runtime.WithHTTPPathPattern("/v1/models"))
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/bitnet.inference.v1.InferenceService/ListModels", runtime.WithHTTPPathPattern("/v1/mesh/models"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -623,7 +623,7 @@ func RegisterInferenceServiceHandlerClient(ctx context.Context, mux *runtime.Ser
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/bitnet.inference.v1.InferenceService/ListModels", runtime.WithHTTPPathPattern("/v1/models"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/bitnet.inference.v1.InferenceService/ListModels", runtime.WithHTTPPathPattern("/v1/mesh/models"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
@@ -729,7 +729,7 @@ var (
 	pattern_InferenceService_Embed_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "embed"}, ""))
 	pattern_InferenceService_Tokenize_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "tokenize"}, ""))
 	pattern_InferenceService_Detokenize_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "detokenize"}, ""))
-	pattern_InferenceService_ListModels_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "models"}, ""))
+	pattern_InferenceService_ListModels_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "mesh", "models"}, ""))
 	pattern_InferenceService_ModelStatus_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "status"}, ""))
 	pattern_InferenceService_LoadModel_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "models"}, "load"))
 	pattern_InferenceService_UnloadModel_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "models"}, "unload"))

@@ -72,7 +72,8 @@ type InferenceServiceClient interface {
 	// Turns token IDs back into text.
 	Detokenize(ctx context.Context, in *DetokenizeRequest, opts ...grpc.CallOption) (*DetokenizeResponse, error)
 	// Lists the models that can be served (the registry's models) and the
-	// nodes that have each loaded.
+	// nodes that have each loaded. Over REST at `GET /v1/mesh/models`: `GET
+	// /v1/models` is the OpenAI-compatible list (see services/openai).
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
 	// Reports the models loaded in memory and the memory budget: of this node,
 	// or, at the router, of every node.
@@ -243,7 +244,8 @@ type InferenceServiceServer interface {
 	// Turns token IDs back into text.
 	Detokenize(context.Context, *DetokenizeRequest) (*DetokenizeResponse, error)
 	// Lists the models that can be served (the registry's models) and the
-	// nodes that have each loaded.
+	// nodes that have each loaded. Over REST at `GET /v1/mesh/models`: `GET
+	// /v1/models` is the OpenAI-compatible list (see services/openai).
 	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
 	// Reports the models loaded in memory and the memory budget: of this node,
 	// or, at the router, of every node.
