@@ -28,6 +28,6 @@ model's load time, prefill and decode speed and resident memory. Print the CPU
 		},
 		RunE: func(*cobra.Command, []string) error { return nil }, // Args always fails
 	}
-	c.AddCommand(newBenchKernelsCmd(), newBenchModelCmd(env))
+	c.AddCommand(newBenchKernelsCmd(env), newBenchModelCmd(env))
 	return c
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
@@ -34,10 +35,12 @@ type benchKernelResult struct {
 	BWRatio    float64 `json:"bw_ratio"`
 }
 
-// benchKernelReport is the --json output (the contract of issue 2).
+// benchKernelReport is the --json output (the contract of issue 2), with
+// the measured plan per thread count: its rows have path "plan".
 type benchKernelReport struct {
-	BandwidthGBps map[string]float64  `json:"bandwidth_gbps"`
-	Results       []benchKernelResult `json:"results"`
+	BandwidthGBps map[string]float64      `json:"bandwidth_gbps"`
+	Results       []benchKernelResult     `json:"results"`
+	Plans         map[string]kernels.Plan `json:"plans,omitempty"`
 }
 
 // benchKernelConfig sizes one run.
@@ -50,12 +53,15 @@ type benchKernelConfig struct {
 	minTime   time.Duration // per repetition
 	reps      int           // best of reps
 	coldBytes int           // weights rotated through by cold runs (> LLC)
+	// plan, unless static, also runs the kernel plan of each thread count
+	// (kernels.LoadPlan on these shapes) as path "plan".
+	plan kernels.PlanMode
 }
 
 // newBenchKernelsCmd is "bitnet bench kernels": memory read bandwidth,
 // then every kernel path over the 2B4T shapes for n = 1 (cold and
 // cache-resident), 8 and 64 tokens at 1 and all threads.
-func newBenchKernelsCmd() *cobra.Command {
+func newBenchKernelsCmd(env config.Lookup) *cobra.Command {
 	var (
 		asJSON, quick bool
 		pathFlag      string
@@ -83,19 +89,25 @@ over the measured bandwidth.`,
 	f.StringVar(&pathFlag, "path", "", "only this kernel path: generic, avx2, avx512 or neon (default: every supported one)")
 	f.IntVar(&threads, "threads", runtime.GOMAXPROCS(0), "thread count of the multi-threaded runs (runs also use 1)")
 	_ = c.RegisterFlagCompletionFunc("path", fixedCompletion("generic", "avx2", "avx512", "neon"))
+	set := config.Bind(c, config.KernelPlan)
 	c.RunE = func(c *cobra.Command, _ []string) error {
-		return benchKernelsRun(c.Context(), asJSON, quick, pathFlag, threads, c.OutOrStdout(), c.ErrOrStderr())
+		v, err := set.Resolve(env)
+		if err != nil {
+			return fmt.Errorf("bench kernels: %w", err)
+		}
+		plan := kernels.PlanMode(config.KernelPlan.Get(v))
+		return benchKernelsRun(c.Context(), asJSON, quick, pathFlag, threads, plan, c.OutOrStdout(), c.ErrOrStderr())
 	}
 	return c
 }
 
-func benchKernelsRun(ctx context.Context, asJSON, quick bool, pathFlag string, threads int, stdout, stderr io.Writer) error {
+func benchKernelsRun(ctx context.Context, asJSON, quick bool, pathFlag string, threads int, plan kernels.PlanMode, stdout, stderr io.Writer) error {
 	if threads < 1 {
 		return fmt.Errorf("bench kernels: --threads %d must be at least 1", threads)
 	}
 	cfg := benchKernelConfig{
 		paths: kernels.Supported(), threads: []int{1}, shapes: kernelShapes(), ns: []int{1, 8, 64}, probeSize: 1 << 30,
-		minTime: 200 * time.Millisecond, reps: 3, coldBytes: 96 << 20,
+		minTime: 200 * time.Millisecond, reps: 3, coldBytes: 96 << 20, plan: plan,
 	}
 	if threads > 1 {
 		cfg.threads = append(cfg.threads, threads)
@@ -112,6 +124,7 @@ func benchKernelsRun(ctx context.Context, asJSON, quick bool, pathFlag string, t
 			return fmt.Errorf("bench kernels: %w: %q (supported: %v)", kernels.ErrUnsupported, p, kernels.Supported())
 		}
 		cfg.paths = []kernels.Path{p}
+		cfg.plan = kernels.PlanStatic
 	}
 	rep, err := benchKernels(ctx, cfg, stderr)
 	if err != nil {
@@ -144,6 +157,31 @@ func benchKernels(ctx context.Context, cfg benchKernelConfig, log io.Writer) (*b
 		fmt.Fprintf(log, "read bandwidth, %d threads: %.1f GB/s\n", th, bw)
 	}
 	buf = nil
+	// Engines: every forced path, then the plan of each thread count.
+	type benchEngine struct {
+		label string
+		opts  func(th int) []kernels.Option
+	}
+	var engines []benchEngine
+	for _, p := range cfg.paths {
+		engines = append(engines, benchEngine{string(p), func(th int) []kernels.Option {
+			return []kernels.Option{kernels.WithPath(p), kernels.WithThreads(th)}
+		}})
+	}
+	if cfg.plan != "" && cfg.plan != kernels.PlanStatic {
+		rep.Plans = map[string]kernels.Plan{}
+		for _, th := range cfg.threads {
+			p, err := kernels.LoadPlan(ctx, kernels.PlanConfig{Mode: cfg.plan, Measure: kernels.MeasureConfig{Threads: th, Shapes: cfg.shapes}})
+			if err != nil {
+				return nil, fmt.Errorf("bench kernels: plan: %w", err)
+			}
+			rep.Plans[strconv.Itoa(th)] = p
+			fmt.Fprintf(log, "plan, %d threads: %s\n", th, p)
+		}
+		engines = append(engines, benchEngine{"plan", func(th int) []kernels.Option {
+			return []kernels.Option{kernels.WithPlan(rep.Plans[strconv.Itoa(th)]), kernels.WithThreads(th)}
+		}})
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, sh := range cfg.shapes {
 		rows, cols := sh[0], sh[1]
@@ -167,9 +205,10 @@ func benchKernels(ctx context.Context, cfg benchKernelConfig, log io.Writer) (*b
 				return nil, err
 			}
 			y := make([]float32, n*rows)
-			for _, p := range cfg.paths {
+			for _, be := range engines {
+				p := be.label
 				for _, th := range cfg.threads {
-					e, err := kernels.New(kernels.WithPath(p), kernels.WithThreads(th))
+					e, err := kernels.New(be.opts(th)...)
 					if err != nil {
 						return nil, err
 					}
@@ -185,7 +224,7 @@ func benchKernels(ctx context.Context, cfg benchKernelConfig, log io.Writer) (*b
 						if isCold {
 							set = cold
 						}
-						ns, err := timeMatMul(e, y, set, a, cfg)
+						ns, err := timeMatMul(e, y, set, a, cfg, !isCold)
 						if err != nil {
 							e.Close()
 							return nil, err
@@ -212,9 +251,13 @@ func benchKernels(ctx context.Context, cfg benchKernelConfig, log io.Writer) (*b
 
 // timeMatMul returns the best ns per MatMul over cfg.reps repetitions of at
 // least cfg.minTime, rotating through ws.
-func timeMatMul(e *kernels.Engine, y []float32, ws []*ternary.Matrix, a *kernels.Activations, cfg benchKernelConfig) (float64, error) {
+func timeMatMul(e *kernels.Engine, y []float32, ws []*ternary.Matrix, a *kernels.Activations, cfg benchKernelConfig, resident bool) (float64, error) {
+	mm := e.MatMul
+	if resident {
+		mm = e.MatMulResident
+	}
 	for _, w := range ws { // warm up and check once
-		if err := e.MatMul(y, w, a); err != nil {
+		if err := mm(y, w, a); err != nil {
 			return 0, err
 		}
 		if len(ws) > 8 {
@@ -228,7 +271,7 @@ func timeMatMul(e *kernels.Engine, y []float32, ws []*ternary.Matrix, a *kernels
 		ops := 0
 		for ops == 0 || time.Since(start) < cfg.minTime {
 			for range len(ws) {
-				if err := e.MatMul(y, ws[i%len(ws)], a); err != nil {
+				if err := mm(y, ws[i%len(ws)], a); err != nil {
 					return 0, err
 				}
 				i++
@@ -276,9 +319,39 @@ func printKernelReport(w io.Writer, rep *benchKernelReport) {
 	for k, v := range rep.BandwidthGBps {
 		fmt.Fprintf(w, "  %s threads: %.1f\n", k, v)
 	}
+	for k, p := range rep.Plans {
+		fmt.Fprintf(w, "plan, %s threads: %s\n", k, p)
+	}
 	fmt.Fprintf(w, "%-7s %-10s %3s %7s %5s %12s %9s %8s %8s\n", "path", "shape", "n", "threads", "cold", "ns/op", "GB/s", "GOPS", "bw_ratio")
 	for _, r := range rep.Results {
 		fmt.Fprintf(w, "%-7s %-10s %3d %7d %5t %12.0f %9.2f %8.1f %8.2f\n", r.Path, fmt.Sprintf("%dx%d", r.Out, r.In),
 			r.N, r.Threads, r.Cold, r.NsPerOp, r.WeightGBps, r.GOPS, r.BWRatio)
+	}
+	if len(rep.Plans) == 0 {
+		return
+	}
+	// The plan against the best forced path of each case.
+	type caseKey struct {
+		out, in, n, threads int
+		cold                bool
+	}
+	best := map[caseKey]benchKernelResult{}
+	plan := map[caseKey]benchKernelResult{}
+	var order []caseKey
+	for _, r := range rep.Results {
+		k := caseKey{r.Out, r.In, r.N, r.Threads, r.Cold}
+		if r.Path == "plan" {
+			plan[k] = r
+			order = append(order, k)
+		} else if b, ok := best[k]; !ok || r.NsPerOp < b.NsPerOp {
+			best[k] = r
+		}
+	}
+	fmt.Fprintf(w, "\nplan vs best forced path (plan ns / best ns; above 1.03 misses the target):\n")
+	fmt.Fprintf(w, "%-10s %3s %7s %5s %-8s %12s %12s %7s\n", "shape", "n", "threads", "cold", "best", "best ns", "plan ns", "ratio")
+	for _, k := range order {
+		b, p := best[k], plan[k]
+		fmt.Fprintf(w, "%-10s %3d %7d %5t %-8s %12.0f %12.0f %7.3f\n", fmt.Sprintf("%dx%d", k.out, k.in), k.n, k.threads, k.cold,
+			b.Path, b.NsPerOp, p.NsPerOp, p.NsPerOp/b.NsPerOp)
 	}
 }

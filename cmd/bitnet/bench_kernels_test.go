@@ -69,3 +69,35 @@ func TestBenchKernelsFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchKernelsPlan runs the measured plan beside the forced paths and
+// prints the plan-versus-best table.
+func TestBenchKernelsPlan(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Setenv("HOME", t.TempDir())
+	cfg := benchKernelConfig{
+		paths: kernels.Supported(), threads: []int{1}, shapes: [][2]int{{64, 300}}, ns: []int{1, 3},
+		probeSize: 1 << 20, minTime: time.Millisecond, reps: 1, coldBytes: 1 << 16, plan: kernels.PlanAuto,
+	}
+	rep, err := benchKernels(context.Background(), cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := rep.Plans["1"]; !ok || p.Source != "measured" {
+		t.Fatalf("plans %v: want a measured plan for 1 thread", rep.Plans)
+	}
+	plans := 0
+	for _, r := range rep.Results {
+		if r.Path == "plan" {
+			plans++
+		}
+	}
+	if want := 3; plans != want { // n = 1 cold and warm, n = 3
+		t.Errorf("got %d plan results, want %d", plans, want)
+	}
+	var out bytes.Buffer
+	printKernelReport(&out, rep)
+	if !strings.Contains(out.String(), "plan vs best forced path") {
+		t.Errorf("report lacks the plan table:\n%s", out.String())
+	}
+}

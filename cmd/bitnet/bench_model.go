@@ -55,16 +55,19 @@ type benchModelResult struct {
 
 // benchModelReport is the --json output of "bitnet bench model".
 type benchModelReport struct {
-	Model       string             `json:"model"`
-	Kernel      string             `json:"kernel"`
-	KVCache     string             `json:"kv_cache"`
-	Prompt      int                `json:"prompt_tokens"`
-	Gen         int                `json:"gen_tokens"`
-	Results     []benchModelResult `json:"results"`
-	VmHWMMiB    float64            `json:"vmhwm_mib"`
-	TernaryMiB  float64            `json:"ternary_weights_mib"`
-	HeadInt8MiB float64            `json:"head_int8_mib"`
-	KVCacheMiB  float64            `json:"kv_cache_mib"`
+	Model      string             `json:"model"`
+	Kernel     string             `json:"kernel"`
+	KVCache    string             `json:"kv_cache"`
+	Prompt     int                `json:"prompt_tokens"`
+	Gen        int                `json:"gen_tokens"`
+	Results    []benchModelResult `json:"results"`
+	VmHWMMiB   float64            `json:"vmhwm_mib"`
+	TernaryMiB float64            `json:"ternary_weights_mib"`
+	// HeadInt8MiB is the output head's size in its format (HeadFormat;
+	// the name predates int6/int4 heads).
+	HeadInt8MiB float64 `json:"head_int8_mib"`
+	HeadFormat  string  `json:"head_format"`
+	KVCacheMiB  float64 `json:"kv_cache_mib"`
 	// TargetRSSMiB is the issue's bound: (ternary + head + KV) * 1.1.
 	TargetRSSMiB float64 `json:"target_rss_mib"`
 	GoMaxProcs   int     `json:"gomaxprocs"`
@@ -93,7 +96,7 @@ Make a 2B4T-shaped model with: go run ./tools/randmodel -out /tmp/bitnet-2b.gguf
   bitnet bench model --model m.gguf --kernel avx2 --kv-cache f32 --huge-pages=false`,
 		Args: noArgs,
 	}
-	set := config.Bind(c, config.Kernel, config.KVCache, config.HugePages)
+	set := config.Bind(c, config.Kernel, config.KernelPlan, config.Head, config.KVCache, config.HugePages)
 	f := c.Flags()
 	f.StringVar(&path, "model", "", "model: a Hugging Face directory or a .gguf file (required)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
@@ -118,6 +121,7 @@ Make a 2B4T-shaped model with: go run ./tools/randmodel -out /tmp/bitnet-2b.gguf
 
 func benchModel(ctx context.Context, v *config.Values, path, threadList string, asJSON bool, prompt, gen, repeat, probeMiB int, seed uint64, stdout io.Writer) error {
 	kernel, huge := config.Kernel.Get(v), config.HugePages.Get(v)
+	plan, head := kernels.PlanMode(config.KernelPlan.Get(v)), kernels.HeadFormat(config.Head.Get(v))
 	kv, err := model.ParseKVType(config.KVCache.Get(v))
 	if err != nil {
 		return fmt.Errorf("bench model: %w", err)
@@ -136,13 +140,14 @@ func benchModel(ctx context.Context, v *config.Values, path, threadList string, 
 		GoMaxProcs: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
 		TimestampUTC: time.Now().UTC().Format(time.RFC3339)}
 	for _, n := range threads {
-		r, info, err := benchModelOnce(ctx, path, kernel, n, prompt, gen, seed, repeat, probeMiB, kv, huge)
+		r, info, err := benchModelOnce(ctx, path, kernel, plan, head, n, prompt, gen, seed, repeat, probeMiB, kv, huge)
 		if err != nil {
 			return fmt.Errorf("bench model: %d threads: %w", n, err)
 		}
 		rep.Kernel = info.kernel
 		rep.TernaryMiB, rep.HeadInt8MiB, rep.KVCacheMiB = toMiB(info.ternary), toMiB(info.head), toMiB(info.kv)
 		rep.TargetRSSMiB = 1.1 * (rep.TernaryMiB + rep.HeadInt8MiB + rep.KVCacheMiB)
+		rep.HeadFormat = string(head)
 		rep.Results = append(rep.Results, r)
 		if !asJSON {
 			fmt.Fprintf(stdout, "threads %d: load %.2f s, prefill %.1f tok/s (best %.1f; %d tokens), decode %.1f tok/s (best %.1f; %d tokens), VmRSS %.0f MiB\n",
@@ -157,8 +162,8 @@ func benchModel(ctx context.Context, v *config.Values, path, threadList string, 
 		enc := json.NewEncoder(stdout)
 		return enc.Encode(rep)
 	}
-	fmt.Fprintf(stdout, "kernel %s, KV cache %s; VmHWM %.0f MiB; ternary weights %.0f MiB + int8 head %.0f MiB + KV cache %.0f MiB (+10%%: %.0f MiB)\n",
-		rep.Kernel, rep.KVCache, rep.VmHWMMiB, rep.TernaryMiB, rep.HeadInt8MiB, rep.KVCacheMiB, rep.TargetRSSMiB)
+	fmt.Fprintf(stdout, "kernel %s, KV cache %s; VmHWM %.0f MiB; ternary weights %.0f MiB + %s head %.0f MiB + KV cache %.0f MiB (+10%%: %.0f MiB)\n",
+		rep.Kernel, rep.KVCache, rep.VmHWMMiB, rep.TernaryMiB, rep.HeadFormat, rep.HeadInt8MiB, rep.KVCacheMiB, rep.TargetRSSMiB)
 	return nil
 }
 
@@ -185,7 +190,7 @@ type benchInfo struct {
 // benchModelOnce loads the model on an engine of n threads, then repeats a
 // prefill of a random prompt and greedy decoding of gen tokens, each decode
 // right after a read-bandwidth probe of n threads over probeMiB MiB.
-func benchModelOnce(ctx context.Context, path, kernel string, n, prompt, gen int, seed uint64, repeat, probeMiB int, kv model.KVType, huge bool) (benchModelResult, benchInfo, error) {
+func benchModelOnce(ctx context.Context, path, kernel string, plan kernels.PlanMode, head kernels.HeadFormat, n, prompt, gen int, seed uint64, repeat, probeMiB int, kv model.KVType, huge bool) (benchModelResult, benchInfo, error) {
 	r := benchModelResult{Threads: n, Repeat: repeat}
 	var info benchInfo
 	// n threads means n for everything, like llama-bench -t n: the float
@@ -193,14 +198,17 @@ func benchModelOnce(ctx context.Context, path, kernel string, n, prompt, gen int
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(n))
 	runtime.GC()
 	debug.FreeOSMemory()
-	eng, err := genEngine(kernel, n)
+	eng, err := genEngine(kernel, plan, n)
 	if err != nil {
 		return r, info, err
 	}
 	defer eng.Close()
 	info.kernel = string(eng.Path())
+	if !eng.Forced() {
+		info.kernel = eng.Plan().String()
+	}
 	start := time.Now()
-	m, err := model.Load(path, model.WithEngine(eng), model.WithKVType(kv), model.WithHugePages(huge))
+	m, err := model.Load(path, model.WithEngine(eng), model.WithKVType(kv), model.WithHugePages(huge), model.WithHeadFormat(head))
 	if err != nil {
 		return r, info, err
 	}
@@ -214,7 +222,7 @@ func benchModelOnce(ctx context.Context, path, kernel string, n, prompt, gen int
 		return r, info, fmt.Errorf("--prompt + --gen = %d exceeds the context of %d positions", prompt+gen, c.MaxPositions)
 	}
 	info.ternary = ternaryBytes(c)
-	info.head = int64(c.VocabSize) * int64(c.HiddenSize)
+	info.head = m.HeadBytes()
 	rng := rand.New(rand.NewPCG(seed, 1))
 	ids := make([]int, prompt)
 	for i := range ids {
@@ -371,21 +379,31 @@ func procKBFieldsMiB(path string) map[string]float64 {
 	return out
 }
 
-// genEngine builds the kernel engine that --kernel and --threads ask for.
-func genEngine(path string, threads int) (*kernels.Engine, error) {
+// genEngine builds the kernel engine that --kernel, --kernel-plan and
+// --threads ask for: without --kernel, the plan of this CPU and thread count
+// (measured once and cached unless plan is static).
+func genEngine(path string, plan kernels.PlanMode, threads int) (*kernels.Engine, error) {
 	var opts []kernels.Option
-	if path != "" {
-		p, err := kernels.ParsePath(path)
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, kernels.WithPath(p))
-	}
 	if threads < 0 {
 		return nil, fmt.Errorf("--threads = %d must be >= 0", threads)
 	}
 	if threads > 0 {
 		opts = append(opts, kernels.WithThreads(threads))
 	}
-	return kernels.New(opts...)
+	if path != "" {
+		p, err := kernels.ParsePath(path)
+		if err != nil {
+			return nil, err
+		}
+		return kernels.New(append(opts, kernels.WithPath(p))...)
+	}
+	th := threads
+	if th == 0 {
+		th = runtime.GOMAXPROCS(0)
+	}
+	p, err := kernels.LoadPlan(context.Background(), kernels.PlanConfig{Mode: plan, Measure: kernels.MeasureConfig{Threads: th}})
+	if err != nil {
+		return nil, err
+	}
+	return kernels.New(append(opts, kernels.WithPlan(p))...)
 }

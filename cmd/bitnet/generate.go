@@ -16,6 +16,7 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/chat"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/hardware"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/sampling"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
@@ -31,7 +32,8 @@ type generateFlags struct {
 	seed                    int64
 	chat, special, echo     bool
 	stops, require          []string
-	kernel, kvCache         string // resolved settings
+	kernel, kvCache, head   string // resolved settings
+	plan                    kernels.PlanMode
 	threads                 int
 }
 
@@ -52,7 +54,7 @@ forces a local run). Both take the same sampling flags.`,
   bitnet generate --remote 127.0.0.1:50051 --model opticks@1 --prompt "Light" --require avx2`,
 		Args: noArgs,
 	}
-	set := config.Bind(c, config.Remote, config.Timeout, config.Quiet, config.Kernel, config.Threads, config.KVCache)
+	set := config.Bind(c, config.Remote, config.Timeout, config.Quiet, config.Kernel, config.KernelPlan, config.Head, config.Threads, config.KVCache)
 	fs := c.Flags()
 	fs.StringVar(&g.model, "model", "", "model: a Hugging Face directory or .gguf file; with --remote a registry reference NAME[@N|:ALIAS] (required)")
 	fs.StringVar(&g.prompt, "prompt", "", "prompt text (required)")
@@ -76,6 +78,7 @@ forces a local run). Both take the same sampling flags.`,
 			return fmt.Errorf("generate: %w", err)
 		}
 		g.kernel, g.threads, g.kvCache = config.Kernel.Get(v), config.Threads.Get(v), config.KVCache.Get(v)
+		g.head, g.plan = config.Head.Get(v), kernels.PlanMode(config.KernelPlan.Get(v))
 		if err := g.check(); err != nil {
 			return err
 		}
@@ -187,13 +190,13 @@ func localGenerate(ctx context.Context, g *generateFlags, stdout, stderr io.Writ
 	if err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}
-	eng, err := genEngine(g.kernel, g.threads)
+	eng, err := genEngine(g.kernel, g.plan, g.threads)
 	if err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}
 	defer eng.Close()
 	start := time.Now()
-	m, err := model.Load(g.model, model.WithEngine(eng), model.WithKVType(kv))
+	m, err := model.Load(g.model, model.WithEngine(eng), model.WithKVType(kv), model.WithHeadFormat(kernels.HeadFormat(g.head)))
 	if err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
 	inferencev1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1"
+	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/progress"
 )
 
@@ -67,17 +68,17 @@ func listNodes(ctx context.Context, rf client, model string, require []string, a
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tADDRESS\tHEALTHY\tARCH\tKERNEL\tFEATURES\tCORES\tMEMORY\tACTIVE\tQUEUE\tTOK/S\tLOADED")
+	fmt.Fprintln(tw, "NAME\tADDRESS\tHEALTHY\tARCH\tKERNEL\tFEATURES\tCORES\tMEMORY\tACTIVE\tQUEUE\tTOK/S\tMEASURED\tLOADED\tPLAN")
 	for _, n := range nodes {
 		h, l := n.GetHardware(), n.GetLoad()
 		var loaded []string
 		for _, m := range n.GetLoaded() {
 			loaded = append(loaded, m.GetModel().Text())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%d\t%s\t%d\t%d/%d\t%.1f\t%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%d\t%s\t%d\t%d/%d\t%.1f\t%s\t%s\t%s\n",
 			n.GetName(), n.GetAddress(), n.GetHealthy(), dash(h.GetArch()), dash(h.GetKernel()), dash(strings.Join(h.GetFeatures(), ",")),
 			h.GetLogicalCores(), memText(n), l.GetActiveRequests(), l.GetQueueDepth(), l.GetQueueCapacity(), l.GetTokensPerSecond(),
-			dash(strings.Join(loaded, ",")))
+			measuredText(h), dash(strings.Join(loaded, ",")), dash(h.GetKernelPlan()))
 	}
 	return tw.Flush()
 }
@@ -89,4 +90,13 @@ func memText(n *inferencev1.Node) string {
 		return progress.FormatBytes(int64(n.GetMemoryUsedBytes())) + "/" + progress.FormatBytes(int64(b))
 	}
 	return sizeText(n.GetHardware().GetMemoryBytes())
+}
+
+// measuredText shows what a node measured at start: read bandwidth and the
+// decode/prefill estimates of its kernel plan ("-" when it measured nothing).
+func measuredText(h *modelv1.Hardware) string {
+	if h.GetReadGbps() == 0 && h.GetDecodeTokS() == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("read %.1fGB/s decode~%.1f prefill~%.0f tok/s", h.GetReadGbps(), h.GetDecodeTokS(), h.GetPrefillTokS())
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
@@ -35,7 +36,7 @@ and perplexity. The KV cache is f32 here by default, for exact scores.`,
   bitnet perplexity --model model.gguf --tokens ids.txt --json --kernel generic`,
 		Args: noArgs,
 	}
-	set := config.Bind(c, config.Kernel, config.Threads, config.KVCache.WithDefault("f32"))
+	set := config.Bind(c, config.Kernel, config.Threads, config.KVCache.WithDefault("f32"), config.Head)
 	f := c.Flags()
 	f.StringVar(&modelPath, "model", "", "model: Hugging Face directory or .gguf file (required)")
 	f.StringVar(&textFile, "text", "", "text file to tokenize and score")
@@ -68,13 +69,14 @@ func perplexity(ctx context.Context, v *config.Values, modelPath, textFile, toke
 	if err != nil {
 		return fmt.Errorf("perplexity: %w", err)
 	}
-	eng, err := genEngine(config.Kernel.Get(v), config.Threads.Get(v))
+	eng, err := genEngine(config.Kernel.Get(v), kernels.PlanStatic, config.Threads.Get(v)) // scoring: speed does not matter
 	if err != nil {
 		return fmt.Errorf("perplexity: %w", err)
 	}
 	defer eng.Close()
 	start := time.Now()
-	m, err := model.Load(modelPath, model.WithEngine(eng), model.WithHeadInt8(!headF32), model.WithKVType(kv))
+	m, err := model.Load(modelPath, model.WithEngine(eng), model.WithHeadInt8(!headF32), model.WithKVType(kv),
+		model.WithHeadFormat(kernels.HeadFormat(config.Head.Get(v))))
 	if err != nil {
 		return fmt.Errorf("perplexity: %w", err)
 	}

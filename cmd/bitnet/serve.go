@@ -47,6 +47,8 @@ func meshConfig(v *config.Values) (mesh.Config, error) {
 		Advertise:    config.Advertise.Get(v),
 		NodeName:     config.NodeName.Get(v),
 		Kernel:       kernels.Path(config.Kernel.Get(v)),
+		KernelPlan:   kernels.PlanMode(config.KernelPlan.Get(v)),
+		HeadFormat:   kernels.HeadFormat(config.Head.Get(v)),
 		Threads:      config.Threads.Get(v),
 		KVCache:      config.KVCache.Get(v),
 		NoHugePages:  !config.HugePages.Get(v),

@@ -12,7 +12,11 @@ import (
 
 // upSettings are serve's without the CONSUL_HTTP_ADDR alias: a shell set up
 // for other Consul tools would otherwise make the dev mesh join that agent.
-func upSettings() []config.Any { return serverSettings(config.Consul.WithoutAliases()) }
+// up starts at once: its inference node measures no kernel plan unless asked
+// (--kernel-plan auto).
+func upSettings() []config.Any {
+	return serverSettings(config.Consul.WithoutAliases(), config.KernelPlan.WithDefault("static"))
+}
 
 // newUpCmd is "bitnet up": the whole mesh in one process (mesh.Up); it
 // prints a line with "ready" once the router sees the inference node.

@@ -88,6 +88,7 @@ func hardwareProto(r hardware.Report) *modelv1.Hardware {
 		LogicalCores: uint32(r.LogicalCores), PhysicalCores: uint32(r.PhysicalCores),
 		MemoryBytes: r.MemoryBytes, CacheL1DBytes: uint64(r.CacheL1D), CacheL2Bytes: uint64(r.CacheL2),
 		CacheL3Bytes: uint64(r.CacheL3), MetalDevice: r.Metal.Device,
+		ReadGbps: r.Perf.ReadGBps, DecodeTokS: r.Perf.DecodeTokS, PrefillTokS: r.Perf.PrefillTokS, KernelPlan: r.Perf.Plan,
 	}
 	for _, k := range r.Kernels {
 		h.Kernels = append(h.Kernels, string(k))

@@ -65,8 +65,17 @@ type Config struct {
 	Kernel kernels.Path
 	// Threads is the inference engine's worker count (0 = all cores).
 	Threads int
+	// KernelPlan is how an inference node without a Kernel cap picks its
+	// kernel variant per operation class (kernels.PlanMode: "auto"
+	// measures once per CPU and binary and caches, "refresh" measures
+	// again, "" or "static" takes the widest path everywhere and measures
+	// nothing). Measured nodes advertise their speeds (hardware.Perf).
+	KernelPlan kernels.PlanMode
 	// KVCache is an inference node's KV cache element type ("" = f16).
 	KVCache string
+	// HeadFormat is how inference nodes store output heads
+	// ("" = model.DefaultHeadFormat; kernels.HeadFormat int8, int6, int4).
+	HeadFormat kernels.HeadFormat
 	// NoHugePages keeps an inference node's weights off transparent huge
 	// pages (see model.WithHugePages), e.g. where compaction stalls loads.
 	NoHugePages bool
@@ -168,6 +177,16 @@ func (c Config) validate() error {
 	if c.Kernel != "" {
 		if _, err := kernels.ParsePath(string(c.Kernel)); err != nil {
 			return fmt.Errorf("mesh: kernel cap: %w", err)
+		}
+	}
+	if c.HeadFormat != "" {
+		if _, err := kernels.ParseHeadFormat(string(c.HeadFormat)); err != nil {
+			return fmt.Errorf("mesh: %w", err)
+		}
+	}
+	if c.KernelPlan != "" {
+		if _, err := kernels.ParsePlanMode(string(c.KernelPlan)); err != nil {
+			return fmt.Errorf("mesh: %w", err)
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"go.uber.org/zap"
@@ -93,7 +94,26 @@ func inferencePart(cfg Config, id, addr string) (_ *part, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("mesh: inference node %s: %w", id, err)
 	}
-	eng, err := kernels.New(kernels.WithPath(hw.BestKernel), kernels.WithThreads(cfg.Threads))
+	eopts := []kernels.Option{kernels.WithThreads(cfg.Threads)}
+	if mode := cfg.KernelPlan; cfg.Kernel != "" || mode == "" || mode == kernels.PlanStatic {
+		eopts = append(eopts, kernels.WithPath(hw.BestKernel))
+	} else {
+		// Measured per operation class (cached per CPU and binary), and
+		// advertised: the router ranks nodes by these speeds.
+		threads := cfg.Threads
+		if threads < 1 {
+			threads = runtime.GOMAXPROCS(0)
+		}
+		plan, err := kernels.LoadPlan(context.Background(), kernels.PlanConfig{Mode: mode, Measure: kernels.MeasureConfig{Threads: threads}})
+		if err != nil {
+			return nil, fmt.Errorf("mesh: inference node %s: kernel plan: %w", id, err)
+		}
+		eopts = append(eopts, kernels.WithPlan(plan))
+		hw = hw.WithPerf(hardware.MeasurePerf(plan, threads))
+		cfg.Logger.Info("kernel plan", zap.String("node", id), zap.Stringer("plan", plan),
+			zap.Float64("read_gbps", hw.Perf.ReadGBps), zap.Float64("decode_tok_s", hw.Perf.DecodeTokS), zap.Float64("prefill_tok_s", hw.Perf.PrefillTokS))
+	}
+	eng, err := kernels.New(eopts...)
 	if err != nil {
 		return nil, fmt.Errorf("mesh: inference node %s: kernel engine %s: %w", id, hw.BestKernel, err)
 	}
@@ -114,6 +134,9 @@ func inferencePart(cfg Config, id, addr string) (_ *part, err error) {
 	}
 	if cfg.NoHugePages {
 		opts = append(opts, inference.WithManager(inference.WithModelOptions(model.WithHugePages(false))))
+	}
+	if cfg.HeadFormat != "" {
+		opts = append(opts, inference.WithManager(inference.WithModelOptions(model.WithHeadFormat(cfg.HeadFormat))))
 	}
 	if cfg.MemoryBudget > 0 {
 		opts = append(opts, inference.WithManager(inference.WithMemoryBudget(cfg.MemoryBudget)))

@@ -19,6 +19,7 @@ func HardwareToPB(r hardware.Report) *modelv1.Hardware {
 		MemoryBytes:   r.MemoryBytes,
 		CacheL1DBytes: uint64(max(r.CacheL1D, 0)), CacheL2Bytes: uint64(max(r.CacheL2, 0)), CacheL3Bytes: uint64(max(r.CacheL3, 0)),
 		MetalDevice: r.Metal.Device,
+		ReadGbps:    r.Perf.ReadGBps, DecodeTokS: r.Perf.DecodeTokS, PrefillTokS: r.Perf.PrefillTokS, KernelPlan: r.Perf.Plan,
 	}
 	for _, k := range r.Kernels {
 		h.Kernels = append(h.Kernels, string(k))

@@ -21,24 +21,29 @@ const (
 	costPerInflight   = 1.0
 	costPerQueued     = 2.0 // a queued request waits for a slot: worse than one batched
 	costNotLoaded     = 4.0 // loading a model takes seconds
-	bonusPreferKernel = 6.0 // beats the widest tier gap plus the latency cap: a preference decides among idle nodes
+	bonusPreferKernel = 6.0 // beats the widest speed gap plus the latency cap: a preference decides among idle nodes
 	costFailing       = 1000.0
 	maxLatencyCost    = 3.0 // log2 of TTFT over the best node's, capped
 	latencyFloorMS    = 5.0 // added to TTFTs so that sub-ms noise cannot split equal nodes
 	tieTolerance      = 0.5 // costs this close count as equal
 )
 
-// kernelTier is the cost of a node's kernel path: avx512 > avx2 > neon > generic.
-func kernelTier(p kernels.Path) float64 {
-	switch p {
-	case kernels.AVX512:
-		return 0
-	case kernels.AVX2:
-		return 1
-	case kernels.NEON:
-		return 1.5
+// Speed terms: nodes advertise measured decode speeds (hardware.Perf,
+// from their kernel plans); ISA names are constraints only, never speed.
+const (
+	speedWeight      = 1.5 // cost per halving of the decode speed
+	maxSpeedCost     = 3.0 // a node 4x slower or worse
+	unknownSpeedCost = 1.5 // a node that advertises no measurement (older nodes): as one 2x slower
+)
+
+// speedCost is the cost of n's measured decode speed against best, the
+// fastest candidate's (0 when none measured).
+func speedCost(n nodeSnapshot, best float64) float64 {
+	s := n.meta.Hardware.Perf.DecodeTokS
+	if !(s > 0) || !(best > 0) {
+		return unknownSpeedCost
 	}
-	return 3
+	return min(speedWeight*math.Log2(max(best/s, 1)), maxSpeedCost)
 }
 
 // demand is what a request asks of the node that serves it.
@@ -86,14 +91,15 @@ func (d demand) unmet(n nodeSnapshot) []string {
 	return missing
 }
 
-// cost scores n for d (lower is better); best is the lowest TTFT EWMA
-// among the candidates, 0 when none has one.
-func (d demand) cost(n nodeSnapshot, bestTTFT float64) float64 {
+// cost scores n for d (lower is better); bestTTFT is the lowest TTFT EWMA
+// among the candidates, 0 when none has one; bestSpeed the highest
+// measured decode speed, 0 when none measured.
+func (d demand) cost(n nodeSnapshot, bestTTFT, bestSpeed float64) float64 {
 	c := costPerInflight*float64(max(n.inflight, n.meta.Inflight)) + costPerQueued*float64(n.meta.QueueDepth)
 	if d.model != nil && !n.meta.HasModel(d.model) {
 		c += costNotLoaded
 	}
-	c += kernelTier(n.meta.Hardware.BestKernel)
+	c += speedCost(n, bestSpeed)
 	if d.prefer != "" && n.meta.Hardware.BestKernel == d.prefer {
 		c -= bonusPreferKernel
 	}
@@ -175,16 +181,17 @@ func offer(r hardware.Report) string {
 // tolerance a cost difference means only noise (a TTFT a few percent
 // higher), so it must not decide, or one node would take every request.
 func (d demand) choose(cands []nodeSnapshot, rng *rand.Rand) nodeSnapshot {
-	best := 0.0
+	best, speed := 0.0, 0.0
 	for _, n := range cands {
 		if n.ewmaTTFT > 0 && !n.failing && (best == 0 || n.ewmaTTFT < best) {
 			best = n.ewmaTTFT
 		}
+		speed = max(speed, n.meta.Hardware.Perf.DecodeTokS)
 	}
 	costs := make([]float64, len(cands))
 	low := math.Inf(1)
 	for i, n := range cands {
-		costs[i] = d.cost(n, best)
+		costs[i] = d.cost(n, best, speed)
 		low = min(low, costs[i])
 	}
 	var near []int

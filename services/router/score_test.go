@@ -26,7 +26,10 @@ func reported(n int) func(*nodeSnapshot)  { return func(s *nodeSnapshot) { s.met
 func queued(n int) func(*nodeSnapshot)    { return func(s *nodeSnapshot) { s.meta.QueueDepth = n } }
 func ttft(ms float64) func(*nodeSnapshot) { return func(s *nodeSnapshot) { s.ewmaTTFT = ms } }
 func failing() func(*nodeSnapshot)        { return func(s *nodeSnapshot) { s.failing = true } }
-func unusable() func(*nodeSnapshot)       { return func(s *nodeSnapshot) { s.usable = false } }
+func speed(tok float64) func(*nodeSnapshot) {
+	return func(s *nodeSnapshot) { s.meta.Hardware.Perf.DecodeTokS = tok }
+}
+func unusable() func(*nodeSnapshot) { return func(s *nodeSnapshot) { s.usable = false } }
 func loaded(ref string) func(*nodeSnapshot) {
 	return func(s *nodeSnapshot) {
 		r, _ := modelv1.ParseRef(ref)
@@ -43,7 +46,10 @@ func TestChoose(t *testing.T) {
 		nodes   []nodeSnapshot
 		want    string
 	}{
-		{"fastest tier when idle", "", nil, "", []nodeSnapshot{snap("g", kernels.Generic), snap("a2", kernels.AVX2), snap("a5", kernels.AVX512)}, "a5"},
+		{"fastest node when idle", "", nil, "", []nodeSnapshot{snap("g", kernels.Generic), snap("a2", kernels.AVX2), snap("a5", kernels.AVX512)}, "a5"},
+		// Zen 4: the avx512 node decodes slower than an avx2 one; speed, not the ISA name, decides.
+		{"measured speed beats ISA", "", nil, "", []nodeSnapshot{snap("a5", kernels.AVX512, speed(18.6)), snap("a2", kernels.AVX2, speed(26.4))}, "a2"},
+		{"unmeasured node after measured fast one", "", nil, "", []nodeSnapshot{snap("old", kernels.AVX512, speed(0)), snap("a2", kernels.AVX2)}, "a2"},
 		{"busy fast node loses", "", nil, "", []nodeSnapshot{snap("a2", kernels.AVX2), snap("a5", kernels.AVX512, inflight(2))}, "a2"},
 		{"node-reported load counts", "", nil, "", []nodeSnapshot{snap("a2", kernels.AVX2), snap("a5", kernels.AVX512, reported(2))}, "a2"},
 		{"queue counts double", "", nil, "", []nodeSnapshot{snap("g", kernels.Generic), snap("a5", kernels.AVX512, queued(2))}, "g"},

@@ -55,6 +55,28 @@ type Report struct {
 	// KernelCap is the operator's cap, empty when none was set.
 	KernelCap kernels.Path `json:"kernel_cap,omitempty"`
 	Metal     metal.Info   `json:"metal"`
+	// Perf holds the node's measured figures (zero when not measured):
+	// the router ranks nodes by them, not by ISA names.
+	Perf Perf `json:"perf,omitzero"`
+}
+
+// Perf is what a node measured about itself at start (kernels.LoadPlan and
+// a read probe): speeds, not ISA labels. Zero fields mean "not measured".
+type Perf struct {
+	// ReadGBps is the memory read bandwidth at the node's thread count.
+	ReadGBps float64 `json:"read_gbps,omitempty"`
+	// DecodeTokS and PrefillTokS estimate tokens per second for the
+	// reference shape (BitNet b1.58 2B4T) from the plan's timings.
+	DecodeTokS  float64 `json:"decode_tok_s,omitempty"`
+	PrefillTokS float64 `json:"prefill_tok_s,omitempty"`
+	// Plan is the kernel plan in one line ("gemv_dram=avx2 ... (measured)").
+	Plan string `json:"plan,omitempty"`
+}
+
+// WithPerf returns r with the measured figures p.
+func (r Report) WithPerf(p Perf) Report {
+	r.Perf = p
+	return r
 }
 
 // Option configures Detect.

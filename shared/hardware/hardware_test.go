@@ -339,3 +339,28 @@ func TestCpuinfoBrand(t *testing.T) {
 		t.Errorf("arm cpuinfo: got %q, want empty", got)
 	}
 }
+
+func TestPerfMetaRoundTrip(t *testing.T) {
+	r, err := build(machine{arch: "amd64", os: "linux", kernels: []kernels.Path{kernels.Generic, kernels.AVX2}}, config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := r.Meta(); m[KeyDecodeTokS] != "" || m[KeyKernelPlan] != "" {
+		t.Fatalf("unmeasured report wrote perf keys: %v", m)
+	}
+	want := Perf{ReadGBps: 21.5, DecodeTokS: 30.25, PrefillTokS: 140, Plan: "gemv_dram=avx2 gemm64=avx512 (measured)"}
+	got, err := ParseMeta(r.WithPerf(want).Meta())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Perf != want {
+		t.Errorf("got perf %+v, want %+v", got.Perf, want)
+	}
+	for _, bad := range []string{"-1", "fast", "NaN"} {
+		m := r.Meta()
+		m[KeyDecodeTokS] = bad
+		if _, err := ParseMeta(m); err == nil {
+			t.Errorf("ParseMeta with %s=%q: got nil error", KeyDecodeTokS, bad)
+		}
+	}
+}

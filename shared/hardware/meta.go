@@ -13,7 +13,7 @@ import (
 )
 
 // Meta keys. Consul accepts at most 64 pairs, keys of at most 128 characters
-// in [A-Za-z0-9_-] and values of at most 512 characters; the report uses 22 at
+// in [A-Za-z0-9_-] and values of at most 512 characters; the report uses 26 at
 // most, leaving room for the node's own (version, load, ...).
 const (
 	KeyArch          = "arch"
@@ -30,6 +30,11 @@ const (
 	KeyL3            = "l3_bytes"
 	KeyMemory        = "memory_bytes"
 	KeyMetalDevice   = "metal_device" // present only when a GPU was found
+	// Measured figures (Perf), present only when measured.
+	KeyReadGBps    = "read_gbps"
+	KeyDecodeTokS  = "decode_tok_s"
+	KeyPrefillTokS = "prefill_tok_s"
+	KeyKernelPlan  = "kernel_plan"
 )
 
 // MaxMetaValue is Consul's limit on a Meta value's length.
@@ -90,7 +95,25 @@ func (r Report) Meta() map[string]string {
 	for _, fl := range flags(&f) {
 		m[fl.key] = strconv.FormatBool(*fl.v)
 	}
+	for _, pk := range perfKeys(&r.Perf) {
+		if *pk.v > 0 {
+			m[pk.key] = strconv.FormatFloat(*pk.v, 'f', 2, 64)
+		}
+	}
+	if r.Perf.Plan != "" {
+		m[KeyKernelPlan] = clip(r.Perf.Plan)
+	}
 	return m
+}
+
+// perfKey binds a measured figure's Meta key to its field.
+type perfKey struct {
+	key string
+	v   *float64
+}
+
+func perfKeys(p *Perf) []perfKey {
+	return []perfKey{{KeyReadGBps, &p.ReadGBps}, {KeyDecodeTokS, &p.DecodeTokS}, {KeyPrefillTokS, &p.PrefillTokS}}
 }
 
 // ParseMeta rebuilds a report from service Meta written by Meta, ignoring
@@ -146,6 +169,16 @@ func ParseMeta(meta map[string]string) (Report, error) {
 		}
 	}
 	r.Metal = metal.Info{Available: r.Features.Metal, Device: meta[KeyMetalDevice]}
+	for _, pk := range perfKeys(&r.Perf) {
+		if s, ok := meta[pk.key]; ok {
+			v, err := strconv.ParseFloat(s, 64)
+			if err != nil || !(v >= 0) || v > 1e12 {
+				return Report{}, fmt.Errorf("%w: key %q: %q is not a non-negative figure", ErrMeta, pk.key, s)
+			}
+			*pk.v = v
+		}
+	}
+	r.Perf.Plan = meta[KeyKernelPlan]
 	return r, nil
 }
 

@@ -64,16 +64,22 @@ func (a *Activations) Quantize(x []float32) error {
 
 // QuantizeRow quantizes one token x into q (same length) and returns its scale
 // and the sum of q. If q is shorter, only x[:len(q)] is quantized.
-// The result is bit-identical to quantizeRowGeneric on every path.
+// The result is bit-identical to quantizeRowGeneric on every path; it uses
+// the AVX-512 loops where the CPU has them (Engine.Quantize follows the plan).
 func QuantizeRow(q []int8, x []float32) (scale float32, sum int32) {
+	return quantizeRow(q, x, hasAVX512Quant)
+}
+
+// quantizeRow is QuantizeRow with the AVX-512 loops when simd is set.
+func quantizeRow(q []int8, x []float32, simd bool) (scale float32, sum int32) {
 	x = x[:min(len(x), len(q))]
-	mb := absMaxBits(x)
+	mb := absMaxBits(x, simd)
 	if mb >= infBits { // Inf or NaN: keep the float64 semantics exactly
 		return quantizeRowGeneric(q, x)
 	}
 	m := max(math.Float32frombits(mb), 1e-5)
 	scale = 127 / m
-	return scale, quantizeScaled(q, x, scale)
+	return scale, quantizeScaled(q, x, scale, simd)
 }
 
 // quantizeRowGeneric is the definition QuantizeRow must match bit for bit:

@@ -1,29 +1,47 @@
 package kernels
 
-import "github.com/klauspost/cpuid/v2"
-
-// archImpls returns the amd64 SIMD paths this CPU supports: AVX2, and AVX-512
-// when it has F, BW and VL (with VNNI's VPDPBUSD when present, else
-// VPMADDUBSW on zmm); cpuid also checks that the OS saves the ymm/zmm state.
-func archImpls() map[Path]impl {
-	m := map[Path]impl{}
-	if cpuid.CPU.Supports(cpuid.AVX2) {
-		m[AVX2] = avx2Impl()
+// archVariants returns the amd64 kernel variants this CPU runs, each path's
+// default first. AVX2: VPMADDUBSW on ymm. AVX-512 (F, BW, VL): with VNNI,
+// "avx512" (VPDPBUSD on zmm, q permuted per block), GEMV variants without
+// software prefetch or with a longer prefetch distance, and "avx512y"
+// (VPDPBUSD on ymm through VL: the half-width shape that cores executing
+// 512-bit operations as two 256-bit halves, AMD Zen 4, may prefer);
+// without VNNI, VPMADDUBSW on zmm. The plan measures them all.
+func archVariants() []variant {
+	var vs []variant
+	t5avx2 := tritsTiles([]rowKernel{{4, t5x256_4x1}, {1, t5x256_1x1}})
+	if cpu.avx2 {
+		vs = append(vs, variant{name: "avx2", path: AVX2,
+			im: impl{matMul: ternaryTiles(&tern256Set), matMulInt8: int8Tiles(&i8x256Set, 0), matMulPacked: packedTiles(&h6x256Set, &h4x256Set), matMulTrits: t5avx2}})
 	}
-	if cpuid.CPU.Supports(cpuid.AVX2, cpuid.AVX512F, cpuid.AVX512BW, cpuid.AVX512VL) {
-		m[AVX512] = avx512Impl(cpuid.CPU.Supports(cpuid.AVX512VNNI))
+	if !(cpu.avx2 && cpu.avx512f && cpu.avx512bw && cpu.avx512vl) {
+		return vs
 	}
-	return m
-}
-
-func avx2Impl() impl {
-	return impl{matMul: ternaryTiles(&tern256Set), matMulInt8: int8Tiles(&i8x256Set, 0)}
-}
-
-// avx512Impl returns the AVX-512 path, with or without VNNI.
-func avx512Impl(vnni bool) impl {
-	if !vnni {
-		return impl{matMul: ternaryTiles(&tern512bwSet), matMulInt8: int8Tiles(&i8x256Set, 0), prepare: permute512}
+	if !cpu.avx512vnni {
+		return append(vs, variant{name: "avx512", path: AVX512, quant512: true,
+			im: impl{matMul: ternaryTiles(&tern512bwSet), matMulInt8: int8Tiles(&i8x256Set, 0), matMulPacked: packedTiles(&h6x256Set, &h4x256Set), matMulTrits: t5avx2, prepare: permute512}})
 	}
-	return impl{matMul: ternaryTiles(&tern512Set), matMulInt8: int8Tiles(&i8x512Set, 128), prepare: permute512}
+	base := impl{matMul: ternaryTiles(&tern512Set), matMulInt8: int8Tiles(&i8x512Set, 128), matMulPacked: packedTiles(&h6x512Set, &h4x512Set), prepare: permute512,
+		matMulTrits: tritsTiles([]rowKernel{{4, t5x512_4x1}, {1, t5x512_1x1}})}
+	gemv := func(g []rowKernel) impl {
+		ts := tern512Set
+		ts.gemv = g
+		im := base
+		im.matMul = ternaryTiles(&ts)
+		return im
+	}
+	ymm := impl{matMul: ternaryTiles(&tern256vSet), matMulInt8: int8Tiles(&i8x256vSet, 128), matMulPacked: packedTiles(&h6x256vSet, &h4x256vSet),
+		matMulTrits: tritsTiles([]rowKernel{{4, t5x256v_4x1}, {1, t5x256v_1x1}})}
+	ymmNoPF := tern256vSet
+	ymmNoPF.gemv = []rowKernel{{4, tern256vn_4x1}, {1, tern256vn_1x1}}
+	return append(vs,
+		variant{name: "avx512", path: AVX512, quant512: true, im: base},
+		variant{name: "avx512-nopf", path: AVX512, quant512: true, gemvOnly: true,
+			im: gemv([]rowKernel{{4, tern512n_4x1}, {1, tern512n_1x1}})},
+		variant{name: "avx512-pf4", path: AVX512, quant512: true, gemvOnly: true,
+			im: gemv([]rowKernel{{4, tern512f_4x1}, {1, tern512f_1x1}})},
+		variant{name: "avx512y", path: AVX512, quant512: true, im: ymm},
+		variant{name: "avx512y-nopf", path: AVX512, quant512: true, gemvOnly: true,
+			im: impl{matMul: ternaryTiles(&ymmNoPF), matMulInt8: ymm.matMulInt8, matMulPacked: ymm.matMulPacked}},
+	)
 }

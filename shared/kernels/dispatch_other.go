@@ -2,5 +2,5 @@
 
 package kernels
 
-// archImpls returns no SIMD paths: this architecture runs the generic kernels.
-func archImpls() map[Path]impl { return nil }
+// archVariants returns no SIMD variants: this architecture runs the generic kernels.
+func archVariants() []variant { return nil }

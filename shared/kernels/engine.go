@@ -12,9 +12,10 @@ import (
 // Engine runs the kernels of one path on a pool of worker threads.
 // An Engine is safe for concurrent use; Close it to stop its workers.
 type Engine struct {
-	path    Path
+	path    Path // forced path, "" when the plan decides
+	plan    *Plan
 	threads int
-	im      impl
+	cls     [numClasses]*variant // the plan, resolved once
 	pool    *pool
 	bufs    sync.Pool // *prepared scratch for impl.prepare
 }
@@ -22,9 +23,14 @@ type Engine struct {
 // Option configures an Engine.
 type Option func(*Engine)
 
-// WithPath forces a kernel path; New fails if the CPU lacks it. The empty
-// path means the best one (Best).
+// WithPath forces a kernel path for every operation class (its default
+// variant); New fails if the CPU lacks it. The empty path means no force:
+// the plan (WithPlan, else StaticPlan) decides.
 func WithPath(p Path) Option { return func(e *Engine) { e.path = p } }
+
+// WithPlan runs each operation class on the variant p chooses (see
+// LoadPlan); a forced path (WithPath) overrides it.
+func WithPlan(p Plan) Option { return func(e *Engine) { e.plan = &p } }
 
 // WithThreads sets the number of worker threads (default GOMAXPROCS; values
 // below 1 mean the default).
@@ -37,17 +43,28 @@ func New(opts ...Option) (*Engine, error) {
 	for _, o := range opts {
 		o(e)
 	}
-	if e.path == "" {
-		e.path = Best()
+	var plan Plan
+	switch {
+	case e.path != "":
+		if _, err := ParsePath(string(e.path)); err != nil {
+			return nil, err
+		}
+		if !IsSupported(e.path) {
+			return nil, unsupported(e.path)
+		}
+		plan = ForcedPlan(e.path)
+	case e.plan != nil:
+		plan = *e.plan
+	default:
+		plan = StaticPlan()
 	}
-	if _, err := ParsePath(string(e.path)); err != nil {
+	if err := plan.validate(); err != nil {
 		return nil, err
 	}
-	im, ok := impls()[e.path]
-	if !ok {
-		return nil, unsupported(e.path)
+	e.plan = &plan
+	for _, c := range Classes() {
+		e.cls[c], _ = lookupVariant(plan.Choice[c])
 	}
-	e.im = im
 	if e.threads < 1 {
 		e.threads = runtime.GOMAXPROCS(0)
 	}
@@ -62,8 +79,32 @@ func New(opts ...Option) (*Engine, error) {
 	return e, nil
 }
 
-// Path returns the kernel path the engine runs.
-func (e *Engine) Path() Path { return e.path }
+// Path returns the forced kernel path, or else the widest path this CPU
+// runs (what the node offers; the plan picks among its variants per class).
+func (e *Engine) Path() Path {
+	if e.path != "" {
+		return e.path
+	}
+	return Best()
+}
+
+// Floats returns the float loops of the engine's path (no SIMD when
+// generic is forced).
+func (e *Engine) Floats() Floats { return FloatsFor(e.path) }
+
+// ReadsTrits reports whether one-token products (from memory, or from
+// cache when resident) run a variant that reads ternary.Matrix.Trits: then
+// a model should PackTrits its matrices.
+func (e *Engine) ReadsTrits(resident bool) bool { return e.cls[classOf(1, resident)].tq1 }
+
+// Forced reports whether a path was forced (WithPath).
+func (e *Engine) Forced() bool { return e.path != "" }
+
+// Plan returns the plan the engine runs.
+func (e *Engine) Plan() Plan { return *e.plan }
+
+// Variant returns the variant the engine runs class c on.
+func (e *Engine) Variant(c Class) Variant { return e.cls[c].name }
 
 // Threads returns the number of worker threads (1 for a nil engine).
 func (e *Engine) Threads() int {
@@ -89,8 +130,19 @@ var errNilEngine = errors.New("kernels: nil engine (use kernels.New)")
 
 // MatMul computes y[t*w.Rows+r] = dot(T[r], q[t]) * (w.Scale / a.Scale[t]) for
 // every token t < a.N and row r < w.Rows. The int32 dot is exact; the float
-// scaling is the same on every path, so all paths agree bit for bit.
+// scaling is the same on every path, so all paths agree bit for bit. One
+// token runs as GEMVMemory (weights streamed from DRAM); see MatMulResident.
 func (e *Engine) MatMul(y []float32, w *ternary.Matrix, a *Activations) error {
+	return e.matMul(y, w, a, false)
+}
+
+// MatMulResident is MatMul for weights that stay in cache between products
+// (a model smaller than the caches): one token runs as GEMVCache.
+func (e *Engine) MatMulResident(y []float32, w *ternary.Matrix, a *Activations) error {
+	return e.matMul(y, w, a, true)
+}
+
+func (e *Engine) matMul(y []float32, w *ternary.Matrix, a *Activations, resident bool) error {
 	if e == nil || e.pool == nil {
 		return errNilEngine
 	}
@@ -110,22 +162,33 @@ func (e *Engine) MatMul(y []float32, w *ternary.Matrix, a *Activations) error {
 	if a.N == 0 {
 		return nil
 	}
+	v := e.cls[classOf(a.N, resident)]
+	im := &v.im
+	if v.tq1 && a.N == 1 && w.Trits != nil && len(w.Trits) == w.Rows*ternary.TritStride(w.Stride) {
+		f := im.matMulTrits
+		if chunks, per := e.split(w.Rows, 1, len(w.Trits)/w.Rows); chunks <= 1 {
+			f(y, w, a, 0, w.Rows)
+		} else {
+			e.pool.do(chunks, e.threads-1, func(c int) { f(y, w, a, c*per, min((c+1)*per, w.Rows)) })
+		}
+		return nil
+	}
 	ap := a
 	var pp *prepared
-	if e.im.prepare != nil {
+	if im.prepare != nil {
 		pp = e.prepared()
 		pp.a = *a
-		pp.a.Q = e.im.prepare(pp.buf, a)
+		pp.a.Q = im.prepare(pp.buf, a)
 		if &pp.a.Q[0] != &a.Q[0] { // keep the scratch, never the caller's buffer
 			pp.buf = pp.a.Q
 		}
 		ap = &pp.a
 	}
-	if chunks, per := e.plan(w.Rows, a.N, w.Stride); chunks <= 1 {
-		e.im.matMul(y, w, ap, 0, w.Rows)
+	if chunks, per := e.split(w.Rows, a.N, w.Stride); chunks <= 1 {
+		im.matMul(y, w, ap, 0, w.Rows)
 	} else {
 		ka := ap // never reassigned: the closure, made only here, copies it
-		e.pool.do(chunks, e.threads-1, func(c int) { e.im.matMul(y, w, ka, c*per, min((c+1)*per, w.Rows)) })
+		e.pool.do(chunks, e.threads-1, func(c int) { im.matMul(y, w, ka, c*per, min((c+1)*per, w.Rows)) })
 	}
 	if pp != nil {
 		pp.a = Activations{Q: pp.a.Q[:0]} // drop the caller's slices
@@ -161,11 +224,11 @@ func checkActivations(a *Activations) error {
 // rowTile is the row granularity of chunks: a multiple of every SIMD row tile.
 const rowTile = 8
 
-// plan splits [0, rows) into chunks of per rows (a multiple of rowTile)
+// split splits [0, rows) into chunks of per rows (a multiple of rowTile)
 // for the engine's threads. rowBytes (weight bytes per row) and n (tokens)
 // size the chunks so that small products are not split into pieces cheaper
 // than a wake-up; chunks <= 1 means "run inline".
-func (e *Engine) plan(rows, n, rowBytes int) (chunks, per int) {
+func (e *Engine) split(rows, n, rowBytes int) (chunks, per int) {
 	const minWork = 64 << 10 // bytes x tokens of work below which a chunk is not worth a thread
 	work := rows * rowBytes * max(n, 1)
 	chunks = min(e.threads*4, work/minWork, (rows+rowTile-1)/rowTile)

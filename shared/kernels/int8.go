@@ -69,10 +69,15 @@ func (e *Engine) MatMulInt8(y []float32, w *Int8Matrix, a *Activations) error {
 	if a.N == 0 {
 		return nil
 	}
-	if chunks, per := e.plan(w.Rows, a.N, w.Stride); chunks <= 1 {
-		e.im.matMulInt8(y, w, a, 0, w.Rows)
+	cls := Head
+	if a.N > 1 {
+		cls = classOf(a.N, false)
+	}
+	im := &e.cls[cls].im
+	if chunks, per := e.split(w.Rows, a.N, w.Stride); chunks <= 1 {
+		im.matMulInt8(y, w, a, 0, w.Rows)
 	} else {
-		e.pool.do(chunks, e.threads-1, func(c int) { e.im.matMulInt8(y, w, a, c*per, min((c+1)*per, w.Rows)) })
+		e.pool.do(chunks, e.threads-1, func(c int) { im.matMulInt8(y, w, a, c*per, min((c+1)*per, w.Rows)) })
 	}
 	return nil
 }

@@ -26,6 +26,38 @@ var (
 		gemv: []rowKernel{{8, i8x512_8x1}, {4, i8x512_4x1}, {1, i8x512_1x1}},
 		R:    4, T: 4, big: i8x512_4x4, rows: i8x512_4x1, thin: i8x512_1x4, one: i8x512_1x1,
 	}
+	tern256vSet = tileSet{
+		gemv: []rowKernel{{4, tern256vs_4x1}, {1, tern256vs_1x1}},
+		R:    4, T: 4, big: tern256v_4x4, rows: tern256v_4x1, thin: tern256v_1x4, one: tern256v_1x1,
+	}
+	i8x256vSet = tileSet{
+		gemv: []rowKernel{{8, i8x256v_8x1}, {4, i8x256v_4x1}, {1, i8x256v_1x1}},
+		R:    4, T: 4, big: i8x256v_4x4, rows: i8x256v_4x1, thin: i8x256v_1x4, one: i8x256v_1x1,
+	}
+	h4x512Set = tileSet{
+		gemv: []rowKernel{{4, h4x512_4x1}, {1, h4x512_1x1}},
+		R:    4, T: 4, big: h4x512_4x4, rows: h4x512_4x1, thin: h4x512_1x4, one: h4x512_1x1,
+	}
+	h6x512Set = tileSet{
+		gemv: []rowKernel{{4, h6x512_4x1}, {1, h6x512_1x1}},
+		R:    4, T: 2, big: h6x512_4x2, rows: h6x512_4x1, thin: h6x512_1x2, one: h6x512_1x1,
+	}
+	h4x256vSet = tileSet{
+		gemv: []rowKernel{{4, h4x256v_4x1}, {1, h4x256v_1x1}},
+		R:    4, T: 4, big: h4x256v_4x4, rows: h4x256v_4x1, thin: h4x256v_1x4, one: h4x256v_1x1,
+	}
+	h6x256vSet = tileSet{
+		gemv: []rowKernel{{4, h6x256v_4x1}, {1, h6x256v_1x1}},
+		R:    4, T: 2, big: h6x256v_4x2, rows: h6x256v_4x1, thin: h6x256v_1x2, one: h6x256v_1x1,
+	}
+	h4x256Set = tileSet{
+		gemv: []rowKernel{{4, h4x256_4x1}, {1, h4x256_1x1}},
+		R:    4, T: 2, big: h4x256_4x2, rows: h4x256_4x1, thin: h4x256_1x2, one: h4x256_1x1,
+	}
+	h6x256Set = tileSet{
+		gemv: []rowKernel{{2, h6x256_2x1}, {1, h6x256_1x1}},
+		R:    2, T: 2, big: h6x256_2x2, rows: h6x256_2x1, thin: h6x256_1x2, one: h6x256_1x1,
+	}
 	i8x256Set = tileSet{
 		gemv: []rowKernel{{4, i8x256_4x1}, {1, i8x256_1x1}},
 		R:    4, T: 2, big: i8x256_4x2, rows: i8x256_4x1, thin: i8x256_1x2, one: i8x256_1x1,
@@ -111,4 +143,50 @@ func permute512(buf []int8, a *Activations) []int8 {
 		}
 	}
 	return buf
+}
+
+// packedTiles returns the matMulPacked of impl for the 6- and 4-bit tile sets.
+func packedTiles(six, four *tileSet) func(y []float32, w *PackedMatrix, a *Activations, r0, r1 int) {
+	return func(y []float32, w *PackedMatrix, a *Activations, r0, r1 int) {
+		ts := four
+		if w.Bits == 6 {
+			ts = six
+		}
+		if ts == nil || a.Stride > maxTileCols {
+			matMulPackedGeneric(y, w, a, r0, r1)
+			return
+		}
+		rows, z := w.Rows, w.zero()
+		data := unsafe.Slice(unsafe.SliceData(w.Data), len(w.Data))
+		ts.run(data, w.Stride, a.Q, a.Stride, a.Stride/ternary.BlockSize, r0, r1, a.N,
+			func(r, t, R, T int, d *[maxTile]int32) {
+				for j := range T {
+					s := z * a.Sum[t+j]
+					for i := range R {
+						y[(t+j)*rows+r+i] = float32(d[i*T+j]-s) * (w.Scales[r+i] / a.Scale[t+j])
+					}
+				}
+			})
+	}
+}
+
+// tritsTiles returns the matMulTrits of impl for 1.6-bit GEMV kernels
+// (rows descending, the last 1), each taking nblk = full groups << 3 | planes.
+func tritsTiles(gemv []rowKernel) func(y []float32, w *ternary.Matrix, a *Activations, r0, r1 int) {
+	ts := &tileSet{gemv: gemv}
+	return func(y []float32, w *ternary.Matrix, a *Activations, r0, r1 int) {
+		if a.Stride > maxTileCols {
+			matMulTritsGeneric(y, w, a, r0, r1)
+			return
+		}
+		_, full, planes := ternary.TritLayout(w.Stride)
+		f := w.Scale / a.Scale[0]
+		s := a.Sum[0]
+		ts.run(w.Trits, ternary.TritStride(w.Stride), a.Q, a.Stride, full<<3|planes, r0, r1, 1,
+			func(r, _, R, _ int, d *[maxTile]int32) {
+				for i := range R {
+					y[r+i] = float32(d[i]-s) * f
+				}
+			})
+	}
 }

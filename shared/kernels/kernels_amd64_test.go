@@ -3,18 +3,16 @@ package kernels
 import (
 	"math/rand/v2"
 	"testing"
-
-	"github.com/klauspost/cpuid/v2"
 )
 
 // TestAVX512WithoutVNNI runs the AVX-512BW kernels (for CPUs without VNNI)
 // against generic on a CPU that has both.
 func TestAVX512WithoutVNNI(t *testing.T) {
-	if !cpuid.CPU.Supports(cpuid.AVX2, cpuid.AVX512F, cpuid.AVX512BW, cpuid.AVX512VL) {
+	if !cpu.avx2 || !cpu.avx512f || !cpu.avx512bw || !cpu.avx512vl {
 		t.Skip("no AVX-512BW")
 	}
 	rng := rand.New(rand.NewPCG(21, 22))
-	im := avx512Impl(false)
+	im := impl{matMul: ternaryTiles(&tern512bwSet), prepare: permute512}
 	for _, c := range shapeCases(rng, true) {
 		w := randTernary(t, rng, c.rows, c.cols, c.wmode)
 		a := randActivations(t, rng, c.n, c.cols, c.qmode)

@@ -91,6 +91,31 @@ func newEngine(t testing.TB, p Path, threads int) *Engine {
 	return e
 }
 
+// variantPlan assigns variant v to every class.
+func variantPlan(v Variant) Plan {
+	p := Plan{Choice: map[Class]Variant{}, Source: "test"}
+	for _, c := range Classes() {
+		p.Choice[c] = v
+	}
+	return p
+}
+
+// variantEngines returns an engine per variant this CPU runs and thread count in 1..4.
+func variantEngines(t testing.TB) []*Engine {
+	var engines []*Engine
+	for _, v := range Variants() {
+		for th := 1; th <= 4; th++ {
+			e, err := New(WithPlan(variantPlan(v)), WithThreads(th))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(e.Close)
+			engines = append(engines, e)
+		}
+	}
+	return engines
+}
+
 // firstDiff reports the first index where got and want differ bit for bit.
 func firstDiff(got, want []float32) (int, bool) {
 	for i := range want {
@@ -126,17 +151,12 @@ func shapeCases(rng *rand.Rand, short bool) []shapeCase {
 	return cs
 }
 
-// TestMatMulPathsMatchGeneric checks every supported path, at 1..4 threads,
-// bit for bit against the generic kernel.
+// TestMatMulPathsMatchGeneric checks every supported variant, at 1..4
+// threads, from memory and cache-resident, bit for bit against the generic kernel.
 func TestMatMulPathsMatchGeneric(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	gen := newEngine(t, Generic, 1)
-	var engines []*Engine
-	for _, p := range Supported() {
-		for th := 1; th <= 4; th++ {
-			engines = append(engines, newEngine(t, p, th))
-		}
-	}
+	engines := variantEngines(t)
 	for _, c := range shapeCases(rng, testing.Short() || raceBuild) {
 		w := randTernary(t, rng, c.rows, c.cols, c.wmode)
 		a := randActivations(t, rng, c.n, c.cols, c.qmode)
@@ -144,14 +164,18 @@ func TestMatMulPathsMatchGeneric(t *testing.T) {
 		if err := gen.MatMul(want, w, a); err != nil {
 			t.Fatal(err)
 		}
-		for _, e := range engines {
+		for i, e := range engines {
 			got := make([]float32, len(want))
-			if err := e.MatMul(got, w, a); err != nil {
+			mm := e.MatMul
+			if i%2 == 1 {
+				mm = e.MatMulResident
+			}
+			if err := mm(got, w, a); err != nil {
 				t.Fatal(err)
 			}
 			if i, ok := firstDiff(got, want); !ok {
 				t.Fatalf("%s/%d threads, %dx%d n=%d (%s,%s): y[%d] got %v, want %v",
-					e.Path(), e.Threads(), c.rows, c.cols, c.n, c.wmode, c.qmode, i, got[i], want[i])
+					e.Variant(GEMMLarge), e.Threads(), c.rows, c.cols, c.n, c.wmode, c.qmode, i, got[i], want[i])
 			}
 		}
 	}
@@ -187,12 +211,7 @@ func TestMatMulExact(t *testing.T) {
 func TestMatMulInt8PathsMatchGeneric(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	gen := newEngine(t, Generic, 1)
-	var engines []*Engine
-	for _, p := range Supported() {
-		for th := 1; th <= 4; th++ {
-			engines = append(engines, newEngine(t, p, th))
-		}
-	}
+	engines := variantEngines(t)
 	cases := shapeCases(rng, true)[:12+6]
 	cases = append(cases, shapeCase{7, 3000, 3, "min", "min"}, shapeCase{7, 3000, 5, "max", "min"}, shapeCase{9, 3000, 1, "min", "max"})
 	for _, c := range cases {
@@ -209,7 +228,7 @@ func TestMatMulInt8PathsMatchGeneric(t *testing.T) {
 			}
 			if i, ok := firstDiff(got, want); !ok {
 				t.Fatalf("%s/%d threads, int8 %dx%d n=%d (%s,%s): y[%d] got %v, want %v",
-					e.Path(), e.Threads(), c.rows, c.cols, c.n, c.wmode, c.qmode, i, got[i], want[i])
+					e.Variant(GEMMLarge), e.Threads(), c.rows, c.cols, c.n, c.wmode, c.qmode, i, got[i], want[i])
 			}
 		}
 	}

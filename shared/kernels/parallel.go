@@ -39,17 +39,21 @@ func (e *Engine) Quantize(a *Activations, x []float32) error {
 	// About 16K floats per range: SIMD quantisation takes a few microseconds
 	// for that, the cost of handing a range to a worker.
 	grain := (16 << 10) / max(a.K, 1)
+	simd := hasAVX512Quant
+	if e != nil && e.cls[Quantize] != nil {
+		simd = e.cls[Quantize].quant512
+	}
 	if e == nil || e.threads == 1 || a.N < 2*grain {
-		quantizeTokens(a, x, 0, a.N)
+		quantizeTokens(a, x, 0, a.N, simd)
 		return nil
 	}
-	e.Parallel(a.N, grain, func(lo, hi int) { quantizeTokens(a, x, lo, hi) })
+	e.Parallel(a.N, grain, func(lo, hi int) { quantizeTokens(a, x, lo, hi, simd) })
 	return nil
 }
 
 // quantizeTokens quantizes tokens [lo, hi) of x into a.
-func quantizeTokens(a *Activations, x []float32, lo, hi int) {
+func quantizeTokens(a *Activations, x []float32, lo, hi int, simd bool) {
 	for t := lo; t < hi; t++ {
-		a.Scale[t], a.Sum[t] = QuantizeRow(a.Q[t*a.Stride:t*a.Stride+a.K], x[t*a.K:(t+1)*a.K])
+		a.Scale[t], a.Sum[t] = quantizeRow(a.Q[t*a.Stride:t*a.Stride+a.K], x[t*a.K:(t+1)*a.K], simd)
 	}
 }

@@ -1,7 +1,5 @@
 package kernels
 
-import "github.com/klauspost/cpuid/v2"
-
 //go:noescape
 func readSum512(p *byte, n int) uint64
 
@@ -17,11 +15,11 @@ func readSumSIMD(b []byte, prefetch bool) (int, uint64) {
 	switch {
 	case n == 0:
 		return 0, 0
-	case prefetch && cpuid.CPU.Supports(cpuid.AVX512F):
+	case prefetch && cpu.avx512f:
 		return n, readSum512PF(&b[0], n)
-	case cpuid.CPU.Supports(cpuid.AVX512F):
+	case cpu.avx512f:
 		return n, readSum512(&b[0], n)
-	case cpuid.CPU.Supports(cpuid.AVX2):
+	case cpu.avx2:
 		return n, readSum256(&b[0], n)
 	}
 	return 0, 0

@@ -24,6 +24,22 @@ func tern512s_1x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *
 //go:noescape
 func tern512s_4x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
 
+// tern512n: ternary GEMV as tern512s, no software prefetch.
+
+//go:noescape
+func tern512n_1x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func tern512n_4x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+// tern512f: ternary GEMV as tern512s, 8 rows, prefetch 4 tiles ahead.
+
+//go:noescape
+func tern512f_1x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func tern512f_4x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
 // tern512bw: ternary codes x int8, AVX-512BW without VNNI (same q order as tern512).
 
 //go:noescape
@@ -58,6 +74,36 @@ func tern256_1x2(codes *byte, stride int, q *int8, qstride int, nblk int, out *i
 //go:noescape
 func tern256_4x2(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
 
+// tern256v: ternary codes x int8, VPDPBUSD on ymm (AVX-512 VL+VNNI; q in natural order).
+
+//go:noescape
+func tern256v_1x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func tern256v_4x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func tern256v_1x4(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func tern256v_4x4(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+// tern256vs: ternary GEMV, VPDPBUSD on ymm, codes masked in place (q in natural order).
+
+//go:noescape
+func tern256vs_1x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func tern256vs_4x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+// tern256vn: ternary GEMV as tern256vs, no software prefetch.
+
+//go:noescape
+func tern256vn_1x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func tern256vn_4x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
 // i8x512: int8 x int8 via VPDPBUSD on (w^0x80): the caller subtracts 128*sum(q).
 
 //go:noescape
@@ -75,6 +121,23 @@ func i8x512_1x4(codes *byte, stride int, q *int8, qstride int, nblk int, out *in
 //go:noescape
 func i8x512_4x4(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
 
+// i8x256v: int8 x int8 via VPDPBUSD on ymm (AVX-512 VL+VNNI) on (w^0x80): the caller subtracts 128*sum(q).
+
+//go:noescape
+func i8x256v_1x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func i8x256v_4x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func i8x256v_8x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func i8x256v_1x4(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func i8x256v_4x4(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
 // i8x256: int8 x int8, AVX2 (sign-extended to int16, VPMADDWD).
 
 //go:noescape
@@ -88,3 +151,111 @@ func i8x256_1x2(codes *byte, stride int, q *int8, qstride int, nblk int, out *in
 
 //go:noescape
 func i8x256_4x2(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+// t5x512: 1.6-bit ternary GEMV (5 trits per byte), VPDPBUSD on zmm.
+
+//go:noescape
+func t5x512_1x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func t5x512_4x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+// t5x256v: 1.6-bit ternary GEMV (5 trits per byte), VPDPBUSD on ymm (AVX-512 VL+VNNI).
+
+//go:noescape
+func t5x256v_1x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func t5x256v_4x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+// t5x256: 1.6-bit ternary GEMV (5 trits per byte), AVX2 (VPMADDUBSW).
+
+//go:noescape
+func t5x256_1x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func t5x256_4x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+// h4x512: packed 4-bit head rows (u = w+8) x int8, VPDPBUSD on zmm: the caller subtracts 8*sum(q).
+
+//go:noescape
+func h4x512_1x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h4x512_4x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h4x512_1x4(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h4x512_4x4(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+// h6x512: packed 6-bit head rows (u = w+32) x int8, VPDPBUSD on zmm: the caller subtracts 32*sum(q).
+
+//go:noescape
+func h6x512_1x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h6x512_4x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h6x512_1x2(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h6x512_4x2(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+// h4x256v: packed 4-bit head rows x int8, VPDPBUSD on ymm (AVX-512 VL+VNNI).
+
+//go:noescape
+func h4x256v_1x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h4x256v_4x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h4x256v_1x4(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h4x256v_4x4(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+// h6x256v: packed 6-bit head rows x int8, VPDPBUSD on ymm (AVX-512 VL+VNNI).
+
+//go:noescape
+func h6x256v_1x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h6x256v_4x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h6x256v_1x2(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h6x256v_4x2(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+// h4x256: packed 4-bit head rows x int8, AVX2 (VPMADDUBSW).
+
+//go:noescape
+func h4x256_1x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h4x256_4x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h4x256_1x2(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h4x256_4x2(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+// h6x256: packed 6-bit head rows x int8, AVX2 (VPMADDUBSW).
+
+//go:noescape
+func h6x256_1x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h6x256_2x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h6x256_1x2(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func h6x256_2x2(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)

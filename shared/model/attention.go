@@ -23,14 +23,14 @@ func (m *Model) attention(li int, steps []Step, n int) {
 			v.k, v.v = s.k[li][:end*kvd], s.v[li][:end*kvd]
 			continue
 		}
-		if halfRows(c.HeadDim) { // read fp16 in place: no O(context) widening per layer
+		if m.fl.HalfRows(c.HeadDim) { // read fp16 in place: no O(context) widening per layer
 			v.k, v.v = nil, nil
 			v.k16, v.v16 = s.k16[li][:end*kvd], s.v16[li][:end*kvd]
 			continue
 		}
 		v.kbuf, v.vbuf = grow(v.kbuf, end*kvd), grow(v.vbuf, end*kvd)
-		widen(v.kbuf, s.k16[li][:end*kvd])
-		widen(v.vbuf, s.v16[li][:end*kvd])
+		m.fl.Widen(v.kbuf, s.k16[li][:end*kvd])
+		m.fl.Widen(v.vbuf, s.v16[li][:end*kvd])
 		v.k, v.v = v.kbuf, v.vbuf
 	}
 	units := n * c.NumHeads
@@ -77,18 +77,18 @@ func (m *Model) attendUnits(w, stride, units int) {
 		off := (h / group) * hd
 		q := sc.q[t*qd+h*hd : t*qd+(h+1)*hd]
 		if kv.k16 != nil {
-			dotRowsHalf(scores, q, kv.k16[off:], kvd)
+			m.fl.DotRowsHalf(scores, q, kv.k16[off:], kvd)
 		} else {
-			dotRows(scores, q, kv.k[off:], kvd)
+			m.fl.DotRows(scores, q, kv.k[off:], kvd)
 		}
 		for j := range scores {
 			scores[j] *= scale
 		}
 		softmax(scores)
 		if out := sc.att[t*qd+h*hd : t*qd+(h+1)*hd]; kv.v16 != nil {
-			accumRowsHalf(out, scores, kv.v16[off:], kvd)
+			m.fl.AccumRowsHalf(out, scores, kv.v16[off:], kvd)
 		} else {
-			accumRows(out, scores, kv.v[off:], kvd)
+			m.fl.AccumRows(out, scores, kv.v[off:], kvd)
 		}
 	}
 }

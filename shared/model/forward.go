@@ -143,8 +143,12 @@ func (m *Model) bitLinear(x []float32, n int, ws []*ternary.Matrix, ys [][]float
 	if err := m.eng.Quantize(a, x); err != nil {
 		return fmt.Errorf("model: quantize activations: %w", err)
 	}
+	mm := m.eng.MatMul
+	if m.resident {
+		mm = m.eng.MatMulResident
+	}
 	for i, w := range ws {
-		if err := m.eng.MatMul(ys[i], w, a); err != nil {
+		if err := mm(ys[i], w, a); err != nil {
 			return fmt.Errorf("model: bitlinear %dx%d: %w", w.Rows, w.Cols, err)
 		}
 	}
@@ -202,7 +206,7 @@ func (m *Model) forTokens(n, width int, op tokenOp) {
 
 func opAttnNorm(m *Model, lo, hi int) {
 	sc, h := &m.scratch, m.cfg.HiddenSize
-	rmsNorm(sc.xn[lo*h:hi*h], sc.x[lo*h:hi*h], sc.layer.AttnNorm, m.cfg.RMSNormEps)
+	m.fl.RMSNorm(sc.xn[lo*h:hi*h], sc.x[lo*h:hi*h], sc.layer.AttnNorm, m.cfg.RMSNormEps)
 }
 
 // opRoPEStore rotates q and k and appends k and v to each token's cache.
@@ -219,20 +223,20 @@ func opRoPEStore(m *Model, lo, hi int) {
 
 func opAttnSubNorm(m *Model, lo, hi int) {
 	sc, qd := &m.scratch, m.cfg.QDim()
-	rmsNorm(sc.att[lo*qd:hi*qd], sc.att[lo*qd:hi*qd], sc.layer.AttnSubNorm, m.cfg.RMSNormEps)
+	m.fl.RMSNorm(sc.att[lo*qd:hi*qd], sc.att[lo*qd:hi*qd], sc.layer.AttnSubNorm, m.cfg.RMSNormEps)
 }
 
 // opResidualFFNNorm adds o_proj's output to the residual and normalises it.
 func opResidualFFNNorm(m *Model, lo, hi int) {
 	sc, h := &m.scratch, m.cfg.HiddenSize
 	addTo(sc.x[lo*h:hi*h], sc.tmp[lo*h:hi*h])
-	rmsNorm(sc.xn[lo*h:hi*h], sc.x[lo*h:hi*h], sc.layer.FFNNorm, m.cfg.RMSNormEps)
+	m.fl.RMSNorm(sc.xn[lo*h:hi*h], sc.x[lo*h:hi*h], sc.layer.FFNNorm, m.cfg.RMSNormEps)
 }
 
 func opReLU2SubNorm(m *Model, lo, hi int) {
 	sc, in := &m.scratch, m.cfg.IntermediateSize
 	relu2Mul(sc.gate[lo*in:hi*in], sc.up[lo*in:hi*in])
-	rmsNorm(sc.gate[lo*in:hi*in], sc.gate[lo*in:hi*in], sc.layer.FFNSubNorm, m.cfg.RMSNormEps)
+	m.fl.RMSNorm(sc.gate[lo*in:hi*in], sc.gate[lo*in:hi*in], sc.layer.FFNSubNorm, m.cfg.RMSNormEps)
 }
 
 func opResidual(m *Model, lo, hi int) {

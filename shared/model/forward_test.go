@@ -154,22 +154,29 @@ func TestHeadInt8Close(t *testing.T) {
 	c := tinyConfig()
 	w := randomWeights(t, c, 19)
 	ids := randomTokens(rand.New(rand.NewPCG(4, 2)), 16, c.VocabSize)
-	var logits [2][]float32
-	for i, on := range []bool{false, true} {
-		m := newTestModel(t, w, WithHeadInt8(on))
+	forward := func(opts ...Option) []float32 {
+		m := newTestModel(t, w, opts...)
 		st := []Step{{Seq: m.NewSequence(), Tokens: ids, AllLogits: true}}
 		if err := m.Forward(context.Background(), st); err != nil {
 			t.Fatal(err)
 		}
-		logits[i] = st[0].Logits
+		return st[0].Logits
 	}
-	var sum, norm float64
-	for i := range logits[0] {
-		sum += math.Abs(float64(logits[0][i] - logits[1][i]))
-		norm += math.Abs(float64(logits[0][i]))
-	}
-	if rel := sum / norm; rel > 0.02 {
-		t.Errorf("int8 head: relative logit difference %g, want <= 0.02", rel)
+	exact := forward(WithHeadInt8(false))
+	// Random weights: uniform steps of each format relative to the row maximum.
+	for _, c := range []struct {
+		f   kernels.HeadFormat
+		max float64
+	}{{kernels.HeadInt8, 0.02}, {kernels.HeadInt6, 0.08}, {kernels.HeadInt4, 0.3}} {
+		got := forward(WithHeadFormat(c.f))
+		var sum, norm float64
+		for i := range exact {
+			sum += math.Abs(float64(exact[i] - got[i]))
+			norm += math.Abs(float64(exact[i]))
+		}
+		if rel := sum / norm; rel > c.max {
+			t.Errorf("%s head: relative logit difference %g, want <= %g", c.f, rel, c.max)
+		}
 	}
 }
 

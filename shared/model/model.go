@@ -48,6 +48,7 @@ type options struct {
 	headInt8  bool
 	embInt8   bool
 	hugePages bool
+	headFmt   kernels.HeadFormat
 }
 
 // WithEngine runs the BitLinear products on e (the caller keeps ownership and
@@ -62,6 +63,21 @@ func WithKVType(t KVType) Option { return func(o *options) { o.kvType = t } }
 // int8-quantised hidden states (default true: a quarter of the bytes read per
 // token). False computes the head exactly in float32, like the reference.
 func WithHeadInt8(on bool) Option { return func(o *options) { o.headInt8 = on } }
+
+// DefaultHeadFormat is the head format of models loaded without
+// WithHeadFormat, chosen from the perplexity costs in docs/perf.md.
+const DefaultHeadFormat = kernels.HeadInt6
+
+// EnvHeadFormat is the environment variable of the commands' --head flag.
+const EnvHeadFormat = "BITNET_HEAD"
+
+// WithHeadFormat stores the output head as int8 (DefaultHeadFormat), int6 or int4
+// rows (kernels.HeadFormat), multiplied with int8-quantised hidden states:
+// fewer bytes read per decoded token at a perplexity cost (reported in
+// docs/perf.md for the golden models). It applies when the head is
+// quantised (WithHeadInt8, the default); token lookups of a tied embedding
+// keep reading int8 rows.
+func WithHeadFormat(f kernels.HeadFormat) Option { return func(o *options) { o.headFmt = f } }
 
 // WithEmbedInt8 makes token lookups read the int8 head rows when the
 // embedding is tied to the head and the head is int8 (default true), as
@@ -86,17 +102,22 @@ type Model struct {
 	layers  []Layer
 	embed   embedding
 	norm    []float32
-	head    []float32           // float32 head when !headInt8
-	head8   *kernels.Int8Matrix // int8 head when headInt8
+	head    []float32             // float32 head when !headInt8
+	head8   *kernels.Int8Matrix   // int8 head when headInt8 (also a tied embedding's rows)
+	headP   *kernels.PackedMatrix // 6- or 4-bit head when the head format asks for it
 	eng     *kernels.Engine
+	fl      kernels.Floats // the engine's float loops
 	ownsEng bool
 	kvType  KVType
-	rope    rope
-	tok     *tokenizer.Tokenizer
-	eos     []int
-	mu      sync.Mutex // guards scratch, epoch, rope tables and eng on Close
-	epoch   uint64
-	scratch scratch
+	// resident: the weights fit in the last-level cache, so one-token
+	// products run the plan's cache-resident GEMV (kernels.CacheResident).
+	resident bool
+	rope     rope
+	tok      *tokenizer.Tokenizer
+	eos      []int
+	mu       sync.Mutex // guards scratch, epoch, rope tables and eng on Close
+	epoch    uint64
+	scratch  scratch
 }
 
 // New builds a model from w. tok may be nil (then Tokenizer returns nil). The
@@ -123,6 +144,12 @@ func newModel(w *Weights, head8 *kernels.Int8Matrix, tok *tokenizer.Tokenizer, o
 	if o.kvType != KVFloat32 && o.kvType != KVFloat16 {
 		return nil, fmt.Errorf("model: unknown KV cache type %d", o.kvType)
 	}
+	if o.headFmt == "" {
+		o.headFmt = DefaultHeadFormat
+	}
+	if o.headFmt.Bits() == 0 {
+		return nil, fmt.Errorf("model: unknown head format %q", o.headFmt)
+	}
 	c := w.Config
 	m := &Model{
 		cfg:    c,
@@ -147,15 +174,32 @@ func newModel(w *Weights, head8 *kernels.Int8Matrix, tok *tokenizer.Tokenizer, o
 	} else {
 		m.embed = newEmbedding(w.Embed, c.VocabSize, c.HiddenSize)
 	}
+	if m.head8 != nil && o.headFmt != kernels.HeadInt8 {
+		p, err := packHead(m.head8, o.headFmt.Bits())
+		if err != nil {
+			return nil, err
+		}
+		m.headP = p
+		if m.embed.i8 == nil {
+			m.head8 = nil // only the packed rows are read
+		}
+	}
 	if o.hugePages {
 		m.hugePages()
 	}
+	m.resident = kernels.CacheResident(m.weightBytes())
 	if m.eng == nil {
 		e, err := kernels.New()
 		if err != nil {
 			return nil, fmt.Errorf("model: kernel engine: %w", err)
 		}
 		m.eng, m.ownsEng = e, true
+	}
+	m.fl = m.eng.Floats()
+	if m.eng.ReadsTrits(m.resident) {
+		if err := m.packTrits(); err != nil {
+			return nil, err
+		}
 	}
 	return m, nil
 }
@@ -199,6 +243,86 @@ func (m *Model) Engine() *kernels.Engine { return m.eng }
 // KVType returns the KV cache element type.
 func (m *Model) KVType() KVType { return m.kvType }
 
+// packTrits adds the 1.6-bit layout to every ternary matrix, on all
+// cores, for a plan whose decode GEMV reads it (see kernels.Engine.ReadsTrits).
+// The 2-bit codes stay: prefill reads them.
+func (m *Model) packTrits() error {
+	var ws []*ternary.Matrix
+	for i := range m.layers {
+		l := &m.layers[i]
+		ws = append(ws, l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down)
+	}
+	errs := make([]error, len(ws))
+	parallelFor(len(ws), 1, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			if ws[i].Trits == nil {
+				errs[i] = ws[i].PackTrits()
+			}
+		}
+	})
+	for _, err := range errs {
+		if err != nil {
+			return fmt.Errorf("model: 1.6-bit layout: %w", err)
+		}
+	}
+	return nil
+}
+
+// weightBytes is what decoding one token reads: ternary codes and the head.
+func (m *Model) weightBytes() int64 {
+	var n int64
+	for i := range m.layers {
+		l := &m.layers[i]
+		for _, t := range []*ternary.Matrix{l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down} {
+			n += int64(len(t.Codes))
+		}
+	}
+	return n + m.HeadBytes()
+}
+
+// HeadBytes returns the bytes of the output head read per decoded token.
+func (m *Model) HeadBytes() int64 {
+	switch {
+	case m.headP != nil:
+		return int64(len(m.headP.Data))
+	case m.head8 != nil:
+		return int64(len(m.head8.Data))
+	}
+	return 4 * int64(len(m.head))
+}
+
+// HeadFormat returns the head's storage: int8, int6, int4, or "" for float32.
+func (m *Model) HeadFormat() kernels.HeadFormat {
+	switch {
+	case m.headP != nil:
+		return kernels.HeadFormat(fmt.Sprintf("int%d", m.headP.Bits))
+	case m.head8 != nil:
+		return kernels.HeadInt8
+	}
+	return ""
+}
+
+// packHead builds the packed head from the int8 rows, which every loader
+// makes (so New and Load agree bit for bit; the extra rounding is under
+// half an int8 step, far below a 6- or 4-bit one).
+func packHead(h8 *kernels.Int8Matrix, bits int) (*kernels.PackedMatrix, error) {
+	rows, cols := h8.Rows, h8.Cols
+	p, err := kernels.NewPackedRows(rows, cols, bits)
+	if err != nil {
+		return nil, fmt.Errorf("model: pack head: %w", err)
+	}
+	parallelFor(rows, 256, func(lo, hi int) {
+		x, q := make([]float32, cols), make([]int8, cols)
+		for r := lo; r < hi; r++ {
+			for c, v := range h8.Data[r*h8.Stride : r*h8.Stride+cols] {
+				x[c] = float32(v) * h8.Scales[r]
+			}
+			p.SetRow(r, x, q)
+		}
+	})
+	return p, nil
+}
+
 // hugePages moves the weights decoding streams (ternary codes, the head)
 // onto transparent huge pages, on all cores (the kernel copies them); see
 // WithHugePages.
@@ -212,7 +336,9 @@ func (m *Model) hugePages() {
 	}
 	// The head in pieces of 32 MiB, so that they spread over the cores.
 	var head []byte
-	if m.head8 != nil {
+	if m.headP != nil {
+		head = m.headP.Data
+	} else if m.head8 != nil {
 		head = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(m.head8.Data))), len(m.head8.Data))
 	} else if len(m.head) > 0 {
 		head = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(m.head))), 4*len(m.head))

@@ -2,59 +2,6 @@ package model
 
 import "math"
 
-// rmsNorm writes w * x / sqrt(mean(x^2) + eps) for each of the len(x)/len(w)
-// rows of x into dst, in float32 like transformers' BitNetRMSNorm (the sum of
-// squares in float32 lanes, like torch's vectorised mean).
-func rmsNorm(dst, x, w []float32, eps float32) {
-	n := len(w)
-	for r := 0; r+n <= len(x); r += n {
-		xr, dr := x[r:r+n], dst[r:r+n]
-		variance := dot(xr, xr) / float32(n)
-		inv := float32(1 / math.Sqrt(float64(variance+eps)))
-		for i, v := range xr {
-			dr[i] = w[i] * float32(v*inv)
-		}
-	}
-}
-
-// dotGeneric returns the float32 dot product of a and b (len(b) >= len(a)).
-func dotGeneric(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
-	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
-
-// axpyGeneric adds a*x to y (len(x) >= len(y)).
-func axpyGeneric(y []float32, a float32, x []float32) {
-	x = x[:len(y)]
-	for i, v := range x {
-		y[i] += a * v
-	}
-}
-
-func dotRowsGeneric(out, q, k []float32, stride int) {
-	for j := range out {
-		out[j] = dotGeneric(q, k[j*stride:])
-	}
-}
-
-func accumRowsGeneric(out, p, v []float32, stride int) {
-	clear(out)
-	for j, w := range p {
-		axpyGeneric(out, w, v[j*stride:])
-	}
-}
-
 // softmax replaces s by its softmax, subtracting the maximum first.
 func softmax(s []float32) {
 	m := float32(math.Inf(-1))

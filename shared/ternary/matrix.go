@@ -79,6 +79,10 @@ type Matrix struct {
 	Codes []byte
 	// Scale is the per-tensor scale s: W ~= T * s.
 	Scale float32
+	// Trits optionally holds the same codes in the 1.6-bit layout (see
+	// PackTrits; Rows*TritStride(Stride) bytes), which the kernels read
+	// for one-token products when the plan says it pays; nil when absent.
+	Trits []byte
 }
 
 // ErrShape reports dimensions that do not fit.
@@ -180,6 +184,9 @@ func (m *Matrix) Validate() error {
 	}
 	if len(m.Codes) != m.Rows*m.Stride {
 		return fmt.Errorf("%w: %d code bytes, want %d", ErrShape, len(m.Codes), m.Rows*m.Stride)
+	}
+	if err := m.checkTrits(); err != nil {
+		return err
 	}
 	if !bytesHave3(m.Codes) {
 		return nil

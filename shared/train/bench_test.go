@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
@@ -25,7 +26,7 @@ func BenchmarkMatmulNT(b *testing.B) {
 			for i := range w {
 				w[i] = float32(r.NormFloat64())
 			}
-			p := newPool(tc.threads)
+			p := newPool(tc.threads, kernels.FloatsFor(""))
 			defer p.close()
 			p.simd = p.simd && tc.simd
 			b.ResetTimer()
@@ -79,7 +80,7 @@ func BenchmarkLinearBwd(b *testing.B) {
 	}
 	x, w, dy := mk(n*in), mk(out*in), mk(n*out)
 	dx, dw := make([]float32, n*in), make([]float32, out*in)
-	p := newPool(1)
+	p := newPool(1, kernels.FloatsFor(""))
 	defer p.close()
 	flops := float64(4 * n * out * in)
 	b.Run("nn", func(b *testing.B) {

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
@@ -31,7 +32,7 @@ func randTokens(r *rand.Rand, n, vocab int) []int {
 // frozen at the evaluation point.
 func TestGradCheckSTE(t *testing.T) {
 	c := tinyConfig(true)
-	p := newPool(3)
+	p := newPool(3, kernels.FloatsFor(""))
 	defer p.close()
 	e := newEngine[float64](c, true, p, 2, 5)
 	e.freeze = true
@@ -84,7 +85,7 @@ func TestGradCheckSTE(t *testing.T) {
 func TestGradCheckModel(t *testing.T) {
 	for _, tied := range []bool{false, true} {
 		c := tinyConfig(tied)
-		p := newPool(2)
+		p := newPool(2, kernels.FloatsFor(""))
 		defer p.close()
 		e := newEngine[float64](c, false, p, 2, 5)
 		initParams(e.lay, e.params, 1, 0.3)
@@ -137,7 +138,7 @@ func TestFloat32MatchesFloat64(t *testing.T) {
 	c := tinyConfig(false)
 	c.VocabSize, c.HiddenSize, c.IntermediateSize, c.NumHeads, c.NumKVHeads, c.HeadDim = 40, 32, 48, 4, 2, 8
 	for _, quant := range []bool{false, true} {
-		p := newPool(2)
+		p := newPool(2, kernels.FloatsFor(""))
 		defer p.close()
 		e64 := newEngine[float64](c, quant, p, 2, 16)
 		e32 := newEngine[float32](c, quant, p, 2, 16)

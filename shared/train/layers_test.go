@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 )
 
 // fdCheck compares analytic gradients grad of loss with respect to x with
@@ -48,7 +50,7 @@ func dotLoss(y, r []float64) float64 {
 // TestLayerGradients checks each layer's backward pass on its own.
 func TestLayerGradients(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
-	p := newPool(2)
+	p := newPool(2, kernels.FloatsFor(""))
 	defer p.close()
 
 	t.Run("rmsnorm", func(t *testing.T) {

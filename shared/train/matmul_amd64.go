@@ -3,21 +3,16 @@ package train
 import (
 	"unsafe"
 
-	"github.com/klauspost/cpuid/v2"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 )
 
-//go:noescape
-func dot4x3AVX2(a *float32, lda int, b *float32, ldb int, k int, out *[12]float32)
-
-//go:noescape
-func dot4x1AVX2(a *float32, lda int, b *float32, k int, out *[4]float32)
-
-//go:noescape
-func nn4x16AVX2(a *float32, rsa, csa int, b *float32, ldb int, k int, out *[64]float32)
-
-// hasAVX2FMA reports whether the float32 products can use the AVX2+FMA tiles
-// (cpuid also checks that the OS saves the ymm state).
-func hasAVX2FMA() bool { return cpuid.CPU.Supports(cpuid.AVX2, cpuid.FMA3) }
+// The AVX2+FMA tiles live in package kernels (one home for SIMD); the pool
+// uses them when its kernels.Floats has SIMD.
+var (
+	dot4x3AVX2 = kernels.Dot4x3
+	dot4x1AVX2 = kernels.Dot4x1
+	nn4x16AVX2 = kernels.NN4x16
+)
 
 // mmTileSIMD computes rows [i0,i1) x columns [j0,j1) of y = a b^T (row
 // strides ldy, lda, ldb) with AVX2 (k a multiple of 8): 4x3 tiles, 4x1 for

@@ -2,8 +2,6 @@
 
 package train
 
-func hasAVX2FMA() bool { return false }
-
 func mmTileSIMD(y []float32, ldy int, a []float32, lda int, b []float32, ldb int, i0, i1, j0, j1, k int, acc bool) {
 	gemmScalar(y, ldy, a, lda, b, ldb, i0, i1, j0, j1, k, acc)
 }

@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 )
 
 // TestMatmulNT checks both float32 paths (SIMD tiles where available, and
@@ -23,7 +25,7 @@ func TestMatmulNT(t *testing.T) {
 				for i := range b {
 					b[i] = float32(r.NormFloat64())
 				}
-				p := newPool(3)
+				p := newPool(3, kernels.FloatsFor(""))
 				defer p.close()
 				p.simd = simd && p.simd
 				y := make([]float32, n*m)
@@ -69,7 +71,7 @@ func TestMatmulNN(t *testing.T) {
 					if trans { // a holds A^T (k x n)
 						rsa, csa = 1, n
 					}
-					p := newPool(3)
+					p := newPool(3, kernels.FloatsFor(""))
 					defer p.close()
 					p.simd = simd && p.simd
 					y := make([]float32, n*m)

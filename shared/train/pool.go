@@ -3,6 +3,8 @@ package train
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 )
 
 // pool runs parallel loops on a fixed set of worker goroutines. The owner
@@ -23,8 +25,10 @@ type job struct {
 	done  sync.WaitGroup
 }
 
-func newPool(threads int) *pool {
-	p := &pool{threads: max(threads, 1), jobs: make(chan *job), simd: hasAVX2FMA()}
+// newPool starts threads-1 workers; fl decides whether float32 products
+// use the SIMD tiles (kernels.FloatsFor of the run's kernel path).
+func newPool(threads int, fl kernels.Floats) *pool {
+	p := &pool{threads: max(threads, 1), jobs: make(chan *job), simd: fl.SIMD()}
 	for i := 1; i < p.threads; i++ {
 		p.wg.Add(1)
 		go func(w int) {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/safetensors"
 )
@@ -174,7 +175,7 @@ func TestReferenceLossAndGradients(t *testing.T) {
 	r := loadReference(t)
 	inputs, targets := r.flatBatch()
 	B, T := len(r.batch.Inputs), len(r.batch.Inputs[0])
-	p := newPool(2)
+	p := newPool(2, kernels.FloatsFor(""))
 	defer p.close()
 	cases := []struct {
 		name           string

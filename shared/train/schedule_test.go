@@ -3,6 +3,8 @@ package train
 import (
 	"math"
 	"testing"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 )
 
 func TestScheduleAt(t *testing.T) {
@@ -35,7 +37,7 @@ func TestAdamWMatchesReference(t *testing.T) {
 	// One parameter, two steps, computed by hand with PyTorch's AdamW formulas.
 	lay := layout{specs: []tensorSpec{{Name: "w", Shape: []int{1}, N: 1, Decay: true}}, size: 1}
 	o := newAdamW(1, 0.9, 0.95, 1e-8)
-	p := newPool(1)
+	p := newPool(1, kernels.FloatsFor(""))
 	params, grads := []float32{1}, []float32{0.5}
 	o.update(p, lay, params, grads, 0.1, 0.1, 1)
 	// step 1: p = 1*(1-0.01) - 0.1 * m/(1-0.9) / (sqrt(v/(1-0.95)) + eps) = 0.99 - 0.1

@@ -7,6 +7,7 @@ import (
 	"math"
 	"runtime"
 
+	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
@@ -17,25 +18,28 @@ var ErrOptions = errors.New("train: bad options")
 // LR, Beta1, Beta2, Eps, InitStd, Threads and Schedule take their default
 // (DefaultOptions; Threads: GOMAXPROCS); other zeros mean zero.
 type Options struct {
-	Steps       int     `json:"steps"`          // optimiser steps
-	Batch       int     `json:"batch"`          // sequences per micro-batch
-	Seq         int     `json:"seq"`            // tokens per sequence
-	Accum       int     `json:"accum"`          // micro-batches per optimiser step
-	LR          float64 `json:"lr"`             // peak learning rate
-	WarmupFrac  float64 `json:"warmup_frac"`    // share of steps warming up
-	MinLRFrac   float64 `json:"min_lr_frac"`    // final lr / peak lr
-	WeightDecay float64 `json:"weight_decay"`   // decoupled, on linear weights
-	Schedule    string  `json:"schedule"`       // "cosine" or "two-stage"
-	Beta1       float64 `json:"beta1"`          // AdamW
-	Beta2       float64 `json:"beta2"`          // AdamW
-	Eps         float64 `json:"eps"`            // AdamW
-	ClipNorm    float64 `json:"clip_norm"`      // global gradient norm limit; <= 0 disables
-	InitStd     float64 `json:"init_std"`       // normal init of non-norm weights
-	Seed        uint64  `json:"seed"`           // init and shuffling
-	Threads     int     `json:"-"`              // goroutines (does not change results)
-	FullPrec    bool    `json:"full_precision"` // disable both quantisers
-	ValFrac     float64 `json:"val_frac"`       // validation tail share of the data
-	EvalBatches int     `json:"eval_batches"`   // validation batches per evaluation (0: all)
+	Steps       int     `json:"steps"`        // optimiser steps
+	Batch       int     `json:"batch"`        // sequences per micro-batch
+	Seq         int     `json:"seq"`          // tokens per sequence
+	Accum       int     `json:"accum"`        // micro-batches per optimiser step
+	LR          float64 `json:"lr"`           // peak learning rate
+	WarmupFrac  float64 `json:"warmup_frac"`  // share of steps warming up
+	MinLRFrac   float64 `json:"min_lr_frac"`  // final lr / peak lr
+	WeightDecay float64 `json:"weight_decay"` // decoupled, on linear weights
+	Schedule    string  `json:"schedule"`     // "cosine" or "two-stage"
+	Beta1       float64 `json:"beta1"`        // AdamW
+	Beta2       float64 `json:"beta2"`        // AdamW
+	Eps         float64 `json:"eps"`          // AdamW
+	ClipNorm    float64 `json:"clip_norm"`    // global gradient norm limit; <= 0 disables
+	InitStd     float64 `json:"init_std"`     // normal init of non-norm weights
+	Seed        uint64  `json:"seed"`         // init and shuffling
+	Threads     int     `json:"-"`            // goroutines (does not change results)
+	// Kernel forces the float loops' path: generic runs them in Go ("" =
+	// the best this CPU runs; the SIMD tiles sum in another order).
+	Kernel      kernels.Path `json:"-"`
+	FullPrec    bool         `json:"full_precision"` // disable both quantisers
+	ValFrac     float64      `json:"val_frac"`       // validation tail share of the data
+	EvalBatches int          `json:"eval_batches"`   // validation batches per evaluation (0: all)
 }
 
 // DefaultOptions returns the issue's benchmark recipe: AdamW lr 2e-3,
@@ -147,7 +151,7 @@ func New(c model.Config, data *Dataset, opt Options) (*Trainer, error) {
 	if data.seq != opt.Seq {
 		return nil, fmt.Errorf("%w: dataset sequences have %d tokens, options say seq %d", ErrOptions, data.seq, opt.Seq)
 	}
-	t := &Trainer{cfg: c, opt: opt, data: data, pool: newPool(opt.Threads), cursor: dataCursor{permEpoch: -1}}
+	t := &Trainer{cfg: c, opt: opt, data: data, pool: newPool(opt.Threads, kernels.FloatsFor(opt.Kernel)), cursor: dataCursor{permEpoch: -1}}
 	t.eng = newEngine[float32](c, !opt.FullPrec, t.pool, opt.Batch, opt.Seq)
 	initParams(t.eng.lay, t.eng.params, opt.Seed, opt.InitStd)
 	t.adam = newAdamW(len(t.eng.params), opt.Beta1, opt.Beta2, opt.Eps)

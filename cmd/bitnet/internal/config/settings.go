@@ -34,6 +34,14 @@ var (
 		Check(Between(0, maxThreads))
 	KVCache   = String("kv-cache", "BITNET_KV_CACHE", "f16", "KV cache element type").OneOf("f16", "f32")
 	HugePages = Bool("huge-pages", "BITNET_HUGE_PAGES", true, "back model weights with transparent huge pages (Linux)")
+	// KernelPlan: how kernels are picked per operation class without --kernel
+	// (shared/kernels LoadPlan: measured once per CPU and binary, cached).
+	KernelPlan = String("kernel-plan", "BITNET_KERNEL_PLAN", "auto",
+		"without --kernel, pick kernels per operation: auto (measure once per CPU and binary, cached), refresh (measure again) or static (widest path, nothing measured)").
+		OneOf("auto", "refresh", "static")
+	// Head: the output head's storage (shared/model DefaultHeadFormat; docs/perf.md).
+	Head = String("head", "BITNET_HEAD", "int6", "output head storage: int8, int6 or int4 (fewer bytes per token, perplexity cost in docs/perf.md)").
+		OneOf("int8", "int6", "int4")
 
 	// Clients (push, pull, models, nodes, quantize, generate --remote).
 	Remote  = String("remote", "BITNET_REMOTE", "127.0.0.1:50051", "gRPC address of the mesh")
@@ -49,11 +57,11 @@ const maxThreads = 4096
 var (
 	// Server is what `up` and `serve` take.
 	Server = []Any{GRPCAddr, HTTPAddr, DataDir, Consul, Advertise, NodeName, RegistryAddr,
-		Kernel, Threads, KVCache, HugePages, MemoryBudget, LogLevel, LogJSON, Drain}
+		Kernel, KernelPlan, Head, Threads, KVCache, HugePages, MemoryBudget, LogLevel, LogJSON, Drain}
 	// Client is what every command talking to a mesh takes.
 	Client = []Any{Remote, Timeout, Quiet}
 	// LocalModel is what commands running a model in process take.
-	LocalModel = []Any{Kernel, Threads, KVCache}
+	LocalModel = []Any{Kernel, KernelPlan, Head, Threads, KVCache}
 )
 
 // All returns every declared setting once, in catalogue order (what

@@ -387,7 +387,19 @@ type Hardware struct {
 	// L3 cache in bytes; 0 when unknown.
 	CacheL3Bytes uint64 `protobuf:"varint,14,opt,name=cache_l3_bytes,json=cacheL3Bytes,proto3" json:"cache_l3_bytes,omitempty"`
 	// Metal GPU device name (macOS); empty when there is none.
-	MetalDevice   string `protobuf:"bytes,15,opt,name=metal_device,json=metalDevice,proto3" json:"metal_device,omitempty"`
+	MetalDevice string `protobuf:"bytes,15,opt,name=metal_device,json=metalDevice,proto3" json:"metal_device,omitempty"`
+	// Figures the node measured at start; 0 (empty) when not measured. The
+	// router ranks nodes by them; ISA names stay hard constraints only.
+	// Memory read bandwidth at the node's thread count, GB/s.
+	ReadGbps float64 `protobuf:"fixed64,16,opt,name=read_gbps,json=readGbps,proto3" json:"read_gbps,omitempty"`
+	// Decode tokens per second estimated for the reference shape (BitNet
+	// b1.58 2B4T) from the node's kernel plan timings.
+	DecodeTokS float64 `protobuf:"fixed64,17,opt,name=decode_tok_s,json=decodeTokS,proto3" json:"decode_tok_s,omitempty"`
+	// Prefill tokens per second estimated the same way (64-token batches).
+	PrefillTokS float64 `protobuf:"fixed64,18,opt,name=prefill_tok_s,json=prefillTokS,proto3" json:"prefill_tok_s,omitempty"`
+	// The kernel variant per operation class, one line, e.g.
+	// "gemv_dram=avx2 gemm64=avx512 ... (measured)".
+	KernelPlan    string `protobuf:"bytes,19,opt,name=kernel_plan,json=kernelPlan,proto3" json:"kernel_plan,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -523,6 +535,34 @@ func (x *Hardware) GetCacheL3Bytes() uint64 {
 func (x *Hardware) GetMetalDevice() string {
 	if x != nil {
 		return x.MetalDevice
+	}
+	return ""
+}
+
+func (x *Hardware) GetReadGbps() float64 {
+	if x != nil {
+		return x.ReadGbps
+	}
+	return 0
+}
+
+func (x *Hardware) GetDecodeTokS() float64 {
+	if x != nil {
+		return x.DecodeTokS
+	}
+	return 0
+}
+
+func (x *Hardware) GetPrefillTokS() float64 {
+	if x != nil {
+		return x.PrefillTokS
+	}
+	return 0
+}
+
+func (x *Hardware) GetKernelPlan() string {
+	if x != nil {
+		return x.KernelPlan
 	}
 	return ""
 }
@@ -985,7 +1025,7 @@ const file_bitnet_model_v1_model_proto_rawDesc = "" +
 	"\bModelRef\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\rR\aversion\x12\x14\n" +
-	"\x05alias\x18\x03 \x01(\tR\x05alias\"\xcf\x03\n" +
+	"\x05alias\x18\x03 \x01(\tR\x05alias\"\xd3\x04\n" +
 	"\bHardware\x12\x12\n" +
 	"\x04arch\x18\x01 \x01(\tR\x04arch\x12\x0e\n" +
 	"\x02os\x18\x02 \x01(\tR\x02os\x12\x16\n" +
@@ -1003,7 +1043,13 @@ const file_bitnet_model_v1_model_proto_rawDesc = "" +
 	"\x0fcache_l1d_bytes\x18\f \x01(\x04R\rcacheL1dBytes\x12$\n" +
 	"\x0ecache_l2_bytes\x18\r \x01(\x04R\fcacheL2Bytes\x12$\n" +
 	"\x0ecache_l3_bytes\x18\x0e \x01(\x04R\fcacheL3Bytes\x12!\n" +
-	"\fmetal_device\x18\x0f \x01(\tR\vmetalDevice\"\x93\x01\n" +
+	"\fmetal_device\x18\x0f \x01(\tR\vmetalDevice\x12\x1b\n" +
+	"\tread_gbps\x18\x10 \x01(\x01R\breadGbps\x12 \n" +
+	"\fdecode_tok_s\x18\x11 \x01(\x01R\n" +
+	"decodeTokS\x12\"\n" +
+	"\rprefill_tok_s\x18\x12 \x01(\x01R\vprefillTokS\x12\x1f\n" +
+	"\vkernel_plan\x18\x13 \x01(\tR\n" +
+	"kernelPlan\"\x93\x01\n" +
 	"\rHardwareHints\x12(\n" +
 	"\x10min_memory_bytes\x18\x01 \x01(\x04R\x0eminMemoryBytes\x12+\n" +
 	"\x11preferred_kernels\x18\x02 \x03(\tR\x10preferredKernels\x12+\n" +

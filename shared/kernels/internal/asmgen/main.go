@@ -33,21 +33,63 @@ type isa struct {
 	// bw (wide ternary) uses VPMADDUBSW/VPMADDWD instead of VPDPBUSD, for
 	// AVX-512BW CPUs without VNNI (Skylake-SP).
 	bw bool
+	// vnni256 runs VPDPBUSD on ymm registers (AVX-512 VL + VNNI, EVEX
+	// encoded, Y0-Y31): half the vector width of zmm, for cores that
+	// execute 512-bit instructions as two 256-bit halves (AMD Zen 4).
+	// Ternary codes pair with q in natural order (no permutation).
+	vnni256 bool
+	// pf is the software prefetch distance in tiles (rows of the tile
+	// after next: 2); negative means no software prefetch.
+	pf int
+	// head (4 or 6) makes packed output-head kernels (see headKernel).
+	head int
+	// trits makes 1.6-bit ternary GEMV kernels (see tritKernel).
+	trits bool
 }
 
 var families = []isa{
-	{"tern512", "ternary codes x int8, AVX-512 VNNI (q permuted per 256-block: chunks 0,4,1,5,2,6,3,7)", true, false,
-		[][2]int{{1, 1}, {4, 1}, {1, 4}, {4, 4}}, false, false},
-	{"tern512s", "ternary GEMV, AVX-512 VNNI, codes masked in place (same q order as tern512)", true, false,
-		[][2]int{{1, 1}, {4, 1}}, true, false},
-	{"tern512bw", "ternary codes x int8, AVX-512BW without VNNI (same q order as tern512)", true, false,
-		[][2]int{{1, 1}, {4, 1}, {8, 1}, {1, 4}, {4, 4}}, false, true},
-	{"tern256", "ternary codes x int8, AVX2 (q in natural order)", false, false,
-		[][2]int{{1, 1}, {4, 1}, {8, 1}, {1, 2}, {4, 2}}, false, false},
-	{"i8x512", "int8 x int8 via VPDPBUSD on (w^0x80): the caller subtracts 128*sum(q)", true, true,
-		[][2]int{{1, 1}, {4, 1}, {8, 1}, {1, 4}, {4, 4}}, false, false},
-	{"i8x256", "int8 x int8, AVX2 (sign-extended to int16, VPMADDWD)", false, true,
-		[][2]int{{1, 1}, {4, 1}, {1, 2}, {4, 2}}, false, false},
+	{name: "tern512", comment: "ternary codes x int8, AVX-512 VNNI (q permuted per 256-block: chunks 0,4,1,5,2,6,3,7)", wide: true,
+		tiles: [][2]int{{1, 1}, {4, 1}, {1, 4}, {4, 4}}, pf: 2},
+	{name: "tern512s", comment: "ternary GEMV, AVX-512 VNNI, codes masked in place (same q order as tern512)", wide: true,
+		tiles: [][2]int{{1, 1}, {4, 1}}, split: true, pf: 2},
+	{name: "tern512n", comment: "ternary GEMV as tern512s, no software prefetch", wide: true,
+		tiles: [][2]int{{1, 1}, {4, 1}}, split: true, pf: -1},
+	{name: "tern512f", comment: "ternary GEMV as tern512s, 8 rows, prefetch 4 tiles ahead", wide: true,
+		tiles: [][2]int{{1, 1}, {4, 1}}, split: true, pf: 4},
+	{name: "tern512bw", comment: "ternary codes x int8, AVX-512BW without VNNI (same q order as tern512)", wide: true,
+		tiles: [][2]int{{1, 1}, {4, 1}, {8, 1}, {1, 4}, {4, 4}}, bw: true, pf: 2},
+	{name: "tern256", comment: "ternary codes x int8, AVX2 (q in natural order)",
+		tiles: [][2]int{{1, 1}, {4, 1}, {8, 1}, {1, 2}, {4, 2}}, pf: 2},
+	{name: "tern256v", comment: "ternary codes x int8, VPDPBUSD on ymm (AVX-512 VL+VNNI; q in natural order)", vnni256: true,
+		tiles: [][2]int{{1, 1}, {4, 1}, {1, 4}, {4, 4}}, pf: 2},
+	{name: "tern256vs", comment: "ternary GEMV, VPDPBUSD on ymm, codes masked in place (q in natural order)", vnni256: true,
+		tiles: [][2]int{{1, 1}, {4, 1}}, split: true, pf: 2},
+	{name: "tern256vn", comment: "ternary GEMV as tern256vs, no software prefetch", vnni256: true,
+		tiles: [][2]int{{1, 1}, {4, 1}}, split: true, pf: -1},
+	{name: "i8x512", comment: "int8 x int8 via VPDPBUSD on (w^0x80): the caller subtracts 128*sum(q)", wide: true, int8: true,
+		tiles: [][2]int{{1, 1}, {4, 1}, {8, 1}, {1, 4}, {4, 4}}, pf: 2},
+	{name: "i8x256v", comment: "int8 x int8 via VPDPBUSD on ymm (AVX-512 VL+VNNI) on (w^0x80): the caller subtracts 128*sum(q)", vnni256: true, int8: true,
+		tiles: [][2]int{{1, 1}, {4, 1}, {8, 1}, {1, 4}, {4, 4}}, pf: 2},
+	{name: "i8x256", comment: "int8 x int8, AVX2 (sign-extended to int16, VPMADDWD)", int8: true,
+		tiles: [][2]int{{1, 1}, {4, 1}, {1, 2}, {4, 2}}, pf: 2},
+	{name: "t5x512", comment: "1.6-bit ternary GEMV (5 trits per byte), VPDPBUSD on zmm", wide: true, trits: true,
+		tiles: [][2]int{{1, 1}, {4, 1}}, pf: 2},
+	{name: "t5x256v", comment: "1.6-bit ternary GEMV (5 trits per byte), VPDPBUSD on ymm (AVX-512 VL+VNNI)", vnni256: true, trits: true,
+		tiles: [][2]int{{1, 1}, {4, 1}}, pf: 2},
+	{name: "t5x256", comment: "1.6-bit ternary GEMV (5 trits per byte), AVX2 (VPMADDUBSW)", trits: true,
+		tiles: [][2]int{{1, 1}, {4, 1}}, pf: 2},
+	{name: "h4x512", comment: "packed 4-bit head rows (u = w+8) x int8, VPDPBUSD on zmm: the caller subtracts 8*sum(q)", wide: true, head: 4,
+		tiles: [][2]int{{1, 1}, {4, 1}, {1, 4}, {4, 4}}, pf: 2},
+	{name: "h6x512", comment: "packed 6-bit head rows (u = w+32) x int8, VPDPBUSD on zmm: the caller subtracts 32*sum(q)", wide: true, head: 6,
+		tiles: [][2]int{{1, 1}, {4, 1}, {1, 2}, {4, 2}}, pf: 2},
+	{name: "h4x256v", comment: "packed 4-bit head rows x int8, VPDPBUSD on ymm (AVX-512 VL+VNNI)", vnni256: true, head: 4,
+		tiles: [][2]int{{1, 1}, {4, 1}, {1, 4}, {4, 4}}, pf: 2},
+	{name: "h6x256v", comment: "packed 6-bit head rows x int8, VPDPBUSD on ymm (AVX-512 VL+VNNI)", vnni256: true, head: 6,
+		tiles: [][2]int{{1, 1}, {4, 1}, {1, 2}, {4, 2}}, pf: 2},
+	{name: "h4x256", comment: "packed 4-bit head rows x int8, AVX2 (VPMADDUBSW)", head: 4,
+		tiles: [][2]int{{1, 1}, {4, 1}, {1, 2}, {4, 2}}, pf: 2},
+	{name: "h6x256", comment: "packed 6-bit head rows x int8, AVX2 (VPMADDUBSW)", head: 6,
+		tiles: [][2]int{{1, 1}, {2, 1}, {1, 2}, {2, 2}}, pf: 2},
 }
 
 // gp lists the general registers used as row and token pointers.
@@ -88,6 +130,14 @@ func generate() (asm, decl []byte, err error) {
 			name := fmt.Sprintf("%s_%dx%d", fam.name, t[0], t[1])
 			d.f("\n//go:noescape")
 			d.f("func %s(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)", name)
+			if fam.head > 0 {
+				s.headKernel(fam, name, t[0], t[1])
+				continue
+			}
+			if fam.trits {
+				s.tritKernel(fam, name, t[0])
+				continue
+			}
 			s.kernel(fam, name, t[0], t[1])
 		}
 		d.f("")
@@ -118,9 +168,9 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 	// rows by the end of the loop, as rows are contiguous. Prefetches past
 	// the matrix are harmless.
 	pf := ""
-	if R+T < len(gp) {
+	if R+T < len(gp) && fam.pf >= 0 {
 		pf = gp[R+T]
-		g.f("\tIMUL3Q $%d, AX, %s", 2*R, pf)
+		g.f("\tIMUL3Q $%d, AX, %s", fam.pf*R, pf)
 		g.f("\tADDQ %s, %s", p[0], pf)
 	}
 	g.f("\tMOVQ q+16(FP), %s", q[0])
@@ -133,6 +183,7 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 	if fam.wide {
 		v = "Z"
 	}
+	evex := fam.wide || fam.vnni256 // EVEX encodings: registers 16-31, VPDPBUSD
 	next := 0
 	alloc := func(n int) []int {
 		r := make([]int, n)
@@ -144,8 +195,8 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 	}
 	acc := alloc(R * T)
 	limit := 14 // Y14, Y15 hold constants
-	if fam.wide {
-		limit = 31 // Z31 holds the constant
+	if evex {
+		limit = 31 // Z31 (Y31) holds the constant
 	}
 	if fam.split {
 		limit = 28 // Z28..Z31 hold the masks 0xc0, 0x30, 0x0c, 0x03
@@ -165,13 +216,13 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 	ones := 15    // Y15 (AVX2 only)
 	// Constants.
 	switch {
-	case fam.int8 && fam.wide:
+	case fam.int8 && evex:
 		g.f("\tMOVL $0x80808080, AX")
 		g.f("\tVPBROADCASTD AX, %s", cst(mask))
 	case fam.split:
 		for i, m := range []string{"0x03030303", "0x0c0c0c0c", "0x30303030", "0xc0c0c0c0"} {
 			g.f("\tMOVL $%s, AX", m)
-			g.f("\tVPBROADCASTD AX, Z%d", 31-i)
+			g.f("\tVPBROADCASTD AX, %s%d", v, 31-i)
 		}
 	case fam.bw:
 		g.f("\tMOVL $0x03030303, AX")
@@ -180,7 +231,7 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 		g.f("\tVPBROADCASTD AX, Z30")
 	case !fam.int8:
 		g.f("\tMOVL $0x03030303, AX")
-		if fam.wide {
+		if evex {
 			g.f("\tVPBROADCASTD AX, %s", cst(mask))
 		} else {
 			g.f("\tMOVQ AX, X%d", mask)
@@ -191,7 +242,7 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 		}
 	}
 	for _, a := range append(append(append(append([]int{}, acc...), accN[0]...), accN[1]...), accN[2]...) {
-		if fam.wide {
+		if evex {
 			g.f("\tVPXORD %s, %s, %s", reg(a), reg(a), reg(a))
 		} else {
 			g.f("\tVPXOR %s, %s, %s", reg(a), reg(a), reg(a))
@@ -209,13 +260,16 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 	switch {
 	case fam.split:
 		step = 64
+		if !fam.wide {
+			step = 32
+		}
 		raw, qr, code := alloc(R), alloc(4), alloc(1)[0]
 		check(name, next, limit)
 		for r := range R {
 			g.f("\tVMOVDQU64 (%s)(AX*1), %s", p[r], reg(raw[r]))
 		}
 		for n := range 4 {
-			g.f("\tVMOVDQU64 %d(%s)(AX*4), %s", 64*n, q[0], reg(qr[n]))
+			g.f("\tVMOVDQU64 %d(%s)(AX*4), %s", step*n, q[0], reg(qr[n]))
 		}
 		for n := range 4 {
 			for r := range R {
@@ -223,7 +277,7 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 				if n > 0 {
 					dst = accN[n-1][r]
 				}
-				g.f("\tVPANDQ Z%d, %s, %s", 31-n, reg(raw[r]), reg(code))
+				g.f("\tVPANDQ %s%d, %s, %s", v, 31-n, reg(raw[r]), reg(code))
 				g.f("\tVPDPBUSD %s, %s, %s", reg(qr[n]), reg(code), reg(dst))
 			}
 		}
@@ -255,8 +309,11 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 				g.f("\tVPADDD %s, %s, %s", reg(pr[t]), reg(acc[r*T+t]), reg(acc[r*T+t]))
 			}
 		}
-	case !fam.int8 && fam.wide:
+	case !fam.int8 && evex:
 		step = 64
+		if !fam.wide {
+			step = 32
+		}
 		raw, code, qr := alloc(R), alloc(R), alloc(T)
 		check(name, next, limit)
 		for r := range R {
@@ -264,7 +321,7 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 		}
 		for n := range 4 {
 			for t := range T {
-				g.f("\tVMOVDQU64 %d(%s)(AX*4), %s", 64*n, q[t], reg(qr[t]))
+				g.f("\tVMOVDQU64 %d(%s)(AX*4), %s", step*n, q[t], reg(qr[t]))
 			}
 			for r := range R {
 				if n == 0 {
@@ -306,16 +363,20 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 				g.f("\tVPADDD %s, %s, %s", reg(pr[t]), reg(acc[r*T+t]), reg(acc[r*T+t]))
 			}
 		}
-	case fam.wide:
-		step = 256
+	case evex:
+		vb := 64 // bytes per vector
+		if !fam.wide {
+			vb = 32
+		}
+		step = 4 * vb
 		qr, wr := alloc(T), alloc(R)
 		check(name, next, limit)
 		for s := range 4 {
 			for t := range T {
-				g.f("\tVMOVDQU64 %d(%s)(AX*1), %s", 64*s, q[t], reg(qr[t]))
+				g.f("\tVMOVDQU64 %d(%s)(AX*1), %s", vb*s, q[t], reg(qr[t]))
 			}
 			for r := range R {
-				g.f("\tVPXORQ %d(%s)(AX*1), %s, %s", 64*s, p[r], cst(mask), reg(wr[r]))
+				g.f("\tVPXORQ %d(%s)(AX*1), %s, %s", vb*s, p[r], cst(mask), reg(wr[r]))
 				for t := range T {
 					g.f("\tVPDPBUSD %s, %s, %s", reg(qr[t]), reg(wr[r]), reg(acc[r*T+t]))
 				}
@@ -365,8 +426,416 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 			g.f("\tVEXTRACTI64X4 $1, Z%d, Y%d", a, tmp)
 			g.f("\tVPADDD Y%d, Y%d, Y%d", tmp, a, a)
 			g.f("\tVEXTRACTI32X4 $1, Y%d, %s", a, t)
+		} else if evex {
+			g.f("\tVEXTRACTI32X4 $1, Y%d, %s", a, t)
 		} else {
 			g.f("\tVEXTRACTI128 $1, Y%d, %s", a, t)
+		}
+		g.f("\tVPADDD %s, %s, %s", t, x, x)
+		g.f("\tVPSHUFD $0x4e, %s, %s", x, t)
+		g.f("\tVPADDD %s, %s, %s", t, x, x)
+		g.f("\tVPSHUFD $0xb1, %s, %s", x, t)
+		g.f("\tVPADDD %s, %s, %s", t, x, x)
+		g.f("\tVMOVD %s, %d(AX)", x, 4*i)
+	}
+	g.f("\tVZEROUPPER")
+	g.f("\tRET\n")
+}
+
+// headKernel emits an R x T tile of a packed output head. Each 256-weight
+// block of a row holds 128 bytes of nibbles (byte j: low nibble weight j,
+// high nibble weight 128+j) and, for 6 bits, 64 bytes of 2-bit high parts
+// (byte j, bits 2n..2n+1: weight 64n+j); the stored value is u = w+8 (4
+// bits) or u = w+32 = nibble + 16*high (6 bits), an unsigned byte that
+// VPDPBUSD / VPMADDUBSW multiply with q in natural order. Sums of u*q are
+// exact in int32 (and in the int16 pair sums of AVX2: at most 2 products of
+// 63*128 per VPMADDUBSW, two of them added).
+func (g *gen) headKernel(fam isa, name string, R, T int) {
+	if R+T+1 > len(gp) {
+		log.Fatalf("%s: %d pointers, have %d registers", name, R+T+1, len(gp))
+	}
+	evex := fam.wide || fam.vnni256
+	vb := 32
+	v := "Y"
+	if fam.wide {
+		vb, v = 64, "Z"
+	}
+	blk := 128 // bytes per 256-weight block
+	if fam.head == 6 {
+		blk = 192
+	}
+	p, q := gp[:R], gp[R:R+T]
+	g.f("// func %s(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)", name)
+	g.f("TEXT ·%s(SB), NOSPLIT, $0-48", name)
+	g.f("\tMOVQ codes+0(FP), %s", p[0])
+	g.f("\tMOVQ stride+8(FP), AX")
+	for i := 1; i < R; i++ {
+		g.f("\tLEAQ (%s)(AX*1), %s", p[i-1], p[i])
+	}
+	pf := ""
+	if R+T < len(gp) && fam.pf >= 0 {
+		pf = gp[R+T]
+		g.f("\tIMUL3Q $%d, AX, %s", fam.pf*R, pf)
+		g.f("\tADDQ %s, %s", p[0], pf)
+	}
+	g.f("\tMOVQ q+16(FP), %s", q[0])
+	g.f("\tMOVQ qstride+24(FP), AX")
+	for i := 1; i < T; i++ {
+		g.f("\tLEAQ (%s)(AX*1), %s", q[i-1], q[i])
+	}
+	reg := func(i int) string { return fmt.Sprintf("%s%d", v, i) }
+	next := 0
+	alloc := func(n int) []int {
+		r := make([]int, n)
+		for i := range r {
+			r[i] = next
+			next++
+		}
+		return r
+	}
+	// Constants from the top: 0x0f, 0x30 (6-bit), and for AVX2 int16 ones.
+	top := 15
+	if evex {
+		top = 31
+	}
+	// Registers below limit are free; the reduction reuses cF.
+	cF, c30, ones := top, top-1, top-2
+	consts := [][2]string{{"0x0f0f0f0f", reg(cF)}}
+	limit := top
+	if fam.head == 6 {
+		consts = append(consts, [2]string{"0x30303030", reg(c30)})
+		limit = c30
+	}
+	if !evex {
+		consts = append(consts, [2]string{"0x00010001", reg(ones)})
+		limit = ones
+	}
+	for _, c := range consts {
+		g.f("\tMOVL $%s, AX", c[0])
+		if evex {
+			g.f("\tVPBROADCASTD AX, %s", c[1])
+		} else {
+			x := "X" + c[1][1:]
+			g.f("\tMOVQ AX, %s", x)
+			g.f("\tVPBROADCASTD %s, %s", x, c[1])
+		}
+	}
+	acc := alloc(R * T)
+	xor := "VPXOR"
+	if evex {
+		xor = "VPXORD"
+	}
+	for _, a := range acc {
+		g.f("\t%s %s, %s, %s", xor, reg(a), reg(a), reg(a))
+	}
+	g.f("\tMOVQ nblk+32(FP), CX")
+	g.f("\tIMUL3Q $%d, CX, CX", blk)
+	g.f("\tXORQ AX, AX")
+	g.f("loop:")
+	// field(k) describes the bytes of one vector of weights: nibble
+	// vector nv (its high nibbles when hi), the 2-bit vector tv and its
+	// field n, and the q offset.
+	type field struct {
+		nv     int
+		hi     bool
+		tv, tn int
+		qoff   int
+	}
+	var fields []field
+	nvec := 128 / vb // nibble vectors per block
+	for k := 0; k < 256/vb; k++ {
+		e := k * vb // first weight
+		f := field{nv: k % nvec, hi: k >= nvec, qoff: e}
+		f.tn = e / 64
+		f.tv = (e % 64) / vb
+		fields = append(fields, f)
+	}
+	if evex {
+		// Per nibble vector: q of its two fields once, then each row.
+		qr, raw, u := alloc(2*T), alloc(1)[0], alloc(1)[0]
+		h, tw := -1, -1
+		if fam.head == 6 {
+			h, tw = alloc(1)[0], alloc(1)[0]
+		}
+		if next > limit {
+			log.Fatalf("%s: needs %d vector registers, have %d", name, next, limit)
+		}
+		for nv := range nvec {
+			for half := range 2 {
+				for t := range T {
+					g.f("\tVMOVDQU64 %d(%s), %s", fields[nv+half*nvec].qoff, q[t], reg(qr[half*T+t]))
+				}
+			}
+			for r := range R {
+				g.f("\tVMOVDQU64 %d(%s)(AX*1), %s", nv*vb, p[r], reg(raw))
+				for half := range 2 {
+					f := fields[nv+half*nvec]
+					if half == 1 {
+						g.f("\tVPSRLW $4, %s, %s", reg(raw), reg(u))
+						g.f("\tVPANDQ %s, %s, %s", reg(cF), reg(u), reg(u))
+					} else {
+						g.f("\tVPANDQ %s, %s, %s", reg(cF), reg(raw), reg(u))
+					}
+					if fam.head == 6 {
+						// bits 2n..2n+1 of the 2-bit byte moved to bits 4..5.
+						g.f("\tVMOVDQU64 %d(%s)(AX*1), %s", 128+f.tv*vb, p[r], reg(tw))
+						switch sh := 4 - 2*f.tn; {
+						case sh > 0:
+							g.f("\tVPSLLW $%d, %s, %s", sh, reg(tw), reg(h))
+						case sh < 0:
+							g.f("\tVPSRLW $%d, %s, %s", -sh, reg(tw), reg(h))
+						default:
+							g.f("\tVMOVDQU64 %s, %s", reg(tw), reg(h))
+						}
+						g.f("\tVPTERNLOGD $0xf8, %s, %s, %s", reg(c30), reg(h), reg(u)) // u |= h & 0x30
+					}
+					for t := range T {
+						g.f("\tVPDPBUSD %s, %s, %s", reg(qr[half*T+t]), reg(u), reg(acc[r*T+t]))
+					}
+				}
+			}
+		}
+	} else {
+		// AVX2: one row at a time; per pair of fields (nibble vector nv,
+		// its low and high halves) int16 pair sums, then VPMADDWD.
+		pr, tmp, raw, u := alloc(T), alloc(1)[0], alloc(1)[0], alloc(1)[0]
+		h, tw := -1, -1
+		if fam.head == 6 {
+			h, tw = alloc(1)[0], alloc(1)[0]
+		}
+		if next > limit {
+			log.Fatalf("%s: needs %d vector registers, have %d", name, next, limit)
+		}
+		for r := range R {
+			for nv := range nvec {
+				g.f("\tVMOVDQU %d(%s)(AX*1), %s", nv*vb, p[r], reg(raw))
+				for half := range 2 {
+					f := fields[nv+half*nvec]
+					if half == 1 {
+						g.f("\tVPSRLW $4, %s, %s", reg(raw), reg(u))
+						g.f("\tVPAND %s, %s, %s", reg(cF), reg(u), reg(u))
+					} else {
+						g.f("\tVPAND %s, %s, %s", reg(cF), reg(raw), reg(u))
+					}
+					if fam.head == 6 {
+						g.f("\tVMOVDQU %d(%s)(AX*1), %s", 128+f.tv*vb, p[r], reg(tw))
+						switch sh := 4 - 2*f.tn; {
+						case sh > 0:
+							g.f("\tVPSLLW $%d, %s, %s", sh, reg(tw), reg(h))
+						case sh < 0:
+							g.f("\tVPSRLW $%d, %s, %s", -sh, reg(tw), reg(h))
+						default:
+							g.f("\tVMOVDQU %s, %s", reg(tw), reg(h))
+						}
+						g.f("\tVPAND %s, %s, %s", reg(c30), reg(h), reg(h))
+						g.f("\tVPOR %s, %s, %s", reg(h), reg(u), reg(u))
+					}
+					for t := range T {
+						if half == 0 {
+							g.f("\tVPMADDUBSW %d(%s), %s, %s", f.qoff, q[t], reg(u), reg(pr[t]))
+						} else {
+							g.f("\tVPMADDUBSW %d(%s), %s, %s", f.qoff, q[t], reg(u), reg(tmp))
+							g.f("\tVPADDW %s, %s, %s", reg(tmp), reg(pr[t]), reg(pr[t]))
+						}
+					}
+				}
+				for t := range T {
+					g.f("\tVPMADDWD %s, %s, %s", reg(ones), reg(pr[t]), reg(pr[t]))
+					g.f("\tVPADDD %s, %s, %s", reg(pr[t]), reg(acc[r*T+t]), reg(acc[r*T+t]))
+				}
+			}
+		}
+	}
+	if pf != "" {
+		lines := R * blk / 64
+		for i := range lines {
+			g.f("\tPREFETCHT0 %d(%s)", 64*i, pf)
+		}
+		g.f("\tADDQ $%d, %s", 64*lines, pf)
+	}
+	for t := range T {
+		g.f("\tADDQ $256, %s", q[t])
+	}
+	g.f("\tADDQ $%d, AX", blk)
+	g.f("\tCMPQ AX, CX")
+	g.f("\tJB loop")
+	g.f("\tMOVQ out+40(FP), AX")
+	tmp := cF
+	for i, a := range acc {
+		x, t := fmt.Sprintf("X%d", a), fmt.Sprintf("X%d", tmp)
+		switch {
+		case fam.wide:
+			g.f("\tVEXTRACTI64X4 $1, Z%d, Y%d", a, tmp)
+			g.f("\tVPADDD Y%d, Y%d, Y%d", tmp, a, a)
+			g.f("\tVEXTRACTI32X4 $1, Y%d, %s", a, t)
+		case evex:
+			g.f("\tVEXTRACTI32X4 $1, Y%d, %s", a, t)
+		default:
+			g.f("\tVEXTRACTI128 $1, Y%d, %s", a, t)
+		}
+		g.f("\tVPADDD %s, %s, %s", t, x, x)
+		g.f("\tVPSHUFD $0x4e, %s, %s", x, t)
+		g.f("\tVPADDD %s, %s, %s", t, x, x)
+		g.f("\tVPSHUFD $0xb1, %s, %s", x, t)
+		g.f("\tVPADDD %s, %s, %s", t, x, x)
+		g.f("\tVMOVD %s, %d(AX)", x, 4*i)
+	}
+	g.f("\tVZEROUPPER")
+	g.f("\tRET\n")
+}
+
+// tritKernel emits an R x 1 GEMV over rows in the 1.6-bit layout of
+// ternary.Matrix.Trits: each 64-byte group holds 320 codes, trit n (t0 most
+// significant) of byte j the code of weight 64n+j, stored as
+// ceil(sum t_n 3^(4-n) * 256/243) so that t_n = ((b*3^n mod 256) * 3) >> 8.
+// In 16-bit lanes: a = w*3^n keeps the low byte's product in its low byte,
+// and (w & 0xff00)*3^n the high byte's in its high byte; VPMULHUW by 3 (of
+// the low byte moved up) and by 768 (of the high byte) leave the trits in
+// the low byte and the high byte of each lane. nblk packs full groups << 3
+// | the planes of a last partial group (0-4).
+func (g *gen) tritKernel(fam isa, name string, R int) {
+	evex := fam.wide || fam.vnni256
+	vb, v := 32, "Y"
+	if fam.wide {
+		vb, v = 64, "Z"
+	}
+	p, q := gp[:R], gp[R]
+	g.f("// func %s(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)", name)
+	g.f("TEXT ·%s(SB), NOSPLIT, $0-48", name)
+	g.f("\tMOVQ codes+0(FP), %s", p[0])
+	g.f("\tMOVQ stride+8(FP), AX")
+	for i := 1; i < R; i++ {
+		g.f("\tLEAQ (%s)(AX*1), %s", p[i-1], p[i])
+	}
+	pf := ""
+	if fam.pf >= 0 {
+		pf = gp[R+1]
+		g.f("\tIMUL3Q $%d, AX, %s", fam.pf*R, pf)
+		g.f("\tADDQ %s, %s", p[0], pf)
+	}
+	g.f("\tMOVQ q+16(FP), %s", q)
+	reg := func(i int) string { return fmt.Sprintf("%s%d", v, i) }
+	top := 15
+	if evex {
+		top = 31
+	}
+	cHi, c768, c3, cLo := top, top-1, top-2, top-3 // 0xff00, 0x0300, 3, 0x00ff (AVX2: int16 ones)
+	consts := [][2]string{{"0xff00ff00", reg(cHi)}, {"0x03000300", reg(c768)}, {"0x00030003", reg(c3)}}
+	if evex {
+		consts = append(consts, [2]string{"0x00ff00ff", reg(cLo)})
+	} else {
+		consts = append(consts, [2]string{"0x00010001", reg(cLo)})
+	}
+	for _, c := range consts {
+		g.f("\tMOVL $%s, AX", c[0])
+		if evex {
+			g.f("\tVPBROADCASTD AX, %s", c[1])
+		} else {
+			x := "X" + c[1][1:]
+			g.f("\tMOVQ AX, %s", x)
+			g.f("\tVPBROADCASTD %s, %s", x, c[1])
+		}
+	}
+	next := 0
+	alloc := func() int { next++; return next - 1 }
+	acc := make([]int, R)
+	for i := range acc {
+		acc[i] = alloc()
+	}
+	a, b, tl, th, qr, pr := alloc(), alloc(), alloc(), alloc(), alloc(), alloc()
+	if next > cLo {
+		log.Fatalf("%s: needs %d vector registers, have %d", name, next, cLo)
+	}
+	xor, and := "VPXOR", "VPAND"
+	if evex {
+		xor, and = "VPXORD", "VPANDD"
+	}
+	for _, r := range acc {
+		g.f("\t%s %s, %s, %s", xor, reg(r), reg(r), reg(r))
+	}
+	g.f("\tMOVQ nblk+32(FP), CX")
+	g.f("\tMOVQ CX, R8") // R8: planes of the partial group
+	g.f("\tANDQ $7, R8")
+	g.f("\tSHRQ $3, CX")
+	g.f("\tSHLQ $6, CX") // 64 bytes per group
+	g.f("\tXORQ AX, AX")
+	// group emits the planes of the 64-byte group at AX for every row,
+	// row by row: a and b carry w*3^n and (w & 0xff00)*3^n from plane to
+	// plane. tail > 0 checks R8 before each plane and jumps to the next
+	// row (labels tail<r>) once R8 planes are done.
+	group := func(tail bool) {
+		for r := range R {
+			for h := range 64 / vb {
+				src := fmt.Sprintf("%d(%s)(AX*1)", vb*h, p[r])
+				if evex {
+					g.f("\tVMOVDQU64 %s, %s", src, reg(a))
+				} else {
+					g.f("\tVMOVDQU %s, %s", src, reg(a))
+				}
+				g.f("\t%s %s, %s, %s", and, reg(cHi), reg(a), reg(b))
+				for n := range 5 {
+					if tail {
+						if n == 4 {
+							break
+						}
+						g.f("\tCMPQ R8, $%d", n+1)
+						g.f("\tJB tail%d_%d", r, h)
+					}
+					if n > 0 {
+						g.f("\tVPMULLW %s, %s, %s", reg(c3), reg(a), reg(a))
+						g.f("\tVPMULLW %s, %s, %s", reg(c3), reg(b), reg(b))
+					}
+					g.f("\tVPSLLW $8, %s, %s", reg(a), reg(tl))
+					g.f("\tVPMULHUW %s, %s, %s", reg(c3), reg(tl), reg(tl))  // low-byte trit, high byte 0
+					g.f("\tVPMULHUW %s, %s, %s", reg(c768), reg(b), reg(th)) // high-byte trit in the high byte
+					qsrc := fmt.Sprintf("%d(%s)", 64*n+vb*h, q)
+					if evex {
+						g.f("\tVPTERNLOGD $0xe4, %s, %s, %s", reg(cLo), reg(th), reg(tl)) // tl = cLo ? tl : th
+						g.f("\tVMOVDQU64 %s, %s", qsrc, reg(qr))
+						g.f("\tVPDPBUSD %s, %s, %s", reg(qr), reg(tl), reg(acc[r]))
+					} else {
+						g.f("\tVPAND %s, %s, %s", reg(cHi), reg(th), reg(th))
+						g.f("\tVPOR %s, %s, %s", reg(th), reg(tl), reg(tl))
+						g.f("\tVPMADDUBSW %s, %s, %s", qsrc, reg(tl), reg(pr))
+						g.f("\tVPMADDWD %s, %s, %s", reg(cLo), reg(pr), reg(pr))
+						g.f("\tVPADDD %s, %s, %s", reg(pr), reg(acc[r]), reg(acc[r]))
+					}
+				}
+				if tail {
+					g.f("tail%d_%d:", r, h)
+				}
+			}
+		}
+	}
+	g.f("\tCMPQ AX, CX")
+	g.f("\tJAE tail")
+	g.f("loop:")
+	group(false)
+	if pf != "" {
+		for i := range R {
+			g.f("\tPREFETCHT0 %d(%s)", 64*i, pf)
+		}
+		g.f("\tADDQ $%d, %s", 64*R, pf)
+	}
+	g.f("\tADDQ $320, %s", q)
+	g.f("\tADDQ $64, AX")
+	g.f("\tCMPQ AX, CX")
+	g.f("\tJB loop")
+	g.f("tail:")
+	group(true)
+	g.f("\tMOVQ out+40(FP), AX")
+	tmp := cHi
+	for i, r := range acc {
+		x, t := fmt.Sprintf("X%d", r), fmt.Sprintf("X%d", tmp)
+		switch {
+		case fam.wide:
+			g.f("\tVEXTRACTI64X4 $1, Z%d, Y%d", r, tmp)
+			g.f("\tVPADDD Y%d, Y%d, Y%d", tmp, r, r)
+			g.f("\tVEXTRACTI32X4 $1, Y%d, %s", r, t)
+		case evex:
+			g.f("\tVEXTRACTI32X4 $1, Y%d, %s", r, t)
+		default:
+			g.f("\tVEXTRACTI128 $1, Y%d, %s", r, t)
 		}
 		g.f("\tVPADDD %s, %s, %s", t, x, x)
 		g.f("\tVPSHUFD $0x4e, %s, %s", x, t)

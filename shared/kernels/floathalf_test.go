@@ -1,4 +1,4 @@
-package model
+package kernels
 
 import (
 	"math"
@@ -29,18 +29,18 @@ func TestHalfRowsMatchWiden(t *testing.T) {
 				v16[i] = half.ToFloat16(float32(r.NormFloat64()))
 			}
 			kw, vw := make([]float32, len(k16)), make([]float32, len(v16))
-			widen(kw, k16)
-			widen(vw, v16)
+			simdF.Widen(kw, k16)
+			simdF.Widen(vw, v16)
 
 			got, want := make([]float32, n), make([]float32, n)
-			dotRows(want, q, kw, stride)
+			simdF.DotRows(want, q, kw, stride)
 			gotA, wantA := make([]float32, hd), make([]float32, hd)
-			accumRows(wantA, p, vw, stride)
-			if !halfRows(hd) {
+			simdF.AccumRows(wantA, p, vw, stride)
+			if !simdF.HalfRows(hd) {
 				continue // attention widens on this CPU; nothing else to compare
 			}
-			dotRowsHalf(got, q, k16, stride)
-			accumRowsHalf(gotA, p, v16, stride)
+			simdF.DotRowsHalf(got, q, k16, stride)
+			simdF.AccumRowsHalf(gotA, p, v16, stride)
 			for j := range got {
 				if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
 					t.Fatalf("hd=%d n=%d: dot row %d got %v, want %v", hd, n, j, got[j], want[j])

@@ -1,4 +1,4 @@
-package model
+package kernels
 
 import (
 	"math"
@@ -18,13 +18,13 @@ func TestFloatOpsMatchGeneric(t *testing.T) {
 		for i := range b {
 			b[i] = float32(r.NormFloat64())
 		}
-		got, want := dot(a, b), dotGeneric(a, b)
+		got, want := simdF.Dot(a, b), DotGeneric(a, b)
 		if math.Abs(float64(got-want)) > 1e-4*math.Sqrt(float64(n)+1) {
 			t.Errorf("n=%d: dot got %g, want %g", n, got, want)
 		}
 		y1 := append([]float32(nil), a...)
 		y2 := append([]float32(nil), a...)
-		axpy(y1, 0.75, b)
+		simdF.Axpy(y1, 0.75, b)
 		axpyGeneric(y2, 0.75, b)
 		if d := maxAbsDiff(y1, y2); d > 1e-6 {
 			t.Errorf("n=%d: axpy differs by %g", n, d)
@@ -39,21 +39,9 @@ func BenchmarkDot128(b *testing.B) {
 	}
 	var s float32
 	for b.Loop() {
-		s += dot(x, y)
+		s += simdF.Dot(x, y)
 	}
 	_ = s
-}
-
-func TestRelu2Mul(t *testing.T) {
-	gate := []float32{-2, -0.0, 0, 0.5, 3, float32(math.Inf(-1))}
-	up := []float32{1, 1, 1, 2, -1, 1}
-	want := []float32{0, 0, 0, 0.5, -9, 0}
-	relu2Mul(gate, up)
-	for i := range want {
-		if gate[i] != want[i] {
-			t.Errorf("element %d: got %g, want %g", i, gate[i], want[i])
-		}
-	}
 }
 
 func TestWiden(t *testing.T) {
@@ -66,7 +54,7 @@ func TestWiden(t *testing.T) {
 			}
 		}
 		got := make([]float32, n)
-		widen(got, src)
+		simdF.Widen(got, src)
 		for i, h := range src {
 			if want := half.FromFloat16(h); math.Float32bits(got[i]) != math.Float32bits(want) {
 				t.Fatalf("n=%d: element %d (%#x): got %g, want %g", n, i, h, got[i], want)
@@ -92,8 +80,8 @@ func TestRowOpsMatchGeneric(t *testing.T) {
 				p[i] = r.Float32()
 			}
 			got, want := make([]float32, n), make([]float32, n)
-			dotRows(got, q, k, stride)
-			dotRowsGeneric(want, q, k, stride)
+			simdF.DotRows(got, q, k, stride)
+			Floats{}.DotRows(want, q, k, stride)
 			if d := maxAbsDiff(got, want); d > 1e-4*math.Sqrt(float64(hd)) {
 				t.Errorf("hd=%d n=%d: dotRows differs by %g", hd, n, d)
 			}
@@ -101,8 +89,8 @@ func TestRowOpsMatchGeneric(t *testing.T) {
 			for i := range a {
 				a[i], b[i] = 9, 9 // overwritten, not accumulated
 			}
-			accumRows(a, p, k, stride)
-			accumRowsGeneric(b, p, k, stride)
+			simdF.AccumRows(a, p, k, stride)
+			Floats{}.AccumRows(b, p, k, stride)
 			if d := maxAbsDiff(a, b); d > 1e-4*math.Sqrt(float64(n)) {
 				t.Errorf("hd=%d n=%d: accumRows differs by %g", hd, n, d)
 			}
@@ -118,7 +106,30 @@ func BenchmarkAttentionRows(b *testing.B) {
 	}
 	q, out, acc := make([]float32, hd), make([]float32, n), make([]float32, hd)
 	for b.Loop() {
-		dotRows(out, q, k, stride)
-		accumRows(acc, out, k, stride)
+		simdF.DotRows(out, q, k, stride)
+		simdF.AccumRows(acc, out, k, stride)
+	}
+}
+
+// simdF is the float loops of the best path (SIMD where the CPU has it),
+// compared with the Go ones (Floats{}).
+var simdF = FloatsFor(Best())
+
+func maxAbsDiff(a, b []float32) float64 {
+	var d float64
+	for i := range a {
+		d = max(d, math.Abs(float64(a[i]-b[i])))
+	}
+	return d
+}
+
+// TestFloatsForGeneric checks that a forced generic path runs no float SIMD.
+func TestFloatsForGeneric(t *testing.T) {
+	if f := FloatsFor(Generic); f.SIMD() || f.HalfRows(8) {
+		t.Errorf("FloatsFor(generic) = %+v, want no SIMD", f)
+	}
+	e := newEngine(t, Generic, 1)
+	if e.Floats().SIMD() {
+		t.Error("generic engine's Floats use SIMD")
 	}
 }

@@ -9,10 +9,10 @@
 	VHADDPS xacc, xacc, xacc \
 	VMOVSS xacc, off(DX)
 
-// func dot4x3AVX2(a *float32, lda int, b *float32, ldb int, k int, out *[12]float32)
+// func Dot4x3(a *float32, lda int, b *float32, ldb int, k int, out *[12]float32)
 // out[r*3+c] = sum_p a[r*lda+p] * b[c*ldb+p] for r < 4, c < 3; k is a
 // positive multiple of 8.
-TEXT ·dot4x3AVX2(SB), NOSPLIT, $0-48
+TEXT ·Dot4x3(SB), NOSPLIT, $0-48
 	MOVQ a+0(FP), SI
 	MOVQ lda+8(FP), R8
 	MOVQ b+16(FP), DI
@@ -80,9 +80,9 @@ loop4x3:
 	VZEROUPPER
 	RET
 
-// func dot4x1AVX2(a *float32, lda int, b *float32, k int, out *[4]float32)
+// func Dot4x1(a *float32, lda int, b *float32, k int, out *[4]float32)
 // out[r] = sum_p a[r*lda+p] * b[p] for r < 4; k is a positive multiple of 8.
-TEXT ·dot4x1AVX2(SB), NOSPLIT, $0-40
+TEXT ·Dot4x1(SB), NOSPLIT, $0-40
 	MOVQ a+0(FP), SI
 	MOVQ lda+8(FP), R8
 	MOVQ b+16(FP), DI
@@ -116,10 +116,10 @@ loop4x1:
 	VZEROUPPER
 	RET
 
-// func nn4x16AVX2(a *float32, rsa, csa int, b *float32, ldb int, k int, out *[64]float32)
+// func NN4x16(a *float32, rsa, csa int, b *float32, ldb int, k int, out *[64]float32)
 // out[r*16+c] = sum_p a[r*rsa+p*csa] * b[p*ldb+c] for r < 4, c < 16, p < k
 // (k > 0): rank-1 updates of a 4x16 block, broadcasting a, no reductions.
-TEXT ·nn4x16AVX2(SB), NOSPLIT, $0-56
+TEXT ·NN4x16(SB), NOSPLIT, $0-56
 	MOVQ a+0(FP), SI
 	MOVQ rsa+8(FP), R8
 	MOVQ csa+16(FP), R9

@@ -1,0 +1,156 @@
+package kernels
+
+import (
+	"math"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/half"
+)
+
+// Floats runs the float32 loops of the model (RMSNorm, attention rows, the
+// float32 head, fp16 KV-cache widening) with AVX2+FMA and F16C where the
+// kernel path allows them, else in Go. It is decided once (FloatsFor,
+// Engine.Floats), so a forced generic path runs no SIMD anywhere. The SIMD
+// loops sum in a different order than the Go ones; results agree to
+// rounding, not bit for bit (the ternary kernels, by contrast, are exact).
+type Floats struct{ fma, f16c bool }
+
+// FloatsFor returns the float loops of path p: none for Generic, else what
+// this CPU has.
+func FloatsFor(p Path) Floats {
+	if p == Generic || p == "" && Best() == Generic {
+		return Floats{}
+	}
+	return Floats{fma: hasFloatFMA, f16c: hasFloatFMA && hasF16C}
+}
+
+// SIMD reports whether the float loops use AVX2+FMA (the trainer's float32
+// GEMM tiles, Dot4x3 and friends, need it).
+func (f Floats) SIMD() bool { return f.fma }
+
+// Dot returns the float32 dot product of a and b (len(b) >= len(a)).
+func (f Floats) Dot(a, b []float32) float32 {
+	if f.fma && len(a) > 0 {
+		return dotSIMD(a, b[:len(a)])
+	}
+	return DotGeneric(a, b)
+}
+
+// Axpy adds a*x to y (len(x) >= len(y)).
+func (f Floats) Axpy(y []float32, a float32, x []float32) {
+	if f.fma && len(y) > 0 {
+		axpySIMD(y, a, x[:len(y)])
+		return
+	}
+	axpyGeneric(y, a, x)
+}
+
+// DotRows sets out[j] = dot(q, k[j*stride:][:len(q)]) for j < len(out).
+func (f Floats) DotRows(out, q, k []float32, stride int) {
+	n, hd := len(out), len(q)
+	if n == 0 {
+		return
+	}
+	k = k[:(n-1)*stride+hd] // bounds for the assembly
+	if f.fma && hd%8 == 0 && hd > 0 {
+		dotRowsSIMD(out, q, k, stride)
+		return
+	}
+	for j := range out {
+		out[j] = DotGeneric(q, k[j*stride:])
+	}
+}
+
+// AccumRows sets out = sum over j < len(p) of p[j] * v[j*stride:][:len(out)].
+func (f Floats) AccumRows(out, p, v []float32, stride int) {
+	n, hd := len(p), len(out)
+	if n == 0 {
+		clear(out)
+		return
+	}
+	v = v[:(n-1)*stride+hd] // bounds for the assembly
+	if f.fma && hd%8 == 0 && hd > 0 {
+		accumRowsSIMD(out, p, v, stride)
+		return
+	}
+	clear(out)
+	for j, w := range p {
+		axpyGeneric(out, w, v[j*stride:])
+	}
+}
+
+// Widen converts IEEE half values to float32 (len(dst) >= len(src)).
+func (f Floats) Widen(dst []float32, src []uint16) {
+	n := 0
+	if f.f16c {
+		n = widenSIMD(dst, src)
+	}
+	for i, h := range src[n:] {
+		dst[n+i] = half.FromFloat16(h)
+	}
+}
+
+// HalfRows reports whether DotRowsHalf and AccumRowsHalf read an fp16 KV
+// cache in place for head size hd; elsewhere attention widens it first.
+func (f Floats) HalfRows(hd int) bool { return f.fma && f.f16c && hd > 0 && hd%8 == 0 }
+
+// DotRowsHalf is DotRows over half-precision k with the bits of widening k
+// first; HalfRows(len(q)) must hold.
+func (f Floats) DotRowsHalf(out, q []float32, k []uint16, stride int) {
+	n, hd := len(out), len(q)
+	if n == 0 {
+		return
+	}
+	dotRowsHalfSIMD(out, q, k[:(n-1)*stride+hd], stride)
+}
+
+// AccumRowsHalf is AccumRows over half-precision v with the bits of
+// widening v first; HalfRows(len(out)) must hold.
+func (f Floats) AccumRowsHalf(out, p []float32, v []uint16, stride int) {
+	n, hd := len(p), len(out)
+	if n == 0 {
+		clear(out)
+		return
+	}
+	accumRowsHalfSIMD(out, p, v[:(n-1)*stride+hd], stride)
+}
+
+// RMSNorm writes w * x / sqrt(mean(x^2) + eps) for each of the len(x)/len(w)
+// rows of x into dst, in float32 like transformers' BitNetRMSNorm (the sum
+// of squares in float32 lanes, like torch's vectorised mean).
+func (f Floats) RMSNorm(dst, x, w []float32, eps float32) {
+	n := len(w)
+	for r := 0; r+n <= len(x); r += n {
+		xr, dr := x[r:r+n], dst[r:r+n]
+		variance := f.Dot(xr, xr) / float32(n)
+		inv := float32(1 / math.Sqrt(float64(variance+eps)))
+		for i, v := range xr {
+			dr[i] = w[i] * float32(v*inv)
+		}
+	}
+}
+
+// DotGeneric returns the float32 dot product of a and b (len(b) >= len(a))
+// in Go, four lanes summed pairwise.
+func DotGeneric(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// axpyGeneric adds a*x to y (len(x) >= len(y)).
+func axpyGeneric(y []float32, a float32, x []float32) {
+	x = x[:len(y)]
+	for i, v := range x {
+		y[i] += a * v
+	}
+}

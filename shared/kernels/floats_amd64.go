@@ -1,0 +1,73 @@
+package kernels
+
+// The float loops (floats_amd64.s, hand-written) and the trainer's float32
+// GEMM tiles (floatgemm_amd64.s, hand-written); read-only after package
+// initialisation.
+var (
+	hasFloatFMA = cpu.avx2 && cpu.fma
+	hasF16C     = cpu.f16c
+)
+
+//go:noescape
+func f16ToF32F16C(dst *float32, src *uint16, n int)
+
+//go:noescape
+func dotAVX2(a, b *float32, n int) float32
+
+//go:noescape
+func axpyAVX2(y, x *float32, n int, a float32)
+
+//go:noescape
+func dotRowsAVX2(out, q, k *float32, n, hd, stride int)
+
+//go:noescape
+func accumRowsAVX2(out, p, v *float32, n, hd, stride int)
+
+//go:noescape
+func dotRowsF16(out, q *float32, k *uint16, n, hd, stride int)
+
+//go:noescape
+func accumRowsF16(out, p *float32, v *uint16, n, hd, stride int)
+
+func dotSIMD(a, b []float32) float32               { return dotAVX2(&a[0], &b[0], len(a)) }
+func axpySIMD(y []float32, a float32, x []float32) { axpyAVX2(&y[0], &x[0], len(y), a) }
+func dotRowsSIMD(out, q, k []float32, stride int) {
+	dotRowsAVX2(&out[0], &q[0], &k[0], len(out), len(q), stride)
+}
+func accumRowsSIMD(out, p, v []float32, stride int) {
+	accumRowsAVX2(&out[0], &p[0], &v[0], len(p), len(out), stride)
+}
+func dotRowsHalfSIMD(out, q []float32, k []uint16, stride int) {
+	dotRowsF16(&out[0], &q[0], &k[0], len(out), len(q), stride)
+}
+func accumRowsHalfSIMD(out, p []float32, v []uint16, stride int) {
+	accumRowsF16(&out[0], &p[0], &v[0], len(p), len(out), stride)
+}
+
+// widenSIMD converts the longest prefix of src that is a multiple of 8 and
+// returns its length.
+func widenSIMD(dst []float32, src []uint16) int {
+	n := len(src) &^ 7
+	if n > 0 {
+		f16ToF32F16C(&dst[0], &src[0], n)
+	}
+	return n
+}
+
+// Dot4x3 computes out[r*3+c] = dot(a row r, b row c) over k floats for 4 rows
+// of a (lda apart) and 3 of b (ldb apart), k a multiple of 8, with AVX2+FMA:
+// the trainer's float32 GEMM tile. Callers check Floats.SIMD and bounds.
+//
+//go:noescape
+func Dot4x3(a *float32, lda int, b *float32, ldb int, k int, out *[12]float32)
+
+// Dot4x1 is Dot4x3 for one row of b.
+//
+//go:noescape
+func Dot4x1(a *float32, lda int, b *float32, k int, out *[4]float32)
+
+// NN4x16 computes out[r*16+c] = sum_p A[r,p] * b[p*ldb+c] for a 4x16 block
+// with A[r,p] = a[r*rsa+p*csa] (AVX2+FMA; callers check Floats.SIMD and bounds).
+//
+//go:noescape
+func NN4x16(a *float32, rsa, csa int, b *float32, ldb int, k int, out *[64]float32)

@@ -1,0 +1,317 @@
+package kernels
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
+)
+
+// ReferenceShapes are the BitLinear shapes (rows x cols) of BitNet b1.58
+// 2B4T: q/o, k/v, gate/up, down. Plans are measured on them unless a model
+// gives its own.
+func ReferenceShapes() [][2]int {
+	return [][2]int{{2560, 2560}, {640, 2560}, {6912, 2560}, {2560, 6912}}
+}
+
+// MeasureConfig sizes Measure. Zero fields take the defaults.
+type MeasureConfig struct {
+	// Threads is the engine's thread count (default 1).
+	Threads int
+	// Shapes are the BitLinear shapes, rows x cols (default ReferenceShapes).
+	Shapes [][2]int
+	// HeadCols is the head's row length (default the first shape's cols);
+	// the head is timed on as many vocabulary rows as ColdBytes holds.
+	HeadCols int
+	// MinTime is the least time of one repetition (default 4ms); the best
+	// of Reps repetitions (default 3) counts.
+	MinTime time.Duration
+	Reps    int
+	// ColdBytes is the weight bytes rotated through by the DRAM classes,
+	// larger than the last-level cache (default 96 MiB).
+	ColdBytes int
+	// Classes limits the classes measured (default all).
+	Classes []Class
+}
+
+func (c *MeasureConfig) defaults() {
+	c.Threads = max(c.Threads, 1)
+	if len(c.Shapes) == 0 {
+		c.Shapes = ReferenceShapes()
+	}
+	if c.HeadCols <= 0 {
+		c.HeadCols = c.Shapes[0][1]
+	}
+	if c.MinTime <= 0 {
+		c.MinTime = 4 * time.Millisecond
+	}
+	if c.Reps <= 0 {
+		c.Reps = 3
+	}
+	if c.ColdBytes <= 0 {
+		c.ColdBytes = 96 << 20
+	}
+	if len(c.Classes) == 0 {
+		c.Classes = Classes()
+	}
+}
+
+// classTokens is the token count each class is measured at.
+var classTokens = [numClasses]int{GEMVMemory: 1, GEMVCache: 1, GEMMSmall: 8, GEMMLarge: 64, Head: 1, Quantize: 64}
+
+// measured returns the variants Measure times for class c: every SIMD
+// variant that differs from the others in c (generic too when there is no
+// SIMD variant; it never wins where one exists).
+func measured(c Class) []*variant {
+	var vs []*variant
+	for i := range variants {
+		v := &variants[i]
+		if v.path == Generic && len(variants) > 1 {
+			continue
+		}
+		switch {
+		case c == Quantize:
+			// Only the quantisation loop differs: one variant of each kind.
+			dup := false
+			for _, o := range vs {
+				dup = dup || o.quant512 == v.quant512
+			}
+			if dup {
+				continue
+			}
+		case c != GEMVMemory && c != GEMVCache && v.gemvOnly:
+			continue
+		}
+		vs = append(vs, v)
+	}
+	if len(vs) == 0 {
+		vs = append(vs, &variants[0])
+	}
+	return vs
+}
+
+// Measure times the variants of each class on cfg's shapes (see
+// MeasureConfig) and returns the timings for Choose. It takes about a
+// second per class on a 2B4T shape set.
+func Measure(ctx context.Context, cfg MeasureConfig) ([]Timing, error) {
+	cfg.defaults()
+	engines := map[Variant]*Engine{}
+	defer func() {
+		for _, e := range engines {
+			e.Close()
+		}
+	}()
+	engine := func(v Variant) (*Engine, error) {
+		if e, ok := engines[v]; ok {
+			return e, nil
+		}
+		p := Plan{Choice: map[Class]Variant{}, Source: "measure"}
+		for _, c := range Classes() {
+			p.Choice[c] = v
+		}
+		e, err := New(WithPlan(p), WithThreads(cfg.Threads))
+		if err != nil {
+			return nil, err
+		}
+		engines[v] = e
+		return e, nil
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	// One buffer of random codes; cold matrices are views into it.
+	maxBytes := cfg.ColdBytes
+	for _, sh := range cfg.Shapes {
+		maxBytes = max(maxBytes, sh[0]*ternary.PaddedCols(sh[1])/4)
+	}
+	pool := make([]byte, maxBytes)
+	for i := range pool {
+		v := rng.IntN(81)
+		pool[i] = byte(v%3 | v/3%3<<2 | v/9%3<<4 | v/27<<6)
+	}
+	// 1.6-bit rows for the -tq1 variants (any bytes time alike).
+	tpool := make([]byte, len(pool))
+	for i := range tpool {
+		tpool[i] = byte(rng.IntN(256))
+	}
+	var out []Timing
+	for _, c := range cfg.Classes {
+		switch c {
+		case Head:
+			ts, err := measureHead(ctx, cfg, engine, pool)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, ts...)
+			continue
+		case Quantize:
+			ts, err := measureQuantize(ctx, cfg, engine, rng)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, ts...)
+			continue
+		}
+		for _, sh := range cfg.Shapes {
+			rows, cols := sh[0], sh[1]
+			stride := ternary.PaddedCols(cols) / 4
+			size := rows * stride
+			var ws []*ternary.Matrix
+			tsize := rows * ternary.TritStride(stride)
+			for off := 0; off+size <= len(pool) && (len(ws) == 0 || c == GEMVMemory); off += size {
+				w := &ternary.Matrix{Rows: rows, Cols: cols, Stride: stride, Codes: pool[off : off+size : off+size], Scale: 0.5}
+				if c == GEMVMemory || c == GEMVCache {
+					w.Trits = tpool[off : off+tsize : off+tsize]
+				}
+				ws = append(ws, w)
+			}
+			n := classTokens[c]
+			a := randomActivations(rng, n, cols)
+			y := make([]float32, n*rows)
+			vs := measured(c)
+			ops := make([]func() error, len(vs))
+			for j, v := range vs {
+				e, err := engine(v.name)
+				if err != nil {
+					return nil, err
+				}
+				mm := e.MatMul
+				if c == GEMVCache {
+					mm = e.MatMulResident
+				}
+				i := 0
+				ops[j] = func() error { i++; return mm(y, ws[i%len(ws)], a) }
+			}
+			ns, err := timeOps(ctx, cfg, ops)
+			if err != nil {
+				return nil, fmt.Errorf("kernels: measure %s %dx%d: %w", c, rows, cols, err)
+			}
+			for j, v := range vs {
+				out = append(out, Timing{Class: c, Variant: v.name, Rows: rows, Cols: cols, N: n, NsPerOp: ns[j]})
+			}
+		}
+	}
+	return out, nil
+}
+
+// measureHead times the int8 head (one token) on the rows of pool.
+func measureHead(ctx context.Context, cfg MeasureConfig, engine func(Variant) (*Engine, error), pool []byte) ([]Timing, error) {
+	cols := cfg.HeadCols
+	stride := ternary.PaddedCols(cols)
+	rows := len(pool) / stride
+	if rows == 0 {
+		return nil, nil
+	}
+	w := &Int8Matrix{Rows: rows, Cols: cols, Stride: stride, Scales: make([]float32, rows)}
+	w.Data = make([]int8, rows*stride)
+	for i := range w.Data {
+		if i%stride < cols {
+			w.Data[i] = int8(pool[i]) >> 1 // |w| <= 64: a valid int8 head
+		}
+	}
+	for i := range w.Scales {
+		w.Scales[i] = 0.01
+	}
+	rng := rand.New(rand.NewPCG(13, 14))
+	a := randomActivations(rng, 1, cols)
+	y := make([]float32, rows)
+	vs := measured(Head)
+	ops := make([]func() error, len(vs))
+	for j, v := range vs {
+		e, err := engine(v.name)
+		if err != nil {
+			return nil, err
+		}
+		ops[j] = func() error { return e.MatMulInt8(y, w, a) }
+	}
+	ns, err := timeOps(ctx, cfg, ops)
+	if err != nil {
+		return nil, fmt.Errorf("kernels: measure head: %w", err)
+	}
+	var out []Timing
+	for j, v := range vs {
+		out = append(out, Timing{Class: Head, Variant: v.name, Rows: rows, Cols: cols, N: 1, NsPerOp: ns[j]})
+	}
+	return out, nil
+}
+
+// measureQuantize times activation quantisation of 64 tokens of each
+// distinct row length.
+func measureQuantize(ctx context.Context, cfg MeasureConfig, engine func(Variant) (*Engine, error), rng *rand.Rand) ([]Timing, error) {
+	var out []Timing
+	seen := map[int]bool{}
+	for _, sh := range cfg.Shapes {
+		k := sh[1]
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		n := classTokens[Quantize]
+		x := make([]float32, n*k)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		a := NewActivations(n, k)
+		vs := measured(Quantize)
+		ops := make([]func() error, len(vs))
+		for j, v := range vs {
+			e, err := engine(v.name)
+			if err != nil {
+				return nil, err
+			}
+			ops[j] = func() error { return e.Quantize(a, x) }
+		}
+		ns, err := timeOps(ctx, cfg, ops)
+		if err != nil {
+			return nil, fmt.Errorf("kernels: measure quantize: %w", err)
+		}
+		for j, v := range vs {
+			out = append(out, Timing{Class: Quantize, Variant: v.name, Rows: n, Cols: k, N: n, NsPerOp: ns[j]})
+		}
+	}
+	return out, nil
+}
+
+// timeOps returns the best ns per call of each op over cfg.Reps rounds;
+// each round runs every op (after one warm-up call) for at least
+// cfg.MinTime in turn, so that a burst of load from other processes
+// disturbs all of them alike rather than one.
+func timeOps(ctx context.Context, cfg MeasureConfig, ops []func() error) ([]float64, error) {
+	for _, op := range ops {
+		if err := op(); err != nil {
+			return nil, err
+		}
+	}
+	best := make([]float64, len(ops))
+	for range cfg.Reps {
+		for j, op := range ops {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			start := time.Now()
+			n := 0
+			for n == 0 || time.Since(start) < cfg.MinTime {
+				if err := op(); err != nil {
+					return nil, err
+				}
+				n++
+			}
+			ns := float64(time.Since(start).Nanoseconds()) / float64(n)
+			if best[j] == 0 || ns < best[j] {
+				best[j] = ns
+			}
+		}
+	}
+	return best, nil
+}
+
+// randomActivations returns n quantised tokens of k normal features.
+func randomActivations(rng *rand.Rand, n, k int) *Activations {
+	a := NewActivations(n, k)
+	x := make([]float32, n*k)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	_ = a.Quantize(x) // sizes match by construction
+	return a
+}

@@ -1,0 +1,213 @@
+package kernels
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// zen4Timings are the recorded figures of issue 11 (AMD EPYC Zen 4, family
+// 25 model 17, one thread): cold 6912x2560 GEMV at 14.0 GB/s with avx512
+// and 20.4 GB/s with avx2; n = 64 GEMM at 375 GOP/s with avx512, and avx2
+// prefill at 52.3 against 78.0 tok/s (so about 251 GOP/s).
+func zen4Timings() []Timing {
+	bytes := 6912.0 * 2560 / 4
+	ops := 2 * 6912.0 * 2560 * 64
+	return []Timing{
+		{Class: GEMVMemory, Variant: "avx512", Rows: 6912, Cols: 2560, N: 1, NsPerOp: bytes / 14.0},
+		{Class: GEMVMemory, Variant: "avx2", Rows: 6912, Cols: 2560, N: 1, NsPerOp: bytes / 20.4},
+		{Class: GEMMLarge, Variant: "avx512", Rows: 6912, Cols: 2560, N: 64, NsPerOp: ops / 375},
+		{Class: GEMMLarge, Variant: "avx2", Rows: 6912, Cols: 2560, N: 64, NsPerOp: ops / (375 * 52.3 / 78.0)},
+	}
+}
+
+func TestChooseZen4(t *testing.T) {
+	fallback := map[Class]Variant{GEMVMemory: "avx512", GEMMLarge: "avx512", Head: "avx512"}
+	got := Choose(zen4Timings(), fallback)
+	for c, want := range map[Class]Variant{GEMVMemory: "avx2", GEMMLarge: "avx512", Head: "avx512"} {
+		if got[c] != want {
+			t.Errorf("Zen 4 table: %s got %s, want %s", c, got[c], want)
+		}
+	}
+}
+
+func TestChoose(t *testing.T) {
+	ts := []Timing{
+		// a wins one shape, b the total.
+		{Class: GEMMSmall, Variant: "a", Rows: 1, Cols: 1, NsPerOp: 10},
+		{Class: GEMMSmall, Variant: "a", Rows: 2, Cols: 1, NsPerOp: 30},
+		{Class: GEMMSmall, Variant: "b", Rows: 1, Cols: 1, NsPerOp: 12},
+		{Class: GEMMSmall, Variant: "b", Rows: 2, Cols: 1, NsPerOp: 20},
+		// c is fastest but was measured on one shape of two: not eligible.
+		{Class: GEMMSmall, Variant: "c", Rows: 1, Cols: 1, NsPerOp: 1},
+		// Ties keep the first; zero and NaN timings are ignored.
+		{Class: Quantize, Variant: "x", NsPerOp: 5},
+		{Class: Quantize, Variant: "y", NsPerOp: 5},
+		{Class: Head, Variant: "z", NsPerOp: 0},
+	}
+	got := Choose(ts, map[Class]Variant{Head: "h"})
+	want := map[Class]Variant{GEMMSmall: "b", Quantize: "x", Head: "h"}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for c, v := range want {
+		if got[c] != v {
+			t.Errorf("%s: got %s, want %s", c, got[c], v)
+		}
+	}
+}
+
+func TestClassNames(t *testing.T) {
+	for _, c := range Classes() {
+		b, err := c.MarshalText()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Class
+		if err := back.UnmarshalText(b); err != nil || back != c {
+			t.Errorf("class %d: text %q parsed back as %d, %v", c, b, back, err)
+		}
+	}
+	if _, err := ParseClass("gemv"); err == nil {
+		t.Error(`ParseClass("gemv"): got nil error, want one`)
+	}
+	for n, want := range map[int]Class{1: GEMVMemory, 2: GEMMSmall, 16: GEMMSmall, 17: GEMMLarge} {
+		if got := classOf(n, false); got != want {
+			t.Errorf("classOf(%d) = %s, want %s", n, got, want)
+		}
+	}
+	if got := classOf(1, true); got != GEMVCache {
+		t.Errorf("classOf(1, resident) = %s, want gemv_cache", got)
+	}
+}
+
+func TestStaticAndForcedPlans(t *testing.T) {
+	e, err := New(WithThreads(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if e.Plan().Source != "static" || e.Forced() {
+		t.Errorf("New(): plan %v forced %t, want static and not forced", e.Plan(), e.Forced())
+	}
+	best, _ := defaultVariant(Best())
+	for _, c := range Classes() {
+		if e.Variant(c) != best.name {
+			t.Errorf("static plan: %s on %s, want %s", c, e.Variant(c), best.name)
+		}
+	}
+	g, err := New(WithPath(Generic), WithThreads(1), WithPlan(e.Plan()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	for _, c := range Classes() {
+		if g.Variant(c) != Variant(Generic) {
+			t.Errorf("forced generic: %s on %s", c, g.Variant(c))
+		}
+	}
+	if g.cls[Quantize].quant512 {
+		t.Error("forced generic quantises with AVX-512")
+	}
+	if _, err := New(WithPlan(Plan{Choice: map[Class]Variant{GEMVMemory: "sse9"}})); err == nil {
+		t.Error("New with a plan naming an unknown variant: got nil error")
+	}
+}
+
+func TestLoadPlan(t *testing.T) {
+	dir := t.TempDir()
+	cfg := PlanConfig{Dir: dir, Measure: MeasureConfig{
+		Threads: 2, Shapes: [][2]int{{64, 512}, {32, 300}}, MinTime: 50 * time.Microsecond, Reps: 1, ColdBytes: 1 << 20,
+	}}
+	ctx := context.Background()
+	p, err := LoadPlan(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Source != "measured" || len(p.Timings) == 0 || p.Key == "" {
+		t.Fatalf("first LoadPlan: source %q, %d timings, key %q; want a measured plan", p.Source, len(p.Timings), p.Key)
+	}
+	if err := p.validate(); err != nil {
+		t.Fatal(err)
+	}
+	// The choice is Choose of the timings: the least total per class.
+	want := Choose(p.Timings, StaticPlan().Choice)
+	for _, c := range Classes() {
+		if p.Choice[c] != want[c] {
+			t.Errorf("%s: got %s, want %s", c, p.Choice[c], want[c])
+		}
+	}
+	c, err := LoadPlan(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Source != "cache" || c.Key != p.Key {
+		t.Errorf("second LoadPlan: source %q key %q, want cache %q", c.Source, c.Key, p.Key)
+	}
+	cfg.Mode = PlanRefresh
+	if r, err := LoadPlan(ctx, cfg); err != nil || r.Source != "measured" {
+		t.Errorf("refresh: got source %q, %v; want measured", r.Source, err)
+	}
+	// A corrupt cache is measured again, not an error.
+	if err := os.WriteFile(filepath.Join(dir, p.Key+".json"), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Mode = PlanAuto
+	if r, err := LoadPlan(ctx, cfg); err != nil || r.Source != "measured" {
+		t.Errorf("corrupt cache: got source %q, %v; want measured", r.Source, err)
+	}
+	cfg.Mode = PlanStatic
+	if s, err := LoadPlan(ctx, cfg); err != nil || s.Source != "static" {
+		t.Errorf("static: got %q, %v", s.Source, err)
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Plan
+	if err := json.Unmarshal(b, &back); err != nil || back.Choice[GEMMLarge] != p.Choice[GEMMLarge] {
+		t.Errorf("plan JSON round trip: %v, %s", err, b)
+	}
+	e, err := New(WithPlan(p), WithThreads(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+}
+
+func TestParsePlanMode(t *testing.T) {
+	for in, want := range map[string]PlanMode{"": PlanAuto, "auto": PlanAuto, " Refresh": PlanRefresh, "static": PlanStatic} {
+		if got, err := ParsePlanMode(in); err != nil || got != want {
+			t.Errorf("ParsePlanMode(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := ParsePlanMode("fast"); err == nil {
+		t.Error(`ParsePlanMode("fast"): got nil error`)
+	}
+}
+
+func TestEstimate(t *testing.T) {
+	p := Plan{Choice: map[Class]Variant{GEMVMemory: "a", GEMMLarge: "a", Head: "a"}}
+	if d, pf := p.Estimate(); d != 0 || pf != 0 {
+		t.Errorf("no timings: got %v, %v; want 0, 0", d, pf)
+	}
+	for _, sh := range ReferenceShapes() {
+		p.Timings = append(p.Timings,
+			Timing{Class: GEMVMemory, Variant: "a", Rows: sh[0], Cols: sh[1], N: 1, NsPerOp: 1000},
+			Timing{Class: GEMVMemory, Variant: "b", Rows: sh[0], Cols: sh[1], N: 1, NsPerOp: 1},
+			Timing{Class: GEMMLarge, Variant: "a", Rows: sh[0], Cols: sh[1], N: 64, NsPerOp: 64000})
+	}
+	p.Timings = append(p.Timings, Timing{Class: Head, Variant: "a", Rows: refVocab / 2, Cols: 2560, N: 1, NsPerOp: 5000})
+	// decode: 30 layers x 7 matrices x 1 us + 10 us of head.
+	d, pf := p.Estimate()
+	if want := 1e9 / (30*7*1000 + 10000); math.Abs(d-want) > 1e-6 {
+		t.Errorf("decode: got %v, want %v", d, want)
+	}
+	if want := 64e9 / (30*7*64000 + 10000); math.Abs(pf-want) > 1e-6 {
+		t.Errorf("prefill: got %v, want %v", pf, want)
+	}
+}
