@@ -100,7 +100,7 @@ var (
 		features: Features{NEON: true, DotProd: true},
 		physical: 12, logical: 12, l1d: 128 << 10, l2: 16 << 20, memory: 32 << 30,
 		kernels: []kernels.Path{kernels.Generic, kernels.NEON},
-		metal:   metal.Info{Reason: metal.ReasonNotBuilt, Device: "Apple M2 Pro GPU"},
+		metal:   metal.Info{Reason: metal.ReasonNotStarted, Device: "Apple M2 Pro GPU"},
 	}
 )
 

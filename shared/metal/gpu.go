@@ -198,7 +198,9 @@ func (g *GPU) MatMulMany(ys [][]float32, ws []*ternary.Matrix, a *kernels.Activa
 		}
 		ps[i].w = wb
 	}
-	return g.run(a, ps)
+	err := g.run(a, ps)
+	runtime.KeepAlive(ws) // their cleanups release the buffers the device reads
+	return err
 }
 
 // MatMulInt8 computes y[t*w.Rows+r] = float32(dot(W[r], q[t])) *
@@ -225,7 +227,9 @@ func (g *GPU) MatMulInt8(y []float32, w *kernels.Int8Matrix, a *kernels.Activati
 	if err != nil {
 		return err
 	}
-	return g.run(a, []product{{f: fmtInt8, w: wb, rows: w.Rows, rowBytes: w.Stride, y: y}})
+	err = g.run(a, []product{{f: fmtInt8, w: wb, rows: w.Rows, rowBytes: w.Stride, y: y}})
+	runtime.KeepAlive(w)
+	return err
 }
 
 // MatMulPacked computes the 6- and 4-bit head products like
@@ -257,7 +261,9 @@ func (g *GPU) MatMulPacked(y []float32, w *kernels.PackedMatrix, a *kernels.Acti
 	if err != nil {
 		return err
 	}
-	return g.run(a, []product{{f: f, w: wb, rows: w.Rows, rowBytes: w.Stride, y: y}})
+	err = g.run(a, []product{{f: f, w: wb, rows: w.Rows, rowBytes: w.Stride, y: y}})
+	runtime.KeepAlive(w)
+	return err
 }
 
 // checkActivations validates what the kernels rely on, as package kernels

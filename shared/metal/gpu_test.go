@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"regexp"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -20,12 +21,18 @@ import (
 // clang (CI sets it).
 const EnvRequireEmulator = "BITNET_REQUIRE_EMULATOR"
 
-// emulated returns a GPU over a fresh emulator, or skips without clang.
-func emulated(t testing.TB, opts ...emulator.Option) (*metal.GPU, *emulator.Backend) {
+// startEmulator returns a GPU over a fresh emulator, or nil and why not:
+// no clang, or macOS, where the real GPU is tested instead (either is a
+// failure when EnvRequireEmulator is set).
+func startEmulator(t testing.TB, opts ...emulator.Option) (*metal.GPU, *emulator.Backend, string) {
 	t.Helper()
+	required := os.Getenv(EnvRequireEmulator) != ""
+	if runtime.GOOS == "darwin" && !required {
+		return nil, nil, "the emulator runs on Linux; on macOS the real GPU is tested (set " + EnvRequireEmulator + "=1 to try)"
+	}
 	bin, err := emulator.Shared()
-	if errors.Is(err, emulator.ErrNoCompiler) && os.Getenv(EnvRequireEmulator) == "" {
-		t.Skipf("%v (set %s=1 to fail instead)", err, EnvRequireEmulator)
+	if errors.Is(err, emulator.ErrNoCompiler) && !required {
+		return nil, nil, fmt.Sprintf("%v (set %s=1 to fail instead)", err, EnvRequireEmulator)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +47,42 @@ func emulated(t testing.TB, opts ...emulator.Option) (*metal.GPU, *emulator.Back
 			t.Errorf("close: %v", err)
 		}
 	})
+	return g, b, ""
+}
+
+// emulated is startEmulator that skips the test without an emulator.
+func emulated(t testing.TB, opts ...emulator.Option) (*metal.GPU, *emulator.Backend) {
+	t.Helper()
+	g, b, why := startEmulator(t, opts...)
+	if g == nil {
+		t.Skip(why)
+	}
 	return g, b
+}
+
+// device is a GPU under test.
+type device struct {
+	name string
+	gpu  *metal.GPU
+}
+
+// devices returns the GPUs to test: the emulator where clang is (Linux),
+// the real Metal GPU on a Mac (realGPU, gpu_darwin_arm64_test.go).
+func devices(t *testing.T) []device {
+	t.Helper()
+	var ds []device
+	if g, _, why := startEmulator(t); g != nil {
+		ds = append(ds, device{"emulator", g})
+	} else {
+		t.Log(why)
+	}
+	if g := realGPU(t); g != nil {
+		ds = append(ds, device{"metal", g})
+	}
+	if len(ds) == 0 {
+		t.Skip("no emulator (clang) and no Metal GPU here")
+	}
+	return ds
 }
 
 // generic is the reference: package kernels' pure-Go path.
@@ -130,7 +172,12 @@ var shapes = [][2]int{{1, 1}, {3, 100}, {8, 256}, {13, 257}, {17, 640}, {40, 100
 var tokenCounts = []int{1, 2, 7, 8, 9, 33}
 
 func TestTernaryMatchesGeneric(t *testing.T) {
-	g, _ := emulated(t)
+	for _, d := range devices(t) {
+		t.Run(d.name, func(t *testing.T) { testTernaryMatchesGeneric(t, d.gpu) })
+	}
+}
+
+func testTernaryMatchesGeneric(t *testing.T, g *metal.GPU) {
 	e := generic(t)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, sh := range shapes {
@@ -150,7 +197,12 @@ func TestTernaryMatchesGeneric(t *testing.T) {
 }
 
 func TestAllTokenCounts(t *testing.T) {
-	g, _ := emulated(t)
+	for _, d := range devices(t) {
+		t.Run(d.name, func(t *testing.T) { testAllTokenCounts(t, d.gpu) })
+	}
+}
+
+func testAllTokenCounts(t *testing.T, g *metal.GPU) {
 	e := generic(t)
 	rng := rand.New(rand.NewPCG(3, 4))
 	rows, cols := 19, 300
@@ -183,7 +235,12 @@ func TestAllTokenCounts(t *testing.T) {
 }
 
 func TestHeadsMatchGeneric(t *testing.T) {
-	g, _ := emulated(t)
+	for _, d := range devices(t) {
+		t.Run(d.name, func(t *testing.T) { testHeadsMatchGeneric(t, d.gpu) })
+	}
+}
+
+func testHeadsMatchGeneric(t *testing.T, g *metal.GPU) {
 	e := generic(t)
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, sh := range shapes {
@@ -227,7 +284,12 @@ func TestHeadsMatchGeneric(t *testing.T) {
 // TestLargeDots drives the int8 dots past 2^24, where int-to-float
 // conversion rounds (i2f_rn), and the scales to the ends of their range.
 func TestLargeDots(t *testing.T) {
-	g, _ := emulated(t)
+	for _, d := range devices(t) {
+		t.Run(d.name, func(t *testing.T) { testLargeDots(t, d.gpu) })
+	}
+}
+
+func testLargeDots(t *testing.T, g *metal.GPU) {
 	e := generic(t)
 	rng := rand.New(rand.NewPCG(7, 8))
 	rows, cols := 9, 4096
@@ -281,7 +343,12 @@ func TestLargeDots(t *testing.T) {
 }
 
 func TestQuantizeMatchesGeneric(t *testing.T) {
-	g, _ := emulated(t)
+	for _, d := range devices(t) {
+		t.Run(d.name, func(t *testing.T) { testQuantizeMatchesGeneric(t, d.gpu) })
+	}
+}
+
+func testQuantizeMatchesGeneric(t *testing.T, g *metal.GPU) {
 	e := generic(t)
 	rng := rand.New(rand.NewPCG(9, 10))
 	for _, k := range []int{1, 31, 256, 300, 2560} {
@@ -423,7 +490,12 @@ func TestMany(t *testing.T) {
 }
 
 func TestShapeErrors(t *testing.T) {
-	g, _ := emulated(t)
+	for _, d := range devices(t) {
+		t.Run(d.name, func(t *testing.T) { testShapeErrors(t, d.gpu) })
+	}
+}
+
+func testShapeErrors(t *testing.T, g *metal.GPU) {
 	rng := rand.New(rand.NewPCG(15, 16))
 	w := ternaryMatrix(t, rng, 4, 300)
 	a := activations(t, rng, 2, 300)
