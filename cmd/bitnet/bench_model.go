@@ -21,7 +21,6 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
-	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
 
 // benchModelResult is one thread count's measurement. Speeds are medians
@@ -221,7 +220,7 @@ func benchModelOnce(ctx context.Context, path, kernel string, plan kernels.PlanM
 	if prompt+gen > c.MaxPositions {
 		return r, info, fmt.Errorf("--prompt + --gen = %d exceeds the context of %d positions", prompt+gen, c.MaxPositions)
 	}
-	info.ternary = ternaryBytes(c)
+	info.ternary = m.TernaryBytes()
 	info.head = m.HeadBytes()
 	rng := rand.New(rand.NewPCG(seed, 1))
 	ids := make([]int, prompt)
@@ -297,17 +296,6 @@ func median(x []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-// ternaryBytes is the packed size of every ternary linear of the model.
-func ternaryBytes(c model.Config) int64 {
-	h, q, kv, ff := c.HiddenSize, c.QDim(), c.KVDim(), c.IntermediateSize
-	shapes := [][2]int{{q, h}, {kv, h}, {kv, h}, {h, q}, {ff, h}, {ff, h}, {h, ff}}
-	var per int64
-	for _, s := range shapes {
-		per += int64(s[0]) * int64(ternary.PaddedCols(s[1])/4)
-	}
-	return per * int64(c.NumLayers)
 }
 
 func benchArgmax(x []float32) int {

@@ -169,20 +169,14 @@ func Measure(ctx context.Context, cfg MeasureConfig) ([]Timing, error) {
 			a := randomActivations(rng, n, cols)
 			y := make([]float32, n*rows)
 			vs := measured(c)
-			ops := make([]func() error, len(vs))
-			for j, v := range vs {
-				e, err := engine(v.name)
-				if err != nil {
-					return nil, err
-				}
+			ns, err := timeVariants(ctx, cfg, vs, engine, func(e *Engine) func() error {
 				mm := e.MatMul
 				if c == GEMVCache {
 					mm = e.MatMulResident
 				}
 				i := 0
-				ops[j] = func() error { i++; return mm(y, ws[i%len(ws)], a) }
-			}
-			ns, err := timeOps(ctx, cfg, ops)
+				return func() error { i++; return mm(y, ws[i%len(ws)], a) }
+			})
 			if err != nil {
 				return nil, fmt.Errorf("kernels: measure %s %dx%d: %w", c, rows, cols, err)
 			}
@@ -216,15 +210,9 @@ func measureHead(ctx context.Context, cfg MeasureConfig, engine func(Variant) (*
 	a := randomActivations(rng, 1, cols)
 	y := make([]float32, rows)
 	vs := measured(Head)
-	ops := make([]func() error, len(vs))
-	for j, v := range vs {
-		e, err := engine(v.name)
-		if err != nil {
-			return nil, err
-		}
-		ops[j] = func() error { return e.MatMulInt8(y, w, a) }
-	}
-	ns, err := timeOps(ctx, cfg, ops)
+	ns, err := timeVariants(ctx, cfg, vs, engine, func(e *Engine) func() error {
+		return func() error { return e.MatMulInt8(y, w, a) }
+	})
 	if err != nil {
 		return nil, fmt.Errorf("kernels: measure head: %w", err)
 	}
@@ -253,15 +241,9 @@ func measureQuantize(ctx context.Context, cfg MeasureConfig, engine func(Variant
 		}
 		a := NewActivations(n, k)
 		vs := measured(Quantize)
-		ops := make([]func() error, len(vs))
-		for j, v := range vs {
-			e, err := engine(v.name)
-			if err != nil {
-				return nil, err
-			}
-			ops[j] = func() error { return e.Quantize(a, x) }
-		}
-		ns, err := timeOps(ctx, cfg, ops)
+		ns, err := timeVariants(ctx, cfg, vs, engine, func(e *Engine) func() error {
+			return func() error { return e.Quantize(a, x) }
+		})
 		if err != nil {
 			return nil, fmt.Errorf("kernels: measure quantize: %w", err)
 		}
@@ -270,6 +252,19 @@ func measureQuantize(ctx context.Context, cfg MeasureConfig, engine func(Variant
 		}
 	}
 	return out, nil
+}
+
+// timeVariants times op(engine of v) for each variant v with timeOps.
+func timeVariants(ctx context.Context, cfg MeasureConfig, vs []*variant, engine func(Variant) (*Engine, error), op func(*Engine) func() error) ([]float64, error) {
+	ops := make([]func() error, len(vs))
+	for j, v := range vs {
+		e, err := engine(v.name)
+		if err != nil {
+			return nil, err
+		}
+		ops[j] = op(e)
+	}
+	return timeOps(ctx, cfg, ops)
 }
 
 // timeOps returns the best ns per call of each op over cfg.Reps rounds;

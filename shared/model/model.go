@@ -280,6 +280,24 @@ func (m *Model) weightBytes() int64 {
 	return n + m.HeadBytes()
 }
 
+// TernaryBytes returns the bytes of ternary weights one decoded token reads:
+// the 1.6-bit layout where the plan reads it, else the 2-bit codes.
+func (m *Model) TernaryBytes() int64 {
+	trits := m.eng != nil && m.eng.ReadsTrits(m.resident)
+	var n int64
+	for i := range m.layers {
+		l := &m.layers[i]
+		for _, t := range []*ternary.Matrix{l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down} {
+			if trits && t.Trits != nil {
+				n += int64(len(t.Trits))
+			} else {
+				n += int64(len(t.Codes))
+			}
+		}
+	}
+	return n
+}
+
 // HeadBytes returns the bytes of the output head read per decoded token.
 func (m *Model) HeadBytes() int64 {
 	switch {

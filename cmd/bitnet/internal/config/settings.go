@@ -37,10 +37,10 @@ var (
 	// KernelPlan: how kernels are picked per operation class without --kernel
 	// (shared/kernels LoadPlan: measured once per CPU and binary, cached).
 	KernelPlan = String("kernel-plan", "BITNET_KERNEL_PLAN", "auto",
-		"without --kernel, pick kernels per operation: auto (measure once per CPU and binary, cached), refresh (measure again) or static (widest path, nothing measured)").
+		"how kernels are picked per operation class without --kernel; auto measures once per CPU and binary and caches the plan, refresh measures again, static takes the widest path").
 		OneOf("auto", "refresh", "static")
 	// Head: the output head's storage (shared/model DefaultHeadFormat; docs/perf.md).
-	Head = String("head", "BITNET_HEAD", "int6", "output head storage: int8, int6 or int4 (fewer bytes per token, perplexity cost in docs/perf.md)").
+	Head = String("head", "BITNET_HEAD", "int6", "output head storage (fewer bits read fewer bytes per token; perplexity cost in docs/perf.md)").
 		OneOf("int8", "int6", "int4")
 
 	// Clients (push, pull, models, nodes, quantize, generate --remote).

@@ -417,18 +417,24 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 			}
 		}
 	}
-	// Horizontal sums.
+	g.reduce(fam, acc, limit-1)
+}
+
+// reduce stores the horizontal int32 sum of each accumulator register to
+// out[i] (out+40(FP)), using register tmp, and returns.
+func (g *gen) reduce(fam isa, acc []int, tmp int) {
+	evex := fam.wide || fam.vnni256
 	g.f("\tMOVQ out+40(FP), AX")
-	tmp := limit - 1
 	for i, a := range acc {
 		x, t := fmt.Sprintf("X%d", a), fmt.Sprintf("X%d", tmp)
-		if fam.wide {
+		switch {
+		case fam.wide:
 			g.f("\tVEXTRACTI64X4 $1, Z%d, Y%d", a, tmp)
 			g.f("\tVPADDD Y%d, Y%d, Y%d", tmp, a, a)
 			g.f("\tVEXTRACTI32X4 $1, Y%d, %s", a, t)
-		} else if evex {
+		case evex:
 			g.f("\tVEXTRACTI32X4 $1, Y%d, %s", a, t)
-		} else {
+		default:
 			g.f("\tVEXTRACTI128 $1, Y%d, %s", a, t)
 		}
 		g.f("\tVPADDD %s, %s, %s", t, x, x)
@@ -659,29 +665,7 @@ func (g *gen) headKernel(fam isa, name string, R, T int) {
 	g.f("\tADDQ $%d, AX", blk)
 	g.f("\tCMPQ AX, CX")
 	g.f("\tJB loop")
-	g.f("\tMOVQ out+40(FP), AX")
-	tmp := cF
-	for i, a := range acc {
-		x, t := fmt.Sprintf("X%d", a), fmt.Sprintf("X%d", tmp)
-		switch {
-		case fam.wide:
-			g.f("\tVEXTRACTI64X4 $1, Z%d, Y%d", a, tmp)
-			g.f("\tVPADDD Y%d, Y%d, Y%d", tmp, a, a)
-			g.f("\tVEXTRACTI32X4 $1, Y%d, %s", a, t)
-		case evex:
-			g.f("\tVEXTRACTI32X4 $1, Y%d, %s", a, t)
-		default:
-			g.f("\tVEXTRACTI128 $1, Y%d, %s", a, t)
-		}
-		g.f("\tVPADDD %s, %s, %s", t, x, x)
-		g.f("\tVPSHUFD $0x4e, %s, %s", x, t)
-		g.f("\tVPADDD %s, %s, %s", t, x, x)
-		g.f("\tVPSHUFD $0xb1, %s, %s", x, t)
-		g.f("\tVPADDD %s, %s, %s", t, x, x)
-		g.f("\tVMOVD %s, %d(AX)", x, 4*i)
-	}
-	g.f("\tVZEROUPPER")
-	g.f("\tRET\n")
+	g.reduce(fam, acc, cF)
 }
 
 // tritKernel emits an R x 1 GEMV over rows in the 1.6-bit layout of
@@ -823,29 +807,7 @@ func (g *gen) tritKernel(fam isa, name string, R int) {
 	g.f("\tJB loop")
 	g.f("tail:")
 	group(true)
-	g.f("\tMOVQ out+40(FP), AX")
-	tmp := cHi
-	for i, r := range acc {
-		x, t := fmt.Sprintf("X%d", r), fmt.Sprintf("X%d", tmp)
-		switch {
-		case fam.wide:
-			g.f("\tVEXTRACTI64X4 $1, Z%d, Y%d", r, tmp)
-			g.f("\tVPADDD Y%d, Y%d, Y%d", tmp, r, r)
-			g.f("\tVEXTRACTI32X4 $1, Y%d, %s", r, t)
-		case evex:
-			g.f("\tVEXTRACTI32X4 $1, Y%d, %s", r, t)
-		default:
-			g.f("\tVEXTRACTI128 $1, Y%d, %s", r, t)
-		}
-		g.f("\tVPADDD %s, %s, %s", t, x, x)
-		g.f("\tVPSHUFD $0x4e, %s, %s", x, t)
-		g.f("\tVPADDD %s, %s, %s", t, x, x)
-		g.f("\tVPSHUFD $0xb1, %s, %s", x, t)
-		g.f("\tVPADDD %s, %s, %s", t, x, x)
-		g.f("\tVMOVD %s, %d(AX)", x, 4*i)
-	}
-	g.f("\tVZEROUPPER")
-	g.f("\tRET\n")
+	g.reduce(fam, acc, cHi)
 }
 
 func check(name string, used, limit int) {
