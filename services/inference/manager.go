@@ -229,7 +229,7 @@ func (m *Manager) load(e *entry) {
 		delete(m.entries, e.key)
 	} else {
 		e.model, e.sched, e.since = mod, sched, time.Now()
-		e.bytes = estimateBytes(mod.Config())
+		e.bytes = estimateBytes(mod.Config()) + mod.DeviceBytes() // GPU copies count too
 		e.lastUsed.Store(time.Now().UnixNano())
 	}
 	close(e.ready)

@@ -17,8 +17,9 @@ import (
 
 // ErrDeclined reports a product the GPU does not run (a shape past the
 // kernels' 32-bit offsets, a buffer the device cannot create): the caller
-// runs it on the CPU instead, with the same result.
-var ErrDeclined = errors.New("metal: product declined")
+// runs it on the CPU instead, with the same result. It wraps
+// kernels.ErrDeclined, so a kernels.Engine does that by itself.
+var ErrDeclined = fmt.Errorf("metal: %w", kernels.ErrDeclined)
 
 // ErrClosed reports a GPU used after Close.
 var ErrClosed = errors.New("metal: GPU closed")
@@ -67,6 +68,14 @@ func New(b Backend) *GPU {
 
 // Name describes the device.
 func (g *GPU) Name() string { return g.b.Name() }
+
+// Path is kernels.Metal: a GPU is a kernels.Accelerator.
+func (g *GPU) Path() kernels.Path { return kernels.Metal }
+
+var (
+	_ kernels.Accelerator = (*GPU)(nil)
+	_ kernels.Preparer    = (*GPU)(nil)
+)
 
 // Stats reports the device memory the GPU holds and the work it ran.
 type Stats struct {
@@ -266,6 +275,41 @@ func (g *GPU) MatMulPacked(y []float32, w *kernels.PackedMatrix, a *kernels.Acti
 	return err
 }
 
+// Prepare maps a model's matrices into the device ahead of its first
+// product (kernels.Preparer) and returns the device memory they take
+// beyond the CPU's: copies of weights Metal could not map in place, and
+// the heads' row scales. It stops at the first matrix the device declines
+// (ErrDeclined: past its working set, say); those run on the CPU.
+func (g *GPU) Prepare(ws []*ternary.Matrix, h8 *kernels.Int8Matrix, hp *kernels.PackedMatrix) (int64, error) {
+	var n int64
+	add := func(w *weights, err error) error {
+		if err == nil {
+			n += w.copied
+		}
+		return err
+	}
+	for _, w := range ws {
+		if w == nil {
+			continue
+		}
+		if err := add(mapWeights(g, w, w.Codes[:w.Rows*w.Stride], nil)); err != nil {
+			return n, err
+		}
+	}
+	if h8 != nil {
+		data := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(h8.Data))), h8.Rows*h8.Stride)
+		if err := add(mapWeights(g, h8, data, h8.Scales[:h8.Rows])); err != nil {
+			return n, err
+		}
+	}
+	if hp != nil {
+		if err := add(mapWeights(g, hp, hp.Data[:hp.Rows*hp.Stride], hp.Scales[:hp.Rows])); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
 // checkActivations validates what the kernels rely on, as package kernels
 // does.
 func checkActivations(a *kernels.Activations) error {
@@ -305,6 +349,10 @@ func mapWeights[T any](g *GPU, m *T, data []byte, scales []float32) (*weights, e
 	}
 	if int64(len(data)) > g.b.MaxBufferBytes() {
 		return nil, fmt.Errorf("%w: %d weight bytes, the device's largest buffer is %d", ErrDeclined, len(data), g.b.MaxBufferBytes())
+	}
+	if ws := g.b.WorkingSetBytes(); ws > 0 && g.mapped.Load()+g.copied.Load()+g.scratch.Load()+int64(len(data)) > ws {
+		return nil, fmt.Errorf("%w: %d more weight bytes exceed the device's working set of %d bytes (%d in use)",
+			ErrDeclined, len(data), ws, g.mapped.Load()+g.copied.Load()+g.scratch.Load())
 	}
 	buf, err := g.b.WrapBuffer(data)
 	if err != nil {
