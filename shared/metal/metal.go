@@ -113,11 +113,11 @@ func Open() (*GPU, error) {
 // Info reports an open GPU as available.
 func (g *GPU) Info() Info { return Info{Available: true, Device: g.Name()} }
 
-// Unavailable reports why Open failed, with the device Probe found.
+// Unavailable reports why Open failed, with the device Probe found (on a
+// machine without the backend, Probe's reason says it best).
 func Unavailable(err error) Info {
 	i := Probe()
-	i.Available = false
-	if err != nil {
+	if err != nil && !(errors.Is(err, ErrUnavailable) && i.Reason != ReasonNotStarted) {
 		i.Reason = err.Error()
 	}
 	return i

@@ -42,3 +42,23 @@ func TestProbe(t *testing.T) {
 		t.Errorf("got empty Reason, want one")
 	}
 }
+
+func TestStart(t *testing.T) {
+	g, info, err := Start(ModeOff)
+	if g != nil || err != nil || info.Available || info.Reason != ReasonOff {
+		t.Errorf("off: got %v, %+v, %v", g, info, err)
+	}
+	if _, _, err := Start("sometimes"); err == nil {
+		t.Error("unknown mode: got no error")
+	}
+	if runtime.GOOS == "darwin" && runtime.GOARCH == "arm64" {
+		t.Skip("a Mac may have a GPU: the rest checks machines without one")
+	}
+	g, info, err = Start(ModeAuto)
+	if g != nil || err != nil || info.Available || info.Reason == "" {
+		t.Errorf("auto without a GPU: got %v, %+v, %v; want no GPU, a reason, no error", g, info, err)
+	}
+	if _, _, err := Start(ModeOn); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("on without a GPU: got %v, want ErrUnavailable", err)
+	}
+}
