@@ -241,8 +241,8 @@ func (d *device) open() error {
 		if w := send(pso, sel.execWidth); w != simdWidth {
 			return fmt.Errorf("metal: %s runs %s in SIMD groups of %d threads, the kernels need %d", d.name, name, w, simdWidth)
 		}
-		if mt := send(pso, sel.maxThreads); mt < qThreads {
-			return fmt.Errorf("metal: %s runs at most %d threads per threadgroup of %s, the kernels need %d", d.name, mt, name, qThreads)
+		if mt, need := send(pso, sel.maxThreads), uintptr(threadsOf(name)); mt < need {
+			return fmt.Errorf("metal: %s runs at most %d threads per threadgroup of %s, the kernel needs %d", d.name, mt, name, need)
 		}
 	}
 	return nil

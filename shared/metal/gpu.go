@@ -460,11 +460,11 @@ func productDispatch(p product, n, kp int, act, out Buffer, outOff int) Dispatch
 	if n == 1 {
 		per := mvSimds * mvRows
 		d.Grid = [3]int{(p.rows + per - 1) / per, n, 1}
-		d.Group = [3]int{mvSimds * simdWidth, 1, 1}
+		d.Group = [3]int{threadsOf(d.Kernel), 1, 1}
 	} else {
 		per := mmSimds * mmRows
 		d.Grid = [3]int{(p.rows + per - 1) / per, (n + mmTokens - 1) / mmTokens, 1}
-		d.Group = [3]int{mmSimds * simdWidth, 1, 1}
+		d.Group = [3]int{threadsOf(d.Kernel), 1, 1}
 		d.Threadgroup = []int{mmTokens * mmKC}
 	}
 	scales := Binding{Index: 4, Buf: act, Offset: scaleOff, Len: 4 * n} // unread by ternary kernels
@@ -581,7 +581,7 @@ func (g *GPU) Quantize(a *kernels.Activations, x []float32) error {
 	d := Dispatch{
 		Kernel: kernelQuantize,
 		Grid:   [3]int{n, 1, 1},
-		Group:  [3]int{qThreads, 1, 1},
+		Group:  [3]int{threadsOf(kernelQuantize), 1, 1},
 		Buffers: []Binding{
 			{Index: 0, Buf: xb, Len: 4 * n * k},
 			{Index: 1, Buf: act, Len: n * kp, Write: true},

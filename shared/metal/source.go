@@ -37,6 +37,18 @@ const (
 	kernelQuantize = "quantize_rows"
 )
 
+// threadsOf returns the threads per threadgroup the host launches kernel
+// name with.
+func threadsOf(name string) int {
+	switch {
+	case strings.HasPrefix(name, "mv_"):
+		return mvSimds * simdWidth
+	case strings.HasPrefix(name, "mm_"):
+		return mmSimds * simdWidth
+	}
+	return qThreads
+}
+
 // Geometry of the kernels: must match the #defines in common.metal (a test
 // checks).
 const (

@@ -18,3 +18,12 @@ ensure_qemu() {
 	echo "installing Debian qemu-user (apt-get) for qemu-aarch64"
 	apt_install qemu-user
 }
+
+# ensure_clang installs Debian's clang-19 (clang++-19): the Metal kernels
+# compile as C++ for their emulator (shared/metal/emulator), whose tests
+# then run instead of skipping.
+ensure_clang() {
+	command -v clang++-19 >/dev/null && return 0
+	echo "installing Debian clang-19 (apt-get) for the Metal kernel emulator"
+	apt_install clang-19
+}
