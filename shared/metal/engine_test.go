@@ -57,7 +57,6 @@ func TestEngineOnGPU(t *testing.T) {
 					}
 					sameBits(t, fmt.Sprintf("MatMuls[%d] n=%d", i, n), ys[i], want)
 				}
-				want, got := make([]float32, n*rows), make([]float32, n*rows)
 				for _, c := range []struct {
 					name     string
 					cpu, gpu func([]float32) error
@@ -67,13 +66,7 @@ func TestEngineOnGPU(t *testing.T) {
 					{"MatMulInt8", func(y []float32) error { return cpu.MatMulInt8(y, h8, a) }, func(y []float32) error { return e.MatMulInt8(y, h8, a) }},
 					{"MatMulPacked", func(y []float32) error { return cpu.MatMulPacked(y, h4, a) }, func(y []float32) error { return e.MatMulPacked(y, h4, a) }},
 				} {
-					if err := c.cpu(want); err != nil {
-						t.Fatal(err)
-					}
-					if err := c.gpu(got); err != nil {
-						t.Fatal(err)
-					}
-					sameBits(t, fmt.Sprintf("%s n=%d", c.name, n), got, want)
+					check(t, fmt.Sprintf("%s n=%d", c.name, n), n*rows, c.cpu, c.gpu)
 				}
 				if ran := g.Stats().Products - before; ran != 6 {
 					t.Errorf("n=%d: the GPU ran %d products, want 6", n, ran)

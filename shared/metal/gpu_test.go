@@ -162,6 +162,20 @@ func sameBits(t testing.TB, what string, got, want []float32) {
 	}
 }
 
+// check runs one product of size outputs on the reference (cpu) and on a
+// GPU (gpu) and compares the bits.
+func check(t testing.TB, what string, size int, cpu, gpu func([]float32) error) {
+	t.Helper()
+	want, got := make([]float32, size), make([]float32, size)
+	if err := cpu(want); err != nil {
+		t.Fatalf("%s on the CPU: %v", what, err)
+	}
+	if err := gpu(got); err != nil {
+		t.Fatalf("%s on the GPU: %v", what, err)
+	}
+	sameBits(t, what, got, want)
+}
+
 // shapes are rows x cols: tails of every tile (rows not a multiple of the
 // 8 and 16 rows per threadgroup, columns not a multiple of 256), one and
 // several GEMM activation tiles (MM_KC = 2048 bytes).
@@ -184,14 +198,8 @@ func testTernaryMatchesGeneric(t *testing.T, g *metal.GPU) {
 		w := ternaryMatrix(t, rng, sh[0], sh[1])
 		for _, n := range tokenCounts {
 			a := activations(t, rng, n, sh[1])
-			want, got := make([]float32, n*sh[0]), make([]float32, n*sh[0])
-			if err := e.MatMul(want, w, a); err != nil {
-				t.Fatal(err)
-			}
-			if err := g.MatMul(got, w, a); err != nil {
-				t.Fatalf("%dx%d n=%d: %v", sh[0], sh[1], n, err)
-			}
-			sameBits(t, fmt.Sprintf("ternary %dx%d n=%d", sh[0], sh[1], n), got, want)
+			check(t, fmt.Sprintf("ternary %dx%d n=%d", sh[0], sh[1], n), n*sh[0], func(y []float32) error { return e.MatMul(y, w, a) },
+				func(y []float32) error { return g.MatMul(y, w, a) })
 		}
 	}
 }
@@ -216,21 +224,10 @@ func testAllTokenCounts(t *testing.T, g *metal.GPU) {
 	}
 	for n := 1; n <= 70; n++ {
 		a := activations(t, rng, n, cols)
-		want, got := make([]float32, n*rows), make([]float32, n*rows)
-		if err := e.MatMul(want, w, a); err != nil {
-			t.Fatal(err)
-		}
-		if err := g.MatMul(got, w, a); err != nil {
-			t.Fatal(err)
-		}
-		sameBits(t, fmt.Sprintf("ternary n=%d", n), got, want)
-		if err := e.MatMulInt8(want, h8, a); err != nil {
-			t.Fatal(err)
-		}
-		if err := g.MatMulInt8(got, h8, a); err != nil {
-			t.Fatal(err)
-		}
-		sameBits(t, fmt.Sprintf("int8 n=%d", n), got, want)
+		check(t, fmt.Sprintf("ternary n=%d", n), n*rows, func(y []float32) error { return e.MatMul(y, w, a) },
+			func(y []float32) error { return g.MatMul(y, w, a) })
+		check(t, fmt.Sprintf("int8 n=%d", n), n*rows, func(y []float32) error { return e.MatMulInt8(y, h8, a) },
+			func(y []float32) error { return g.MatMulInt8(y, h8, a) })
 	}
 }
 
@@ -260,22 +257,11 @@ func testHeadsMatchGeneric(t *testing.T, g *metal.GPU) {
 		}
 		for _, n := range tokenCounts {
 			a := activations(t, rng, n, cols)
-			want, got := make([]float32, n*rows), make([]float32, n*rows)
-			if err := e.MatMulInt8(want, h8, a); err != nil {
-				t.Fatal(err)
-			}
-			if err := g.MatMulInt8(got, h8, a); err != nil {
-				t.Fatal(err)
-			}
-			sameBits(t, fmt.Sprintf("int8 %dx%d n=%d", rows, cols, n), got, want)
+			check(t, fmt.Sprintf("int8 %dx%d n=%d", rows, cols, n), n*rows, func(y []float32) error { return e.MatMulInt8(y, h8, a) },
+				func(y []float32) error { return g.MatMulInt8(y, h8, a) })
 			for _, p := range packed {
-				if err := e.MatMulPacked(want, p, a); err != nil {
-					t.Fatal(err)
-				}
-				if err := g.MatMulPacked(got, p, a); err != nil {
-					t.Fatal(err)
-				}
-				sameBits(t, fmt.Sprintf("int%d %dx%d n=%d", p.Bits, rows, cols, n), got, want)
+				check(t, fmt.Sprintf("int%d %dx%d n=%d", p.Bits, rows, cols, n), n*rows, func(y []float32) error { return e.MatMulPacked(y, p, a) },
+					func(y []float32) error { return g.MatMulPacked(y, p, a) })
 			}
 		}
 	}
@@ -319,27 +305,15 @@ func testLargeDots(t *testing.T, g *metal.GPU) {
 		if err := a.Quantize(x); err != nil {
 			t.Fatal(err)
 		}
-		want, got := make([]float32, n*rows), make([]float32, n*rows)
-		if err := e.MatMulInt8(want, h8, a); err != nil {
-			t.Fatal(err)
-		}
-		if err := g.MatMulInt8(got, h8, a); err != nil {
-			t.Fatal(err)
-		}
-		sameBits(t, fmt.Sprintf("large int8 dots n=%d", n), got, want)
+		check(t, fmt.Sprintf("large int8 dots n=%d", n), n*rows, func(y []float32) error { return e.MatMulInt8(y, h8, a) },
+			func(y []float32) error { return g.MatMulInt8(y, h8, a) })
 	}
 	// A zero tensor scale takes div_rn's fallback: 0 / s = 0.
 	w := ternaryMatrix(t, rng, 5, 300)
 	w.Scale = 0
 	a := activations(t, rng, 2, 300)
-	want, got := make([]float32, 10), make([]float32, 10)
-	if err := e.MatMul(want, w, a); err != nil {
-		t.Fatal(err)
-	}
-	if err := g.MatMul(got, w, a); err != nil {
-		t.Fatal(err)
-	}
-	sameBits(t, "zero scale", got, want)
+	check(t, "zero scale", 10, func(y []float32) error { return e.MatMul(y, w, a) },
+		func(y []float32) error { return g.MatMul(y, w, a) })
 }
 
 func TestQuantizeMatchesGeneric(t *testing.T) {
@@ -424,21 +398,10 @@ func TestOrders(t *testing.T) {
 			}
 			for _, n := range []int{1, 10} {
 				a := activations(t, rng, n, cols)
-				want, got := make([]float32, n*rows), make([]float32, n*rows)
-				if err := e.MatMul(want, w, a); err != nil {
-					t.Fatal(err)
-				}
-				if err := g.MatMul(got, w, a); err != nil {
-					t.Fatal(err)
-				}
-				sameBits(t, fmt.Sprintf("ternary n=%d", n), got, want)
-				if err := e.MatMulPacked(want, p6, a); err != nil {
-					t.Fatal(err)
-				}
-				if err := g.MatMulPacked(got, p6, a); err != nil {
-					t.Fatal(err)
-				}
-				sameBits(t, fmt.Sprintf("int6 n=%d", n), got, want)
+				check(t, fmt.Sprintf("ternary n=%d", n), n*rows, func(y []float32) error { return e.MatMul(y, w, a) },
+					func(y []float32) error { return g.MatMul(y, w, a) })
+				check(t, fmt.Sprintf("int6 n=%d", n), n*rows, func(y []float32) error { return e.MatMulPacked(y, p6, a) },
+					func(y []float32) error { return g.MatMulPacked(y, p6, a) })
 			}
 			x := floatMatrix(rng, 3, cols)
 			want, got := kernels.NewActivations(3, cols), kernels.NewActivations(3, cols)

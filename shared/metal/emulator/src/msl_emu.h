@@ -382,55 +382,35 @@ EMU_SIMD_REDUCE(simd_or, T(0), T(acc | x))
 EMU_SIMD_REDUCE(simd_and, T(0), T(acc & x))
 #undef EMU_SIMD_REDUCE
 
-// simd_shuffle returns lane's value (undefined for an inactive lane: the
-// emulator fails instead).
+// from_lane returns what lane src contributed to a SIMD-group function (a
+// read from an inactive lane is undefined on the GPU: the emulator fails).
 template <class T>
-__attribute__((noinline, convergent, nomerge)) T simd_shuffle(T v, ushort lane) {
-    uint64_t vals[32];
-    uint32_t mask;
-    emu::exchange(emu::to_bits(v), __builtin_return_address(0), vals, &mask);
-    if (lane >= 32 || !(mask & (1u << lane))) {
-        emu::fail("simd_shuffle from inactive lane %u", uint(lane));
+inline T from_lane(const uint64_t* vals, uint32_t mask, uint src, const char* fn) {
+    if (src >= 32 || !(mask & (1u << src))) {
+        emu::fail("%s from inactive lane %u", fn, src);
     }
-    return emu::from_bits<T>(vals[lane]);
+    return emu::from_bits<T>(vals[src]);
 }
-template <class T>
-__attribute__((noinline, convergent, nomerge)) T simd_broadcast(T v, ushort lane) {
-    uint64_t vals[32];
-    uint32_t mask;
-    emu::exchange(emu::to_bits(v), __builtin_return_address(0), vals, &mask);
-    if (lane >= 32 || !(mask & (1u << lane))) {
-        emu::fail("simd_broadcast from inactive lane %u", uint(lane));
+
+// The shuffles: every active lane contributes v and reads one lane's.
+#define EMU_SIMD_SHUFFLE(name, arg, src_expr)                                     \
+    template <class T>                                                            \
+    __attribute__((noinline, convergent, nomerge)) T name(T v, ushort arg) {      \
+        uint64_t vals[32];                                                        \
+        uint32_t mask;                                                            \
+        emu::exchange(emu::to_bits(v), __builtin_return_address(0), vals, &mask); \
+        uint lane = emu::g_thread->lane;                                          \
+        (void)lane;                                                               \
+        uint src = (src_expr);                                                    \
+        return src == lane ? v : from_lane<T>(vals, mask, src, #name);            \
     }
-    return emu::from_bits<T>(vals[lane]);
-}
+EMU_SIMD_SHUFFLE(simd_shuffle, src_lane, uint(src_lane))
+EMU_SIMD_SHUFFLE(simd_broadcast, src_lane, uint(src_lane))
 // simd_shuffle_down: lane l reads lane l+delta, or keeps its own value past
 // the end of the SIMD group.
-template <class T>
-__attribute__((noinline, convergent, nomerge)) T simd_shuffle_down(T v, ushort delta) {
-    uint64_t vals[32];
-    uint32_t mask;
-    emu::exchange(emu::to_bits(v), __builtin_return_address(0), vals, &mask);
-    uint src = emu::g_thread->lane + delta;
-    if (src >= 32) {
-        return v;
-    }
-    if (!(mask & (1u << src))) {
-        emu::fail("simd_shuffle_down from inactive lane %u", src);
-    }
-    return emu::from_bits<T>(vals[src]);
-}
-template <class T>
-__attribute__((noinline, convergent, nomerge)) T simd_shuffle_xor(T v, ushort m) {
-    uint64_t vals[32];
-    uint32_t mask;
-    emu::exchange(emu::to_bits(v), __builtin_return_address(0), vals, &mask);
-    uint src = (emu::g_thread->lane ^ m) & 31u;
-    if (!(mask & (1u << src))) {
-        emu::fail("simd_shuffle_xor from inactive lane %u", src);
-    }
-    return emu::from_bits<T>(vals[src]);
-}
+EMU_SIMD_SHUFFLE(simd_shuffle_down, delta, lane + delta < 32 ? lane + delta : lane)
+EMU_SIMD_SHUFFLE(simd_shuffle_xor, m, (lane ^ m) & 31u)
+#undef EMU_SIMD_SHUFFLE
 
 } // namespace metal
 
