@@ -141,7 +141,7 @@ inline void mv_impl(device const uchar* w, device const char* q, device const fl
 template <typename F>
 inline void mm_impl(device const uchar* w, device const char* q, device const float* ascale, device const int* asum,
                     device const float* wscales, device float* y, constant MatParams& p, threadgroup uint* tq,
-                    uint3 tgpig, uint tid, ushort sgitg, ushort tiisg) {
+                    uint3 tgpig, ushort tid, ushort sgitg, ushort tiisg) {
     const uint r0 = (tgpig.x * MM_SIMDS + uint(sgitg)) * MM_ROWS;
     const uint t0 = tgpig.y * MM_TOKENS;
     const uint tw = MM_KC / 4u; // words per token in tq
@@ -218,7 +218,7 @@ inline void mm_impl(device const uchar* w, device const char* q, device const fl
                     ushort tiisg [[thread_index_in_simdgroup]]
 #define MM_BUILTINS                                                                                    \
     threadgroup uint *tq [[TG_INDEX(0)]], uint3 tgpig [[threadgroup_position_in_grid]],             \
-        uint tid [[thread_index_in_threadgroup]], ushort sgitg [[simdgroup_index_in_threadgroup]],     \
+        ushort tid [[thread_index_in_threadgroup]], ushort sgitg [[simdgroup_index_in_threadgroup]],     \
         ushort tiisg [[thread_index_in_simdgroup]]
 
 kernel void mv_ternary(MAT_ARGS, MV_BUILTINS) {

@@ -39,7 +39,7 @@ kernel void quantize_rows(device const float* x [[buffer(0)]], device char* q [[
                           device float* scale [[buffer(2)]], device int* sum [[buffer(3)]],
                           device uint* bad [[buffer(4)]], constant QuantParams& p [[buffer(5)]],
                           threadgroup uint* red [[TG_INDEX(0)]], uint3 tgpig [[threadgroup_position_in_grid]],
-                          uint tid [[thread_index_in_threadgroup]], ushort sgitg [[simdgroup_index_in_threadgroup]],
+                          ushort tid [[thread_index_in_threadgroup]], ushort sgitg [[simdgroup_index_in_threadgroup]],
                           ushort tiisg [[thread_index_in_simdgroup]]) {
     const uint t = tgpig.x;
     uint mb = 0u;

@@ -19,7 +19,7 @@ import (
 // compiled only into the test build.
 const testKernels = `
 #define T_ARGS device uint *out [[buffer(0)]], device const uint *in [[buffer(1)]], \
-    threadgroup uint *tg [[TG_INDEX(0)]], uint tid [[thread_index_in_threadgroup]], \
+    threadgroup uint *tg [[TG_INDEX(0)]], ushort tid [[thread_index_in_threadgroup]], \
     ushort sgitg [[simdgroup_index_in_threadgroup]], ushort tiisg [[thread_index_in_simdgroup]]
 
 // Correct: the barrier makes every thread's write visible to the others.

@@ -32,7 +32,7 @@ namespace {
 
 struct Builtins {
     uint3 tgpig;
-    uint tid;
+    ushort tid; // thread_index_in_threadgroup (the kernels declare every index ushort)
     ushort sgitg;
     ushort tiisg;
 };
@@ -136,7 +136,7 @@ void body(void* ctx, uint tid) {
     Run* r = (Run*)ctx;
     Builtins b;
     b.tgpig = r->tgpig;
-    b.tid = tid;
+    b.tid = (ushort)tid;
     b.sgitg = (ushort)(tid / 32);
     b.tiisg = (ushort)(tid % 32);
     r->k->fn(*r->args, b);
