@@ -145,12 +145,13 @@ func floatMatrix(rng *rand.Rand, rows, cols int) []float32 {
 	return w
 }
 
-// sameBits fails unless got and want are identical bit for bit.
+// sameBits fails unless got and want are identical bit for bit (NaNs
+// match whatever their payload: metal.SameFloat).
 func sameBits(t testing.TB, what string, got, want []float32) {
 	t.Helper()
 	bad := 0
 	for i := range want {
-		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+		if !metal.SameFloat(got[i], want[i]) {
 			if bad < 5 {
 				t.Errorf("%s: y[%d] = %g (%#08x), want %g (%#08x)", what, i, got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
 			}

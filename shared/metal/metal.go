@@ -1,5 +1,8 @@
 // Package metal runs BitNet's BitLinear products and output heads on Apple
-// GPUs (Metal), bit-identical to package kernels' CPU paths.
+// GPUs (Metal), bit-identical to package kernels' CPU paths (a NaN, which
+// only a token with an Inf or NaN produces, matches any NaN: IEEE 754
+// leaves its sign and payload to the hardware, and x86 and arm64 already
+// differ there; SameFloat).
 //
 // # Kernels
 //

@@ -64,7 +64,7 @@ func SelfTest(g *GPU) error {
 			}
 		}
 		for t := range n {
-			if math.Float32bits(got.Scale[t]) != math.Float32bits(want.Scale[t]) || got.Sum[t] != want.Sum[t] {
+			if !SameFloat(got.Scale[t], want.Scale[t]) || got.Sum[t] != want.Sum[t] {
 				return fmt.Errorf("quantize %d tokens: token %d scale %g sum %d, want %g and %d",
 					n, t, got.Scale[t], got.Sum[t], want.Scale[t], want.Sum[t])
 			}
@@ -88,7 +88,7 @@ func SelfTest(g *GPU) error {
 				return fmt.Errorf("%s, %d tokens: %w", c.name, n, err)
 			}
 			for i := range wantY {
-				if math.Float32bits(gotY[i]) != math.Float32bits(wantY[i]) {
+				if !SameFloat(gotY[i], wantY[i]) {
 					return fmt.Errorf("%s %dx%d, %d tokens: y[%d] = %g (%#08x), the CPU computes %g (%#08x)",
 						c.name, rows, cols, n, i, gotY[i], math.Float32bits(gotY[i]), wantY[i], math.Float32bits(wantY[i]))
 				}
@@ -104,4 +104,12 @@ func selfTestTernary(rng *rand.Rand, rows, cols int) (*ternary.Matrix, error) {
 		v[i] = int8(rng.IntN(3)) - 1
 	}
 	return ternary.Pack(rows, cols, v, 0.0371)
+}
+
+// SameFloat reports whether a and b are the same float32 bit for bit, or
+// both NaN: IEEE 754 leaves the sign and payload of a NaN that an
+// operation produces to the hardware (x86 makes 0xffc00000, arm64
+// 0x7fc00000), so NaNs match whatever their bits.
+func SameFloat(a, b float32) bool {
+	return math.Float32bits(a) == math.Float32bits(b) || (a != a && b != b)
 }
