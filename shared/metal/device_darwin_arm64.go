@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"runtime"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/ebitengine/purego"
@@ -389,15 +390,43 @@ func (d *device) encode(ds []Dispatch, p *pending) error {
 	return nil
 }
 
-// Wait implements Pending.
+// Wait implements Pending: it blocks until the completion handler runs.
+// Should the handler not run (it is called on a Metal thread through a
+// purego callback), Wait also polls the command buffer's status every
+// pollEvery, and gives up after waitLimit.
 func (p *pending) Wait() error {
-	<-p.done
+	tick := time.NewTicker(pollEvery)
+	defer tick.Stop()
+	deadline := time.Now().Add(waitLimit)
 	var err error
+wait:
+	for {
+		select {
+		case <-p.done:
+			break wait
+		case <-tick.C:
+			if send(p.cb, sel.status) >= 4 { // completed or error
+				break wait
+			}
+			if time.Now().After(deadline) {
+				err = fmt.Errorf("metal: command buffer not complete after %v", waitLimit)
+				break wait
+			}
+		}
+	}
 	withPool(func() {
-		if st := send(p.cb, sel.status); st != 4 { // MTLCommandBufferStatusCompleted
-			err = fmt.Errorf("metal: command buffer status %d: %s", st, errorText(send(p.cb, sel.errorSel)))
+		if err == nil {
+			if st := send(p.cb, sel.status); st != 4 { // MTLCommandBufferStatusCompleted
+				err = fmt.Errorf("metal: command buffer status %d: %s", st, errorText(send(p.cb, sel.errorSel)))
+			}
 		}
 		send(p.cb, sel.release)
 	})
 	return err
 }
+
+// Wait's fallbacks: a product takes milliseconds.
+const (
+	pollEvery = 250 * time.Millisecond
+	waitLimit = 2 * time.Minute
+)
