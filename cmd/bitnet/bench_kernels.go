@@ -15,6 +15,7 @@ import (
 
 	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/metal"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
 
@@ -56,6 +57,9 @@ type benchKernelConfig struct {
 	// plan, unless static, also runs the kernel plan of each thread count
 	// (kernels.LoadPlan on these shapes) as path "plan".
 	plan kernels.PlanMode
+	// gpu, when set, runs path "metal" (every product on the GPU) and
+	// joins the plans' measurements.
+	gpu kernels.Accelerator
 }
 
 // newBenchKernelsCmd is "bitnet bench kernels": memory read bandwidth,
@@ -86,22 +90,22 @@ over the measured bandwidth.`,
 	f := c.Flags()
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	f.BoolVar(&quick, "quick", false, "shorter run (smaller probe, fewer repetitions)")
-	f.StringVar(&pathFlag, "path", "", "only this kernel path: generic, avx2, avx512 or neon (default: every supported one)")
+	f.StringVar(&pathFlag, "path", "", "only this kernel path: generic, avx2, avx512, neon or metal (default: every supported one, metal where the GPU passes its self-test)")
 	f.IntVar(&threads, "threads", runtime.GOMAXPROCS(0), "thread count of the multi-threaded runs (runs also use 1)")
-	_ = c.RegisterFlagCompletionFunc("path", fixedCompletion("generic", "avx2", "avx512", "neon"))
-	set := config.Bind(c, config.KernelPlan)
+	_ = c.RegisterFlagCompletionFunc("path", fixedCompletion("generic", "avx2", "avx512", "neon", "metal"))
+	set := config.Bind(c, config.KernelPlan, config.Metal)
 	c.RunE = func(c *cobra.Command, _ []string) error {
 		v, err := set.Resolve(env)
 		if err != nil {
 			return fmt.Errorf("bench kernels: %w", err)
 		}
 		plan := kernels.PlanMode(config.KernelPlan.Get(v))
-		return benchKernelsRun(c.Context(), asJSON, quick, pathFlag, threads, plan, c.OutOrStdout(), c.ErrOrStderr())
+		return benchKernelsRun(c.Context(), asJSON, quick, pathFlag, threads, plan, metal.Mode(config.Metal.Get(v)), c.OutOrStdout(), c.ErrOrStderr())
 	}
 	return c
 }
 
-func benchKernelsRun(ctx context.Context, asJSON, quick bool, pathFlag string, threads int, plan kernels.PlanMode, stdout, stderr io.Writer) error {
+func benchKernelsRun(ctx context.Context, asJSON, quick bool, pathFlag string, threads int, plan kernels.PlanMode, metalMode metal.Mode, stdout, stderr io.Writer) error {
 	if threads < 1 {
 		return fmt.Errorf("bench kernels: --threads %d must be at least 1", threads)
 	}
@@ -115,16 +119,38 @@ func benchKernelsRun(ctx context.Context, asJSON, quick bool, pathFlag string, t
 	if quick {
 		cfg.probeSize, cfg.minTime, cfg.reps = 256<<20, 30*time.Millisecond, 1
 	}
+	var only kernels.Path
 	if pathFlag != "" {
 		p, err := kernels.ParsePath(pathFlag)
 		if err != nil {
 			return fmt.Errorf("bench kernels: %w", err)
 		}
-		if !kernels.IsSupported(p) {
+		if p != kernels.Metal && !kernels.IsSupported(p) {
 			return fmt.Errorf("bench kernels: %w: %q (supported: %v)", kernels.ErrUnsupported, p, kernels.Supported())
 		}
+		only = p
 		cfg.paths = []kernels.Path{p}
 		cfg.plan = kernels.PlanStatic
+	}
+	switch {
+	case only == kernels.Metal:
+		metalMode = metal.ModeOn
+	case only != "":
+		metalMode = metal.ModeOff
+	}
+	gpu, info, err := metal.Start(metalMode)
+	if err != nil {
+		return fmt.Errorf("bench kernels: %w", err)
+	}
+	if gpu != nil {
+		defer gpu.Close()
+		cfg.gpu = gpu
+		if only == "" {
+			cfg.paths = append(cfg.paths, kernels.Metal)
+		}
+		fmt.Fprintf(stderr, "metal: %s passed its self-test\n", info.Device)
+	} else if info.Device != "" {
+		fmt.Fprintf(stderr, "metal: %s not used: %s\n", info.Device, info.Reason)
 	}
 	rep, err := benchKernels(ctx, cfg, stderr)
 	if err != nil {
@@ -165,13 +191,17 @@ func benchKernels(ctx context.Context, cfg benchKernelConfig, log io.Writer) (*b
 	var engines []benchEngine
 	for _, p := range cfg.paths {
 		engines = append(engines, benchEngine{string(p), func(th int) []kernels.Option {
-			return []kernels.Option{kernels.WithPath(p), kernels.WithThreads(th)}
+			opts := []kernels.Option{kernels.WithPath(p), kernels.WithThreads(th)}
+			if p == kernels.Metal {
+				opts = append(opts, kernels.WithAccelerator(cfg.gpu))
+			}
+			return opts
 		}})
 	}
 	if cfg.plan != "" && cfg.plan != kernels.PlanStatic {
 		rep.Plans = map[string]kernels.Plan{}
 		for _, th := range cfg.threads {
-			p, err := kernels.LoadPlan(ctx, kernels.PlanConfig{Mode: cfg.plan, Measure: kernels.MeasureConfig{Threads: th, Shapes: cfg.shapes}})
+			p, err := kernels.LoadPlan(ctx, kernels.PlanConfig{Mode: cfg.plan, Measure: kernels.MeasureConfig{Threads: th, Shapes: cfg.shapes, Accelerator: cfg.gpu}})
 			if err != nil {
 				return nil, fmt.Errorf("bench kernels: plan: %w", err)
 			}
@@ -179,7 +209,11 @@ func benchKernels(ctx context.Context, cfg benchKernelConfig, log io.Writer) (*b
 			fmt.Fprintf(log, "plan, %d threads: %s\n", th, p)
 		}
 		engines = append(engines, benchEngine{"plan", func(th int) []kernels.Option {
-			return []kernels.Option{kernels.WithPlan(rep.Plans[strconv.Itoa(th)]), kernels.WithThreads(th)}
+			opts := []kernels.Option{kernels.WithPlan(rep.Plans[strconv.Itoa(th)]), kernels.WithThreads(th)}
+			if cfg.gpu != nil {
+				opts = append(opts, kernels.WithAccelerator(cfg.gpu))
+			}
+			return opts
 		}})
 	}
 	rng := rand.New(rand.NewPCG(1, 2))

@@ -20,6 +20,7 @@ import (
 
 	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/metal"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
@@ -95,7 +96,7 @@ Make a 2B4T-shaped model with: go run ./tools/randmodel -out /tmp/bitnet-2b.gguf
   bitnet bench model --model m.gguf --kernel avx2 --kv-cache f32 --huge-pages=false`,
 		Args: noArgs,
 	}
-	set := config.Bind(c, config.Kernel, config.KernelPlan, config.Head, config.KVCache, config.HugePages)
+	set := config.Bind(c, config.Kernel, config.KernelPlan, config.Metal, config.Head, config.KVCache, config.HugePages)
 	f := c.Flags()
 	f.StringVar(&path, "model", "", "model: a Hugging Face directory or a .gguf file (required)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
@@ -119,7 +120,7 @@ Make a 2B4T-shaped model with: go run ./tools/randmodel -out /tmp/bitnet-2b.gguf
 }
 
 func benchModel(ctx context.Context, v *config.Values, path, threadList string, asJSON bool, prompt, gen, repeat, probeMiB int, seed uint64, stdout io.Writer) error {
-	kernel, huge := config.Kernel.Get(v), config.HugePages.Get(v)
+	kernel, huge, metalMode := config.Kernel.Get(v), config.HugePages.Get(v), config.Metal.Get(v)
 	plan, head := kernels.PlanMode(config.KernelPlan.Get(v)), kernels.HeadFormat(config.Head.Get(v))
 	kv, err := model.ParseKVType(config.KVCache.Get(v))
 	if err != nil {
@@ -139,7 +140,7 @@ func benchModel(ctx context.Context, v *config.Values, path, threadList string, 
 		GoMaxProcs: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
 		TimestampUTC: time.Now().UTC().Format(time.RFC3339)}
 	for _, n := range threads {
-		r, info, err := benchModelOnce(ctx, path, kernel, plan, head, n, prompt, gen, seed, repeat, probeMiB, kv, huge)
+		r, info, err := benchModelOnce(ctx, path, kernel, metalMode, plan, head, n, prompt, gen, seed, repeat, probeMiB, kv, huge)
 		if err != nil {
 			return fmt.Errorf("bench model: %d threads: %w", n, err)
 		}
@@ -189,7 +190,7 @@ type benchInfo struct {
 // benchModelOnce loads the model on an engine of n threads, then repeats a
 // prefill of a random prompt and greedy decoding of gen tokens, each decode
 // right after a read-bandwidth probe of n threads over probeMiB MiB.
-func benchModelOnce(ctx context.Context, path, kernel string, plan kernels.PlanMode, head kernels.HeadFormat, n, prompt, gen int, seed uint64, repeat, probeMiB int, kv model.KVType, huge bool) (benchModelResult, benchInfo, error) {
+func benchModelOnce(ctx context.Context, path, kernel, metalMode string, plan kernels.PlanMode, head kernels.HeadFormat, n, prompt, gen int, seed uint64, repeat, probeMiB int, kv model.KVType, huge bool) (benchModelResult, benchInfo, error) {
 	r := benchModelResult{Threads: n, Repeat: repeat}
 	var info benchInfo
 	// n threads means n for everything, like llama-bench -t n: the float
@@ -197,7 +198,7 @@ func benchModelOnce(ctx context.Context, path, kernel string, plan kernels.PlanM
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(n))
 	runtime.GC()
 	debug.FreeOSMemory()
-	eng, err := genEngine(kernel, plan, n)
+	eng, err := genEngine(kernel, plan, metalMode, n)
 	if err != nil {
 		return r, info, err
 	}
@@ -207,7 +208,7 @@ func benchModelOnce(ctx context.Context, path, kernel string, plan kernels.PlanM
 		info.kernel = eng.Plan().String()
 	}
 	start := time.Now()
-	m, err := model.Load(path, model.WithEngine(eng), model.WithKVType(kv), model.WithHugePages(huge), model.WithHeadFormat(head))
+	m, err := model.Load(path, model.WithEngine(eng.Engine), model.WithKVType(kv), model.WithHugePages(huge), model.WithHeadFormat(head))
 	if err != nil {
 		return r, info, err
 	}
@@ -367,10 +368,26 @@ func procKBFieldsMiB(path string) map[string]float64 {
 	return out
 }
 
-// genEngine builds the kernel engine that --kernel, --kernel-plan and
-// --threads ask for: without --kernel, the plan of this CPU and thread count
-// (measured once and cached unless plan is static).
-func genEngine(path string, plan kernels.PlanMode, threads int) (*kernels.Engine, error) {
+// localEngine is a kernel engine and the GPU it runs products on, if any.
+type localEngine struct {
+	*kernels.Engine
+	gpu *metal.GPU
+}
+
+// Close stops the engine, then releases the GPU.
+func (e *localEngine) Close() {
+	e.Engine.Close()
+	if e.gpu != nil {
+		_ = e.gpu.Close()
+	}
+}
+
+// genEngine builds the kernel engine that --kernel, --kernel-plan, --metal
+// and --threads ask for: without --kernel, the plan of this CPU (and GPU,
+// where metal.Open's self-test passes) and thread count, measured once and
+// cached unless plan is static, which puts every product on the GPU when
+// there is one. --kernel metal requires the GPU; a CPU --kernel keeps it off.
+func genEngine(path string, plan kernels.PlanMode, metalMode string, threads int) (*localEngine, error) {
 	var opts []kernels.Option
 	if threads < 0 {
 		return nil, fmt.Errorf("--threads = %d must be >= 0", threads)
@@ -378,20 +395,50 @@ func genEngine(path string, plan kernels.PlanMode, threads int) (*kernels.Engine
 	if threads > 0 {
 		opts = append(opts, kernels.WithThreads(threads))
 	}
+	var p kernels.Path
 	if path != "" {
-		p, err := kernels.ParsePath(path)
-		if err != nil {
+		var err error
+		if p, err = kernels.ParsePath(path); err != nil {
 			return nil, err
 		}
-		return kernels.New(append(opts, kernels.WithPath(p))...)
 	}
-	th := threads
-	if th == 0 {
-		th = runtime.GOMAXPROCS(0)
+	mode := metal.Mode(metalMode)
+	switch {
+	case p == kernels.Metal:
+		mode = metal.ModeOn
+	case p != "":
+		mode = metal.ModeOff
 	}
-	p, err := kernels.LoadPlan(context.Background(), kernels.PlanConfig{Mode: plan, Measure: kernels.MeasureConfig{Threads: th}})
+	gpu, _, err := metal.Start(mode)
 	if err != nil {
 		return nil, err
 	}
-	return kernels.New(append(opts, kernels.WithPlan(p))...)
+	var acc kernels.Accelerator
+	if gpu != nil {
+		acc = gpu
+		opts = append(opts, kernels.WithAccelerator(gpu))
+	}
+	if p == "" && gpu != nil && plan == kernels.PlanStatic {
+		p = kernels.Metal // the widest path
+	}
+	var eng *kernels.Engine
+	if p != "" {
+		eng, err = kernels.New(append(opts, kernels.WithPath(p))...)
+	} else {
+		th := threads
+		if th == 0 {
+			th = runtime.GOMAXPROCS(0)
+		}
+		var pl kernels.Plan
+		if pl, err = kernels.LoadPlan(context.Background(), kernels.PlanConfig{Mode: plan, Measure: kernels.MeasureConfig{Threads: th, Accelerator: acc}}); err == nil {
+			eng, err = kernels.New(append(opts, kernels.WithPlan(pl))...)
+		}
+	}
+	if err != nil {
+		if gpu != nil {
+			_ = gpu.Close()
+		}
+		return nil, err
+	}
+	return &localEngine{Engine: eng, gpu: gpu}, nil
 }

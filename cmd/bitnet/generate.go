@@ -34,6 +34,7 @@ type generateFlags struct {
 	chat, special, echo     bool
 	stops, require          []string
 	kernel, kvCache, head   string // resolved settings
+	metal                   string
 	plan                    kernels.PlanMode
 	threads                 int
 }
@@ -55,7 +56,7 @@ forces a local run). Both take the same sampling flags.`,
   bitnet generate --remote 127.0.0.1:50051 --model opticks@1 --prompt "Light" --require avx2`,
 		Args: noArgs,
 	}
-	set := config.Bind(c, append(slices.Clone(config.Client), config.Kernel, config.KernelPlan, config.Head, config.Threads, config.KVCache)...)
+	set := config.Bind(c, append(slices.Clone(config.Client), config.Kernel, config.KernelPlan, config.Metal, config.Head, config.Threads, config.KVCache)...)
 	fs := c.Flags()
 	fs.StringVar(&g.model, "model", "", "model: a Hugging Face directory or .gguf file; with --remote a registry reference NAME[@N|:ALIAS] (required)")
 	fs.StringVar(&g.prompt, "prompt", "", "prompt text (required)")
@@ -79,7 +80,7 @@ forces a local run). Both take the same sampling flags.`,
 			return fmt.Errorf("generate: %w", err)
 		}
 		g.kernel, g.threads, g.kvCache = config.Kernel.Get(v), config.Threads.Get(v), config.KVCache.Get(v)
-		g.head, g.plan = config.Head.Get(v), kernels.PlanMode(config.KernelPlan.Get(v))
+		g.head, g.plan, g.metal = config.Head.Get(v), kernels.PlanMode(config.KernelPlan.Get(v)), config.Metal.Get(v)
 		if err := g.check(); err != nil {
 			return err
 		}
@@ -191,13 +192,13 @@ func localGenerate(ctx context.Context, g *generateFlags, stdout, stderr io.Writ
 	if err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}
-	eng, err := genEngine(g.kernel, g.plan, g.threads)
+	eng, err := genEngine(g.kernel, g.plan, g.metal, g.threads)
 	if err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}
 	defer eng.Close()
 	start := time.Now()
-	m, err := model.Load(g.model, model.WithEngine(eng), model.WithKVType(kv), model.WithHeadFormat(kernels.HeadFormat(g.head)))
+	m, err := model.Load(g.model, model.WithEngine(eng.Engine), model.WithKVType(kv), model.WithHeadFormat(kernels.HeadFormat(g.head)))
 	if err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}

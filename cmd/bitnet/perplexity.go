@@ -36,7 +36,7 @@ and perplexity. The KV cache is f32 here by default, for exact scores.`,
   bitnet perplexity --model model.gguf --tokens ids.txt --json --kernel generic`,
 		Args: noArgs,
 	}
-	set := config.Bind(c, config.Kernel, config.Threads, config.KVCache.WithDefault("f32"), config.Head)
+	set := config.Bind(c, config.Kernel, config.Metal, config.Threads, config.KVCache.WithDefault("f32"), config.Head)
 	f := c.Flags()
 	f.StringVar(&modelPath, "model", "", "model: Hugging Face directory or .gguf file (required)")
 	f.StringVar(&textFile, "text", "", "text file to tokenize and score")
@@ -69,13 +69,13 @@ func perplexity(ctx context.Context, v *config.Values, modelPath, textFile, toke
 	if err != nil {
 		return fmt.Errorf("perplexity: %w", err)
 	}
-	eng, err := genEngine(config.Kernel.Get(v), kernels.PlanStatic, config.Threads.Get(v)) // scoring: speed does not matter
+	eng, err := genEngine(config.Kernel.Get(v), kernels.PlanStatic, config.Metal.Get(v), config.Threads.Get(v)) // scoring: speed does not matter
 	if err != nil {
 		return fmt.Errorf("perplexity: %w", err)
 	}
 	defer eng.Close()
 	start := time.Now()
-	m, err := model.Load(modelPath, model.WithEngine(eng), model.WithHeadInt8(!headF32), model.WithKVType(kv),
+	m, err := model.Load(modelPath, model.WithEngine(eng.Engine), model.WithHeadInt8(!headF32), model.WithKVType(kv),
 		model.WithHeadFormat(kernels.HeadFormat(config.Head.Get(v))))
 	if err != nil {
 		return fmt.Errorf("perplexity: %w", err)

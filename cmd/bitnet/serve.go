@@ -21,6 +21,7 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/discovery"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/logging"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/metal"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/server"
 )
 
@@ -53,6 +54,7 @@ func meshConfig(v *config.Values) (mesh.Config, error) {
 		NodeName:     config.NodeName.Get(v),
 		Kernel:       kernels.Path(config.Kernel.Get(v)),
 		KernelPlan:   kernels.PlanMode(config.KernelPlan.Get(v)),
+		Metal:        metal.Mode(config.Metal.Get(v)),
 		HeadFormat:   kernels.HeadFormat(config.Head.Get(v)),
 		Threads:      config.Threads.Get(v),
 		KVCache:      config.KVCache.Get(v),

@@ -308,7 +308,7 @@ func (m *Manager) load(ctx context.Context, e *entry) {
 	} else {
 		e.model, e.sched, e.since = mod, sched, time.Now()
 		e.tmpl, e.tmplErr = tmpl, tmplErr
-		e.bytes = estimateBytes(mod.Config())
+		e.bytes = estimateBytes(mod.Config()) + mod.DeviceBytes() // GPU copies count too
 		e.lastUsed.Store(time.Now().UnixNano())
 	}
 	close(e.ready)

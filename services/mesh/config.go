@@ -13,6 +13,7 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/certs"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/discovery"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/metal"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/metrics"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/server"
@@ -64,8 +65,14 @@ type Config struct {
 	// NodeName is the discovery instance ID and the node name in responses
 	// (default <service>-<host>-<port>).
 	NodeName string
-	// Kernel caps an inference node's kernel path ("" = the best this CPU runs).
+	// Kernel caps an inference node's kernel path ("" = the best this CPU
+	// runs); kernels.Metal forces the GPU for every product (Metal on).
 	Kernel kernels.Path
+	// Metal is whether an inference node uses the GPU ("" = metal.ModeAuto:
+	// where metal.Open's self-test passes; its kernel plan decides per
+	// operation class, a static plan puts every product there). A CPU
+	// Kernel cap keeps it off.
+	Metal metal.Mode
 	// Threads is the inference engine's worker count (0 = all cores).
 	Threads int
 	// KernelPlan is how an inference node without a Kernel cap picks its
@@ -279,6 +286,12 @@ func (c Config) validate() error {
 		if _, err := kernels.ParsePlanMode(string(c.KernelPlan)); err != nil {
 			return fmt.Errorf("mesh: %w", err)
 		}
+	}
+	if _, err := metal.ParseMode(string(c.Metal)); err != nil {
+		return fmt.Errorf("mesh: %w", err)
+	}
+	if c.Metal == metal.ModeOff && c.Kernel == kernels.Metal {
+		return fmt.Errorf("mesh: --kernel metal with --metal off")
 	}
 	return nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/services/trainer"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/hardware"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/metal"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/server"
 )
@@ -125,13 +126,34 @@ func inferencePart(cfg Config, sec security, id, addr string) (_ *part, err erro
 			closeAll(p.closers)
 		}
 	}()
-	hw, err := hardware.Detect(hardware.WithKernelCap(cfg.Kernel))
+	gpu, gpuInfo, err := inferenceGPU(cfg, id)
+	if err != nil {
+		return nil, err
+	}
+	if gpu != nil {
+		p.closers = append(p.closers, gpu.Close) // after the engine's (closers run last first)
+	}
+	capPath := cfg.Kernel
+	if capPath == kernels.Metal {
+		capPath = "" // products on the GPU, the rest on the best CPU path
+	}
+	hw, err := hardware.Detect(hardware.WithKernelCap(capPath))
 	if err != nil {
 		return nil, fmt.Errorf("mesh: inference node %s: %w", id, err)
 	}
 	eopts := []kernels.Option{kernels.WithThreads(cfg.Threads)}
+	var acc kernels.Accelerator
+	if gpu != nil {
+		acc = gpu
+		eopts = append(eopts, kernels.WithAccelerator(gpu))
+	}
+	runsGPU := false
 	if mode := cfg.KernelPlan; cfg.Kernel != "" || mode == "" || mode == kernels.PlanStatic {
-		eopts = append(eopts, kernels.WithPath(hw.BestKernel))
+		path := hw.BestKernel
+		if gpu != nil { // the widest path: every product on the GPU
+			path, runsGPU = kernels.Metal, true
+		}
+		eopts = append(eopts, kernels.WithPath(path))
 	} else {
 		// Measured per operation class (cached per CPU and binary), and
 		// advertised: the router ranks nodes by these speeds.
@@ -139,15 +161,17 @@ func inferencePart(cfg Config, sec security, id, addr string) (_ *part, err erro
 		if threads < 1 {
 			threads = runtime.GOMAXPROCS(0)
 		}
-		plan, err := kernels.LoadPlan(context.Background(), kernels.PlanConfig{Mode: mode, Measure: kernels.MeasureConfig{Threads: threads}})
+		plan, err := kernels.LoadPlan(context.Background(), kernels.PlanConfig{Mode: mode, Measure: kernels.MeasureConfig{Threads: threads, Accelerator: acc}})
 		if err != nil {
 			return nil, fmt.Errorf("mesh: inference node %s: kernel plan: %w", id, err)
 		}
 		eopts = append(eopts, kernels.WithPlan(plan))
+		runsGPU = plan.UsesAccelerator()
 		hw = hw.WithPerf(hardware.MeasurePerf(plan, threads))
 		cfg.Logger.Info("kernel plan", zap.String("node", id), zap.Stringer("plan", plan),
 			zap.Float64("read_gbps", hw.Perf.ReadGBps), zap.Float64("decode_tok_s", hw.Perf.DecodeTokS), zap.Float64("prefill_tok_s", hw.Perf.PrefillTokS))
 	}
+	hw = hw.WithMetal(gpuInfo, runsGPU)
 	eng, err := kernels.New(eopts...)
 	if err != nil {
 		return nil, fmt.Errorf("mesh: inference node %s: kernel engine %s: %w", id, hw.BestKernel, err)
@@ -192,6 +216,34 @@ func inferencePart(cfg Config, sec security, id, addr string) (_ *part, err erro
 		}
 	}
 	return p, nil
+}
+
+// inferenceGPU opens the node's GPU as cfg.Metal and cfg.Kernel ask (a
+// CPU kernel cap keeps it off, kernels.Metal requires it) and self-tests
+// it: only a GPU that computes exactly what the CPU computes is used, and
+// advertised. Without one the node serves on the CPU and logs why.
+func inferenceGPU(cfg Config, id string) (*metal.GPU, metal.Info, error) {
+	mode := cfg.Metal
+	switch {
+	case cfg.Kernel == kernels.Metal:
+		mode = metal.ModeOn
+	case cfg.Kernel != "":
+		mode = metal.ModeOff
+	}
+	gpu, info, err := metal.Start(mode)
+	if err != nil {
+		return nil, info, fmt.Errorf("mesh: inference node %s: %w", id, err)
+	}
+	switch {
+	case gpu != nil:
+		st := gpu.Stats()
+		cfg.Logger.Info("metal GPU passed its self-test", zap.String("node", id), zap.String("device", info.Device),
+			zap.Int64("scratch_bytes", st.ScratchBytes))
+	case mode != metal.ModeOff && info.Device != "": // a Mac whose GPU cannot be used
+		cfg.Logger.Warn("metal unavailable, serving on the CPU", zap.String("node", id), zap.String("device", info.Device),
+			zap.String("reason", info.Reason))
+	}
+	return gpu, info, nil
 }
 
 // nodeMeta is what an inference node advertises: hardware, loaded models

@@ -25,6 +25,7 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/hardware"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/logging"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/metal"
 )
 
 // TEST ONLY: testNode is a minimal InferenceService over real loopback gRPC
@@ -67,6 +68,10 @@ func hwReport(best kernels.Path) hardware.Report {
 		r.Arch = "arm64"
 		r.Kernels = []kernels.Path{kernels.Generic, kernels.NEON}
 		r.Features = hardware.Features{NEON: true, DotProd: true}
+	case kernels.Metal: // a Mac whose GPU passed its self-test and runs the products
+		r = hwReport(kernels.NEON).WithMetal(metal.Info{Available: true, Device: "Apple M2 Pro"}, true)
+		r.OS = "darwin"
+		return r
 	default:
 		r.BestKernel = kernels.Generic
 		r.Kernels = []kernels.Path{kernels.Generic}

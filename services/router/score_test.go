@@ -10,6 +10,7 @@ import (
 
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/metal"
 )
 
 // snap builds a node snapshot for scoring tests.
@@ -63,6 +64,10 @@ func TestChoose(t *testing.T) {
 		{"failing node when alone", "", nil, "", []nodeSnapshot{snap("a5", kernels.AVX512, failing())}, "a5"},
 		{"require filters", "", []string{"avx2"}, "", []nodeSnapshot{snap("g", kernels.Generic), snap("a2", kernels.AVX2, inflight(5))}, "a2"},
 		{"unusable ignored", "", nil, "", []nodeSnapshot{snap("a5", kernels.AVX512, unusable()), snap("g", kernels.Generic)}, "g"},
+		// A Mac whose products run on its GPU offers metal (hwReport: as fast as NEON here).
+		{"require metal", "", []string{"metal"}, "", []nodeSnapshot{snap("a5", kernels.AVX512), snap("m", kernels.Metal, inflight(3))}, "m"},
+		{"prefer metal", "", nil, "metal", []nodeSnapshot{snap("a5", kernels.AVX512), snap("m", kernels.Metal)}, "m"},
+		{"metal not preferred: fastest", "", nil, "", []nodeSnapshot{snap("a5", kernels.AVX512), snap("m", kernels.Metal)}, "a5"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,6 +151,26 @@ func TestCandidatesErrors(t *testing.T) {
 		if _, err := newDemand(bad.model, req, bad.prefer); status.Code(err) != codes.InvalidArgument {
 			t.Errorf("newDemand(%q, %q, %q): got %v, want InvalidArgument", bad.model, bad.require, bad.prefer, err)
 		}
+	}
+}
+
+// TestMetalNeedsAWorkingGPU: a Mac whose GPU failed its self-test (or
+// whose plan keeps to the CPU) serves on NEON and does not offer metal.
+func TestMetalNeedsAWorkingGPU(t *testing.T) {
+	failed := snap("mac", kernels.NEON)
+	failed.meta.Hardware = failed.meta.Hardware.WithMetal(metal.Info{Reason: "metal: self-test on Apple M1: int6 ...", Device: "Apple M1 GPU"}, true)
+	idle := snap("mac2", kernels.NEON)
+	idle.meta.Hardware = idle.meta.Hardware.WithMetal(metal.Info{Available: true, Device: "Apple M1"}, false)
+	d, err := newDemand("", []string{"metal"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = d.candidates([]nodeSnapshot{failed, idle})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "no inference node offers metal") {
+		t.Errorf("got %v, want FAILED_PRECONDITION naming metal", err)
+	}
+	if !strings.Contains(err.Error(), "mac2: kernels generic,neon features neon,dotprod,metal") {
+		t.Errorf("got %v, want the idle Mac's GPU listed as a feature", err)
 	}
 }
 

@@ -73,6 +73,25 @@ type Perf struct {
 	Plan string `json:"plan,omitempty"`
 }
 
+// WithMetal returns r with the GPU's state i (metal.Open's GPU Info, or
+// metal.Unavailable's reason). runs says whether the node's kernel plan
+// runs products on the GPU: then metal joins the kernel paths the node
+// offers, as the one it runs (BestKernel), so that requests requiring or
+// preferring metal reach it. Features.Metal reports a GPU that passed its
+// self-test, whether or not the plan uses it.
+func (r Report) WithMetal(i metal.Info, runs bool) Report {
+	r.Metal = i
+	r.Features.Metal = i.Available
+	r.Kernels = slices.DeleteFunc(slices.Clone(r.Kernels), func(p kernels.Path) bool { return p == kernels.Metal })
+	if i.Available && runs {
+		r.Kernels = append(r.Kernels, kernels.Metal)
+		r.BestKernel = kernels.Metal
+	} else if r.BestKernel == kernels.Metal && len(r.Kernels) > 0 {
+		r.BestKernel = r.Kernels[len(r.Kernels)-1]
+	}
+	return r
+}
+
 // WithPerf returns r with the measured figures p.
 func (r Report) WithPerf(p Perf) Report {
 	r.Perf = p

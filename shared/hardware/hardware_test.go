@@ -100,7 +100,7 @@ var (
 		features: Features{NEON: true, DotProd: true},
 		physical: 12, logical: 12, l1d: 128 << 10, l2: 16 << 20, memory: 32 << 30,
 		kernels: []kernels.Path{kernels.Generic, kernels.NEON},
-		metal:   metal.Info{Reason: metal.ReasonNotBuilt, Device: "Apple M2 Pro GPU"},
+		metal:   metal.Info{Reason: metal.ReasonNotStarted, Device: "Apple M2 Pro GPU"},
 	}
 )
 
@@ -362,5 +362,54 @@ func TestPerfMetaRoundTrip(t *testing.T) {
 		if _, err := ParseMeta(m); err == nil {
 			t.Errorf("ParseMeta with %s=%q: got nil error", KeyDecodeTokS, bad)
 		}
+	}
+}
+
+// TestWithMetal: a Mac whose GPU passed its self-test and whose plan runs
+// products there offers metal (required or preferred by name); one whose
+// GPU failed, or whose plan keeps to the CPU, does not.
+func TestWithMetal(t *testing.T) {
+	base, err := build(macbook, config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gpu := metal.Info{Available: true, Device: "Apple M2 Pro"}
+	failed := metal.Info{Reason: "metal: self-test on Apple M2 Pro: int6 ...", Device: "Apple M2 Pro GPU"}
+	for _, tc := range []struct {
+		name    string
+		info    metal.Info
+		runs    bool
+		best    kernels.Path
+		kernels []kernels.Path
+		flag    bool
+	}{
+		{"runs on the GPU", gpu, true, kernels.Metal, []kernels.Path{kernels.Generic, kernels.NEON, kernels.Metal}, true},
+		{"plan keeps to the CPU", gpu, false, kernels.NEON, []kernels.Path{kernels.Generic, kernels.NEON}, true},
+		{"self-test failed", failed, true, kernels.NEON, []kernels.Path{kernels.Generic, kernels.NEON}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := base.WithMetal(tc.info, tc.runs)
+			if r.BestKernel != tc.best || !slices.Equal(r.Kernels, tc.kernels) || r.Features.Metal != tc.flag || r.Metal != tc.info {
+				t.Errorf("got best %s, kernels %v, metal flag %t, info %+v; want %s, %v, %t, %+v",
+					r.BestKernel, r.Kernels, r.Features.Metal, r.Metal, tc.best, tc.kernels, tc.flag, tc.info)
+			}
+			if has, _ := r.Has("metal"); has != (tc.best == kernels.Metal) {
+				t.Errorf("Has(metal) = %t", has)
+			}
+			got, err := ParseMeta(r.Meta())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.BestKernel != r.BestKernel || !slices.Equal(got.Kernels, r.Kernels) || got.Features.Metal != r.Features.Metal {
+				t.Errorf("round trip: got %s %v %t", got.BestKernel, got.Kernels, got.Features.Metal)
+			}
+			// Twice is the same as once (a node re-reports).
+			if again := r.WithMetal(tc.info, tc.runs); !slices.Equal(again.Kernels, r.Kernels) {
+				t.Errorf("WithMetal twice: kernels %v", again.Kernels)
+			}
+		})
+	}
+	if !slices.Contains(base.Kernels, kernels.NEON) || slices.Contains(base.Kernels, kernels.Metal) {
+		t.Errorf("WithMetal changed the report it was called on: %v", base.Kernels)
 	}
 }

@@ -15,9 +15,12 @@ type Engine struct {
 	path    Path // forced path, "" when the plan decides
 	plan    *Plan
 	threads int
-	cls     [numClasses]*variant // the plan, resolved once
+	cls     [numClasses]*variant // the plan, resolved once (CPU variants)
+	acc     Accelerator          // WithAccelerator; nil without
+	onAcc   [numClasses]bool     // classes the plan runs on acc
 	pool    *pool
 	bufs    sync.Pool // *prepared scratch for impl.prepare
+	batches sync.Pool // *batch scratch for MatMuls
 }
 
 // Option configures an Engine.
@@ -45,6 +48,11 @@ func New(opts ...Option) (*Engine, error) {
 	}
 	var plan Plan
 	switch {
+	case e.path == Metal:
+		if e.acc == nil || e.acc.Path() != Metal {
+			return nil, fmt.Errorf("%w: %q needs a GPU (package metal) and none was opened", ErrUnsupported, Metal)
+		}
+		plan = AcceleratedPlan()
 	case e.path != "":
 		if _, err := ParsePath(string(e.path)); err != nil {
 			return nil, err
@@ -58,12 +66,15 @@ func New(opts ...Option) (*Engine, error) {
 	default:
 		plan = StaticPlan()
 	}
-	if err := plan.validate(); err != nil {
+	if err := plan.validate(e.acc != nil); err != nil {
 		return nil, err
 	}
 	e.plan = &plan
 	for _, c := range Classes() {
 		e.cls[c], _ = lookupVariant(plan.Choice[c])
+	}
+	if err := e.resolveAccel(plan); err != nil {
+		return nil, err
 	}
 	if e.threads < 1 {
 		e.threads = runtime.GOMAXPROCS(0)
@@ -143,6 +154,23 @@ func (e *Engine) MatMulResident(y []float32, w *ternary.Matrix, a *Activations) 
 }
 
 func (e *Engine) matMul(y []float32, w *ternary.Matrix, a *Activations, resident bool) error {
+	if err := e.checkMatMul(y, w, a); err != nil {
+		return err
+	}
+	if a.N == 0 {
+		return nil
+	}
+	if e.onAcc[classOf(a.N, resident)] {
+		err := e.acc.MatMulMany([][]float32{y}, []*ternary.Matrix{w}, a)
+		if !errors.Is(err, ErrDeclined) {
+			return err
+		}
+	}
+	return e.matMulCPU(y, w, a, resident)
+}
+
+// checkMatMul validates MatMul's operands.
+func (e *Engine) checkMatMul(y []float32, w *ternary.Matrix, a *Activations) error {
 	if e == nil || e.pool == nil {
 		return errNilEngine
 	}
@@ -159,9 +187,11 @@ func (e *Engine) matMul(y []float32, w *ternary.Matrix, a *Activations, resident
 	if len(y) != a.N*w.Rows {
 		return fmt.Errorf("%w: output has %d floats, want %d tokens x %d rows", ErrShape, len(y), a.N, w.Rows)
 	}
-	if a.N == 0 {
-		return nil
-	}
+	return nil
+}
+
+// matMulCPU runs a checked product with a.N > 0 on the CPU variant of its class.
+func (e *Engine) matMulCPU(y []float32, w *ternary.Matrix, a *Activations, resident bool) error {
 	v := e.cls[classOf(a.N, resident)]
 	im := &v.im
 	if v.tq1 && a.N == 1 && w.Trits != nil && len(w.Trits) == w.Rows*ternary.TritStride(w.Stride) {

@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"errors"
 	"fmt"
 	"math"
 
@@ -72,6 +73,11 @@ func (e *Engine) MatMulInt8(y []float32, w *Int8Matrix, a *Activations) error {
 	cls := Head
 	if a.N > 1 {
 		cls = classOf(a.N, false)
+	}
+	if e.onAcc[cls] {
+		if err := e.acc.MatMulInt8(y, w, a); !errors.Is(err, ErrDeclined) {
+			return err
+		}
 	}
 	im := &e.cls[cls].im
 	if chunks, per := e.split(w.Rows, a.N, w.Stride); chunks <= 1 {

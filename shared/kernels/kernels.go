@@ -42,11 +42,12 @@ var ErrUnsupported = errors.New("kernels: path not supported on this CPU")
 // ErrShape reports mismatched operand shapes.
 var ErrShape = errors.New("kernels: shape mismatch")
 
-// ParsePath parses a path name ("generic", "avx2", "avx512", "neon").
+// ParsePath parses a path name ("generic", "avx2", "avx512", "neon", or
+// "metal", the GPU's: see Metal).
 func ParsePath(s string) (Path, error) {
 	switch p := Path(strings.ToLower(strings.TrimSpace(s))); p {
-	case Generic, AVX2, AVX512, NEON:
+	case Generic, AVX2, AVX512, NEON, Metal:
 		return p, nil
 	}
-	return "", fmt.Errorf("kernels: unknown path %q (want generic, avx2, avx512 or neon)", s)
+	return "", fmt.Errorf("kernels: unknown path %q (want generic, avx2, avx512, neon or metal)", s)
 }

@@ -34,6 +34,9 @@ type MeasureConfig struct {
 	ColdBytes int
 	// Classes limits the classes measured (default all).
 	Classes []Class
+	// Accelerator, when set, is timed too (variant "metal") on the
+	// classes it may run: the plan can put them on the GPU.
+	Accelerator Accelerator
 }
 
 func (c *MeasureConfig) defaults() {
@@ -92,6 +95,15 @@ func measured(c Class) []*variant {
 	return vs
 }
 
+// measured is measured(c) and the accelerator's variant where it may run c.
+func (cfg MeasureConfig) measured(c Class) []*variant {
+	vs := measured(c)
+	if cfg.Accelerator != nil && accelClass(c) {
+		vs = append(vs, &variant{name: accelVariant, path: Metal})
+	}
+	return vs
+}
+
 // Measure times the variants of each class on cfg's shapes (see
 // MeasureConfig) and returns the timings for Choose. It takes about a
 // second per class on a 2B4T shape set.
@@ -111,7 +123,12 @@ func Measure(ctx context.Context, cfg MeasureConfig) ([]Timing, error) {
 		for _, c := range Classes() {
 			p.Choice[c] = v
 		}
-		e, err := New(WithPlan(p), WithThreads(cfg.Threads))
+		opts := []Option{WithThreads(cfg.Threads)}
+		if v == accelVariant {
+			p = AcceleratedPlan()
+			opts = append(opts, WithAccelerator(cfg.Accelerator))
+		}
+		e, err := New(append(opts, WithPlan(p))...)
 		if err != nil {
 			return nil, err
 		}
@@ -168,7 +185,7 @@ func Measure(ctx context.Context, cfg MeasureConfig) ([]Timing, error) {
 			n := classTokens[c]
 			a := randomActivations(rng, n, cols)
 			y := make([]float32, n*rows)
-			vs := measured(c)
+			vs := cfg.measured(c)
 			ns, err := timeVariants(ctx, cfg, vs, engine, func(e *Engine) func() error {
 				mm := e.MatMul
 				if c == GEMVCache {
@@ -209,7 +226,7 @@ func measureHead(ctx context.Context, cfg MeasureConfig, engine func(Variant) (*
 	rng := rand.New(rand.NewPCG(13, 14))
 	a := randomActivations(rng, 1, cols)
 	y := make([]float32, rows)
-	vs := measured(Head)
+	vs := cfg.measured(Head)
 	ns, err := timeVariants(ctx, cfg, vs, engine, func(e *Engine) func() error {
 		return func() error { return e.MatMulInt8(y, w, a) }
 	})

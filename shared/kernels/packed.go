@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -230,6 +231,11 @@ func (e *Engine) MatMulPacked(y []float32, w *PackedMatrix, a *Activations) erro
 	cls := Head
 	if a.N > 1 {
 		cls = classOf(a.N, false)
+	}
+	if e.onAcc[cls] {
+		if err := e.acc.MatMulPacked(y, w, a); !errors.Is(err, ErrDeclined) {
+			return err
+		}
 	}
 	im := &e.cls[cls].im
 	f := im.matMulPacked

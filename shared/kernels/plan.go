@@ -205,7 +205,20 @@ func (p Plan) Paths() []Path {
 			}
 		}
 	}
+	if p.UsesAccelerator() {
+		ps = append(ps, Metal)
+	}
 	return ps
+}
+
+// UsesAccelerator reports whether the plan runs a class on the GPU.
+func (p Plan) UsesAccelerator() bool {
+	for _, v := range p.Choice {
+		if v == accelVariant {
+			return true
+		}
+	}
+	return false
 }
 
 // Best returns the timing of the chosen variant for class c on the shape
@@ -219,12 +232,16 @@ func (p Plan) Best(c Class, rows, cols, n int) (Timing, bool) {
 	return Timing{}, false
 }
 
-// validate checks that every class has a variant this CPU runs.
-func (p Plan) validate() error {
+// validate checks that every class has a variant this CPU runs (or,
+// with an accelerator, the accelerator's variant for a product class).
+func (p Plan) validate(acc bool) error {
 	for _, c := range Classes() {
 		v, ok := p.Choice[c]
 		if !ok {
 			return fmt.Errorf("kernels: plan has no variant for %s", c)
+		}
+		if v == accelVariant && acc && accelClass(c) {
+			continue
 		}
 		if _, ok := lookupVariant(v); !ok {
 			return fmt.Errorf("%w: plan variant %q for %s (this CPU runs %v)", ErrUnsupported, v, c, Variants())

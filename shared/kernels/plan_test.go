@@ -131,7 +131,7 @@ func TestLoadPlan(t *testing.T) {
 	if p.Source != "measured" || len(p.Timings) == 0 || p.Key == "" {
 		t.Fatalf("first LoadPlan: source %q, %d timings, key %q; want a measured plan", p.Source, len(p.Timings), p.Key)
 	}
-	if err := p.validate(); err != nil {
+	if err := p.validate(false); err != nil {
 		t.Fatal(err)
 	}
 	// The choice is Choose of the timings: the least total per class.

@@ -79,7 +79,7 @@ func LoadPlan(ctx context.Context, cfg PlanConfig) (Plan, error) {
 		path = filepath.Join(d, "bitnet-mesh", "kernel-plans", key+".json")
 	}
 	if mode == PlanAuto && path != "" {
-		if p, err := readPlan(path, key); err == nil {
+		if p, err := readPlan(path, key, mc.Accelerator != nil); err == nil {
 			return p, nil
 		}
 	}
@@ -102,6 +102,9 @@ func planKey(mc MeasureConfig) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "cpu=%s\nvariants=%v\nbinary=%s\nthreads=%d\nshapes=%v\nhead=%d\nclasses=%v\n",
 		CPUID(), Variants(), binaryVersion(), mc.Threads, mc.Shapes, mc.HeadCols, mc.Classes)
+	if mc.Accelerator != nil {
+		fmt.Fprintf(h, "accelerator=%s %s\n", mc.Accelerator.Path(), mc.Accelerator.Name())
+	}
 	return hex.EncodeToString(h.Sum(nil))[:24]
 }
 
@@ -126,7 +129,7 @@ func binaryVersion() string {
 }
 
 // readPlan loads a cached plan and checks it.
-func readPlan(path, key string) (Plan, error) {
+func readPlan(path, key string, acc bool) (Plan, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return Plan{}, err
@@ -138,7 +141,7 @@ func readPlan(path, key string) (Plan, error) {
 	if p.Key != key {
 		return Plan{}, errors.New("kernels: cached plan has another key")
 	}
-	if err := p.validate(); err != nil {
+	if err := p.validate(acc); err != nil {
 		return Plan{}, err
 	}
 	p.Source = "cache"

@@ -160,21 +160,15 @@ func (sc *scratch) resize(n int, c Config) {
 }
 
 // bitLinear quantises x (n tokens of K = ws[0].Cols) once and multiplies it
-// with each ws[i] into ys[i].
+// with each ws[i] into ys[i] (on a GPU, in one submission).
 func (m *Model) bitLinear(x []float32, n int, ws []*ternary.Matrix, ys [][]float32) error {
 	a := m.scratch.act
 	a.Reset(n, ws[0].Cols)
 	if err := m.eng.Quantize(a, x); err != nil {
 		return fmt.Errorf("model: quantize activations: %w", err)
 	}
-	mm := m.eng.MatMul
-	if m.resident {
-		mm = m.eng.MatMulResident
-	}
-	for i, w := range ws {
-		if err := mm(ys[i], w, a); err != nil {
-			return fmt.Errorf("model: bitlinear %dx%d: %w", w.Rows, w.Cols, err)
-		}
+	if err := m.eng.MatMuls(ys, ws, a, m.resident); err != nil {
+		return fmt.Errorf("model: bitlinear %dx%d: %w", ws[0].Rows, ws[0].Cols, err)
 	}
 	return nil
 }

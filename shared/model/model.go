@@ -122,6 +122,8 @@ type Model struct {
 	fl      kernels.Floats // the engine's float loops
 	ownsEng bool
 	kvType  KVType
+	// deviceBytes: what the weights take on the GPU beyond the CPU's memory.
+	deviceBytes int64
 	// resident: the weights fit in the last-level cache, so one-token
 	// products run the plan's cache-resident GEMV (kernels.CacheResident).
 	resident bool
@@ -227,8 +229,37 @@ func newModel(w *Weights, head8 *kernels.Int8Matrix, tok *tokenizer.Tokenizer, o
 			return nil, err
 		}
 	}
+	if err := m.prepareDevice(); err != nil {
+		m.Close()
+		return nil, err
+	}
 	return m, nil
 }
+
+// prepareDevice maps the weights into the engine's GPU, when its plan runs
+// products there, so that the first request does not pay for it and
+// DeviceBytes can be counted against a memory budget.
+func (m *Model) prepareDevice() error {
+	var ws []*ternary.Matrix
+	for i := range m.layers {
+		l := &m.layers[i]
+		ws = append(ws, l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down)
+	}
+	h8 := m.head8
+	if m.headP != nil {
+		h8 = nil // the packed head is the one multiplied
+	}
+	n, err := m.eng.Prepare(ws, h8, m.headP)
+	if err != nil {
+		return fmt.Errorf("model: map weights into the GPU: %w", err)
+	}
+	m.deviceBytes = n
+	return nil
+}
+
+// DeviceBytes is the memory the model's weights take on the engine's GPU
+// beyond the CPU's (copies the GPU could not map in place; 0 on the CPU).
+func (m *Model) DeviceBytes() int64 { return m.deviceBytes }
 
 // Close releases the kernel engine if the model created it.
 func (m *Model) Close() error {

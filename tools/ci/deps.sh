@@ -29,3 +29,12 @@ ensure_chromium() {
 	echo "installing Debian chromium (apt-get) for the console's browser tests"
 	apt_install "chromium=$CHROMIUM_VERSION" || apt_install chromium
 }
+
+# ensure_clang installs Debian's clang-19 (clang++-19): the Metal kernels
+# compile as C++ for their emulator (shared/metal/emulator), whose tests
+# then run instead of skipping.
+ensure_clang() {
+	command -v clang++-19 >/dev/null && return 0
+	echo "installing Debian clang-19 (apt-get) for the Metal kernel emulator"
+	apt_install clang-19
+}

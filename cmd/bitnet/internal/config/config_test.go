@@ -184,7 +184,7 @@ func TestBindHelpAndList(t *testing.T) {
 	c := &cobra.Command{Use: "x"}
 	Bind(c, Kernel, Consul, Kernel) // a setting in two groups is bound once
 	fl := c.Flags().Lookup("kernel")
-	if fl == nil || !strings.Contains(fl.Usage, "generic, avx2, avx512 or neon") || !strings.Contains(fl.Usage, "env BITNET_KERNEL") {
+	if fl == nil || !strings.Contains(fl.Usage, "generic, avx2, avx512, neon or metal") || !strings.Contains(fl.Usage, "env BITNET_KERNEL") {
 		t.Errorf("--kernel usage %q: want the values and the variable", fl.Usage)
 	}
 	if got := FlagVars(c.Flags().Lookup("consul")); strings.Join(got, ",") != "BITNET_CONSUL_ADDR,CONSUL_HTTP_ADDR" {

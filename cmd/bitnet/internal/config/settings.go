@@ -92,8 +92,13 @@ var (
 		Check(AtLeast(time.Second))
 
 	// Local compute (up, serve, generate, perplexity, bench model, train).
-	Kernel = String("kernel", "BITNET_KERNEL", "", "kernel path (default: the best this CPU runs)").
-		OneOf("generic", "avx2", "avx512", "neon")
+	Kernel = String("kernel", "BITNET_KERNEL", "", "kernel path (default: the best this CPU runs; metal: every product on the Mac's GPU)").
+		OneOf("generic", "avx2", "avx512", "neon", "metal")
+	// Metal: whether the Apple GPU is used (shared/metal: opened and
+	// self-tested against the CPU first; the kernel plan decides per class).
+	Metal = String("metal", "BITNET_METAL", "auto",
+		"Apple GPU: auto uses it where its self-test passes, on requires it, off never opens it").
+		OneOf("auto", "on", "off")
 	Threads = Int("threads", "BITNET_THREADS", 0, "worker threads, 0 = all cores").
 		Check(Between(0, maxThreads))
 	KVCache   = String("kv-cache", "BITNET_KV_CACHE", "f16", "KV cache element type").OneOf("f16", "f32")
@@ -121,7 +126,7 @@ const maxThreads = 4096
 var (
 	// Server is what `up` and `serve` take.
 	Server = []Any{GRPCAddr, HTTPAddr, DataDir, Consul, Advertise, NodeName, RegistryAddr,
-		Kernel, KernelPlan, Head, Threads, KVCache, HugePages, MemoryBudget, LogLevel, LogJSON, Drain, Console,
+		Kernel, KernelPlan, Metal, Head, Threads, KVCache, HugePages, MemoryBudget, LogLevel, LogJSON, Drain, Console,
 		MaxBodyBytes, MaxUploadBodyBytes, BodyReadTimeout, MinBodyRate, ReadHeaderTimeout, IdleTimeout,
 		MaxHeaderBytes, GRPCMaxRecvBytes, MaxStreams, GRPCKeepaliveMinTime, CORSOrigins,
 		MaxBlobBytes, RegistryQuota, RegistryMinFree, JobMemoryBudget,
@@ -130,7 +135,7 @@ var (
 	// Client is what every command talking to a mesh takes.
 	Client = []Any{Remote, Timeout, Quiet, APIKey, TLS, TLSCA, TLSCert, TLSKey, TLSServerName}
 	// LocalModel is what commands running a model in process take.
-	LocalModel = []Any{Kernel, KernelPlan, Head, Threads, KVCache}
+	LocalModel = []Any{Kernel, KernelPlan, Metal, Head, Threads, KVCache}
 )
 
 // All returns every declared setting once, in catalogue order (what
