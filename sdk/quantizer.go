@@ -11,6 +11,7 @@ import (
 
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
 	quantizerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/quantizer/v1"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/requestid"
 )
 
 // QuantizerClient calls bitnet.quantizer.v1.
@@ -27,7 +28,7 @@ func (c *QuantizerClient) RPC() quantizerv1.QuantizerServiceClient { return c.rp
 // SDK sets a random one when it is empty.
 func (c *QuantizerClient) CreateJob(ctx context.Context, req *quantizerv1.CreateJobRequest) (*quantizerv1.Job, error) {
 	if req.GetRequestId() == "" {
-		req.RequestId = newRequestID()
+		req.RequestId = requestid.New()
 	}
 	resp, err := c.rpc.CreateJob(ctx, req)
 	if err != nil {

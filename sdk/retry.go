@@ -10,10 +10,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-)
 
-// requestIDHeader is the metadata key the servers log (shared/logging).
-const requestIDHeader = "x-request-id"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/requestid"
+)
 
 type requestIDKey struct{}
 
@@ -26,7 +25,7 @@ func ContextWithRequestID(ctx context.Context, id string) context.Context {
 // withRequestID adds an x-request-id to the outgoing metadata unless one is
 // there: the context's, the client's fixed one, or a fresh random one.
 func withRequestID(ctx context.Context, fixed string) context.Context {
-	if md, ok := metadata.FromOutgoingContext(ctx); ok && len(md.Get(requestIDHeader)) > 0 {
+	if md, ok := metadata.FromOutgoingContext(ctx); ok && len(md.Get(requestid.Header)) > 0 {
 		return ctx
 	}
 	id, _ := ctx.Value(requestIDKey{}).(string)
@@ -34,18 +33,9 @@ func withRequestID(ctx context.Context, fixed string) context.Context {
 		id = fixed
 	}
 	if id == "" {
-		id = newRequestID()
+		id = requestid.New()
 	}
-	return metadata.AppendToOutgoingContext(ctx, requestIDHeader, id)
-}
-
-func newRequestID() string {
-	const hexdig = "0123456789abcdef"
-	b := make([]byte, 32)
-	for i := range b {
-		b[i] = hexdig[rand.IntN(16)]
-	}
-	return string(b)
+	return requestid.Outgoing(ctx, id)
 }
 
 func requestIDUnary(fixed string) grpc.UnaryClientInterceptor {

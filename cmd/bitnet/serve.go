@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -23,6 +25,7 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/logging"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/metal"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/server"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/telemetry"
 )
 
 // serverSettings is config.Server with replacements (same flag name).
@@ -170,6 +173,10 @@ func serve(ctx context.Context, kind mesh.Kind, v *config.Values, c *cobra.Comma
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer cfg.Logger.Sync() //nolint:errcheck // stderr may not sync
+	if cfg.Tracing, err = tracingFromEnv(ctx, "bitnet-"+string(kind), cfg); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer shutdownTracing(cfg)
 	if cfg.Discovery == nil && cfg.RegistryAddr == "" && (kind == mesh.Quantizer || kind == mesh.Inference) {
 		return fmt.Errorf("serve %s: no --registry and no --consul (or CONSUL_HTTP_ADDR): cannot find the registry", kind)
 	}
@@ -219,5 +226,28 @@ func printAccess(w io.Writer, cfg mesh.Config, adminKeyFile string) {
 	}
 	if adminKeyFile != "" {
 		fmt.Fprintf(w, "admin key written to %s (mode 0600): bitnet keys create --api-key \"$(cat %s)\" ...\n", adminKeyFile, adminKeyFile)
+	}
+}
+
+// tracingFromEnv is the OpenTelemetry tracing the standard OTEL_* variables
+// ask for (off when unset; see shared/telemetry), with service the default
+// service.name.
+func tracingFromEnv(ctx context.Context, service string, cfg mesh.Config) (*telemetry.Tracing, error) {
+	t, err := telemetry.FromEnv(ctx, os.Getenv, service, cfg.Version)
+	if err != nil {
+		return nil, err
+	}
+	if telemetry.Enabled(os.Getenv) {
+		cfg.Logger.Info("tracing on: exporting spans over OTLP")
+	}
+	return t, nil
+}
+
+// shutdownTracing flushes the spans still buffered, for at most 5 s.
+func shutdownTracing(cfg mesh.Config) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := cfg.Tracing.Shutdown(ctx); err != nil {
+		cfg.Logger.Warn("tracing shutdown failed", zap.Error(err))
 	}
 }

@@ -56,6 +56,10 @@ turns keys on (the first start writes an admin key to DATA/admin.key, mode
 			return fmt.Errorf("up: %w", err)
 		}
 		defer cfg.Logger.Sync() //nolint:errcheck // stderr may not sync
+		if cfg.Tracing, err = tracingFromEnv(c.Context(), "bitnet", cfg); err != nil {
+			return fmt.Errorf("up: %w", err)
+		}
+		defer shutdownTracing(cfg)
 		stdout, data := c.OutOrStdout(), config.DataDir.Get(v)
 		var mu sync.Mutex // ready runs on Up's goroutine; stdout is shared
 		err = mesh.Up(c.Context(), cfg, func(e mesh.Endpoints) {

@@ -10,10 +10,16 @@
 //     misspelt parameter is an error rather than silently ignored;
 //   - server streams (Generate, WatchJob, DownloadBlob) are newline-delimited
 //     JSON (Content-Type application/x-ndjson), one response message per
-//     line, unwrapped; every Generate line has a "text" field, even when
-//     the delta is empty; an error after the first line ends the stream with
-//     a line {"error": {"code": N, "message": "...", "details": [...]}};
-//   - the X-Request-Id header reaches the gRPC handler as x-request-id metadata.
+//     line, unwrapped; a stream message with a string field "text" (a
+//     Generate delta) always writes it, even when empty; an error after the
+//     first line ends the stream with a line
+//     {"error": {"code": N, "message": "...", "details": [...]}};
+//   - the X-Request-Id header (requestid.Header) reaches the gRPC handler as
+//     metadata, and is not echoed back a second time as
+//     Grpc-Metadata-X-Request-Id (the HTTP server sets X-Request-Id).
+//
+// The package knows no service: it is the JSON convention shared/server's
+// gateway applies to whatever services register on it.
 //
 // A service registers its generated handler on NewServeMux():
 //
@@ -24,20 +30,18 @@ package gateway
 import (
 	"bytes"
 	"net/textproto"
+	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
-	inferencev1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/requestid"
 )
 
 // NDJSONContentType is the Content-Type of server-streaming responses.
 const NDJSONContentType = "application/x-ndjson"
-
-// RequestIDHeader is the HTTP header forwarded to gRPC as metadata
-// "x-request-id" (gRPC metadata keys are lower case).
-const RequestIDHeader = "X-Request-Id"
 
 // Marshaler returns the JSON marshaler the bitnet REST gateways use for every
 // content type (see the package doc).
@@ -52,7 +56,8 @@ func Marshaler() runtime.Marshaler {
 func MuxOptions() []runtime.ServeMuxOption {
 	return []runtime.ServeMuxOption{
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, Marshaler()),
-		runtime.WithIncomingHeaderMatcher(headerMatcher),
+		runtime.WithIncomingHeaderMatcher(incomingHeader),
+		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 	}
 }
 
@@ -62,12 +67,21 @@ func NewServeMux(opts ...runtime.ServeMuxOption) *runtime.ServeMux {
 	return runtime.NewServeMux(append(MuxOptions(), opts...)...)
 }
 
-// headerMatcher forwards the request ID besides the gateway's defaults.
-func headerMatcher(key string) (string, bool) {
-	if textproto.CanonicalMIMEHeaderKey(key) == RequestIDHeader {
-		return "x-request-id", true
+// incomingHeader forwards the request ID besides the gateway's defaults.
+func incomingHeader(key string) (string, bool) {
+	if textproto.CanonicalMIMEHeaderKey(key) == requestid.Header {
+		return strings.ToLower(requestid.Header), true
 	}
 	return runtime.DefaultHeaderMatcher(key)
+}
+
+// outgoingHeader passes response metadata as Grpc-Metadata-* headers, but
+// for the request ID, which the HTTP server has set already.
+func outgoingHeader(key string) (string, bool) {
+	if textproto.CanonicalMIMEHeaderKey(key) == requestid.Header {
+		return "", false
+	}
+	return runtime.MetadataHeaderPrefix + key, true
 }
 
 // ndjsonMarshaler is runtime.JSONPb that writes each message of a server
@@ -91,7 +105,7 @@ func (m *ndjsonMarshaler) Marshal(v any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r, ok := msg.(*inferencev1.GenerateResponse); ok && r.GetText() == "" {
+	if pm, ok := msg.(proto.Message); ok && emptyText(pm) {
 		b = withEmptyText(b)
 	}
 	return b, nil
@@ -108,6 +122,14 @@ func (m *ndjsonMarshaler) marshalUnary(v any) ([]byte, error) {
 		b = withEmptyLists(msg, b, m.UseProtoNames)
 	}
 	return b, nil
+}
+
+// emptyText reports whether m has a singular string field "text" that is
+// empty (and so left out by protojson).
+func emptyText(m proto.Message) bool {
+	r := m.ProtoReflect()
+	f := r.Descriptor().Fields().ByName("text")
+	return f != nil && f.Kind() == protoreflect.StringKind && f.Cardinality() != protoreflect.Repeated && r.Get(f).String() == ""
 }
 
 // withEmptyText adds "text": "" to a JSON object without a text field: every

@@ -96,12 +96,13 @@ type entry struct {
 	waiters int                // callers waiting for the load (guarded by Manager.mu)
 	cancel  context.CancelFunc // abandons the load
 
-	model   *model.Model
-	sched   *Scheduler
-	tmpl    *chat.Template // the model's chat template (chat.Default when it has none)
-	tmplErr error          // why the model's template does not parse
-	bytes   int64
-	since   time.Time
+	model    *model.Model
+	sched    *Scheduler
+	tmpl     *chat.Template // the model's chat template (chat.Default when it has none)
+	tmplErr  error          // why the model's template does not parse
+	bytes    int64
+	since    time.Time
+	loadTook time.Duration
 
 	inUse    atomic.Int32 // handles out (guarded by Manager.mu for increments)
 	lastUsed atomic.Int64 // unix nanoseconds
@@ -307,6 +308,7 @@ func (m *Manager) load(ctx context.Context, e *entry) {
 		delete(m.entries, e.key)
 	} else {
 		e.model, e.sched, e.since = mod, sched, time.Now()
+		e.loadTook = time.Since(start)
 		e.tmpl, e.tmplErr = tmpl, tmplErr
 		e.bytes = estimateBytes(mod.Config()) + mod.DeviceBytes() // GPU copies count too
 		e.lastUsed.Store(time.Now().UnixNano())
@@ -449,6 +451,7 @@ type LoadedInfo struct {
 	Embedding     bool         // an embedding model (Embed, not Generate)
 	Active        int          // requests generating or queued
 	LoadTime      time.Time
+	LoadDuration  time.Duration // reading the model and starting its scheduler
 	LastUsed      time.Time
 	Stats         Stats
 }
@@ -460,7 +463,7 @@ func (e *entry) info() LoadedInfo {
 		Path: e.local.Path, Format: e.local.Format, Quant: e.local.Quant, Bytes: e.bytes,
 		ContextLength: e.model.Config().MaxPositions, Active: st.Active + st.QueueDepth,
 		Family: e.model.Config().Family(), Embedding: e.model.Config().IsEmbedding(),
-		LoadTime: e.since, LastUsed: time.Unix(0, e.lastUsed.Load()), Stats: st,
+		LoadTime: e.since, LoadDuration: e.loadTook, LastUsed: time.Unix(0, e.lastUsed.Load()), Stats: st,
 	}
 }
 

@@ -2,25 +2,40 @@ package inference
 
 import (
 	"fmt"
+	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/metrics"
 )
 
 // Metric names an inference Server exports (next to shared/server's per-RPC
-// ones) to the registry given with WithMetrics.
+// ones) to the registry given with WithMetrics. The per-request series are
+// named as vLLM names them, with "bitnet:" for "vllm:", and labelled
+// model_name (the loaded version, name@version), so that a vLLM dashboard
+// works after that one substitution; docs/deploy.md lists them.
 const (
-	MetricGenerations       = "bitnet_inference_generations_total"      // finished generations, by model and finish reason
-	MetricPromptTokens      = "bitnet_inference_prompt_tokens_total"    // prompt tokens processed, by model
-	MetricGeneratedTokens   = "bitnet_inference_generated_tokens_total" // tokens generated, by model (tokens/s: rate())
-	MetricFirstToken        = "bitnet_inference_first_token_seconds"    // time to first token, by model
-	MetricGenerationTime    = "bitnet_inference_generation_seconds"     // submitted -> last token, by model
-	MetricTokensPerSecond   = "bitnet_inference_tokens_per_second"      // generated tokens/s over the last minute
-	MetricActiveRequests    = "bitnet_inference_active_requests"        // requests in the running batches
-	MetricQueueDepth        = "bitnet_inference_queue_depth"            // requests waiting for a batch slot
-	MetricQueueCapacity     = "bitnet_inference_queue_capacity"         // queue slots over the loaded models
-	MetricLoadedModels      = "bitnet_inference_loaded_models"          // model versions in memory
-	MetricMemoryUsedBytes   = "bitnet_inference_memory_used_bytes"      // bytes the loaded models take
-	MetricMemoryBudgetBytes = "bitnet_inference_memory_budget_bytes"    // the loaded models' memory budget (0: none)
+	MetricTTFT             = "bitnet:time_to_first_token_seconds"  // submitted -> first token
+	MetricInterToken       = "bitnet:inter_token_latency_seconds"  // between generated tokens (one observation per token after the first)
+	MetricE2E              = "bitnet:e2e_request_latency_seconds"  // submitted -> last token
+	MetricQueueTime        = "bitnet:request_queue_time_seconds"   // submitted -> admitted into the batch
+	MetricPrefillTime      = "bitnet:request_prefill_time_seconds" // admitted -> prompt processed
+	MetricDecodeTime       = "bitnet:request_decode_time_seconds"  // first token -> last
+	MetricPromptTokens     = "bitnet:prompt_tokens_total"          // prompt tokens processed
+	MetricGenerationTokens = "bitnet:generation_tokens_total"      // tokens generated (tokens/s: rate())
+	MetricRequestSuccess   = "bitnet:request_success_total"        // finished requests, by finished_reason
+	MetricRunning          = "bitnet:num_requests_running"         // sequences in the running batch
+	MetricWaiting          = "bitnet:num_requests_waiting"         // requests waiting for a batch slot
+	MetricKVCacheUsage     = "bitnet:kv_cache_usage_perc"          // KV positions held / (max batch x context), 0..1
+	MetricBatchSize        = "bitnet:iteration_batch_size"         // sequences per Forward call (histogram)
+	MetricModelLoadTime    = "bitnet:model_load_time_seconds"      // how long the loaded version took to load
+
+	MetricTokensPerSecond   = "bitnet_inference_tokens_per_second"   // generated tokens/s over the last minute
+	MetricQueueCapacity     = "bitnet_inference_queue_capacity"      // queue slots over the loaded models
+	MetricLoadedModels      = "bitnet_inference_loaded_models"       // model versions in memory
+	MetricMemoryUsedBytes   = "bitnet_inference_memory_used_bytes"   // bytes the loaded models take
+	MetricMemoryBudgetBytes = "bitnet_inference_memory_budget_bytes" // the loaded models' memory budget (0: none)
 )
 
 // WithMetrics exports the node's metrics (Metric* names) to reg, e.g. the
@@ -31,62 +46,153 @@ func WithMetrics(reg *metrics.Registry) Option { return func(c *serverConfig) { 
 
 // nodeMetrics are the counters and histograms Generate updates.
 type nodeMetrics struct {
-	generations *metrics.CounterVec
-	prompt      *metrics.CounterVec
-	generated   *metrics.CounterVec
-	firstToken  *metrics.HistogramVec
-	total       *metrics.HistogramVec
+	success                             *prometheus.CounterVec
+	prompt, generated                   *prometheus.CounterVec
+	ttft, itl, e2e, queue, prefill, dec *prometheus.HistogramVec
 }
 
-// tokenBuckets are latency buckets for a CPU node: 1 ms to 2 min.
-var tokenBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
+// Buckets (seconds) for a CPU node. Time to first token and request
+// latencies: 10 ms to 10 min; inter-token latency: 1 ms to 5 s; queue
+// time: 1 ms to 5 min.
+var (
+	ttftBuckets    = []float64{.01, .025, .05, .075, .1, .15, .2, .3, .4, .5, .75, 1, 2.5, 5, 7.5, 10, 20, 40, 80, 160, 640}
+	itlBuckets     = []float64{.001, .0025, .005, .01, .015, .02, .025, .03, .04, .05, .075, .1, .15, .2, .3, .4, .5, .75, 1, 2.5, 5}
+	requestBuckets = []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 15, 20, 30, 40, 50, 60, 120, 240, 480, 600}
+	queueBuckets   = []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+)
+
+const modelLabel = "model_name"
 
 func newNodeMetrics(reg *metrics.Registry, s *Server) (*nodeMetrics, error) {
+	wrap := func(err error) error { return fmt.Errorf("inference server: metrics: %w", err) }
+	counter := func(name, help string, labels ...string) (*prometheus.CounterVec, error) {
+		return metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels))
+	}
+	hist := func(name, help string, buckets []float64) (*prometheus.HistogramVec, error) {
+		return metrics.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, []string{modelLabel}))
+	}
 	m := &nodeMetrics{}
 	var err error
-	wrap := func(err error) error { return fmt.Errorf("inference server: metrics: %w", err) }
-	if m.generations, err = reg.Counter(MetricGenerations, "Finished generations, by model and finish reason.", "model", "finish_reason"); err != nil {
-		return nil, wrap(err)
+	for _, c := range []struct {
+		dst         **prometheus.CounterVec
+		name, help  string
+		extraLabels []string
+	}{
+		{&m.success, MetricRequestSuccess, "Finished requests, by model and finish reason.", []string{"finished_reason"}},
+		{&m.prompt, MetricPromptTokens, "Prompt tokens processed, by model.", nil},
+		{&m.generated, MetricGenerationTokens, "Tokens generated, by model.", nil},
+	} {
+		if *c.dst, err = counter(c.name, c.help, append([]string{modelLabel}, c.extraLabels...)...); err != nil {
+			return nil, wrap(err)
+		}
 	}
-	if m.prompt, err = reg.Counter(MetricPromptTokens, "Prompt tokens processed, by model.", "model"); err != nil {
-		return nil, wrap(err)
-	}
-	if m.generated, err = reg.Counter(MetricGeneratedTokens, "Tokens generated, by model.", "model"); err != nil {
-		return nil, wrap(err)
-	}
-	if m.firstToken, err = reg.Histogram(MetricFirstToken, "Time from submission to the first token, seconds, by model.", tokenBuckets, "model"); err != nil {
-		return nil, wrap(err)
-	}
-	if m.total, err = reg.Histogram(MetricGenerationTime, "Time from submission to the last token, seconds, by model.", tokenBuckets, "model"); err != nil {
-		return nil, wrap(err)
+	for _, h := range []struct {
+		dst        **prometheus.HistogramVec
+		name, help string
+		buckets    []float64
+	}{
+		{&m.ttft, MetricTTFT, "Time to first token in seconds (submitted to first token sampled), by model.", ttftBuckets},
+		{&m.itl, MetricInterToken, "Inter-token latency in seconds: each request's mean time per output token after the first, observed once per such token, by model.", itlBuckets},
+		{&m.e2e, MetricE2E, "End-to-end request latency in seconds (submitted to last token), by model.", requestBuckets},
+		{&m.queue, MetricQueueTime, "Time in seconds a request waited for a batch slot, by model.", queueBuckets},
+		{&m.prefill, MetricPrefillTime, "Time in seconds the prompt took (prefill), by model.", requestBuckets},
+		{&m.dec, MetricDecodeTime, "Time in seconds from the first token to the last (decode), by model.", requestBuckets},
+	} {
+		if *h.dst, err = hist(h.name, h.help, h.buckets); err != nil {
+			return nil, wrap(err)
+		}
 	}
 	gauges := []struct {
 		name, help string
 		fn         func() float64
 	}{
 		{MetricTokensPerSecond, "Generated tokens per second over the last minute.", func() float64 { return s.LoadProto().GetTokensPerSecond() }},
-		{MetricActiveRequests, "Requests in the running batches.", func() float64 { return float64(s.LoadProto().GetActiveRequests()) }},
-		{MetricQueueDepth, "Requests waiting for a batch slot.", func() float64 { return float64(s.LoadProto().GetQueueDepth()) }},
 		{MetricQueueCapacity, "Queue slots over the loaded models.", func() float64 { return float64(s.LoadProto().GetQueueCapacity()) }},
 		{MetricLoadedModels, "Model versions loaded in memory.", func() float64 { return float64(len(s.mgr.Loaded())) }},
 		{MetricMemoryUsedBytes, "Bytes the loaded models take.", func() float64 { _, used := s.mgr.Budget(); return float64(used) }},
 		{MetricMemoryBudgetBytes, "Memory budget of the loaded models in bytes (0: none).", func() float64 { b, _ := s.mgr.Budget(); return float64(b) }},
 	}
 	for _, g := range gauges {
-		if err := reg.GaugeFunc(g.name, g.help, g.fn); err != nil {
+		if err := reg.GaugeFunc(prometheus.GaugeOpts{Name: g.name, Help: g.help}, g.fn); err != nil {
 			return nil, wrap(err)
 		}
 	}
+	mc, err := metrics.Register(reg, newModelCollector(s))
+	if err != nil {
+		return nil, wrap(err)
+	}
+	mc.s.Store(s)
 	return m, nil
 }
 
 // finished records a generation's final event.
 func (m *nodeMetrics) finished(model string, ev Event) {
-	m.generations.With(model, ev.Finish.String()).Inc()
-	m.prompt.With(model).Add(float64(ev.Usage.PromptTokens))
-	m.generated.With(model).Add(float64(ev.Usage.CompletionTokens))
-	if ev.Timings.FirstToken > 0 {
-		m.firstToken.With(model).Observe(ev.Timings.FirstToken.Seconds())
+	m.success.WithLabelValues(model, ev.Finish.String()).Inc()
+	m.prompt.WithLabelValues(model).Add(float64(ev.Usage.PromptTokens))
+	m.generated.WithLabelValues(model).Add(float64(ev.Usage.CompletionTokens))
+	t := ev.Timings
+	m.e2e.WithLabelValues(model).Observe(t.Total.Seconds())
+	m.queue.WithLabelValues(model).Observe(t.Queue.Seconds())
+	if t.Prompt > 0 {
+		m.prefill.WithLabelValues(model).Observe(t.Prompt.Seconds())
 	}
-	m.total.With(model).Observe(ev.Timings.Total.Seconds())
+	if t.FirstToken > 0 {
+		m.ttft.WithLabelValues(model).Observe(t.FirstToken.Seconds())
+		m.dec.WithLabelValues(model).Observe(t.Generation.Seconds())
+	}
+	if n := ev.Usage.CompletionTokens - 1; n > 0 && t.Generation > 0 {
+		per := t.Generation.Seconds() / float64(n)
+		h := m.itl.WithLabelValues(model)
+		for range n {
+			h.Observe(per)
+		}
+	}
+}
+
+// modelCollector reads the loaded models' schedulers at each scrape.
+type modelCollector struct {
+	s                                     atomic.Pointer[Server] // a later Server on the registry takes over
+	running, waiting, kv, batch, loadTime *prometheus.Desc
+}
+
+func newModelCollector(s *Server) *modelCollector {
+	l := []string{modelLabel}
+	c := &modelCollector{
+		running:  prometheus.NewDesc(MetricRunning, "Sequences in the running batch, by model.", l, nil),
+		waiting:  prometheus.NewDesc(MetricWaiting, "Requests waiting for a batch slot, by model.", l, nil),
+		kv:       prometheus.NewDesc(MetricKVCacheUsage, "KV cache use, 0 to 1: positions held by the running sequences over max batch x context length, by model.", l, nil),
+		batch:    prometheus.NewDesc(MetricBatchSize, "Sequences per Forward call of the batch scheduler, by model.", l, nil),
+		loadTime: prometheus.NewDesc(MetricModelLoadTime, "Seconds the loaded model version took to load (read, place, start its scheduler), by model.", l, nil),
+	}
+	c.s.Store(s)
+	return c
+}
+
+func (c *modelCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.running, c.waiting, c.kv, c.batch, c.loadTime} {
+		ch <- d
+	}
+}
+
+func (c *modelCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, li := range c.s.Load().mgr.Loaded() {
+		name := (&modelv1.ModelRef{Name: li.Ref.GetName(), Version: li.Ref.GetVersion()}).Text()
+		st := li.Stats
+		ch <- prometheus.MustNewConstMetric(c.running, prometheus.GaugeValue, float64(st.Active), name)
+		ch <- prometheus.MustNewConstMetric(c.waiting, prometheus.GaugeValue, float64(st.QueueDepth), name)
+		usage := 0.0
+		if capacity := st.MaxBatch * li.ContextLength; capacity > 0 {
+			usage = min(1, float64(st.KVTokens)/float64(capacity))
+		}
+		ch <- prometheus.MustNewConstMetric(c.kv, prometheus.GaugeValue, usage, name)
+		buckets := make(map[float64]uint64, len(BatchSizeBuckets))
+		var cum uint64
+		for i, b := range BatchSizeBuckets {
+			cum += st.BatchSizes[i]
+			buckets[float64(b)] = cum
+		}
+		cum += st.BatchSizes[len(BatchSizeBuckets)]
+		ch <- prometheus.MustNewConstHistogram(c.batch, cum, float64(st.BatchSizeSum), buckets, name)
+		ch <- prometheus.MustNewConstMetric(c.loadTime, prometheus.GaugeValue, li.LoadDuration.Seconds(), name)
+	}
 }

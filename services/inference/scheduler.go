@@ -121,6 +121,9 @@ type counters struct {
 	queueDepth, activeSeqs, batchSize atomic.Int64
 	forwards, batchedForwards         atomic.Uint64
 	maxBatchSeen                      atomic.Int64
+	batchSum                          atomic.Uint64                            // sequences over every Forward call
+	kvTokens                          atomic.Int64                             // positions cached over the batch's sequences
+	batchHist                         [len(BatchSizeBuckets) + 1]atomic.Uint64 // Forward calls by size bucket (last: above)
 	promptTokens, generatedTokens     atomic.Uint64
 	submitted, completed, cancelled   atomic.Uint64
 	rejected, failed                  atomic.Uint64
@@ -464,6 +467,15 @@ func (s *Scheduler) step() {
 	if n := int64(len(steps)); n > s.maxBatchSeen.Load() {
 		s.maxBatchSeen.Store(n)
 	}
+	s.batchHist[batchBucket(len(steps))].Add(1)
+	s.batchSum.Add(uint64(len(steps)))
+	kv := 0
+	for _, j := range live {
+		if j.seq != nil {
+			kv += j.seq.Len()
+		}
+	}
+	s.kvTokens.Store(int64(kv))
 	now := time.Now()
 	generated := 0
 	for i, j := range batch {
@@ -697,12 +709,34 @@ type Stats struct {
 	TokensPerSecond float64
 	// P50FirstToken is the median time to first token over the last minute.
 	P50FirstToken time.Duration
+	// KVTokens is the positions held in the running sequences' KV caches
+	// (after the latest Forward call).
+	KVTokens int
+	// BatchSizes counts Forward calls by batch size: BatchSizes[i] those
+	// of at most BatchSizeBuckets[i] sequences (not cumulative), the last
+	// those above every bucket.
+	BatchSizes [len(BatchSizeBuckets) + 1]uint64
+	// BatchSizeSum is the sequences over every Forward call.
+	BatchSizeSum uint64
+}
+
+// BatchSizeBuckets are the upper bounds of Stats.BatchSizes.
+var BatchSizeBuckets = [...]int{1, 2, 4, 8, 16, 32, 64, 128}
+
+// batchBucket is the index in Stats.BatchSizes of a Forward of n sequences.
+func batchBucket(n int) int {
+	for i, b := range BatchSizeBuckets {
+		if n <= b {
+			return i
+		}
+	}
+	return len(BatchSizeBuckets)
 }
 
 // Stats returns the current counters; safe from any goroutine.
 func (s *Scheduler) Stats() Stats {
 	tps, p50 := s.rate.read(time.Now())
-	return Stats{
+	st := Stats{
 		QueueDepth: int(s.queueDepth.Load()), QueueCapacity: s.cfg.queueSize,
 		Active: int(s.activeSeqs.Load()), MaxBatch: s.cfg.maxBatch, BatchSize: int(s.batchSize.Load()),
 		Forwards: s.forwards.Load(), BatchedForwards: s.batchedForwards.Load(),
@@ -710,6 +744,11 @@ func (s *Scheduler) Stats() Stats {
 		PromptTokens: s.promptTokens.Load(), GeneratedTokens: s.generatedTokens.Load(),
 		Submitted: s.submitted.Load(), Completed: s.completed.Load(),
 		Cancelled: s.cancelled.Load(), Rejected: s.rejected.Load(), Failed: s.failed.Load(),
-		TokensPerSecond: tps, P50FirstToken: p50,
+		TokensPerSecond: tps, P50FirstToken: p50, KVTokens: int(s.kvTokens.Load()),
+		BatchSizeSum: s.batchSum.Load(),
 	}
+	for i := range st.BatchSizes {
+		st.BatchSizes[i] = s.batchHist[i].Load()
+	}
+	return st
 }

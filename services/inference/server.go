@@ -10,6 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/telemetry"
+
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -248,7 +253,9 @@ func (s *Server) Generate(req *inferencev1.GenerateRequest, stream grpc.ServerSt
 				TotalTokens: uint32(ev.Usage.PromptTokens + ev.Usage.CompletionTokens)}
 			msg.Timings = timingsProto(ev.Timings)
 			// By version, not alias: one series per loaded version.
-			s.metrics.finished((&modelv1.ModelRef{Name: h.Ref.GetName(), Version: h.Ref.GetVersion()}).Text(), ev)
+			version := (&modelv1.ModelRef{Name: h.Ref.GetName(), Version: h.Ref.GetVersion()}).Text()
+			s.metrics.finished(version, ev)
+			phaseSpans(ctx, version, time.Now(), ev)
 		}
 		if err := stream.Send(msg); err != nil {
 			if !ev.Final { // the client is gone (see above)
@@ -563,4 +570,31 @@ func (s *Server) Detokenize(ctx context.Context, req *inferencev1.DetokenizeRequ
 // ListNodes implements InferenceService: the router's job.
 func (s *Server) ListNodes(context.Context, *inferencev1.ListNodesRequest) (*inferencev1.ListNodesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "ListNodes is served by the router; ask this node with NodeInfo")
+}
+
+// phaseSpans records a finished generation's phases as child spans of the
+// request's span, from its timings: node.queue (waiting for a batch slot),
+// node.prefill (the prompt) and node.decode (first token to last).
+func phaseSpans(ctx context.Context, model string, end time.Time, ev Event) {
+	if !trace.SpanFromContext(ctx).IsRecording() {
+		return
+	}
+	t := ev.Timings
+	submitted := end.Add(-t.Total)
+	admitted := submitted.Add(t.Queue)
+	attrs := trace.WithAttributes(attribute.String("bitnet.model", model))
+	span := func(name string, from, to time.Time, kv ...attribute.KeyValue) {
+		_, sp := telemetry.Start(ctx, "github.com/bitnet-mesh/bitnet-mesh/services/inference", name, attrs,
+			trace.WithTimestamp(from), trace.WithAttributes(kv...))
+		sp.End(trace.WithTimestamp(to))
+	}
+	span("node.queue", submitted, admitted)
+	if t.Prompt > 0 {
+		span("node.prefill", admitted, admitted.Add(t.Prompt), attribute.Int("bitnet.prompt_tokens", ev.Usage.PromptTokens))
+	}
+	if t.FirstToken > 0 {
+		first := submitted.Add(t.FirstToken)
+		span("node.decode", first, end, attribute.Int("bitnet.completion_tokens", ev.Usage.CompletionTokens),
+			attribute.String("bitnet.finish_reason", ev.Finish.String()))
+	}
 }

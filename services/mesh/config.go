@@ -17,6 +17,7 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/metrics"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/server"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/telemetry"
 )
 
 // Kind names a service of the mesh.
@@ -112,6 +113,9 @@ type Config struct {
 	Logger *zap.Logger
 	// Metrics, when set, is the registry the server exports (default new).
 	Metrics *metrics.Registry
+	// Tracing is the OpenTelemetry tracing of the servers and clients
+	// (default telemetry.Off; the CLI sets telemetry.FromEnv).
+	Tracing *telemetry.Tracing
 	// NoConsole leaves the web console (package console) off the REST port
 	// of the router and of Up, where it is served at / by default.
 	NoConsole bool
@@ -224,6 +228,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Metrics == nil {
 		c.Metrics = metrics.NewRegistry()
+	}
+	if c.Tracing == nil {
+		c.Tracing = telemetry.Off()
 	}
 	if c.Version == "" {
 		c.Version = "dev"

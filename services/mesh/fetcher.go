@@ -8,6 +8,12 @@ import (
 	"strconv"
 	"sync"
 
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/telemetry"
+
 	"google.golang.org/grpc/status"
 
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
@@ -58,13 +64,19 @@ func (f *registryFetcher) Fetch(ctx context.Context, ref *modelv1.ModelRef) (inf
 		return inference.Local{}, fmt.Errorf("the registry answered a bad name: %w", err)
 	}
 	dest := filepath.Join(f.dir, name, strconv.FormatUint(uint64(ver), 10))
+	pctx, span := telemetry.Start(ctx, "github.com/bitnet-mesh/bitnet-mesh/services/mesh", "registry.pull",
+		trace.WithAttributes(attribute.String("bitnet.model", resolved), attribute.Int64("bitnet.size_bytes", int64(v.GetSizeBytes()))))
 	l := f.lock(resolved)
 	l.Lock()
-	res, err := c.Pull(ctx, resolved, dest, nil)
+	res, err := c.Pull(pctx, resolved, dest, nil)
 	l.Unlock()
 	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(otelcodes.Error, "pull failed")
+		span.End()
 		return inference.Local{}, fmt.Errorf("download %s: %w", resolved, relay(err))
 	}
+	span.End()
 	loc := inference.Local{
 		Ref:    &modelv1.ModelRef{Name: name, Version: ver, Alias: ref.GetAlias()},
 		Path:   dest,

@@ -267,7 +267,7 @@ func nodeMeta(s *inference.Server, version string, start time.Time) router.NodeM
 // connection, else the one discovery finds.
 func routerPart(cfg Config, sec security, id string, reg *part) (*part, error) {
 	r, err := router.New(router.WithRegistry(cfg.Discovery), router.WithLogger(cfg.Logger),
-		router.WithMetrics(cfg.Metrics), router.WithIdentity(id, cfg.Version),
+		router.WithMetrics(cfg.Metrics), router.WithTracing(cfg.Tracing), router.WithIdentity(id, cfg.Version),
 		router.WithDialOptions(sec.nodeDialOptions()...))
 	if err != nil {
 		return nil, fmt.Errorf("mesh: %w", err)

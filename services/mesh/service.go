@@ -111,6 +111,7 @@ func build(cfg Config, kinds []Kind) (_ *Service, err error) {
 		server.WithGRPCListener(lis),
 		server.WithLogger(cfg.Logger),
 		server.WithMetrics(cfg.Metrics),
+		server.WithTracing(cfg.Tracing),
 		server.WithDrainTimeout(cfg.DrainTimeout),
 		server.WithShutdownTimeout(cfg.ShutdownTimeout),
 		server.WithShutdownHook(s.leave),

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bitnet-mesh/bitnet-mesh/shared/requestid"
+
 	"go.uber.org/zap"
 	"google.golang.org/grpc/metadata"
 
@@ -133,9 +135,9 @@ func outgoing(r *http.Request) context.Context {
 	ctx := r.Context()
 	var kv []string
 	if id := logging.RequestID(ctx); id != "" {
-		kv = append(kv, logging.RequestIDHeader, id)
-	} else if id := r.Header.Get(logging.RequestIDHeader); logging.ValidRequestID(id) {
-		kv = append(kv, logging.RequestIDHeader, id)
+		kv = append(kv, requestid.Header, id)
+	} else if id := r.Header.Get(requestid.Header); requestid.Valid(id) {
+		kv = append(kv, requestid.Header, id)
 	}
 	if a := r.Header.Get("Authorization"); a != "" {
 		kv = append(kv, "authorization", a)
@@ -183,7 +185,7 @@ func requestID(r *http.Request, prefix string) string {
 	if id := logging.RequestID(r.Context()); id != "" {
 		return prefix + id
 	}
-	return prefix + logging.NewRequestID()
+	return prefix + requestid.New()
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -14,6 +14,7 @@ import (
 
 	inferencev1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/logging"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/requestid"
 )
 
 // Generate forwards the request to the best node and streams its answer
@@ -36,14 +37,14 @@ func (r *Router) Generate(req *inferencev1.GenerateRequest, stream grpc.ServerSt
 	tried := map[string]bool{}
 	var lastErr error
 	for attempt := 0; attempt <= r.cfg.retries; attempt++ {
-		n, err := r.pick(d, tried)
+		n, err := r.pick(ctx, d, tried)
 		if err != nil {
 			err = noNodeErr(err, lastErr)
 			r.metrics.noNode(err)
 			return err
 		}
 		tried[n.id] = true
-		r.metrics.routed.With(n.id, "Generate").Inc()
+		r.metrics.routed.WithLabelValues(n.id, "Generate").Inc()
 		sent, err := r.forward(ctx, n, req, stream)
 		r.table.release(n)
 		if err == nil || sent || ctx.Err() != nil || !retryable(err) {
@@ -83,7 +84,7 @@ func (r *Router) forward(ctx context.Context, n *node, req *inferencev1.Generate
 		if !sent {
 			d := time.Since(begin)
 			n.observeTTFT(d)
-			r.metrics.ttft.With(n.id).Observe(d.Seconds())
+			r.metrics.ttft.WithLabelValues(n.id).Observe(d.Seconds())
 		}
 		if !sent || msg.GetNode() != "" || msg.GetFinishReason() != inferencev1.FinishReason_FINISH_REASON_UNSPECIFIED {
 			msg.Node = n.id
@@ -107,16 +108,11 @@ const authorizationKey = "authorization"
 // scopes, not the router's.
 func outgoing(ctx context.Context) context.Context {
 	md, _ := metadata.FromIncomingContext(ctx)
-	id := logging.RequestID(ctx)
+	id := requestid.From(ctx)
 	if id == "" {
-		if v := md.Get(logging.RequestIDHeader); len(v) > 0 && logging.ValidRequestID(v[0]) {
-			id = v[0]
-		}
+		id = requestid.OrNew(requestid.FromIncoming(ctx))
 	}
-	if id == "" {
-		id = logging.NewRequestID()
-	}
-	kv := []string{logging.RequestIDHeader, id}
+	kv := []string{requestid.Header, id}
 	for _, v := range md.Get(authorizationKey) {
 		kv = append(kv, authorizationKey, v)
 	}

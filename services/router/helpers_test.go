@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bitnet-mesh/bitnet-mesh/shared/metrics"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/requestid"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -24,7 +27,6 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/discovery"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/hardware"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
-	"github.com/bitnet-mesh/bitnet-mesh/shared/logging"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/metal"
 )
 
@@ -85,7 +87,7 @@ func hwReport(best kernels.Path) hardware.Report {
 func (n *testNode) Generate(req *inferencev1.GenerateRequest, stream grpc.ServerStreamingServer[inferencev1.GenerateResponse]) error {
 	n.calls.Add(1)
 	if md, ok := metadata.FromIncomingContext(stream.Context()); ok {
-		if v := md.Get(logging.RequestIDHeader); len(v) > 0 {
+		if v := md.Get(requestid.Header); len(v) > 0 {
 			n.mu.Lock()
 			n.requestIDs = append(n.requestIDs, v[0])
 			n.mu.Unlock()
@@ -283,4 +285,14 @@ func generate(ctx context.Context, c inferencev1.InferenceServiceClient, req *in
 		return "", "", "", errors.New("empty stream")
 	}
 	return last.GetNode(), last.GetKernel(), text, nil
+}
+
+// mustText is reg's exposition in the text format.
+func mustText(t *testing.T, reg *metrics.Registry) string {
+	t.Helper()
+	text, err := reg.Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return text
 }

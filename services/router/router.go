@@ -8,6 +8,11 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/status"
+
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -15,6 +20,7 @@ import (
 	inferencev1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/discovery"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/metrics"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/telemetry"
 )
 
 // Defaults of the options.
@@ -38,7 +44,14 @@ type config struct {
 	version     string
 	dialOpts    []grpc.DialOption
 	metrics     *metrics.Registry
+	tracing     *telemetry.Tracing
 }
+
+// WithTracing sets the tracing of the router's choices (a router.choose
+// span with each candidate's score) and of its calls to the nodes (the
+// trace context goes to them as traceparent metadata). Default
+// telemetry.Off.
+func WithTracing(t *telemetry.Tracing) Option { return func(c *config) { c.tracing = t } }
 
 // Option configures a Router.
 type Option func(*config)
@@ -94,6 +107,7 @@ type Router struct {
 	table   *table
 	start   time.Time
 	metrics *routerMetrics
+	tracer  trace.Tracer
 
 	rngMu sync.Mutex
 	rng   *rand.Rand
@@ -121,19 +135,27 @@ func New(opts ...Option) (*Router, error) {
 	if cfg.log == nil {
 		cfg.log = zap.NewNop()
 	}
-	dialOpts := append([]grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageSize)),
-	}, cfg.dialOpts...)
-	dial := func(addr string) (*grpc.ClientConn, error) { return grpc.NewClient(addr, dialOpts...) }
 	if cfg.metrics == nil {
 		cfg.metrics = metrics.NewRegistry()
 	}
+	if cfg.tracing == nil {
+		cfg.tracing = telemetry.Off()
+	}
+	topts, err := cfg.tracing.ClientOptions(cfg.metrics) // spans, traceparent and grpc_client_* metrics
+	if err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
+	dialOpts := append(append([]grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageSize)),
+	}, topts...), cfg.dialOpts...)
+	dial := func(addr string) (*grpc.ClientConn, error) { return grpc.NewClient(addr, dialOpts...) }
 	r := &Router{
-		cfg:   cfg,
-		table: newTable(dial, cfg.log),
-		start: time.Now(),
-		rng:   rand.New(rand.NewPCG(cfg.seed, cfg.seed^0x9e3779b97f4a7c15)),
+		tracer: cfg.tracing.Tracer("github.com/bitnet-mesh/bitnet-mesh/services/router"),
+		cfg:    cfg,
+		table:  newTable(dial, cfg.log),
+		start:  time.Now(),
+		rng:    rand.New(rand.NewPCG(cfg.seed, cfg.seed^0x9e3779b97f4a7c15)),
 	}
 	m, err := newRouterMetrics(cfg.metrics, r.usableNodes)
 	if err != nil {
@@ -208,7 +230,16 @@ func (r *Router) usableNodes() float64 {
 
 // pick chooses a node for d among those not in tried and counts a request
 // on it; the caller releases it.
-func (r *Router) pick(d demand, tried map[string]bool) (*node, error) {
+func (r *Router) pick(ctx context.Context, d demand, tried map[string]bool) (_ *node, err error) {
+	_, span := r.tracer.Start(ctx, "router.choose", trace.WithAttributes(
+		attribute.String("bitnet.model", d.model.Text()), attribute.Int("bitnet.attempt", len(tried))))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(otelcodes.Error, status.Convert(err).Message())
+		}
+		span.End()
+	}()
 	for range 3 { // a node may leave between the snapshot and acquire
 		cands, err := d.candidates(r.table.snapshot())
 		if err != nil {
@@ -224,8 +255,16 @@ func (r *Router) pick(d demand, tried map[string]bool) (*node, error) {
 			return nil, errNoneLeft
 		}
 		r.rngMu.Lock()
-		s := d.choose(left, r.rng)
+		s, costs := d.chooseScored(left, r.rng)
 		r.rngMu.Unlock()
+		ids := make([]string, len(left))
+		for i, c := range left {
+			ids[i] = c.id
+			// One attribute per candidate, its score (cost: lower is better).
+			span.SetAttributes(attribute.Float64("bitnet.candidate."+c.id+".score", costs[i]))
+		}
+		span.SetAttributes(attribute.StringSlice("bitnet.candidates", ids), attribute.Float64Slice("bitnet.scores", costs),
+			attribute.String("bitnet.chosen", s.id))
 		if r.table.acquire(s.n) {
 			return s.n, nil
 		}

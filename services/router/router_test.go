@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bitnet-mesh/bitnet-mesh/shared/requestid"
+
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -19,7 +21,6 @@ import (
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/discovery"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
-	"github.com/bitnet-mesh/bitnet-mesh/shared/logging"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/metrics"
 )
 
@@ -250,7 +251,7 @@ func TestRetryLimit(t *testing.T) {
 	if calls != 2 {
 		t.Errorf("got %d attempts with WithRetry(1), want 2", calls)
 	}
-	text := mreg.WriteText()
+	text := mustText(t, mreg)
 	for _, want := range []string{MetricRouted, MetricRetries, MetricNodes + " 4", `code="Unavailable"`} {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %q:\n%s", want, text)
@@ -328,7 +329,7 @@ func TestRequestIDPropagates(t *testing.T) {
 	r, c := startRouter(t, reg)
 	waitNodes(t, r, "n")
 
-	ctx := metadata.AppendToOutgoingContext(t.Context(), logging.RequestIDHeader, "req-abc")
+	ctx := metadata.AppendToOutgoingContext(t.Context(), requestid.Header, "req-abc")
 	if _, _, _, err := generate(ctx, c, &inferencev1.GenerateRequest{Model: "tiny"}); err != nil {
 		t.Fatal(err)
 	}

@@ -181,6 +181,13 @@ func offer(r hardware.Report) string {
 // tolerance a cost difference means only noise (a TTFT a few percent
 // higher), so it must not decide, or one node would take every request.
 func (d demand) choose(cands []nodeSnapshot, rng *rand.Rand) nodeSnapshot {
+	n, _ := d.chooseScored(cands, rng)
+	return n
+}
+
+// chooseScored is choose that also returns every candidate's cost, in the
+// order of cands (the router's span records them).
+func (d demand) chooseScored(cands []nodeSnapshot, rng *rand.Rand) (nodeSnapshot, []float64) {
 	best, speed := 0.0, 0.0
 	for _, n := range cands {
 		if n.ewmaTTFT > 0 && !n.failing && (best == 0 || n.ewmaTTFT < best) {
@@ -208,5 +215,5 @@ func (d demand) choose(cands []nodeSnapshot, rng *rand.Rand) nodeSnapshot {
 			near = append(near, i)
 		}
 	}
-	return cands[near[rng.IntN(len(near))]]
+	return cands[near[rng.IntN(len(near))]], costs
 }

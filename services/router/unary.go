@@ -20,14 +20,14 @@ func unary[T any](r *Router, ctx context.Context, method string, d demand, call 
 	tried := map[string]bool{}
 	var lastErr error
 	for attempt := 0; attempt <= r.cfg.retries; attempt++ {
-		n, err := r.pick(d, tried)
+		n, err := r.pick(ctx, d, tried)
 		if err != nil {
 			err = noNodeErr(err, lastErr)
 			r.metrics.noNode(err)
 			return zero, err
 		}
 		tried[n.id] = true
-		r.metrics.routed.With(n.id, method).Inc()
+		r.metrics.routed.WithLabelValues(n.id, method).Inc()
 		resp, err := call(ctx, n)
 		r.table.release(n)
 		if err == nil || ctx.Err() != nil || !retryable(err) {

@@ -7,21 +7,13 @@ package logging
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"strings"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/requestid"
 )
-
-// RequestIDHeader is the gRPC metadata key (and, canonicalised, the HTTP
-// header) that carries a request ID.
-const RequestIDHeader = "x-request-id"
-
-// maxRequestIDLen bounds IDs taken from clients so they cannot bloat logs.
-const maxRequestIDLen = 128
 
 // New returns a logger at level ("debug", "info", "warn", "error"), writing
 // JSON to stderr when json is set and console text otherwise.
@@ -45,10 +37,7 @@ func New(level string, json bool) (*zap.Logger, error) {
 	return l, nil
 }
 
-type (
-	loggerKey    struct{}
-	requestIDKey struct{}
-)
+type loggerKey struct{}
 
 // WithLogger returns ctx carrying l.
 func WithLogger(ctx context.Context, l *zap.Logger) context.Context {
@@ -67,29 +56,8 @@ func FromContext(ctx context.Context, fallback *zap.Logger) *zap.Logger {
 	return zap.NewNop()
 }
 
-// WithRequestID returns ctx carrying the request ID id.
-func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey{}, id)
-}
+// WithRequestID returns ctx carrying the request ID id (requestid.With).
+func WithRequestID(ctx context.Context, id string) context.Context { return requestid.With(ctx, id) }
 
-// RequestID returns the request ID in ctx, or "".
-func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
-}
-
-// NewRequestID returns a random 128-bit ID in hex.
-func NewRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
-	return hex.EncodeToString(b[:])
-}
-
-// ValidRequestID reports whether a client-supplied ID may be used as is:
-// 1 to 128 printable ASCII characters without spaces.
-func ValidRequestID(id string) bool {
-	if id == "" || len(id) > maxRequestIDLen {
-		return false
-	}
-	return strings.IndexFunc(id, func(r rune) bool { return r <= ' ' || r > '~' }) < 0
-}
+// RequestID returns the request ID in ctx, or "" (requestid.From).
+func RequestID(ctx context.Context) string { return requestid.From(ctx) }

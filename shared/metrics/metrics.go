@@ -1,202 +1,241 @@
-// Package metrics is a small Prometheus client: counters, gauges and
-// histograms with labels, kept in a Registry and served in the Prometheus
-// text exposition format (version 0.0.4) by Registry.Handler.
+// Package metrics is the mesh's Prometheus registry: a
+// prometheus/client_golang Registry with the Go and process collectors,
+// served in the Prometheus and OpenMetrics formats by Handler, that may
+// carry the series of other registries (Include) so that two servers of one
+// process are scraped at one /metrics.
 //
-// It is hand-written to keep the dependency set small; it covers what the
-// mesh exports (request counts, latency histograms, tokens/s, queue depth,
-// loaded models), not the whole client_golang API.
-//
-// Families are get-or-create: asking a Registry twice for the same name, kind
-// and label names returns the same family, so several services in one
-// process may share a Registry. A Registry may also Include others, so that
-// servers keeping registries of their own are scraped at one endpoint.
+// Collectors are the client_golang ones (CounterVec, HistogramVec, ...),
+// registered with Register, which is get-or-create: registering a collector
+// that describes the same series as one already there returns the existing
+// one, so several services of one process may share a Registry.
 package metrics
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"google.golang.org/protobuf/proto"
 )
 
-var (
-	metricName = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
-	labelName  = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-)
-
-// Kind is a metric family's type.
-type Kind string
-
-// The kinds, named as in the exposition format's TYPE lines.
-const (
-	KindCounter   Kind = "counter"
-	KindGauge     Kind = "gauge"
-	KindHistogram Kind = "histogram"
-)
-
-// family is what a Registry stores: one metric name with its series.
-type family interface {
-	name() string
-	kind() Kind
-	labelNames() []string
-	write(b *strings.Builder, prefix string)
-}
-
-// Registry holds metric families and writes them out. The zero value is not
-// usable; call NewRegistry.
+// Registry is a Prometheus registry with the Go and process collectors.
+// The zero value is not usable; call NewRegistry.
 type Registry struct {
+	reg *prometheus.Registry
+
 	mu       sync.Mutex
-	families map[string]family
-	help     map[string]string
 	includes []included
+	funcs    map[string]*funcGauge
 }
 
-// NewRegistry returns an empty Registry.
+// Label is a label name and value that Include adds to every series of an
+// included registry.
+type Label struct{ Name, Value string }
+
+type included struct {
+	sub    *Registry
+	labels []*dto.LabelPair
+}
+
+// NewRegistry returns a registry holding the Go runtime (go_*) and process
+// (process_*) collectors.
 func NewRegistry() *Registry {
-	return &Registry{families: map[string]family{}, help: map[string]string{}}
+	r := &Registry{reg: prometheus.NewRegistry(), funcs: map[string]*funcGauge{}}
+	r.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return r
 }
 
-func (r *Registry) lookup(name, help string, kind Kind, labels []string, create func() family) (family, error) {
-	if !metricName.MatchString(name) {
-		return nil, fmt.Errorf("metrics: invalid metric name %q", name)
+// Registerer returns the registry to register collectors on (promauto.With
+// takes it too). Prefer Register, which returns an existing twin.
+func (r *Registry) Registerer() prometheus.Registerer { return r.reg }
+
+// Register registers c on r and returns it, or the collector already
+// registered for the same series (AlreadyRegisteredError), so that two
+// services of one process share one family. Any other error (a name or
+// label clash) is returned.
+func Register[C prometheus.Collector](r *Registry, c C) (C, error) {
+	err := r.reg.Register(c)
+	if err == nil {
+		return c, nil
 	}
-	for _, l := range labels {
-		if !labelName.MatchString(l) || strings.HasPrefix(l, "__") || l == "le" {
-			return nil, fmt.Errorf("metrics: metric %q: invalid label name %q", name, l)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
 		}
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if f, ok := r.families[name]; ok {
-		if f.kind() != kind || !slices.Equal(f.labelNames(), labels) {
-			return nil, fmt.Errorf("metrics: metric %q already registered as %s%v, asked for %s%v",
-				name, f.kind(), f.labelNames(), kind, labels)
-		}
-		return f, nil
-	}
-	f := create()
-	r.families[name] = f
-	r.help[name] = help
-	return f, nil
-}
-
-// Counter returns the counter family name with the given label names,
-// creating it on first use.
-func (r *Registry) Counter(name, help string, labels ...string) (*CounterVec, error) {
-	f, err := r.lookup(name, help, KindCounter, labels, func() family {
-		return &CounterVec{vec: newVec[*Counter](name, labels, func() *Counter { return &Counter{} })}
-	})
-	if err != nil {
-		return nil, err
-	}
-	return f.(*CounterVec), nil
-}
-
-// Gauge returns the gauge family name with the given label names, creating it
-// on first use.
-func (r *Registry) Gauge(name, help string, labels ...string) (*GaugeVec, error) {
-	f, err := r.lookup(name, help, KindGauge, labels, func() family {
-		return &GaugeVec{vec: newVec[*Gauge](name, labels, func() *Gauge { return &Gauge{} })}
-	})
-	if err != nil {
-		return nil, err
-	}
-	return f.(*GaugeVec), nil
+	var zero C
+	return zero, fmt.Errorf("metrics: register: %w", err)
 }
 
 // GaugeFunc registers an unlabelled gauge whose value is read from fn at
 // every scrape (e.g. a queue's length). fn must be safe for concurrent use.
-// A second registration of the same name replaces fn.
-func (r *Registry) GaugeFunc(name, help string, fn func() float64) error {
+// A second registration of the same name replaces fn (the newest server
+// owning it reports it).
+func (r *Registry) GaugeFunc(opts prometheus.GaugeOpts, fn func() float64) error {
 	if fn == nil {
-		return fmt.Errorf("metrics: gauge func %q: nil func", name)
+		return fmt.Errorf("metrics: gauge func %q: nil func", opts.Name)
 	}
-	f, err := r.lookup(name, help, KindGauge, nil, func() family { return &gaugeFunc{n: name} })
-	if err != nil {
-		return err
+	name := prometheus.BuildFQName(opts.Namespace, opts.Subsystem, opts.Name)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if g, ok := r.funcs[name]; ok {
+		g.set(fn)
+		return nil
 	}
-	gf, ok := f.(*gaugeFunc)
-	if !ok {
-		return fmt.Errorf("metrics: metric %q already registered as a plain gauge", name)
+	g := &funcGauge{fn: fn}
+	if err := r.reg.Register(prometheus.NewGaugeFunc(opts, g.value)); err != nil {
+		return fmt.Errorf("metrics: gauge func %q: %w", name, err)
 	}
-	gf.mu.Lock()
-	gf.fn = fn
-	gf.mu.Unlock()
+	r.funcs[name] = g
 	return nil
 }
 
-// Histogram returns the histogram family name with the given upper bucket
-// bounds (sorted, without +Inf; nil means DefBuckets) and label names,
-// creating it on first use.
-func (r *Registry) Histogram(name, help string, buckets []float64, labels ...string) (*HistogramVec, error) {
-	if buckets == nil {
-		buckets = DefBuckets
-	}
-	if len(buckets) == 0 || !sort.Float64sAreSorted(buckets) {
-		return nil, fmt.Errorf("metrics: histogram %q: buckets %v must be non-empty and sorted", name, buckets)
-	}
-	b := slices.Clone(buckets)
-	f, err := r.lookup(name, help, KindHistogram, labels, func() family {
-		return &HistogramVec{vec: newVec[*Histogram](name, labels, func() *Histogram { return newHistogram(b) })}
-	})
-	if err != nil {
-		return nil, err
-	}
-	return f.(*HistogramVec), nil
+type funcGauge struct {
+	mu sync.Mutex
+	fn func() float64
 }
 
-// WriteText writes every family, its own and those of included registries,
-// in the text exposition format, sorted by name.
-func (r *Registry) WriteText() string {
-	byName := map[string][]entry{}
-	r.gather(nil, map[*Registry]bool{}, byName)
-	names := make([]string, 0, len(byName))
-	for n := range byName {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-
-	var b strings.Builder
-	for _, n := range names {
-		es := byName[n]
-		first := es[0]
-		help := first.help
-		for _, e := range es[1:] {
-			if help == "" && e.f.kind() == first.f.kind() {
-				help = e.help
-			}
-		}
-		if help != "" {
-			fmt.Fprintf(&b, "# HELP %s %s\n", n, escapeHelp(help))
-		}
-		fmt.Fprintf(&b, "# TYPE %s %s\n", n, first.f.kind())
-		for _, e := range es {
-			if e.f.kind() == first.f.kind() { // a clashing kind is left out
-				e.f.write(&b, e.prefix)
-			}
-		}
-	}
-	return b.String()
+func (g *funcGauge) set(fn func() float64) { g.mu.Lock(); g.fn = fn; g.mu.Unlock() }
+func (g *funcGauge) value() float64 {
+	g.mu.Lock()
+	fn := g.fn
+	g.mu.Unlock()
+	return fn()
 }
 
-// ContentType is the media type of the text exposition format.
-const ContentType = "text/plain; version=0.0.4; charset=utf-8"
+// Include makes r's exposition also carry every family of sub, now and as
+// it changes, with labels added to each of sub's series (e.g. node="local")
+// unless the series has that label already. A process has one runtime, so
+// sub's go_* and process_* families are left out (r reports them). A family
+// both registries define must have the same type and help.
+func (r *Registry) Include(sub *Registry, labels ...Label) error {
+	if sub == nil {
+		return fmt.Errorf("metrics: include: nil registry")
+	}
+	seen := map[string]bool{}
+	pairs := make([]*dto.LabelPair, 0, len(labels))
+	for _, l := range labels {
+		if !modelLabelName(l.Name) || l.Name == "le" || l.Name == "quantile" {
+			return fmt.Errorf("metrics: include: invalid label name %q", l.Name)
+		}
+		if seen[l.Name] {
+			return fmt.Errorf("metrics: include: label %q given twice", l.Name)
+		}
+		seen[l.Name] = true
+		pairs = append(pairs, &dto.LabelPair{Name: proto.String(l.Name), Value: proto.String(l.Value)})
+	}
+	if sub == r || sub.reaches(r, map[*Registry]bool{}) {
+		return fmt.Errorf("metrics: include: the registry already includes this one (a cycle)")
+	}
+	r.mu.Lock()
+	r.includes = append(r.includes, included{sub: sub, labels: pairs})
+	r.mu.Unlock()
+	return nil
+}
 
-// Handler serves the registry for Prometheus scrapes.
+// reaches reports whether target is r or included by r, directly or not.
+func (r *Registry) reaches(target *Registry, seen map[*Registry]bool) bool {
+	if r == target {
+		return true
+	}
+	if seen[r] {
+		return false
+	}
+	seen[r] = true
+	r.mu.Lock()
+	subs := slices.Clone(r.includes)
+	r.mu.Unlock()
+	for _, in := range subs {
+		if in.sub.reaches(target, seen) {
+			return true
+		}
+	}
+	return false
+}
+
+// Gather implements prometheus.Gatherer: r's families and those of the
+// registries it includes, merged and checked by prometheus.Gatherers.
+func (r *Registry) Gather() ([]*dto.MetricFamily, error) {
+	r.mu.Lock()
+	subs := slices.Clone(r.includes)
+	r.mu.Unlock()
+	gs := prometheus.Gatherers{r.reg}
+	for _, in := range subs {
+		gs = append(gs, labelled{in})
+	}
+	return gs.Gather()
+}
+
+// labelled gathers an included registry with its labels added.
+type labelled struct{ in included }
+
+func (l labelled) Gather() ([]*dto.MetricFamily, error) {
+	fams, err := l.in.sub.Gather()
+	out := fams[:0]
+	for _, f := range fams {
+		if n := f.GetName(); strings.HasPrefix(n, "go_") || strings.HasPrefix(n, "process_") {
+			continue
+		}
+		for _, m := range f.Metric {
+			for _, p := range l.in.labels {
+				if !slices.ContainsFunc(m.Label, func(q *dto.LabelPair) bool { return q.GetName() == p.GetName() }) {
+					m.Label = append(m.Label, p)
+				}
+			}
+			slices.SortFunc(m.Label, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
+		}
+		out = append(out, f)
+	}
+	return out, err
+}
+
+// Handler serves the registry for Prometheus scrapes (text or OpenMetrics,
+// as the scraper asks; gzip when accepted). A collector's error leaves its
+// series out rather than failing the scrape.
 func (r *Registry) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", ContentType)
-		_, _ = w.Write([]byte(r.WriteText()))
+	return promhttp.HandlerFor(r, promhttp.HandlerOpts{
+		ErrorHandling:     promhttp.ContinueOnError,
+		EnableOpenMetrics: true,
 	})
 }
 
-func escapeHelp(s string) string {
-	return strings.NewReplacer(`\`, `\\`, "\n", `\n`).Replace(s)
+// Text returns the registry's exposition in the Prometheus text format (as
+// a scrape without OpenMetrics gets it), for tests and debugging.
+func (r *Registry) Text() (string, error) {
+	fams, err := r.Gather()
+	var b strings.Builder
+	for _, f := range fams {
+		if _, werr := expfmt.MetricFamilyToText(&b, f); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	if err != nil {
+		return b.String(), fmt.Errorf("metrics: gather: %w", err)
+	}
+	return b.String(), nil
 }
 
-func escapeLabel(s string) string {
-	return strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`).Replace(s)
+// modelLabelName reports whether s is a valid, non-reserved label name.
+func modelLabelName(s string) bool {
+	if s == "" || strings.HasPrefix(s, "__") {
+		return false
+	}
+	for i, c := range s {
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
 }

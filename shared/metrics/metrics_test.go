@@ -2,115 +2,131 @@ package metrics
 
 import (
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-func TestExposition(t *testing.T) {
-	r := NewRegistry()
-	c, err := r.Counter("req_total", "Requests.\nBy code.", "method", "code")
+func scrape(t *testing.T, r *Registry) string {
+	t.Helper()
+	srv := httptest.NewServer(r.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.With("/a.B/C", "OK").Add(2)
-	c.With("/a.B/C", "Internal").Inc()
-	c.With("x").Inc() // wrong arity: detached, not exported
-	g, _ := r.Gauge("queue_depth", "", "node")
-	g.With(`n"1\`).Set(3.5)
-	if err := r.GaugeFunc("loaded_models", "Loaded.", func() float64 { return 2 }); err != nil {
-		t.Fatal(err)
-	}
-	h, err := r.Histogram("lat_seconds", "Latency.", []float64{0.1, 1}, "method")
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range []float64{0.05, 0.1, 0.5, 7} {
-		h.With("m").Observe(v)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("got status %d, want 200: %s", resp.StatusCode, b)
 	}
-	want := `# HELP lat_seconds Latency.
-# TYPE lat_seconds histogram
-lat_seconds_bucket{method="m",le="0.1"} 2
-lat_seconds_bucket{method="m",le="1"} 3
-lat_seconds_bucket{method="m",le="+Inf"} 4
-lat_seconds_sum{method="m"} 7.65
-lat_seconds_count{method="m"} 4
-# HELP loaded_models Loaded.
-# TYPE loaded_models gauge
-loaded_models 2
-# TYPE queue_depth gauge
-queue_depth{node="n\"1\\"} 3.5
-# HELP req_total Requests.\nBy code.
-# TYPE req_total counter
-req_total{method="/a.B/C",code="Internal"} 1
-req_total{method="/a.B/C",code="OK"} 2
-`
-	rec := httptest.NewRecorder()
-	r.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	body, _ := io.ReadAll(rec.Body)
-	if got := string(body); got != want {
-		t.Errorf("got\n%s\nwant\n%s", got, want)
-	}
-	if got := rec.Header().Get("Content-Type"); got != ContentType {
-		t.Errorf("got content type %q, want %q", got, ContentType)
-	}
+	return string(b)
 }
 
-func TestRegistryErrors(t *testing.T) {
-	r := NewRegistry()
-	if _, err := r.Counter("a", "", "x"); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name string
-		do   func() error
-	}{
-		{"bad name", func() error { _, err := r.Counter("1a", ""); return err }},
-		{"bad label", func() error { _, err := r.Counter("b", "", "le"); return err }},
-		{"reserved label", func() error { _, err := r.Counter("b", "", "__x"); return err }},
-		{"kind clash", func() error { _, err := r.Gauge("a", "", "x"); return err }},
-		{"label clash", func() error { _, err := r.Counter("a", "", "y"); return err }},
-		{"unsorted buckets", func() error { _, err := r.Histogram("h", "", []float64{2, 1}); return err }},
-		{"nil func", func() error { return r.GaugeFunc("f", "", nil) }},
-	}
-	for _, tt := range tests {
-		if err := tt.do(); err == nil {
-			t.Errorf("%s: got nil error, want one", tt.name)
+func TestRuntimeCollectors(t *testing.T) {
+	out := scrape(t, NewRegistry())
+	for _, want := range []string{"go_goroutines ", "go_memstats_heap_alloc_bytes ", "process_resident_memory_bytes ", "process_cpu_seconds_total "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("got no %q in the scrape", want)
 		}
 	}
-	again, err := r.Counter("a", "", "x")
-	if err != nil || again == nil {
-		t.Fatalf("get-or-create: got %v, %v", again, err)
+}
+
+func TestRegisterReturnsExisting(t *testing.T) {
+	r := NewRegistry()
+	opts := prometheus.CounterOpts{Name: "rpc_total", Help: "RPCs."}
+	a, err := Register(r, prometheus.NewCounterVec(opts, []string{"method"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Register(r, prometheus.NewCounterVec(opts, []string{"method"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.WithLabelValues("/a").Inc()
+	b.WithLabelValues("/a").Inc()
+	if got := testutil.ToFloat64(a.WithLabelValues("/a")); got != 2 {
+		t.Errorf("got %v, want 2: the second Register must return the first collector", got)
+	}
+	if _, err := Register(r, prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "rpc_total", Help: "RPCs."}, []string{"code"})); err == nil {
+		t.Error("got no error for a clashing family, want one")
 	}
 }
 
-func TestConcurrent(t *testing.T) {
+func TestGaugeFuncReplaced(t *testing.T) {
 	r := NewRegistry()
-	c, _ := r.Counter("n_total", "", "k")
-	h, _ := r.Histogram("h", "", nil)
-	var wg sync.WaitGroup
-	for i := 0; i < 8; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := 0; j < 1000; j++ {
-				c.With("v").Inc()
-				h.With().Observe(0.01)
-				if j%100 == 0 {
-					_ = r.WriteText()
-				}
+	opts := prometheus.GaugeOpts{Name: "queue_depth", Help: "Queue."}
+	if err := r.GaugeFunc(opts, func() float64 { return 1 }); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.GaugeFunc(opts, func() float64 { return 7 }); err != nil {
+		t.Fatal(err)
+	}
+	if out := scrape(t, r); !strings.Contains(out, "queue_depth 7\n") {
+		t.Errorf("got\n%s\nwant queue_depth 7", out)
+	}
+	if err := r.GaugeFunc(opts, nil); err == nil {
+		t.Error("got no error for a nil func")
+	}
+}
+
+func TestInclude(t *testing.T) {
+	front, node := NewRegistry(), NewRegistry()
+	opts := prometheus.CounterOpts{Name: "rpc_total", Help: "RPCs."}
+	fc, _ := Register(front, prometheus.NewCounterVec(opts, []string{"method"}))
+	fc.WithLabelValues("/a").Inc()
+	nc, _ := Register(node, prometheus.NewCounterVec(opts, []string{"method"}))
+	nc.WithLabelValues("/a").Add(2)
+	own, _ := Register(node, prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "queue", Help: "Q."}, []string{"node"}))
+	own.WithLabelValues("n9").Set(4)
+	if err := front.Include(node, Label{"node", "local"}); err != nil {
+		t.Fatal(err)
+	}
+	out := scrape(t, front)
+	for _, want := range []string{
+		`rpc_total{method="/a"} 1`,
+		`rpc_total{method="/a",node="local"} 2`,
+		`queue{node="n9"} 4`, // keeps its own node label
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("got no %s in\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "\ngo_goroutines"); n != 1 {
+		t.Errorf("got go_goroutines %d times, want once (one process, one runtime)", n)
+	}
+
+	tests := []struct {
+		name   string
+		sub    *Registry
+		labels []Label
+	}{
+		{"nil", nil, nil},
+		{"self", front, nil},
+		{"cycle", node, nil}, // node includes front below
+		{"reserved", NewRegistry(), []Label{{"__x", "1"}}},
+		{"le", NewRegistry(), []Label{{"le", "1"}}},
+		{"bad", NewRegistry(), []Label{{"a-b", "1"}}},
+		{"twice", NewRegistry(), []Label{{"a", "1"}, {"a", "2"}}},
+	}
+	_ = node.Include(NewRegistry())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			target := front
+			if tt.name == "cycle" {
+				target = tt.sub
+				tt.sub = front
 			}
-		}()
-	}
-	wg.Wait()
-	if got := c.With("v").Value(); got != 8000 {
-		t.Errorf("got count %v, want 8000", got)
-	}
-	if got := h.With().Count(); got != 8000 {
-		t.Errorf("got observations %v, want 8000", got)
-	}
-	if !strings.Contains(r.WriteText(), `h_bucket{le="0.01"} 8000`) {
-		t.Errorf("got %s, want le=0.01 bucket with 8000", r.WriteText())
+			if err := target.Include(tt.sub, tt.labels...); err == nil {
+				t.Error("got nil error, want one")
+			}
+		})
 	}
 }

@@ -42,7 +42,9 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/bitnet-mesh/bitnet-mesh/proto/gateway"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/metrics"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/telemetry"
 )
 
 // Default addresses, as in `bitnet up`.
@@ -84,6 +86,7 @@ type config struct {
 	httpMiddleware     []func(http.Handler) http.Handler
 	metricsAddr        string
 	metricsLis         net.Listener
+	tracing            *telemetry.Tracing
 }
 
 type handler struct {
@@ -160,6 +163,12 @@ func WithShutdownTimeout(d time.Duration) Option { return func(c *config) { c.sh
 
 // WithMetrics sets the metrics registry served at /metrics (default a new one).
 func WithMetrics(r *metrics.Registry) Option { return func(c *config) { c.metrics = r } }
+
+// WithTracing sets the OpenTelemetry tracing of the server (default
+// telemetry.Off: no spans recorded, incoming trace context still carried
+// on): a span per RPC and per HTTP request, continuing the caller's W3C
+// trace (traceparent on REST, metadata on gRPC).
+func WithTracing(t *telemetry.Tracing) Option { return func(c *config) { c.tracing = t } }
 
 // WithReadiness adds a check to /readyz.
 func WithReadiness(fn ReadyFunc) Option { return func(c *config) { c.ready = append(c.ready, fn) } }
@@ -255,6 +264,9 @@ func New(opts ...Option) (_ *Server, err error) {
 	if cfg.metrics == nil {
 		cfg.metrics = metrics.NewRegistry()
 	}
+	if cfg.tracing == nil {
+		cfg.tracing = telemetry.Off()
+	}
 	if cfg.drain < 0 || cfg.shutdown < 0 {
 		return nil, fmt.Errorf("server: negative drain %v or shutdown timeout %v", cfg.drain, cfg.shutdown)
 	}
@@ -269,7 +281,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		}
 	}()
 
-	if s.obs, err = newObserver(cfg.metrics, cfg.logger); err != nil {
+	if s.obs, err = newObserver(cfg.metrics, cfg.logger, cfg.tracing); err != nil {
 		return nil, fmt.Errorf("server: metrics: %w", err)
 	}
 	if s.grpcLis == nil {
@@ -289,8 +301,10 @@ func New(opts ...Option) (_ *Server, err error) {
 	}
 
 	s.codec = newRequestCodec()
-	unary := append([]grpc.UnaryServerInterceptor{s.obs.unary, s.codec.unary}, cfg.unary...)
-	stream := append([]grpc.StreamServerInterceptor{s.obs.stream, s.codec.stream}, cfg.stream...)
+	// Metrics see the code the recovery made of a panic; the stats handler
+	// has started the RPC's span before any interceptor runs.
+	unary := append([]grpc.UnaryServerInterceptor{s.obs.grpc.UnaryServerInterceptor(), s.obs.unary, s.codec.unary}, cfg.unary...)
+	stream := append([]grpc.StreamServerInterceptor{s.obs.grpc.StreamServerInterceptor(), s.obs.stream, s.codec.stream}, cfg.stream...)
 	creds := insecure.NewCredentials()
 	if cfg.tls != nil {
 		creds = credentials.NewTLS(cfg.tls)
@@ -298,6 +312,7 @@ func New(opts ...Option) (_ *Server, err error) {
 	gopts := append([]grpc.ServerOption{
 		grpc.Creds(serverCreds{creds}),
 		grpc.ForceServerCodecV2(s.codec),
+		cfg.tracing.ServerHandler(),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 	}, cfg.limits.grpcOptions()...)
@@ -346,7 +361,7 @@ func (s *Server) buildHTTP() error {
 		mux.Handle(h.pattern, h.h)
 	}
 
-	mopts := append(defaultMuxOptions(),
+	mopts := append(gateway.MuxOptions(),
 		runtime.WithErrorHandler(s.gatewayError),
 		runtime.WithRoutingErrorHandler(s.routingError),
 		runtime.WithMiddlewares(probeMiddleware),
@@ -358,9 +373,14 @@ func (s *Server) buildHTTP() error {
 	if len(s.cfg.gateways) > 0 || len(s.cfg.connHandlers) > 0 {
 		// In process, never over the network (see inprocess.go).
 		s.gwLis = newGatewayListener()
-		conn, err := grpc.NewClient("passthrough:///bitnet-gateway",
+		// The client span carries the HTTP request's trace to the RPC.
+		topts, err := s.cfg.tracing.ClientOptions(nil)
+		if err != nil {
+			return fmt.Errorf("server: gateway client: %w", err)
+		}
+		conn, err := grpc.NewClient("passthrough:///bitnet-gateway", append(topts,
 			grpc.WithContextDialer(s.gwLis.dial),
-			grpc.WithTransportCredentials(insecure.NewCredentials()))
+			grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 		if err != nil {
 			return fmt.Errorf("server: gateway client: %w", err)
 		}
