@@ -55,4 +55,6 @@ func (m *routerMetrics) retried(node string, err error) {
 	m.retries.WithLabelValues(node, status.Code(err).String()).Inc()
 }
 
-func (m *routerMetrics) noNode(err error) { m.unrouted.WithLabelValues(status.Code(err).String()).Inc() }
+func (m *routerMetrics) noNode(err error) {
+	m.unrouted.WithLabelValues(status.Code(err).String()).Inc()
+}

@@ -160,9 +160,11 @@ func TestHTTPEndpoints(t *testing.T) {
 	}
 	resp, body = httpGet(t, base+"/metrics", nil)
 	for _, want := range []string{
-		`bitnet_grpc_server_handled_total{grpc_method="/grpc.testing.TestService/UnaryCall",grpc_code="OK"} 1`,
-		`bitnet_grpc_server_handling_seconds_count{grpc_method="/grpc.testing.TestService/UnaryCall"} 1`,
-		`bitnet_http_server_requests_total{method="GET",code="200"}`,
+		`grpc_server_handled_total{grpc_code="OK",grpc_method="UnaryCall",grpc_service="grpc.testing.TestService",grpc_type="unary"} 1`,
+		`grpc_server_handling_seconds_count{grpc_method="UnaryCall",grpc_service="grpc.testing.TestService",grpc_type="unary"} 1`,
+		`http_server_requests_total{code="200",method="GET"}`,
+		"go_goroutines ",
+		"process_resident_memory_bytes ",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics: got\n%s\nwant a line with %s", body, want)

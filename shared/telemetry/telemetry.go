@@ -23,9 +23,9 @@ import (
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -33,6 +33,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/stats"
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/metrics"
 )
@@ -143,7 +144,7 @@ func (t *Tracing) ServerHandler() grpc.ServerOption {
 	}
 	return grpc.StatsHandler(otelgrpc.NewServerHandler(
 		otelgrpc.WithTracerProvider(t.Provider), otelgrpc.WithPropagators(t.Propagator),
-		otelgrpc.WithMeterProvider(noopMeter),
+		otelgrpc.WithMeterProvider(noopMeter), otelgrpc.WithFilter(notHealth),
 	))
 }
 
@@ -156,7 +157,7 @@ func (t *Tracing) ClientOptions(reg *metrics.Registry) ([]grpc.DialOption, error
 	}
 	opts := []grpc.DialOption{grpc.WithStatsHandler(otelgrpc.NewClientHandler(
 		otelgrpc.WithTracerProvider(t.Provider), otelgrpc.WithPropagators(t.Propagator),
-		otelgrpc.WithMeterProvider(noopMeter),
+		otelgrpc.WithMeterProvider(noopMeter), otelgrpc.WithFilter(notHealth),
 	))}
 	if reg != nil {
 		cm, err := ClientMetrics(reg)
@@ -168,6 +169,12 @@ func (t *Tracing) ClientOptions(reg *metrics.Registry) ([]grpc.DialOption, error
 			grpc.WithChainStreamInterceptor(cm.StreamClientInterceptor()))
 	}
 	return opts, nil
+}
+
+// notHealth leaves health checks (every few seconds from each watcher)
+// out of the traces.
+func notHealth(info *stats.RPCTagInfo) bool {
+	return !strings.HasPrefix(info.FullMethodName, "/grpc.health.v1.Health/")
 }
 
 // LatencyBuckets are the buckets of the gRPC handling-time histograms, in
