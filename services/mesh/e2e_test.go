@@ -187,7 +187,7 @@ func runE2E(t *testing.T, disc discovery.Registry) {
 		}
 		// A node served alone exports its own metrics, unlabelled.
 		if n := nodes[o.node]; n != nil {
-			scrapeMetrics(t, n.HTTPAddr().String(), `bitnet_inference_generations_total{model="wide@1",finish_reason=`,
+			scrapeMetrics(t, n.HTTPAddr().String(), `bitnet:request_success_total{finished_reason=`, `bitnet:generation_tokens_total{model_name="wide@1"}`,
 				`bitnet_inference_loaded_models 1`)
 		}
 	})

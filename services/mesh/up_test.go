@@ -87,11 +87,11 @@ func TestUp(t *testing.T) {
 			}
 			// One /metrics has every service's series, the node's labelled.
 			scrapeMetrics(t, e.HTTP.String(),
-				`bitnet_inference_generated_tokens_total{node="local",model="tiny@1"} 4`,
+				`bitnet:generation_tokens_total{model_name="tiny@1",node="local"} 4`,
 				`bitnet_inference_loaded_models{node="local"} 1`,
-				`bitnet_grpc_server_handled_total{node="local",grpc_method="/bitnet.inference.v1.InferenceService/Generate",grpc_code="OK"} 2`,
-				`bitnet_grpc_server_handled_total{grpc_method="/bitnet.inference.v1.InferenceService/Generate",grpc_code="OK"} 2`,
-				`bitnet_router_routed_total{node="local",method="Generate"} 2`,
+				`grpc_server_handled_total{grpc_code="OK",grpc_method="Generate",grpc_service="bitnet.inference.v1.InferenceService",grpc_type="server_stream",node="local"} 2`,
+				`grpc_server_handled_total{grpc_code="OK",grpc_method="Generate",grpc_service="bitnet.inference.v1.InferenceService",grpc_type="server_stream"} 2`,
+				`bitnet_router_routed_total{method="Generate",node="local"} 2`,
 			)
 			// The trainer is on the same front door.
 			tc := trainerv1.NewTrainerServiceClient(dialGRPC(t, e.GRPC.String()))
