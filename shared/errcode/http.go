@@ -48,12 +48,13 @@ func SetHTTPHeaders(h http.Header, st *status.Status) {
 }
 
 // RetryAfterHeader sets HTTP's Retry-After (whole seconds, rounded up, at
-// least 1) from st's RetryInfo; a RESOURCE_EXHAUSTED without one gets 1 s,
-// since a 429 should always say when to come back (RFC 6585).
+// least 1) from st's RetryInfo; a RESOURCE_EXHAUSTED (429) or UNAVAILABLE
+// (503) without one gets 1 s, since both should say when to come back
+// (RFC 6585, RFC 9110 section 10.2.3).
 func RetryAfterHeader(h http.Header, st *status.Status) {
 	d, ok := RetryAfter(st)
 	if !ok {
-		if st.Code() != codes.ResourceExhausted {
+		if st.Code() != codes.ResourceExhausted && st.Code() != codes.Unavailable {
 			return
 		}
 		d = time.Second
