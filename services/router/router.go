@@ -266,6 +266,11 @@ func (r *Router) pick(ctx context.Context, d demand, tried map[string]bool) (_ *
 		span.SetAttributes(attribute.StringSlice("bitnet.candidates", ids), attribute.Float64Slice("bitnet.scores", costs),
 			attribute.String("bitnet.chosen", s.id))
 		if r.table.acquire(s.n) {
+			for _, c := range left {
+				if c.n != s.n {
+					c.n.passedOver(s.ewmaTTFT)
+				}
+			}
 			return s.n, nil
 		}
 	}
