@@ -5,12 +5,18 @@ import (
 	"testing"
 	"time"
 
+	"net/http"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	zapobs "go.uber.org/zap/zaptest/observer"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/telemetry"
 )
 
 func TestAccessLogAndShutdownHook(t *testing.T) {
@@ -50,6 +56,64 @@ func TestAccessLogAndShutdownHook(t *testing.T) {
 	for _, msg := range []string{"server serving", "server draining", "server stopped"} {
 		if logs.FilterMessage(msg).Len() != 1 {
 			t.Errorf("got %d %q logs, want 1", logs.FilterMessage(msg).Len(), msg)
+		}
+	}
+}
+
+// TestProbesLogAtDebug checks that health checks, /healthz, /readyz and
+// /metrics log at debug (an idle mesh is quiet at info) while a real
+// request logs at info with its request ID and, when traced, its trace and
+// span IDs.
+func TestProbesLogAtDebug(t *testing.T) {
+	core, logs := zapobs.New(zapcore.DebugLevel)
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	r := startServer(t, WithLogger(zap.New(core)), WithTracing(telemetry.New(tp)))
+	conn := dial(t, r.Addr())
+	if _, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + r.HTTPAddr().String()
+	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
+		if resp, _ := httpGet(t, base+p, nil); resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: got %d, want 200", p, resp.StatusCode)
+		}
+	}
+	if _, err := testpb.NewTestServiceClient(conn).UnaryCall(context.Background(), &testpb.SimpleRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		msg, method string
+		level       zapcore.Level
+	}{
+		{"grpc request", "/grpc.health.v1.Health/Check", zapcore.DebugLevel},
+		{"http request", "/healthz", zapcore.DebugLevel},
+		{"http request", "/readyz", zapcore.DebugLevel},
+		{"http request", "/metrics", zapcore.DebugLevel},
+		{"grpc request", "/grpc.testing.TestService/UnaryCall", zapcore.InfoLevel},
+	}
+	for _, tt := range tests {
+		var found bool
+		for _, e := range logs.FilterMessage(tt.msg).All() {
+			f := e.ContextMap()
+			if f["method"] != tt.method && f["path"] != tt.method {
+				continue
+			}
+			found = true
+			if e.Level != tt.level {
+				t.Errorf("%s %s: got level %v, want %v", tt.msg, tt.method, e.Level, tt.level)
+			}
+			if id, _ := f["request_id"].(string); id == "" {
+				t.Errorf("%s %s: got no request_id", tt.msg, tt.method)
+			}
+			if tt.msg == "http request" || tt.method == "/grpc.testing.TestService/UnaryCall" {
+				if tid, _ := f["trace_id"].(string); len(tid) != 32 {
+					t.Errorf("%s %s: got trace_id %q, want 32 hex digits", tt.msg, tt.method, tid)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("got no %q log for %s", tt.msg, tt.method)
 		}
 	}
 }
