@@ -10,6 +10,10 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/telemetry"
+
 	"go.uber.org/zap"
 
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
@@ -85,6 +89,7 @@ type job struct {
 	seq     uint64
 	cancel  context.CancelCauseFunc // set while running
 	changed chan struct{}           // closed and replaced on every change
+	origin  telemetry.Origin        // the creating request's span: the job's spans join its trace
 }
 
 // The jobs.Entry methods, called with Quantizer.mu held.
@@ -184,7 +189,7 @@ func (q *Quantizer) Create(ctx context.Context, req Request) (Job, error) {
 		}
 	}
 	now := q.opts.clock().UTC()
-	j := &job{seq: q.table.NextSeq(), changed: make(chan struct{}), snap: Job{
+	j := &job{seq: q.table.NextSeq(), changed: make(chan struct{}), origin: telemetry.OriginOf(ctx), snap: Job{
 		ID: id, State: StateQueued, Request: req, CreateTime: now,
 		Progress: Progress{Phase: PhaseQueued, UpdateTime: now},
 	}}
@@ -305,8 +310,11 @@ func (q *Quantizer) runJob(j *job) {
 	q.notifyLocked(j)
 	q.mu.Unlock()
 
-	r := &runner{q: q, j: j, id: id, req: req}
+	r := &runner{q: q, j: j, id: id, req: req,
+		phases: j.origin.StartJob("github.com/bitnet-mesh/bitnet-mesh/services/quantizer", "quantize.job",
+			attribute.String("bitnet.job_id", id), attribute.String("bitnet.target", string(req.Target)))}
 	ref, err := r.runSafe(ctx)
+	r.phases.End(err)
 
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/bitnet-mesh/bitnet-mesh/shared/telemetry"
+
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
@@ -60,10 +62,12 @@ type runner struct {
 	parent  *registry.Ref
 	srcSize uint64
 	cfg     model.Config
+	phases  *telemetry.Phases // a span per phase (quantize.fetching, ...)
 }
 
 // progress publishes where the job is: done of total units of a phase.
 func (r *runner) progress(phase string, done, total uint64, unit, msg string) {
+	r.phases.Enter(phase)
 	span := phaseSpan(phase)
 	x := 0.0
 	if total > 0 {

@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/bitnet-mesh/bitnet-mesh/shared/telemetry"
+
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
@@ -35,6 +37,8 @@ type execution struct {
 	j   *job
 	id  string
 	req Request
+
+	phases *telemetry.Phases // a span per phase: train.fetch, train.train, train.upload
 }
 
 func (x *execution) run(ctx context.Context) ([]registry.Ref, error) {
@@ -47,6 +51,7 @@ func (x *execution) run(ctx context.Context) ([]registry.Ref, error) {
 	spec.Options.MemoryBudget = max(x.t.opts.budget, 0)
 	m := x.req.Model
 	var err error
+	x.phases.Enter("fetch")
 	if m.Parent != "" {
 		spec.InitDir = filepath.Join(in, parentDir)
 		if err := x.fetchParent(ctx, spec.InitDir); err != nil {
@@ -69,10 +74,12 @@ func (x *execution) run(ctx context.Context) ([]registry.Ref, error) {
 	if err != nil {
 		return nil, err
 	}
+	x.phases.Enter("train")
 	res, err := x.t.opts.runner.Run(ctx, spec, func(ev Event) { x.onEvent(ctx, ev) })
 	if err != nil {
 		return nil, err
 	}
+	x.phases.Enter("upload")
 	return x.upload(ctx, spec, res)
 }
 

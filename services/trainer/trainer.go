@@ -11,6 +11,10 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/telemetry"
+
 	"go.uber.org/zap"
 
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
@@ -88,6 +92,7 @@ type job struct {
 	dir     string                  // WORKDIR/jobs/ID
 	cancel  context.CancelCauseFunc // set while running
 	changed chan struct{}           // closed and replaced on every change
+	origin  telemetry.Origin        // the creating request's span (none after a restart)
 }
 
 // The jobs.Entry methods, called with Trainer.mu held.
@@ -188,7 +193,7 @@ func (t *Trainer) Create(ctx context.Context, req Request) (Job, error) {
 	if t.table.Queued() >= t.opts.queueSize {
 		return Job{}, fmt.Errorf("create job: %d jobs queued already: %w", t.opts.queueSize, ErrQueueFull)
 	}
-	j := &job{seq: t.table.NextSeq(), dir: filepath.Join(t.opts.workDir, jobsDir, id), changed: make(chan struct{}), snap: Job{
+	j := &job{seq: t.table.NextSeq(), dir: filepath.Join(t.opts.workDir, jobsDir, id), changed: make(chan struct{}), origin: telemetry.OriginOf(ctx), snap: Job{
 		ID: id, State: StateQueued, Request: req, CreateTime: t.opts.clock().UTC(), Runner: t.opts.runner.Name(),
 		Metrics: Metrics{TotalSteps: req.Hyperparameters.Steps},
 	}}
@@ -320,8 +325,11 @@ func (t *Trainer) runJob(j *job) {
 	t.notifyLocked(j, true)
 	t.mu.Unlock()
 
-	x := &execution{t: t, j: j, id: id, req: req}
+	x := &execution{t: t, j: j, id: id, req: req,
+		phases: j.origin.StartJob("github.com/bitnet-mesh/bitnet-mesh/services/trainer", "train.job",
+			attribute.String("bitnet.job_id", id), attribute.Int("bitnet.steps", req.Hyperparameters.Steps))}
 	refs, err := x.runSafe(ctx)
+	x.phases.End(err)
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
