@@ -298,7 +298,7 @@ func routerPart(cfg Config, sec security, id string, reg *part) (*part, error) {
 		h := openai.New(inferencev1.NewInferenceServiceClient(conn), openai.WithLogger(cfg.Logger), openai.WithModels(models))
 		var routes []server.HTTPRoute
 		for _, rt := range h.Routes() {
-			routes = append(routes, server.HTTPRoute{Pattern: rt.Pattern, Handler: rt.Handler})
+			routes = append(routes, server.HTTPRoute{Pattern: rt.Pattern, Handler: rt.Handler, Errors: openai.WriteError})
 		}
 		return routes
 	}))

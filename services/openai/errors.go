@@ -73,7 +73,11 @@ func fromError(err error) *Error {
 		}
 		return e
 	case codes.Unavailable:
-		return &Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "service_unavailable", Message: msg}
+		e := &Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "service_unavailable", Message: msg, RetryAfter: time.Second}
+		if d, ok := errcode.RetryAfter(st); ok {
+			e.RetryAfter = d
+		}
+		return e
 	case codes.DeadlineExceeded:
 		return &Error{Status: http.StatusGatewayTimeout, Type: "server_error", Code: "timeout", Message: msg}
 	case codes.Canceled:
@@ -82,6 +86,25 @@ func fromError(err error) *Error {
 		return &Error{Status: http.StatusNotImplemented, Type: "server_error", Code: "not_implemented", Message: msg}
 	}
 	return &Error{Status: http.StatusInternalServerError, Type: "server_error", Message: msg}
+}
+
+// WriteError writes err in the OpenAI error shape with httpStatus: the
+// shared/server errors of the API's paths (405 with Allow, 413, 415, 408,
+// CORS refusals) look like the API's own (shared/server.HTTPRoute.Errors).
+func WriteError(w http.ResponseWriter, _ *http.Request, httpStatus int, err error) {
+	e := *fromError(err)
+	e.Status = httpStatus
+	switch httpStatus {
+	case http.StatusMethodNotAllowed:
+		e.Type, e.Code = "invalid_request_error", "method_not_allowed"
+	case http.StatusRequestTimeout:
+		e.Type, e.Code = "invalid_request_error", "request_timeout"
+	case http.StatusRequestEntityTooLarge:
+		e.Type, e.Code = "invalid_request_error", "request_too_large"
+	case http.StatusUnsupportedMediaType:
+		e.Type, e.Code = "invalid_request_error", "unsupported_media_type"
+	}
+	e.write(w)
 }
 
 // body is the JSON of the error.
@@ -105,7 +128,7 @@ func (e *Error) write(w http.ResponseWriter) {
 	if e.Status == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", errcode.BearerChallenge)
 	}
-	if e.Status == http.StatusTooManyRequests {
+	if e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable {
 		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(max(e.RetryAfter, time.Second).Seconds()))))
 	}
 	w.WriteHeader(e.Status)

@@ -26,6 +26,11 @@ var probeMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, htt
 // writeError writes err (a status error) as the gateway would, with
 // httpStatus.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, httpStatus int, err error) {
+	if fn := s.errorWriter(r); fn != nil {
+		errcode.SetHTTPHeaders(w.Header(), status.Convert(err))
+		fn(w, r, httpStatus, err)
+		return
+	}
 	_, m := runtime.MarshalerForRequest(s.mux, r)
 	runtime.DefaultHTTPErrorHandler(r.Context(), s.mux, m, w, r, &runtime.HTTPStatusError{HTTPStatus: httpStatus, Err: err})
 }
@@ -90,6 +95,91 @@ func (s *Server) routingError(ctx context.Context, mux *runtime.ServeMux, m runt
 	}
 }
 
+// errorHandler carries an HTTPRoute's ErrorWriter in errMux.
+type errorHandler struct {
+	http.Handler
+	fn ErrorWriter
+}
+
+// routeErrors makes rt.Errors write the server's errors on rt's path, for
+// every method.
+func (s *Server) routeErrors(rt HTTPRoute) {
+	path := rt.Pattern
+	if i := strings.IndexByte(path, ' '); i >= 0 {
+		path = strings.TrimSpace(path[i+1:])
+	}
+	defer func() { _ = recover() }() // a path two routes share is registered once
+	s.errMux.Handle(path, errorHandler{Handler: http.NotFoundHandler(), fn: rt.Errors})
+}
+
+// errorWriter is the ErrorWriter of r's path, or nil.
+func (s *Server) errorWriter(r *http.Request) ErrorWriter {
+	if s.errMux == nil {
+		return nil
+	}
+	probe := r.Clone(r.Context())
+	probe.Method = http.MethodGet // the errMux patterns take any method
+	if h, pattern := s.errMux.Handler(probe); pattern != "" {
+		if eh, ok := h.(errorHandler); ok {
+			return eh.fn
+		}
+	}
+	return nil
+}
+
+// methodMiddleware answers 405 with Allow, before the body limits look at
+// the request, when its path is served for other methods only (a plain
+// route such as GET /healthz, an HTTPRoute, or a gateway route).
+func (s *Server) methodMiddleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodOptions || s.routes(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		allow := s.allowedAll(r)
+		if len(allow) == 0 {
+			next.ServeHTTP(w, r) // no route at all: 404 from the gateway
+			return
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		s.writeError(w, r, http.StatusMethodNotAllowed,
+			status.Errorf(codes.Unimplemented, "method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", ")))
+	})
+}
+
+// routes reports whether a route takes r's method and path.
+func (s *Server) routes(r *http.Request) bool {
+	if _, pattern := s.httpMux.Handler(r); pattern != "/" && pattern != "" {
+		return true
+	}
+	return s.gatewayRoutes(r, r.Method)
+}
+
+// gatewayRoutes reports whether the gateway has a handler for method on
+// r's path (a bodiless probe, stopped before the handler).
+func (s *Server) gatewayRoutes(r *http.Request, method string) bool {
+	p := &probe{}
+	pr := r.Clone(context.WithValue(r.Context(), probeKey{}, p))
+	pr.Method, pr.Body, pr.ContentLength = method, http.NoBody, 0
+	pr.Header.Del("X-HTTP-Method-Override")
+	s.mux.ServeHTTP(discard{}, pr)
+	return p.routed
+}
+
+// allowedAll lists the methods the plain routes and the gateway take on
+// r's path.
+func (s *Server) allowedAll(r *http.Request) []string {
+	var out []string
+	for _, method := range probeMethods {
+		pr := r.Clone(r.Context())
+		pr.Method = method
+		if _, pattern := s.httpMux.Handler(pr); (pattern != "/" && pattern != "") || s.gatewayRoutes(r, method) {
+			out = append(out, method)
+		}
+	}
+	return out
+}
+
 // probe marks a request the gateway routes only to learn whether a handler
 // takes it (probeMiddleware stops it before the handler runs).
 type probe struct{ routed bool }
@@ -108,17 +198,11 @@ func probeMiddleware(next runtime.HandlerFunc) runtime.HandlerFunc {
 	}
 }
 
-// allowed lists the methods the gateway routes r's path for, by routing a
-// bodiless probe of each through it.
+// allowed lists the methods the gateway routes r's path for.
 func (s *Server) allowed(r *http.Request) []string {
 	var out []string
 	for _, method := range probeMethods {
-		p := &probe{}
-		pr := r.Clone(context.WithValue(r.Context(), probeKey{}, p))
-		pr.Method, pr.Body, pr.ContentLength = method, http.NoBody, 0
-		pr.Header.Del("X-HTTP-Method-Override")
-		s.mux.ServeHTTP(discard{}, pr)
-		if p.routed {
+		if s.gatewayRoutes(r, method) {
 			out = append(out, method)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
@@ -206,18 +207,83 @@ func TestRoutingErrors(t *testing.T) {
 	wantShape(t, body, codes.NotFound)
 }
 
-// TestRetryAfter: every 429 carries Retry-After, from the error's
+// TestRetryAfter: every 429 and 503 carries Retry-After, from the error's
 // RetryInfo (rounded up to whole seconds) or the default.
 func TestRetryAfter(t *testing.T) {
 	r := startServer(t, WithGateway(echoGateway))
 	base := "http://" + r.HTTPAddr().String()
-	for _, tc := range []struct{ payload, want string }{{"busy", "3"}, {"full", "1"}} {
+	for _, tc := range []struct {
+		payload, want string
+		status        int
+		code          codes.Code
+	}{
+		{"busy", "3", http.StatusTooManyRequests, codes.ResourceExhausted},
+		{"full", "1", http.StatusTooManyRequests, codes.ResourceExhausted},
+		{"draining", "1", http.StatusServiceUnavailable, codes.Unavailable},
+	} {
 		resp, body := do(t, "POST", base+"/v1/echo", "application/json",
 			strings.NewReader(`{"payload":{"body":"`+base64.StdEncoding.EncodeToString([]byte(tc.payload))+`"}}`), nil)
-		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != tc.want {
-			t.Errorf("%s: got %d, Retry-After %q (%s); want 429 with %s", tc.payload, resp.StatusCode, resp.Header.Get("Retry-After"), body, tc.want)
+		if resp.StatusCode != tc.status || resp.Header.Get("Retry-After") != tc.want {
+			t.Errorf("%s: got %d, Retry-After %q (%s); want %d with %s", tc.payload, resp.StatusCode, resp.Header.Get("Retry-After"), body, tc.status, tc.want)
 		}
-		wantShape(t, body, codes.ResourceExhausted)
+		wantShape(t, body, tc.code)
+	}
+}
+
+// TestMethodNotAllowedEverywhere: a wrong method gets 405 with Allow on
+// every kind of route (plain handlers, HTTPRoutes, the gateway), before
+// the body checks (a POST without Content-Type to GET /healthz is a 405,
+// not a 415); an HTTPRoute with Errors answers in its own shape, for the
+// 405 and for the server's body errors alike.
+func TestMethodNotAllowedEverywhere(t *testing.T) {
+	custom := func(w http.ResponseWriter, _ *http.Request, httpStatus int, err error) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(httpStatus)
+		_, _ = fmt.Fprintf(w, `{"error":{"message":%q}}`, status.Convert(err).Message())
+	}
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	r := startServer(t, WithGateway(echoGateway), WithHTTPHandler("GET /openapi/", ok),
+		WithConnHandlers(func(grpc.ClientConnInterface) []HTTPRoute {
+			return []HTTPRoute{{Pattern: "POST /v1/custom", Handler: ok, Errors: custom}}
+		}))
+	base := "http://" + r.HTTPAddr().String()
+	tests := []struct {
+		method, path, contentType string
+		status                    int
+		allow                     string
+		custom                    bool
+	}{
+		{"POST", "/healthz", "", http.StatusMethodNotAllowed, "GET", false},
+		{"DELETE", "/metrics", "", http.StatusMethodNotAllowed, "GET", false},
+		{"PUT", "/readyz", "application/json", http.StatusMethodNotAllowed, "GET", false},
+		{"POST", "/openapi/x.json", "", http.StatusMethodNotAllowed, "GET", false},
+		{"GET", "/v1/echo", "", http.StatusMethodNotAllowed, "POST", false},
+		{"GET", "/v1/custom", "", http.StatusMethodNotAllowed, "POST", true},
+		{"POST", "/v1/custom", "text/plain", http.StatusUnsupportedMediaType, "", true},
+		{"GET", "/healthz", "", http.StatusOK, "", false},
+		{"GET", "/nowhere", "", http.StatusNotFound, "", false},
+	}
+	for _, tt := range tests {
+		var body io.Reader
+		if tt.method != "GET" {
+			body = strings.NewReader("{}")
+		}
+		resp, got := do(t, tt.method, base+tt.path, tt.contentType, body, nil)
+		if resp.StatusCode != tt.status || resp.Header.Get("Allow") != tt.allow {
+			t.Errorf("%s %s: got %d Allow %q (%s), want %d Allow %q", tt.method, tt.path, resp.StatusCode, resp.Header.Get("Allow"), got, tt.status, tt.allow)
+			continue
+		}
+		switch {
+		case tt.status == http.StatusOK:
+		case tt.custom:
+			if !strings.HasPrefix(got, `{"error":{"message":`) {
+				t.Errorf("%s %s: got body %s, want the route's own error shape", tt.method, tt.path, got)
+			}
+		case tt.status == http.StatusMethodNotAllowed:
+			wantShape(t, got, codes.Unimplemented)
+		default:
+			wantShape(t, got, codes.NotFound)
+		}
 	}
 }
 

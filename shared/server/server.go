@@ -139,7 +139,16 @@ func WithHTTPHandler(pattern string, h http.Handler) Option {
 type HTTPRoute struct {
 	Pattern string
 	Handler http.Handler
+	// Errors, when set, writes the errors the server itself answers on the
+	// route's path (405 for another method, the body limits' 408, 413 and
+	// 415, CORS refusals) in the API's own shape, e.g. OpenAI's; nil keeps
+	// the google.rpc.Status JSON of every other route.
+	Errors ErrorWriter
 }
+
+// ErrorWriter writes err (a status error) as an HTTP error with
+// httpStatus; Retry-After and WWW-Authenticate are set before it is called.
+type ErrorWriter func(w http.ResponseWriter, r *http.Request, httpStatus int, err error)
 
 // ConnHandlersFunc builds HTTP routes on conn, the gateway's gRPC
 // connection to this server.
@@ -246,6 +255,8 @@ type Server struct {
 	codec   *requestCodec
 
 	gwLis      *gatewayListener // the gateway's in-process connection to gRPC
+	httpMux    *http.ServeMux   // the plain routes, "/" the gateway
+	errMux     *http.ServeMux   // paths whose errors an HTTPRoute.Errors writes
 	metricsLis net.Listener     // /metrics alone (WithMetricsAddr); nil: on the main port
 	metricsSrv *http.Server
 }
@@ -354,6 +365,8 @@ func (s *Server) buildHTTP() error {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
+	s.httpMux = mux
+	s.errMux = http.NewServeMux()
 	if s.metricsLis == nil {
 		mux.Handle("GET /metrics", s.cfg.metrics.Handler())
 	}
@@ -395,6 +408,9 @@ func (s *Server) buildHTTP() error {
 		for _, fn := range s.cfg.connHandlers {
 			for _, r := range fn(conn) {
 				mux.Handle(r.Pattern, r.Handler)
+				if r.Errors != nil {
+					s.routeErrors(r)
+				}
 			}
 		}
 	}
@@ -406,7 +422,7 @@ func (s *Server) buildHTTP() error {
 	s.http = &http.Server{
 		// CORS answers preflights before anything asks for credentials;
 		// the limits bound every body; then the access middlewares (auth).
-		Handler:  s.obs.httpMiddleware(s.corsMiddleware(s.limitsMiddleware(h))),
+		Handler:  s.obs.httpMiddleware(s.corsMiddleware(s.methodMiddleware(s.limitsMiddleware(h)))),
 		ErrorLog: zap.NewStdLog(s.log.Named("http")),
 	}
 	s.cfg.limits.httpServer(s.http)

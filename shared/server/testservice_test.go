@@ -54,6 +54,8 @@ func (s *testService) UnaryCall(ctx context.Context, req *testpb.SimpleRequest) 
 			return nil, err
 		}
 		return nil, st.Err()
+	case "draining": // going away, no hint
+		return nil, status.Error(codes.Unavailable, "draining")
 	case "full": // overloaded, no hint
 		return nil, status.Error(codes.ResourceExhausted, "full")
 	}
