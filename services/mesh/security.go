@@ -79,6 +79,11 @@ func (c Config) registryOptions(sec security) []sdk.Option {
 	if sec.clientTLS != nil {
 		opts = append(opts, sdk.WithTLS(sec.clientTLS))
 	}
+	// Registry calls (pulls, pushes, resolves) carry the trace context and
+	// count in the grpc_client_* metrics like the router's.
+	if topts, err := c.Tracing.ClientOptions(c.Metrics); err == nil {
+		opts = append(opts, sdk.WithDialOptions(topts...))
+	}
 	return opts
 }
 

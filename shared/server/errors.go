@@ -215,3 +215,103 @@ type discard struct{}
 func (discard) Header() http.Header         { return http.Header{} }
 func (discard) Write(b []byte) (int, error) { return len(b), nil }
 func (discard) WriteHeader(int)             {}
+
+// jsonErrors gives the plain handlers' errors the one JSON shape: a
+// response of status 400 or more that a handler writes as text/plain (as
+// http.Error and http.FileServer do: the console's "not found", a missing
+// OpenAPI file, /readyz's 503) is sent as the google.rpc.Status JSON of
+// that status, with the text as message; the handler's other headers
+// (Allow, Cache-Control, ...) stay. Other responses pass untouched.
+func (s *Server) jsonErrors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tw := &textErrorWriter{ResponseWriter: w}
+		next.ServeHTTP(tw, r)
+		if tw.code == 0 {
+			return
+		}
+		msg := strings.TrimSpace(string(tw.text))
+		if msg == "" {
+			msg = http.StatusText(tw.code)
+		}
+		tw.Header().Del("Content-Length")
+		s.writeError(w, r, tw.code, status.Error(codeOfHTTP(tw.code), msg))
+	})
+}
+
+// textErrorWriter holds back a text/plain error response (code set) for
+// jsonErrors to rewrite; anything else goes straight through.
+type textErrorWriter struct {
+	http.ResponseWriter
+	wrote bool   // headers passed through
+	code  int    // a held-back error status
+	text  []byte // its body, up to maxErrorText bytes
+}
+
+const maxErrorText = 4 << 10
+
+func (w *textErrorWriter) WriteHeader(code int) {
+	if w.wrote || w.code != 0 {
+		return
+	}
+	if code >= 400 && strings.HasPrefix(w.Header().Get("Content-Type"), "text/plain") {
+		w.code = code
+		return
+	}
+	w.wrote = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *textErrorWriter) Write(b []byte) (int, error) {
+	if !w.wrote && w.code == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.code != 0 {
+		w.text = append(w.text, b[:min(len(b), max(0, maxErrorText-len(w.text)))]...)
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *textErrorWriter) Flush() {
+	if w.code != 0 {
+		return
+	}
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *textErrorWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// codeOfHTTP is the gRPC code of an HTTP error status (the gateway's
+// mapping, reversed).
+func codeOfHTTP(httpStatus int) codes.Code {
+	switch httpStatus {
+	case http.StatusBadRequest, http.StatusUnsupportedMediaType:
+		return codes.InvalidArgument
+	case http.StatusUnauthorized:
+		return codes.Unauthenticated
+	case http.StatusForbidden:
+		return codes.PermissionDenied
+	case http.StatusNotFound:
+		return codes.NotFound
+	case http.StatusMethodNotAllowed, http.StatusNotImplemented:
+		return codes.Unimplemented
+	case http.StatusConflict:
+		return codes.Aborted
+	case http.StatusRequestTimeout, http.StatusGatewayTimeout:
+		return codes.DeadlineExceeded
+	case http.StatusRequestEntityTooLarge, http.StatusTooManyRequests:
+		return codes.ResourceExhausted
+	case http.StatusPreconditionFailed:
+		return codes.FailedPrecondition
+	case http.StatusServiceUnavailable:
+		return codes.Unavailable
+	case 499:
+		return codes.Canceled
+	}
+	if httpStatus >= 500 {
+		return codes.Internal
+	}
+	return codes.InvalidArgument
+}

@@ -422,7 +422,7 @@ func (s *Server) buildHTTP() error {
 	s.http = &http.Server{
 		// CORS answers preflights before anything asks for credentials;
 		// the limits bound every body; then the access middlewares (auth).
-		Handler:  s.obs.httpMiddleware(s.corsMiddleware(s.methodMiddleware(s.limitsMiddleware(h)))),
+		Handler:  s.obs.httpMiddleware(s.corsMiddleware(s.methodMiddleware(s.limitsMiddleware(s.jsonErrors(h))))),
 		ErrorLog: zap.NewStdLog(s.log.Named("http")),
 	}
 	s.cfg.limits.httpServer(s.http)
