@@ -102,7 +102,7 @@ export type Hardware = Message<"bitnet.model.v1.Hardware"> & {
   kernel: string;
 
   /**
-   * Every kernel path the node can run, slowest first, none above the cap.
+   * Every kernel path the node can run, generic first, then SIMD paths narrowest first, none above the cap.
    *
    * @generated from field: repeated string kernels = 6;
    */
