@@ -9,7 +9,7 @@
 // with x_q and W_q treated as identity functions of x and W (their
 // dequantised values are what the forward multiplies). The output head, the
 // norms, RoPE and attention run in full precision like the inference engine
-// in package model. WithFullPrecision turns both quantisers off.
+// in package model. Options.FullPrec turns both quantisers off.
 //
 // The layer math is generic over float32 and float64: training runs in
 // float32, the gradient checks of the tests in float64.

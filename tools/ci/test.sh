@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every check CI runs: gofmt, vet, go mod tidy -diff, staticcheck, unit and integration tests with -race
-# on this machine (the web console's in headless Chromium), the arm64 (NEON) tests under qemu-aarch64 and cross
+# Runs every check CI runs: gofmt, vet, go mod tidy -diff, staticcheck, unit
+# and integration tests with -race on this machine (the web console's in
+# headless Chromium), the arm64 (NEON) tests under qemu-aarch64 and cross
 # builds. Installs what it needs (pinned) on a fresh Debian machine and says
 # so, runs every step even after a failure, and ends with a summary line
 # (packages passed and failed, time taken); exits 1 when anything failed.
