@@ -158,7 +158,7 @@ func TestHTTPEndpoints(t *testing.T) {
 	if resp, body := httpGet(t, base+"/openapi/x.json", nil); resp.StatusCode != 200 || !strings.Contains(body, "swagger") {
 		t.Errorf("/openapi: got %d %q, want 200 swagger", resp.StatusCode, body)
 	}
-	resp, body = httpGet(t, base+"/metrics", nil)
+	_, body = httpGet(t, base+"/metrics", nil)
 	for _, want := range []string{
 		`grpc_server_handled_total{grpc_code="OK",grpc_method="UnaryCall",grpc_service="grpc.testing.TestService",grpc_type="unary"} 1`,
 		`grpc_server_handling_seconds_count{grpc_method="UnaryCall",grpc_service="grpc.testing.TestService",grpc_type="unary"} 1`,
