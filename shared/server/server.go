@@ -174,9 +174,9 @@ func WithShutdownTimeout(d time.Duration) Option { return func(c *config) { c.sh
 func WithMetrics(r *metrics.Registry) Option { return func(c *config) { c.metrics = r } }
 
 // WithTracing sets the OpenTelemetry tracing of the server (default
-// telemetry.Off: no spans recorded, incoming trace context still carried
-// on): a span per RPC and per HTTP request, continuing the caller's W3C
-// trace (traceparent on REST, metadata on gRPC).
+// telemetry.Off: no spans): a span per RPC and per HTTP request,
+// continuing the caller's W3C trace (traceparent on REST, metadata on
+// gRPC).
 func WithTracing(t *telemetry.Tracing) Option { return func(c *config) { c.tracing = t } }
 
 // WithReadiness adds a check to /readyz.
@@ -323,10 +323,10 @@ func New(opts ...Option) (_ *Server, err error) {
 	gopts := append([]grpc.ServerOption{
 		grpc.Creds(serverCreds{creds}),
 		grpc.ForceServerCodecV2(s.codec),
-		cfg.tracing.ServerHandler(),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 	}, cfg.limits.grpcOptions()...)
+	gopts = append(gopts, cfg.tracing.ServerOptions()...)
 	gopts = append(gopts, cfg.grpcOpts...)
 	s.grpc = grpc.NewServer(gopts...)
 	s.health = health.NewServer()

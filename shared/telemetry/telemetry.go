@@ -48,6 +48,7 @@ type Tracing struct {
 	Provider   trace.TracerProvider
 	Propagator propagation.TextMapPropagator
 	shutdown   func(context.Context) error
+	on         bool // spans are recorded: the gRPC stats handlers are installed
 }
 
 // Propagator is the W3C trace context and baggage propagator the mesh uses.
@@ -55,9 +56,12 @@ func Propagator() propagation.TextMapPropagator {
 	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 }
 
-// Off returns tracing that records nothing but still propagates incoming
-// trace context (so a traced caller's trace continues through an untraced
-// hop's outgoing calls).
+// Off returns tracing that records nothing. Its gRPC servers and clients
+// carry no stats handler (an RPC costs what it did without tracing), so a
+// caller's trace does not continue through an
+// untraced process; REST still reads traceparent into the request context.
+// (BenchmarkUnary in shared/server: 186 allocations per unary RPC with the
+// handler off, 222 with it on.)
 func Off() *Tracing {
 	return &Tracing{Provider: noop.NewTracerProvider(), Propagator: Propagator()}
 }
@@ -68,7 +72,7 @@ func New(tp trace.TracerProvider) *Tracing {
 	if tp == nil {
 		return Off()
 	}
-	return &Tracing{Provider: tp, Propagator: Propagator()}
+	return &Tracing{Provider: tp, Propagator: Propagator(), on: true}
 }
 
 // Enabled reports whether the OTEL_* variables read by getenv ask for
@@ -113,7 +117,7 @@ func FromEnv(ctx context.Context, getenv func(string) string, service, version s
 		return nil, fmt.Errorf("telemetry: resource: %w", err)
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
-	return &Tracing{Provider: tp, Propagator: Propagator(), shutdown: tp.Shutdown}, nil
+	return &Tracing{Provider: tp, Propagator: Propagator(), shutdown: tp.Shutdown, on: true}, nil
 }
 
 // Shutdown flushes and stops the exporter of a FromEnv provider.
@@ -136,29 +140,31 @@ func (t *Tracing) Tracer(scope string) trace.Tracer {
 	return t.Provider.Tracer(scope)
 }
 
-// ServerHandler is the otelgrpc stats handler for a gRPC server: a span
-// per RPC, continuing the caller's trace from the metadata.
-func (t *Tracing) ServerHandler() grpc.ServerOption {
-	if t == nil {
-		t = Off()
+// ServerOptions are the otelgrpc stats handler for a gRPC server (a span
+// per RPC, continuing the caller's trace from the metadata), none when
+// tracing is off.
+func (t *Tracing) ServerOptions() []grpc.ServerOption {
+	if t == nil || !t.on {
+		return nil
 	}
-	return grpc.StatsHandler(otelgrpc.NewServerHandler(
-		otelgrpc.WithTracerProvider(t.Provider), otelgrpc.WithPropagators(t.Propagator),
-		otelgrpc.WithMeterProvider(noopMeter), otelgrpc.WithFilter(notHealth),
-	))
-}
-
-// ClientOptions are the dial options of every gRPC client in the mesh: the
-// otelgrpc stats handler (a client span per RPC, the trace context sent as
-// traceparent metadata) and, with reg, the standard grpc_client_* metrics.
-func (t *Tracing) ClientOptions(reg *metrics.Registry) ([]grpc.DialOption, error) {
-	if t == nil {
-		t = Off()
-	}
-	opts := []grpc.DialOption{grpc.WithStatsHandler(otelgrpc.NewClientHandler(
+	return []grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(
 		otelgrpc.WithTracerProvider(t.Provider), otelgrpc.WithPropagators(t.Propagator),
 		otelgrpc.WithMeterProvider(noopMeter), otelgrpc.WithFilter(notHealth),
 	))}
+}
+
+// ClientOptions are the dial options of every gRPC client in the mesh: the
+// otelgrpc stats handler when tracing is on (a client span per RPC, the
+// trace context sent as traceparent metadata) and, with reg, the standard
+// grpc_client_* metrics.
+func (t *Tracing) ClientOptions(reg *metrics.Registry) ([]grpc.DialOption, error) {
+	var opts []grpc.DialOption
+	if t != nil && t.on {
+		opts = append(opts, grpc.WithStatsHandler(otelgrpc.NewClientHandler(
+			otelgrpc.WithTracerProvider(t.Provider), otelgrpc.WithPropagators(t.Propagator),
+			otelgrpc.WithMeterProvider(noopMeter), otelgrpc.WithFilter(notHealth),
+		)))
+	}
 	if reg != nil {
 		cm, err := ClientMetrics(reg)
 		if err != nil {
