@@ -8,8 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"path/filepath"
+
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
+	quantizerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/quantizer/v1"
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/telemetry"
 )
@@ -18,7 +25,8 @@ import (
 // model and generates over REST with a W3C traceparent: the first request
 // makes the node pull the model from the registry, so one trace holds the
 // REST request, the router's choice, the node's RPC, the registry pull
-// (and the registry's own RPC spans under it) and the generation's phases.
+// (and the registry's own RPC spans under it) and the generation's phases;
+// then a quantize job created in a trace records its phases there.
 func TestUpTrace(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
@@ -74,6 +82,59 @@ func TestUpTrace(t *testing.T) {
 	for _, w := range want {
 		if !inTrace[w] {
 			t.Errorf("no span %q in the caller's trace; have %v", w, inTrace)
+		}
+	}
+
+	// A quantize job created in a trace records its phases in that trace,
+	// though they run after the CreateJob call returned.
+	ckpt := filepath.Join(t.TempDir(), "wide")
+	writeWideCheckpoint(t, ckpt)
+	pushed, err := c.Registry().Push(ctx, "wide-f32", ckpt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topts, err := telemetry.New(tp).ClientOptions(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(e.GRPC.String(), append(topts, grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	jctx, root := tp.Tracer("test").Start(ctx, "test.quantize")
+	job, err := quantizerv1.NewQuantizerServiceClient(conn).CreateJob(jctx, &quantizerv1.CreateJobRequest{
+		Source: &quantizerv1.Source{Source: &quantizerv1.Source_Model{Model: pushed.Ref}},
+		Target: modelv1.QuantType_QUANT_TYPE_TQ2_0,
+		Output: &quantizerv1.Output{Name: "wide"},
+		Calibration: &quantizerv1.Calibration{
+			TextSource: &quantizerv1.Calibration_Text{Text: "Light is refracted by the prism into colours."},
+			MaxTokens:  24, ContextLength: 24,
+		},
+	})
+	root.End()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Quantizer().Watch(ctx, job.GetJob().GetJobId(), nil); err != nil {
+		t.Fatal(err)
+	}
+	jobTrace := root.SpanContext().TraceID()
+	phases := []string{"quantize.job", "quantize.fetching", "quantize.loading", "quantize.quantizing", "quantize.uploading"}
+	got := map[string]bool{}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		for _, s := range rec.Ended() {
+			if s.SpanContext().TraceID() == jobTrace {
+				got[s.Name()] = true
+			}
+		}
+		if allIn(got, phases) || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, w := range phases {
+		if !got[w] {
+			t.Errorf("no span %q in the CreateJob caller's trace; have %v", w, got)
 		}
 	}
 }
