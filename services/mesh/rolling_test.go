@@ -114,7 +114,7 @@ func TestRollingReplace(t *testing.T) {
 
 	// The new pod comes up and becomes ready (the router lists it) before
 	// the old one is terminated.
-	fresh := serve(t, Inference, with(newPod))
+	serve(t, Inference, with(newPod))
 	waitNodes(oldPod, newPod)
 	time.Sleep(300 * time.Millisecond) // both serve for a while
 
@@ -164,9 +164,12 @@ func TestRollingReplace(t *testing.T) {
 
 	byNode := map[string]int{}
 	var failed []error
-	var afterStop int
+	var afterStop, acrossTerm int
 	for i, o := range outs {
 		byNode[o.node]++
+		if o.node == oldPod && ends[i].After(terminated) {
+			acrossTerm++ // in flight on the old pod at SIGTERM, finished in the drain
+		}
 		if o.err != nil {
 			failed = append(failed, o.err)
 		}
@@ -174,13 +177,16 @@ func TestRollingReplace(t *testing.T) {
 			afterStop++
 		}
 	}
-	t.Logf("%d requests by node %v; router dropped the old pod %v after SIGTERM, it stopped %v after SIGTERM (drain %v)",
-		len(outs), byNode, dropped.Sub(terminated).Round(time.Millisecond), stopped.Sub(terminated).Round(time.Millisecond), drain)
+	t.Logf("%d requests by node %v, %d of them finished on the old pod after its SIGTERM; router dropped the old pod %v after SIGTERM, it stopped %v after SIGTERM (drain %v)",
+		len(outs), byNode, acrossTerm, dropped.Sub(terminated).Round(time.Millisecond), stopped.Sub(terminated).Round(time.Millisecond), drain)
 	if len(failed) > 0 {
 		t.Errorf("%d of %d requests failed during the replacement, want none; first: %v", len(failed), len(outs), failed[0])
 	}
 	if byNode[oldPod] == 0 || byNode[newPod] == 0 {
 		t.Errorf("got requests by node %v, want both pods to serve", byNode)
+	}
+	if acrossTerm == 0 {
+		t.Errorf("no request was in flight on the old pod at SIGTERM: the drain went untested")
 	}
 	if afterStop > 0 {
 		t.Errorf("%d requests ended after the old pod stopped on another node than %s", afterStop, newPod)
@@ -188,5 +194,4 @@ func TestRollingReplace(t *testing.T) {
 	if !dropped.Before(stopped) {
 		t.Errorf("router dropped the old pod at %v, after it stopped at %v", dropped, stopped)
 	}
-	_ = fresh
 }
