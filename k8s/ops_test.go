@@ -2,6 +2,7 @@ package k8s
 
 import (
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,9 +28,11 @@ const (
 	// memOverhead is what a bitnet container needs above its memory
 	// budgets: activations, scratch, gRPC buffers, the Go runtime.
 	memOverhead = 1 << 30
-	// queueMetric is the per-pod gauge the inference HPAs scale on
-	// (services/inference MetricQueueDepth).
-	queueMetric = inference.MetricQueueDepth
+	// queueMetric is the custom metric the inference HPAs scale on, as the
+	// Prometheus adapter names it; queueSeries the node's exported gauge
+	// it is read from (requests waiting for a batch slot).
+	queueMetric = "bitnet_inference_queue_depth"
+	queueSeries = inference.MetricQueueDepth
 )
 
 // refModel is the model docs/deploy.md sizes the inference pools for:
@@ -219,7 +222,8 @@ func TestInferenceHPA(t *testing.T) {
 					} `json:"overrides"`
 				} `json:"resources"`
 				Name struct {
-					As string `json:"as"`
+					Matches string `json:"matches"`
+					As      string `json:"as"`
 				} `json:"name"`
 			} `json:"custom"`
 		} `json:"rules"`
@@ -229,12 +233,12 @@ func TestInferenceHPA(t *testing.T) {
 	}
 	served := false
 	for _, r := range values.Rules.Custom {
-		if r.Name.As == queueMetric && strings.HasPrefix(r.SeriesQuery, queueMetric+"{") &&
+		if r.Name.As == queueMetric && strings.HasPrefix(r.SeriesQuery, queueSeries+"{") && r.Name.Matches == "^"+regexp.QuoteMeta(queueSeries)+"$" &&
 			r.Resources.Overrides["pod"].Resource == "pod" && r.Resources.Overrides["namespace"].Resource == "namespace" {
 			served = true
 		}
 	}
 	if !served {
-		t.Errorf("prometheus-adapter-values.yaml: no rule serving %s per pod and namespace", queueMetric)
+		t.Errorf("prometheus-adapter-values.yaml: no rule serving %s per pod and namespace as %s", queueSeries, queueMetric)
 	}
 }
