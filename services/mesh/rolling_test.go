@@ -33,7 +33,7 @@ func TestRollingReplace(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	const drain = 2 * time.Second
+	const drain = 3 * time.Second
 	base := Config{
 		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DataDir: t.TempDir(), Discovery: disc,
 		CheckInterval: time.Second, PublishInterval: 100 * time.Millisecond,
