@@ -39,7 +39,6 @@ type serverConfig struct {
 	log                    *zap.Logger
 	mgrOpts                []ManagerOption
 	schedOpts              []SchedulerOption
-	budgetSet              bool
 	metrics                *metrics.Registry
 	kvType                 model.KVType
 }
