@@ -52,7 +52,7 @@ func TestPushPullModels(t *testing.T) {
 		{"missing path", []string{"push", "--remote", addr, "/nonexistent/m.gguf", "--name", "x"}, "", "no such file"},
 		{"not a model", []string{"push", "--remote", addr, "push_test.go", "--name", "x"}, "", "want a GGUF file"},
 		{"no path", []string{"push", "--remote", addr, "--name", "x"}, "", "want one PATH"},
-		{"bad type", []string{"push", "--remote", addr, g, "--quantize", "--type", "q4_0"}, "", "tq2_0 or tq1_0"},
+		{"bad type", []string{"push", "--remote", addr, g, "--quantize", "--type", "q4_0"}, "", "tq2_0, tq1_0 or i2_s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

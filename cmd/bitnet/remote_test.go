@@ -94,11 +94,18 @@ func (q *fakeQuantizer) CreateJob(ctx context.Context, req *quantizerv1.CreateJo
 	q.mu.Lock()
 	id := fmt.Sprintf("job-%d", len(q.jobs)+1)
 	q.mu.Unlock()
+	qt := registry.QuantTQ20 // the version records the target the CLI asked for
+	switch req.GetTarget() {
+	case modelv1.QuantType_QUANT_TYPE_TQ1_0:
+		qt = registry.QuantTQ10
+	case modelv1.QuantType_QUANT_TYPE_I2_S:
+		qt = registry.QuantI2S
+	}
 	v, err := q.store.CreateVersion(ctx, name, registry.VersionSpec{
 		CreateModel: true,
 		Aliases:     req.GetOutput().GetAliases(),
 		Files:       []registry.BlobRef{{Path: "model.gguf", Digest: first.Digest}},
-		Metadata: registry.Metadata{Format: registry.FormatGGUF, QuantType: registry.QuantTQ20,
+		Metadata: registry.Metadata{Format: registry.FormatGGUF, QuantType: qt,
 			Lineage: registry.Lineage{Source: registry.SourceQuantizer, JobID: id, Parent: parent}},
 	})
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/logging"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/metal"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/server"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
 
 // serverSettings is config.Server with replacements (same flag name).
@@ -56,6 +57,7 @@ func meshConfig(v *config.Values) (mesh.Config, error) {
 		KernelPlan:   kernels.PlanMode(config.KernelPlan.Get(v)),
 		Metal:        metal.Mode(config.Metal.Get(v)),
 		HeadFormat:   kernels.HeadFormat(config.Head.Get(v)),
+		I2SBlock:     ternary.I2SBlock(config.I2SBlock.Get(v)),
 		Threads:      config.Threads.Get(v),
 		KVCache:      config.KVCache.Get(v),
 		NoHugePages:  !config.HugePages.Get(v),

@@ -197,6 +197,9 @@ func inferencePart(cfg Config, sec security, id, addr string) (_ *part, err erro
 	if cfg.HeadFormat != "" {
 		opts = append(opts, inference.WithManager(inference.WithModelOptions(model.WithHeadFormat(cfg.HeadFormat))))
 	}
+	if cfg.I2SBlock != 0 {
+		opts = append(opts, inference.WithManager(inference.WithModelOptions(model.WithI2SBlock(cfg.I2SBlock))))
+	}
 	if cfg.MemoryBudget > 0 {
 		opts = append(opts, inference.WithManager(inference.WithMemoryBudget(cfg.MemoryBudget)))
 	}
