@@ -36,11 +36,9 @@ func armI2S(t *testing.T, src string) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out := make([]byte, len(d))
-		copy(out[len(d)-32:], d[len(d)-32:]) // scale and padding
-		for i, v := range m.Unpack() {
-			j := i % 64
-			out[i/64*16+j%16] |= byte(v+1) << (6 - 2*(j/16))
+		out, err := m.EncodeI2SBlock(ternary.I2SBlock64)
+		if err != nil {
+			t.Fatal(err)
 		}
 		return out, true
 	})
