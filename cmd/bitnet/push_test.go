@@ -161,6 +161,14 @@ func TestPushQuantize(t *testing.T) {
 	if !strings.Contains(errOut, "job job-1 quantize") || !strings.Contains(errOut, "quantized 4 linears") {
 		t.Errorf("got stderr %q, want job progress and a summary", errOut)
 	}
+	// --type i2_s asks the quantizer for bitnet.cpp's I2_S.
+	out, errOut, err = runCLI(t, "push", "--remote", addr, tinyHF, "--name", "tiny-i2s", "--quantize", "--type", "i2_s", "--quiet")
+	if err != nil || out != "tiny-i2s@1\n" {
+		t.Fatalf("push --type i2_s: got %q, %v (stderr %s), want tiny-i2s@1", out, err, errOut)
+	}
+	if v, err := store.Resolve(t.Context(), "tiny-i2s@1"); err != nil || v.Metadata.QuantType != registry.QuantI2S {
+		t.Errorf("push --type i2_s: got %+v, %v, want an I2_S version", v.Metadata, err)
+	}
 }
 
 // TestPushModelFilesOnly: push sends a trained directory's model files and
