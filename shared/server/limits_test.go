@@ -328,3 +328,43 @@ func TestGRPCConnectionLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleTimeout: a keep-alive REST connection left idle past the idle
+// timeout is closed by the server; one in use is not.
+func TestIdleTimeout(t *testing.T) {
+	r := startServer(t, WithLimits(Limits{IdleTimeout: 300 * time.Millisecond}))
+	conn, err := net.Dial("tcp", r.HTTPAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	get := func() error {
+		if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			return err
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return err
+	}
+	for range 3 { // in use: kept open across requests closer than the timeout
+		if err := get(); err != nil {
+			t.Fatalf("request on a busy keep-alive connection: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	start := time.Now()
+	if err := conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection: got %v, want EOF (closed by the server)", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("idle connection closed after %v, want about 300ms", d)
+	}
+}
