@@ -99,6 +99,11 @@ func TestBrowserAuth(t *testing.T) {
 		if got := eval[string](b, bannerText); got != "" {
 			t.Errorf("banner with a valid key: got %q, want none", got)
 		}
+		// The version's family (issue 12), named as model.FamilyOf does.
+		b.wait("the version detail", `document.querySelector('.version-detail dd[data-family]')`, 10*time.Second)
+		if got := eval[string](b, `document.querySelector('.version-detail dd[data-family]').textContent`); got != "bitnet" {
+			t.Errorf("family of tiny (BitNetForCausalLM): got %q, want bitnet", got)
+		}
 		b.do("move prod to @2", 10*time.Second,
 			chromedp.SetValue(chromedp.CSS(`tr[data-alias="prod"] select`), "2"),
 			chromedp.Click(chromedp.CSS(`tr[data-alias="prod"] button`)))
