@@ -127,6 +127,18 @@ func TestPushPullModels(t *testing.T) {
 	if len(rows) != 2 || rows[0].Name != "tiny" || rows[0].LatestVersion != 2 || rows[0].QuantType != "TQ2_0" || rows[0].Format != "GGUF" || rows[1].Name != "tiny-model" {
 		t.Errorf("got rows %+v, want tiny@2 (GGUF TQ2_0) and tiny-model", rows)
 	}
+	// Each model's family (issue 12): the HF checkpoint is BitNetForCausalLM.
+	if !strings.Contains(lines[0], "FAMILY") || !strings.Contains(lines[1], " bitnet ") {
+		t.Errorf("models table lacks the family:\n%s", strings.Join(lines, "\n"))
+	}
+	out, _, err = runCLI(t, "models", "--json", "--prefix", "hf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows = nil
+	if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 1 || rows[0].Family != "bitnet" {
+		t.Errorf("models --json --prefix hf: got %+v, %v; want family bitnet", rows, err)
+	}
 }
 
 func TestPushProgress(t *testing.T) {
