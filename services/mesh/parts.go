@@ -105,6 +105,9 @@ func quantizerPart(cfg Config, sec security, id string, reg *part) (*part, error
 	if cfg.JobMemoryBudget > 0 {
 		qopts = append(qopts, quantizer.WithMemoryBudget(cfg.JobMemoryBudget))
 	}
+	if cfg.I2SBlock != 0 {
+		qopts = append(qopts, quantizer.WithI2SBlock(cfg.I2SBlock))
+	}
 	q, err := quantizer.New(src, sink, qopts...)
 	if err != nil {
 		closeAll(p.closers)
