@@ -186,7 +186,7 @@ func (fakeInference) ListNodes(ctx context.Context, req *inferencev1.ListNodesRe
 		{Name: "node-a", Address: "10.0.0.1:50052", Healthy: true,
 			Hardware: &modelv1.Hardware{Arch: "amd64", Kernel: "avx2", Features: []string{"avx2"}, LogicalCores: 8, MemoryBytes: 16 << 30},
 			Load:     &inferencev1.NodeLoad{ActiveRequests: 2, QueueDepth: 1, QueueCapacity: 64, TokensPerSecond: 41.5},
-			Loaded:   []*inferencev1.LoadedModel{{Model: &modelv1.ModelRef{Name: "tiny", Version: 1}}}},
+			Loaded:   []*inferencev1.LoadedModel{{Model: &modelv1.ModelRef{Name: "tiny", Version: 1}, Family: "bitnet"}}},
 		{Name: "node-b", Address: "10.0.0.2:50052", Healthy: true,
 			Hardware: &modelv1.Hardware{Arch: "amd64", Kernel: "avx512", Features: []string{"avx2", "avx512f"}, LogicalCores: 16}},
 	}
