@@ -61,7 +61,7 @@ func exportedSeries(t *testing.T) map[string]bool {
 	for _, n := range append(histograms, []string{
 		inference.MetricPromptTokens, inference.MetricGenerationTokens, inference.MetricRequestSuccess,
 		inference.MetricRunning, inference.MetricWaiting, inference.MetricKVCacheUsage, inference.MetricModelLoadTime,
-		inference.MetricTokensPerSecond, inference.MetricQueueCapacity, inference.MetricLoadedModels,
+		inference.MetricTokensPerSecond, inference.MetricQueueCapacity, inference.MetricQueueDepth, inference.MetricActiveRequests, inference.MetricLoadedModels,
 		inference.MetricMemoryUsedBytes, inference.MetricMemoryBudgetBytes,
 		router.MetricRouted, router.MetricRetries, router.MetricUnrouted, router.MetricNodes,
 		server.MetricHTTPHandled, server.MetricGRPCHandled,

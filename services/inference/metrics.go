@@ -32,6 +32,8 @@ const (
 	MetricModelLoadTime    = "bitnet:model_load_time_seconds"      // how long the loaded version took to load
 
 	MetricTokensPerSecond   = "bitnet_inference_tokens_per_second"   // generated tokens/s over the last minute
+	MetricActiveRequests    = "bitnet_inference_active_requests"     // sequences in the running batches, over the loaded models
+	MetricQueueDepth        = "bitnet_inference_queue_depth"         // requests waiting for a batch slot, over the loaded models (the HPAs' metric)
 	MetricQueueCapacity     = "bitnet_inference_queue_capacity"      // queue slots over the loaded models
 	MetricLoadedModels      = "bitnet_inference_loaded_models"       // model versions in memory
 	MetricMemoryUsedBytes   = "bitnet_inference_memory_used_bytes"   // bytes the loaded models take
@@ -107,6 +109,8 @@ func newNodeMetrics(reg *metrics.Registry, s *Server) (*nodeMetrics, error) {
 		fn         func() float64
 	}{
 		{MetricTokensPerSecond, "Generated tokens per second over the last minute.", func() float64 { return s.LoadProto().GetTokensPerSecond() }},
+		{MetricActiveRequests, "Requests in the running batches, over the loaded models.", func() float64 { return float64(s.LoadProto().GetActiveRequests()) }},
+		{MetricQueueDepth, "Requests waiting for a batch slot, over the loaded models.", func() float64 { return float64(s.LoadProto().GetQueueDepth()) }},
 		{MetricQueueCapacity, "Queue slots over the loaded models.", func() float64 { return float64(s.LoadProto().GetQueueCapacity()) }},
 		{MetricLoadedModels, "Model versions loaded in memory.", func() float64 { return float64(len(s.mgr.Loaded())) }},
 		{MetricMemoryUsedBytes, "Bytes the loaded models take.", func() float64 { _, used := s.mgr.Budget(); return float64(used) }},

@@ -42,6 +42,8 @@ func TestMetricsAfterGenerate(t *testing.T) {
 		MetricDecodeTime + `_count` + m + " 1",
 		MetricInterToken + `_count` + m + " 2", // 3 tokens: 2 gaps
 		MetricRunning + m + " 0\n",
+		MetricActiveRequests + " 0\n",
+		MetricQueueDepth + " 0\n",
 		MetricWaiting + m + " 0\n",
 		MetricKVCacheUsage + m,
 		MetricBatchSize + `_bucket{model_name="` + model + `",le="1"}`,

@@ -133,7 +133,7 @@ async function metric(prefix) {
 
 check("aborting a stream stops the generation", async () => {
   const active = 'bitnet_inference_active_requests{node="local"}';
-  const cancelledBefore = await metric('bitnet_inference_generations_total{node="local",model="long@1",finish_reason="cancelled"}');
+  const cancelledBefore = await metric('bitnet:request_success_total{finished_reason="cancelled",model_name="long@1",node="local"}');
   const ac = new AbortController();
   const stream = await client.completions.create({ model: "long", prompt, max_tokens: 30000, stream: true }, { signal: ac.signal });
   let chunks = 0;
@@ -150,7 +150,7 @@ check("aborting a stream stops the generation", async () => {
   const deadline = Date.now() + 10000;
   for (;;) {
     const a = await metric(active);
-    const c = await metric('bitnet_inference_generations_total{node="local",model="long@1",finish_reason="cancelled"}');
+    const c = await metric('bitnet:request_success_total{finished_reason="cancelled",model_name="long@1",node="local"}');
     if (a === 0 && c === cancelledBefore + 1) break;
     assert.ok(Date.now() < deadline, `after the abort: ${a} active requests, ${c - cancelledBefore} cancelled; want 0 and 1`);
     await new Promise((r) => setTimeout(r, 50));
