@@ -21,14 +21,9 @@ import (
 // codes (a function so that no package state can be mutated).
 func kinds() []errcode.Kind {
 	return append([]errcode.Kind{
-		{Err: ErrNotFound, Code: codes.NotFound},
-		{Err: ErrInvalid, Code: codes.InvalidArgument},
-		{Err: ErrQueueFull, Code: codes.ResourceExhausted},
-		{Err: ErrClosed, Code: codes.Unavailable},
 		{Err: ErrCheckpoint, Code: codes.FailedPrecondition},
-		{Err: ErrInternal, Code: codes.Internal},
 		{Err: model.ErrOverBudget, Code: codes.ResourceExhausted},
-	}, registry.ErrorKinds()...)
+	}, append(jobs.ErrorKinds(), registry.ErrorKinds()...)...)
 }
 
 // code maps an error to a gRPC status code.
@@ -48,7 +43,7 @@ func formatFromPB(f modelv1.ModelFormat) (registry.Format, error) {
 	case modelv1.ModelFormat_MODEL_FORMAT_HF_PACKED:
 		return registry.FormatHFPacked, nil
 	}
-	return "", fmt.Errorf("source files: format %v: %w", f, ErrInvalid)
+	return "", fmt.Errorf("source files: format %v: %w", f, jobs.ErrInvalid)
 }
 
 func formatToPB(f registry.Format) modelv1.ModelFormat {
@@ -74,7 +69,7 @@ func targetFromPB(t modelv1.QuantType) (registry.QuantType, error) {
 	case modelv1.QuantType_QUANT_TYPE_I2_S:
 		return registry.QuantI2S, nil
 	}
-	return "", fmt.Errorf("target %v: want QUANT_TYPE_TQ2_0, QUANT_TYPE_TQ1_0 or QUANT_TYPE_I2_S: %w", t, ErrInvalid)
+	return "", fmt.Errorf("target %v: want QUANT_TYPE_TQ2_0, QUANT_TYPE_TQ1_0 or QUANT_TYPE_I2_S: %w", t, jobs.ErrInvalid)
 }
 
 func targetToPB(t registry.QuantType) modelv1.QuantType {
@@ -92,7 +87,7 @@ func requestFromPB(req *quantizerv1.CreateJobRequest) (Request, error) {
 	switch src := req.GetSource().GetSource().(type) {
 	case *quantizerv1.Source_Model:
 		if src.Model == "" {
-			return r, fmt.Errorf("source model: empty: %w", ErrInvalid)
+			return r, fmt.Errorf("source model: empty: %w", jobs.ErrInvalid)
 		}
 		r.Model = src.Model
 	case *quantizerv1.Source_Files:
@@ -102,13 +97,13 @@ func requestFromPB(req *quantizerv1.CreateJobRequest) (Request, error) {
 		}
 		r.FilesFormat = f
 		if len(src.Files.GetFiles()) == 0 {
-			return r, fmt.Errorf("source files: none given: %w", ErrInvalid)
+			return r, fmt.Errorf("source files: none given: %w", jobs.ErrInvalid)
 		}
 		for _, f := range src.Files.GetFiles() {
 			r.Files = append(r.Files, SourceFile{Path: f.GetPath(), Digest: registry.Digest(f.GetSha256())})
 		}
 	default:
-		return r, fmt.Errorf("source: want a model or files: %w", ErrInvalid)
+		return r, fmt.Errorf("source: want a model or files: %w", jobs.ErrInvalid)
 	}
 	t, err := targetFromPB(req.GetTarget())
 	if err != nil {
@@ -162,37 +157,6 @@ func requestToPB(r Request) *quantizerv1.CreateJobRequest {
 	return out
 }
 
-// statesPB is a function so that no package state can be mutated.
-func statesPB() [7]modelv1.JobState {
-	return [...]modelv1.JobState{
-		StateQueued:     modelv1.JobState_JOB_STATE_QUEUED,
-		StateRunning:    modelv1.JobState_JOB_STATE_RUNNING,
-		StateSucceeded:  modelv1.JobState_JOB_STATE_SUCCEEDED,
-		StateFailed:     modelv1.JobState_JOB_STATE_FAILED,
-		StateCancelling: modelv1.JobState_JOB_STATE_CANCELLING,
-		StateCancelled:  modelv1.JobState_JOB_STATE_CANCELLED,
-	}
-}
-
-func stateToPB(s State) modelv1.JobState {
-	if all := statesPB(); s > 0 && int(s) < len(all) {
-		return all[s]
-	}
-	return modelv1.JobState_JOB_STATE_UNSPECIFIED
-}
-
-func stateFromPB(s modelv1.JobState) (State, error) {
-	if s == modelv1.JobState_JOB_STATE_UNSPECIFIED {
-		return 0, nil
-	}
-	for st, p := range statesPB() {
-		if p == s && st > 0 {
-			return State(st), nil
-		}
-	}
-	return 0, fmt.Errorf("state %v: %w", s, ErrInvalid)
-}
-
 func ts(t time.Time) *timestamppb.Timestamp {
 	if t.IsZero() {
 		return nil
@@ -206,7 +170,7 @@ func jobToPB(j Job, linears, log bool) *quantizerv1.Job {
 	p := j.Progress
 	out := &quantizerv1.Job{
 		JobId:   j.ID,
-		State:   stateToPB(j.State),
+		State:   jobs.StateToPB(j.State),
 		Request: requestToPB(j.Request),
 		Progress: &modelv1.Progress{
 			Phase: p.Phase, Done: p.Done, Total: p.Total, Unit: p.Unit, Fraction: p.Fraction,

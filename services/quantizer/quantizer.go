@@ -36,7 +36,7 @@ type options struct {
 func WithWorkers(n int) Option { return func(o *options) { o.workers = n } }
 
 // WithQueueSize bounds the queued (not yet running) jobs (default 16); Create
-// fails with ErrQueueFull beyond it.
+// fails with jobs.ErrQueueFull beyond it.
 func WithQueueSize(n int) Option { return func(o *options) { o.queueSize = n } }
 
 // WithMaxJobs bounds the finished jobs kept for Get and List (default 1000);
@@ -107,13 +107,13 @@ func New(src Source, sink Sink, opts ...Option) (*Quantizer, error) {
 	}
 	switch {
 	case src == nil || sink == nil:
-		return nil, fmt.Errorf("quantizer: source and sink are required: %w", ErrInvalid)
+		return nil, fmt.Errorf("quantizer: source and sink are required: %w", jobs.ErrInvalid)
 	case o.workers < 1 || o.workers > 64:
-		return nil, fmt.Errorf("quantizer: %d workers, want 1 to 64: %w", o.workers, ErrInvalid)
+		return nil, fmt.Errorf("quantizer: %d workers, want 1 to 64: %w", o.workers, jobs.ErrInvalid)
 	case o.queueSize < 1:
-		return nil, fmt.Errorf("quantizer: queue size %d, want at least 1: %w", o.queueSize, ErrInvalid)
+		return nil, fmt.Errorf("quantizer: queue size %d, want at least 1: %w", o.queueSize, jobs.ErrInvalid)
 	case o.maxJobs < 1:
-		return nil, fmt.Errorf("quantizer: max jobs %d, want at least 1: %w", o.maxJobs, ErrInvalid)
+		return nil, fmt.Errorf("quantizer: max jobs %d, want at least 1: %w", o.maxJobs, jobs.ErrInvalid)
 	}
 	if o.workDir == "" {
 		o.workDir = os.TempDir()
@@ -123,7 +123,7 @@ func New(src Source, sink Sink, opts ...Option) (*Quantizer, error) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	q := &Quantizer{src: src, sink: sink, opts: o, ctx: ctx, stop: stop,
-		table: jobs.NewTable[*job](ErrInvalid), workers: jobs.NewWorkers()}
+		table: jobs.NewTable[*job](jobs.ErrInvalid), workers: jobs.NewWorkers()}
 	q.workers.Start(ctx, o.workers, q.next)
 	return q, nil
 }
@@ -144,7 +144,7 @@ func (q *Quantizer) Close() error {
 	q.table.ClearQueue()
 	for _, j := range q.table.All() {
 		if !j.snap.State.Terminal() {
-			q.finishLocked(j, StateCancelled, fmt.Errorf("%w: %w", ErrClosed, context.Canceled))
+			q.finishLocked(j, jobs.StateCancelled, fmt.Errorf("%w: %w", errClosed(), context.Canceled))
 		}
 	}
 	return nil
@@ -156,7 +156,7 @@ func (q *Quantizer) Create(ctx context.Context, req Request) (Job, error) {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
-		return Job{}, ErrClosed
+		return Job{}, errClosed()
 	}
 	if req.RequestID != "" {
 		if j, ok := q.table.ByKey(req.RequestID); ok {
@@ -176,7 +176,7 @@ func (q *Quantizer) Create(ctx context.Context, req Request) (Job, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
-		return Job{}, ErrClosed
+		return Job{}, errClosed()
 	}
 	if req.RequestID != "" {
 		if j, ok := q.table.ByKey(req.RequestID); ok { // a concurrent twin won
@@ -185,11 +185,11 @@ func (q *Quantizer) Create(ctx context.Context, req Request) (Job, error) {
 	}
 	now := q.opts.clock().UTC()
 	j := &job{seq: q.table.NextSeq(), changed: make(chan struct{}), snap: Job{
-		ID: id, State: StateQueued, Request: req, CreateTime: now,
+		ID: id, State: jobs.StateQueued, Request: req, CreateTime: now,
 		Progress: Progress{Phase: PhaseQueued, UpdateTime: now},
 	}}
 	if q.table.Queued() >= q.opts.queueSize {
-		return Job{}, fmt.Errorf("create job: %d jobs queued already: %w", q.opts.queueSize, ErrQueueFull)
+		return Job{}, fmt.Errorf("create job: %d jobs queued already: %w", q.opts.queueSize, jobs.ErrQueueFull)
 	}
 	q.table.Enqueue(j)
 	q.workers.Signal()
@@ -204,7 +204,7 @@ func (q *Quantizer) Get(ctx context.Context, id string) (Job, error) {
 	defer q.mu.Unlock()
 	j, ok := q.table.Get(id)
 	if !ok {
-		return Job{}, fmt.Errorf("job %q: %w", id, ErrNotFound)
+		return Job{}, fmt.Errorf("job %q: %w", id, jobs.ErrNotFound)
 	}
 	return j.snapshot(), nil
 }
@@ -235,14 +235,14 @@ func (q *Quantizer) Cancel(ctx context.Context, id string) (Job, error) {
 	defer q.mu.Unlock()
 	j, ok := q.table.Get(id)
 	if !ok {
-		return Job{}, fmt.Errorf("job %q: %w", id, ErrNotFound)
+		return Job{}, fmt.Errorf("job %q: %w", id, jobs.ErrNotFound)
 	}
 	switch j.snap.State {
-	case StateQueued:
+	case jobs.StateQueued:
 		q.table.Unqueue(j)
-		q.finishLocked(j, StateCancelled, fmt.Errorf("cancelled while queued: %w", context.Canceled))
-	case StateRunning:
-		j.snap.State = StateCancelling
+		q.finishLocked(j, jobs.StateCancelled, fmt.Errorf("cancelled while queued: %w", context.Canceled))
+	case jobs.StateRunning:
+		j.snap.State = jobs.StateCancelling
 		j.cancel(fmt.Errorf("cancelled by request: %w", context.Canceled))
 		q.notifyLocked(j)
 	}
@@ -258,7 +258,7 @@ func (q *Quantizer) Watch(ctx context.Context, id string, fn func(Job) error) er
 		j, ok := q.table.Get(id)
 		if !ok {
 			q.mu.Unlock()
-			return fmt.Errorf("job %q: %w", id, ErrNotFound)
+			return fmt.Errorf("job %q: %w", id, jobs.ErrNotFound)
 		}
 		snap, changed := j.snapshot(), j.changed
 		q.mu.Unlock()
@@ -290,7 +290,7 @@ func (q *Quantizer) next() (func(), bool) {
 
 func (q *Quantizer) runJob(j *job) {
 	q.mu.Lock()
-	if j.snap.State != StateQueued {
+	if j.snap.State != jobs.StateQueued {
 		// Cancelled between next and here: it must not run after all.
 		q.mu.Unlock()
 		return
@@ -298,7 +298,7 @@ func (q *Quantizer) runJob(j *job) {
 	ctx, cancel := context.WithCancelCause(q.ctx)
 	defer cancel(nil)
 	j.cancel = cancel
-	j.snap.State = StateRunning
+	j.snap.State = jobs.StateRunning
 	j.snap.StartTime = q.opts.clock().UTC()
 	req, id := j.snap.Request, j.snap.ID
 	q.logLocked(j, "started: %s to %s", sourceText(req), req.Target)
@@ -314,26 +314,26 @@ func (q *Quantizer) runJob(j *job) {
 	case err == nil:
 		j.snap.Result = &ref
 		j.snap.Progress = Progress{Phase: PhaseDone, Fraction: 1, Message: "stored as " + ref.String(), UpdateTime: q.opts.clock().UTC()}
-		q.finishLocked(j, StateSucceeded, nil)
+		q.finishLocked(j, jobs.StateSucceeded, nil)
 	case ctx.Err() != nil:
 		cause := context.Cause(ctx)
-		if errors.Is(cause, context.Canceled) && q.ctx.Err() != nil && j.snap.State != StateCancelling {
-			cause = fmt.Errorf("%w: %w", ErrClosed, context.Canceled)
+		if errors.Is(cause, context.Canceled) && q.ctx.Err() != nil && j.snap.State != jobs.StateCancelling {
+			cause = fmt.Errorf("%w: %w", errClosed(), context.Canceled)
 		}
-		q.finishLocked(j, StateCancelled, cause)
+		q.finishLocked(j, jobs.StateCancelled, cause)
 	default:
-		q.finishLocked(j, StateFailed, err)
+		q.finishLocked(j, jobs.StateFailed, err)
 	}
 }
 
-// runSafe is run, with a panic turned into an ErrInternal failure: the job
+// runSafe is run, with a panic turned into an jobs.ErrInternal failure: the job
 // is recorded FAILED, the stack goes to the log and the process lives on.
 func (r *runner) runSafe(ctx context.Context) (ref registry.Ref, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			r.q.opts.log.Error("quantization job panicked", zap.String("job", r.id), zap.Any("panic", p),
 				zap.ByteString("stack", debug.Stack()))
-			ref, err = registry.Ref{}, fmt.Errorf("job %s stopped on an internal error: %w", r.id, ErrInternal)
+			ref, err = registry.Ref{}, fmt.Errorf("job %s stopped on an internal error: %w", r.id, jobs.ErrInternal)
 		}
 	}()
 	return r.run(ctx)
@@ -347,9 +347,9 @@ func (q *Quantizer) update(j *job, fn func(*Job)) {
 	q.notifyLocked(j)
 }
 
-func (q *Quantizer) finishLocked(j *job, s State, err error) {
+func (q *Quantizer) finishLocked(j *job, s jobs.State, err error) {
 	switch {
-	case s == StateSucceeded && j.snap.Result != nil:
+	case s == jobs.StateSucceeded && j.snap.Result != nil:
 		q.logLocked(j, "succeeded: stored as %s", j.snap.Result)
 	case err != nil:
 		q.logLocked(j, "%s: %v", s, err)

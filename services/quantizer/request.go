@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 )
 
 // prepare validates req and fills in its defaults: the target, the output
@@ -23,17 +24,17 @@ func (q *Quantizer) prepare(ctx context.Context, req Request) (Request, error) {
 		}
 	}
 	if n != 1 {
-		return req, fmt.Errorf("source: want exactly one of a registry model, uploaded files or a local path, got %d: %w", n, ErrInvalid)
+		return req, fmt.Errorf("source: want exactly one of a registry model, uploaded files or a local path, got %d: %w", n, jobs.ErrInvalid)
 	}
 	switch req.Target {
 	case "":
 		req.Target = registry.QuantTQ20
 	case registry.QuantTQ20, registry.QuantTQ10:
 	default:
-		return req, fmt.Errorf("target %q: want %s or %s: %w", req.Target, registry.QuantTQ20, registry.QuantTQ10, ErrInvalid)
+		return req, fmt.Errorf("target %q: want %s or %s: %w", req.Target, registry.QuantTQ20, registry.QuantTQ10, jobs.ErrInvalid)
 	}
 	if req.Threads < 0 || req.Threads > 1024 {
-		return req, fmt.Errorf("threads %d: want 0 to 1024: %w", req.Threads, ErrInvalid)
+		return req, fmt.Errorf("threads %d: want 0 to 1024: %w", req.Threads, jobs.ErrInvalid)
 	}
 	defName := DefaultOutputName
 	switch {
@@ -59,7 +60,7 @@ func (q *Quantizer) prepare(ctx context.Context, req Request) (Request, error) {
 				return req, fmt.Errorf("source file %d: %w", i, err)
 			}
 			if seen[f.Path] {
-				return req, fmt.Errorf("source file %q given twice: %w", f.Path, ErrInvalid)
+				return req, fmt.Errorf("source file %q given twice: %w", f.Path, jobs.ErrInvalid)
 			}
 			seen[f.Path] = true
 			d, err := registry.ParseDigest(string(f.Digest))
@@ -83,14 +84,14 @@ func (q *Quantizer) prepare(ctx context.Context, req Request) (Request, error) {
 	default:
 		st, err := os.Stat(req.Path)
 		if err != nil {
-			return req, fmt.Errorf("source path: %w: %w", err, ErrInvalid)
+			return req, fmt.Errorf("source path: %w: %w", err, jobs.ErrInvalid)
 		}
 		if st.IsDir() {
 			if _, err := os.Stat(filepath.Join(req.Path, "config.json")); err != nil {
-				return req, fmt.Errorf("source path %s: no config.json: %w", req.Path, ErrInvalid)
+				return req, fmt.Errorf("source path %s: no config.json: %w", req.Path, jobs.ErrInvalid)
 			}
 		} else if !strings.EqualFold(path.Ext(req.Path), ".gguf") {
-			return req, fmt.Errorf("source path %s: want a Hugging Face directory or a .gguf file: %w", req.Path, ErrInvalid)
+			return req, fmt.Errorf("source path %s: want a Hugging Face directory or a .gguf file: %w", req.Path, jobs.ErrInvalid)
 		}
 	}
 	if err := q.prepareOutput(&req.Output, defName); err != nil {
@@ -129,15 +130,15 @@ func (q *Quantizer) prepareCalibration(ctx context.Context, in *Calibration) (*C
 	}
 	switch {
 	case c.Text != "" && c.TextDigest != "":
-		return nil, fmt.Errorf("calibration: text and text blob both given: %w", ErrInvalid)
+		return nil, fmt.Errorf("calibration: text and text blob both given: %w", jobs.ErrInvalid)
 	case len(c.Text) > MaxCalibrationText:
-		return nil, fmt.Errorf("calibration: text of %d bytes, at most %d: %w", len(c.Text), MaxCalibrationText, ErrInvalid)
+		return nil, fmt.Errorf("calibration: text of %d bytes, at most %d: %w", len(c.Text), MaxCalibrationText, jobs.ErrInvalid)
 	case !utf8.ValidString(c.Text):
-		return nil, fmt.Errorf("calibration: text is not UTF-8: %w", ErrInvalid)
+		return nil, fmt.Errorf("calibration: text is not UTF-8: %w", jobs.ErrInvalid)
 	case c.MaxTokens < 0 || c.MaxTokens > maxCalibTokensAllowed:
-		return nil, fmt.Errorf("calibration: max tokens %d, want 0 to %d: %w", c.MaxTokens, maxCalibTokensAllowed, ErrInvalid)
+		return nil, fmt.Errorf("calibration: max tokens %d, want 0 to %d: %w", c.MaxTokens, maxCalibTokensAllowed, jobs.ErrInvalid)
 	case c.ContextLength < 0 || c.ContextLength == 1 || c.ContextLength > maxCalibTokensAllowed:
-		return nil, fmt.Errorf("calibration: context length %d, want 0 or 2 to %d: %w", c.ContextLength, maxCalibTokensAllowed, ErrInvalid)
+		return nil, fmt.Errorf("calibration: context length %d, want 0 or 2 to %d: %w", c.ContextLength, maxCalibTokensAllowed, jobs.ErrInvalid)
 	}
 	if c.TextDigest != "" {
 		d, err := registry.ParseDigest(string(c.TextDigest))
@@ -201,17 +202,17 @@ func checkpointFormat(f registry.Format, paths []string) (registry.Format, error
 	switch f {
 	case registry.FormatGGUF:
 		if ggufs != 1 {
-			return f, fmt.Errorf("format gguf: %d .gguf files, want exactly 1: %w", ggufs, ErrInvalid)
+			return f, fmt.Errorf("format gguf: %d .gguf files, want exactly 1: %w", ggufs, jobs.ErrInvalid)
 		}
 	case registry.FormatHFSafetensors, registry.FormatHFPacked:
 		if !hasConfig {
-			return f, fmt.Errorf("format %s: missing config.json: %w", f, ErrInvalid)
+			return f, fmt.Errorf("format %s: missing config.json: %w", f, jobs.ErrInvalid)
 		}
 		if sts == 0 {
-			return f, fmt.Errorf("format %s: no .safetensors file: %w", f, ErrInvalid)
+			return f, fmt.Errorf("format %s: no .safetensors file: %w", f, jobs.ErrInvalid)
 		}
 	default:
-		return f, fmt.Errorf("format %q: want %s, %s or %s: %w", f, registry.FormatGGUF, registry.FormatHFSafetensors, registry.FormatHFPacked, ErrInvalid)
+		return f, fmt.Errorf("format %q: want %s, %s or %s: %w", f, registry.FormatGGUF, registry.FormatHFSafetensors, registry.FormatHFPacked, jobs.ErrInvalid)
 	}
 	return f, nil
 }

@@ -250,7 +250,7 @@ func (r *runner) calibrationText(ctx context.Context, c *Calibration) (string, e
 	case err != nil:
 		return "", fmt.Errorf("calibration text: %w", err)
 	case len(b) > MaxCalibrationText:
-		return "", fmt.Errorf("calibration text blob %s: more than %d bytes: %w", c.TextDigest, MaxCalibrationText, ErrInvalid)
+		return "", fmt.Errorf("calibration text blob %s: more than %d bytes: %w", c.TextDigest, MaxCalibrationText, jobs.ErrInvalid)
 	}
 	return string(b), nil
 }

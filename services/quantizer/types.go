@@ -2,6 +2,7 @@ package quantizer
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
@@ -9,61 +10,18 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
-// Error kinds of the Quantizer (test with errors.Is); the gRPC layer maps
-// them to status codes. Registry errors (registry.ErrNotFound, ...) pass
-// through wrapped.
+// Error kinds of the Quantizer (test with errors.Is), beside the shared
+// ones of package jobs (jobs.ErrNotFound, jobs.ErrInvalid, ...); the gRPC
+// layer maps them to status codes. Registry errors (registry.ErrNotFound,
+// ...) pass through wrapped.
 var (
-	// ErrNotFound: no job with that ID.
-	ErrNotFound = errors.New("not found")
-	// ErrInvalid: a malformed request (target, source, calibration, output).
-	ErrInvalid = errors.New("invalid argument")
-	// ErrQueueFull: the job queue is at its limit; retry later.
-	ErrQueueFull = errors.New("queue full")
-	// ErrClosed: the Quantizer has been closed.
-	ErrClosed = errors.New("quantizer closed")
 	// ErrCheckpoint: the source checkpoint cannot be loaded or quantized
 	// (missing config, bad tensors, shapes the target cannot hold).
 	ErrCheckpoint = errors.New("bad checkpoint")
-	// ErrInternal: a job stopped on a bug (a panic, whose details go to the
-	// log, never to the client).
-	ErrInternal = errors.New("internal error")
 )
 
-// State is a job's lifecycle state.
-type State int
-
-// Job states.
-const (
-	StateQueued     State = iota + 1 // waiting for a worker
-	StateRunning                     // being worked on
-	StateSucceeded                   // done: Result and Report set
-	StateFailed                      // stopped by an error: Err set
-	StateCancelling                  // cancel requested while running
-	StateCancelled                   // stopped by a cancel (or Close)
-)
-
-func (s State) String() string {
-	switch s {
-	case StateQueued:
-		return "queued"
-	case StateRunning:
-		return "running"
-	case StateSucceeded:
-		return "succeeded"
-	case StateFailed:
-		return "failed"
-	case StateCancelling:
-		return "cancelling"
-	case StateCancelled:
-		return "cancelled"
-	}
-	return "unknown"
-}
-
-// Terminal reports whether the job can no longer change.
-func (s State) Terminal() bool {
-	return s == StateSucceeded || s == StateFailed || s == StateCancelled
-}
+// errClosed is the error of calls on a closed Quantizer.
+func errClosed() error { return fmt.Errorf("quantizer %w", jobs.ErrClosed) }
 
 // Phases of a running job (Progress.Phase).
 const (
@@ -174,7 +132,7 @@ type Report struct {
 // Job is a snapshot of a job.
 type Job struct {
 	ID         string
-	State      State
+	State      jobs.State
 	Request    Request // with defaults filled in and Model pinned to a version
 	Progress   Progress
 	Result     *registry.Ref // set when succeeded
@@ -187,10 +145,10 @@ type Job struct {
 }
 
 // ListOptions pages through jobs, newest first. PageSize 0 means 100 (at
-// most 1000); PageToken is the previous page's next token; State filters
+// most 1000); PageToken is the previous page's next token; jobs.State filters
 // when not zero.
 type ListOptions struct {
 	PageSize  int
 	PageToken string
-	State     State
+	State     jobs.State
 }

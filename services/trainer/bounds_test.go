@@ -17,6 +17,7 @@ import (
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
 	trainerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/trainer/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 )
 
 // configWith is tinyConfig with some keys replaced.
@@ -95,7 +96,7 @@ func TestBadSavedJobFailsAtRestart(t *testing.T) {
 	if err := json.Unmarshal(readFile(t, path), &r); err != nil {
 		t.Fatal(err)
 	}
-	r.Job.State, r.Job.Results, r.Job.EndTime = StateQueued, nil, time.Time{}
+	r.Job.State, r.Job.Results, r.Job.EndTime = jobs.StateQueued, nil, time.Time{}
 	r.Job.Request.Model.ConfigJSON = hugeConfig()
 	b, _ := json.Marshal(r)
 	if err := os.WriteFile(path, b, 0o644); err != nil {
@@ -133,8 +134,8 @@ func TestPanickingJobFails(t *testing.T) {
 		t.Fatalf("panicking job: got %v %v, want FAILED with INTERNAL and no panic text", got.GetState(), got.GetError())
 	}
 	again, err := e.tr.Get(ctx, j.ID)
-	if err != nil || again.State != StateFailed || !errors.Is(again.Err, ErrInternal) {
-		t.Fatalf("Get after the panic: got %v %v, want failed with ErrInternal", again.State, err)
+	if err != nil || again.State != jobs.StateFailed || !errors.Is(again.Err, jobs.ErrInternal) {
+		t.Fatalf("Get after the panic: got %v %v, want failed with jobs.ErrInternal", again.State, err)
 	}
 	if _, err := e.client.ListJobs(ctx, proto.Clone(&trainerv1.ListJobsRequest{}).(*trainerv1.ListJobsRequest)); err != nil {
 		t.Fatalf("the trainer stopped serving after a panic: %v", err)
@@ -149,7 +150,7 @@ func TestFailedJobNoPaths(t *testing.T) {
 	req.Dataset = Dataset{Text: "some text to train on"}
 	req.Model.TokenizerDigest = registry.Digest("sha256:" + e.put(t, []byte(`{"model": "not a tokenizer"}`)))
 	j := e.runDomain(t, req)
-	if j.State != StateFailed || strings.Contains(j.Err.Error(), e.workDir) || !strings.Contains(j.Err.Error(), "tokenizer") {
+	if j.State != jobs.StateFailed || strings.Contains(j.Err.Error(), e.workDir) || !strings.Contains(j.Err.Error(), "tokenizer") {
 		t.Fatalf("got %v %v, want a failure naming the tokenizer and not %s", j.State, j.Err, e.workDir)
 	}
 }

@@ -21,15 +21,10 @@ import (
 // codes (a function so that no package state can be mutated).
 func kinds() []errcode.Kind {
 	return append([]errcode.Kind{
-		{Err: ErrNotFound, Code: codes.NotFound},
-		{Err: ErrInvalid, Code: codes.InvalidArgument},
-		{Err: ErrQueueFull, Code: codes.ResourceExhausted},
-		{Err: ErrClosed, Code: codes.Unavailable},
 		{Err: ErrPrecondition, Code: codes.FailedPrecondition},
-		{Err: ErrInternal, Code: codes.Internal},
 		{Err: model.ErrOverBudget, Code: codes.ResourceExhausted},
 		{Err: model.ErrConfig, Code: codes.InvalidArgument},
-	}, registry.ErrorKinds()...)
+	}, append(jobs.ErrorKinds(), registry.ErrorKinds()...)...)
 }
 
 // code maps an error to a gRPC status code.
@@ -50,7 +45,7 @@ func requestFromPB(req *trainerv1.CreateJobRequest) (Request, error) {
 	var r Request
 	pm := req.GetModel()
 	if pm == nil || req.GetDataset() == nil || req.GetHyperparameters() == nil {
-		return r, fmt.Errorf("model, dataset and hyperparameters are required: %w", ErrInvalid)
+		return r, fmt.Errorf("model, dataset and hyperparameters are required: %w", jobs.ErrInvalid)
 	}
 	switch init := pm.GetInit().(type) {
 	case *trainerv1.ModelSpec_ConfigJson:
@@ -67,13 +62,13 @@ func requestFromPB(req *trainerv1.CreateJobRequest) (Request, error) {
 	case trainerv1.DatasetFormat_DATASET_FORMAT_JSONL:
 		r.Dataset.JSONL = true
 	default:
-		return r, fmt.Errorf("dataset: format %v: %w", d.GetFormat(), ErrInvalid)
+		return r, fmt.Errorf("dataset: format %v: %w", d.GetFormat(), jobs.ErrInvalid)
 	}
 	if f := d.GetTextField(); f != "" && f != "text" {
-		return r, fmt.Errorf("dataset: text field %q: only \"text\" is supported: %w", f, ErrInvalid)
+		return r, fmt.Errorf("dataset: text field %q: only \"text\" is supported: %w", f, jobs.ErrInvalid)
 	}
 	if len(d.GetSha256()) == 0 {
-		return r, fmt.Errorf("dataset: no files: %w", ErrInvalid)
+		return r, fmt.Errorf("dataset: no files: %w", jobs.ErrInvalid)
 	}
 	for _, s := range d.GetSha256() {
 		r.Dataset.Digests = append(r.Dataset.Digests, registry.Digest(s))
@@ -101,7 +96,7 @@ func requestFromPB(req *trainerv1.CreateJobRequest) (Request, error) {
 			}
 		}
 		if r.Hyperparameters.Schedule == "" {
-			return r, fmt.Errorf("hyperparameters: schedule %v: %w", h.GetSchedule(), ErrInvalid)
+			return r, fmt.Errorf("hyperparameters: schedule %v: %w", h.GetSchedule(), jobs.ErrInvalid)
 		}
 	}
 	if o := req.GetOutput(); o != nil {
@@ -113,7 +108,7 @@ func requestFromPB(req *trainerv1.CreateJobRequest) (Request, error) {
 		case modelv1.QuantType_QUANT_TYPE_TQ1_0:
 			r.Output.ExportGGUF = registry.QuantTQ10
 		default:
-			return r, fmt.Errorf("output: GGUF export %v: want QUANT_TYPE_TQ2_0 or QUANT_TYPE_TQ1_0: %w", o.GetExportGguf(), ErrInvalid)
+			return r, fmt.Errorf("output: GGUF export %v: want QUANT_TYPE_TQ2_0 or QUANT_TYPE_TQ1_0: %w", o.GetExportGguf(), jobs.ErrInvalid)
 		}
 	}
 	r.EvalInterval, r.EvalTokens = big(req.GetEvalInterval()), big(req.GetEvalTokens())
@@ -154,37 +149,6 @@ func requestToPB(r Request) *trainerv1.CreateJobRequest {
 	}
 }
 
-// statesPB is a function so that no package state can be mutated.
-func statesPB() [7]modelv1.JobState {
-	return [...]modelv1.JobState{
-		StateQueued:     modelv1.JobState_JOB_STATE_QUEUED,
-		StateRunning:    modelv1.JobState_JOB_STATE_RUNNING,
-		StateSucceeded:  modelv1.JobState_JOB_STATE_SUCCEEDED,
-		StateFailed:     modelv1.JobState_JOB_STATE_FAILED,
-		StateCancelling: modelv1.JobState_JOB_STATE_CANCELLING,
-		StateCancelled:  modelv1.JobState_JOB_STATE_CANCELLED,
-	}
-}
-
-func stateToPB(s State) modelv1.JobState {
-	if all := statesPB(); s > 0 && int(s) < len(all) {
-		return all[s]
-	}
-	return modelv1.JobState_JOB_STATE_UNSPECIFIED
-}
-
-func stateFromPB(s modelv1.JobState) (State, error) {
-	if s == modelv1.JobState_JOB_STATE_UNSPECIFIED {
-		return 0, nil
-	}
-	for st, p := range statesPB() {
-		if p == s && st > 0 {
-			return State(st), nil
-		}
-	}
-	return 0, fmt.Errorf("state %v: %w", s, ErrInvalid)
-}
-
 func ts(t time.Time) *timestamppb.Timestamp {
 	if t.IsZero() {
 		return nil
@@ -195,7 +159,7 @@ func ts(t time.Time) *timestamppb.Timestamp {
 func jobToPB(j Job) *trainerv1.Job {
 	m := j.Metrics
 	out := &trainerv1.Job{
-		JobId: j.ID, State: stateToPB(j.State), Request: requestToPB(j.Request),
+		JobId: j.ID, State: jobs.StateToPB(j.State), Request: requestToPB(j.Request),
 		Metrics: &trainerv1.StepMetrics{
 			Step: uint32(m.Step), TotalSteps: uint32(m.TotalSteps), Loss: m.Loss, ValLoss: m.ValLoss,
 			ValPerplexity: m.ValPerplexity, LearningRate: m.LearningRate, GradNorm: m.GradNorm,

@@ -12,6 +12,7 @@ import (
 	"slices"
 
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
@@ -40,12 +41,12 @@ func errorKinds() []struct {
 		name string
 		err  error
 	}{
-		{"invalid", ErrInvalid}, {"precondition", ErrPrecondition}, {"not_found", ErrNotFound},
-		{"closed", ErrClosed}, {"canceled", context.Canceled},
+		{"invalid", jobs.ErrInvalid}, {"precondition", ErrPrecondition}, {"not_found", jobs.ErrNotFound},
+		{"closed", jobs.ErrClosed}, {"canceled", context.Canceled},
 		{"registry_not_found", registry.ErrNotFound}, {"registry_invalid", registry.ErrInvalid},
 		{"registry_exists", registry.ErrAlreadyExists}, {"digest_mismatch", registry.ErrDigestMismatch},
 		{"registry_precondition", registry.ErrFailedPrecondition}, {"too_large", registry.ErrTooLarge},
-		{"internal", ErrInternal}, {"over_budget", model.ErrOverBudget},
+		{"internal", jobs.ErrInternal}, {"over_budget", model.ErrOverBudget},
 	}
 }
 
@@ -113,17 +114,17 @@ func (t *Trainer) load() error {
 	for _, j := range loaded {
 		t.table.Add(j)
 		switch j.snap.State {
-		case StateCancelling:
-			t.finishLocked(j, StateCancelled, fmt.Errorf("cancelled by request: %w", context.Canceled))
-		case StateQueued, StateRunning:
+		case jobs.StateCancelling:
+			t.finishLocked(j, jobs.StateCancelled, fmt.Errorf("cancelled by request: %w", context.Canceled))
+		case jobs.StateQueued, jobs.StateRunning:
 			// Checked again: the job may predate today's limits, or the
 			// budget may have shrunk. One that cannot run fails here
 			// instead of at a worker (it once crashed the process).
 			if err := t.checkModel(j.snap.Request); err != nil {
-				t.finishLocked(j, StateFailed, fmt.Errorf("taken back after a restart: %w", err))
+				t.finishLocked(j, jobs.StateFailed, fmt.Errorf("taken back after a restart: %w", err))
 				continue
 			}
-			j.snap.State = StateQueued
+			j.snap.State = jobs.StateQueued
 			t.table.Enqueue(j)
 			_ = t.saveLocked(j)
 		}
@@ -137,7 +138,7 @@ func decodeRecord(b []byte, id string) (*job, error) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("job record: %w", err)
 	}
-	if r.Format != recordVers || r.Job.ID != id || r.Seq == 0 || r.Job.State < StateQueued || r.Job.State > StateCancelled {
+	if r.Format != recordVers || r.Job.ID != id || r.Seq == 0 || r.Job.State < jobs.StateQueued || r.Job.State > jobs.StateCancelled {
 		return nil, fmt.Errorf("job record: format %d, id %q, seq %d, state %d: want format %d, id %q, seq > 0, a known state", r.Format, r.Job.ID, r.Seq, r.Job.State, recordVers, id)
 	}
 	if r.ErrMsg != "" {

@@ -7,6 +7,7 @@ import (
 	"math"
 
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/train"
 )
@@ -19,7 +20,7 @@ const (
 )
 
 func invalidf(format string, args ...any) error {
-	return fmt.Errorf(format+": %w", append(args, ErrInvalid)...)
+	return fmt.Errorf(format+": %w", append(args, jobs.ErrInvalid)...)
 }
 
 // prepare validates req, checks that its blobs and parent exist, pins the

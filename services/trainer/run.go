@@ -57,7 +57,7 @@ func (x *execution) run(ctx context.Context) ([]registry.Ref, error) {
 		}
 		spec.TokenizerPath = filepath.Join(spec.InitDir, tokenizerFile)
 	} else if spec.Config, err = model.ParseConfig([]byte(m.ConfigJSON)); err != nil {
-		return nil, fmt.Errorf("model config: %w: %w", err, ErrInvalid)
+		return nil, fmt.Errorf("model config: %w: %w", err, jobs.ErrInvalid)
 	}
 	if m.TokenizerDigest != "" {
 		spec.TokenizerPath = filepath.Join(in, tokenizerFile)

@@ -37,7 +37,7 @@ type settings struct {
 func WithWorkers(n int) Option { return func(o *settings) { o.workers = n } }
 
 // WithQueueSize bounds the queued (not yet running) jobs (default 16); Create
-// fails with ErrQueueFull beyond it.
+// fails with jobs.ErrQueueFull beyond it.
 func WithQueueSize(n int) Option { return func(o *settings) { o.queueSize = n } }
 
 // WithMaxJobs bounds the finished jobs kept for Get and List (default 1000);
@@ -110,13 +110,13 @@ func New(src Source, sink Sink, opts ...Option) (*Trainer, error) {
 	}
 	switch {
 	case src == nil || sink == nil || o.runner == nil:
-		return nil, fmt.Errorf("trainer: source, sink and runner are required: %w", ErrInvalid)
+		return nil, fmt.Errorf("trainer: source, sink and runner are required: %w", jobs.ErrInvalid)
 	case o.workers < 1 || o.workers > 64:
-		return nil, fmt.Errorf("trainer: %d workers, want 1 to 64: %w", o.workers, ErrInvalid)
+		return nil, fmt.Errorf("trainer: %d workers, want 1 to 64: %w", o.workers, jobs.ErrInvalid)
 	case o.queueSize < 1:
-		return nil, fmt.Errorf("trainer: queue size %d, want at least 1: %w", o.queueSize, ErrInvalid)
+		return nil, fmt.Errorf("trainer: queue size %d, want at least 1: %w", o.queueSize, jobs.ErrInvalid)
 	case o.maxJobs < 1:
-		return nil, fmt.Errorf("trainer: max jobs %d, want at least 1: %w", o.maxJobs, ErrInvalid)
+		return nil, fmt.Errorf("trainer: max jobs %d, want at least 1: %w", o.maxJobs, jobs.ErrInvalid)
 	}
 	if o.workDir == "" {
 		o.workDir = filepath.Join(os.TempDir(), "bitnet-trainer")
@@ -126,7 +126,7 @@ func New(src Source, sink Sink, opts ...Option) (*Trainer, error) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	t := &Trainer{src: src, sink: sink, opts: o, ctx: ctx, stop: stop,
-		table: jobs.NewTable[*job](ErrInvalid), workers: jobs.NewWorkers()}
+		table: jobs.NewTable[*job](jobs.ErrInvalid), workers: jobs.NewWorkers()}
 	if err := t.load(); err != nil {
 		stop()
 		return nil, err
@@ -158,7 +158,7 @@ func (t *Trainer) Create(ctx context.Context, req Request) (Job, error) {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
-		return Job{}, ErrClosed
+		return Job{}, errClosed()
 	}
 	if req.RequestID != "" {
 		if j, ok := t.table.ByKey(req.RequestID); ok {
@@ -178,7 +178,7 @@ func (t *Trainer) Create(ctx context.Context, req Request) (Job, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
-		return Job{}, ErrClosed
+		return Job{}, errClosed()
 	}
 	if req.RequestID != "" {
 		if j, ok := t.table.ByKey(req.RequestID); ok { // a concurrent twin won
@@ -186,10 +186,10 @@ func (t *Trainer) Create(ctx context.Context, req Request) (Job, error) {
 		}
 	}
 	if t.table.Queued() >= t.opts.queueSize {
-		return Job{}, fmt.Errorf("create job: %d jobs queued already: %w", t.opts.queueSize, ErrQueueFull)
+		return Job{}, fmt.Errorf("create job: %d jobs queued already: %w", t.opts.queueSize, jobs.ErrQueueFull)
 	}
 	j := &job{seq: t.table.NextSeq(), dir: filepath.Join(t.opts.workDir, jobsDir, id), changed: make(chan struct{}), snap: Job{
-		ID: id, State: StateQueued, Request: req, CreateTime: t.opts.clock().UTC(), Runner: t.opts.runner.Name(),
+		ID: id, State: jobs.StateQueued, Request: req, CreateTime: t.opts.clock().UTC(), Runner: t.opts.runner.Name(),
 		Metrics: Metrics{TotalSteps: req.Hyperparameters.Steps},
 	}}
 	if err := os.MkdirAll(j.dir, 0o755); err != nil {
@@ -212,7 +212,7 @@ func (t *Trainer) Get(ctx context.Context, id string) (Job, error) {
 	defer t.mu.Unlock()
 	j, ok := t.table.Get(id)
 	if !ok {
-		return Job{}, fmt.Errorf("job %q: %w", id, ErrNotFound)
+		return Job{}, fmt.Errorf("job %q: %w", id, jobs.ErrNotFound)
 	}
 	return j.snapshot(), nil
 }
@@ -241,14 +241,14 @@ func (t *Trainer) Cancel(ctx context.Context, id string) (Job, error) {
 	defer t.mu.Unlock()
 	j, ok := t.table.Get(id)
 	if !ok {
-		return Job{}, fmt.Errorf("job %q: %w", id, ErrNotFound)
+		return Job{}, fmt.Errorf("job %q: %w", id, jobs.ErrNotFound)
 	}
 	switch j.snap.State {
-	case StateQueued:
+	case jobs.StateQueued:
 		t.table.Unqueue(j)
-		t.finishLocked(j, StateCancelled, fmt.Errorf("cancelled while queued: %w", context.Canceled))
-	case StateRunning:
-		j.snap.State = StateCancelling
+		t.finishLocked(j, jobs.StateCancelled, fmt.Errorf("cancelled while queued: %w", context.Canceled))
+	case jobs.StateRunning:
+		j.snap.State = jobs.StateCancelling
 		j.cancel(fmt.Errorf("cancelled by request: %w", context.Canceled))
 		t.notifyLocked(j, true)
 	}
@@ -258,14 +258,14 @@ func (t *Trainer) Cancel(ctx context.Context, id string) (Job, error) {
 // Watch calls fn with the job's current snapshot and then after each change
 // (changes that happen while fn runs are coalesced into the latest
 // snapshot) until the job is terminal, ctx is done, the Trainer closes
-// (ErrClosed) or fn returns an error.
+// (errClosed()) or fn returns an error.
 func (t *Trainer) Watch(ctx context.Context, id string, fn func(Job) error) error {
 	for {
 		t.mu.Lock()
 		j, ok := t.table.Get(id)
 		if !ok {
 			t.mu.Unlock()
-			return fmt.Errorf("job %q: %w", id, ErrNotFound)
+			return fmt.Errorf("job %q: %w", id, jobs.ErrNotFound)
 		}
 		snap, changed := j.snapshot(), j.changed
 		t.mu.Unlock()
@@ -280,7 +280,7 @@ func (t *Trainer) Watch(ctx context.Context, id string, fn func(Job) error) erro
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.ctx.Done():
-			return fmt.Errorf("watch job %q: %w", id, ErrClosed)
+			return fmt.Errorf("watch job %q: %w", id, errClosed())
 		}
 	}
 }
@@ -299,7 +299,7 @@ func (t *Trainer) next() (func(), bool) {
 
 func (t *Trainer) runJob(j *job) {
 	t.mu.Lock()
-	if j.snap.State != StateQueued {
+	if j.snap.State != jobs.StateQueued {
 		// Cancelled between next and here: it must not run after all.
 		t.mu.Unlock()
 		return
@@ -307,7 +307,7 @@ func (t *Trainer) runJob(j *job) {
 	ctx, cancel := context.WithCancelCause(t.ctx)
 	defer cancel(nil)
 	j.cancel = cancel
-	j.snap.State = StateRunning
+	j.snap.State = jobs.StateRunning
 	if j.snap.StartTime.IsZero() {
 		j.snap.StartTime = t.opts.clock().UTC()
 	}
@@ -328,17 +328,17 @@ func (t *Trainer) runJob(j *job) {
 	switch {
 	case err == nil:
 		j.snap.Results = refs
-		t.finishLocked(j, StateSucceeded, nil)
+		t.finishLocked(j, jobs.StateSucceeded, nil)
 		x.cleanup()
-	case ctx.Err() != nil && t.ctx.Err() != nil && j.snap.State != StateCancelling:
+	case ctx.Err() != nil && t.ctx.Err() != nil && j.snap.State != jobs.StateCancelling:
 		// Close: stay queued on disk; the next Trainer resumes the job.
-		j.snap.State, j.cancel = StateQueued, nil
+		j.snap.State, j.cancel = jobs.StateQueued, nil
 		t.logLocked(j, "stopped by a shutdown: queued to resume")
 		t.notifyLocked(j, true)
 	case ctx.Err() != nil:
-		t.finishLocked(j, StateCancelled, context.Cause(ctx))
+		t.finishLocked(j, jobs.StateCancelled, context.Cause(ctx))
 	default:
-		t.finishLocked(j, StateFailed, redactDir(err, j.dir, "job "+id))
+		t.finishLocked(j, jobs.StateFailed, redactDir(err, j.dir, "job "+id))
 		x.cleanup()
 	}
 }
@@ -362,14 +362,14 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
 
-// runSafe is run, with a panic turned into an ErrInternal failure: the job
+// runSafe is run, with a panic turned into an jobs.ErrInternal failure: the job
 // is recorded FAILED, the stack goes to the log and the process lives on.
 func (x *execution) runSafe(ctx context.Context) (refs []registry.Ref, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			x.t.opts.log.Error("training job panicked", zap.String("job", x.id), zap.Any("panic", p),
 				zap.ByteString("stack", debug.Stack()))
-			refs, err = nil, fmt.Errorf("job %s stopped on an internal error: %w", x.id, ErrInternal)
+			refs, err = nil, fmt.Errorf("job %s stopped on an internal error: %w", x.id, jobs.ErrInternal)
 		}
 	}()
 	return x.run(ctx)
@@ -384,9 +384,9 @@ func (t *Trainer) update(j *job, persist bool, fn func(*Job)) {
 	t.notifyLocked(j, persist)
 }
 
-func (t *Trainer) finishLocked(j *job, s State, err error) {
+func (t *Trainer) finishLocked(j *job, s jobs.State, err error) {
 	switch {
-	case s == StateSucceeded:
+	case s == jobs.StateSucceeded:
 		refs := make([]string, len(j.snap.Results))
 		for i, r := range j.snap.Results {
 			refs[i] = r.String()

@@ -2,67 +2,25 @@ package trainer
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 )
 
-// Error kinds of the Trainer (test with errors.Is); the gRPC layer maps them
-// to status codes. Registry errors (registry.ErrNotFound, ...) pass through
-// wrapped.
+// Error kinds of the Trainer (test with errors.Is), beside the shared ones
+// of package jobs (jobs.ErrNotFound, jobs.ErrInvalid, ...); the gRPC layer
+// maps them to status codes. Registry errors (registry.ErrNotFound, ...)
+// pass through wrapped.
 var (
-	// ErrNotFound: no job with that ID.
-	ErrNotFound = errors.New("not found")
-	// ErrInvalid: a malformed request (config, data, hyperparameters, output).
-	ErrInvalid = errors.New("invalid argument")
-	// ErrQueueFull: the job queue is at its limit; retry later.
-	ErrQueueFull = errors.New("queue full")
-	// ErrClosed: the Trainer has been closed.
-	ErrClosed = errors.New("trainer closed")
 	// ErrPrecondition: the parent model cannot be fine-tuned (a GGUF-only
 	// version, missing config.json or weights).
 	ErrPrecondition = errors.New("failed precondition")
-	// ErrInternal: a job stopped on a bug (a panic, whose details go to the
-	// log, never to the client).
-	ErrInternal = errors.New("internal error")
 )
 
-// State is a job's lifecycle state.
-type State int
-
-// Job states.
-const (
-	StateQueued     State = iota + 1 // waiting for a worker
-	StateRunning                     // being trained
-	StateSucceeded                   // done: Results set
-	StateFailed                      // stopped by an error: Err set
-	StateCancelling                  // cancel requested while running
-	StateCancelled                   // stopped by a cancel
-)
-
-func (s State) String() string {
-	switch s {
-	case StateQueued:
-		return "queued"
-	case StateRunning:
-		return "running"
-	case StateSucceeded:
-		return "succeeded"
-	case StateFailed:
-		return "failed"
-	case StateCancelling:
-		return "cancelling"
-	case StateCancelled:
-		return "cancelled"
-	}
-	return "unknown"
-}
-
-// Terminal reports whether the job can no longer change.
-func (s State) Terminal() bool {
-	return s == StateSucceeded || s == StateFailed || s == StateCancelled
-}
+// errClosed is the error of calls on a closed Trainer.
+func errClosed() error { return fmt.Errorf("trainer %w", jobs.ErrClosed) }
 
 // Schedules of the learning rate.
 const (
@@ -193,7 +151,7 @@ type Checkpoint struct {
 // Job is a snapshot of a job.
 type Job struct {
 	ID            string
-	State         State
+	State         jobs.State
 	Request       Request // defaults filled in, Parent pinned to a version
 	Metrics       Metrics
 	Validation    []ValidationPoint
@@ -210,10 +168,10 @@ type Job struct {
 }
 
 // ListOptions pages through jobs, newest first. PageSize 0 means 100 (at
-// most 1000); PageToken is the previous page's next token; State filters
+// most 1000); PageToken is the previous page's next token; jobs.State filters
 // when not zero.
 type ListOptions struct {
 	PageSize  int
 	PageToken string
-	State     State
+	State     jobs.State
 }
