@@ -101,7 +101,8 @@ func quantizerPart(cfg Config, sec security, id string, reg *part) (*part, error
 		b := &remoteBackend{conn: conn, tempDir: filepath.Join(cfg.workDir(), "upload")}
 		src, sink = b, b
 	}
-	qopts := []quantizer.Option{quantizer.WithWorkDir(cfg.workDir()), quantizer.WithLogger(cfg.Logger)}
+	qopts := []quantizer.Option{quantizer.WithWorkDir(cfg.workDir()), quantizer.WithLogger(cfg.Logger),
+		quantizer.WithJobStore(filepath.Join(cfg.workDir(), "quantizer", "jobs.db")), quantizer.WithRetention(cfg.JobRetention)}
 	if cfg.JobMemoryBudget > 0 {
 		qopts = append(qopts, quantizer.WithMemoryBudget(cfg.JobMemoryBudget))
 	}
@@ -326,7 +327,8 @@ func trainerPart(cfg Config, sec security, id string, reg *part) (*part, error) 
 		b := &remoteBackend{conn: conn, tempDir: filepath.Join(cfg.workDir(), "trainer-upload")}
 		src, sink = b, b
 	}
-	topts := []trainer.Option{trainer.WithWorkDir(filepath.Join(cfg.workDir(), "trainer")), trainer.WithLogger(cfg.Logger)}
+	topts := []trainer.Option{trainer.WithWorkDir(filepath.Join(cfg.workDir(), "trainer")), trainer.WithLogger(cfg.Logger),
+		trainer.WithRetention(cfg.JobRetention)}
 	if cfg.JobMemoryBudget > 0 {
 		topts = append(topts, trainer.WithMemoryBudget(cfg.JobMemoryBudget))
 	}

@@ -28,6 +28,8 @@ type options struct {
 	calibText string
 	clock     func() time.Time
 	budget    int64
+	storePath string
+	retention time.Duration
 	log       *zap.Logger
 }
 
@@ -46,6 +48,16 @@ func WithMaxJobs(n int) Option { return func(o *options) { o.maxJobs = n } }
 // WithWorkDir sets the directory job work directories are made in (default
 // os.TempDir()).
 func WithWorkDir(dir string) Option { return func(o *options) { o.workDir = dir } }
+
+// WithJobStore keeps the jobs in the database at path (jobs.Store), so
+// that a Quantizer reopened on it, after a Close or a crash, has its
+// finished jobs back with their reports and runs its unfinished ones again
+// from the start. Without it jobs live in memory only.
+func WithJobStore(path string) Option { return func(o *options) { o.storePath = path } }
+
+// WithRetention forgets finished jobs once they ended longer ago than d; 0
+// (the default) keeps them until WithMaxJobs pushes them out.
+func WithRetention(d time.Duration) Option { return func(o *options) { o.retention = d } }
 
 // WithDefaultCalibration replaces the built-in calibration text used when a
 // request has none.
@@ -73,6 +85,7 @@ type Quantizer struct {
 	ctx     context.Context // cancelled by Close: stops the workers and their jobs
 	stop    context.CancelFunc
 	workers *jobs.Workers
+	store   *jobs.Store // nil without WithJobStore
 
 	mu     sync.Mutex
 	closed bool
@@ -114,6 +127,8 @@ func New(src Source, sink Sink, opts ...Option) (*Quantizer, error) {
 		return nil, fmt.Errorf("quantizer: queue size %d, want at least 1: %w", o.queueSize, jobs.ErrInvalid)
 	case o.maxJobs < 1:
 		return nil, fmt.Errorf("quantizer: max jobs %d, want at least 1: %w", o.maxJobs, jobs.ErrInvalid)
+	case o.retention < 0:
+		return nil, fmt.Errorf("quantizer: retention %v, want 0 (keep) or more: %w", o.retention, jobs.ErrInvalid)
 	}
 	if o.workDir == "" {
 		o.workDir = os.TempDir()
@@ -124,11 +139,34 @@ func New(src Source, sink Sink, opts ...Option) (*Quantizer, error) {
 	ctx, stop := context.WithCancel(context.Background())
 	q := &Quantizer{src: src, sink: sink, opts: o, ctx: ctx, stop: stop,
 		table: jobs.NewTable[*job](jobs.ErrInvalid), workers: jobs.NewWorkers()}
+	if o.storePath != "" {
+		store, err := jobs.OpenStore(o.storePath)
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("quantizer: %w", err)
+		}
+		q.store = store
+		if err := q.load(); err != nil {
+			stop()
+			store.Close()
+			return nil, err
+		}
+	}
 	q.workers.Start(ctx, o.workers, q.next)
+	q.workers.Signal()
+	if o.retention > 0 {
+		q.workers.Every(ctx, expireInterval(o.retention), func() {
+			q.mu.Lock()
+			defer q.mu.Unlock()
+			q.evictLocked()
+		})
+	}
 	return q, nil
 }
 
 // Close cancels running jobs, cancels queued ones and waits for the workers.
+// With a job store, running and queued jobs stay queued in it instead, for
+// the next Quantizer opened on it.
 func (q *Quantizer) Close() error {
 	q.mu.Lock()
 	if q.closed {
@@ -142,6 +180,9 @@ func (q *Quantizer) Close() error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.table.ClearQueue()
+	if q.store != nil {
+		return q.store.Close()
+	}
 	for _, j := range q.table.All() {
 		if !j.snap.State.Terminal() {
 			q.finishLocked(j, jobs.StateCancelled, fmt.Errorf("%w: %w", errClosed(), context.Canceled))
@@ -190,6 +231,9 @@ func (q *Quantizer) Create(ctx context.Context, req Request) (Job, error) {
 	}}
 	if q.table.Queued() >= q.opts.queueSize {
 		return Job{}, fmt.Errorf("create job: %d jobs queued already: %w", q.opts.queueSize, jobs.ErrQueueFull)
+	}
+	if err := q.saveLocked(j); err != nil {
+		return Job{}, fmt.Errorf("create job: %w", err)
 	}
 	q.table.Enqueue(j)
 	q.workers.Signal()
@@ -244,6 +288,7 @@ func (q *Quantizer) Cancel(ctx context.Context, id string) (Job, error) {
 	case jobs.StateRunning:
 		j.snap.State = jobs.StateCancelling
 		j.cancel(fmt.Errorf("cancelled by request: %w", context.Canceled))
+		_ = q.saveLocked(j)
 		q.notifyLocked(j)
 	}
 	return j.snapshot(), nil
@@ -272,6 +317,8 @@ func (q *Quantizer) Watch(ctx context.Context, id string, fn func(Job) error) er
 		case <-changed:
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-q.ctx.Done():
+			return fmt.Errorf("watch job %q: %w", id, errClosed())
 		}
 	}
 }
@@ -302,6 +349,7 @@ func (q *Quantizer) runJob(j *job) {
 	j.snap.StartTime = q.opts.clock().UTC()
 	req, id := j.snap.Request, j.snap.ID
 	q.logLocked(j, "started: %s to %s", sourceText(req), req.Target)
+	_ = q.saveLocked(j) // a failed save is not fatal: a restart sees the job queued and runs it
 	q.notifyLocked(j)
 	q.mu.Unlock()
 
@@ -315,6 +363,14 @@ func (q *Quantizer) runJob(j *job) {
 		j.snap.Result = &ref
 		j.snap.Progress = Progress{Phase: PhaseDone, Fraction: 1, Message: "stored as " + ref.String(), UpdateTime: q.opts.clock().UTC()}
 		q.finishLocked(j, jobs.StateSucceeded, nil)
+	case ctx.Err() != nil && q.ctx.Err() != nil && q.store != nil && j.snap.State != jobs.StateCancelling:
+		// Close with a store: stay queued in it; the next Quantizer runs
+		// the job again.
+		j.snap.State, j.cancel = jobs.StateQueued, nil
+		j.snap.Progress = Progress{Phase: PhaseQueued, UpdateTime: q.opts.clock().UTC()}
+		q.logLocked(j, "stopped by a shutdown: queued to run again")
+		_ = q.saveLocked(j)
+		q.notifyLocked(j)
 	case ctx.Err() != nil:
 		cause := context.Cause(ctx)
 		if errors.Is(cause, context.Canceled) && q.ctx.Err() != nil && j.snap.State != jobs.StateCancelling {
@@ -360,6 +416,7 @@ func (q *Quantizer) finishLocked(j *job, s jobs.State, err error) {
 	j.snap.Err = err
 	j.snap.EndTime = q.opts.clock().UTC()
 	j.cancel = nil
+	_ = q.saveLocked(j) // a failed save is not fatal: a restart runs the job again
 	q.notifyLocked(j)
 	q.evictLocked()
 }
@@ -374,8 +431,23 @@ func (q *Quantizer) notifyLocked(j *job) {
 	j.changed = make(chan struct{})
 }
 
-// evictLocked forgets the oldest finished jobs beyond maxJobs.
-func (q *Quantizer) evictLocked() { q.table.Evict(q.opts.maxJobs, nil) }
+// evictLocked forgets the finished jobs past the retention and the oldest
+// finished ones beyond maxJobs (and their records).
+func (q *Quantizer) evictLocked() {
+	var forget func(*job)
+	if q.store != nil {
+		forget = func(j *job) { _ = q.store.Delete(j.snap.ID) } // one left behind expires at the next start
+	}
+	if r := q.opts.retention; r > 0 {
+		cutoff := q.opts.clock().Add(-r)
+		q.table.Expire(func(j *job) bool { return j.snap.EndTime.Before(cutoff) }, forget)
+	}
+	q.table.Evict(q.opts.maxJobs, forget)
+}
+
+// expireInterval is how often a Quantizer with retention r looks for
+// expired jobs: a tenth of r, between a second and a minute.
+func expireInterval(r time.Duration) time.Duration { return min(max(r/10, time.Second), time.Minute) }
 
 // snapshot copies the parts of the state that keep changing.
 func (j *job) snapshot() Job {

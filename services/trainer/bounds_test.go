@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -91,15 +90,23 @@ func TestBadSavedJobFailsAtRestart(t *testing.T) {
 	e.watch(t, j.ID, nil)
 	e.stopSrv()
 	// Rewrite the saved job as a queued one with the huge config.
-	path := filepath.Join(e.workDir, jobsDir, j.ID, jobFile)
-	var r record
-	if err := json.Unmarshal(readFile(t, path), &r); err != nil {
+	store, err := jobs.OpenStore(filepath.Join(e.workDir, jobsDB))
+	if err != nil {
 		t.Fatal(err)
+	}
+	var r record
+	err = store.Each(func(id string, b []byte) error {
+		if id == j.ID {
+			return json.Unmarshal(b, &r)
+		}
+		return nil
+	})
+	if err != nil || r.Job.ID != j.ID {
+		t.Fatalf("saved job: got %q, %v; want %q", r.Job.ID, err, j.ID)
 	}
 	r.Job.State, r.Job.Results, r.Job.EndTime = jobs.StateQueued, nil, time.Time{}
 	r.Job.Request.Model.ConfigJSON = hugeConfig()
-	b, _ := json.Marshal(r)
-	if err := os.WriteFile(path, b, 0o644); err != nil {
+	if err := errors.Join(store.Put(j.ID, r), store.Close()); err != nil {
 		t.Fatal(err)
 	}
 	e.start(t)

@@ -29,6 +29,7 @@ type settings struct {
 	runner    Runner
 	clock     func() time.Time
 	budget    int64
+	retention time.Duration
 	log       *zap.Logger
 }
 
@@ -49,6 +50,11 @@ func WithMaxJobs(n int) Option { return func(o *settings) { o.maxJobs = n } }
 // $TMPDIR/bitnet-trainer). Reopening a Trainer on the same directory takes
 // its jobs back and resumes the unfinished ones.
 func WithWorkDir(dir string) Option { return func(o *settings) { o.workDir = dir } }
+
+// WithRetention forgets finished jobs (their records and directories) once
+// they ended longer ago than d; 0 (the default) keeps them until WithMaxJobs
+// pushes them out.
+func WithRetention(d time.Duration) Option { return func(o *settings) { o.retention = d } }
 
 // WithRunner sets what executes the training (default LocalRunner).
 func WithRunner(r Runner) Option { return func(o *settings) { o.runner = r } }
@@ -75,6 +81,8 @@ type Trainer struct {
 	ctx     context.Context // cancelled by Close: stops the workers and their jobs
 	stop    context.CancelFunc
 	workers *jobs.Workers
+
+	store *jobs.Store // the job records, WORKDIR/jobs.db
 
 	mu     sync.Mutex
 	closed bool
@@ -117,6 +125,8 @@ func New(src Source, sink Sink, opts ...Option) (*Trainer, error) {
 		return nil, fmt.Errorf("trainer: queue size %d, want at least 1: %w", o.queueSize, jobs.ErrInvalid)
 	case o.maxJobs < 1:
 		return nil, fmt.Errorf("trainer: max jobs %d, want at least 1: %w", o.maxJobs, jobs.ErrInvalid)
+	case o.retention < 0:
+		return nil, fmt.Errorf("trainer: retention %v, want 0 (keep) or more: %w", o.retention, jobs.ErrInvalid)
 	}
 	if o.workDir == "" {
 		o.workDir = filepath.Join(os.TempDir(), "bitnet-trainer")
@@ -124,15 +134,27 @@ func New(src Source, sink Sink, opts ...Option) (*Trainer, error) {
 	if err := os.MkdirAll(filepath.Join(o.workDir, jobsDir), 0o755); err != nil {
 		return nil, fmt.Errorf("trainer: work dir: %w", err)
 	}
+	store, err := jobs.OpenStore(filepath.Join(o.workDir, jobsDB))
+	if err != nil {
+		return nil, fmt.Errorf("trainer: %w", err)
+	}
 	ctx, stop := context.WithCancel(context.Background())
-	t := &Trainer{src: src, sink: sink, opts: o, ctx: ctx, stop: stop,
+	t := &Trainer{src: src, sink: sink, opts: o, ctx: ctx, stop: stop, store: store,
 		table: jobs.NewTable[*job](jobs.ErrInvalid), workers: jobs.NewWorkers()}
 	if err := t.load(); err != nil {
 		stop()
+		store.Close()
 		return nil, err
 	}
 	t.workers.Start(ctx, o.workers, t.next)
 	t.workers.Signal()
+	if o.retention > 0 {
+		t.workers.Every(ctx, expireInterval(o.retention), func() {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			t.evictLocked()
+		})
+	}
 	return t, nil
 }
 
@@ -149,7 +171,9 @@ func (t *Trainer) Close() error {
 	t.mu.Unlock()
 	t.stop()
 	t.workers.Wait()
-	return nil
+	t.mu.Lock() // a Create past its closed check may still save
+	defer t.mu.Unlock()
+	return t.store.Close()
 }
 
 // Create validates req, fills in its defaults and queues it. A request whose
@@ -420,11 +444,23 @@ func (t *Trainer) notifyLocked(j *job, persist bool) {
 	j.changed = make(chan struct{})
 }
 
-// evictLocked forgets the oldest finished jobs beyond maxJobs and removes
-// their directories.
+// evictLocked forgets the finished jobs past the retention and the oldest
+// finished ones beyond maxJobs, and removes their records and directories.
 func (t *Trainer) evictLocked() {
-	t.table.Evict(t.opts.maxJobs, func(j *job) { os.RemoveAll(j.dir) })
+	forget := func(j *job) {
+		_ = t.store.Delete(j.snap.ID) // a record left behind is expired again at the next start
+		os.RemoveAll(j.dir)
+	}
+	if r := t.opts.retention; r > 0 {
+		cutoff := t.opts.clock().Add(-r)
+		t.table.Expire(func(j *job) bool { return j.snap.EndTime.Before(cutoff) }, forget)
+	}
+	t.table.Evict(t.opts.maxJobs, forget)
 }
+
+// expireInterval is how often a service with retention r looks for expired
+// jobs: a tenth of r, between a second and a minute.
+func expireInterval(r time.Duration) time.Duration { return min(max(r/10, time.Second), time.Minute) }
 
 // snapshot copies the parts of the state that keep changing.
 func (j *job) snapshot() Job {

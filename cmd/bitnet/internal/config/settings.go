@@ -59,6 +59,8 @@ var (
 			Check(AtLeast[int64](0))
 	JobMemoryBudget = Bytes("job-memory-budget", "BITNET_JOB_MEMORY_BUDGET", 0, "memory one quantize or train job may need (checked from the model's shapes), 0 = half the memory").
 			Check(AtLeast[int64](0))
+	JobRetention = Duration("job-retention", "BITNET_JOB_RETENTION", 7*24*time.Hour, "keep finished quantize and train jobs (state, report, log) this long, 0 = until the 1000 newest push them out").
+			Check(AtLeast[time.Duration](0))
 	// Access control and TLS (up, serve; the credentials and TLS ones also
 	// clients).
 	Auth = Bool("auth", "BITNET_AUTH", false, "require API keys on every call but health checks; "+
@@ -129,7 +131,7 @@ var (
 		Kernel, KernelPlan, Metal, Head, Threads, KVCache, HugePages, MemoryBudget, LogLevel, LogJSON, Drain, Console,
 		MaxBodyBytes, MaxUploadBodyBytes, BodyReadTimeout, MinBodyRate, ReadHeaderTimeout, IdleTimeout,
 		MaxHeaderBytes, GRPCMaxRecvBytes, MaxStreams, GRPCKeepaliveMinTime, CORSOrigins,
-		MaxBlobBytes, RegistryQuota, RegistryMinFree, JobMemoryBudget,
+		MaxBlobBytes, RegistryQuota, RegistryMinFree, JobMemoryBudget, JobRetention,
 		Auth, Insecure, APIKey, AdminKey, TLSCert, TLSKey, TLSCA, TLSClientCA, TLSServerName,
 		MetricsAddr, Reflection, RateLimit, RateBurst, TokensPerMinute, KeyMaxStreams, KeyMaxStale}
 	// Client is what every command talking to a mesh takes.
