@@ -98,7 +98,7 @@ func quantizerPart(cfg Config, sec security, id string, reg *part) (*part, error
 	} else {
 		conn := newRegConn(cfg.RegistryAddr, cfg.Discovery, cfg.registryOptions(sec))
 		p.closers = append(p.closers, conn.Close)
-		b := &remoteBackend{conn: conn, tempDir: filepath.Join(cfg.workDir(), "upload")}
+		b := registry.NewClient(conn.client, filepath.Join(cfg.workDir(), "upload"))
 		src, sink = b, b
 	}
 	qopts := []quantizer.Option{quantizer.WithWorkDir(cfg.workDir()), quantizer.WithLogger(cfg.Logger),
@@ -324,7 +324,7 @@ func trainerPart(cfg Config, sec security, id string, reg *part) (*part, error) 
 	} else {
 		conn := newRegConn(cfg.RegistryAddr, cfg.Discovery, cfg.registryOptions(sec))
 		p.closers = append(p.closers, conn.Close)
-		b := &remoteBackend{conn: conn, tempDir: filepath.Join(cfg.workDir(), "trainer-upload")}
+		b := registry.NewClient(conn.client, filepath.Join(cfg.workDir(), "trainer-upload"))
 		src, sink = b, b
 	}
 	topts := []trainer.Option{trainer.WithWorkDir(filepath.Join(cfg.workDir(), "trainer")), trainer.WithLogger(cfg.Logger),

@@ -12,7 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/artifact"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/hardware"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 )
@@ -384,12 +384,12 @@ func (q *Quantizer) runJob(j *job) {
 
 // runSafe is run, with a panic turned into an jobs.ErrInternal failure: the job
 // is recorded FAILED, the stack goes to the log and the process lives on.
-func (r *runner) runSafe(ctx context.Context) (ref registry.Ref, err error) {
+func (r *runner) runSafe(ctx context.Context) (ref artifact.Ref, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			r.q.opts.log.Error("quantization job panicked", zap.String("job", r.id), zap.Any("panic", p),
 				zap.ByteString("stack", debug.Stack()))
-			ref, err = registry.Ref{}, fmt.Errorf("job %s stopped on an internal error: %w", r.id, jobs.ErrInternal)
+			ref, err = artifact.Ref{}, fmt.Errorf("job %s stopped on an internal error: %w", r.id, jobs.ErrInternal)
 		}
 	}()
 	return r.run(ctx)

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/artifact"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 )
 
@@ -28,10 +28,10 @@ func (q *Quantizer) prepare(ctx context.Context, req Request) (Request, error) {
 	}
 	switch req.Target {
 	case "":
-		req.Target = registry.QuantTQ20
-	case registry.QuantTQ20, registry.QuantTQ10:
+		req.Target = artifact.QuantTQ20
+	case artifact.QuantTQ20, artifact.QuantTQ10:
 	default:
-		return req, fmt.Errorf("target %q: want %s or %s: %w", req.Target, registry.QuantTQ20, registry.QuantTQ10, jobs.ErrInvalid)
+		return req, fmt.Errorf("target %q: want %s or %s: %w", req.Target, artifact.QuantTQ20, artifact.QuantTQ10, jobs.ErrInvalid)
 	}
 	if req.Threads < 0 || req.Threads > 1024 {
 		return req, fmt.Errorf("threads %d: want 0 to 1024: %w", req.Threads, jobs.ErrInvalid)
@@ -39,7 +39,7 @@ func (q *Quantizer) prepare(ctx context.Context, req Request) (Request, error) {
 	defName := DefaultOutputName
 	switch {
 	case req.Model != "":
-		ref, err := registry.ParseRef(req.Model)
+		ref, err := artifact.ParseRef(req.Model)
 		if err != nil {
 			return req, fmt.Errorf("source model: %w", err)
 		}
@@ -56,14 +56,14 @@ func (q *Quantizer) prepare(ctx context.Context, req Request) (Request, error) {
 		req.Files = slices.Clone(req.Files) // the caller's slice stays as it was
 		seen := map[string]bool{}
 		for i, f := range req.Files {
-			if err := registry.ValidatePath(f.Path); err != nil {
+			if err := artifact.ValidatePath(f.Path); err != nil {
 				return req, fmt.Errorf("source file %d: %w", i, err)
 			}
 			if seen[f.Path] {
 				return req, fmt.Errorf("source file %q given twice: %w", f.Path, jobs.ErrInvalid)
 			}
 			seen[f.Path] = true
-			d, err := registry.ParseDigest(string(f.Digest))
+			d, err := artifact.ParseDigest(string(f.Digest))
 			if err != nil {
 				return req, fmt.Errorf("source file %q: %w", f.Path, err)
 			}
@@ -109,11 +109,11 @@ func (q *Quantizer) prepareOutput(o *Output, defName string) error {
 	if o.Name == "" {
 		o.Name = defName
 	}
-	if err := registry.ValidateName(o.Name); err != nil {
+	if err := artifact.ValidateName(o.Name); err != nil {
 		return fmt.Errorf("output name: %w", err)
 	}
 	for _, a := range o.Aliases {
-		if err := registry.ValidateAlias(a); err != nil {
+		if err := artifact.ValidateAlias(a); err != nil {
 			return fmt.Errorf("output alias: %w", err)
 		}
 	}
@@ -141,7 +141,7 @@ func (q *Quantizer) prepareCalibration(ctx context.Context, in *Calibration) (*C
 		return nil, fmt.Errorf("calibration: context length %d, want 0 or 2 to %d: %w", c.ContextLength, maxCalibTokensAllowed, jobs.ErrInvalid)
 	}
 	if c.TextDigest != "" {
-		d, err := registry.ParseDigest(string(c.TextDigest))
+		d, err := artifact.ParseDigest(string(c.TextDigest))
 		if err != nil {
 			return nil, fmt.Errorf("calibration: %w", err)
 		}
@@ -161,7 +161,7 @@ func (q *Quantizer) prepareCalibration(ctx context.Context, in *Calibration) (*C
 	return &c, nil
 }
 
-func (q *Quantizer) checkBlob(ctx context.Context, d registry.Digest) error {
+func (q *Quantizer) checkBlob(ctx context.Context, d artifact.Digest) error {
 	rc, _, err := q.src.OpenBlob(ctx, d)
 	if err != nil {
 		return err
@@ -169,7 +169,7 @@ func (q *Quantizer) checkBlob(ctx context.Context, d registry.Digest) error {
 	return rc.Close()
 }
 
-func filePaths(fs []registry.BlobRef) []string {
+func filePaths(fs []artifact.BlobRef) []string {
 	out := make([]string, len(fs))
 	for i, f := range fs {
 		out[i] = f.Path
@@ -180,7 +180,7 @@ func filePaths(fs []registry.BlobRef) []string {
 // checkpointFormat checks that paths form a checkpoint of format f (inferred
 // when empty): one .gguf file, or a Hugging Face directory with config.json
 // and safetensors weights.
-func checkpointFormat(f registry.Format, paths []string) (registry.Format, error) {
+func checkpointFormat(f artifact.Format, paths []string) (artifact.Format, error) {
 	var ggufs, sts int
 	hasConfig := false
 	for _, p := range paths {
@@ -194,17 +194,17 @@ func checkpointFormat(f registry.Format, paths []string) (registry.Format, error
 		}
 	}
 	if f == "" {
-		f = registry.FormatHFSafetensors
+		f = artifact.FormatHFSafetensors
 		if ggufs > 0 && sts == 0 {
-			f = registry.FormatGGUF
+			f = artifact.FormatGGUF
 		}
 	}
 	switch f {
-	case registry.FormatGGUF:
+	case artifact.FormatGGUF:
 		if ggufs != 1 {
 			return f, fmt.Errorf("format gguf: %d .gguf files, want exactly 1: %w", ggufs, jobs.ErrInvalid)
 		}
-	case registry.FormatHFSafetensors, registry.FormatHFPacked:
+	case artifact.FormatHFSafetensors, artifact.FormatHFPacked:
 		if !hasConfig {
 			return f, fmt.Errorf("format %s: missing config.json: %w", f, jobs.ErrInvalid)
 		}
@@ -212,7 +212,7 @@ func checkpointFormat(f registry.Format, paths []string) (registry.Format, error
 			return f, fmt.Errorf("format %s: no .safetensors file: %w", f, jobs.ErrInvalid)
 		}
 	default:
-		return f, fmt.Errorf("format %q: want %s, %s or %s: %w", f, registry.FormatGGUF, registry.FormatHFSafetensors, registry.FormatHFPacked, jobs.ErrInvalid)
+		return f, fmt.Errorf("format %q: want %s, %s or %s: %w", f, artifact.FormatGGUF, artifact.FormatHFSafetensors, artifact.FormatHFPacked, jobs.ErrInvalid)
 	}
 	return f, nil
 }

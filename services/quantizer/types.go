@@ -5,14 +5,14 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/artifact"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
 // Error kinds of the Quantizer (test with errors.Is), beside the shared
 // ones of package jobs (jobs.ErrNotFound, jobs.ErrInvalid, ...); the gRPC
-// layer maps them to status codes. Registry errors (registry.ErrNotFound,
+// layer maps them to status codes. Registry errors (artifact.ErrNotFound,
 // ...) pass through wrapped.
 var (
 	// ErrCheckpoint: the source checkpoint cannot be loaded or quantized
@@ -51,7 +51,7 @@ const (
 // SourceFile is one file of a checkpoint given as registry blobs.
 type SourceFile struct {
 	Path   string          // path inside the checkpoint, e.g. "config.json"
-	Digest registry.Digest // blob holding its bytes
+	Digest artifact.Digest // blob holding its bytes
 }
 
 // Request describes a job. Exactly one of Model, Files or Path is set.
@@ -61,12 +61,12 @@ type Request struct {
 	Model string
 	// Files are uploaded blobs forming a checkpoint of format FilesFormat.
 	Files       []SourceFile
-	FilesFormat registry.Format
+	FilesFormat artifact.Format
 	// Path is a local Hugging Face directory or .gguf file (in-process
 	// callers only; the gRPC API has no such field).
 	Path string
 
-	Target      registry.QuantType // registry.QuantTQ20 (default) or QuantTQ10
+	Target      artifact.QuantType // artifact.QuantTQ20 (default) or QuantTQ10
 	Output      Output
 	Calibration *Calibration // nil: the built-in English text
 	Threads     int          // kernel threads; 0: all cores
@@ -84,7 +84,7 @@ type Output struct {
 // Calibration is the text the before/after comparison runs on.
 type Calibration struct {
 	Text          string          // inline text
-	TextDigest    registry.Digest // or a UTF-8 text blob
+	TextDigest    artifact.Digest // or a UTF-8 text blob
 	MaxTokens     int             // 0: DefaultCalibTokens
 	ContextLength int             // 0: DefaultCalibContext (capped at the model's context)
 	Disabled      bool            // no calibration: per-linear statistics only
@@ -135,7 +135,7 @@ type Job struct {
 	State      jobs.State
 	Request    Request // with defaults filled in and Model pinned to a version
 	Progress   Progress
-	Result     *registry.Ref // set when succeeded
+	Result     *artifact.Ref // set when succeeded
 	Report     Report
 	Log        []jobs.LogEntry
 	Err        error // set when failed or cancelled

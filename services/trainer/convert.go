@@ -11,7 +11,7 @@ import (
 
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
 	trainerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/trainer/v1"
-	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/artifact"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/errcode"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
@@ -24,7 +24,7 @@ func kinds() []errcode.Kind {
 		{Err: ErrPrecondition, Code: codes.FailedPrecondition},
 		{Err: model.ErrOverBudget, Code: codes.ResourceExhausted},
 		{Err: model.ErrConfig, Code: codes.InvalidArgument},
-	}, append(jobs.ErrorKinds(), registry.ErrorKinds()...)...)
+	}, append(jobs.ErrorKinds(), artifact.ErrorKinds()...)...)
 }
 
 // code maps an error to a gRPC status code.
@@ -53,7 +53,7 @@ func requestFromPB(req *trainerv1.CreateJobRequest) (Request, error) {
 	case *trainerv1.ModelSpec_Parent:
 		r.Model.Parent = init.Parent
 	}
-	r.Model.TokenizerDigest = registry.Digest(pm.GetTokenizerSha256())
+	r.Model.TokenizerDigest = artifact.Digest(pm.GetTokenizerSha256())
 	r.Model.InitStd, r.Model.FullPrecision = pm.GetInitStd(), pm.GetFullPrecision()
 
 	d := req.GetDataset()
@@ -71,10 +71,10 @@ func requestFromPB(req *trainerv1.CreateJobRequest) (Request, error) {
 		return r, fmt.Errorf("dataset: no files: %w", jobs.ErrInvalid)
 	}
 	for _, s := range d.GetSha256() {
-		r.Dataset.Digests = append(r.Dataset.Digests, registry.Digest(s))
+		r.Dataset.Digests = append(r.Dataset.Digests, artifact.Digest(s))
 	}
 	r.Dataset.ValidationFraction = d.GetValidationFraction()
-	r.Dataset.ValidationDigest = registry.Digest(d.GetValidationSha256())
+	r.Dataset.ValidationDigest = artifact.Digest(d.GetValidationSha256())
 
 	h := req.GetHyperparameters()
 	// As given, so that a rejected value is reported as sent (an int holds
@@ -101,12 +101,9 @@ func requestFromPB(req *trainerv1.CreateJobRequest) (Request, error) {
 	}
 	if o := req.GetOutput(); o != nil {
 		r.Output = Output{Name: o.GetName(), Aliases: o.GetAliases(), Description: o.GetDescription(), Labels: o.GetLabels()}
-		switch o.GetExportGguf() {
-		case modelv1.QuantType_QUANT_TYPE_UNSPECIFIED:
-		case modelv1.QuantType_QUANT_TYPE_TQ2_0:
-			r.Output.ExportGGUF = registry.QuantTQ20
-		case modelv1.QuantType_QUANT_TYPE_TQ1_0:
-			r.Output.ExportGGUF = registry.QuantTQ10
+		switch q, _ := artifact.QuantFromPB(o.GetExportGguf()); q {
+		case "", artifact.QuantTQ20, artifact.QuantTQ10:
+			r.Output.ExportGGUF = q
 		default:
 			return r, fmt.Errorf("output: GGUF export %v: want QUANT_TYPE_TQ2_0 or QUANT_TYPE_TQ1_0: %w", o.GetExportGguf(), jobs.ErrInvalid)
 		}
@@ -143,7 +140,7 @@ func requestToPB(r Request) *trainerv1.CreateJobRequest {
 	}
 	return &trainerv1.CreateJobRequest{
 		Model: m, Dataset: d, Hyperparameters: ph,
-		Output:       &trainerv1.Output{Name: r.Output.Name, Aliases: r.Output.Aliases, Description: r.Output.Description, Labels: r.Output.Labels, ExportGguf: ggufToPB(r.Output.ExportGGUF)},
+		Output:       &trainerv1.Output{Name: r.Output.Name, Aliases: r.Output.Aliases, Description: r.Output.Description, Labels: r.Output.Labels, ExportGguf: artifact.QuantToPB(r.Output.ExportGGUF)},
 		EvalInterval: uint32(r.EvalInterval), EvalTokens: uint32(r.EvalTokens), CheckpointInterval: uint32(r.CheckpointInterval),
 		Threads: uint32(r.Threads), RequestId: r.RequestID,
 	}
@@ -187,14 +184,4 @@ func jobToPB(j Job) *trainerv1.Job {
 		out.Error = &rpcstatus.Status{Code: int32(code(j.Err)), Message: j.Err.Error()}
 	}
 	return out
-}
-
-func ggufToPB(q registry.QuantType) modelv1.QuantType {
-	switch q {
-	case registry.QuantTQ20:
-		return modelv1.QuantType_QUANT_TYPE_TQ2_0
-	case registry.QuantTQ10:
-		return modelv1.QuantType_QUANT_TYPE_TQ1_0
-	}
-	return modelv1.QuantType_QUANT_TYPE_UNSPECIFIED
 }

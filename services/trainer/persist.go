@@ -12,7 +12,7 @@ import (
 	"runtime/debug"
 	"slices"
 
-	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/artifact"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"go.uber.org/zap"
@@ -39,12 +39,12 @@ type record struct {
 func errorKinds() []jobs.ErrorKind {
 	return append(jobs.SavedKinds(),
 		jobs.ErrorKind{Name: "precondition", Err: ErrPrecondition},
-		jobs.ErrorKind{Name: "registry_not_found", Err: registry.ErrNotFound},
-		jobs.ErrorKind{Name: "registry_invalid", Err: registry.ErrInvalid},
-		jobs.ErrorKind{Name: "registry_exists", Err: registry.ErrAlreadyExists},
-		jobs.ErrorKind{Name: "digest_mismatch", Err: registry.ErrDigestMismatch},
-		jobs.ErrorKind{Name: "registry_precondition", Err: registry.ErrFailedPrecondition},
-		jobs.ErrorKind{Name: "too_large", Err: registry.ErrTooLarge},
+		jobs.ErrorKind{Name: "registry_not_found", Err: artifact.ErrNotFound},
+		jobs.ErrorKind{Name: "registry_invalid", Err: artifact.ErrInvalid},
+		jobs.ErrorKind{Name: "registry_exists", Err: artifact.ErrAlreadyExists},
+		jobs.ErrorKind{Name: "digest_mismatch", Err: artifact.ErrDigestMismatch},
+		jobs.ErrorKind{Name: "registry_precondition", Err: artifact.ErrFailedPrecondition},
+		jobs.ErrorKind{Name: "too_large", Err: artifact.ErrTooLarge},
 		jobs.ErrorKind{Name: "over_budget", Err: model.ErrOverBudget},
 	)
 }

@@ -13,7 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/artifact"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/hardware"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 )
@@ -388,7 +388,7 @@ func (e *redactedError) Unwrap() error { return e.err }
 
 // runSafe is run, with a panic turned into an jobs.ErrInternal failure: the job
 // is recorded FAILED, the stack goes to the log and the process lives on.
-func (x *execution) runSafe(ctx context.Context) (refs []registry.Ref, err error) {
+func (x *execution) runSafe(ctx context.Context) (refs []artifact.Ref, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			x.t.opts.log.Error("training job panicked", zap.String("job", x.id), zap.Any("panic", p),

@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/artifact"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 )
 
 // Error kinds of the Trainer (test with errors.Is), beside the shared ones
 // of package jobs (jobs.ErrNotFound, jobs.ErrInvalid, ...); the gRPC layer
-// maps them to status codes. Registry errors (registry.ErrNotFound, ...)
+// maps them to status codes. Registry errors (artifact.ErrNotFound, ...)
 // pass through wrapped.
 var (
 	// ErrPrecondition: the parent model cannot be fine-tuned (a GGUF-only
@@ -45,13 +45,13 @@ const (
 // Dataset is the training data: registry blobs (plain text or JSONL) or,
 // for in-process callers, inline text.
 type Dataset struct {
-	Digests            []registry.Digest // files, read in order
+	Digests            []artifact.Digest // files, read in order
 	Text               string            // inline text (instead of Digests)
 	JSONL              bool              // JSON Lines with a "text" field per line
 	ValidationFraction float64           // 0 to 0.5; 0: 0.05
 	// ValidationDigest is a separate validation file (same format); it
 	// overrides ValidationFraction.
-	ValidationDigest registry.Digest
+	ValidationDigest artifact.Digest
 }
 
 // ModelSpec is the model to train: from scratch (ConfigJSON) or a fine-tune
@@ -59,7 +59,7 @@ type Dataset struct {
 type ModelSpec struct {
 	ConfigJSON      string          // Hugging Face BitNet config.json
 	Parent          string          // NAME, NAME@N or NAME:ALIAS; Create pins it to NAME@N
-	TokenizerDigest registry.Digest // tokenizer.json blob; may be empty with a Parent
+	TokenizerDigest artifact.Digest // tokenizer.json blob; may be empty with a Parent
 	InitStd         float64         // scratch only; 0: 0.02
 	FullPrecision   bool            // train without quantisers (comparisons)
 }
@@ -89,11 +89,11 @@ type Output struct {
 	Aliases     []string
 	Description string
 	Labels      map[string]string
-	// ExportGGUF, when registry.QuantTQ20 or QuantTQ10, also publishes the
+	// ExportGGUF, when artifact.QuantTQ20 or QuantTQ10, also publishes the
 	// result as a llama.cpp GGUF of that type: a second version (the
 	// Hugging Face one is its lineage parent). Every linear's input width
 	// must be a multiple of 256 (TQ blocks).
-	ExportGGUF registry.QuantType
+	ExportGGUF artifact.QuantType
 }
 
 // Request describes a job.
@@ -142,7 +142,7 @@ const MaxLossPoints = 512
 // job's work directory, also stored as a registry blob.
 type Checkpoint struct {
 	Step       int
-	Digest     registry.Digest
+	Digest     artifact.Digest
 	SizeBytes  int64
 	ValLoss    float64
 	CreateTime time.Time
@@ -158,8 +158,8 @@ type Job struct {
 	LossCurve     []LossPoint // by step, thinned to at most MaxLossPoints
 	Log           []jobs.LogEntry
 	Checkpoints   []Checkpoint
-	Results       []registry.Ref // versions written when succeeded
-	DatasetDigest registry.Digest
+	Results       []artifact.Ref // versions written when succeeded
+	DatasetDigest artifact.Digest
 	Err           error // set when failed or cancelled
 	Runner        string
 	CreateTime    time.Time
