@@ -79,7 +79,7 @@ func (q *Quantizer) load() error {
 			if j.snap.State == jobs.StateRunning {
 				q.logLocked(j, "stopped by a restart: queued to run again")
 			}
-			now := q.opts.clock().UTC()
+			now := q.opts.Clock().UTC()
 			j.snap.State, j.snap.StartTime = jobs.StateQueued, time.Time{}
 			j.snap.Progress = Progress{Phase: PhaseQueued, UpdateTime: now}
 			j.snap.Report = Report{}

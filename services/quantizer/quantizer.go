@@ -13,7 +13,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/artifact"
-	"github.com/bitnet-mesh/bitnet-mesh/shared/hardware"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 )
 
@@ -21,33 +20,26 @@ import (
 type Option func(*options)
 
 type options struct {
-	workers   int
-	queueSize int
-	maxJobs   int
-	workDir   string
+	jobs.Config
 	calibText string
-	clock     func() time.Time
-	budget    int64
 	storePath string
-	retention time.Duration
-	log       *zap.Logger
 }
 
 // WithWorkers sets how many jobs run at once (default 1: a job uses every
 // core already).
-func WithWorkers(n int) Option { return func(o *options) { o.workers = n } }
+func WithWorkers(n int) Option { return func(o *options) { o.Workers = n } }
 
 // WithQueueSize bounds the queued (not yet running) jobs (default 16); Create
 // fails with jobs.ErrQueueFull beyond it.
-func WithQueueSize(n int) Option { return func(o *options) { o.queueSize = n } }
+func WithQueueSize(n int) Option { return func(o *options) { o.QueueSize = n } }
 
 // WithMaxJobs bounds the finished jobs kept for Get and List (default 1000);
 // the oldest finished ones are forgotten first.
-func WithMaxJobs(n int) Option { return func(o *options) { o.maxJobs = n } }
+func WithMaxJobs(n int) Option { return func(o *options) { o.MaxJobs = n } }
 
 // WithWorkDir sets the directory job work directories are made in (default
 // os.TempDir()).
-func WithWorkDir(dir string) Option { return func(o *options) { o.workDir = dir } }
+func WithWorkDir(dir string) Option { return func(o *options) { o.WorkDir = dir } }
 
 // WithJobStore keeps the jobs in the database at path (jobs.Store), so
 // that a Quantizer reopened on it, after a Close or a crash, has its
@@ -57,7 +49,7 @@ func WithJobStore(path string) Option { return func(o *options) { o.storePath = 
 
 // WithRetention forgets finished jobs once they ended longer ago than d; 0
 // (the default) keeps them until WithMaxJobs pushes them out.
-func WithRetention(d time.Duration) Option { return func(o *options) { o.retention = d } }
+func WithRetention(d time.Duration) Option { return func(o *options) { o.Retention = d } }
 
 // WithDefaultCalibration replaces the built-in calibration text used when a
 // request has none.
@@ -68,13 +60,13 @@ func WithDefaultCalibration(text string) Option { return func(o *options) { o.ca
 // ternary result): a job over it fails with model.ErrOverBudget
 // (RESOURCE_EXHAUSTED) without allocating them. The default is half the
 // machine's memory; a negative budget turns the check off.
-func WithMemoryBudget(bytes int64) Option { return func(o *options) { o.budget = bytes } }
+func WithMemoryBudget(bytes int64) Option { return func(o *options) { o.MemoryBudget = bytes } }
 
 // WithLogger logs what clients are not told (a job's panic and stack).
-func WithLogger(l *zap.Logger) Option { return func(o *options) { o.log = l } }
+func WithLogger(l *zap.Logger) Option { return func(o *options) { o.Log = l } }
 
 // WithClock sets the time source (tests).
-func WithClock(now func() time.Time) Option { return func(o *options) { o.clock = now } }
+func WithClock(now func() time.Time) Option { return func(o *options) { o.Clock = now } }
 
 // Quantizer queues and runs quantization jobs. It is safe for concurrent use.
 type Quantizer struct {
@@ -109,31 +101,20 @@ func (j *job) Terminal() bool { return j.snap.State.Terminal() }
 // New starts a Quantizer reading checkpoints from src and writing results to
 // sink. Close stops it.
 func New(src Source, sink Sink, opts ...Option) (*Quantizer, error) {
-	o := options{workers: 1, queueSize: defaultQueueSize, maxJobs: defaultMaxJobs, clock: time.Now, calibText: builtinCalibration, log: zap.NewNop()}
+	o := options{Config: jobs.DefaultConfig(), calibText: builtinCalibration}
 	for _, f := range opts {
 		f(&o)
 	}
-	if o.budget == 0 {
-		if hw, err := hardware.Detect(); err == nil {
-			o.budget = int64(hw.MemoryBytes / 2)
-		}
-	}
-	switch {
-	case src == nil || sink == nil:
+	if src == nil || sink == nil {
 		return nil, fmt.Errorf("quantizer: source and sink are required: %w", jobs.ErrInvalid)
-	case o.workers < 1 || o.workers > 64:
-		return nil, fmt.Errorf("quantizer: %d workers, want 1 to 64: %w", o.workers, jobs.ErrInvalid)
-	case o.queueSize < 1:
-		return nil, fmt.Errorf("quantizer: queue size %d, want at least 1: %w", o.queueSize, jobs.ErrInvalid)
-	case o.maxJobs < 1:
-		return nil, fmt.Errorf("quantizer: max jobs %d, want at least 1: %w", o.maxJobs, jobs.ErrInvalid)
-	case o.retention < 0:
-		return nil, fmt.Errorf("quantizer: retention %v, want 0 (keep) or more: %w", o.retention, jobs.ErrInvalid)
 	}
-	if o.workDir == "" {
-		o.workDir = os.TempDir()
+	if err := o.Check("quantizer"); err != nil {
+		return nil, err
 	}
-	if err := os.MkdirAll(o.workDir, 0o755); err != nil {
+	if o.WorkDir == "" {
+		o.WorkDir = os.TempDir()
+	}
+	if err := os.MkdirAll(o.WorkDir, 0o755); err != nil {
 		return nil, fmt.Errorf("quantizer: work dir: %w", err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
@@ -152,10 +133,10 @@ func New(src Source, sink Sink, opts ...Option) (*Quantizer, error) {
 			return nil, err
 		}
 	}
-	q.workers.Start(ctx, o.workers, q.next)
+	q.workers.Start(ctx, o.Workers, q.next)
 	q.workers.Signal()
-	if o.retention > 0 {
-		q.workers.Every(ctx, expireInterval(o.retention), func() {
+	if o.Retention > 0 {
+		q.workers.Every(ctx, jobs.ExpireInterval(o.Retention), func() {
 			q.mu.Lock()
 			defer q.mu.Unlock()
 			q.evictLocked()
@@ -224,13 +205,13 @@ func (q *Quantizer) Create(ctx context.Context, req Request) (Job, error) {
 			return j.snapshot(), nil
 		}
 	}
-	now := q.opts.clock().UTC()
+	now := q.opts.Clock().UTC()
 	j := &job{seq: q.table.NextSeq(), changed: make(chan struct{}), snap: Job{
 		ID: id, State: jobs.StateQueued, Request: req, CreateTime: now,
 		Progress: Progress{Phase: PhaseQueued, UpdateTime: now},
 	}}
-	if q.table.Queued() >= q.opts.queueSize {
-		return Job{}, fmt.Errorf("create job: %d jobs queued already: %w", q.opts.queueSize, jobs.ErrQueueFull)
+	if q.table.Queued() >= q.opts.QueueSize {
+		return Job{}, fmt.Errorf("create job: %d jobs queued already: %w", q.opts.QueueSize, jobs.ErrQueueFull)
 	}
 	if err := q.saveLocked(j); err != nil {
 		return Job{}, fmt.Errorf("create job: %w", err)
@@ -346,7 +327,7 @@ func (q *Quantizer) runJob(j *job) {
 	defer cancel(nil)
 	j.cancel = cancel
 	j.snap.State = jobs.StateRunning
-	j.snap.StartTime = q.opts.clock().UTC()
+	j.snap.StartTime = q.opts.Clock().UTC()
 	req, id := j.snap.Request, j.snap.ID
 	q.logLocked(j, "started: %s to %s", sourceText(req), req.Target)
 	_ = q.saveLocked(j) // a failed save is not fatal: a restart sees the job queued and runs it
@@ -361,13 +342,13 @@ func (q *Quantizer) runJob(j *job) {
 	switch {
 	case err == nil:
 		j.snap.Result = &ref
-		j.snap.Progress = Progress{Phase: PhaseDone, Fraction: 1, Message: "stored as " + ref.String(), UpdateTime: q.opts.clock().UTC()}
+		j.snap.Progress = Progress{Phase: PhaseDone, Fraction: 1, Message: "stored as " + ref.String(), UpdateTime: q.opts.Clock().UTC()}
 		q.finishLocked(j, jobs.StateSucceeded, nil)
 	case ctx.Err() != nil && q.ctx.Err() != nil && q.store != nil && j.snap.State != jobs.StateCancelling:
 		// Close with a store: stay queued in it; the next Quantizer runs
 		// the job again.
 		j.snap.State, j.cancel = jobs.StateQueued, nil
-		j.snap.Progress = Progress{Phase: PhaseQueued, UpdateTime: q.opts.clock().UTC()}
+		j.snap.Progress = Progress{Phase: PhaseQueued, UpdateTime: q.opts.Clock().UTC()}
 		q.logLocked(j, "stopped by a shutdown: queued to run again")
 		_ = q.saveLocked(j)
 		q.notifyLocked(j)
@@ -387,7 +368,7 @@ func (q *Quantizer) runJob(j *job) {
 func (r *runner) runSafe(ctx context.Context) (ref artifact.Ref, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			r.q.opts.log.Error("quantization job panicked", zap.String("job", r.id), zap.Any("panic", p),
+			r.q.opts.Log.Error("quantization job panicked", zap.String("job", r.id), zap.Any("panic", p),
 				zap.ByteString("stack", debug.Stack()))
 			ref, err = artifact.Ref{}, fmt.Errorf("job %s stopped on an internal error: %w", r.id, jobs.ErrInternal)
 		}
@@ -414,7 +395,7 @@ func (q *Quantizer) finishLocked(j *job, s jobs.State, err error) {
 	}
 	j.snap.State = s
 	j.snap.Err = err
-	j.snap.EndTime = q.opts.clock().UTC()
+	j.snap.EndTime = q.opts.Clock().UTC()
 	j.cancel = nil
 	_ = q.saveLocked(j) // a failed save is not fatal: a restart runs the job again
 	q.notifyLocked(j)
@@ -423,7 +404,7 @@ func (q *Quantizer) finishLocked(j *job, s jobs.State, err error) {
 
 // logLocked appends a line to j's log.
 func (q *Quantizer) logLocked(j *job, format string, args ...any) {
-	j.snap.Log = jobs.AppendLog(j.snap.Log, q.opts.clock().UTC(), format, args...)
+	j.snap.Log = jobs.AppendLog(j.snap.Log, q.opts.Clock().UTC(), format, args...)
 }
 
 func (q *Quantizer) notifyLocked(j *job) {
@@ -438,16 +419,12 @@ func (q *Quantizer) evictLocked() {
 	if q.store != nil {
 		forget = func(j *job) { _ = q.store.Delete(j.snap.ID) } // one left behind expires at the next start
 	}
-	if r := q.opts.retention; r > 0 {
-		cutoff := q.opts.clock().Add(-r)
+	if r := q.opts.Retention; r > 0 {
+		cutoff := q.opts.Clock().Add(-r)
 		q.table.Expire(func(j *job) bool { return j.snap.EndTime.Before(cutoff) }, forget)
 	}
-	q.table.Evict(q.opts.maxJobs, forget)
+	q.table.Evict(q.opts.MaxJobs, forget)
 }
-
-// expireInterval is how often a Quantizer with retention r looks for
-// expired jobs: a tenth of r, between a second and a minute.
-func expireInterval(r time.Duration) time.Duration { return min(max(r/10, time.Second), time.Minute) }
 
 // snapshot copies the parts of the state that keep changing.
 func (j *job) snapshot() Job {

@@ -47,7 +47,7 @@ func sourceText(req Request) string {
 
 // logf appends a line to the job's log.
 func (r *runner) logf(format string, args ...any) {
-	r.q.update(r.j, func(j *Job) { j.Log = jobs.AppendLog(j.Log, r.q.opts.clock().UTC(), format, args...) })
+	r.q.update(r.j, func(j *Job) { j.Log = jobs.AppendLog(j.Log, r.q.opts.Clock().UTC(), format, args...) })
 }
 
 // runner runs one job.
@@ -71,12 +71,12 @@ func (r *runner) progress(phase string, done, total uint64, unit, msg string) {
 	}
 	f := span[0]*(1-x) + span[1]*x // exact at both ends: fractions never go back
 	r.q.update(r.j, func(j *Job) {
-		j.Progress = Progress{Phase: phase, Done: done, Total: total, Unit: unit, Fraction: f, Message: msg, UpdateTime: r.q.opts.clock().UTC()}
+		j.Progress = Progress{Phase: phase, Done: done, Total: total, Unit: unit, Fraction: f, Message: msg, UpdateTime: r.q.opts.Clock().UTC()}
 	})
 }
 
 func (r *runner) run(ctx context.Context) (artifact.Ref, error) {
-	work, err := os.MkdirTemp(r.q.opts.workDir, r.id+"-")
+	work, err := os.MkdirTemp(r.q.opts.WorkDir, r.id+"-")
 	if err != nil {
 		return artifact.Ref{}, fmt.Errorf("work dir: %w", err)
 	}
@@ -89,7 +89,7 @@ func (r *runner) run(ctx context.Context) (artifact.Ref, error) {
 	r.progress(PhaseLoading, 0, 1, "", "loading "+filepath.Base(src))
 	// Checked against the budget from the shapes, before the weights are
 	// read; a cancel stops the load between tensors.
-	w, tok, err := model.LoadWeightsContext(ctx, src, max(r.q.opts.budget, 0))
+	w, tok, err := model.LoadWeightsContext(ctx, src, max(r.q.opts.MemoryBudget, 0))
 	name := r.sourceName(src)
 	switch {
 	case err != nil && ctx.Err() != nil:

@@ -42,8 +42,6 @@ const (
 	DefaultOutputName     = "quantized"
 	ggufFileName          = "model.gguf"
 	ggufMediaType         = "application/vnd.gguf"
-	defaultQueueSize      = 16
-	defaultMaxJobs        = 1000
 	maxListPageSize       = jobs.MaxPageSize
 	maxCalibTokensAllowed = 1 << 20
 )

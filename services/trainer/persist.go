@@ -76,7 +76,7 @@ func (t *Trainer) load() error {
 		return fmt.Errorf("trainer: %w", err)
 	}
 	for _, j := range loaded {
-		j.dir = filepath.Join(t.opts.workDir, jobsDir, j.snap.ID)
+		j.dir = filepath.Join(t.opts.WorkDir, jobsDir, j.snap.ID)
 	}
 	legacy, err := t.loadLegacy()
 	if err != nil {
@@ -113,7 +113,7 @@ func (t *Trainer) load() error {
 func (t *Trainer) checkSafe(j *job) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			t.opts.log.Error("training job panicked at restart", zap.String("job", j.snap.ID), zap.Any("panic", p),
+			t.opts.Log.Error("training job panicked at restart", zap.String("job", j.snap.ID), zap.Any("panic", p),
 				zap.ByteString("stack", debug.Stack()))
 			err = fmt.Errorf("job %s stopped on an internal error: %w", j.snap.ID, jobs.ErrInternal)
 		}
@@ -139,7 +139,7 @@ func decodeRecord(b []byte, id string) (*job, error) {
 // loadLegacy takes the job.json records earlier versions kept in the job
 // directories into the store, removing the files once stored.
 func (t *Trainer) loadLegacy() ([]*job, error) {
-	root := filepath.Join(t.opts.workDir, jobsDir)
+	root := filepath.Join(t.opts.WorkDir, jobsDir)
 	ents, err := os.ReadDir(root)
 	if err != nil {
 		return nil, fmt.Errorf("trainer: %w", err)

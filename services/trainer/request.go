@@ -122,7 +122,7 @@ func (t *Trainer) prepare(ctx context.Context, req Request) (Request, error) {
 // the budget (train.MemoryBytes, from the shapes alone).
 func (t *Trainer) checkMemory(cfg model.Config, req Request) error {
 	o := options(req)
-	if err := model.CheckMemory("training "+cfg.String(), train.MemoryBytes(cfg, o), t.opts.budget); err != nil {
+	if err := model.CheckMemory("training "+cfg.String(), train.MemoryBytes(cfg, o), t.opts.MemoryBudget); err != nil {
 		return fmt.Errorf("model: %w", err)
 	}
 	return nil

@@ -44,7 +44,7 @@ func (x *execution) run(ctx context.Context) ([]artifact.Ref, error) {
 	}
 	spec := RunSpec{JobID: x.id, OutDir: filepath.Join(x.j.dir, outDir), Options: options(x.req),
 		EvalEvery: x.req.EvalInterval, CheckpointEvery: x.req.CheckpointInterval}
-	spec.Options.MemoryBudget = max(x.t.opts.budget, 0)
+	spec.Options.MemoryBudget = max(x.t.opts.MemoryBudget, 0)
 	m := x.req.Model
 	var err error
 	if m.Parent != "" {
@@ -91,7 +91,7 @@ func (x *execution) onEvent(ctx context.Context, ev Event) {
 		}
 		j.Metrics = m
 		j.LossCurve = appendLoss(j.LossCurve, LossPoint{Step: m.Step, Loss: m.Loss})
-		now := x.t.opts.clock().UTC()
+		now := x.t.opts.Clock().UTC()
 		if ev.Validated {
 			j.Validation = append(j.Validation, ValidationPoint{Step: m.Step, ValLoss: m.ValLoss})
 			j.Log = jobs.AppendLog(j.Log, now, "step %d/%d: validation loss %.4f (perplexity %.2f)", m.Step, m.TotalSteps, m.ValLoss, m.ValPerplexity)
@@ -139,7 +139,7 @@ func (x *execution) storeCheckpoint(ctx context.Context, ev Event) (Checkpoint, 
 	if err != nil {
 		return Checkpoint{}, err
 	}
-	c := Checkpoint{Step: ev.Metrics.Step, Digest: b.Digest, SizeBytes: b.Size, CreateTime: x.t.opts.clock().UTC()}
+	c := Checkpoint{Step: ev.Metrics.Step, Digest: b.Digest, SizeBytes: b.Size, CreateTime: x.t.opts.Clock().UTC()}
 	if ev.Validated {
 		c.ValLoss = ev.Metrics.ValLoss
 	}

@@ -14,7 +14,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/artifact"
-	"github.com/bitnet-mesh/bitnet-mesh/shared/hardware"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 )
 
@@ -22,39 +21,32 @@ import (
 type Option func(*settings)
 
 type settings struct {
-	workers   int
-	queueSize int
-	maxJobs   int
-	workDir   string
-	runner    Runner
-	clock     func() time.Time
-	budget    int64
-	retention time.Duration
-	log       *zap.Logger
+	jobs.Config
+	runner Runner
 }
 
 // WithWorkers sets how many jobs run at once (default 1: a job uses every
 // core already).
-func WithWorkers(n int) Option { return func(o *settings) { o.workers = n } }
+func WithWorkers(n int) Option { return func(o *settings) { o.Workers = n } }
 
 // WithQueueSize bounds the queued (not yet running) jobs (default 16); Create
 // fails with jobs.ErrQueueFull beyond it.
-func WithQueueSize(n int) Option { return func(o *settings) { o.queueSize = n } }
+func WithQueueSize(n int) Option { return func(o *settings) { o.QueueSize = n } }
 
 // WithMaxJobs bounds the finished jobs kept for Get and List (default 1000);
 // the oldest finished ones are forgotten (and their directories removed)
 // first.
-func WithMaxJobs(n int) Option { return func(o *settings) { o.maxJobs = n } }
+func WithMaxJobs(n int) Option { return func(o *settings) { o.MaxJobs = n } }
 
 // WithWorkDir sets the directory holding the jobs (default
 // $TMPDIR/bitnet-trainer). Reopening a Trainer on the same directory takes
 // its jobs back and resumes the unfinished ones.
-func WithWorkDir(dir string) Option { return func(o *settings) { o.workDir = dir } }
+func WithWorkDir(dir string) Option { return func(o *settings) { o.WorkDir = dir } }
 
 // WithRetention forgets finished jobs (their records and directories) once
 // they ended longer ago than d; 0 (the default) keeps them until WithMaxJobs
 // pushes them out.
-func WithRetention(d time.Duration) Option { return func(o *settings) { o.retention = d } }
+func WithRetention(d time.Duration) Option { return func(o *settings) { o.Retention = d } }
 
 // WithRunner sets what executes the training (default LocalRunner).
 func WithRunner(r Runner) Option { return func(o *settings) { o.runner = r } }
@@ -64,13 +56,13 @@ func WithRunner(r Runner) Option { return func(o *settings) { o.runner = r } }
 // it with model.ErrOverBudget (RESOURCE_EXHAUSTED), before anything is
 // allocated. The default is half the machine's memory; a negative budget
 // turns the check off.
-func WithMemoryBudget(bytes int64) Option { return func(o *settings) { o.budget = bytes } }
+func WithMemoryBudget(bytes int64) Option { return func(o *settings) { o.MemoryBudget = bytes } }
 
 // WithLogger logs what clients are not told (a job's panic and stack).
-func WithLogger(l *zap.Logger) Option { return func(o *settings) { o.log = l } }
+func WithLogger(l *zap.Logger) Option { return func(o *settings) { o.Log = l } }
 
 // WithClock sets the time source (tests).
-func WithClock(now func() time.Time) Option { return func(o *settings) { o.clock = now } }
+func WithClock(now func() time.Time) Option { return func(o *settings) { o.Clock = now } }
 
 // Trainer queues and runs training jobs. It is safe for concurrent use.
 type Trainer struct {
@@ -107,34 +99,23 @@ func (j *job) Terminal() bool { return j.snap.State.Terminal() }
 // New starts a Trainer reading inputs from src and writing results to sink,
 // taking back the jobs persisted in its work directory. Close stops it.
 func New(src Source, sink Sink, opts ...Option) (*Trainer, error) {
-	o := settings{workers: 1, queueSize: defaultQueueSize, maxJobs: defaultMaxJobs, clock: time.Now, runner: LocalRunner{}, log: zap.NewNop()}
+	o := settings{Config: jobs.DefaultConfig(), runner: LocalRunner{}}
 	for _, f := range opts {
 		f(&o)
 	}
-	if o.budget == 0 {
-		if hw, err := hardware.Detect(); err == nil {
-			o.budget = int64(hw.MemoryBytes / 2)
-		}
-	}
-	switch {
-	case src == nil || sink == nil || o.runner == nil:
+	if src == nil || sink == nil || o.runner == nil {
 		return nil, fmt.Errorf("trainer: source, sink and runner are required: %w", jobs.ErrInvalid)
-	case o.workers < 1 || o.workers > 64:
-		return nil, fmt.Errorf("trainer: %d workers, want 1 to 64: %w", o.workers, jobs.ErrInvalid)
-	case o.queueSize < 1:
-		return nil, fmt.Errorf("trainer: queue size %d, want at least 1: %w", o.queueSize, jobs.ErrInvalid)
-	case o.maxJobs < 1:
-		return nil, fmt.Errorf("trainer: max jobs %d, want at least 1: %w", o.maxJobs, jobs.ErrInvalid)
-	case o.retention < 0:
-		return nil, fmt.Errorf("trainer: retention %v, want 0 (keep) or more: %w", o.retention, jobs.ErrInvalid)
 	}
-	if o.workDir == "" {
-		o.workDir = filepath.Join(os.TempDir(), "bitnet-trainer")
+	if err := o.Check("trainer"); err != nil {
+		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(o.workDir, jobsDir), 0o755); err != nil {
+	if o.WorkDir == "" {
+		o.WorkDir = filepath.Join(os.TempDir(), "bitnet-trainer")
+	}
+	if err := os.MkdirAll(filepath.Join(o.WorkDir, jobsDir), 0o755); err != nil {
 		return nil, fmt.Errorf("trainer: work dir: %w", err)
 	}
-	store, err := jobs.OpenStore(filepath.Join(o.workDir, jobsDB))
+	store, err := jobs.OpenStore(filepath.Join(o.WorkDir, jobsDB))
 	if err != nil {
 		return nil, fmt.Errorf("trainer: %w", err)
 	}
@@ -146,10 +127,10 @@ func New(src Source, sink Sink, opts ...Option) (*Trainer, error) {
 		store.Close()
 		return nil, err
 	}
-	t.workers.Start(ctx, o.workers, t.next)
+	t.workers.Start(ctx, o.Workers, t.next)
 	t.workers.Signal()
-	if o.retention > 0 {
-		t.workers.Every(ctx, expireInterval(o.retention), func() {
+	if o.Retention > 0 {
+		t.workers.Every(ctx, jobs.ExpireInterval(o.Retention), func() {
 			t.mu.Lock()
 			defer t.mu.Unlock()
 			t.evictLocked()
@@ -209,11 +190,11 @@ func (t *Trainer) Create(ctx context.Context, req Request) (Job, error) {
 			return j.snapshot(), nil
 		}
 	}
-	if t.table.Queued() >= t.opts.queueSize {
-		return Job{}, fmt.Errorf("create job: %d jobs queued already: %w", t.opts.queueSize, jobs.ErrQueueFull)
+	if t.table.Queued() >= t.opts.QueueSize {
+		return Job{}, fmt.Errorf("create job: %d jobs queued already: %w", t.opts.QueueSize, jobs.ErrQueueFull)
 	}
-	j := &job{seq: t.table.NextSeq(), dir: filepath.Join(t.opts.workDir, jobsDir, id), changed: make(chan struct{}), snap: Job{
-		ID: id, State: jobs.StateQueued, Request: req, CreateTime: t.opts.clock().UTC(), Runner: t.opts.runner.Name(),
+	j := &job{seq: t.table.NextSeq(), dir: filepath.Join(t.opts.WorkDir, jobsDir, id), changed: make(chan struct{}), snap: Job{
+		ID: id, State: jobs.StateQueued, Request: req, CreateTime: t.opts.Clock().UTC(), Runner: t.opts.runner.Name(),
 		Metrics: Metrics{TotalSteps: req.Hyperparameters.Steps},
 	}}
 	if err := os.MkdirAll(j.dir, 0o755); err != nil {
@@ -333,7 +314,7 @@ func (t *Trainer) runJob(j *job) {
 	j.cancel = cancel
 	j.snap.State = jobs.StateRunning
 	if j.snap.StartTime.IsZero() {
-		j.snap.StartTime = t.opts.clock().UTC()
+		j.snap.StartTime = t.opts.Clock().UTC()
 	}
 	if n := len(j.snap.Checkpoints); n > 0 {
 		t.logLocked(j, "resumed from the checkpoint at step %d", j.snap.Checkpoints[n-1].Step)
@@ -391,7 +372,7 @@ func (e *redactedError) Unwrap() error { return e.err }
 func (x *execution) runSafe(ctx context.Context) (refs []artifact.Ref, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			x.t.opts.log.Error("training job panicked", zap.String("job", x.id), zap.Any("panic", p),
+			x.t.opts.Log.Error("training job panicked", zap.String("job", x.id), zap.Any("panic", p),
 				zap.ByteString("stack", debug.Stack()))
 			refs, err = nil, fmt.Errorf("job %s stopped on an internal error: %w", x.id, jobs.ErrInternal)
 		}
@@ -423,7 +404,7 @@ func (t *Trainer) finishLocked(j *job, s jobs.State, err error) {
 	}
 	j.snap.State = s
 	j.snap.Err = err
-	j.snap.EndTime = t.opts.clock().UTC()
+	j.snap.EndTime = t.opts.Clock().UTC()
 	j.cancel = nil
 	t.notifyLocked(j, true)
 	t.evictLocked()
@@ -431,7 +412,7 @@ func (t *Trainer) finishLocked(j *job, s jobs.State, err error) {
 
 // logLocked appends a line to j's log (saved with the next notify).
 func (t *Trainer) logLocked(j *job, format string, args ...any) {
-	j.snap.Log = jobs.AppendLog(j.snap.Log, t.opts.clock().UTC(), format, args...)
+	j.snap.Log = jobs.AppendLog(j.snap.Log, t.opts.Clock().UTC(), format, args...)
 }
 
 // notifyLocked wakes the job's watchers and, when persist, saves it (a
@@ -451,16 +432,12 @@ func (t *Trainer) evictLocked() {
 		_ = t.store.Delete(j.snap.ID) // a record left behind is expired again at the next start
 		os.RemoveAll(j.dir)
 	}
-	if r := t.opts.retention; r > 0 {
-		cutoff := t.opts.clock().Add(-r)
+	if r := t.opts.Retention; r > 0 {
+		cutoff := t.opts.Clock().Add(-r)
 		t.table.Expire(func(j *job) bool { return j.snap.EndTime.Before(cutoff) }, forget)
 	}
-	t.table.Evict(t.opts.maxJobs, forget)
+	t.table.Evict(t.opts.MaxJobs, forget)
 }
-
-// expireInterval is how often a service with retention r looks for expired
-// jobs: a tenth of r, between a second and a minute.
-func expireInterval(r time.Duration) time.Duration { return min(max(r/10, time.Second), time.Minute) }
 
 // snapshot copies the parts of the state that keep changing.
 func (j *job) snapshot() Job {

@@ -35,8 +35,6 @@ const (
 	MaxSteps          = 10_000_000
 	MaxDatasetFiles   = 1000
 	DefaultOutputName = "trained"
-	defaultQueueSize  = 16
-	defaultMaxJobs    = 1000
 	maxListPageSize   = jobs.MaxPageSize
 	maxConfigJSON     = 1 << 20
 	ggufBlock         = 256 // weights per TQ1_0/TQ2_0 block
