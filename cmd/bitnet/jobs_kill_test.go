@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -138,7 +137,6 @@ func TestJobsSurviveSIGKILL(t *testing.T) {
 		return res.Files[0].GetSha256()
 	}
 	tok, corpus := blob(trainTokenizer), blob(trainCorpus)
-	opticks := blob(filepath.Join(runtime.GOROOT(), "src", "testdata", "Isaac.Newton-Opticks.txt"))
 	q := c.Quantizer()
 	tr := trainerv1.NewTrainerServiceClient(c.Conn())
 
@@ -172,11 +170,11 @@ func TestJobsSurviveSIGKILL(t *testing.T) {
 	}
 
 	// Running at the kill: a long training job past its first checkpoint,
-	// then a quantize job calibrating on the whole of Opticks.
+	// then a quantize job calibrating on the training text.
 	long := trainUntil(ctx, t, tr, trainReq(1_000_000, 20, "long"), func(j *trainerv1.Job) bool { return len(j.GetCheckpoints()) > 0 })
 	running, err := q.CreateJob(ctx, &quantizerv1.CreateJobRequest{Source: &quantizerv1.Source{Source: &quantizerv1.Source_Model{Model: "src@1"}},
 		Output:      &quantizerv1.Output{Name: "running"},
-		Calibration: &quantizerv1.Calibration{TextSource: &quantizerv1.Calibration_TextSha256{TextSha256: opticks}, MaxTokens: 20000, ContextLength: 128}})
+		Calibration: &quantizerv1.Calibration{TextSource: &quantizerv1.Calibration_TextSha256{TextSha256: corpus}, MaxTokens: 20000, ContextLength: 128}})
 	if err != nil {
 		t.Fatal(err)
 	}
