@@ -2,17 +2,14 @@ package mesh
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
 	"sync"
 
-	"google.golang.org/grpc/status"
-
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
-	"github.com/bitnet-mesh/bitnet-mesh/sdk"
 	"github.com/bitnet-mesh/bitnet-mesh/services/inference"
+	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
 )
 
 // registryFetcher is an inference.Fetcher that pulls versions from the
@@ -50,7 +47,7 @@ func (f *registryFetcher) Fetch(ctx context.Context, ref *modelv1.ModelRef) (inf
 	}
 	v, err := c.Resolve(ctx, ref.Text())
 	if err != nil {
-		return inference.Local{}, relay(err)
+		return inference.Local{}, registry.Relay(err)
 	}
 	name, ver := v.GetRef().GetName(), v.GetRef().GetVersion()
 	resolved := (&modelv1.ModelRef{Name: name, Version: ver}).Text()
@@ -63,7 +60,7 @@ func (f *registryFetcher) Fetch(ctx context.Context, ref *modelv1.ModelRef) (inf
 	res, err := c.Pull(ctx, resolved, dest, nil)
 	l.Unlock()
 	if err != nil {
-		return inference.Local{}, fmt.Errorf("download %s: %w", resolved, relay(err))
+		return inference.Local{}, fmt.Errorf("download %s: %w", resolved, registry.Relay(err))
 	}
 	loc := inference.Local{
 		Ref:    &modelv1.ModelRef{Name: name, Version: ver, Alias: ref.GetAlias()},
@@ -81,23 +78,6 @@ func (f *registryFetcher) Fetch(ctx context.Context, ref *modelv1.ModelRef) (inf
 	return loc, nil
 }
 
-// relayed is a registry error as the node passes it on: the registry's code
-// and message, without the SDK's "OP: CODE:" text (the node's caller adds
-// its own context, and the client its code).
-type relayed struct{ st *status.Status }
-
-func (r relayed) Error() string              { return r.st.Message() }
-func (r relayed) GRPCStatus() *status.Status { return r.st }
-
-// relay turns an SDK call error into a relayed one; others pass unchanged.
-func relay(err error) error {
-	var se *sdk.Error
-	if errors.As(err, &se) {
-		return relayed{se.Status}
-	}
-	return err
-}
-
 // List implements inference.Lister: the registry's models at their latest
 // version, so that ListModels reports what can be served, not only what is
 // loaded (format and size are not known without a call per model).
@@ -108,7 +88,7 @@ func (f *registryFetcher) List(ctx context.Context) ([]inference.Local, error) {
 	}
 	models, err := c.List(ctx, "")
 	if err != nil {
-		return nil, relay(err)
+		return nil, registry.Relay(err)
 	}
 	var out []inference.Local
 	for _, m := range models {

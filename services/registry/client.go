@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	registryv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/registry/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/sdk"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/artifact"
+	"google.golang.org/grpc/status"
 )
 
 // Client is a registry's Source and Sink over its gRPC API, for the
@@ -65,7 +67,7 @@ func (b *Client) Resolve(ctx context.Context, ref string) (Version, error) {
 	}
 	v, err := c.Resolve(ctx, ref)
 	if err != nil {
-		return Version{}, err
+		return Version{}, Relay(err)
 	}
 	return clientVersionFromPB(v)
 }
@@ -78,13 +80,13 @@ func (b *Client) OpenBlob(ctx context.Context, d Digest) (io.ReadCloser, int64, 
 	}
 	resp, err := c.RPC().GetBlob(ctx, &registryv1.GetBlobRequest{Sha256: d.Hex()})
 	if err != nil {
-		return nil, 0, fmt.Errorf("blob %s: %w", d, err)
+		return nil, 0, fmt.Errorf("blob %s: %w", d, Relay(err))
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	stream, err := c.RPC().DownloadBlob(sctx, &registryv1.DownloadBlobRequest{Sha256: d.Hex()})
 	if err != nil {
 		cancel()
-		return nil, 0, fmt.Errorf("download blob %s: %w", d, err)
+		return nil, 0, fmt.Errorf("download blob %s: %w", d, Relay(err))
 	}
 	return &blobReader{stream: stream, cancel: cancel}, int64(resp.GetBlob().GetSizeBytes()), nil
 }
@@ -141,7 +143,7 @@ func (b *Client) PutBlob(ctx context.Context, r io.Reader, want Digest) (BlobInf
 	}
 	lm := &sdk.LocalModel{Files: []*sdk.LocalFile{{Path: "blob", Local: f.Name(), Size: n}}}
 	if _, err := c.Upload(ctx, lm, nil); err != nil {
-		return BlobInfo{}, fmt.Errorf("put blob %s: %w", got, err)
+		return BlobInfo{}, fmt.Errorf("put blob %s: %w", got, Relay(err))
 	}
 	return BlobInfo{Digest: got, Size: n}, nil
 }
@@ -186,7 +188,7 @@ func (b *Client) CreateVersion(ctx context.Context, name string, spec VersionSpe
 	}
 	resp, err := c.RPC().CreateVersion(ctx, req)
 	if err != nil {
-		return Version{}, fmt.Errorf("create version of %s: %w", name, err)
+		return Version{}, fmt.Errorf("create version of %s: %w", name, Relay(err))
 	}
 	return clientVersionFromPB(resp.GetVersion())
 }
@@ -196,4 +198,26 @@ func (b *Client) CreateVersion(ctx context.Context, name string, spec VersionSpe
 func fromPBOrZero[K ~string, V any](conv func(V) (K, bool), v V) K {
 	k, _ := conv(v)
 	return k
+}
+
+// relayed is a registry error as a service calling the registry passes it
+// on: the registry's code and message, without the SDK's "OP: CODE:" text
+// (the service's caller adds its own context, and the client its code).
+type relayed struct{ st *status.Status }
+
+func (r relayed) Error() string              { return r.st.Message() }
+func (r relayed) GRPCStatus() *status.Status { return r.st }
+
+// Relay turns an SDK call error, or the status error of a generated
+// client's call, into a relayed one (whose text is the registry's message,
+// not "rpc error: code = ... desc = ..."); others pass unchanged.
+func Relay(err error) error {
+	var se *sdk.Error
+	if errors.As(err, &se) {
+		return relayed{se.Status}
+	}
+	if s, ok := err.(interface{ GRPCStatus() *status.Status }); ok && s.GRPCStatus() != nil {
+		return relayed{s.GRPCStatus()}
+	}
+	return err
 }
