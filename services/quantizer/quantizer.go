@@ -277,8 +277,15 @@ func (q *Quantizer) Cancel(ctx context.Context, id string) (Job, error) {
 
 // Watch calls fn with the job's current snapshot and then after each change
 // (changes that happen while fn runs are coalesced into the latest
-// snapshot) until the job is terminal, ctx is done or fn returns an error.
+// snapshot) until the job is terminal, ctx is done, a Quantizer with a job
+// store closes (ErrClosed) or fn returns an error.
 func (q *Quantizer) Watch(ctx context.Context, id string, fn func(Job) error) error {
+	// With a store, Close leaves unfinished jobs queued in it: their
+	// watchers end with ErrClosed. Without one, Close finishes them.
+	var closed <-chan struct{}
+	if q.store != nil {
+		closed = q.ctx.Done()
+	}
 	for {
 		q.mu.Lock()
 		j, ok := q.table.Get(id)
@@ -298,7 +305,7 @@ func (q *Quantizer) Watch(ctx context.Context, id string, fn func(Job) error) er
 		case <-changed:
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-q.ctx.Done():
+		case <-closed:
 			return fmt.Errorf("watch job %q: %w", id, errClosed())
 		}
 	}
