@@ -150,3 +150,25 @@ func TestStateProto(t *testing.T) {
 		t.Errorf("StateFromPB(99): got %v, want ErrInvalid", err)
 	}
 }
+
+// BenchmarkStorePut is the cost of one durable save (a bbolt transaction
+// with its fsync) of a job record the size of a finished quantize job's.
+func BenchmarkStorePut(b *testing.B) {
+	s, err := OpenStore(filepath.Join(b.TempDir(), "jobs.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	rec := struct {
+		Log []string
+	}{Log: make([]string, 200)}
+	for i := range rec.Log {
+		rec.Log[i] = fmt.Sprintf("line %d of a job's log, about as long as a real one", i)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if err := s.Put(fmt.Sprintf("qj-%d", i%16), rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
