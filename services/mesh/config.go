@@ -89,9 +89,17 @@ type Config struct {
 	// NoHugePages keeps an inference node's weights off transparent huge
 	// pages (see model.WithHugePages), e.g. where compaction stalls loads.
 	NoHugePages bool
-	// MemoryBudget bounds an inference node's loaded models in bytes
-	// (0 = half the machine's memory).
+	// MemoryBudget bounds an inference node's loaded models in bytes:
+	// weights plus the KV cache of MaxBatch sequences of full context each
+	// (0 = memlimit's default: 80% of the cgroup limit, else half the
+	// host's memory).
 	MemoryBudget int64
+	// MaxBatch, MaxQueue and PrefillChunk configure an inference node's
+	// schedulers (0 = the inference package's defaults: 16, 64, 64).
+	MaxBatch, MaxQueue, PrefillChunk int
+	// MemoryRoot is where /proc and /sys/fs/cgroup are read for the
+	// default memory budget ("" = /; tests point it at real files).
+	MemoryRoot string
 	// RegistryAddr is the registry's gRPC address for the quantizer and
 	// inference nodes (default: a healthy bitnet-registry in Discovery).
 	RegistryAddr string
@@ -138,7 +146,7 @@ type Config struct {
 	RegistryMinFreeBytes int64
 	// JobMemoryBudget bounds the memory one quantization or training job
 	// may need, estimated from its model's shapes before anything is
-	// allocated (0: half the machine's memory).
+	// allocated (0: memlimit's default, as for MemoryBudget).
 	JobMemoryBudget int64
 	// JobRetention is how long finished quantize and train jobs are kept
 	// (in DATA/work/quantizer/jobs.db and DATA/work/trainer/jobs.db) after
@@ -254,6 +262,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("mesh: %d threads, want >= 0", c.Threads)
 	case c.MemoryBudget < 0:
 		return fmt.Errorf("mesh: memory budget %d bytes, want >= 0", c.MemoryBudget)
+	case c.MaxBatch < 0 || c.MaxQueue < 0 || c.PrefillChunk < 0:
+		return fmt.Errorf("mesh: max batch %d, max queue %d, prefill chunk %d: want >= 0", c.MaxBatch, c.MaxQueue, c.PrefillChunk)
 	case c.DrainTimeout < 0:
 		return fmt.Errorf("mesh: negative drain timeout %v", c.DrainTimeout)
 	case c.JobRetention < 0:
