@@ -120,8 +120,8 @@ var (
 		OneOf("int8", "int6", "int4")
 	// I2SBlock: the block size of bitnet.cpp I2_S tensors in GGUF files
 	// (shared/model WithI2SBlock; the file does not record it).
-	I2SBlock = Int("i2s-block", "BITNET_I2S_BLOCK", 128, "weights per I2_S block in GGUF files loaded here: 128 (bitnet.cpp's converters, "+
-		"x86 llama-quantize) or 64 (llama-quantize of an ARM build of bitnet.cpp; the file does not record it)").
+	I2SBlock = Int("i2s-block", "BITNET_I2S_BLOCK", 128, "weights per I2_S block in GGUF files loaded here "+
+		"(128 from bitnet.cpp's converters and x86 llama-quantize, 64 from an ARM build's llama-quantize; files do not record it)").
 		OneOf("128", "64")
 
 	// Clients (push, pull, models, nodes, quantize, generate --remote).
