@@ -24,6 +24,7 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/memlimit"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/metal"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/server"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
 
 // serverSettings is config.Server with replacements (same flag name).
@@ -58,6 +59,7 @@ func meshConfig(v *config.Values, env config.Lookup) (mesh.Config, error) {
 		KernelPlan:   kernels.PlanMode(config.KernelPlan.Get(v)),
 		Metal:        metal.Mode(config.Metal.Get(v)),
 		HeadFormat:   kernels.HeadFormat(config.Head.Get(v)),
+		I2SBlock:     ternary.I2SBlock(config.I2SBlock.Get(v)),
 		Threads:      config.Threads.Get(v),
 		KVCache:      config.KVCache.Get(v),
 		NoHugePages:  !config.HugePages.Get(v),

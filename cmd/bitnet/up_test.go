@@ -298,3 +298,35 @@ func TestMeshConfigServing(t *testing.T) {
 		}
 	}
 }
+
+// TestServerHelpNamesSettings: `bitnet up --help` and `bitnet serve --help`
+// name every setting the commands take, with its environment variable: the
+// limits of issue 10 (--max-body-bytes and the rest) among them.
+func TestServerHelpNamesSettings(t *testing.T) {
+	for _, tc := range []struct {
+		cmd      string
+		settings []config.Any
+	}{
+		{"up", upSettings()},
+		{"serve", config.Server},
+	} {
+		var out, errb strings.Builder
+		if err := runEnv(context.Background(), []string{tc.cmd, "--help"}, config.MapLookup(nil), &out, &errb); err != nil {
+			t.Fatal(err)
+		}
+		help := out.String()
+		for _, s := range tc.settings {
+			info := s.Info()
+			if !strings.Contains(help, "--"+info.Flag+" ") || !strings.Contains(help, "env "+info.Env) {
+				t.Errorf("%s --help does not name --%s and %s", tc.cmd, info.Flag, info.Env)
+			}
+		}
+		for _, limit := range []string{"--max-body-bytes", "--max-upload-body-bytes", "--body-read-timeout", "--read-header-timeout",
+			"--idle-timeout", "--grpc-max-recv-bytes", "--max-streams", "--grpc-keepalive-min-time", "--max-blob-bytes",
+			"--registry-quota", "--registry-min-free", "--job-memory-budget", "--rate-limit", "--tokens-per-minute", "--max-streams-per-key"} {
+			if !strings.Contains(help, limit) {
+				t.Errorf("%s --help does not name %s", tc.cmd, limit)
+			}
+		}
+	}
+}

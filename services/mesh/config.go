@@ -17,6 +17,7 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/metrics"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/server"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
 
 // Kind names a service of the mesh.
@@ -86,6 +87,9 @@ type Config struct {
 	// HeadFormat is how inference nodes store output heads
 	// ("" = model.DefaultHeadFormat; kernels.HeadFormat int8, int6, int4).
 	HeadFormat kernels.HeadFormat
+	// I2SBlock is the block size of bitnet.cpp I2_S tensors in the GGUF
+	// files inference nodes load (0 = ternary.I2SBlock128; model.WithI2SBlock).
+	I2SBlock ternary.I2SBlock
 	// NoHugePages keeps an inference node's weights off transparent huge
 	// pages (see model.WithHugePages), e.g. where compaction stalls loads.
 	NoHugePages bool
@@ -297,6 +301,9 @@ func (c Config) validate() error {
 		if _, err := kernels.ParseHeadFormat(string(c.HeadFormat)); err != nil {
 			return fmt.Errorf("mesh: %w", err)
 		}
+	}
+	if c.I2SBlock != 0 && c.I2SBlock != ternary.I2SBlock128 && c.I2SBlock != ternary.I2SBlock64 {
+		return fmt.Errorf("mesh: I2_S block %d: want 128 or 64", c.I2SBlock)
 	}
 	if c.KernelPlan != "" {
 		if _, err := kernels.ParsePlanMode(string(c.KernelPlan)); err != nil {

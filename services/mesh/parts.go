@@ -111,6 +111,9 @@ func quantizerPart(cfg Config, sec security, id string, reg *part) (*part, error
 	if jb > 0 {
 		qopts = append(qopts, quantizer.WithMemoryBudget(jb))
 	}
+	if cfg.I2SBlock != 0 {
+		qopts = append(qopts, quantizer.WithI2SBlock(cfg.I2SBlock))
+	}
 	q, err := quantizer.New(src, sink, qopts...)
 	if err != nil {
 		closeAll(p.closers)
@@ -219,6 +222,9 @@ func inferencePart(cfg Config, sec security, id, addr string) (_ *part, err erro
 	}
 	if cfg.PrefillChunk > 0 {
 		opts = append(opts, inference.WithScheduler(inference.WithPrefillChunk(cfg.PrefillChunk)))
+	}
+	if cfg.I2SBlock != 0 {
+		opts = append(opts, inference.WithManager(inference.WithModelOptions(model.WithI2SBlock(cfg.I2SBlock))))
 	}
 	srv, err := inference.NewServer(newRegistryFetcher(conn, filepath.Join(cfg.cacheDir(), id)), opts...)
 	if err != nil {

@@ -135,6 +135,6 @@ func TestRetention(t *testing.T) {
 		t.Errorf("after reopening: got %d jobs, %v; want the fresh one only", len(list), err)
 	}
 	if _, err := New(b, b, WithRetention(-time.Second)); !errors.Is(err, jobs.ErrInvalid) {
-		t.Errorf("negative retention: got %v, want ErrInvalid", err)
+		t.Errorf("negative retention: got %v, want jobs.ErrInvalid", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/artifact"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
 
 // Option configures a Quantizer.
@@ -23,6 +24,7 @@ type options struct {
 	jobs.Config
 	calibText string
 	storePath string
+	i2sBlock  ternary.I2SBlock
 }
 
 // WithWorkers sets how many jobs run at once (default 1: a job uses every
@@ -61,6 +63,11 @@ func WithDefaultCalibration(text string) Option { return func(o *options) { o.ca
 // (RESOURCE_EXHAUSTED) without allocating them. The default is half the
 // machine's memory; a negative budget turns the check off.
 func WithMemoryBudget(bytes int64) Option { return func(o *options) { o.MemoryBudget = bytes } }
+
+// WithI2SBlock sets the block size of the I2_S tensors of GGUF sources
+// (model.WithI2SBlock: 128 by default, 64 for files from ARM builds of
+// bitnet.cpp's llama-quantize).
+func WithI2SBlock(b ternary.I2SBlock) Option { return func(o *options) { o.i2sBlock = b } }
 
 // WithLogger logs what clients are not told (a job's panic and stack).
 func WithLogger(l *zap.Logger) Option { return func(o *options) { o.Log = l } }

@@ -29,9 +29,9 @@ func (q *Quantizer) prepare(ctx context.Context, req Request) (Request, error) {
 	switch req.Target {
 	case "":
 		req.Target = artifact.QuantTQ20
-	case artifact.QuantTQ20, artifact.QuantTQ10:
+	case artifact.QuantTQ20, artifact.QuantTQ10, artifact.QuantI2S:
 	default:
-		return req, fmt.Errorf("target %q: want %s or %s: %w", req.Target, artifact.QuantTQ20, artifact.QuantTQ10, jobs.ErrInvalid)
+		return req, fmt.Errorf("target %q: want %s, %s or %s: %w", req.Target, artifact.QuantTQ20, artifact.QuantTQ10, artifact.QuantI2S, jobs.ErrInvalid)
 	}
 	if req.Threads < 0 || req.Threads > 1024 {
 		return req, fmt.Errorf("threads %d: want 0 to 1024: %w", req.Threads, jobs.ErrInvalid)

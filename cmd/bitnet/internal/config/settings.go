@@ -120,6 +120,11 @@ var (
 	// Head: the output head's storage (shared/model DefaultHeadFormat; docs/perf.md).
 	Head = String("head", "BITNET_HEAD", "int6", "output head storage (fewer bits read fewer bytes per token; perplexity cost in docs/perf.md)").
 		OneOf("int8", "int6", "int4")
+	// I2SBlock: the block size of bitnet.cpp I2_S tensors in GGUF files
+	// (shared/model WithI2SBlock; the file does not record it).
+	I2SBlock = Int("i2s-block", "BITNET_I2S_BLOCK", 128, "weights per I2_S block in GGUF files loaded here "+
+		"(128 from bitnet.cpp's converters and x86 llama-quantize, 64 from an ARM build's llama-quantize; files do not record it)").
+		OneOf("128", "64")
 
 	// Clients (push, pull, models, nodes, quantize, generate --remote).
 	Remote  = String("remote", "BITNET_REMOTE", "127.0.0.1:50051", "gRPC address of the mesh")
@@ -135,7 +140,7 @@ const maxThreads = 4096
 var (
 	// Server is what `up` and `serve` take.
 	Server = []Any{GRPCAddr, HTTPAddr, DataDir, Consul, Advertise, NodeName, RegistryAddr,
-		Kernel, KernelPlan, Metal, Head, Threads, KVCache, HugePages, MemoryBudget, MaxBatch, MaxQueue, PrefillChunk, LogLevel, LogJSON, Drain, Console,
+		Kernel, KernelPlan, Metal, Head, I2SBlock, Threads, KVCache, HugePages, MemoryBudget, MaxBatch, MaxQueue, PrefillChunk, LogLevel, LogJSON, Drain, Console,
 		MaxBodyBytes, MaxUploadBodyBytes, BodyReadTimeout, MinBodyRate, ReadHeaderTimeout, IdleTimeout,
 		MaxHeaderBytes, GRPCMaxRecvBytes, MaxStreams, GRPCKeepaliveMinTime, CORSOrigins,
 		MaxBlobBytes, RegistryQuota, RegistryMinFree, JobMemoryBudget, JobRetention,
@@ -144,7 +149,7 @@ var (
 	// Client is what every command talking to a mesh takes.
 	Client = []Any{Remote, Timeout, Quiet, APIKey, TLS, TLSCA, TLSCert, TLSKey, TLSServerName}
 	// LocalModel is what commands running a model in process take.
-	LocalModel = []Any{Kernel, KernelPlan, Metal, Head, Threads, KVCache}
+	LocalModel = []Any{Kernel, KernelPlan, Metal, Head, I2SBlock, Threads, KVCache}
 )
 
 // All returns every declared setting once, in catalogue order (what
