@@ -91,6 +91,7 @@ func meshConfig(v *config.Values, env config.Lookup) (mesh.Config, error) {
 		RegistryQuota:        config.RegistryQuota.Get(v),
 		RegistryMinFreeBytes: config.RegistryMinFree.Get(v),
 		JobMemoryBudget:      config.JobMemoryBudget.Get(v),
+		JobRetention:         config.JobRetention.Get(v),
 		Auth:                 config.Auth.Get(v),
 		Insecure:             config.Insecure.Get(v),
 		APIKey:               config.APIKey.Get(v),

@@ -156,6 +156,10 @@ type Config struct {
 	// may need, estimated from its model's shapes before anything is
 	// allocated (0: memlimit's default, as for MemoryBudget).
 	JobMemoryBudget int64
+	// JobRetention is how long finished quantize and train jobs are kept
+	// (in DATA/work/quantizer/jobs.db and DATA/work/trainer/jobs.db) after
+	// they end (0: until the newest 1000 push them out).
+	JobRetention time.Duration
 
 	// Auth requires an API key on every call but health checks (package
 	// auth); a registry with Auth and no keys creates an admin key at start.
@@ -273,6 +277,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("mesh: max batch %d, max queue %d, prefill chunk %d: want >= 0", c.MaxBatch, c.MaxQueue, c.PrefillChunk)
 	case c.DrainTimeout < 0:
 		return fmt.Errorf("mesh: negative drain timeout %v", c.DrainTimeout)
+	case c.JobRetention < 0:
+		return fmt.Errorf("mesh: job retention %v: want >= 0", c.JobRetention)
 	case c.MaxBlobBytes < 0 || c.RegistryQuota < 0 || c.JobMemoryBudget < 0:
 		return fmt.Errorf("mesh: max blob bytes %d, registry quota %d and job memory budget %d: want >= 0", c.MaxBlobBytes, c.RegistryQuota, c.JobMemoryBudget)
 	case c.KeyRefresh < 0 || c.KeyMaxStale < 0:

@@ -2,7 +2,6 @@ package mesh
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -12,13 +11,10 @@ import (
 	otelcodes "go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/bitnet-mesh/bitnet-mesh/shared/telemetry"
-
-	"google.golang.org/grpc/status"
-
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
-	"github.com/bitnet-mesh/bitnet-mesh/sdk"
 	"github.com/bitnet-mesh/bitnet-mesh/services/inference"
+	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/telemetry"
 )
 
 // registryFetcher is an inference.Fetcher that pulls versions from the
@@ -56,7 +52,7 @@ func (f *registryFetcher) Fetch(ctx context.Context, ref *modelv1.ModelRef) (inf
 	}
 	v, err := c.Resolve(ctx, ref.Text())
 	if err != nil {
-		return inference.Local{}, relay(err)
+		return inference.Local{}, registry.Relay(err)
 	}
 	name, ver := v.GetRef().GetName(), v.GetRef().GetVersion()
 	resolved := (&modelv1.ModelRef{Name: name, Version: ver}).Text()
@@ -74,7 +70,7 @@ func (f *registryFetcher) Fetch(ctx context.Context, ref *modelv1.ModelRef) (inf
 		span.RecordError(err)
 		span.SetStatus(otelcodes.Error, "pull failed")
 		span.End()
-		return inference.Local{}, fmt.Errorf("download %s: %w", resolved, relay(err))
+		return inference.Local{}, fmt.Errorf("download %s: %w", resolved, registry.Relay(err))
 	}
 	span.End()
 	loc := inference.Local{
@@ -93,28 +89,6 @@ func (f *registryFetcher) Fetch(ctx context.Context, ref *modelv1.ModelRef) (inf
 	return loc, nil
 }
 
-// relayed is a registry error as the node passes it on: the registry's code
-// and message, without the SDK's "OP: CODE:" text (the node's caller adds
-// its own context, and the client its code).
-type relayed struct{ st *status.Status }
-
-func (r relayed) Error() string              { return r.st.Message() }
-func (r relayed) GRPCStatus() *status.Status { return r.st }
-
-// relay turns an SDK call error, or the status error of a generated
-// client's call, into a relayed one (whose text is the registry's message,
-// not "rpc error: code = ... desc = ..."); others pass unchanged.
-func relay(err error) error {
-	var se *sdk.Error
-	if errors.As(err, &se) {
-		return relayed{se.Status}
-	}
-	if s, ok := err.(interface{ GRPCStatus() *status.Status }); ok && s.GRPCStatus() != nil {
-		return relayed{s.GRPCStatus()}
-	}
-	return err
-}
-
 // List implements inference.Lister: the registry's models at their latest
 // version, so that ListModels reports what can be served, not only what is
 // loaded (format and size are not known without a call per model).
@@ -125,7 +99,7 @@ func (f *registryFetcher) List(ctx context.Context) ([]inference.Local, error) {
 	}
 	models, err := c.List(ctx, "")
 	if err != nil {
-		return nil, relay(err)
+		return nil, registry.Relay(err)
 	}
 	var out []inference.Local
 	for _, m := range models {

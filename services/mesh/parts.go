@@ -99,10 +99,11 @@ func quantizerPart(cfg Config, sec security, id string, reg *part) (*part, error
 	} else {
 		conn := newRegConn(cfg.RegistryAddr, cfg.Discovery, cfg.registryOptions(sec))
 		p.closers = append(p.closers, conn.Close)
-		b := &remoteBackend{conn: conn, tempDir: filepath.Join(cfg.workDir(), "upload")}
+		b := registry.NewClient(conn.client, filepath.Join(cfg.workDir(), "upload"))
 		src, sink = b, b
 	}
-	qopts := []quantizer.Option{quantizer.WithWorkDir(cfg.workDir()), quantizer.WithLogger(cfg.Logger)}
+	qopts := []quantizer.Option{quantizer.WithWorkDir(cfg.workDir()), quantizer.WithLogger(cfg.Logger),
+		quantizer.WithJobStore(filepath.Join(cfg.workDir(), "quantizer", "jobs.db")), quantizer.WithRetention(cfg.JobRetention)}
 	jb, err := memoryBudget(cfg, cfg.JobMemoryBudget, id, "job memory budget")
 	if err != nil {
 		return nil, err
@@ -369,10 +370,11 @@ func trainerPart(cfg Config, sec security, id string, reg *part) (*part, error) 
 	} else {
 		conn := newRegConn(cfg.RegistryAddr, cfg.Discovery, cfg.registryOptions(sec))
 		p.closers = append(p.closers, conn.Close)
-		b := &remoteBackend{conn: conn, tempDir: filepath.Join(cfg.workDir(), "trainer-upload")}
+		b := registry.NewClient(conn.client, filepath.Join(cfg.workDir(), "trainer-upload"))
 		src, sink = b, b
 	}
-	topts := []trainer.Option{trainer.WithWorkDir(filepath.Join(cfg.workDir(), "trainer")), trainer.WithLogger(cfg.Logger)}
+	topts := []trainer.Option{trainer.WithWorkDir(filepath.Join(cfg.workDir(), "trainer")), trainer.WithLogger(cfg.Logger),
+		trainer.WithRetention(cfg.JobRetention)}
 	jb, err := memoryBudget(cfg, cfg.JobMemoryBudget, id, "job memory budget")
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
@@ -22,7 +23,7 @@ func BenchmarkJob(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if j = wait(b, e.q, j.ID); j.State != StateSucceeded {
+		if j = wait(b, e.q, j.ID); j.State != jobs.StateSucceeded {
 			b.Fatalf("state %v: %v", j.State, j.Err)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 )
 
 // panicSource panics on the second Resolve (the job's, after Create's), as
@@ -28,7 +29,7 @@ func (p *panicSource) Resolve(ctx context.Context, ref string) (registry.Version
 }
 
 // TestPanickingJobFails: a job that panics is recorded FAILED with
-// ErrInternal (no panic text for the client) and the process lives on.
+// jobs.ErrInternal (no panic text for the client) and the process lives on.
 func TestPanickingJobFails(t *testing.T) {
 	e, _ := pushed(t)
 	b := registry.NewBackend(e.store)
@@ -42,10 +43,10 @@ func TestPanickingJobFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitState(t, q, j.ID, StateFailed)
+	waitState(t, q, j.ID, jobs.StateFailed)
 	got, err := q.Get(ctx, j.ID)
-	if err != nil || !errors.Is(got.Err, ErrInternal) || strings.Contains(got.Err.Error(), "source bug") {
-		t.Fatalf("got %v %v, want a failed job with ErrInternal and no panic text", got.Err, err)
+	if err != nil || !errors.Is(got.Err, jobs.ErrInternal) || strings.Contains(got.Err.Error(), "source bug") {
+		t.Fatalf("got %v %v, want a failed job with jobs.ErrInternal and no panic text", got.Err, err)
 	}
 }
 
@@ -59,7 +60,7 @@ func TestJobOverBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitState(t, e.q, j.ID, StateFailed)
+	waitState(t, e.q, j.ID, jobs.StateFailed)
 	got, _ := e.q.Get(ctx, j.ID)
 	if code(got.Err) != codes.ResourceExhausted || !strings.Contains(got.Err.Error(), "budget") || strings.Contains(got.Err.Error(), os.TempDir()) {
 		t.Fatalf("got %v (%v), want RESOURCE_EXHAUSTED naming the budget and no path", code(got.Err), got.Err)

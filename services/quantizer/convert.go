@@ -11,7 +11,7 @@ import (
 
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
 	quantizerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/quantizer/v1"
-	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/artifact"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/errcode"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
@@ -21,14 +21,9 @@ import (
 // codes (a function so that no package state can be mutated).
 func kinds() []errcode.Kind {
 	return append([]errcode.Kind{
-		{Err: ErrNotFound, Code: codes.NotFound},
-		{Err: ErrInvalid, Code: codes.InvalidArgument},
-		{Err: ErrQueueFull, Code: codes.ResourceExhausted},
-		{Err: ErrClosed, Code: codes.Unavailable},
 		{Err: ErrCheckpoint, Code: codes.FailedPrecondition},
-		{Err: ErrInternal, Code: codes.Internal},
 		{Err: model.ErrOverBudget, Code: codes.ResourceExhausted},
-	}, registry.ErrorKinds()...)
+	}, append(jobs.ErrorKinds(), artifact.ErrorKinds()...)...)
 }
 
 // code maps an error to a gRPC status code.
@@ -37,54 +32,27 @@ func code(err error) codes.Code { return errcode.Code(err, kinds()...) }
 // toStatus converts an error to a gRPC status error, keeping the message.
 func toStatus(err error) error { return errcode.Status(err, kinds()...) }
 
-func formatFromPB(f modelv1.ModelFormat) (registry.Format, error) {
-	switch f {
-	case modelv1.ModelFormat_MODEL_FORMAT_UNSPECIFIED:
-		return "", nil
-	case modelv1.ModelFormat_MODEL_FORMAT_GGUF:
-		return registry.FormatGGUF, nil
-	case modelv1.ModelFormat_MODEL_FORMAT_HF_SAFETENSORS:
-		return registry.FormatHFSafetensors, nil
-	case modelv1.ModelFormat_MODEL_FORMAT_HF_PACKED:
-		return registry.FormatHFPacked, nil
+func formatFromPB(f modelv1.ModelFormat) (artifact.Format, error) {
+	if out, ok := artifact.FormatFromPB(f); ok {
+		return out, nil
 	}
-	return "", fmt.Errorf("source files: format %v: %w", f, ErrInvalid)
+	return "", fmt.Errorf("source files: format %v: %w", f, jobs.ErrInvalid)
 }
 
-func formatToPB(f registry.Format) modelv1.ModelFormat {
-	switch f {
-	case registry.FormatGGUF:
-		return modelv1.ModelFormat_MODEL_FORMAT_GGUF
-	case registry.FormatHFSafetensors:
-		return modelv1.ModelFormat_MODEL_FORMAT_HF_SAFETENSORS
-	case registry.FormatHFPacked:
-		return modelv1.ModelFormat_MODEL_FORMAT_HF_PACKED
+func targetFromPB(t modelv1.QuantType) (artifact.QuantType, error) {
+	switch q, _ := artifact.QuantFromPB(t); q {
+	case "", artifact.QuantTQ20, artifact.QuantTQ10, artifact.QuantI2S:
+		return q, nil
 	}
-	return modelv1.ModelFormat_MODEL_FORMAT_UNSPECIFIED
+	return "", fmt.Errorf("target %v: want QUANT_TYPE_TQ2_0, QUANT_TYPE_TQ1_0 or QUANT_TYPE_I2_S: %w", t, jobs.ErrInvalid)
 }
 
-func targetFromPB(t modelv1.QuantType) (registry.QuantType, error) {
-	switch t {
-	case modelv1.QuantType_QUANT_TYPE_UNSPECIFIED:
-		return "", nil
-	case modelv1.QuantType_QUANT_TYPE_TQ2_0:
-		return registry.QuantTQ20, nil
-	case modelv1.QuantType_QUANT_TYPE_TQ1_0:
-		return registry.QuantTQ10, nil
-	case modelv1.QuantType_QUANT_TYPE_I2_S:
-		return registry.QuantI2S, nil
+// targetToPB converts a job's target (TQ2_0 when not given).
+func targetToPB(t artifact.QuantType) modelv1.QuantType {
+	if t == "" {
+		t = artifact.QuantTQ20
 	}
-	return "", fmt.Errorf("target %v: want QUANT_TYPE_TQ2_0, QUANT_TYPE_TQ1_0 or QUANT_TYPE_I2_S: %w", t, ErrInvalid)
-}
-
-func targetToPB(t registry.QuantType) modelv1.QuantType {
-	switch t {
-	case registry.QuantTQ10:
-		return modelv1.QuantType_QUANT_TYPE_TQ1_0
-	case registry.QuantI2S:
-		return modelv1.QuantType_QUANT_TYPE_I2_S
-	}
-	return modelv1.QuantType_QUANT_TYPE_TQ2_0
+	return artifact.QuantToPB(t)
 }
 
 func requestFromPB(req *quantizerv1.CreateJobRequest) (Request, error) {
@@ -92,7 +60,7 @@ func requestFromPB(req *quantizerv1.CreateJobRequest) (Request, error) {
 	switch src := req.GetSource().GetSource().(type) {
 	case *quantizerv1.Source_Model:
 		if src.Model == "" {
-			return r, fmt.Errorf("source model: empty: %w", ErrInvalid)
+			return r, fmt.Errorf("source model: empty: %w", jobs.ErrInvalid)
 		}
 		r.Model = src.Model
 	case *quantizerv1.Source_Files:
@@ -102,13 +70,13 @@ func requestFromPB(req *quantizerv1.CreateJobRequest) (Request, error) {
 		}
 		r.FilesFormat = f
 		if len(src.Files.GetFiles()) == 0 {
-			return r, fmt.Errorf("source files: none given: %w", ErrInvalid)
+			return r, fmt.Errorf("source files: none given: %w", jobs.ErrInvalid)
 		}
 		for _, f := range src.Files.GetFiles() {
-			r.Files = append(r.Files, SourceFile{Path: f.GetPath(), Digest: registry.Digest(f.GetSha256())})
+			r.Files = append(r.Files, SourceFile{Path: f.GetPath(), Digest: artifact.Digest(f.GetSha256())})
 		}
 	default:
-		return r, fmt.Errorf("source: want a model or files: %w", ErrInvalid)
+		return r, fmt.Errorf("source: want a model or files: %w", jobs.ErrInvalid)
 	}
 	t, err := targetFromPB(req.GetTarget())
 	if err != nil {
@@ -120,7 +88,7 @@ func requestFromPB(req *quantizerv1.CreateJobRequest) (Request, error) {
 	}
 	if c := req.GetCalibration(); c != nil {
 		r.Calibration = &Calibration{
-			Text: c.GetText(), TextDigest: registry.Digest(c.GetTextSha256()),
+			Text: c.GetText(), TextDigest: artifact.Digest(c.GetTextSha256()),
 			MaxTokens: asInt(c.GetMaxTokens()), ContextLength: asInt(c.GetContextLength()),
 		}
 	}
@@ -144,7 +112,7 @@ func requestToPB(r Request) *quantizerv1.CreateJobRequest {
 	case r.Model != "":
 		out.Source = &quantizerv1.Source{Source: &quantizerv1.Source_Model{Model: r.Model}}
 	case len(r.Files) > 0:
-		sf := &quantizerv1.SourceFiles{Format: formatToPB(r.FilesFormat)}
+		sf := &quantizerv1.SourceFiles{Format: artifact.FormatToPB(r.FilesFormat)}
 		for _, f := range r.Files {
 			sf.Files = append(sf.Files, &quantizerv1.SourceFile{Path: f.Path, Sha256: f.Digest.Hex()})
 		}
@@ -162,37 +130,6 @@ func requestToPB(r Request) *quantizerv1.CreateJobRequest {
 	return out
 }
 
-// statesPB is a function so that no package state can be mutated.
-func statesPB() [7]modelv1.JobState {
-	return [...]modelv1.JobState{
-		StateQueued:     modelv1.JobState_JOB_STATE_QUEUED,
-		StateRunning:    modelv1.JobState_JOB_STATE_RUNNING,
-		StateSucceeded:  modelv1.JobState_JOB_STATE_SUCCEEDED,
-		StateFailed:     modelv1.JobState_JOB_STATE_FAILED,
-		StateCancelling: modelv1.JobState_JOB_STATE_CANCELLING,
-		StateCancelled:  modelv1.JobState_JOB_STATE_CANCELLED,
-	}
-}
-
-func stateToPB(s State) modelv1.JobState {
-	if all := statesPB(); s > 0 && int(s) < len(all) {
-		return all[s]
-	}
-	return modelv1.JobState_JOB_STATE_UNSPECIFIED
-}
-
-func stateFromPB(s modelv1.JobState) (State, error) {
-	if s == modelv1.JobState_JOB_STATE_UNSPECIFIED {
-		return 0, nil
-	}
-	for st, p := range statesPB() {
-		if p == s && st > 0 {
-			return State(st), nil
-		}
-	}
-	return 0, fmt.Errorf("state %v: %w", s, ErrInvalid)
-}
-
 func ts(t time.Time) *timestamppb.Timestamp {
 	if t.IsZero() {
 		return nil
@@ -206,7 +143,7 @@ func jobToPB(j Job, linears, log bool) *quantizerv1.Job {
 	p := j.Progress
 	out := &quantizerv1.Job{
 		JobId:   j.ID,
-		State:   stateToPB(j.State),
+		State:   jobs.StateToPB(j.State),
 		Request: requestToPB(j.Request),
 		Progress: &modelv1.Progress{
 			Phase: p.Phase, Done: p.Done, Total: p.Total, Unit: p.Unit, Fraction: p.Fraction,

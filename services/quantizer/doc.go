@@ -13,6 +13,13 @@
 // (blob + version). Cancellation is checked between files, tensors and
 // evaluation chunks, so a cancelled job stops within one of those steps.
 //
+// With WithJobStore every change of a job's state is persisted (a
+// jobs.Store: one durable bbolt transaction each), so a Quantizer reopened
+// after a Close or a crash (even a SIGKILL) has its finished jobs back with
+// their reports and logs, and runs its unfinished ones again from the
+// start (a quantization has no checkpoint worth resuming). WithRetention
+// forgets finished jobs past an age.
+//
 // The quality report has, per linear weight, the share of zeros, the scale
 // (absmean) and the relative reconstruction error ||W - s*T|| / ||W||
 // (ternary.Stats; 0 by construction for inputs that are ternary already).
@@ -40,7 +47,8 @@
 // the engine: on a 2B model expect about a second per calibration token
 // on two cores.
 //
-// Source and Sink are the quantizer's view of the registry; registry.NewBackend
-// adapts an in-process *registry.Store. Server adapts a Quantizer to the
+// Source and Sink (package artifact) are the quantizer's view of the
+// registry; registry.NewBackend adapts an in-process *registry.Store and
+// registry.NewClient its gRPC API. Server adapts a Quantizer to the
 // bitnet.quantizer.v1 gRPC API.
 package quantizer

@@ -8,6 +8,7 @@ import (
 
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
 
@@ -24,7 +25,7 @@ func TestI2SBlockSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j = wait(t, e.q, j.ID); j.State != StateSucceeded {
+	if j = wait(t, e.q, j.ID); j.State != jobs.StateSucceeded {
 		t.Fatalf("I2_S job: %v (%v)", j.State, j.Err)
 	}
 	v, err := e.store.Resolve(ctx, "x86@1")
@@ -66,7 +67,7 @@ func TestI2SBlockSource(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if j = wait(t, e.q, j.ID); j.State != StateSucceeded {
+		if j = wait(t, e.q, j.ID); j.State != jobs.StateSucceeded {
 			t.Fatalf("%s: %v (%v)", name, j.State, j.Err)
 		}
 		v, err := e.store.Resolve(ctx, name+"@1")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 )
 
 // pushed returns an env with a master checkpoint stored as "tiny@1".
@@ -23,7 +24,7 @@ func pushed(t *testing.T, opts ...Option) (*testEnv, string) {
 }
 
 // waitState waits until a job is in state s.
-func waitState(t *testing.T, q *Quantizer, id string, s State) {
+func waitState(t *testing.T, q *Quantizer, id string, s jobs.State) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -57,22 +58,22 @@ func TestCreateBadInput(t *testing.T) {
 		want error
 		msg  string
 	}{
-		{"no source", Request{}, ErrInvalid, "exactly one"},
-		{"two sources", Request{Model: "tiny", Path: dir}, ErrInvalid, "exactly one"},
-		{"unknown target", Request{Model: "tiny", Target: registry.QuantF16}, ErrInvalid, "target"},
+		{"no source", Request{}, jobs.ErrInvalid, "exactly one"},
+		{"two sources", Request{Model: "tiny", Path: dir}, jobs.ErrInvalid, "exactly one"},
+		{"unknown target", Request{Model: "tiny", Target: registry.QuantF16}, jobs.ErrInvalid, "target"},
 		{"unknown model", Request{Model: "nope"}, registry.ErrNotFound, "nope"},
 		{"bad ref", Request{Model: "Bad Name"}, registry.ErrInvalid, "source model"},
-		{"missing config", Request{Files: files}, ErrInvalid, "missing config.json"},
+		{"missing config", Request{Files: files}, jobs.ErrInvalid, "missing config.json"},
 		{"missing blob", Request{Files: []SourceFile{{Path: "config.json", Digest: missing}}}, registry.ErrNotFound, "config.json"},
 		{"bad digest", Request{Files: []SourceFile{{Path: "config.json", Digest: "sha256:xyz"}}}, registry.ErrInvalid, "digest"},
 		{"path traversal", Request{Files: []SourceFile{{Path: "../config.json", Digest: missing}}}, registry.ErrInvalid, ".."},
-		{"gguf without gguf", Request{Files: files, FilesFormat: registry.FormatGGUF}, ErrInvalid, "0 .gguf files"},
-		{"local dir without config", Request{Path: t.TempDir()}, ErrInvalid, "config.json"},
-		{"local missing", Request{Path: filepath.Join(dir, "nope")}, ErrInvalid, "nope"},
+		{"gguf without gguf", Request{Files: files, FilesFormat: registry.FormatGGUF}, jobs.ErrInvalid, "0 .gguf files"},
+		{"local dir without config", Request{Path: t.TempDir()}, jobs.ErrInvalid, "config.json"},
+		{"local missing", Request{Path: filepath.Join(dir, "nope")}, jobs.ErrInvalid, "nope"},
 		{"bad output name", Request{Model: "tiny", Output: Output{Name: "../x"}}, registry.ErrInvalid, "output name"},
-		{"text and blob", Request{Model: "tiny", Calibration: &Calibration{Text: "a", TextDigest: missing}}, ErrInvalid, "both"},
-		{"text too long", Request{Model: "tiny", Calibration: &Calibration{Text: strings.Repeat("a", MaxCalibrationText+1)}}, ErrInvalid, "at most"},
-		{"context 1", Request{Model: "tiny", Calibration: &Calibration{ContextLength: 1}}, ErrInvalid, "context length"},
+		{"text and blob", Request{Model: "tiny", Calibration: &Calibration{Text: "a", TextDigest: missing}}, jobs.ErrInvalid, "both"},
+		{"text too long", Request{Model: "tiny", Calibration: &Calibration{Text: strings.Repeat("a", MaxCalibrationText+1)}}, jobs.ErrInvalid, "at most"},
+		{"context 1", Request{Model: "tiny", Calibration: &Calibration{ContextLength: 1}}, jobs.ErrInvalid, "context length"},
 		{"missing text blob", Request{Model: "tiny", Calibration: &Calibration{TextDigest: missing}}, registry.ErrNotFound, "calibration"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -82,8 +83,8 @@ func TestCreateBadInput(t *testing.T) {
 			}
 		})
 	}
-	if jobs, _, _ := e.q.List(ctx, ListOptions{}); len(jobs) != 0 {
-		t.Errorf("%d jobs after bad requests, want 0", len(jobs))
+	if list, _, _ := e.q.List(ctx, ListOptions{}); len(list) != 0 {
+		t.Errorf("%d jobs after bad requests, want 0", len(list))
 	}
 }
 
@@ -101,29 +102,29 @@ func TestCancel(t *testing.T) {
 	}
 	<-e.src.hits
 	got, err := e.q.Get(ctx, run.ID)
-	if err != nil || got.State != StateRunning || got.Progress.Phase != PhaseFetching || got.StartTime.IsZero() {
+	if err != nil || got.State != jobs.StateRunning || got.Progress.Phase != PhaseFetching || got.StartTime.IsZero() {
 		t.Fatalf("running job: %+v, %v; want running in phase fetching", got.Progress, err)
 	}
 	// A queued job is cancelled at once.
 	c, err := e.q.Cancel(ctx, queued.ID)
-	if err != nil || c.State != StateCancelled || !errors.Is(c.Err, context.Canceled) || c.EndTime.IsZero() {
+	if err != nil || c.State != jobs.StateCancelled || !errors.Is(c.Err, context.Canceled) || c.EndTime.IsZero() {
 		t.Fatalf("cancel queued: state %v err %v (%v), want cancelled", c.State, c.Err, err)
 	}
 	// A running one goes through CANCELLING.
 	c, err = e.q.Cancel(ctx, run.ID)
-	if err != nil || (c.State != StateCancelling && c.State != StateCancelled) {
+	if err != nil || (c.State != jobs.StateCancelling && c.State != jobs.StateCancelled) {
 		t.Fatalf("cancel running: state %v (%v), want cancelling", c.State, err)
 	}
 	j := wait(t, e.q, run.ID)
-	if j.State != StateCancelled || code(j.Err).String() != "Canceled" || j.Result != nil {
+	if j.State != jobs.StateCancelled || code(j.Err).String() != "Canceled" || j.Result != nil {
 		t.Errorf("after cancel: state %v err %v result %v, want cancelled", j.State, j.Err, j.Result)
 	}
 	// Cancelling a finished job changes nothing; unknown jobs are not found.
-	if again, err := e.q.Cancel(ctx, run.ID); err != nil || again.State != StateCancelled {
+	if again, err := e.q.Cancel(ctx, run.ID); err != nil || again.State != jobs.StateCancelled {
 		t.Errorf("second cancel: %v %v, want cancelled, nil", again.State, err)
 	}
-	if _, err := e.q.Cancel(ctx, "qj-nope"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("cancel unknown: %v, want ErrNotFound", err)
+	if _, err := e.q.Cancel(ctx, "qj-nope"); !errors.Is(err, jobs.ErrNotFound) {
+		t.Errorf("cancel unknown: %v, want jobs.ErrNotFound", err)
 	}
 	// The worker is free again.
 	e.src.open()
@@ -131,7 +132,7 @@ func TestCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j := wait(t, e.q, next.ID); j.State != StateSucceeded {
+	if j := wait(t, e.q, next.ID); j.State != jobs.StateSucceeded {
 		t.Errorf("job after cancels: %v (%v), want succeeded", j.State, j.Err)
 	}
 	// The output defaults to the source's model: the source and one result.
@@ -153,25 +154,25 @@ func TestQueueFullIdempotencyAndList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.q.Create(ctx, Request{Model: "tiny"}); !errors.Is(err, ErrQueueFull) || code(err).String() != "ResourceExhausted" {
-		t.Errorf("third job: %v, want ErrQueueFull", err)
+	if _, err := e.q.Create(ctx, Request{Model: "tiny"}); !errors.Is(err, jobs.ErrQueueFull) || code(err).String() != "ResourceExhausted" {
+		t.Errorf("third job: %v, want jobs.ErrQueueFull", err)
 	}
 	if again, err := e.q.Create(ctx, Request{Model: "nope", RequestID: "k1"}); err != nil || again.ID != first.ID {
 		t.Errorf("repeated request id: job %q (%v), want %q", again.ID, err, first.ID)
 	}
-	jobs, next, err := e.q.List(ctx, ListOptions{PageSize: 1})
-	if err != nil || len(jobs) != 1 || jobs[0].ID != second.ID || next == "" {
-		t.Fatalf("page 1: %d jobs, next %q, %v; want the newest and a token", len(jobs), next, err)
+	list, next, err := e.q.List(ctx, ListOptions{PageSize: 1})
+	if err != nil || len(list) != 1 || list[0].ID != second.ID || next == "" {
+		t.Fatalf("page 1: %d jobs, next %q, %v; want the newest and a token", len(list), next, err)
 	}
-	jobs, next, err = e.q.List(ctx, ListOptions{PageSize: 1, PageToken: next})
-	if err != nil || len(jobs) != 1 || jobs[0].ID != first.ID || next != "" {
-		t.Fatalf("page 2: %d jobs, next %q, %v; want the oldest and no token", len(jobs), next, err)
+	list, next, err = e.q.List(ctx, ListOptions{PageSize: 1, PageToken: next})
+	if err != nil || len(list) != 1 || list[0].ID != first.ID || next != "" {
+		t.Fatalf("page 2: %d jobs, next %q, %v; want the oldest and no token", len(list), next, err)
 	}
-	if jobs, _, _ := e.q.List(ctx, ListOptions{State: StateQueued}); len(jobs) != 1 || jobs[0].ID != second.ID {
-		t.Errorf("queued jobs: %d, want the second only", len(jobs))
+	if list, _, _ := e.q.List(ctx, ListOptions{State: jobs.StateQueued}); len(list) != 1 || list[0].ID != second.ID {
+		t.Errorf("queued jobs: %d, want the second only", len(list))
 	}
-	if _, _, err := e.q.List(ctx, ListOptions{PageToken: "!"}); !errors.Is(err, ErrInvalid) {
-		t.Errorf("bad token: %v, want ErrInvalid", err)
+	if _, _, err := e.q.List(ctx, ListOptions{PageToken: "!"}); !errors.Is(err, jobs.ErrInvalid) {
+		t.Errorf("bad token: %v, want jobs.ErrInvalid", err)
 	}
 	// Cancelling a queued job frees its slot at once.
 	if _, err := e.q.Cancel(ctx, second.ID); err != nil {
@@ -187,12 +188,12 @@ func TestQueueFullIdempotencyAndList(t *testing.T) {
 	}
 	for _, id := range []string{first.ID, second.ID, third.ID} {
 		j, err := e.q.Get(ctx, id)
-		if err != nil || j.State != StateCancelled || (id != second.ID && !errors.Is(j.Err, ErrClosed)) {
+		if err != nil || j.State != jobs.StateCancelled || (id != second.ID && !errors.Is(j.Err, jobs.ErrClosed)) {
 			t.Errorf("job %s after Close: %v %v (%v), want cancelled by close", id, j.State, j.Err, err)
 		}
 	}
-	if _, err := e.q.Create(ctx, Request{Model: "tiny"}); !errors.Is(err, ErrClosed) {
-		t.Errorf("Create after Close: %v, want ErrClosed", err)
+	if _, err := e.q.Create(ctx, Request{Model: "tiny"}); !errors.Is(err, jobs.ErrClosed) {
+		t.Errorf("Create after Close: %v, want jobs.ErrClosed", err)
 	}
 }
 
@@ -233,8 +234,8 @@ func TestWatchProgress(t *testing.T) {
 	if phases[len(phases)-1] != PhaseDone || last != 1 {
 		t.Errorf("phases %v ending at fraction %g, want done at 1", phases, last)
 	}
-	if err := e.q.Watch(ctx, "qj-nope", func(Job) error { return nil }); !errors.Is(err, ErrNotFound) {
-		t.Errorf("watch unknown: %v, want ErrNotFound", err)
+	if err := e.q.Watch(ctx, "qj-nope", func(Job) error { return nil }); !errors.Is(err, jobs.ErrNotFound) {
+		t.Errorf("watch unknown: %v, want jobs.ErrNotFound", err)
 	}
 }
 
@@ -282,7 +283,7 @@ func TestFilesSource(t *testing.T) {
 	if j.Request.FilesFormat != registry.FormatHFSafetensors || j.Request.Output.Name != DefaultOutputName {
 		t.Errorf("request format %q output %q, want the inferred %s into %s", j.Request.FilesFormat, j.Request.Output.Name, registry.FormatHFSafetensors, DefaultOutputName)
 	}
-	if j = wait(t, e.q, j.ID); j.State != StateSucceeded || j.Report.SourceSizeBytes != uint64(v.SizeBytes) {
+	if j = wait(t, e.q, j.ID); j.State != jobs.StateSucceeded || j.Report.SourceSizeBytes != uint64(v.SizeBytes) {
 		t.Fatalf("state %v (%v), source size %d: want succeeded with %d source bytes", j.State, j.Err, j.Report.SourceSizeBytes, v.SizeBytes)
 	}
 
@@ -298,7 +299,7 @@ func TestFilesSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j = wait(t, q, j.ID); j.State != StateFailed || code(j.Err).String() != "DataLoss" {
+	if j = wait(t, q, j.ID); j.State != jobs.StateFailed || code(j.Err).String() != "DataLoss" {
 		t.Errorf("corrupt blob: state %v err %v, want failed with DataLoss", j.State, j.Err)
 	}
 }

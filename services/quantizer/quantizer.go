@@ -16,8 +16,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
-	"github.com/bitnet-mesh/bitnet-mesh/shared/hardware"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/artifact"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
@@ -26,32 +25,37 @@ import (
 type Option func(*options)
 
 type options struct {
-	workers   int
-	queueSize int
-	maxJobs   int
-	workDir   string
+	jobs.Config
 	calibText string
-	clock     func() time.Time
-	budget    int64
+	storePath string
 	i2sBlock  ternary.I2SBlock
-	log       *zap.Logger
 }
 
 // WithWorkers sets how many jobs run at once (default 1: a job uses every
 // core already).
-func WithWorkers(n int) Option { return func(o *options) { o.workers = n } }
+func WithWorkers(n int) Option { return func(o *options) { o.Workers = n } }
 
 // WithQueueSize bounds the queued (not yet running) jobs (default 16); Create
-// fails with ErrQueueFull beyond it.
-func WithQueueSize(n int) Option { return func(o *options) { o.queueSize = n } }
+// fails with jobs.ErrQueueFull beyond it.
+func WithQueueSize(n int) Option { return func(o *options) { o.QueueSize = n } }
 
 // WithMaxJobs bounds the finished jobs kept for Get and List (default 1000);
 // the oldest finished ones are forgotten first.
-func WithMaxJobs(n int) Option { return func(o *options) { o.maxJobs = n } }
+func WithMaxJobs(n int) Option { return func(o *options) { o.MaxJobs = n } }
 
 // WithWorkDir sets the directory job work directories are made in (default
 // os.TempDir()).
-func WithWorkDir(dir string) Option { return func(o *options) { o.workDir = dir } }
+func WithWorkDir(dir string) Option { return func(o *options) { o.WorkDir = dir } }
+
+// WithJobStore keeps the jobs in the database at path (jobs.Store), so
+// that a Quantizer reopened on it, after a Close or a crash, has its
+// finished jobs back with their reports and runs its unfinished ones again
+// from the start. Without it jobs live in memory only.
+func WithJobStore(path string) Option { return func(o *options) { o.storePath = path } }
+
+// WithRetention forgets finished jobs once they ended longer ago than d; 0
+// (the default) keeps them until WithMaxJobs pushes them out.
+func WithRetention(d time.Duration) Option { return func(o *options) { o.Retention = d } }
 
 // WithDefaultCalibration replaces the built-in calibration text used when a
 // request has none.
@@ -62,7 +66,7 @@ func WithDefaultCalibration(text string) Option { return func(o *options) { o.ca
 // ternary result): a job over it fails with model.ErrOverBudget
 // (RESOURCE_EXHAUSTED) without allocating them. The default is half the
 // machine's memory; a negative budget turns the check off.
-func WithMemoryBudget(bytes int64) Option { return func(o *options) { o.budget = bytes } }
+func WithMemoryBudget(bytes int64) Option { return func(o *options) { o.MemoryBudget = bytes } }
 
 // WithI2SBlock sets the block size of the I2_S tensors of GGUF sources
 // (model.WithI2SBlock: 128 by default, 64 for files from ARM builds of
@@ -70,10 +74,10 @@ func WithMemoryBudget(bytes int64) Option { return func(o *options) { o.budget =
 func WithI2SBlock(b ternary.I2SBlock) Option { return func(o *options) { o.i2sBlock = b } }
 
 // WithLogger logs what clients are not told (a job's panic and stack).
-func WithLogger(l *zap.Logger) Option { return func(o *options) { o.log = l } }
+func WithLogger(l *zap.Logger) Option { return func(o *options) { o.Log = l } }
 
 // WithClock sets the time source (tests).
-func WithClock(now func() time.Time) Option { return func(o *options) { o.clock = now } }
+func WithClock(now func() time.Time) Option { return func(o *options) { o.Clock = now } }
 
 // Quantizer queues and runs quantization jobs. It is safe for concurrent use.
 type Quantizer struct {
@@ -84,6 +88,7 @@ type Quantizer struct {
 	ctx     context.Context // cancelled by Close: stops the workers and their jobs
 	stop    context.CancelFunc
 	workers *jobs.Workers
+	store   *jobs.Store // nil without WithJobStore
 
 	mu     sync.Mutex
 	closed bool
@@ -108,39 +113,53 @@ func (j *job) Terminal() bool { return j.snap.State.Terminal() }
 // New starts a Quantizer reading checkpoints from src and writing results to
 // sink. Close stops it.
 func New(src Source, sink Sink, opts ...Option) (*Quantizer, error) {
-	o := options{workers: 1, queueSize: defaultQueueSize, maxJobs: defaultMaxJobs, clock: time.Now, calibText: builtinCalibration, log: zap.NewNop()}
+	o := options{Config: jobs.DefaultConfig(), calibText: builtinCalibration}
 	for _, f := range opts {
 		f(&o)
 	}
-	if o.budget == 0 {
-		if hw, err := hardware.Detect(); err == nil {
-			o.budget = int64(hw.MemoryBytes / 2)
-		}
+	if src == nil || sink == nil {
+		return nil, fmt.Errorf("quantizer: source and sink are required: %w", jobs.ErrInvalid)
 	}
-	switch {
-	case src == nil || sink == nil:
-		return nil, fmt.Errorf("quantizer: source and sink are required: %w", ErrInvalid)
-	case o.workers < 1 || o.workers > 64:
-		return nil, fmt.Errorf("quantizer: %d workers, want 1 to 64: %w", o.workers, ErrInvalid)
-	case o.queueSize < 1:
-		return nil, fmt.Errorf("quantizer: queue size %d, want at least 1: %w", o.queueSize, ErrInvalid)
-	case o.maxJobs < 1:
-		return nil, fmt.Errorf("quantizer: max jobs %d, want at least 1: %w", o.maxJobs, ErrInvalid)
+	if err := o.Check("quantizer"); err != nil {
+		return nil, err
 	}
-	if o.workDir == "" {
-		o.workDir = os.TempDir()
+	if o.WorkDir == "" {
+		o.WorkDir = os.TempDir()
 	}
-	if err := os.MkdirAll(o.workDir, 0o755); err != nil {
+	if err := os.MkdirAll(o.WorkDir, 0o755); err != nil {
 		return nil, fmt.Errorf("quantizer: work dir: %w", err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	q := &Quantizer{src: src, sink: sink, opts: o, ctx: ctx, stop: stop,
-		table: jobs.NewTable[*job](ErrInvalid), workers: jobs.NewWorkers()}
-	q.workers.Start(ctx, o.workers, q.next)
+		table: jobs.NewTable[*job](jobs.ErrInvalid), workers: jobs.NewWorkers()}
+	if o.storePath != "" {
+		store, err := jobs.OpenStore(o.storePath)
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("quantizer: %w", err)
+		}
+		q.store = store
+		if err := q.load(); err != nil {
+			stop()
+			store.Close()
+			return nil, err
+		}
+	}
+	q.workers.Start(ctx, o.Workers, q.next)
+	q.workers.Signal()
+	if o.Retention > 0 {
+		q.workers.Every(ctx, jobs.ExpireInterval(o.Retention), func() {
+			q.mu.Lock()
+			defer q.mu.Unlock()
+			q.evictLocked()
+		})
+	}
 	return q, nil
 }
 
 // Close cancels running jobs, cancels queued ones and waits for the workers.
+// With a job store, running and queued jobs stay queued in it instead, for
+// the next Quantizer opened on it.
 func (q *Quantizer) Close() error {
 	q.mu.Lock()
 	if q.closed {
@@ -154,9 +173,12 @@ func (q *Quantizer) Close() error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.table.ClearQueue()
+	if q.store != nil {
+		return q.store.Close()
+	}
 	for _, j := range q.table.All() {
 		if !j.snap.State.Terminal() {
-			q.finishLocked(j, StateCancelled, fmt.Errorf("%w: %w", ErrClosed, context.Canceled))
+			q.finishLocked(j, jobs.StateCancelled, fmt.Errorf("%w: %w", errClosed(), context.Canceled))
 		}
 	}
 	return nil
@@ -168,7 +190,7 @@ func (q *Quantizer) Create(ctx context.Context, req Request) (Job, error) {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
-		return Job{}, ErrClosed
+		return Job{}, errClosed()
 	}
 	if req.RequestID != "" {
 		if j, ok := q.table.ByKey(req.RequestID); ok {
@@ -188,20 +210,23 @@ func (q *Quantizer) Create(ctx context.Context, req Request) (Job, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
-		return Job{}, ErrClosed
+		return Job{}, errClosed()
 	}
 	if req.RequestID != "" {
 		if j, ok := q.table.ByKey(req.RequestID); ok { // a concurrent twin won
 			return j.snapshot(), nil
 		}
 	}
-	now := q.opts.clock().UTC()
+	now := q.opts.Clock().UTC()
 	j := &job{seq: q.table.NextSeq(), changed: make(chan struct{}), origin: telemetry.OriginOf(ctx), snap: Job{
-		ID: id, State: StateQueued, Request: req, CreateTime: now,
+		ID: id, State: jobs.StateQueued, Request: req, CreateTime: now,
 		Progress: Progress{Phase: PhaseQueued, UpdateTime: now},
 	}}
-	if q.table.Queued() >= q.opts.queueSize {
-		return Job{}, fmt.Errorf("create job: %d jobs queued already: %w", q.opts.queueSize, ErrQueueFull)
+	if q.table.Queued() >= q.opts.QueueSize {
+		return Job{}, fmt.Errorf("create job: %d jobs queued already: %w", q.opts.QueueSize, jobs.ErrQueueFull)
+	}
+	if err := q.saveLocked(j); err != nil {
+		return Job{}, fmt.Errorf("create job: %w", err)
 	}
 	q.table.Enqueue(j)
 	q.workers.Signal()
@@ -216,7 +241,7 @@ func (q *Quantizer) Get(ctx context.Context, id string) (Job, error) {
 	defer q.mu.Unlock()
 	j, ok := q.table.Get(id)
 	if !ok {
-		return Job{}, fmt.Errorf("job %q: %w", id, ErrNotFound)
+		return Job{}, fmt.Errorf("job %q: %w", id, jobs.ErrNotFound)
 	}
 	return j.snapshot(), nil
 }
@@ -247,15 +272,16 @@ func (q *Quantizer) Cancel(ctx context.Context, id string) (Job, error) {
 	defer q.mu.Unlock()
 	j, ok := q.table.Get(id)
 	if !ok {
-		return Job{}, fmt.Errorf("job %q: %w", id, ErrNotFound)
+		return Job{}, fmt.Errorf("job %q: %w", id, jobs.ErrNotFound)
 	}
 	switch j.snap.State {
-	case StateQueued:
+	case jobs.StateQueued:
 		q.table.Unqueue(j)
-		q.finishLocked(j, StateCancelled, fmt.Errorf("cancelled while queued: %w", context.Canceled))
-	case StateRunning:
-		j.snap.State = StateCancelling
+		q.finishLocked(j, jobs.StateCancelled, fmt.Errorf("cancelled while queued: %w", context.Canceled))
+	case jobs.StateRunning:
+		j.snap.State = jobs.StateCancelling
 		j.cancel(fmt.Errorf("cancelled by request: %w", context.Canceled))
+		_ = q.saveLocked(j)
 		q.notifyLocked(j)
 	}
 	return j.snapshot(), nil
@@ -263,14 +289,21 @@ func (q *Quantizer) Cancel(ctx context.Context, id string) (Job, error) {
 
 // Watch calls fn with the job's current snapshot and then after each change
 // (changes that happen while fn runs are coalesced into the latest
-// snapshot) until the job is terminal, ctx is done or fn returns an error.
+// snapshot) until the job is terminal, ctx is done, a Quantizer with a job
+// store closes (ErrClosed) or fn returns an error.
 func (q *Quantizer) Watch(ctx context.Context, id string, fn func(Job) error) error {
+	// With a store, Close leaves unfinished jobs queued in it: their
+	// watchers end with ErrClosed. Without one, Close finishes them.
+	var closed <-chan struct{}
+	if q.store != nil {
+		closed = q.ctx.Done()
+	}
 	for {
 		q.mu.Lock()
 		j, ok := q.table.Get(id)
 		if !ok {
 			q.mu.Unlock()
-			return fmt.Errorf("job %q: %w", id, ErrNotFound)
+			return fmt.Errorf("job %q: %w", id, jobs.ErrNotFound)
 		}
 		snap, changed := j.snapshot(), j.changed
 		q.mu.Unlock()
@@ -284,6 +317,8 @@ func (q *Quantizer) Watch(ctx context.Context, id string, fn func(Job) error) er
 		case <-changed:
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-closed:
+			return fmt.Errorf("watch job %q: %w", id, errClosed())
 		}
 	}
 }
@@ -302,7 +337,7 @@ func (q *Quantizer) next() (func(), bool) {
 
 func (q *Quantizer) runJob(j *job) {
 	q.mu.Lock()
-	if j.snap.State != StateQueued {
+	if j.snap.State != jobs.StateQueued {
 		// Cancelled between next and here: it must not run after all.
 		q.mu.Unlock()
 		return
@@ -310,10 +345,11 @@ func (q *Quantizer) runJob(j *job) {
 	ctx, cancel := context.WithCancelCause(q.ctx)
 	defer cancel(nil)
 	j.cancel = cancel
-	j.snap.State = StateRunning
-	j.snap.StartTime = q.opts.clock().UTC()
+	j.snap.State = jobs.StateRunning
+	j.snap.StartTime = q.opts.Clock().UTC()
 	req, id := j.snap.Request, j.snap.ID
 	q.logLocked(j, "started: %s to %s", sourceText(req), req.Target)
+	_ = q.saveLocked(j) // a failed save is not fatal: a restart sees the job queued and runs it
 	q.notifyLocked(j)
 	q.mu.Unlock()
 
@@ -328,27 +364,35 @@ func (q *Quantizer) runJob(j *job) {
 	switch {
 	case err == nil:
 		j.snap.Result = &ref
-		j.snap.Progress = Progress{Phase: PhaseDone, Fraction: 1, Message: "stored as " + ref.String(), UpdateTime: q.opts.clock().UTC()}
-		q.finishLocked(j, StateSucceeded, nil)
+		j.snap.Progress = Progress{Phase: PhaseDone, Fraction: 1, Message: "stored as " + ref.String(), UpdateTime: q.opts.Clock().UTC()}
+		q.finishLocked(j, jobs.StateSucceeded, nil)
+	case ctx.Err() != nil && q.ctx.Err() != nil && q.store != nil && j.snap.State != jobs.StateCancelling:
+		// Close with a store: stay queued in it; the next Quantizer runs
+		// the job again.
+		j.snap.State, j.cancel = jobs.StateQueued, nil
+		j.snap.Progress = Progress{Phase: PhaseQueued, UpdateTime: q.opts.Clock().UTC()}
+		q.logLocked(j, "stopped by a shutdown: queued to run again")
+		_ = q.saveLocked(j)
+		q.notifyLocked(j)
 	case ctx.Err() != nil:
 		cause := context.Cause(ctx)
-		if errors.Is(cause, context.Canceled) && q.ctx.Err() != nil && j.snap.State != StateCancelling {
-			cause = fmt.Errorf("%w: %w", ErrClosed, context.Canceled)
+		if errors.Is(cause, context.Canceled) && q.ctx.Err() != nil && j.snap.State != jobs.StateCancelling {
+			cause = fmt.Errorf("%w: %w", errClosed(), context.Canceled)
 		}
-		q.finishLocked(j, StateCancelled, cause)
+		q.finishLocked(j, jobs.StateCancelled, cause)
 	default:
-		q.finishLocked(j, StateFailed, err)
+		q.finishLocked(j, jobs.StateFailed, err)
 	}
 }
 
-// runSafe is run, with a panic turned into an ErrInternal failure: the job
+// runSafe is run, with a panic turned into an jobs.ErrInternal failure: the job
 // is recorded FAILED, the stack goes to the log and the process lives on.
-func (r *runner) runSafe(ctx context.Context) (ref registry.Ref, err error) {
+func (r *runner) runSafe(ctx context.Context) (ref artifact.Ref, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			r.q.opts.log.Error("quantization job panicked", zap.String("job", r.id), zap.Any("panic", p),
+			r.q.opts.Log.Error("quantization job panicked", zap.String("job", r.id), zap.Any("panic", p),
 				zap.ByteString("stack", debug.Stack()))
-			ref, err = registry.Ref{}, fmt.Errorf("job %s stopped on an internal error: %w", r.id, ErrInternal)
+			ref, err = artifact.Ref{}, fmt.Errorf("job %s stopped on an internal error: %w", r.id, jobs.ErrInternal)
 		}
 	}()
 	return r.run(ctx)
@@ -362,9 +406,9 @@ func (q *Quantizer) update(j *job, fn func(*Job)) {
 	q.notifyLocked(j)
 }
 
-func (q *Quantizer) finishLocked(j *job, s State, err error) {
+func (q *Quantizer) finishLocked(j *job, s jobs.State, err error) {
 	switch {
-	case s == StateSucceeded && j.snap.Result != nil:
+	case s == jobs.StateSucceeded && j.snap.Result != nil:
 		q.logLocked(j, "succeeded: stored as %s", j.snap.Result)
 	case err != nil:
 		q.logLocked(j, "%s: %v", s, err)
@@ -373,15 +417,16 @@ func (q *Quantizer) finishLocked(j *job, s State, err error) {
 	}
 	j.snap.State = s
 	j.snap.Err = err
-	j.snap.EndTime = q.opts.clock().UTC()
+	j.snap.EndTime = q.opts.Clock().UTC()
 	j.cancel = nil
+	_ = q.saveLocked(j) // a failed save is not fatal: a restart runs the job again
 	q.notifyLocked(j)
 	q.evictLocked()
 }
 
 // logLocked appends a line to j's log.
 func (q *Quantizer) logLocked(j *job, format string, args ...any) {
-	j.snap.Log = jobs.AppendLog(j.snap.Log, q.opts.clock().UTC(), format, args...)
+	j.snap.Log = jobs.AppendLog(j.snap.Log, q.opts.Clock().UTC(), format, args...)
 }
 
 func (q *Quantizer) notifyLocked(j *job) {
@@ -389,8 +434,19 @@ func (q *Quantizer) notifyLocked(j *job) {
 	j.changed = make(chan struct{})
 }
 
-// evictLocked forgets the oldest finished jobs beyond maxJobs.
-func (q *Quantizer) evictLocked() { q.table.Evict(q.opts.maxJobs, nil) }
+// evictLocked forgets the finished jobs past the retention and the oldest
+// finished ones beyond maxJobs (and their records).
+func (q *Quantizer) evictLocked() {
+	var forget func(*job)
+	if q.store != nil {
+		forget = func(j *job) { _ = q.store.Delete(j.snap.ID) } // one left behind expires at the next start
+	}
+	if r := q.opts.Retention; r > 0 {
+		cutoff := q.opts.Clock().Add(-r)
+		q.table.Expire(func(j *job) bool { return j.snap.EndTime.Before(cutoff) }, forget)
+	}
+	q.table.Evict(q.opts.MaxJobs, forget)
+}
 
 // snapshot copies the parts of the state that keep changing.
 func (j *job) snapshot() Job {

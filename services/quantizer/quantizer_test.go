@@ -13,6 +13,7 @@ import (
 
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
@@ -82,11 +83,11 @@ func TestQuantizeFromRegistry(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Create: %v", err)
 			}
-			if j.State != StateQueued || j.Request.Model != "tiny@1" || j.Request.Target == "" {
+			if j.State != jobs.StateQueued || j.Request.Model != "tiny@1" || j.Request.Target == "" {
 				t.Errorf("created job: state %v model %q target %q, want queued tiny@1 with a target", j.State, j.Request.Model, j.Request.Target)
 			}
 			j = wait(t, e.q, j.ID)
-			if j.State != StateSucceeded {
+			if j.State != jobs.StateSucceeded {
 				t.Fatalf("state %v (err %v), want succeeded", j.State, j.Err)
 			}
 			want := tc.target
@@ -196,7 +197,7 @@ func TestQuantizeLocalGGUFAndCalibrationOff(t *testing.T) {
 		t.Fatalf("Create: %v", err)
 	}
 	j = wait(t, e.q, j.ID)
-	if j.State != StateSucceeded || j.Result.String() != DefaultOutputName+"@1" {
+	if j.State != jobs.StateSucceeded || j.Result.String() != DefaultOutputName+"@1" {
 		t.Fatalf("state %v result %v (err %v), want succeeded as %s@1", j.State, j.Result, j.Err, DefaultOutputName)
 	}
 	if j.Report.CalibrationTokens != 0 || j.Report.PerplexityAfter != 0 || len(j.Report.Linears) != 14 {
@@ -216,7 +217,7 @@ func TestQuantizeLocalGGUFAndCalibrationOff(t *testing.T) {
 		t.Fatalf("Create from GGUF: %v", err)
 	}
 	j = wait(t, e.q, j.ID)
-	if j.State != StateSucceeded {
+	if j.State != jobs.StateSucceeded {
 		t.Fatalf("state %v (err %v), want succeeded", j.State, j.Err)
 	}
 	for _, l := range j.Report.Linears {
@@ -240,7 +241,7 @@ func TestGoldenTinyModelsNarrowWidths(t *testing.T) {
 			t.Fatalf("Create(%s): %v", name, err)
 		}
 		j = wait(t, e.q, j.ID)
-		if j.State != StateSucceeded {
+		if j.State != jobs.StateSucceeded {
 			t.Fatalf("%s: state %v (err %v), want succeeded", name, j.State, j.Err)
 		}
 		if len(j.Report.Linears) != 14 || j.Report.GGUFArch != "bitnet-b1.58" {

@@ -10,7 +10,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/artifact"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 )
 
 // prepare validates req and fills in its defaults: the target, the output
@@ -23,22 +24,22 @@ func (q *Quantizer) prepare(ctx context.Context, req Request) (Request, error) {
 		}
 	}
 	if n != 1 {
-		return req, fmt.Errorf("source: want exactly one of a registry model, uploaded files or a local path, got %d: %w", n, ErrInvalid)
+		return req, fmt.Errorf("source: want exactly one of a registry model, uploaded files or a local path, got %d: %w", n, jobs.ErrInvalid)
 	}
 	switch req.Target {
 	case "":
-		req.Target = registry.QuantTQ20
-	case registry.QuantTQ20, registry.QuantTQ10, registry.QuantI2S:
+		req.Target = artifact.QuantTQ20
+	case artifact.QuantTQ20, artifact.QuantTQ10, artifact.QuantI2S:
 	default:
-		return req, fmt.Errorf("target %q: want %s, %s or %s: %w", req.Target, registry.QuantTQ20, registry.QuantTQ10, registry.QuantI2S, ErrInvalid)
+		return req, fmt.Errorf("target %q: want %s, %s or %s: %w", req.Target, artifact.QuantTQ20, artifact.QuantTQ10, artifact.QuantI2S, jobs.ErrInvalid)
 	}
 	if req.Threads < 0 || req.Threads > 1024 {
-		return req, fmt.Errorf("threads %d: want 0 to 1024: %w", req.Threads, ErrInvalid)
+		return req, fmt.Errorf("threads %d: want 0 to 1024: %w", req.Threads, jobs.ErrInvalid)
 	}
 	defName := DefaultOutputName
 	switch {
 	case req.Model != "":
-		ref, err := registry.ParseRef(req.Model)
+		ref, err := artifact.ParseRef(req.Model)
 		if err != nil {
 			return req, fmt.Errorf("source model: %w", err)
 		}
@@ -55,14 +56,14 @@ func (q *Quantizer) prepare(ctx context.Context, req Request) (Request, error) {
 		req.Files = slices.Clone(req.Files) // the caller's slice stays as it was
 		seen := map[string]bool{}
 		for i, f := range req.Files {
-			if err := registry.ValidatePath(f.Path); err != nil {
+			if err := artifact.ValidatePath(f.Path); err != nil {
 				return req, fmt.Errorf("source file %d: %w", i, err)
 			}
 			if seen[f.Path] {
-				return req, fmt.Errorf("source file %q given twice: %w", f.Path, ErrInvalid)
+				return req, fmt.Errorf("source file %q given twice: %w", f.Path, jobs.ErrInvalid)
 			}
 			seen[f.Path] = true
-			d, err := registry.ParseDigest(string(f.Digest))
+			d, err := artifact.ParseDigest(string(f.Digest))
 			if err != nil {
 				return req, fmt.Errorf("source file %q: %w", f.Path, err)
 			}
@@ -83,14 +84,14 @@ func (q *Quantizer) prepare(ctx context.Context, req Request) (Request, error) {
 	default:
 		st, err := os.Stat(req.Path)
 		if err != nil {
-			return req, fmt.Errorf("source path: %w: %w", err, ErrInvalid)
+			return req, fmt.Errorf("source path: %w: %w", err, jobs.ErrInvalid)
 		}
 		if st.IsDir() {
 			if _, err := os.Stat(filepath.Join(req.Path, "config.json")); err != nil {
-				return req, fmt.Errorf("source path %s: no config.json: %w", req.Path, ErrInvalid)
+				return req, fmt.Errorf("source path %s: no config.json: %w", req.Path, jobs.ErrInvalid)
 			}
 		} else if !strings.EqualFold(path.Ext(req.Path), ".gguf") {
-			return req, fmt.Errorf("source path %s: want a Hugging Face directory or a .gguf file: %w", req.Path, ErrInvalid)
+			return req, fmt.Errorf("source path %s: want a Hugging Face directory or a .gguf file: %w", req.Path, jobs.ErrInvalid)
 		}
 	}
 	if err := q.prepareOutput(&req.Output, defName); err != nil {
@@ -108,11 +109,11 @@ func (q *Quantizer) prepareOutput(o *Output, defName string) error {
 	if o.Name == "" {
 		o.Name = defName
 	}
-	if err := registry.ValidateName(o.Name); err != nil {
+	if err := artifact.ValidateName(o.Name); err != nil {
 		return fmt.Errorf("output name: %w", err)
 	}
 	for _, a := range o.Aliases {
-		if err := registry.ValidateAlias(a); err != nil {
+		if err := artifact.ValidateAlias(a); err != nil {
 			return fmt.Errorf("output alias: %w", err)
 		}
 	}
@@ -129,18 +130,18 @@ func (q *Quantizer) prepareCalibration(ctx context.Context, in *Calibration) (*C
 	}
 	switch {
 	case c.Text != "" && c.TextDigest != "":
-		return nil, fmt.Errorf("calibration: text and text blob both given: %w", ErrInvalid)
+		return nil, fmt.Errorf("calibration: text and text blob both given: %w", jobs.ErrInvalid)
 	case len(c.Text) > MaxCalibrationText:
-		return nil, fmt.Errorf("calibration: text of %d bytes, at most %d: %w", len(c.Text), MaxCalibrationText, ErrInvalid)
+		return nil, fmt.Errorf("calibration: text of %d bytes, at most %d: %w", len(c.Text), MaxCalibrationText, jobs.ErrInvalid)
 	case !utf8.ValidString(c.Text):
-		return nil, fmt.Errorf("calibration: text is not UTF-8: %w", ErrInvalid)
+		return nil, fmt.Errorf("calibration: text is not UTF-8: %w", jobs.ErrInvalid)
 	case c.MaxTokens < 0 || c.MaxTokens > maxCalibTokensAllowed:
-		return nil, fmt.Errorf("calibration: max tokens %d, want 0 to %d: %w", c.MaxTokens, maxCalibTokensAllowed, ErrInvalid)
+		return nil, fmt.Errorf("calibration: max tokens %d, want 0 to %d: %w", c.MaxTokens, maxCalibTokensAllowed, jobs.ErrInvalid)
 	case c.ContextLength < 0 || c.ContextLength == 1 || c.ContextLength > maxCalibTokensAllowed:
-		return nil, fmt.Errorf("calibration: context length %d, want 0 or 2 to %d: %w", c.ContextLength, maxCalibTokensAllowed, ErrInvalid)
+		return nil, fmt.Errorf("calibration: context length %d, want 0 or 2 to %d: %w", c.ContextLength, maxCalibTokensAllowed, jobs.ErrInvalid)
 	}
 	if c.TextDigest != "" {
-		d, err := registry.ParseDigest(string(c.TextDigest))
+		d, err := artifact.ParseDigest(string(c.TextDigest))
 		if err != nil {
 			return nil, fmt.Errorf("calibration: %w", err)
 		}
@@ -160,7 +161,7 @@ func (q *Quantizer) prepareCalibration(ctx context.Context, in *Calibration) (*C
 	return &c, nil
 }
 
-func (q *Quantizer) checkBlob(ctx context.Context, d registry.Digest) error {
+func (q *Quantizer) checkBlob(ctx context.Context, d artifact.Digest) error {
 	rc, _, err := q.src.OpenBlob(ctx, d)
 	if err != nil {
 		return err
@@ -168,7 +169,7 @@ func (q *Quantizer) checkBlob(ctx context.Context, d registry.Digest) error {
 	return rc.Close()
 }
 
-func filePaths(fs []registry.BlobRef) []string {
+func filePaths(fs []artifact.BlobRef) []string {
 	out := make([]string, len(fs))
 	for i, f := range fs {
 		out[i] = f.Path
@@ -179,7 +180,7 @@ func filePaths(fs []registry.BlobRef) []string {
 // checkpointFormat checks that paths form a checkpoint of format f (inferred
 // when empty): one .gguf file, or a Hugging Face directory with config.json
 // and safetensors weights.
-func checkpointFormat(f registry.Format, paths []string) (registry.Format, error) {
+func checkpointFormat(f artifact.Format, paths []string) (artifact.Format, error) {
 	var ggufs, sts int
 	hasConfig := false
 	for _, p := range paths {
@@ -193,25 +194,25 @@ func checkpointFormat(f registry.Format, paths []string) (registry.Format, error
 		}
 	}
 	if f == "" {
-		f = registry.FormatHFSafetensors
+		f = artifact.FormatHFSafetensors
 		if ggufs > 0 && sts == 0 {
-			f = registry.FormatGGUF
+			f = artifact.FormatGGUF
 		}
 	}
 	switch f {
-	case registry.FormatGGUF:
+	case artifact.FormatGGUF:
 		if ggufs != 1 {
-			return f, fmt.Errorf("format gguf: %d .gguf files, want exactly 1: %w", ggufs, ErrInvalid)
+			return f, fmt.Errorf("format gguf: %d .gguf files, want exactly 1: %w", ggufs, jobs.ErrInvalid)
 		}
-	case registry.FormatHFSafetensors, registry.FormatHFPacked:
+	case artifact.FormatHFSafetensors, artifact.FormatHFPacked:
 		if !hasConfig {
-			return f, fmt.Errorf("format %s: missing config.json: %w", f, ErrInvalid)
+			return f, fmt.Errorf("format %s: missing config.json: %w", f, jobs.ErrInvalid)
 		}
 		if sts == 0 {
-			return f, fmt.Errorf("format %s: no .safetensors file: %w", f, ErrInvalid)
+			return f, fmt.Errorf("format %s: no .safetensors file: %w", f, jobs.ErrInvalid)
 		}
 	default:
-		return f, fmt.Errorf("format %q: want %s, %s or %s: %w", f, registry.FormatGGUF, registry.FormatHFSafetensors, registry.FormatHFPacked, ErrInvalid)
+		return f, fmt.Errorf("format %q: want %s, %s or %s: %w", f, artifact.FormatGGUF, artifact.FormatHFSafetensors, artifact.FormatHFPacked, jobs.ErrInvalid)
 	}
 	return f, nil
 }

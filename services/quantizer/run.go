@@ -12,12 +12,11 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/bitnet-mesh/bitnet-mesh/shared/telemetry"
-
-	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/artifact"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/telemetry"
 )
 
 // phaseSpan is the share of the whole job each phase covers, for
@@ -49,7 +48,7 @@ func sourceText(req Request) string {
 
 // logf appends a line to the job's log.
 func (r *runner) logf(format string, args ...any) {
-	r.q.update(r.j, func(j *Job) { j.Log = jobs.AppendLog(j.Log, r.q.opts.clock().UTC(), format, args...) })
+	r.q.update(r.j, func(j *Job) { j.Log = jobs.AppendLog(j.Log, r.q.opts.Clock().UTC(), format, args...) })
 }
 
 // runner runs one job.
@@ -59,7 +58,7 @@ type runner struct {
 	id  string
 	req Request
 
-	parent  *registry.Ref
+	parent  *artifact.Ref
 	srcSize uint64
 	cfg     model.Config
 	phases  *telemetry.Phases // a span per phase (quantize.fetching, ...)
@@ -75,33 +74,33 @@ func (r *runner) progress(phase string, done, total uint64, unit, msg string) {
 	}
 	f := span[0]*(1-x) + span[1]*x // exact at both ends: fractions never go back
 	r.q.update(r.j, func(j *Job) {
-		j.Progress = Progress{Phase: phase, Done: done, Total: total, Unit: unit, Fraction: f, Message: msg, UpdateTime: r.q.opts.clock().UTC()}
+		j.Progress = Progress{Phase: phase, Done: done, Total: total, Unit: unit, Fraction: f, Message: msg, UpdateTime: r.q.opts.Clock().UTC()}
 	})
 }
 
-func (r *runner) run(ctx context.Context) (registry.Ref, error) {
-	work, err := os.MkdirTemp(r.q.opts.workDir, r.id+"-")
+func (r *runner) run(ctx context.Context) (artifact.Ref, error) {
+	work, err := os.MkdirTemp(r.q.opts.WorkDir, r.id+"-")
 	if err != nil {
-		return registry.Ref{}, fmt.Errorf("work dir: %w", err)
+		return artifact.Ref{}, fmt.Errorf("work dir: %w", err)
 	}
 	defer os.RemoveAll(work)
 
 	src, err := r.fetch(ctx, work)
 	if err != nil {
-		return registry.Ref{}, err
+		return artifact.Ref{}, err
 	}
 	r.progress(PhaseLoading, 0, 1, "", "loading "+filepath.Base(src))
 	// Checked against the budget from the shapes, before the weights are
 	// read; a cancel stops the load between tensors.
-	w, tok, err := model.LoadWeightsOptions(ctx, src, model.WithMemoryBudget(max(r.q.opts.budget, 0)), model.WithI2SBlock(r.q.opts.i2sBlock))
+	w, tok, err := model.LoadWeightsOptions(ctx, src, model.WithMemoryBudget(max(r.q.opts.MemoryBudget, 0)), model.WithI2SBlock(r.q.opts.i2sBlock))
 	name := r.sourceName(src)
 	switch {
 	case err != nil && ctx.Err() != nil:
-		return registry.Ref{}, ctx.Err()
+		return artifact.Ref{}, ctx.Err()
 	case errors.Is(err, model.ErrOverBudget):
-		return registry.Ref{}, fmt.Errorf("load %s: %w", name, redactPath(err, src, name))
+		return artifact.Ref{}, fmt.Errorf("load %s: %w", name, redactPath(err, src, name))
 	case err != nil:
-		return registry.Ref{}, fmt.Errorf("load %s: %w: %w", name, redactPath(err, src, name), ErrCheckpoint)
+		return artifact.Ref{}, fmt.Errorf("load %s: %w: %w", name, redactPath(err, src, name), ErrCheckpoint)
 	}
 	r.cfg = w.Config
 	rep := Report{SourceSizeBytes: r.srcSize, ParameterCount: parameterCount(w),
@@ -114,25 +113,25 @@ func (r *runner) run(ctx context.Context) (registry.Ref, error) {
 	ref, release, err := r.quantize(ctx, src, w, wantRef)
 	defer release()
 	if err != nil {
-		return registry.Ref{}, err
+		return artifact.Ref{}, err
 	}
 	// Can the output hold this family and these widths? (After the
 	// statistics, which the report keeps either way.)
 	if err := model.CheckGGUF(w.Config, ggufType(r.req.Target)); err != nil {
-		return registry.Ref{}, fmt.Errorf("%s model (%s): %w: %w", w.Config.Family(), w.Config.Architecture, err, ErrCheckpoint)
+		return artifact.Ref{}, fmt.Errorf("%s model (%s): %w: %w", w.Config.Family(), w.Config.Architecture, err, ErrCheckpoint)
 	}
 	out := filepath.Join(work, ggufFileName)
 	gopts := []model.GGUFOption{model.WithTernaryType(ggufType(r.req.Target)), model.WithModelName(r.req.Output.Name)}
 	plan, err := model.PlanGGUF(w, gopts...)
 	if err != nil {
-		return registry.Ref{}, fmt.Errorf("plan %s: %w: %w", r.req.Target, err, ErrCheckpoint)
+		return artifact.Ref{}, fmt.Errorf("plan %s: %w: %w", r.req.Target, err, ErrCheckpoint)
 	}
 	r.q.update(r.j, func(j *Job) { j.Report.addPlan(plan) })
 	if err := model.WriteGGUF(out, w, tok, gopts...); err != nil {
-		return registry.Ref{}, fmt.Errorf("write %s: %w: %w", r.req.Target, err, ErrCheckpoint)
+		return artifact.Ref{}, fmt.Errorf("write %s: %w: %w", r.req.Target, err, ErrCheckpoint)
 	}
 	if err := ctx.Err(); err != nil {
-		return registry.Ref{}, err
+		return artifact.Ref{}, err
 	}
 	r.logf("quantized %d linear weights to %s", 7*len(w.Layers), r.req.Target)
 
@@ -141,13 +140,13 @@ func (r *runner) run(ctx context.Context) (registry.Ref, error) {
 	} else {
 		text, err := r.calibrationText(ctx, calib)
 		if err != nil {
-			return registry.Ref{}, err
+			return artifact.Ref{}, err
 		}
 		ev, err := evaluate(ctx, ref, out, tok, text, calib, r.req.Threads, func(done, total int) {
 			r.progress(PhaseEvaluating, uint64(done), uint64(total), "tokens", "")
 		})
 		if err != nil {
-			return registry.Ref{}, err
+			return artifact.Ref{}, err
 		}
 		r.q.update(r.j, func(j *Job) {
 			j.Report.PerplexityBefore, j.Report.PerplexityAfter = ev.pplBefore, ev.pplAfter
@@ -187,7 +186,7 @@ func (r *runner) fetch(ctx context.Context, work string) (string, error) {
 	var ggufPath string
 	for i, f := range files {
 		r.progress(PhaseFetching, uint64(i), uint64(len(files)), "files", f.Path)
-		if err := registry.ValidatePath(f.Path); err != nil {
+		if err := artifact.ValidatePath(f.Path); err != nil {
 			return "", fmt.Errorf("source file: %w", err)
 		}
 		dst := filepath.Join(dir, filepath.FromSlash(f.Path))
@@ -202,14 +201,14 @@ func (r *runner) fetch(ctx context.Context, work string) (string, error) {
 	}
 	r.progress(PhaseFetching, uint64(len(files)), uint64(len(files)), "files", "")
 	r.logf("fetched %d files, %d bytes", len(files), r.srcSize)
-	if format == registry.FormatGGUF {
+	if format == artifact.FormatGGUF {
 		return ggufPath, nil
 	}
 	return dir, nil
 }
 
 // copyBlob copies a blob to dst, checking its size and sha256.
-func (r *runner) copyBlob(ctx context.Context, dst string, d registry.Digest) (int64, error) {
+func (r *runner) copyBlob(ctx context.Context, dst string, d artifact.Digest) (int64, error) {
 	rc, size, err := r.q.src.OpenBlob(ctx, d)
 	if err != nil {
 		return 0, err
@@ -231,10 +230,10 @@ func (r *runner) copyBlob(ctx context.Context, dst string, d registry.Digest) (i
 		return 0, err
 	}
 	if n != size {
-		return 0, fmt.Errorf("blob %s: read %d bytes, want %d: %w", d, n, size, registry.ErrDigestMismatch)
+		return 0, fmt.Errorf("blob %s: read %d bytes, want %d: %w", d, n, size, artifact.ErrDigestMismatch)
 	}
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != string(d) {
-		return 0, fmt.Errorf("blob %s: bytes hash to %s: %w", d, got, registry.ErrDigestMismatch)
+		return 0, fmt.Errorf("blob %s: bytes hash to %s: %w", d, got, artifact.ErrDigestMismatch)
 	}
 	return n, nil
 }
@@ -254,22 +253,22 @@ func (r *runner) calibrationText(ctx context.Context, c *Calibration) (string, e
 	case err != nil:
 		return "", fmt.Errorf("calibration text: %w", err)
 	case len(b) > MaxCalibrationText:
-		return "", fmt.Errorf("calibration text blob %s: more than %d bytes: %w", c.TextDigest, MaxCalibrationText, ErrInvalid)
+		return "", fmt.Errorf("calibration text blob %s: more than %d bytes: %w", c.TextDigest, MaxCalibrationText, jobs.ErrInvalid)
 	}
 	return string(b), nil
 }
 
 // upload stores the GGUF file and creates the version.
-func (r *runner) upload(ctx context.Context, path string) (registry.Ref, error) {
+func (r *runner) upload(ctx context.Context, path string) (artifact.Ref, error) {
 	r.progress(PhaseUploading, 0, 2, "steps", "storing "+ggufFileName)
 	f, err := os.Open(path)
 	if err != nil {
-		return registry.Ref{}, fmt.Errorf("upload: %w", err)
+		return artifact.Ref{}, fmt.Errorf("upload: %w", err)
 	}
 	defer f.Close()
 	blob, err := r.q.sink.PutBlob(ctx, f, "")
 	if err != nil {
-		return registry.Ref{}, fmt.Errorf("upload %s: %w", ggufFileName, err)
+		return artifact.Ref{}, fmt.Errorf("upload %s: %w", ggufFileName, err)
 	}
 	r.q.mu.Lock()
 	rep := r.j.snap.Report
@@ -279,16 +278,16 @@ func (r *runner) upload(ctx context.Context, path string) (registry.Ref, error) 
 	r.progress(PhaseUploading, 1, 2, "steps", "creating version")
 	cfg, err := r.lineageConfig(rep)
 	if err != nil {
-		return registry.Ref{}, err
+		return artifact.Ref{}, err
 	}
-	md := registry.Metadata{
+	md := artifact.Metadata{
 		Architecture:   r.cfg.Architecture,
 		ParameterCount: rep.ParameterCount,
-		Format:         registry.FormatGGUF,
+		Format:         artifact.FormatGGUF,
 		QuantType:      r.req.Target,
 		Labels:         r.req.Output.Labels,
-		Lineage: registry.Lineage{
-			Source: registry.SourceQuantizer, JobID: r.id, Parent: r.parent, ConfigJSON: cfg,
+		Lineage: artifact.Lineage{
+			Source: artifact.SourceQuantizer, JobID: r.id, Parent: r.parent, ConfigJSON: cfg,
 		},
 	}
 	md.ContextLength, md.VocabSize = uint32(r.cfg.MaxPositions), uint32(r.cfg.VocabSize)
@@ -299,15 +298,15 @@ func (r *runner) upload(ctx context.Context, path string) (registry.Ref, error) 
 		}
 	}
 	o := r.req.Output
-	v, err := r.q.sink.CreateVersion(ctx, o.Name, registry.VersionSpec{
-		Files:       []registry.BlobRef{{Path: ggufFileName, Digest: blob.Digest, MediaType: ggufMediaType}},
+	v, err := r.q.sink.CreateVersion(ctx, o.Name, artifact.VersionSpec{
+		Files:       []artifact.BlobRef{{Path: ggufFileName, Digest: blob.Digest, MediaType: ggufMediaType}},
 		Description: o.Description,
 		Metadata:    md,
 		Aliases:     o.Aliases,
 		CreateModel: true,
 	})
 	if err != nil {
-		return registry.Ref{}, fmt.Errorf("create version of %s: %w", o.Name, err)
+		return artifact.Ref{}, fmt.Errorf("create version of %s: %w", o.Name, err)
 	}
 	return v.Ref, nil
 }
@@ -326,11 +325,11 @@ func (r *runner) lineageConfig(rep Report) (string, error) {
 	return string(b), nil
 }
 
-func ggufType(t registry.QuantType) gguf.Type {
+func ggufType(t artifact.QuantType) gguf.Type {
 	switch t {
-	case registry.QuantTQ10:
+	case artifact.QuantTQ10:
 		return gguf.TQ1_0
-	case registry.QuantI2S:
+	case artifact.QuantI2S:
 		return gguf.I2_S
 	}
 	return gguf.TQ2_0

@@ -6,6 +6,7 @@ import (
 	"google.golang.org/grpc"
 
 	quantizerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/quantizer/v1"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 )
 
 // Server is the bitnet.quantizer.v1.QuantizerService over a Quantizer: it
@@ -46,16 +47,16 @@ func (s *Server) GetJob(ctx context.Context, req *quantizerv1.GetJobRequest) (*q
 
 // ListJobs implements QuantizerService.
 func (s *Server) ListJobs(ctx context.Context, req *quantizerv1.ListJobsRequest) (*quantizerv1.ListJobsResponse, error) {
-	st, err := stateFromPB(req.GetState())
+	st, err := jobs.StateFromPB(req.GetState())
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	jobs, next, err := s.q.List(ctx, ListOptions{PageSize: int(min(req.GetPageSize(), maxListPageSize)), PageToken: req.GetPageToken(), State: st})
+	page, next, err := s.q.List(ctx, ListOptions{PageSize: int(min(req.GetPageSize(), maxListPageSize)), PageToken: req.GetPageToken(), State: st})
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	resp := &quantizerv1.ListJobsResponse{NextPageToken: next}
-	for _, j := range jobs {
+	for _, j := range page {
 		resp.Jobs = append(resp.Jobs, jobToPB(j, false, false))
 	}
 	return resp, nil

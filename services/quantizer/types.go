@@ -2,68 +2,26 @@ package quantizer
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
-	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/artifact"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
-// Error kinds of the Quantizer (test with errors.Is); the gRPC layer maps
-// them to status codes. Registry errors (registry.ErrNotFound, ...) pass
-// through wrapped.
+// Error kinds of the Quantizer (test with errors.Is), beside the shared
+// ones of package jobs (jobs.ErrNotFound, jobs.ErrInvalid, ...); the gRPC
+// layer maps them to status codes. Registry errors (artifact.ErrNotFound,
+// ...) pass through wrapped.
 var (
-	// ErrNotFound: no job with that ID.
-	ErrNotFound = errors.New("not found")
-	// ErrInvalid: a malformed request (target, source, calibration, output).
-	ErrInvalid = errors.New("invalid argument")
-	// ErrQueueFull: the job queue is at its limit; retry later.
-	ErrQueueFull = errors.New("queue full")
-	// ErrClosed: the Quantizer has been closed.
-	ErrClosed = errors.New("quantizer closed")
 	// ErrCheckpoint: the source checkpoint cannot be loaded or quantized
 	// (missing config, bad tensors, shapes the target cannot hold).
 	ErrCheckpoint = errors.New("bad checkpoint")
-	// ErrInternal: a job stopped on a bug (a panic, whose details go to the
-	// log, never to the client).
-	ErrInternal = errors.New("internal error")
 )
 
-// State is a job's lifecycle state.
-type State int
-
-// Job states.
-const (
-	StateQueued     State = iota + 1 // waiting for a worker
-	StateRunning                     // being worked on
-	StateSucceeded                   // done: Result and Report set
-	StateFailed                      // stopped by an error: Err set
-	StateCancelling                  // cancel requested while running
-	StateCancelled                   // stopped by a cancel (or Close)
-)
-
-func (s State) String() string {
-	switch s {
-	case StateQueued:
-		return "queued"
-	case StateRunning:
-		return "running"
-	case StateSucceeded:
-		return "succeeded"
-	case StateFailed:
-		return "failed"
-	case StateCancelling:
-		return "cancelling"
-	case StateCancelled:
-		return "cancelled"
-	}
-	return "unknown"
-}
-
-// Terminal reports whether the job can no longer change.
-func (s State) Terminal() bool {
-	return s == StateSucceeded || s == StateFailed || s == StateCancelled
-}
+// errClosed is the error of calls on a closed Quantizer.
+func errClosed() error { return fmt.Errorf("quantizer %w", jobs.ErrClosed) }
 
 // Phases of a running job (Progress.Phase).
 const (
@@ -84,8 +42,6 @@ const (
 	DefaultOutputName     = "quantized"
 	ggufFileName          = "model.gguf"
 	ggufMediaType         = "application/vnd.gguf"
-	defaultQueueSize      = 16
-	defaultMaxJobs        = 1000
 	maxListPageSize       = jobs.MaxPageSize
 	maxCalibTokensAllowed = 1 << 20
 )
@@ -93,7 +49,7 @@ const (
 // SourceFile is one file of a checkpoint given as registry blobs.
 type SourceFile struct {
 	Path   string          // path inside the checkpoint, e.g. "config.json"
-	Digest registry.Digest // blob holding its bytes
+	Digest artifact.Digest // blob holding its bytes
 }
 
 // Request describes a job. Exactly one of Model, Files or Path is set.
@@ -103,12 +59,12 @@ type Request struct {
 	Model string
 	// Files are uploaded blobs forming a checkpoint of format FilesFormat.
 	Files       []SourceFile
-	FilesFormat registry.Format
+	FilesFormat artifact.Format
 	// Path is a local Hugging Face directory or .gguf file (in-process
 	// callers only; the gRPC API has no such field).
 	Path string
 
-	Target      registry.QuantType // registry.QuantTQ20 (default) or QuantTQ10
+	Target      artifact.QuantType // artifact.QuantTQ20 (default) or QuantTQ10
 	Output      Output
 	Calibration *Calibration // nil: the built-in English text
 	Threads     int          // kernel threads; 0: all cores
@@ -126,7 +82,7 @@ type Output struct {
 // Calibration is the text the before/after comparison runs on.
 type Calibration struct {
 	Text          string          // inline text
-	TextDigest    registry.Digest // or a UTF-8 text blob
+	TextDigest    artifact.Digest // or a UTF-8 text blob
 	MaxTokens     int             // 0: DefaultCalibTokens
 	ContextLength int             // 0: DefaultCalibContext (capped at the model's context)
 	Disabled      bool            // no calibration: per-linear statistics only
@@ -174,10 +130,10 @@ type Report struct {
 // Job is a snapshot of a job.
 type Job struct {
 	ID         string
-	State      State
+	State      jobs.State
 	Request    Request // with defaults filled in and Model pinned to a version
 	Progress   Progress
-	Result     *registry.Ref // set when succeeded
+	Result     *artifact.Ref // set when succeeded
 	Report     Report
 	Log        []jobs.LogEntry
 	Err        error // set when failed or cancelled
@@ -187,10 +143,10 @@ type Job struct {
 }
 
 // ListOptions pages through jobs, newest first. PageSize 0 means 100 (at
-// most 1000); PageToken is the previous page's next token; State filters
+// most 1000); PageToken is the previous page's next token; jobs.State filters
 // when not zero.
 type ListOptions struct {
 	PageSize  int
 	PageToken string
-	State     State
+	State     jobs.State
 }

@@ -3,76 +3,30 @@ package registry
 import (
 	"time"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
 	registryv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/registry/v1"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/artifact"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/errcode"
 )
 
 // ErrorKinds maps the Store's error kinds to gRPC codes, for the registry's
-// handlers and for services that relay its errors (a function so that no
-// package state can be mutated).
-func ErrorKinds() []errcode.Kind {
-	return []errcode.Kind{
-		{Err: ErrNotFound, Code: codes.NotFound},
-		{Err: ErrAlreadyExists, Code: codes.AlreadyExists},
-		{Err: ErrInvalid, Code: codes.InvalidArgument},
-		{Err: ErrDigestMismatch, Code: codes.DataLoss},
-		{Err: ErrFailedPrecondition, Code: codes.FailedPrecondition},
-		{Err: ErrTooLarge, Code: codes.ResourceExhausted},
-		{Err: ErrNoSpace, Code: codes.ResourceExhausted},
-		{Err: ErrOutOfRange, Code: codes.OutOfRange},
-		{Err: ErrClosed, Code: codes.Unavailable},
-	}
-}
+// handlers and for services that relay its errors (artifact.ErrorKinds).
+func ErrorKinds() []errcode.Kind { return artifact.ErrorKinds() }
 
 // toStatus maps the Store's error kinds to gRPC status codes, keeping the
 // message.
 func toStatus(err error) error { return errcode.Status(err, ErrorKinds()...) }
 
-// The enum tables are functions so that no package state can be mutated.
-func formatToPB() map[Format]modelv1.ModelFormat {
-	return map[Format]modelv1.ModelFormat{
-		FormatGGUF:          modelv1.ModelFormat_MODEL_FORMAT_GGUF,
-		FormatHFSafetensors: modelv1.ModelFormat_MODEL_FORMAT_HF_SAFETENSORS,
-		FormatHFPacked:      modelv1.ModelFormat_MODEL_FORMAT_HF_PACKED,
+// fromPB converts an API enum with conv; a value without a domain one maps
+// to its name, which the Store rejects with its own message.
+func fromPB[K ~string, V interface{ String() string }](conv func(V) (K, bool), v V) K {
+	k, ok := conv(v)
+	if !ok {
+		return K(v.String())
 	}
-}
-
-func quantToPB() map[QuantType]modelv1.QuantType {
-	return map[QuantType]modelv1.QuantType{
-		QuantF32:  modelv1.QuantType_QUANT_TYPE_F32,
-		QuantF16:  modelv1.QuantType_QUANT_TYPE_F16,
-		QuantBF16: modelv1.QuantType_QUANT_TYPE_BF16,
-		QuantTQ20: modelv1.QuantType_QUANT_TYPE_TQ2_0,
-		QuantTQ10: modelv1.QuantType_QUANT_TYPE_TQ1_0,
-		QuantI2S:  modelv1.QuantType_QUANT_TYPE_I2_S,
-	}
-}
-
-func sourceToPB() map[LineageSource]modelv1.LineageSource {
-	return map[LineageSource]modelv1.LineageSource{
-		SourceUpload:    modelv1.LineageSource_LINEAGE_SOURCE_UPLOAD,
-		SourceQuantizer: modelv1.LineageSource_LINEAGE_SOURCE_QUANTIZER,
-		SourceTrainer:   modelv1.LineageSource_LINEAGE_SOURCE_TRAINER,
-	}
-}
-
-// fromPB inverts one of the maps above; an unknown value maps to a string
-// the Store rejects with its own message.
-func fromPB[K comparable, V comparable](m map[K]V, v V, zero V, unknown K) K {
-	var none K
-	if v == zero {
-		return none
-	}
-	for k, x := range m {
-		if x == v {
-			return k
-		}
-	}
-	return unknown
+	return k
 }
 
 func ts(t time.Time) *timestamppb.Timestamp {
@@ -107,8 +61,8 @@ func versionToPB(v Version) *registryv1.ModelVersion {
 		Description:    v.Description,
 		Architecture:   md.Architecture,
 		ParameterCount: md.ParameterCount,
-		Format:         formatToPB()[md.Format],
-		QuantType:      quantToPB()[md.QuantType],
+		Format:         artifact.FormatToPB(md.Format),
+		QuantType:      artifact.QuantToPB(md.QuantType),
 		SizeBytes:      uint64(v.SizeBytes),
 		ContextLength:  md.ContextLength,
 		VocabSize:      md.VocabSize,
@@ -128,7 +82,7 @@ func versionToPB(v Version) *registryv1.ModelVersion {
 	l := md.Lineage
 	if l.Source != "" || l.JobID != "" || l.Parent != nil || l.DatasetDigest != "" || l.ConfigJSON != "" || len(l.Metrics) > 0 {
 		out.Lineage = &modelv1.Lineage{
-			Source:        sourceToPB()[l.Source],
+			Source:        artifact.SourceToPB(l.Source),
 			JobId:         l.JobID,
 			DatasetSha256: l.DatasetDigest.Hex(),
 			ConfigJson:    l.ConfigJSON,
@@ -149,8 +103,8 @@ func versionSpecFromPB(req *registryv1.CreateVersionRequest) VersionSpec {
 		Metadata: Metadata{
 			Architecture:   req.GetArchitecture(),
 			ParameterCount: req.GetParameterCount(),
-			Format:         fromPB(formatToPB(), req.GetFormat(), modelv1.ModelFormat_MODEL_FORMAT_UNSPECIFIED, Format(req.GetFormat().String())),
-			QuantType:      fromPB(quantToPB(), req.GetQuantType(), modelv1.QuantType_QUANT_TYPE_UNSPECIFIED, QuantType(req.GetQuantType().String())),
+			Format:         fromPB(artifact.FormatFromPB, req.GetFormat()),
+			QuantType:      fromPB(artifact.QuantFromPB, req.GetQuantType()),
 			ContextLength:  req.GetContextLength(),
 			VocabSize:      req.GetVocabSize(),
 			Labels:         req.GetLabels(),
@@ -165,7 +119,7 @@ func versionSpecFromPB(req *registryv1.CreateVersionRequest) VersionSpec {
 	}
 	if l := req.GetLineage(); l != nil {
 		spec.Metadata.Lineage = Lineage{
-			Source:        fromPB(sourceToPB(), l.GetSource(), modelv1.LineageSource_LINEAGE_SOURCE_UNSPECIFIED, LineageSource(l.GetSource().String())),
+			Source:        fromPB(artifact.SourceFromPB, l.GetSource()),
 			JobID:         l.GetJobId(),
 			DatasetDigest: Digest(l.GetDatasetSha256()),
 			ConfigJSON:    l.GetConfigJson(),

@@ -35,4 +35,10 @@
 // Server adapts a Store to the bitnet.registry.v1 gRPC API. Errors wrap one of ErrNotFound, ErrAlreadyExists, ErrInvalid,
 // ErrDigestMismatch, ErrFailedPrecondition, ErrTooLarge, ErrOutOfRange so
 // that the gRPC layer (Server) maps them to status codes.
+//
+// The vocabulary of versions (references, digests, formats, quant types,
+// metadata, the error kinds and the Source and Sink that the quantizer and
+// trainer use) is package artifact's, so that those services do not import
+// the registry; this package names it too. Backend is the Source and Sink
+// of an in-process Store, Client the same over the gRPC API.
 package registry

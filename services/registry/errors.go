@@ -1,33 +1,23 @@
 package registry
 
 import (
-	"errors"
 	"fmt"
+
+	"github.com/bitnet-mesh/bitnet-mesh/shared/artifact"
 )
 
-// Error kinds; every error the Store returns for bad input or state wraps
-// exactly one of them (test with errors.Is).
+// Error kinds (package artifact's); every error the Store returns for bad
+// input or state wraps exactly one of them (test with errors.Is).
 var (
-	// ErrNotFound: the model, version, alias, blob or upload does not exist.
-	ErrNotFound = errors.New("not found")
-	// ErrAlreadyExists: the model name is taken.
-	ErrAlreadyExists = errors.New("already exists")
-	// ErrInvalid: a malformed name, reference, digest, path or argument.
-	ErrInvalid = errors.New("invalid argument")
-	// ErrDigestMismatch: uploaded bytes do not hash to the announced sha256.
-	ErrDigestMismatch = errors.New("digest mismatch")
-	// ErrFailedPrecondition: the request is well-formed but the state forbids
-	// it (missing blob, alias still pointing at a version, wrong offset, ...).
-	ErrFailedPrecondition = errors.New("failed precondition")
-	// ErrTooLarge: a blob above the store's size limit.
-	ErrTooLarge = errors.New("too large")
-	// ErrOutOfRange: an offset beyond the end of a blob.
-	ErrOutOfRange = errors.New("out of range")
-	// ErrNoSpace: the upload would pass the store's quota or its
-	// free-space floor (RESOURCE_EXHAUSTED).
-	ErrNoSpace = errors.New("no space")
-	// ErrClosed: the store has been closed.
-	ErrClosed = errors.New("registry closed")
+	ErrNotFound           = artifact.ErrNotFound
+	ErrAlreadyExists      = artifact.ErrAlreadyExists
+	ErrInvalid            = artifact.ErrInvalid
+	ErrDigestMismatch     = artifact.ErrDigestMismatch
+	ErrFailedPrecondition = artifact.ErrFailedPrecondition
+	ErrTooLarge           = artifact.ErrTooLarge
+	ErrOutOfRange         = artifact.ErrOutOfRange
+	ErrNoSpace            = artifact.ErrNoSpace
+	ErrClosed             = artifact.ErrClosed
 )
 
 // OffsetError is returned by WriteChunk when the chunk does not start at the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
 	trainerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/trainer/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 )
 
 // configWith is tinyConfig with some keys replaced.
@@ -90,15 +90,23 @@ func TestBadSavedJobFailsAtRestart(t *testing.T) {
 	e.watch(t, j.ID, nil)
 	e.stopSrv()
 	// Rewrite the saved job as a queued one with the huge config.
-	path := filepath.Join(e.workDir, jobsDir, j.ID, jobFile)
-	var r record
-	if err := json.Unmarshal(readFile(t, path), &r); err != nil {
+	store, err := jobs.OpenStore(filepath.Join(e.workDir, jobsDB))
+	if err != nil {
 		t.Fatal(err)
 	}
-	r.Job.State, r.Job.Results, r.Job.EndTime = StateQueued, nil, time.Time{}
+	var r record
+	err = store.Each(func(id string, b []byte) error {
+		if id == j.ID {
+			return json.Unmarshal(b, &r)
+		}
+		return nil
+	})
+	if err != nil || r.Job.ID != j.ID {
+		t.Fatalf("saved job: got %q, %v; want %q", r.Job.ID, err, j.ID)
+	}
+	r.Job.State, r.Job.Results, r.Job.EndTime = jobs.StateQueued, nil, time.Time{}
 	r.Job.Request.Model.ConfigJSON = hugeConfig()
-	b, _ := json.Marshal(r)
-	if err := os.WriteFile(path, b, 0o644); err != nil {
+	if err := errors.Join(store.Put(j.ID, r), store.Close()); err != nil {
 		t.Fatal(err)
 	}
 	e.start(t)
@@ -133,8 +141,8 @@ func TestPanickingJobFails(t *testing.T) {
 		t.Fatalf("panicking job: got %v %v, want FAILED with INTERNAL and no panic text", got.GetState(), got.GetError())
 	}
 	again, err := e.tr.Get(ctx, j.ID)
-	if err != nil || again.State != StateFailed || !errors.Is(again.Err, ErrInternal) {
-		t.Fatalf("Get after the panic: got %v %v, want failed with ErrInternal", again.State, err)
+	if err != nil || again.State != jobs.StateFailed || !errors.Is(again.Err, jobs.ErrInternal) {
+		t.Fatalf("Get after the panic: got %v %v, want failed with jobs.ErrInternal", again.State, err)
 	}
 	if _, err := e.client.ListJobs(ctx, proto.Clone(&trainerv1.ListJobsRequest{}).(*trainerv1.ListJobsRequest)); err != nil {
 		t.Fatalf("the trainer stopped serving after a panic: %v", err)
@@ -149,7 +157,7 @@ func TestFailedJobNoPaths(t *testing.T) {
 	req.Dataset = Dataset{Text: "some text to train on"}
 	req.Model.TokenizerDigest = registry.Digest("sha256:" + e.put(t, []byte(`{"model": "not a tokenizer"}`)))
 	j := e.runDomain(t, req)
-	if j.State != StateFailed || strings.Contains(j.Err.Error(), e.workDir) || !strings.Contains(j.Err.Error(), "tokenizer") {
+	if j.State != jobs.StateFailed || strings.Contains(j.Err.Error(), e.workDir) || !strings.Contains(j.Err.Error(), "tokenizer") {
 		t.Fatalf("got %v %v, want a failure naming the tokenizer and not %s", j.State, j.Err, e.workDir)
 	}
 }

@@ -11,7 +11,7 @@ import (
 
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
 	trainerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/trainer/v1"
-	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/artifact"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/errcode"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
@@ -21,15 +21,10 @@ import (
 // codes (a function so that no package state can be mutated).
 func kinds() []errcode.Kind {
 	return append([]errcode.Kind{
-		{Err: ErrNotFound, Code: codes.NotFound},
-		{Err: ErrInvalid, Code: codes.InvalidArgument},
-		{Err: ErrQueueFull, Code: codes.ResourceExhausted},
-		{Err: ErrClosed, Code: codes.Unavailable},
 		{Err: ErrPrecondition, Code: codes.FailedPrecondition},
-		{Err: ErrInternal, Code: codes.Internal},
 		{Err: model.ErrOverBudget, Code: codes.ResourceExhausted},
 		{Err: model.ErrConfig, Code: codes.InvalidArgument},
-	}, registry.ErrorKinds()...)
+	}, append(jobs.ErrorKinds(), artifact.ErrorKinds()...)...)
 }
 
 // code maps an error to a gRPC status code.
@@ -50,7 +45,7 @@ func requestFromPB(req *trainerv1.CreateJobRequest) (Request, error) {
 	var r Request
 	pm := req.GetModel()
 	if pm == nil || req.GetDataset() == nil || req.GetHyperparameters() == nil {
-		return r, fmt.Errorf("model, dataset and hyperparameters are required: %w", ErrInvalid)
+		return r, fmt.Errorf("model, dataset and hyperparameters are required: %w", jobs.ErrInvalid)
 	}
 	switch init := pm.GetInit().(type) {
 	case *trainerv1.ModelSpec_ConfigJson:
@@ -58,7 +53,7 @@ func requestFromPB(req *trainerv1.CreateJobRequest) (Request, error) {
 	case *trainerv1.ModelSpec_Parent:
 		r.Model.Parent = init.Parent
 	}
-	r.Model.TokenizerDigest = registry.Digest(pm.GetTokenizerSha256())
+	r.Model.TokenizerDigest = artifact.Digest(pm.GetTokenizerSha256())
 	r.Model.InitStd, r.Model.FullPrecision = pm.GetInitStd(), pm.GetFullPrecision()
 
 	d := req.GetDataset()
@@ -67,19 +62,19 @@ func requestFromPB(req *trainerv1.CreateJobRequest) (Request, error) {
 	case trainerv1.DatasetFormat_DATASET_FORMAT_JSONL:
 		r.Dataset.JSONL = true
 	default:
-		return r, fmt.Errorf("dataset: format %v: %w", d.GetFormat(), ErrInvalid)
+		return r, fmt.Errorf("dataset: format %v: %w", d.GetFormat(), jobs.ErrInvalid)
 	}
 	if f := d.GetTextField(); f != "" && f != "text" {
-		return r, fmt.Errorf("dataset: text field %q: only \"text\" is supported: %w", f, ErrInvalid)
+		return r, fmt.Errorf("dataset: text field %q: only \"text\" is supported: %w", f, jobs.ErrInvalid)
 	}
 	if len(d.GetSha256()) == 0 {
-		return r, fmt.Errorf("dataset: no files: %w", ErrInvalid)
+		return r, fmt.Errorf("dataset: no files: %w", jobs.ErrInvalid)
 	}
 	for _, s := range d.GetSha256() {
-		r.Dataset.Digests = append(r.Dataset.Digests, registry.Digest(s))
+		r.Dataset.Digests = append(r.Dataset.Digests, artifact.Digest(s))
 	}
 	r.Dataset.ValidationFraction = d.GetValidationFraction()
-	r.Dataset.ValidationDigest = registry.Digest(d.GetValidationSha256())
+	r.Dataset.ValidationDigest = artifact.Digest(d.GetValidationSha256())
 
 	h := req.GetHyperparameters()
 	// As given, so that a rejected value is reported as sent (an int holds
@@ -101,19 +96,16 @@ func requestFromPB(req *trainerv1.CreateJobRequest) (Request, error) {
 			}
 		}
 		if r.Hyperparameters.Schedule == "" {
-			return r, fmt.Errorf("hyperparameters: schedule %v: %w", h.GetSchedule(), ErrInvalid)
+			return r, fmt.Errorf("hyperparameters: schedule %v: %w", h.GetSchedule(), jobs.ErrInvalid)
 		}
 	}
 	if o := req.GetOutput(); o != nil {
 		r.Output = Output{Name: o.GetName(), Aliases: o.GetAliases(), Description: o.GetDescription(), Labels: o.GetLabels()}
-		switch o.GetExportGguf() {
-		case modelv1.QuantType_QUANT_TYPE_UNSPECIFIED:
-		case modelv1.QuantType_QUANT_TYPE_TQ2_0:
-			r.Output.ExportGGUF = registry.QuantTQ20
-		case modelv1.QuantType_QUANT_TYPE_TQ1_0:
-			r.Output.ExportGGUF = registry.QuantTQ10
+		switch q, _ := artifact.QuantFromPB(o.GetExportGguf()); q {
+		case "", artifact.QuantTQ20, artifact.QuantTQ10:
+			r.Output.ExportGGUF = q
 		default:
-			return r, fmt.Errorf("output: GGUF export %v: want QUANT_TYPE_TQ2_0 or QUANT_TYPE_TQ1_0: %w", o.GetExportGguf(), ErrInvalid)
+			return r, fmt.Errorf("output: GGUF export %v: want QUANT_TYPE_TQ2_0 or QUANT_TYPE_TQ1_0: %w", o.GetExportGguf(), jobs.ErrInvalid)
 		}
 	}
 	r.EvalInterval, r.EvalTokens = big(req.GetEvalInterval()), big(req.GetEvalTokens())
@@ -148,41 +140,10 @@ func requestToPB(r Request) *trainerv1.CreateJobRequest {
 	}
 	return &trainerv1.CreateJobRequest{
 		Model: m, Dataset: d, Hyperparameters: ph,
-		Output:       &trainerv1.Output{Name: r.Output.Name, Aliases: r.Output.Aliases, Description: r.Output.Description, Labels: r.Output.Labels, ExportGguf: ggufToPB(r.Output.ExportGGUF)},
+		Output:       &trainerv1.Output{Name: r.Output.Name, Aliases: r.Output.Aliases, Description: r.Output.Description, Labels: r.Output.Labels, ExportGguf: artifact.QuantToPB(r.Output.ExportGGUF)},
 		EvalInterval: uint32(r.EvalInterval), EvalTokens: uint32(r.EvalTokens), CheckpointInterval: uint32(r.CheckpointInterval),
 		Threads: uint32(r.Threads), RequestId: r.RequestID,
 	}
-}
-
-// statesPB is a function so that no package state can be mutated.
-func statesPB() [7]modelv1.JobState {
-	return [...]modelv1.JobState{
-		StateQueued:     modelv1.JobState_JOB_STATE_QUEUED,
-		StateRunning:    modelv1.JobState_JOB_STATE_RUNNING,
-		StateSucceeded:  modelv1.JobState_JOB_STATE_SUCCEEDED,
-		StateFailed:     modelv1.JobState_JOB_STATE_FAILED,
-		StateCancelling: modelv1.JobState_JOB_STATE_CANCELLING,
-		StateCancelled:  modelv1.JobState_JOB_STATE_CANCELLED,
-	}
-}
-
-func stateToPB(s State) modelv1.JobState {
-	if all := statesPB(); s > 0 && int(s) < len(all) {
-		return all[s]
-	}
-	return modelv1.JobState_JOB_STATE_UNSPECIFIED
-}
-
-func stateFromPB(s modelv1.JobState) (State, error) {
-	if s == modelv1.JobState_JOB_STATE_UNSPECIFIED {
-		return 0, nil
-	}
-	for st, p := range statesPB() {
-		if p == s && st > 0 {
-			return State(st), nil
-		}
-	}
-	return 0, fmt.Errorf("state %v: %w", s, ErrInvalid)
 }
 
 func ts(t time.Time) *timestamppb.Timestamp {
@@ -195,7 +156,7 @@ func ts(t time.Time) *timestamppb.Timestamp {
 func jobToPB(j Job) *trainerv1.Job {
 	m := j.Metrics
 	out := &trainerv1.Job{
-		JobId: j.ID, State: stateToPB(j.State), Request: requestToPB(j.Request),
+		JobId: j.ID, State: jobs.StateToPB(j.State), Request: requestToPB(j.Request),
 		Metrics: &trainerv1.StepMetrics{
 			Step: uint32(m.Step), TotalSteps: uint32(m.TotalSteps), Loss: m.Loss, ValLoss: m.ValLoss,
 			ValPerplexity: m.ValPerplexity, LearningRate: m.LearningRate, GradNorm: m.GradNorm,
@@ -223,14 +184,4 @@ func jobToPB(j Job) *trainerv1.Job {
 		out.Error = &rpcstatus.Status{Code: int32(code(j.Err)), Message: j.Err.Error()}
 	}
 	return out
-}
-
-func ggufToPB(q registry.QuantType) modelv1.QuantType {
-	switch q {
-	case registry.QuantTQ20:
-		return modelv1.QuantType_QUANT_TYPE_TQ2_0
-	case registry.QuantTQ10:
-		return modelv1.QuantType_QUANT_TYPE_TQ1_0
-	}
-	return modelv1.QuantType_QUANT_TYPE_UNSPECIFIED
 }

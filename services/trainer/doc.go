@@ -23,8 +23,11 @@
 // appended after the training tokens with the split placed after the last
 // whole training sequence, so no validation token is trained on.
 //
-// Every change of a job is persisted as WORKDIR/jobs/ID/job.json (written
-// atomically). A Trainer opened on a work directory takes back its jobs:
+// Every change of a job is persisted in WORKDIR/jobs.db (a jobs.Store: one
+// durable bbolt transaction per change, so a SIGKILL loses nothing saved;
+// job.json files of earlier versions are taken in once). WithRetention
+// forgets finished jobs, records and directories, past an age. A Trainer
+// opened on a work directory takes back its jobs:
 // finished ones for Get and List, unfinished ones (interrupted by Close or a
 // crash) queued again; they resume from the last checkpoint in their work
 // directory, and since shared/train resumes bit for bit, the result is the
@@ -34,7 +37,9 @@
 // Cancel stops a running job before its next optimiser step (the training
 // loop checks its context per micro-batch); its checkpoint is kept.
 //
-// Source and Sink are the trainer's view of the registry; registry.NewBackend
-// adapts an in-process *registry.Store. Server adapts a Trainer to the
+// Source and Sink (package artifact) are the trainer's view of the
+// registry; registry.NewBackend adapts an in-process *registry.Store and
+// registry.NewClient its gRPC API. The job states, the shared error kinds
+// and the job table are package jobs'. Server adapts a Trainer to the
 // bitnet.trainer.v1 gRPC API.
 package trainer

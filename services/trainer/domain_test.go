@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/train"
@@ -69,7 +70,7 @@ func TestDataSources(t *testing.T) {
 			req := e.domainRequest(t, 3)
 			req.Dataset, req.Hyperparameters.Schedule = tc.data, tc.schedule
 			j := e.runDomain(t, req)
-			if j.State != StateSucceeded {
+			if j.State != jobs.StateSucceeded {
 				t.Fatalf("got state %v (%v), want succeeded", j.State, j.Err)
 			}
 			if want := "sha256:" + sha256Hex([]byte(tc.wantData)); string(j.DatasetDigest) != want {
@@ -127,7 +128,7 @@ func TestFailedJobPersists(t *testing.T) {
 	req := e.domainRequest(t, 3)
 	req.Dataset = Dataset{Text: "too short"}
 	j := e.runDomain(t, req)
-	if j.State != StateFailed || !errors.Is(j.Err, ErrInvalid) {
+	if j.State != jobs.StateFailed || !errors.Is(j.Err, jobs.ErrInvalid) {
 		t.Fatalf("got state %v error %v, want failed with an invalid-argument error", j.State, j.Err)
 	}
 	e.stopSrv()
@@ -136,7 +137,7 @@ func TestFailedJobPersists(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.State != StateFailed || got.Err == nil || got.Err.Error() != j.Err.Error() || code(got.Err) != codes.InvalidArgument {
+	if got.State != jobs.StateFailed || got.Err == nil || got.Err.Error() != j.Err.Error() || code(got.Err) != codes.InvalidArgument {
 		t.Errorf("after restart: got %v %v (code %v), want failed with %q", got.State, got.Err, code(got.Err), j.Err)
 	}
 	if got.Request.Dataset.Text != "too short" || got.Request.Hyperparameters.BatchSize != 2 {
@@ -149,12 +150,12 @@ func TestNewOptions(t *testing.T) {
 	for _, opts := range [][]Option{
 		{WithWorkers(0)}, {WithQueueSize(0)}, {WithMaxJobs(0)}, {WithRunner(nil)},
 	} {
-		if _, err := New(b, b, append(opts, WithWorkDir(t.TempDir()))...); !errors.Is(err, ErrInvalid) {
-			t.Errorf("got %v, want ErrInvalid", err)
+		if _, err := New(b, b, append(opts, WithWorkDir(t.TempDir()))...); !errors.Is(err, jobs.ErrInvalid) {
+			t.Errorf("got %v, want jobs.ErrInvalid", err)
 		}
 	}
-	if _, err := New(nil, b); !errors.Is(err, ErrInvalid) {
-		t.Errorf("nil source: got %v, want ErrInvalid", err)
+	if _, err := New(nil, b); !errors.Is(err, jobs.ErrInvalid) {
+		t.Errorf("nil source: got %v, want jobs.ErrInvalid", err)
 	}
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, jobsDir, "tj-x"), 0o755)

@@ -6,7 +6,8 @@ import (
 	"io"
 	"math"
 
-	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/artifact"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/train"
 )
@@ -19,7 +20,7 @@ const (
 )
 
 func invalidf(format string, args ...any) error {
-	return fmt.Errorf(format+": %w", append(args, ErrInvalid)...)
+	return fmt.Errorf(format+": %w", append(args, jobs.ErrInvalid)...)
 }
 
 // prepare validates req, checks that its blobs and parent exist, pins the
@@ -97,20 +98,20 @@ func (t *Trainer) prepare(ctx context.Context, req Request) (Request, error) {
 	if o.Name == "" {
 		o.Name = DefaultOutputName
 	}
-	if err := registry.ValidateName(o.Name); err != nil {
+	if err := artifact.ValidateName(o.Name); err != nil {
 		return req, invalidf("output: %v", err)
 	}
 	switch o.ExportGGUF {
 	case "":
-	case registry.QuantTQ20, registry.QuantTQ10:
+	case artifact.QuantTQ20, artifact.QuantTQ10:
 		if cols := []int{cfg.HiddenSize, cfg.NumHeads * cfg.HeadDim, cfg.IntermediateSize}; cols[0]%ggufBlock != 0 || cols[1]%ggufBlock != 0 || cols[2]%ggufBlock != 0 {
 			return req, invalidf("output: a %s export needs hidden, attention (heads*head_dim) and intermediate sizes %v that are multiples of %d", o.ExportGGUF, cols, ggufBlock)
 		}
 	default:
-		return req, invalidf("output: GGUF export %q: want %s or %s", o.ExportGGUF, registry.QuantTQ20, registry.QuantTQ10)
+		return req, invalidf("output: GGUF export %q: want %s or %s", o.ExportGGUF, artifact.QuantTQ20, artifact.QuantTQ10)
 	}
 	for _, a := range o.Aliases {
-		if err := registry.ValidateAlias(a); err != nil {
+		if err := artifact.ValidateAlias(a); err != nil {
 			return req, invalidf("output: %v", err)
 		}
 	}
@@ -121,7 +122,7 @@ func (t *Trainer) prepare(ctx context.Context, req Request) (Request, error) {
 // the budget (train.MemoryBytes, from the shapes alone).
 func (t *Trainer) checkMemory(cfg model.Config, req Request) error {
 	o := options(req)
-	if err := model.CheckMemory("training "+cfg.String(), train.MemoryBytes(cfg, o), t.opts.budget); err != nil {
+	if err := model.CheckMemory("training "+cfg.String(), train.MemoryBytes(cfg, o), t.opts.MemoryBudget); err != nil {
 		return fmt.Errorf("model: %w", err)
 	}
 	return nil
@@ -142,15 +143,15 @@ func (t *Trainer) checkModel(req Request) error {
 }
 
 // parentConfig resolves a parent and reads its config.json.
-func (t *Trainer) parentConfig(ctx context.Context, ref string) (registry.Version, model.Config, error) {
-	if _, err := registry.ParseRef(ref); err != nil {
-		return registry.Version{}, model.Config{}, invalidf("parent: %v", err)
+func (t *Trainer) parentConfig(ctx context.Context, ref string) (artifact.Version, model.Config, error) {
+	if _, err := artifact.ParseRef(ref); err != nil {
+		return artifact.Version{}, model.Config{}, invalidf("parent: %v", err)
 	}
 	v, err := t.src.Resolve(ctx, ref)
 	if err != nil {
 		return v, model.Config{}, fmt.Errorf("parent %s: %w", ref, err)
 	}
-	if v.Metadata.Format == registry.FormatGGUF {
+	if v.Metadata.Format == artifact.FormatGGUF {
 		return v, model.Config{}, fmt.Errorf("parent %s@%d is a GGUF-only version: fine-tuning needs a Hugging Face safetensors version (master or packed weights): %w", v.Ref.Name, v.Ref.Version, ErrPrecondition)
 	}
 	cf, wf := fileOf(v, configFile), fileOf(v, weightsFile)
@@ -176,7 +177,7 @@ func (t *Trainer) parentConfig(ctx context.Context, ref string) (registry.Versio
 	return v, c, nil
 }
 
-func fileOf(v registry.Version, path string) *registry.BlobRef {
+func fileOf(v artifact.Version, path string) *artifact.BlobRef {
 	for i := range v.Files {
 		if v.Files[i].Path == path {
 			return &v.Files[i]
@@ -186,8 +187,8 @@ func fileOf(v registry.Version, path string) *registry.BlobRef {
 }
 
 // checkBlob parses a digest and checks that the blob exists.
-func (t *Trainer) checkBlob(ctx context.Context, what, s string) (registry.Digest, error) {
-	d, err := registry.ParseDigest(s)
+func (t *Trainer) checkBlob(ctx context.Context, what, s string) (artifact.Digest, error) {
+	d, err := artifact.ParseDigest(s)
 	if err != nil {
 		return "", invalidf("%s: %v", what, err)
 	}

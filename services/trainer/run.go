@@ -12,12 +12,11 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/bitnet-mesh/bitnet-mesh/shared/telemetry"
-
-	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/artifact"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/telemetry"
 )
 
 // Directories of a job's work directory.
@@ -41,14 +40,14 @@ type execution struct {
 	phases *telemetry.Phases // a span per phase: train.fetch, train.train, train.upload
 }
 
-func (x *execution) run(ctx context.Context) ([]registry.Ref, error) {
+func (x *execution) run(ctx context.Context) ([]artifact.Ref, error) {
 	in := filepath.Join(x.j.dir, inputsDir)
 	if err := os.MkdirAll(in, 0o755); err != nil {
 		return nil, fmt.Errorf("work dir: %w", err)
 	}
 	spec := RunSpec{JobID: x.id, OutDir: filepath.Join(x.j.dir, outDir), Options: options(x.req),
 		EvalEvery: x.req.EvalInterval, CheckpointEvery: x.req.CheckpointInterval}
-	spec.Options.MemoryBudget = max(x.t.opts.budget, 0)
+	spec.Options.MemoryBudget = max(x.t.opts.MemoryBudget, 0)
 	m := x.req.Model
 	var err error
 	x.phases.Enter("fetch")
@@ -62,7 +61,7 @@ func (x *execution) run(ctx context.Context) ([]registry.Ref, error) {
 		}
 		spec.TokenizerPath = filepath.Join(spec.InitDir, tokenizerFile)
 	} else if spec.Config, err = model.ParseConfig([]byte(m.ConfigJSON)); err != nil {
-		return nil, fmt.Errorf("model config: %w: %w", err, ErrInvalid)
+		return nil, fmt.Errorf("model config: %w: %w", err, jobs.ErrInvalid)
 	}
 	if m.TokenizerDigest != "" {
 		spec.TokenizerPath = filepath.Join(in, tokenizerFile)
@@ -98,7 +97,7 @@ func (x *execution) onEvent(ctx context.Context, ev Event) {
 		}
 		j.Metrics = m
 		j.LossCurve = appendLoss(j.LossCurve, LossPoint{Step: m.Step, Loss: m.Loss})
-		now := x.t.opts.clock().UTC()
+		now := x.t.opts.Clock().UTC()
 		if ev.Validated {
 			j.Validation = append(j.Validation, ValidationPoint{Step: m.Step, ValLoss: m.ValLoss})
 			j.Log = jobs.AppendLog(j.Log, now, "step %d/%d: validation loss %.4f (perplexity %.2f)", m.Step, m.TotalSteps, m.ValLoss, m.ValPerplexity)
@@ -146,7 +145,7 @@ func (x *execution) storeCheckpoint(ctx context.Context, ev Event) (Checkpoint, 
 	if err != nil {
 		return Checkpoint{}, err
 	}
-	c := Checkpoint{Step: ev.Metrics.Step, Digest: b.Digest, SizeBytes: b.Size, CreateTime: x.t.opts.clock().UTC()}
+	c := Checkpoint{Step: ev.Metrics.Step, Digest: b.Digest, SizeBytes: b.Size, CreateTime: x.t.opts.Clock().UTC()}
 	if ev.Validated {
 		c.ValLoss = ev.Metrics.ValLoss
 	}
@@ -159,11 +158,11 @@ func (x *execution) fetchParent(ctx context.Context, dir string) error {
 	if err != nil {
 		return fmt.Errorf("parent %s: %w", x.req.Model.Parent, err)
 	}
-	if v.Metadata.Format == registry.FormatGGUF {
+	if v.Metadata.Format == artifact.FormatGGUF {
 		return fmt.Errorf("parent %s is a GGUF-only version: %w", x.req.Model.Parent, ErrPrecondition)
 	}
 	for _, f := range v.Files {
-		if err := registry.ValidatePath(f.Path); err != nil {
+		if err := artifact.ValidatePath(f.Path); err != nil {
 			return fmt.Errorf("parent file: %w", err)
 		}
 		if _, err := x.copyBlob(ctx, filepath.Join(dir, filepath.FromSlash(f.Path)), f.Digest); err != nil {
@@ -195,17 +194,17 @@ func (x *execution) fetchData(ctx context.Context, dir string) (data, val string
 	}
 	if d.ValidationDigest != "" {
 		val = filepath.Join(dir, "validation"+ext)
-		if err := x.concatTo(ctx, val, []registry.Digest{d.ValidationDigest}, h); err != nil {
+		if err := x.concatTo(ctx, val, []artifact.Digest{d.ValidationDigest}, h); err != nil {
 			return "", "", fmt.Errorf("validation: %w", err)
 		}
 	}
-	dg := registry.Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
+	dg := artifact.Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
 	x.t.update(x.j, true, func(j *Job) { j.DatasetDigest = dg })
 	return data, val, nil
 }
 
 // concatTo writes blobs to path (atomically) through h.
-func (x *execution) concatTo(ctx context.Context, path string, blobs []registry.Digest, h hash.Hash) error {
+func (x *execution) concatTo(ctx context.Context, path string, blobs []artifact.Digest, h hash.Hash) error {
 	tmp := path + ".part"
 	f, err := os.Create(tmp)
 	if err != nil {
@@ -222,7 +221,7 @@ func (x *execution) concatTo(ctx context.Context, path string, blobs []registry.
 	return os.Rename(tmp, path)
 }
 
-func (x *execution) concat(ctx context.Context, w io.Writer, blobs []registry.Digest, h hash.Hash) error {
+func (x *execution) concat(ctx context.Context, w io.Writer, blobs []artifact.Digest, h hash.Hash) error {
 	for i, dg := range blobs {
 		rc, size, err := x.t.src.OpenBlob(ctx, dg)
 		if err != nil {
@@ -236,7 +235,7 @@ func (x *execution) concat(ctx context.Context, w io.Writer, blobs []registry.Di
 			return fmt.Errorf("blob %s: %w", dg, err)
 		}
 		if n != size || "sha256:"+hex.EncodeToString(fh.Sum(nil)) != string(dg) {
-			return fmt.Errorf("blob %s: content does not match: %w", dg, registry.ErrDigestMismatch)
+			return fmt.Errorf("blob %s: content does not match: %w", dg, artifact.ErrDigestMismatch)
 		}
 		if i < len(blobs)-1 && n > 0 && lastByte[0] != '\n' {
 			if _, err := w.Write([]byte{'\n'}); err != nil {
@@ -258,7 +257,7 @@ func (l lastWriter) Write(p []byte) (int, error) {
 }
 
 // copyBlob copies a blob to dst (atomically), checking its size and sha256.
-func (x *execution) copyBlob(ctx context.Context, dst string, d registry.Digest) (int64, error) {
+func (x *execution) copyBlob(ctx context.Context, dst string, d artifact.Digest) (int64, error) {
 	rc, size, err := x.t.src.OpenBlob(ctx, d)
 	if err != nil {
 		return 0, err
@@ -282,14 +281,14 @@ func (x *execution) copyBlob(ctx context.Context, dst string, d registry.Digest)
 	case err != nil:
 		return 0, err
 	case n != size || "sha256:"+hex.EncodeToString(h.Sum(nil)) != string(d):
-		return 0, fmt.Errorf("blob %s: content does not match: %w", d, registry.ErrDigestMismatch)
+		return 0, fmt.Errorf("blob %s: content does not match: %w", d, artifact.ErrDigestMismatch)
 	}
 	return n, os.Rename(tmp, dst)
 }
 
 // upload stores the exported Hugging Face directory as a new version.
-func (x *execution) upload(ctx context.Context, spec RunSpec, res RunResult) ([]registry.Ref, error) {
-	var files []registry.BlobRef
+func (x *execution) upload(ctx context.Context, spec RunSpec, res RunResult) ([]artifact.Ref, error) {
+	var files []artifact.BlobRef
 	for _, f := range []struct{ name, media string }{
 		{configFile, jsonMediaType}, {weightsFile, safetensorsMediaType}, {tokenizerFile, jsonMediaType},
 	} {
@@ -302,7 +301,7 @@ func (x *execution) upload(ctx context.Context, spec RunSpec, res RunResult) ([]
 		if err != nil {
 			return nil, fmt.Errorf("upload %s: %w", f.name, err)
 		}
-		files = append(files, registry.BlobRef{Path: f.name, Digest: b.Digest, MediaType: f.media})
+		files = append(files, artifact.BlobRef{Path: f.name, Digest: b.Digest, MediaType: f.media})
 	}
 	x.t.mu.Lock()
 	dg := x.j.snap.DatasetDigest
@@ -312,13 +311,13 @@ func (x *execution) upload(ctx context.Context, spec RunSpec, res RunResult) ([]
 		return nil, err
 	}
 	c := spec.Config
-	md := registry.Metadata{
+	md := artifact.Metadata{
 		Architecture: c.Architecture, ParameterCount: uint64(c.Params()),
-		Format: registry.FormatHFSafetensors, QuantType: registry.QuantF32,
+		Format: artifact.FormatHFSafetensors, QuantType: artifact.QuantF32,
 		ContextLength: uint32(c.MaxPositions), VocabSize: uint32(c.VocabSize),
 		Labels: x.req.Output.Labels,
-		Lineage: registry.Lineage{
-			Source: registry.SourceTrainer, JobID: x.id, DatasetDigest: dg, ConfigJSON: cfgJSON,
+		Lineage: artifact.Lineage{
+			Source: artifact.SourceTrainer, JobID: x.id, DatasetDigest: dg, ConfigJSON: cfgJSON,
 			Metrics: map[string]float64{"train_loss": res.TrainLoss},
 		},
 	}
@@ -327,7 +326,7 @@ func (x *execution) upload(ctx context.Context, spec RunSpec, res RunResult) ([]
 		md.Lineage.Metrics["val_perplexity"] = expSafe(res.ValLoss)
 	}
 	if p := x.req.Model.Parent; p != "" {
-		r, err := registry.ParseRef(p)
+		r, err := artifact.ParseRef(p)
 		if err != nil {
 			return nil, fmt.Errorf("parent %s: %w", p, err)
 		}
@@ -338,13 +337,13 @@ func (x *execution) upload(ctx context.Context, spec RunSpec, res RunResult) ([]
 	if desc == "" {
 		desc = "trained by job " + x.id
 	}
-	v, err := x.t.sink.CreateVersion(ctx, o.Name, registry.VersionSpec{
+	v, err := x.t.sink.CreateVersion(ctx, o.Name, artifact.VersionSpec{
 		Files: files, Description: desc, Metadata: md, Aliases: o.Aliases, CreateModel: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create version of %s: %w", o.Name, err)
 	}
-	refs := []registry.Ref{v.Ref}
+	refs := []artifact.Ref{v.Ref}
 	if o.ExportGGUF != "" {
 		g, err := x.uploadGGUF(ctx, spec, md, v.Ref)
 		if err != nil {
@@ -357,38 +356,38 @@ func (x *execution) upload(ctx context.Context, spec RunSpec, res RunResult) ([]
 
 // uploadGGUF converts the export to a GGUF of Output.ExportGGUF and stores
 // it as a second version whose lineage parent is the master version.
-func (x *execution) uploadGGUF(ctx context.Context, spec RunSpec, md registry.Metadata, master registry.Ref) (registry.Ref, error) {
+func (x *execution) uploadGGUF(ctx context.Context, spec RunSpec, md artifact.Metadata, master artifact.Ref) (artifact.Ref, error) {
 	o := x.req.Output
 	w, tok, err := model.LoadWeights(spec.OutDir)
 	if err != nil {
-		return registry.Ref{}, fmt.Errorf("gguf export: %w", err)
+		return artifact.Ref{}, fmt.Errorf("gguf export: %w", err)
 	}
 	typ := gguf.TQ2_0
-	if o.ExportGGUF == registry.QuantTQ10 {
+	if o.ExportGGUF == artifact.QuantTQ10 {
 		typ = gguf.TQ1_0
 	}
 	path := filepath.Join(spec.OutDir, ggufFile)
 	if err := model.WriteGGUF(path, w, tok, model.WithTernaryType(typ), model.WithModelName(o.Name)); err != nil {
-		return registry.Ref{}, fmt.Errorf("gguf export: %w", err)
+		return artifact.Ref{}, fmt.Errorf("gguf export: %w", err)
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return registry.Ref{}, fmt.Errorf("gguf export: %w", err)
+		return artifact.Ref{}, fmt.Errorf("gguf export: %w", err)
 	}
 	b, err := x.t.sink.PutBlob(ctx, f, "")
 	f.Close()
 	if err != nil {
-		return registry.Ref{}, fmt.Errorf("upload %s: %w", ggufFile, err)
+		return artifact.Ref{}, fmt.Errorf("upload %s: %w", ggufFile, err)
 	}
-	md.Format, md.QuantType = registry.FormatGGUF, o.ExportGGUF
+	md.Format, md.QuantType = artifact.FormatGGUF, o.ExportGGUF
 	md.Lineage.Parent = &master
-	v, err := x.t.sink.CreateVersion(ctx, o.Name, registry.VersionSpec{
-		Files:       []registry.BlobRef{{Path: ggufFile, Digest: b.Digest, MediaType: ggufMediaType}},
+	v, err := x.t.sink.CreateVersion(ctx, o.Name, artifact.VersionSpec{
+		Files:       []artifact.BlobRef{{Path: ggufFile, Digest: b.Digest, MediaType: ggufMediaType}},
 		Description: fmt.Sprintf("%s export of %s (job %s)", o.ExportGGUF, master, x.id),
 		Metadata:    md, CreateModel: true,
 	})
 	if err != nil {
-		return registry.Ref{}, fmt.Errorf("create gguf version of %s: %w", o.Name, err)
+		return artifact.Ref{}, fmt.Errorf("create gguf version of %s: %w", o.Name, err)
 	}
 	return v.Ref, nil
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/train"
@@ -80,10 +81,10 @@ func (LocalRunner) Run(ctx context.Context, s RunSpec, event func(Event)) (RunRe
 	}
 	tok, err := tokenizer.Load(s.TokenizerPath)
 	if err != nil {
-		return res, fmt.Errorf("tokenizer: %w: %w", err, ErrInvalid)
+		return res, fmt.Errorf("tokenizer: %w: %w", err, jobs.ErrInvalid)
 	}
 	if tok.VocabSize() > s.Config.VocabSize {
-		return res, fmt.Errorf("tokenizer has %d tokens, more than vocab_size = %d: %w", tok.VocabSize(), s.Config.VocabSize, ErrInvalid)
+		return res, fmt.Errorf("tokenizer has %d tokens, more than vocab_size = %d: %w", tok.VocabSize(), s.Config.VocabSize, jobs.ErrInvalid)
 	}
 	tokPath, valFrac, err := tokenizeData(ctx, s, tok)
 	if err != nil {
@@ -227,7 +228,7 @@ func appendFile(w io.Writer, path string) error {
 // dataErr marks the data and option errors of shared/train as bad input.
 func dataErr(err error) error {
 	if errors.Is(err, train.ErrData) || errors.Is(err, train.ErrOptions) {
-		return fmt.Errorf("%w: %w", err, ErrInvalid)
+		return fmt.Errorf("%w: %w", err, jobs.ErrInvalid)
 	}
 	return err
 }

@@ -6,6 +6,7 @@ import (
 	"google.golang.org/grpc"
 
 	trainerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/trainer/v1"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 )
 
 // Server is the bitnet.trainer.v1.TrainerService over a Trainer: it converts
@@ -47,16 +48,16 @@ func (s *Server) GetJob(ctx context.Context, req *trainerv1.GetJobRequest) (*tra
 
 // ListJobs implements TrainerService.
 func (s *Server) ListJobs(ctx context.Context, req *trainerv1.ListJobsRequest) (*trainerv1.ListJobsResponse, error) {
-	st, err := stateFromPB(req.GetState())
+	st, err := jobs.StateFromPB(req.GetState())
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	jobs, next, err := s.t.List(ctx, ListOptions{PageSize: int(min(req.GetPageSize(), maxListPageSize)), PageToken: req.GetPageToken(), State: st})
+	page, next, err := s.t.List(ctx, ListOptions{PageSize: int(min(req.GetPageSize(), maxListPageSize)), PageToken: req.GetPageToken(), State: st})
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	resp := &trainerv1.ListJobsResponse{NextPageToken: next}
-	for _, j := range jobs {
+	for _, j := range page {
 		j.LossCurve, j.Log = nil, nil // GetJob has them
 		resp.Jobs = append(resp.Jobs, jobToPB(j))
 	}

@@ -17,8 +17,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
-	"github.com/bitnet-mesh/bitnet-mesh/shared/hardware"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/artifact"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 )
 
@@ -26,33 +25,32 @@ import (
 type Option func(*settings)
 
 type settings struct {
-	workers   int
-	queueSize int
-	maxJobs   int
-	workDir   string
-	runner    Runner
-	clock     func() time.Time
-	budget    int64
-	log       *zap.Logger
+	jobs.Config
+	runner Runner
 }
 
 // WithWorkers sets how many jobs run at once (default 1: a job uses every
 // core already).
-func WithWorkers(n int) Option { return func(o *settings) { o.workers = n } }
+func WithWorkers(n int) Option { return func(o *settings) { o.Workers = n } }
 
 // WithQueueSize bounds the queued (not yet running) jobs (default 16); Create
-// fails with ErrQueueFull beyond it.
-func WithQueueSize(n int) Option { return func(o *settings) { o.queueSize = n } }
+// fails with jobs.ErrQueueFull beyond it.
+func WithQueueSize(n int) Option { return func(o *settings) { o.QueueSize = n } }
 
 // WithMaxJobs bounds the finished jobs kept for Get and List (default 1000);
 // the oldest finished ones are forgotten (and their directories removed)
 // first.
-func WithMaxJobs(n int) Option { return func(o *settings) { o.maxJobs = n } }
+func WithMaxJobs(n int) Option { return func(o *settings) { o.MaxJobs = n } }
 
 // WithWorkDir sets the directory holding the jobs (default
 // $TMPDIR/bitnet-trainer). Reopening a Trainer on the same directory takes
 // its jobs back and resumes the unfinished ones.
-func WithWorkDir(dir string) Option { return func(o *settings) { o.workDir = dir } }
+func WithWorkDir(dir string) Option { return func(o *settings) { o.WorkDir = dir } }
+
+// WithRetention forgets finished jobs (their records and directories) once
+// they ended longer ago than d; 0 (the default) keeps them until WithMaxJobs
+// pushes them out.
+func WithRetention(d time.Duration) Option { return func(o *settings) { o.Retention = d } }
 
 // WithRunner sets what executes the training (default LocalRunner).
 func WithRunner(r Runner) Option { return func(o *settings) { o.runner = r } }
@@ -62,13 +60,13 @@ func WithRunner(r Runner) Option { return func(o *settings) { o.runner = r } }
 // it with model.ErrOverBudget (RESOURCE_EXHAUSTED), before anything is
 // allocated. The default is half the machine's memory; a negative budget
 // turns the check off.
-func WithMemoryBudget(bytes int64) Option { return func(o *settings) { o.budget = bytes } }
+func WithMemoryBudget(bytes int64) Option { return func(o *settings) { o.MemoryBudget = bytes } }
 
 // WithLogger logs what clients are not told (a job's panic and stack).
-func WithLogger(l *zap.Logger) Option { return func(o *settings) { o.log = l } }
+func WithLogger(l *zap.Logger) Option { return func(o *settings) { o.Log = l } }
 
 // WithClock sets the time source (tests).
-func WithClock(now func() time.Time) Option { return func(o *settings) { o.clock = now } }
+func WithClock(now func() time.Time) Option { return func(o *settings) { o.Clock = now } }
 
 // Trainer queues and runs training jobs. It is safe for concurrent use.
 type Trainer struct {
@@ -79,6 +77,8 @@ type Trainer struct {
 	ctx     context.Context // cancelled by Close: stops the workers and their jobs
 	stop    context.CancelFunc
 	workers *jobs.Workers
+
+	store *jobs.Store // the job records, WORKDIR/jobs.db
 
 	mu     sync.Mutex
 	closed bool
@@ -104,40 +104,43 @@ func (j *job) Terminal() bool { return j.snap.State.Terminal() }
 // New starts a Trainer reading inputs from src and writing results to sink,
 // taking back the jobs persisted in its work directory. Close stops it.
 func New(src Source, sink Sink, opts ...Option) (*Trainer, error) {
-	o := settings{workers: 1, queueSize: defaultQueueSize, maxJobs: defaultMaxJobs, clock: time.Now, runner: LocalRunner{}, log: zap.NewNop()}
+	o := settings{Config: jobs.DefaultConfig(), runner: LocalRunner{}}
 	for _, f := range opts {
 		f(&o)
 	}
-	if o.budget == 0 {
-		if hw, err := hardware.Detect(); err == nil {
-			o.budget = int64(hw.MemoryBytes / 2)
-		}
+	if src == nil || sink == nil || o.runner == nil {
+		return nil, fmt.Errorf("trainer: source, sink and runner are required: %w", jobs.ErrInvalid)
 	}
-	switch {
-	case src == nil || sink == nil || o.runner == nil:
-		return nil, fmt.Errorf("trainer: source, sink and runner are required: %w", ErrInvalid)
-	case o.workers < 1 || o.workers > 64:
-		return nil, fmt.Errorf("trainer: %d workers, want 1 to 64: %w", o.workers, ErrInvalid)
-	case o.queueSize < 1:
-		return nil, fmt.Errorf("trainer: queue size %d, want at least 1: %w", o.queueSize, ErrInvalid)
-	case o.maxJobs < 1:
-		return nil, fmt.Errorf("trainer: max jobs %d, want at least 1: %w", o.maxJobs, ErrInvalid)
-	}
-	if o.workDir == "" {
-		o.workDir = filepath.Join(os.TempDir(), "bitnet-trainer")
-	}
-	if err := os.MkdirAll(filepath.Join(o.workDir, jobsDir), 0o755); err != nil {
-		return nil, fmt.Errorf("trainer: work dir: %w", err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	t := &Trainer{src: src, sink: sink, opts: o, ctx: ctx, stop: stop,
-		table: jobs.NewTable[*job](ErrInvalid), workers: jobs.NewWorkers()}
-	if err := t.load(); err != nil {
-		stop()
+	if err := o.Check("trainer"); err != nil {
 		return nil, err
 	}
-	t.workers.Start(ctx, o.workers, t.next)
+	if o.WorkDir == "" {
+		o.WorkDir = filepath.Join(os.TempDir(), "bitnet-trainer")
+	}
+	if err := os.MkdirAll(filepath.Join(o.WorkDir, jobsDir), 0o755); err != nil {
+		return nil, fmt.Errorf("trainer: work dir: %w", err)
+	}
+	store, err := jobs.OpenStore(filepath.Join(o.WorkDir, jobsDB))
+	if err != nil {
+		return nil, fmt.Errorf("trainer: %w", err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	t := &Trainer{src: src, sink: sink, opts: o, ctx: ctx, stop: stop, store: store,
+		table: jobs.NewTable[*job](jobs.ErrInvalid), workers: jobs.NewWorkers()}
+	if err := t.load(); err != nil {
+		stop()
+		store.Close()
+		return nil, err
+	}
+	t.workers.Start(ctx, o.Workers, t.next)
 	t.workers.Signal()
+	if o.Retention > 0 {
+		t.workers.Every(ctx, jobs.ExpireInterval(o.Retention), func() {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			t.evictLocked()
+		})
+	}
 	return t, nil
 }
 
@@ -154,7 +157,9 @@ func (t *Trainer) Close() error {
 	t.mu.Unlock()
 	t.stop()
 	t.workers.Wait()
-	return nil
+	t.mu.Lock() // a Create past its closed check may still save
+	defer t.mu.Unlock()
+	return t.store.Close()
 }
 
 // Create validates req, fills in its defaults and queues it. A request whose
@@ -163,7 +168,7 @@ func (t *Trainer) Create(ctx context.Context, req Request) (Job, error) {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
-		return Job{}, ErrClosed
+		return Job{}, errClosed()
 	}
 	if req.RequestID != "" {
 		if j, ok := t.table.ByKey(req.RequestID); ok {
@@ -183,18 +188,18 @@ func (t *Trainer) Create(ctx context.Context, req Request) (Job, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
-		return Job{}, ErrClosed
+		return Job{}, errClosed()
 	}
 	if req.RequestID != "" {
 		if j, ok := t.table.ByKey(req.RequestID); ok { // a concurrent twin won
 			return j.snapshot(), nil
 		}
 	}
-	if t.table.Queued() >= t.opts.queueSize {
-		return Job{}, fmt.Errorf("create job: %d jobs queued already: %w", t.opts.queueSize, ErrQueueFull)
+	if t.table.Queued() >= t.opts.QueueSize {
+		return Job{}, fmt.Errorf("create job: %d jobs queued already: %w", t.opts.QueueSize, jobs.ErrQueueFull)
 	}
-	j := &job{seq: t.table.NextSeq(), dir: filepath.Join(t.opts.workDir, jobsDir, id), changed: make(chan struct{}), origin: telemetry.OriginOf(ctx), snap: Job{
-		ID: id, State: StateQueued, Request: req, CreateTime: t.opts.clock().UTC(), Runner: t.opts.runner.Name(),
+	j := &job{seq: t.table.NextSeq(), dir: filepath.Join(t.opts.WorkDir, jobsDir, id), changed: make(chan struct{}), origin: telemetry.OriginOf(ctx), snap: Job{
+		ID: id, State: jobs.StateQueued, Request: req, CreateTime: t.opts.Clock().UTC(), Runner: t.opts.runner.Name(),
 		Metrics: Metrics{TotalSteps: req.Hyperparameters.Steps},
 	}}
 	if err := os.MkdirAll(j.dir, 0o755); err != nil {
@@ -217,7 +222,7 @@ func (t *Trainer) Get(ctx context.Context, id string) (Job, error) {
 	defer t.mu.Unlock()
 	j, ok := t.table.Get(id)
 	if !ok {
-		return Job{}, fmt.Errorf("job %q: %w", id, ErrNotFound)
+		return Job{}, fmt.Errorf("job %q: %w", id, jobs.ErrNotFound)
 	}
 	return j.snapshot(), nil
 }
@@ -246,14 +251,14 @@ func (t *Trainer) Cancel(ctx context.Context, id string) (Job, error) {
 	defer t.mu.Unlock()
 	j, ok := t.table.Get(id)
 	if !ok {
-		return Job{}, fmt.Errorf("job %q: %w", id, ErrNotFound)
+		return Job{}, fmt.Errorf("job %q: %w", id, jobs.ErrNotFound)
 	}
 	switch j.snap.State {
-	case StateQueued:
+	case jobs.StateQueued:
 		t.table.Unqueue(j)
-		t.finishLocked(j, StateCancelled, fmt.Errorf("cancelled while queued: %w", context.Canceled))
-	case StateRunning:
-		j.snap.State = StateCancelling
+		t.finishLocked(j, jobs.StateCancelled, fmt.Errorf("cancelled while queued: %w", context.Canceled))
+	case jobs.StateRunning:
+		j.snap.State = jobs.StateCancelling
 		j.cancel(fmt.Errorf("cancelled by request: %w", context.Canceled))
 		t.notifyLocked(j, true)
 	}
@@ -263,14 +268,14 @@ func (t *Trainer) Cancel(ctx context.Context, id string) (Job, error) {
 // Watch calls fn with the job's current snapshot and then after each change
 // (changes that happen while fn runs are coalesced into the latest
 // snapshot) until the job is terminal, ctx is done, the Trainer closes
-// (ErrClosed) or fn returns an error.
+// (errClosed()) or fn returns an error.
 func (t *Trainer) Watch(ctx context.Context, id string, fn func(Job) error) error {
 	for {
 		t.mu.Lock()
 		j, ok := t.table.Get(id)
 		if !ok {
 			t.mu.Unlock()
-			return fmt.Errorf("job %q: %w", id, ErrNotFound)
+			return fmt.Errorf("job %q: %w", id, jobs.ErrNotFound)
 		}
 		snap, changed := j.snapshot(), j.changed
 		t.mu.Unlock()
@@ -285,7 +290,7 @@ func (t *Trainer) Watch(ctx context.Context, id string, fn func(Job) error) erro
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.ctx.Done():
-			return fmt.Errorf("watch job %q: %w", id, ErrClosed)
+			return fmt.Errorf("watch job %q: %w", id, errClosed())
 		}
 	}
 }
@@ -304,7 +309,7 @@ func (t *Trainer) next() (func(), bool) {
 
 func (t *Trainer) runJob(j *job) {
 	t.mu.Lock()
-	if j.snap.State != StateQueued {
+	if j.snap.State != jobs.StateQueued {
 		// Cancelled between next and here: it must not run after all.
 		t.mu.Unlock()
 		return
@@ -312,9 +317,9 @@ func (t *Trainer) runJob(j *job) {
 	ctx, cancel := context.WithCancelCause(t.ctx)
 	defer cancel(nil)
 	j.cancel = cancel
-	j.snap.State = StateRunning
+	j.snap.State = jobs.StateRunning
 	if j.snap.StartTime.IsZero() {
-		j.snap.StartTime = t.opts.clock().UTC()
+		j.snap.StartTime = t.opts.Clock().UTC()
 	}
 	if n := len(j.snap.Checkpoints); n > 0 {
 		t.logLocked(j, "resumed from the checkpoint at step %d", j.snap.Checkpoints[n-1].Step)
@@ -336,17 +341,17 @@ func (t *Trainer) runJob(j *job) {
 	switch {
 	case err == nil:
 		j.snap.Results = refs
-		t.finishLocked(j, StateSucceeded, nil)
+		t.finishLocked(j, jobs.StateSucceeded, nil)
 		x.cleanup()
-	case ctx.Err() != nil && t.ctx.Err() != nil && j.snap.State != StateCancelling:
+	case ctx.Err() != nil && t.ctx.Err() != nil && j.snap.State != jobs.StateCancelling:
 		// Close: stay queued on disk; the next Trainer resumes the job.
-		j.snap.State, j.cancel = StateQueued, nil
+		j.snap.State, j.cancel = jobs.StateQueued, nil
 		t.logLocked(j, "stopped by a shutdown: queued to resume")
 		t.notifyLocked(j, true)
 	case ctx.Err() != nil:
-		t.finishLocked(j, StateCancelled, context.Cause(ctx))
+		t.finishLocked(j, jobs.StateCancelled, context.Cause(ctx))
 	default:
-		t.finishLocked(j, StateFailed, redactDir(err, j.dir, "job "+id))
+		t.finishLocked(j, jobs.StateFailed, redactDir(err, j.dir, "job "+id))
 		x.cleanup()
 	}
 }
@@ -370,14 +375,14 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
 
-// runSafe is run, with a panic turned into an ErrInternal failure: the job
+// runSafe is run, with a panic turned into an jobs.ErrInternal failure: the job
 // is recorded FAILED, the stack goes to the log and the process lives on.
-func (x *execution) runSafe(ctx context.Context) (refs []registry.Ref, err error) {
+func (x *execution) runSafe(ctx context.Context) (refs []artifact.Ref, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			x.t.opts.log.Error("training job panicked", zap.String("job", x.id), zap.Any("panic", p),
+			x.t.opts.Log.Error("training job panicked", zap.String("job", x.id), zap.Any("panic", p),
 				zap.ByteString("stack", debug.Stack()))
-			refs, err = nil, fmt.Errorf("job %s stopped on an internal error: %w", x.id, ErrInternal)
+			refs, err = nil, fmt.Errorf("job %s stopped on an internal error: %w", x.id, jobs.ErrInternal)
 		}
 	}()
 	return x.run(ctx)
@@ -392,9 +397,9 @@ func (t *Trainer) update(j *job, persist bool, fn func(*Job)) {
 	t.notifyLocked(j, persist)
 }
 
-func (t *Trainer) finishLocked(j *job, s State, err error) {
+func (t *Trainer) finishLocked(j *job, s jobs.State, err error) {
 	switch {
-	case s == StateSucceeded:
+	case s == jobs.StateSucceeded:
 		refs := make([]string, len(j.snap.Results))
 		for i, r := range j.snap.Results {
 			refs[i] = r.String()
@@ -407,7 +412,7 @@ func (t *Trainer) finishLocked(j *job, s State, err error) {
 	}
 	j.snap.State = s
 	j.snap.Err = err
-	j.snap.EndTime = t.opts.clock().UTC()
+	j.snap.EndTime = t.opts.Clock().UTC()
 	j.cancel = nil
 	t.notifyLocked(j, true)
 	t.evictLocked()
@@ -415,7 +420,7 @@ func (t *Trainer) finishLocked(j *job, s State, err error) {
 
 // logLocked appends a line to j's log (saved with the next notify).
 func (t *Trainer) logLocked(j *job, format string, args ...any) {
-	j.snap.Log = jobs.AppendLog(j.snap.Log, t.opts.clock().UTC(), format, args...)
+	j.snap.Log = jobs.AppendLog(j.snap.Log, t.opts.Clock().UTC(), format, args...)
 }
 
 // notifyLocked wakes the job's watchers and, when persist, saves it (a
@@ -428,10 +433,18 @@ func (t *Trainer) notifyLocked(j *job, persist bool) {
 	j.changed = make(chan struct{})
 }
 
-// evictLocked forgets the oldest finished jobs beyond maxJobs and removes
-// their directories.
+// evictLocked forgets the finished jobs past the retention and the oldest
+// finished ones beyond maxJobs, and removes their records and directories.
 func (t *Trainer) evictLocked() {
-	t.table.Evict(t.opts.maxJobs, func(j *job) { os.RemoveAll(j.dir) })
+	forget := func(j *job) {
+		_ = t.store.Delete(j.snap.ID) // a record left behind is expired again at the next start
+		os.RemoveAll(j.dir)
+	}
+	if r := t.opts.Retention; r > 0 {
+		cutoff := t.opts.Clock().Add(-r)
+		t.table.Expire(func(j *job) bool { return j.snap.EndTime.Before(cutoff) }, forget)
+	}
+	t.table.Evict(t.opts.MaxJobs, forget)
 }
 
 // snapshot copies the parts of the state that keep changing.

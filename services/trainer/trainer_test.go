@@ -10,6 +10,7 @@ import (
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
 	trainerv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/trainer/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
@@ -198,7 +199,7 @@ func TestRestartResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if stopped.State != StateQueued || stopped.Metrics.Step >= steps {
+	if stopped.State != jobs.StateQueued || stopped.Metrics.Step >= steps {
 		t.Fatalf("after close: got state %v at step %d, want queued before step %d", stopped.State, stopped.Metrics.Step, steps)
 	}
 	rec := &recordingRunner{}

@@ -2,67 +2,25 @@ package trainer
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
-	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/artifact"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
 )
 
-// Error kinds of the Trainer (test with errors.Is); the gRPC layer maps them
-// to status codes. Registry errors (registry.ErrNotFound, ...) pass through
-// wrapped.
+// Error kinds of the Trainer (test with errors.Is), beside the shared ones
+// of package jobs (jobs.ErrNotFound, jobs.ErrInvalid, ...); the gRPC layer
+// maps them to status codes. Registry errors (artifact.ErrNotFound, ...)
+// pass through wrapped.
 var (
-	// ErrNotFound: no job with that ID.
-	ErrNotFound = errors.New("not found")
-	// ErrInvalid: a malformed request (config, data, hyperparameters, output).
-	ErrInvalid = errors.New("invalid argument")
-	// ErrQueueFull: the job queue is at its limit; retry later.
-	ErrQueueFull = errors.New("queue full")
-	// ErrClosed: the Trainer has been closed.
-	ErrClosed = errors.New("trainer closed")
 	// ErrPrecondition: the parent model cannot be fine-tuned (a GGUF-only
 	// version, missing config.json or weights).
 	ErrPrecondition = errors.New("failed precondition")
-	// ErrInternal: a job stopped on a bug (a panic, whose details go to the
-	// log, never to the client).
-	ErrInternal = errors.New("internal error")
 )
 
-// State is a job's lifecycle state.
-type State int
-
-// Job states.
-const (
-	StateQueued     State = iota + 1 // waiting for a worker
-	StateRunning                     // being trained
-	StateSucceeded                   // done: Results set
-	StateFailed                      // stopped by an error: Err set
-	StateCancelling                  // cancel requested while running
-	StateCancelled                   // stopped by a cancel
-)
-
-func (s State) String() string {
-	switch s {
-	case StateQueued:
-		return "queued"
-	case StateRunning:
-		return "running"
-	case StateSucceeded:
-		return "succeeded"
-	case StateFailed:
-		return "failed"
-	case StateCancelling:
-		return "cancelling"
-	case StateCancelled:
-		return "cancelled"
-	}
-	return "unknown"
-}
-
-// Terminal reports whether the job can no longer change.
-func (s State) Terminal() bool {
-	return s == StateSucceeded || s == StateFailed || s == StateCancelled
-}
+// errClosed is the error of calls on a closed Trainer.
+func errClosed() error { return fmt.Errorf("trainer %w", jobs.ErrClosed) }
 
 // Schedules of the learning rate.
 const (
@@ -77,8 +35,6 @@ const (
 	MaxSteps          = 10_000_000
 	MaxDatasetFiles   = 1000
 	DefaultOutputName = "trained"
-	defaultQueueSize  = 16
-	defaultMaxJobs    = 1000
 	maxListPageSize   = jobs.MaxPageSize
 	maxConfigJSON     = 1 << 20
 	ggufBlock         = 256 // weights per TQ1_0/TQ2_0 block
@@ -87,13 +43,13 @@ const (
 // Dataset is the training data: registry blobs (plain text or JSONL) or,
 // for in-process callers, inline text.
 type Dataset struct {
-	Digests            []registry.Digest // files, read in order
+	Digests            []artifact.Digest // files, read in order
 	Text               string            // inline text (instead of Digests)
 	JSONL              bool              // JSON Lines with a "text" field per line
 	ValidationFraction float64           // 0 to 0.5; 0: 0.05
 	// ValidationDigest is a separate validation file (same format); it
 	// overrides ValidationFraction.
-	ValidationDigest registry.Digest
+	ValidationDigest artifact.Digest
 }
 
 // ModelSpec is the model to train: from scratch (ConfigJSON) or a fine-tune
@@ -101,7 +57,7 @@ type Dataset struct {
 type ModelSpec struct {
 	ConfigJSON      string          // Hugging Face BitNet config.json
 	Parent          string          // NAME, NAME@N or NAME:ALIAS; Create pins it to NAME@N
-	TokenizerDigest registry.Digest // tokenizer.json blob; may be empty with a Parent
+	TokenizerDigest artifact.Digest // tokenizer.json blob; may be empty with a Parent
 	InitStd         float64         // scratch only; 0: 0.02
 	FullPrecision   bool            // train without quantisers (comparisons)
 }
@@ -131,11 +87,11 @@ type Output struct {
 	Aliases     []string
 	Description string
 	Labels      map[string]string
-	// ExportGGUF, when registry.QuantTQ20 or QuantTQ10, also publishes the
+	// ExportGGUF, when artifact.QuantTQ20 or QuantTQ10, also publishes the
 	// result as a llama.cpp GGUF of that type: a second version (the
 	// Hugging Face one is its lineage parent). Every linear's input width
 	// must be a multiple of 256 (TQ blocks).
-	ExportGGUF registry.QuantType
+	ExportGGUF artifact.QuantType
 }
 
 // Request describes a job.
@@ -184,7 +140,7 @@ const MaxLossPoints = 512
 // job's work directory, also stored as a registry blob.
 type Checkpoint struct {
 	Step       int
-	Digest     registry.Digest
+	Digest     artifact.Digest
 	SizeBytes  int64
 	ValLoss    float64
 	CreateTime time.Time
@@ -193,15 +149,15 @@ type Checkpoint struct {
 // Job is a snapshot of a job.
 type Job struct {
 	ID            string
-	State         State
+	State         jobs.State
 	Request       Request // defaults filled in, Parent pinned to a version
 	Metrics       Metrics
 	Validation    []ValidationPoint
 	LossCurve     []LossPoint // by step, thinned to at most MaxLossPoints
 	Log           []jobs.LogEntry
 	Checkpoints   []Checkpoint
-	Results       []registry.Ref // versions written when succeeded
-	DatasetDigest registry.Digest
+	Results       []artifact.Ref // versions written when succeeded
+	DatasetDigest artifact.Digest
 	Err           error // set when failed or cancelled
 	Runner        string
 	CreateTime    time.Time
@@ -210,10 +166,10 @@ type Job struct {
 }
 
 // ListOptions pages through jobs, newest first. PageSize 0 means 100 (at
-// most 1000); PageToken is the previous page's next token; State filters
+// most 1000); PageToken is the previous page's next token; jobs.State filters
 // when not zero.
 type ListOptions struct {
 	PageSize  int
 	PageToken string
-	State     State
+	State     jobs.State
 }

@@ -159,13 +159,33 @@ func (t *Table[E]) Evict(max int, forget func(E)) {
 			return false
 		}
 		excess--
-		delete(t.jobs, e.JobID())
-		if k := e.JobKey(); k != "" && t.byKey[k] == e {
-			delete(t.byKey, k)
-		}
+		t.forget(e)
 		if forget != nil {
 			forget(e)
 		}
 		return true
 	})
+}
+
+// Expire forgets the finished jobs for which old is true, calling forget
+// (when not nil) for each (the service drops what it keeps beside them).
+func (t *Table[E]) Expire(old func(E) bool, forget func(E)) {
+	t.order = slices.DeleteFunc(t.order, func(e E) bool {
+		if !e.Terminal() || !old(e) {
+			return false
+		}
+		t.forget(e)
+		if forget != nil {
+			forget(e)
+		}
+		return true
+	})
+}
+
+// forget drops e from the indexes (not from order).
+func (t *Table[E]) forget(e E) {
+	delete(t.jobs, e.JobID())
+	if k := e.JobKey(); k != "" && t.byKey[k] == e {
+		delete(t.byKey, k)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Workers is a pool of goroutines that run queued jobs. Each asks take for
@@ -50,6 +51,25 @@ func (w *Workers) Signal() {
 	case w.wake <- struct{}{}:
 	default:
 	}
+}
+
+// Every runs fn every interval until ctx is done (housekeeping beside the
+// workers, such as expiring old jobs); Wait waits for it too.
+func (w *Workers) Every(ctx context.Context, interval time.Duration, fn func()) {
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				fn()
+			}
+		}
+	}()
 }
 
 // Wait blocks until every worker has stopped (after the context is done).

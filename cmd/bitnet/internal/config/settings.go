@@ -66,6 +66,8 @@ var (
 			Check(AtLeast[int64](0))
 	JobMemoryBudget = Bytes("job-memory-budget", "BITNET_JOB_MEMORY_BUDGET", 0, "memory one quantize or train job may need (checked from the model's shapes), 0 = 80% of the container's memory limit, else half the host's memory").
 			Check(AtLeast[int64](0))
+	JobRetention = Duration("job-retention", "BITNET_JOB_RETENTION", 7*24*time.Hour, "keep finished quantize and train jobs (state, report, log) this long, 0 = until the 1000 newest push them out").
+			Check(AtLeast[time.Duration](0))
 	// Access control and TLS (up, serve; the credentials and TLS ones also
 	// clients).
 	Auth = Bool("auth", "BITNET_AUTH", false, "require API keys on every call but health checks; "+
@@ -120,8 +122,8 @@ var (
 		OneOf("int8", "int6", "int4")
 	// I2SBlock: the block size of bitnet.cpp I2_S tensors in GGUF files
 	// (shared/model WithI2SBlock; the file does not record it).
-	I2SBlock = Int("i2s-block", "BITNET_I2S_BLOCK", 128, "weights per I2_S block in GGUF files loaded here: 128 (bitnet.cpp's converters, "+
-		"x86 llama-quantize) or 64 (llama-quantize of an ARM build of bitnet.cpp; the file does not record it)").
+	I2SBlock = Int("i2s-block", "BITNET_I2S_BLOCK", 128, "weights per I2_S block in GGUF files loaded here "+
+		"(128 from bitnet.cpp's converters and x86 llama-quantize, 64 from an ARM build's llama-quantize; files do not record it)").
 		OneOf("128", "64")
 
 	// Clients (push, pull, models, nodes, quantize, generate --remote).
@@ -141,7 +143,7 @@ var (
 		Kernel, KernelPlan, Metal, Head, I2SBlock, Threads, KVCache, HugePages, MemoryBudget, MaxBatch, MaxQueue, PrefillChunk, LogLevel, LogJSON, Drain, Console,
 		MaxBodyBytes, MaxUploadBodyBytes, BodyReadTimeout, MinBodyRate, ReadHeaderTimeout, IdleTimeout,
 		MaxHeaderBytes, GRPCMaxRecvBytes, MaxStreams, GRPCKeepaliveMinTime, CORSOrigins,
-		MaxBlobBytes, RegistryQuota, RegistryMinFree, JobMemoryBudget,
+		MaxBlobBytes, RegistryQuota, RegistryMinFree, JobMemoryBudget, JobRetention,
 		Auth, Insecure, APIKey, AdminKey, TLSCert, TLSKey, TLSCA, TLSClientCA, TLSServerName,
 		MetricsAddr, Reflection, RateLimit, RateBurst, TokensPerMinute, KeyMaxStreams, KeyMaxStale}
 	// Client is what every command talking to a mesh takes.
