@@ -67,9 +67,9 @@ type benchKernelConfig struct {
 // cache-resident), 8 and 64 tokens at 1 and all threads.
 func newBenchKernelsCmd(env config.Lookup) *cobra.Command {
 	var (
-		asJSON, quick bool
-		pathFlag      string
-		threads       int
+		asJSON, quick, sweep bool
+		pathFlag             string
+		threads, rounds      int
 	)
 	c := &cobra.Command{
 		Use:   "kernels [--quick] [--path P] [--threads N] [--json]",
@@ -90,6 +90,8 @@ over the measured bandwidth.`,
 	f := c.Flags()
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	f.BoolVar(&quick, "quick", false, "shorter run (smaller probe, fewer repetitions)")
+	f.BoolVar(&sweep, "variants", false, "instead: cold GEMV of every kernel variant on each shape and the output head (vocabulary 128256) against the read probe, interleaved round by round, each operation timed alone (fast decile reported), with the plan's pick marked")
+	f.IntVar(&rounds, "rounds", 30, "rounds of the --variants sweep")
 	f.StringVar(&pathFlag, "path", "", "only this kernel path: generic, avx2, avx512, neon or metal (default: every supported one, metal where the GPU passes its self-test)")
 	f.IntVar(&threads, "threads", runtime.GOMAXPROCS(0), "thread count of the multi-threaded runs (runs also use 1)")
 	_ = c.RegisterFlagCompletionFunc("path", fixedCompletion("generic", "avx2", "avx512", "neon", "metal"))
@@ -100,6 +102,9 @@ over the measured bandwidth.`,
 			return fmt.Errorf("bench kernels: %w", err)
 		}
 		plan := kernels.PlanMode(config.KernelPlan.Get(v))
+		if sweep {
+			return benchVariantsRun(c.Context(), asJSON, quick, threads, rounds, plan, c.OutOrStdout(), c.ErrOrStderr())
+		}
 		return benchKernelsRun(c.Context(), asJSON, quick, pathFlag, threads, plan, metal.Mode(config.Metal.Get(v)), c.OutOrStdout(), c.ErrOrStderr())
 	}
 	return c
@@ -161,6 +166,45 @@ func benchKernelsRun(ctx context.Context, asJSON, quick bool, pathFlag string, t
 		return enc.Encode(rep)
 	}
 	printKernelReport(stdout, rep)
+	return nil
+}
+
+// benchVariantsRun is "bench kernels --variants".
+func benchVariantsRun(ctx context.Context, asJSON, quick bool, threads, rounds int, mode kernels.PlanMode, stdout, stderr io.Writer) error {
+	if threads < 1 || rounds < 1 {
+		return fmt.Errorf("bench kernels: --threads %d and --rounds %d must be at least 1", threads, rounds)
+	}
+	cfg := sweepConfig{threads: []int{1}, shapes: kernelShapes(), head: [2]int{128256, 2560}, rounds: rounds, roundB: 8 << 20,
+		coldBytes: 96 << 20, plans: map[int]kernels.Plan{}}
+	if threads > 1 {
+		cfg.threads = append(cfg.threads, threads)
+	}
+	if quick {
+		cfg.rounds, cfg.roundB, cfg.head[0] = min(rounds, 4), 2<<20, 32000
+	}
+	for _, th := range cfg.threads {
+		p := kernels.StaticPlan()
+		if mode != kernels.PlanStatic {
+			var err error
+			p, err = kernels.LoadPlan(ctx, kernels.PlanConfig{Mode: mode, Measure: kernels.MeasureConfig{Threads: th, Shapes: cfg.shapes}})
+			if err != nil {
+				return fmt.Errorf("bench kernels: plan: %w", err)
+			}
+		}
+		cfg.plans[th] = p
+		fmt.Fprintf(stdout, "plan, %d threads: %s\n", th, p)
+	}
+	out := stdout
+	if asJSON {
+		out = io.Discard
+	}
+	rs, err := benchVariants(ctx, cfg, out, stderr)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return json.NewEncoder(stdout).Encode(map[string]any{"plans": cfg.plans, "variants": rs})
+	}
 	return nil
 }
 

@@ -198,7 +198,7 @@ func benchModelOnce(ctx context.Context, path, kernel, metalMode string, plan ke
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(n))
 	runtime.GC()
 	debug.FreeOSMemory()
-	eng, err := genEngine(kernel, plan, metalMode, n)
+	eng, err := genEngine(kernel, plan, metalMode, n, head)
 	if err != nil {
 		return r, info, err
 	}
@@ -387,7 +387,8 @@ func (e *localEngine) Close() {
 // where metal.Open's self-test passes) and thread count, measured once and
 // cached unless plan is static, which puts every product on the GPU when
 // there is one. --kernel metal requires the GPU; a CPU --kernel keeps it off.
-func genEngine(path string, plan kernels.PlanMode, metalMode string, threads int) (*localEngine, error) {
+// head is the model's head format ("": the default), which the plan times.
+func genEngine(path string, plan kernels.PlanMode, metalMode string, threads int, head kernels.HeadFormat) (*localEngine, error) {
 	var opts []kernels.Option
 	if threads < 0 {
 		return nil, fmt.Errorf("--threads = %d must be >= 0", threads)
@@ -430,7 +431,7 @@ func genEngine(path string, plan kernels.PlanMode, metalMode string, threads int
 			th = runtime.GOMAXPROCS(0)
 		}
 		var pl kernels.Plan
-		if pl, err = kernels.LoadPlan(context.Background(), kernels.PlanConfig{Mode: plan, Measure: kernels.MeasureConfig{Threads: th, Accelerator: acc}}); err == nil {
+		if pl, err = kernels.LoadPlan(context.Background(), kernels.PlanConfig{Mode: plan, Measure: kernels.MeasureConfig{Threads: th, HeadFormat: head, Accelerator: acc}}); err == nil {
 			eng, err = kernels.New(append(opts, kernels.WithPlan(pl))...)
 		}
 	}

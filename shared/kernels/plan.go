@@ -24,7 +24,8 @@ const (
 	GEMMSmall
 	// GEMMLarge is more than 16 tokens (prefill); measured at n = 64.
 	GEMMLarge
-	// Head is the int8 output head for one token.
+	// Head is the output head for one token (timed in
+	// MeasureConfig.HeadFormat).
 	Head
 	// Quantize is per-token activation quantisation.
 	Quantize
@@ -262,7 +263,7 @@ const (
 var refCounts = [...]int{2, 2, 2, 1}
 
 // Estimate returns decode and prefill tokens per second for the reference
-// model (BitNet b1.58 2B4T: 30 layers, vocabulary 128256, int8 head) from
+// model (BitNet b1.58 2B4T: 30 layers, vocabulary 128256, the head format measured) from
 // the timings of the plan's chosen variants on ReferenceShapes, 0 for
 // what the plan did not time. Attention and the float work are left out:
 // these are the speeds the kernels allow, for comparing nodes.
