@@ -327,8 +327,10 @@ func benchKernels(ctx context.Context, cfg benchKernelConfig, log io.Writer) (*b
 	return rep, nil
 }
 
-// timeMatMul returns the best ns per MatMul over cfg.reps repetitions of at
-// least cfg.minTime, rotating through ws.
+// timeMatMul returns the fast decile of the ns per MatMul, each call timed
+// on its own over cfg.reps repetitions of at least cfg.minTime, rotating
+// through ws: on a shared machine a window's average measures the load as
+// much as the kernel (kernels.Measure times plans the same way).
 func timeMatMul(e *kernels.Engine, y []float32, ws []*ternary.Matrix, a *kernels.Activations, cfg benchKernelConfig, resident bool) (float64, error) {
 	mm := e.MatMul
 	if resident {
@@ -342,41 +344,47 @@ func timeMatMul(e *kernels.Engine, y []float32, ws []*ternary.Matrix, a *kernels
 			break
 		}
 	}
-	best := 0.0
+	var samples []float64
 	i := 0
 	for range cfg.reps {
 		start := time.Now()
-		ops := 0
-		for ops == 0 || time.Since(start) < cfg.minTime {
-			for range len(ws) {
-				if err := mm(y, ws[i%len(ws)], a); err != nil {
-					return 0, err
-				}
-				i++
-				ops++
+		for n := 0; n == 0 || time.Since(start) < cfg.minTime; n++ {
+			t0 := time.Now()
+			if err := mm(y, ws[i%len(ws)], a); err != nil {
+				return 0, err
 			}
-		}
-		ns := float64(time.Since(start).Nanoseconds()) / float64(ops)
-		if best == 0 || ns < best {
-			best = ns
+			samples = append(samples, float64(time.Since(t0).Nanoseconds()))
+			i++
 		}
 	}
-	return best, nil
+	return quantile(samples, 0.1), nil
 }
 
-// readBandwidth streams buf with threads goroutines (each its own slice) and
-// returns GB/s.
+// readBandwidth streams buf in 4 MiB chunks, each with threads goroutines
+// (each its own part) and timed on its own, and returns the fast decile's
+// GB/s, as the kernels are timed.
 func readBandwidth(buf []byte, threads int, prefetch bool) float64 {
-	part := len(buf) / threads &^ 255
-	var wg sync.WaitGroup
-	sums := make([]uint64, threads) // kept so the reads are not dead code
-	start := time.Now()
-	for t := range threads {
-		wg.Go(func() { sums[t] = kernels.ReadSum(buf[t*part:(t+1)*part], prefetch) })
+	chunk := min(4<<20, len(buf))
+	var samples []float64
+	for off := 0; chunk > 0 && off+chunk <= len(buf); off += chunk {
+		c := buf[off : off+chunk]
+		part := len(c) / threads &^ 255
+		t0 := time.Now()
+		if threads == 1 {
+			kernels.ReadSum(c, prefetch)
+		} else {
+			var wg sync.WaitGroup
+			for t := range threads {
+				wg.Go(func() { kernels.ReadSum(c[t*part:(t+1)*part], prefetch) })
+			}
+			wg.Wait()
+		}
+		samples = append(samples, float64(time.Since(t0).Nanoseconds())/float64(part*threads))
 	}
-	wg.Wait()
-	sec := time.Since(start).Seconds()
-	return float64(part*threads) / sec / 1e9
+	if len(samples) == 0 {
+		return 0
+	}
+	return 1 / quantile(samples, 0.1)
 }
 
 // randomTernary returns a rows x cols matrix of random codes.
