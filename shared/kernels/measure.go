@@ -197,12 +197,12 @@ func Measure(ctx context.Context, cfg MeasureConfig) ([]Timing, error) {
 			a := randomActivations(rng, n, cols)
 			y := make([]float32, n*rows)
 			vs := cfg.measured(c)
+			i := 0 // shared by the variants: none reads a matrix another left in cache
 			ns, err := timeVariants(ctx, cfg, vs, engine, func(e *Engine) func() error {
 				mm := e.MatMul
 				if c == GEMVCache {
 					mm = e.MatMulResident
 				}
-				i := 0
 				return func() error { i++; return mm(y, ws[i%len(ws)], a) }
 			})
 			if err != nil {
