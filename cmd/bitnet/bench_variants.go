@@ -114,7 +114,7 @@ func benchVariants(ctx context.Context, cfg sweepConfig, w, log io.Writer) ([]va
 			if err != nil {
 				return nil, err
 			}
-			planned := cfg.plans[th].Choice[kernels.GEMVMemory]
+			planned := cfg.plans[th].VariantFor(kernels.GEMVMemory, rows, cols)
 			for i := range rs {
 				rs[i].Shape, rs[i].Threads, rs[i].Class = fmt.Sprintf("%dx%d", rows, cols), th, kernels.GEMVMemory.String()
 				rs[i].Planned = rs[i].Variant == string(planned)

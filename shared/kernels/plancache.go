@@ -87,8 +87,9 @@ func LoadPlan(ctx context.Context, cfg PlanConfig) (Plan, error) {
 	if err != nil {
 		return Plan{}, err
 	}
+	choice := Choose(ts, StaticPlan().Choice)
 	p := Plan{
-		Choice: Choose(ts, StaticPlan().Choice), Source: "measured", Threads: mc.Threads,
+		Choice: choice, PerShape: ChooseShapes(ts, choice), Source: "measured", Threads: mc.Threads,
 		Timings: ts, Key: key, Measured: time.Now().UTC().Truncate(time.Second),
 	}
 	if path != "" {
