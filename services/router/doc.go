@@ -18,10 +18,14 @@
 //     nodes at all);
 //   - cost, lowest wins, in units of one request in flight: requests in
 //     flight (the router's count or the node's, whichever is higher),
-//     queued requests (twice), model not loaded (+4), kernel tier (avx512
-//     0, avx2 1, neon 1.5, generic 3), preferred kernel (-6), recent time
-//     to first token against the fastest node's (log2, at most +3), a
-//     recent failure (+1000: used only when nothing else qualifies);
+//     queued requests (twice), model not loaded (+4), measured decode
+//     speed against the fastest candidate's (1.5 per halving, at most +3;
+//     +1.5 for a node that advertises none: ISA names are constraints,
+//     never speed), preferred kernel (-6), recent time to first token
+//     against the fastest node's (log2 with a 50 ms floor, at most +3; a
+//     node passed over forgets a tenth of its excess each time, so it is
+//     retried), a recent failure (+1000: used only when nothing else
+//     qualifies);
 //   - ties (costs within 0.5): the least loaded, then a random choice from
 //     a seeded source the router owns (reproducible, and it spreads
 //     sequential requests over equal nodes).

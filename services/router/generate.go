@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -64,6 +65,10 @@ func (r *Router) forward(ctx context.Context, n *node, req *inferencev1.Generate
 	ctx, cancel := context.WithCancel(ctx) // ends the node's stream when the client goes
 	defer cancel()
 	begin := time.Now()
+	// A call that had to wait for the connection measures the handshake,
+	// not the node: its time to first token does not enter the average
+	// (one such sample could keep an equal node unchosen for ttftStale).
+	warm := n.conn.GetState() == connectivity.Ready
 	up, err := n.client.Generate(ctx, req)
 	if err != nil {
 		return false, err
@@ -82,7 +87,9 @@ func (r *Router) forward(ctx context.Context, n *node, req *inferencev1.Generate
 		}
 		if !sent {
 			d := time.Since(begin)
-			n.observeTTFT(d)
+			if warm {
+				n.observeTTFT(d)
+			}
 			r.metrics.ttft.With(n.id).Observe(d.Seconds())
 		}
 		if !sent || msg.GetNode() != "" || msg.GetFinishReason() != inferencev1.FinishReason_FINISH_REASON_UNSPECIFIED {

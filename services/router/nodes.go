@@ -21,6 +21,9 @@ import (
 const (
 	ewmaAlpha = 0.3
 	ttftStale = 30 * time.Second
+	// passOverDecay is the share of its TTFT excess over the chosen node's
+	// that a node passed over forgets (see passedOver).
+	passOverDecay = 0.1
 )
 
 // node is one inference node: its advertisement and the router's pooled
@@ -94,6 +97,20 @@ func (n *node) observeTTFT(d time.Duration) {
 	}
 	n.ttftAt = now
 	n.failures, n.failUntil = 0, time.Time{}
+}
+
+// passedOver moves the TTFT average of a node that was not chosen a step
+// towards the chosen node's (chosen; 0 when it has none): a node that
+// was slow once must get traffic again to show it recovered, since only
+// served requests bring new samples. Each pass closes passOverDecay of
+// the gap, so a node slower than the others by any margin is retried
+// after some tens of requests elsewhere, and its new sample decides anew.
+func (n *node) passedOver(chosen float64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if chosen > 0 && n.ewmaTTFT > chosen {
+		n.ewmaTTFT -= passOverDecay * (n.ewmaTTFT - chosen)
+	}
 }
 
 // markFailed avoids the node for a backoff that doubles with each

@@ -227,6 +227,11 @@ func (r *Router) pick(d demand, tried map[string]bool) (*node, error) {
 		s := d.choose(left, r.rng)
 		r.rngMu.Unlock()
 		if r.table.acquire(s.n) {
+			for _, c := range left {
+				if c.n != s.n {
+					c.n.passedOver(s.ewmaTTFT)
+				}
+			}
 			return s.n, nil
 		}
 	}

@@ -23,9 +23,9 @@ const (
 	costNotLoaded     = 4.0 // loading a model takes seconds
 	bonusPreferKernel = 6.0 // beats the widest speed gap plus the latency cap: a preference decides among idle nodes
 	costFailing       = 1000.0
-	maxLatencyCost    = 3.0 // log2 of TTFT over the best node's, capped
-	latencyFloorMS    = 5.0 // added to TTFTs so that sub-ms noise cannot split equal nodes
-	tieTolerance      = 0.5 // costs this close count as equal
+	maxLatencyCost    = 3.0  // log2 of TTFT over the best node's, capped
+	latencyFloorMS    = 50.0 // added to TTFTs: differences of a few ms (scheduling noise, GC, -race) must not split equal nodes
+	tieTolerance      = 0.5  // costs this close count as equal
 )
 
 // Speed terms: nodes advertise measured decode speeds (hardware.Perf,

@@ -194,3 +194,32 @@ func containsAll(s string, subs ...string) bool {
 	}
 	return true
 }
+
+func TestPassedOverNodeIsRetried(t *testing.T) {
+	tests := []struct {
+		name             string
+		slow, fast       float64 // TTFT averages, ms
+		wantMin, wantMax int     // passes until the slow node ties again
+	}{
+		{"noise spike", 65, 10, 1, 12},
+		{"really slow", 400, 50, 10, 30},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := &node{ewmaTTFT: tt.slow}
+			d := demand{}
+			passes := 0
+			for ; passes < 100; passes++ {
+				slow := nodeSnapshot{ewmaTTFT: n.ewmaTTFT, usable: true}
+				fast := nodeSnapshot{ewmaTTFT: tt.fast, usable: true}
+				if d.cost(slow, tt.fast, 0)-d.cost(fast, tt.fast, 0) <= tieTolerance {
+					break
+				}
+				n.passedOver(tt.fast)
+			}
+			if passes < tt.wantMin || passes > tt.wantMax {
+				t.Errorf("got a retry after %d passes, want %d..%d", passes, tt.wantMin, tt.wantMax)
+			}
+		})
+	}
+}
