@@ -26,9 +26,10 @@ type MeasureConfig struct {
 	// HeadCols is the head's row length (default the first shape's cols);
 	// the head is timed on as many vocabulary rows as ColdBytes holds.
 	HeadCols int
-	// MinTime is the least time each variant runs per round (default 3ms),
-	// Reps the rounds (default 4); each call is timed and the fast decile
-	// counts (see timeOps).
+	// MinTime is the least time each variant runs per round (default 1ms),
+	// Reps the rounds (default 12): short rounds, so that the load of other
+	// processes changes little between the variants of one round; each
+	// call is timed and the fast decile counts (see timeOps).
 	MinTime time.Duration
 	Reps    int
 	// HeadFormat is the format the head is timed in (default
@@ -54,10 +55,10 @@ func (c *MeasureConfig) defaults() {
 		c.HeadCols = c.Shapes[0][1]
 	}
 	if c.MinTime <= 0 {
-		c.MinTime = 3 * time.Millisecond
+		c.MinTime = time.Millisecond
 	}
 	if c.Reps <= 0 {
-		c.Reps = 4
+		c.Reps = 12
 	}
 	if c.HeadFormat.Bits() == 0 {
 		c.HeadFormat = DefaultHeadFormat
