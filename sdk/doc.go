@@ -1,8 +1,9 @@
 // Package sdk is the Go client of a bitnet mesh: typed clients over the
-// generated gRPC stubs of bitnet.registry.v1, bitnet.inference.v1 and
-// bitnet.quantizer.v1, with retries, request IDs and helpers for the
-// streaming calls (resumable blob uploads and downloads, token streams,
-// job watches).
+// generated gRPC stubs of bitnet.registry.v1, bitnet.inference.v1,
+// bitnet.quantizer.v1 and bitnet.auth.v1 (Keys), with retries, request IDs
+// and helpers for the streaming calls (resumable blob uploads and
+// downloads, token streams, job watches). Training jobs have no typed
+// client yet: use trainerv1.NewTrainerServiceClient(c.Conn()).
 //
 //	c, err := sdk.Dial(ctx, "127.0.0.1:50051")
 //	if err != nil { ... }

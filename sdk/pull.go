@@ -47,13 +47,12 @@ type PullResult struct {
 // each file is verified against its sha256 before it is renamed into place,
 // and a mismatch removes the partial file and fails with ErrDigestMismatch.
 func (r *RegistryClient) Pull(ctx context.Context, ref, destDir string, o *PullOptions) (*PullResult, error) {
-	op := fmt.Sprintf("pull %s", ref)
 	v, err := r.Resolve(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
 	res := &PullResult{Ref: v.GetRef().Text(), Version: v}
-	op = fmt.Sprintf("pull %s", res.Ref)
+	op := fmt.Sprintf("pull %s", res.Ref)
 	if err := os.MkdirAll(destDir, 0o755); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}

@@ -44,13 +44,14 @@ var (
 // QueueFullError is returned by Scheduler.Submit when the queue is full. It
 // wraps ErrQueueFull.
 type QueueFullError struct {
+	Waiting    int           // requests waiting for a batch slot when this one was refused
 	Capacity   int           // queue capacity
 	RetryAfter time.Duration // estimated time until a slot frees
 }
 
 func (e *QueueFullError) Error() string {
 	return fmt.Sprintf("%d requests waiting (capacity %d), retry after %v: %v",
-		e.Capacity, e.Capacity, e.RetryAfter.Round(time.Millisecond), ErrQueueFull)
+		e.Waiting, e.Capacity, e.RetryAfter.Round(time.Millisecond), ErrQueueFull)
 }
 
 // Unwrap makes errors.Is(err, ErrQueueFull) true.

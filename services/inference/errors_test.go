@@ -41,6 +41,16 @@ func TestToStatus(t *testing.T) {
 	}
 }
 
+func TestQueueFullErrorMessage(t *testing.T) {
+	err := error(&QueueFullError{Waiting: 3, Capacity: 4, RetryAfter: 1500 * time.Millisecond})
+	if got, want := err.Error(), "3 requests waiting (capacity 4), retry after 1.5s: queue full"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if !errors.Is(err, ErrQueueFull) {
+		t.Errorf("got %v, want it to wrap ErrQueueFull", err)
+	}
+}
+
 func TestRateWindow(t *testing.T) {
 	var r rateWindow
 	now := time.Unix(1000, 0)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -78,6 +79,9 @@ func TestRESTGenerate(t *testing.T) {
 		text.WriteString(l.Text)
 	}
 	want := directGreedy(t, m, promptOf(m, "Light is"), 8)
+	if !slices.Equal(ids, want) {
+		t.Errorf("got token IDs %v, want %v", ids, want)
+	}
 	if got, w := text.String(), m.Tokenizer().DecodeSkipSpecial(want); got != w {
 		t.Errorf("got text %q, want %q", got, w)
 	}

@@ -201,7 +201,7 @@ func (s *Scheduler) Submit(ctx context.Context, req Request) (*Stream, error) {
 		n := len(s.pending)
 		s.mu.Unlock()
 		s.rejected.Add(1)
-		return nil, &QueueFullError{Capacity: s.cfg.queueSize, RetryAfter: s.retryAfter(n)}
+		return nil, &QueueFullError{Waiting: n, Capacity: s.cfg.queueSize, RetryAfter: s.retryAfter(n)}
 	}
 	s.pending = append(s.pending, j)
 	s.queueDepth.Store(int64(len(s.pending)))

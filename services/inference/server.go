@@ -38,7 +38,6 @@ type serverConfig struct {
 	log                    *zap.Logger
 	mgrOpts                []ManagerOption
 	schedOpts              []SchedulerOption
-	budgetSet              bool
 	metrics                *metrics.Registry
 	kvType                 model.KVType
 }

@@ -89,11 +89,16 @@ type relayed struct{ st *status.Status }
 func (r relayed) Error() string              { return r.st.Message() }
 func (r relayed) GRPCStatus() *status.Status { return r.st }
 
-// relay turns an SDK call error into a relayed one; others pass unchanged.
+// relay turns an SDK call error, or the status error of a generated
+// client's call, into a relayed one (whose text is the registry's message,
+// not "rpc error: code = ... desc = ..."); others pass unchanged.
 func relay(err error) error {
 	var se *sdk.Error
 	if errors.As(err, &se) {
 		return relayed{se.Status}
+	}
+	if s, ok := err.(interface{ GRPCStatus() *status.Status }); ok && s.GRPCStatus() != nil {
+		return relayed{s.GRPCStatus()}
 	}
 	return err
 }

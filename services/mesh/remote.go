@@ -96,7 +96,7 @@ func (b *remoteBackend) Resolve(ctx context.Context, ref string) (registry.Versi
 	}
 	v, err := c.Resolve(ctx, ref)
 	if err != nil {
-		return registry.Version{}, err
+		return registry.Version{}, relay(err)
 	}
 	return versionFromPB(v)
 }
@@ -108,13 +108,13 @@ func (b *remoteBackend) OpenBlob(ctx context.Context, d registry.Digest) (io.Rea
 	}
 	resp, err := c.RPC().GetBlob(ctx, &registryv1.GetBlobRequest{Sha256: d.Hex()})
 	if err != nil {
-		return nil, 0, fmt.Errorf("blob %s: %w", d, err)
+		return nil, 0, fmt.Errorf("blob %s: %w", d, relay(err))
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	stream, err := c.RPC().DownloadBlob(sctx, &registryv1.DownloadBlobRequest{Sha256: d.Hex()})
 	if err != nil {
 		cancel()
-		return nil, 0, fmt.Errorf("download blob %s: %w", d, err)
+		return nil, 0, fmt.Errorf("download blob %s: %w", d, relay(err))
 	}
 	return &blobReader{stream: stream, cancel: cancel}, int64(resp.GetBlob().GetSizeBytes()), nil
 }
@@ -170,7 +170,7 @@ func (b *remoteBackend) PutBlob(ctx context.Context, r io.Reader, want registry.
 	}
 	lm := &sdk.LocalModel{Files: []*sdk.LocalFile{{Path: "blob", Local: f.Name(), Size: n}}}
 	if _, err := c.Upload(ctx, lm, nil); err != nil {
-		return registry.BlobInfo{}, fmt.Errorf("put blob %s: %w", got, err)
+		return registry.BlobInfo{}, fmt.Errorf("put blob %s: %w", got, relay(err))
 	}
 	return registry.BlobInfo{Digest: got, Size: n}, nil
 }
@@ -214,7 +214,7 @@ func (b *remoteBackend) CreateVersion(ctx context.Context, name string, spec reg
 	}
 	resp, err := c.RPC().CreateVersion(ctx, req)
 	if err != nil {
-		return registry.Version{}, fmt.Errorf("create version of %s: %w", name, err)
+		return registry.Version{}, fmt.Errorf("create version of %s: %w", name, relay(err))
 	}
 	return versionFromPB(resp.GetVersion())
 }

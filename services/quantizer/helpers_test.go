@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -243,12 +242,4 @@ func (g *gatedSource) OpenBlob(ctx context.Context, d registry.Digest) (io.ReadC
 		}
 	}
 	return g.Source.OpenBlob(ctx, d)
-}
-
-// errorsIs fails unless errors.Is(err, want).
-func errorsIs(t testing.TB, err, want error) {
-	t.Helper()
-	if !errors.Is(err, want) {
-		t.Fatalf("got error %v, want %v", err, want)
-	}
 }

@@ -1,8 +1,6 @@
 package router
 
 import (
-	"time"
-
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	inferencev1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/inference/v1"
@@ -63,6 +61,3 @@ func nodeToPB(s nodeSnapshot) *inferencev1.Node {
 	}
 	return n
 }
-
-// msSince returns the time since t in milliseconds.
-func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }

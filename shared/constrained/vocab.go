@@ -94,7 +94,7 @@ func textChars(t []byte) int {
 // entries, e.g. special tokens, are never allowed by Mask).
 func NewVocab(tokens [][]byte) *Vocab {
 	v := &Vocab{size: len(tokens), bytes: tokens, text: make([]uint64, (len(tokens)+63)/64), textChars: make([]uint16, len(tokens))}
-	var rest [][]byte = make([][]byte, len(tokens))
+	rest := make([][]byte, len(tokens))
 	for id, t := range tokens {
 		if len(t) == 0 {
 			continue

@@ -50,7 +50,7 @@ type Report struct {
 	MemoryBytes   uint64   `json:"memory_bytes"`
 	// BestKernel is the kernel path the node runs: kernels.Best(), or the cap.
 	BestKernel kernels.Path `json:"best_kernel"`
-	// Kernels lists the paths the node offers, slowest first, none above the cap.
+	// Kernels lists the paths the node offers, generic first, then SIMD paths narrowest first, none above the cap.
 	Kernels []kernels.Path `json:"kernels"`
 	// KernelCap is the operator's cap, empty when none was set.
 	KernelCap kernels.Path `json:"kernel_cap,omitempty"`
@@ -130,7 +130,7 @@ type machine struct {
 	logical       int
 	l1d, l2, l3   int64
 	memory        uint64
-	kernels       []kernels.Path // kernels.Supported(): slowest first
+	kernels       []kernels.Path // kernels.Supported(): generic first, then SIMD paths narrowest first
 	metal         metal.Info
 }
 

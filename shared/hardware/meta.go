@@ -21,7 +21,7 @@ const (
 	KeyVendor        = "vendor"
 	KeyBrand         = "brand"
 	KeyKernel        = "kernel"     // best (or capped) kernel path
-	KeyKernels       = "kernels"    // comma-separated, slowest first
+	KeyKernels       = "kernels"    // comma-separated, generic first, then SIMD paths narrowest first
 	KeyKernelCap     = "kernel_cap" // present only with a cap
 	KeyCores         = "cores"      // logical cores
 	KeyPhysicalCores = "physical_cores"

@@ -52,7 +52,11 @@ type variant struct {
 // dispatch_other.go) returns the SIMD variants compiled in AND supported by
 // this CPU, each path's default variant first.
 
-// pathOrder lists the paths slowest first; Supported keeps this order.
+// pathOrder lists Generic, then amd64's paths narrowest first (AVX2, AVX512),
+// then arm64's (NEON): an order by architecture and vector width, not by
+// measured speed (Plan measures that). A CPU runs one architecture's paths,
+// so Supported, which keeps this order, lists generic and then its SIMD
+// paths narrowest first.
 var pathOrder = [...]Path{Generic, AVX2, AVX512, NEON}
 
 // variants is every variant this CPU runs, generic first, with nil fields
@@ -129,7 +133,8 @@ func VariantPath(v Variant) (Path, bool) {
 	return "", false
 }
 
-// Supported returns the kernel paths this CPU can run, slowest first; Generic is always first.
+// Supported returns the kernel paths this CPU can run: Generic first, then
+// its SIMD paths narrowest first (amd64: avx2, avx512; arm64: neon).
 func Supported() []Path {
 	ps := []Path{Generic}
 	for _, p := range pathOrder[1:] {

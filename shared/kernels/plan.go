@@ -269,7 +269,8 @@ func (p Plan) String() string {
 	return b.String()
 }
 
-// Paths returns the paths the plan's variants belong to, slowest first.
+// Paths returns the paths the plan's variants belong to, in Supported's
+// order (generic first, then SIMD paths narrowest first).
 func (p Plan) Paths() []Path {
 	var ps []Path
 	for _, q := range pathOrder {

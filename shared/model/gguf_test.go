@@ -452,13 +452,6 @@ func TestWriteGGUFErrors(t *testing.T) {
 	}
 }
 
-// qwenGGUF is a 256-wide qwen3-family configuration.
-func qwenGGUF() Config {
-	c := ggufConfig256(true)
-	c.Architecture, c.HiddenAct, c.ProjNorms, c.Pooling = ArchQwen3, ActSiLU, true, PoolLast
-	return c
-}
-
 // rewriteGGUF copies src to dst through the given edits (nil keeps all).
 func rewriteGGUF(t testing.TB, src, dst string, kvEdit func(*gguf.KV) bool, tEdit func(gguf.TensorInfo, []byte) (gguf.Type, []byte, bool)) {
 	t.Helper()

@@ -16,6 +16,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 )
 
 // ErrNoCandidates means that no logit was a number above -Inf.
@@ -87,6 +88,16 @@ func WithPenalties(presence, frequency float64) Option {
 // give the same tokens. Without it the seed is random.
 func WithSeed(seed uint64) Option { return func(s *Sampler) { s.seed, s.seeded = seed, true } }
 
+// asGiven formats a rejected value as its sender wrote it. The APIs carry
+// these settings as float32, so a value that a float32 holds exactly is
+// printed as that float32 (top-p 1.1, not 1.100000023841858).
+func asGiven(v float64) string {
+	if float64(float32(v)) == v {
+		return strconv.FormatFloat(v, 'g', -1, 32)
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64)
+}
+
 // New returns a Sampler; it checks that the options are in range.
 func New(opts ...Option) (*Sampler, error) {
 	s := &Sampler{topP: 1, penalty: 1}
@@ -95,21 +106,21 @@ func New(opts ...Option) (*Sampler, error) {
 	}
 	switch {
 	case !(s.temperature >= 0) || math.IsInf(s.temperature, 1):
-		return nil, fmt.Errorf("sampling: temperature %v must be finite and >= 0", s.temperature)
+		return nil, fmt.Errorf("sampling: temperature %s must be finite and >= 0", asGiven(s.temperature))
 	case s.topK < 0:
 		return nil, fmt.Errorf("sampling: top-k %d must be >= 0", s.topK)
 	case !(s.topP > 0 && s.topP <= 1):
-		return nil, fmt.Errorf("sampling: top-p %v must be in (0, 1]", s.topP)
+		return nil, fmt.Errorf("sampling: top-p %s must be in (0, 1]", asGiven(s.topP))
 	case !(s.minP >= 0 && s.minP <= 1):
-		return nil, fmt.Errorf("sampling: min-p %v must be in [0, 1]", s.minP)
+		return nil, fmt.Errorf("sampling: min-p %s must be in [0, 1]", asGiven(s.minP))
 	case !(s.penalty > 0) || math.IsInf(s.penalty, 1):
-		return nil, fmt.Errorf("sampling: repetition penalty %v must be finite and > 0", s.penalty)
+		return nil, fmt.Errorf("sampling: repetition penalty %s must be finite and > 0", asGiven(s.penalty))
 	case s.window < 0:
 		return nil, fmt.Errorf("sampling: repetition window %d must be >= 0", s.window)
 	case !(s.presence >= -2 && s.presence <= 2):
-		return nil, fmt.Errorf("sampling: presence penalty %v must be in [-2, 2]", s.presence)
+		return nil, fmt.Errorf("sampling: presence penalty %s must be in [-2, 2]", asGiven(s.presence))
 	case !(s.frequency >= -2 && s.frequency <= 2):
-		return nil, fmt.Errorf("sampling: frequency penalty %v must be in [-2, 2]", s.frequency)
+		return nil, fmt.Errorf("sampling: frequency penalty %s must be in [-2, 2]", asGiven(s.frequency))
 	}
 	if !s.seeded {
 		var b [8]byte

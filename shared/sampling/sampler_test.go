@@ -87,6 +87,30 @@ func TestNewValidates(t *testing.T) {
 	}
 }
 
+// TestNewReportsValuesAsGiven: a rejected value that came through the API's
+// float32 fields is reported as sent (issue 15), not as its float64 widening.
+func TestNewReportsValuesAsGiven(t *testing.T) {
+	tests := []struct {
+		opt  Option
+		want string
+	}{
+		{WithTopP(float64(float32(1.1))), "sampling: top-p 1.1 must be in (0, 1]"},
+		{WithTemperature(float64(float32(-0.7))), "sampling: temperature -0.7 must be finite and >= 0"},
+		{WithMinP(float64(float32(1.3))), "sampling: min-p 1.3 must be in [0, 1]"},
+		{WithPenalties(float64(float32(2.2)), 0), "sampling: presence penalty 2.2 must be in [-2, 2]"},
+		{WithPenalties(0, float64(float32(-3.3))), "sampling: frequency penalty -3.3 must be in [-2, 2]"},
+		{WithRepetitionPenalty(float64(float32(-0.1)), 0), "sampling: repetition penalty -0.1 must be finite and > 0"},
+		{WithTopP(0.1 + 1), "sampling: top-p 1.1 must be in (0, 1]"},
+		{WithTemperature(math.Inf(1)), "sampling: temperature +Inf must be finite and >= 0"},
+	}
+	for _, tc := range tests {
+		_, err := New(tc.opt)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("got %v, want %s", err, tc.want)
+		}
+	}
+}
+
 // counts samples n draws.
 func counts(t *testing.T, s *Sampler, logits []float32, n int) []int {
 	c := make([]int, len(logits))

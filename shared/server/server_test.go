@@ -158,7 +158,7 @@ func TestHTTPEndpoints(t *testing.T) {
 	if resp, body := httpGet(t, base+"/openapi/x.json", nil); resp.StatusCode != 200 || !strings.Contains(body, "swagger") {
 		t.Errorf("/openapi: got %d %q, want 200 swagger", resp.StatusCode, body)
 	}
-	resp, body = httpGet(t, base+"/metrics", nil)
+	_, body = httpGet(t, base+"/metrics", nil)
 	for _, want := range []string{
 		`bitnet_grpc_server_handled_total{grpc_method="/grpc.testing.TestService/UnaryCall",grpc_code="OK"} 1`,
 		`bitnet_grpc_server_handling_seconds_count{grpc_method="/grpc.testing.TestService/UnaryCall"} 1`,

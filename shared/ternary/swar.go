@@ -12,11 +12,6 @@ const (
 	zeroCode = 0x5555555555555555 // eight bytes of four code-1 (weight 0) fields
 )
 
-// has3 reports whether any 2-bit field of the eight bytes in v holds code 3.
-func has3(v uint64) bool {
-	return v&(v>>1)&lowBits != 0
-}
-
 // bytesHave3 reports whether any 2-bit field of b holds code 3.
 func bytesHave3(b []byte) bool {
 	var acc uint64

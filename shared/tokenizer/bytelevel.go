@@ -1,9 +1,6 @@
 package tokenizer
 
-import (
-	"strings"
-	"unicode/utf8"
-)
+import "unicode/utf8"
 
 // byteLevel is GPT-2's bytes_to_unicode table: printable Latin-1 bytes map to
 // themselves, the other 68 bytes to U+0100.. in order, so every byte string
@@ -27,16 +24,6 @@ func newByteLevel() *byteLevel {
 		bl.dec[r] = byte(b)
 	}
 	return bl
-}
-
-// encode maps raw bytes to their byte-level string.
-func (bl *byteLevel) encode(raw string) string {
-	var sb strings.Builder
-	sb.Grow(len(raw) * 2)
-	for i := 0; i < len(raw); i++ {
-		sb.WriteRune(bl.enc[raw[i]])
-	}
-	return sb.String()
 }
 
 // decode maps a byte-level string back to raw bytes; ok is false when s holds

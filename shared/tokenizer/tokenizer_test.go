@@ -5,8 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -17,7 +17,11 @@ var update = flag.Bool("update", false, "rewrite golden files")
 
 func opticksText(t testing.TB) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(runtime.GOROOT(), "src", "testdata", "Isaac.Newton-Opticks.txt"))
+	goroot, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Skipf("go env GOROOT: %v", err)
+	}
+	data, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(goroot)), "src", "testdata", "Isaac.Newton-Opticks.txt"))
 	if err != nil {
 		t.Skipf("opticks corpus: %v", err)
 	}

@@ -9,7 +9,7 @@
 // with x_q and W_q treated as identity functions of x and W (their
 // dequantised values are what the forward multiplies). The output head, the
 // norms, RoPE and attention run in full precision like the inference engine
-// in package model. WithFullPrecision turns both quantisers off.
+// in package model. Options.FullPrec turns both quantisers off.
 //
 // The layer math is generic over float32 and float64: training runs in
 // float32, the gradient checks of the tests in float64.
@@ -18,9 +18,10 @@
 // Trainer owns. Every output element is computed by one goroutine in a fixed
 // order on a work grid fixed by the shapes, so results are bitwise identical
 // for any thread count. The float32 products use AVX2+FMA register tiles on
-// amd64 (matmul_amd64.s: 4x3 dot-product tiles for x W^T, 4x16 rank-1
-// tiles for the backward products, which read transposed operands through
-// strides) and 4x4 Go tiles elsewhere.
+// amd64 when the engine's kernels.Floats has SIMD (package kernels'
+// floatgemm_amd64.s: 4x3 dot-product tiles for x W^T, 4x16 rank-1 tiles for
+// the backward products, which read transposed operands through strides) and
+// 4x4 Go tiles elsewhere.
 //
 // Around the engine: AdamW with decoupled weight decay, global-norm clipping,
 // warmup+cosine and BitNet's two-stage schedules, gradient accumulation

@@ -1,7 +1,7 @@
 # Sourced by test.sh and check.sh: runs their steps without stopping at the
 # first failure, shows every output, counts go test packages (the "ok" and
 # "FAIL <package>" lines) and ends with one summary line:
-#   make test: N packages passed, 0 failed; 4 other checks passed, 0 failed (14m3s)
+#   make test: N packages passed, 0 failed; 6 other checks passed, 0 failed (14m3s)
 
 steps_log=$(mktemp -d)
 trap 'rm -rf "$steps_log"' EXIT

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every check CI runs: gofmt, vet, unit and integration tests with -race
-# on this machine (the web console's in headless Chromium), the arm64 (NEON) tests under qemu-aarch64 and cross
+# Runs every check CI runs: gofmt, vet, go mod tidy -diff, staticcheck, unit
+# and integration tests with -race on this machine (the web console's in
+# headless Chromium), the arm64 (NEON) tests under qemu-aarch64 and cross
 # builds. Installs what it needs (pinned) on a fresh Debian machine and says
 # so, runs every step even after a failure, and ends with a summary line
 # (packages passed and failed, time taken); exits 1 when anything failed.
@@ -27,6 +28,9 @@ echo "consul: $BITNET_CONSUL_BIN ($("$BITNET_CONSUL_BIN" version | head -n1))"
 . tools/proto/install.sh || exit 1
 echo "buf: $(command -v buf) ($(buf --version))"
 echo "go: $(go version)"
+# staticcheck, pinned; its checks are listed in staticcheck.conf.
+STATICCHECK=$(tools/ci/staticcheck.sh) || exit 1
+echo "staticcheck: $STATICCHECK ($("$STATICCHECK" -version))"
 
 # SDK and client tools: proto/ checks the Python and TypeScript SDK code is
 # current; tools/clientcheck runs the SDK examples and the official openai
@@ -49,6 +53,10 @@ gofmt_clean() {
 }
 step "gofmt" gofmt_clean
 step "go vet" go vet ./...
+# go.mod and go.sum as go mod tidy leaves them (direct dependencies not
+# marked // indirect, nothing missing, nothing unused).
+step "go mod tidy -diff" go mod tidy -diff
+step "staticcheck" "$STATICCHECK" ./...
 gotest "go test -race (amd64)" go test -race -count=1 -timeout 30m ./...
 # Checks the NEON assembly against its Go declarations.
 step "go vet (arm64)" env GOARCH=arm64 go vet ./shared/...

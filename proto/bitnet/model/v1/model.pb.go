@@ -365,7 +365,7 @@ type Hardware struct {
 	// The kernel path the node runs: generic, avx2, avx512 or neon (the
 	// fastest this CPU supports, or the operator's cap).
 	Kernel string `protobuf:"bytes,5,opt,name=kernel,proto3" json:"kernel,omitempty"`
-	// Every kernel path the node can run, slowest first, none above the cap.
+	// Every kernel path the node can run, generic first, then SIMD paths narrowest first, none above the cap.
 	Kernels []string `protobuf:"bytes,6,rep,name=kernels,proto3" json:"kernels,omitempty"`
 	// The operator's cap on the kernel path (`--kernel avx2`); empty when none.
 	KernelCap string `protobuf:"bytes,7,opt,name=kernel_cap,json=kernelCap,proto3" json:"kernel_cap,omitempty"`

@@ -1,7 +1,9 @@
+// Package modelv1 holds the messages shared by the bitnet APIs (model.proto:
+// model references, hardware, provenance, usage and job accounting) and,
+// hand-written in this file, the text form of ModelRef, shared by the
+// registry, the router, the SDK and the CLI so that they accept the same
+// references.
 package modelv1
-
-// Hand-written helpers for the text form of ModelRef, shared by the registry,
-// the router, the SDK and the CLI so that they accept the same references.
 
 import (
 	"errors"
