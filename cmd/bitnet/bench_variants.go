@@ -166,7 +166,7 @@ func sweepHead(ctx context.Context, cfg sweepConfig, rng *rand.Rand, w, log io.W
 	// Timed in row chunks of about 2 MiB rotating through the head (each
 	// call short enough to run between preemptions on a loaded machine).
 	const chunkB = 2 << 20
-	per8, perP := max(1, chunkB/h8.Stride), max(1, chunkB/hp.Stride)
+	per8, perP := max(1, min(rows, chunkB/h8.Stride)), max(1, min(rows, chunkB/hp.Stride))
 	y := make([]float32, max(per8, perP))
 	var out []variantResult
 	for _, th := range cfg.threads {
