@@ -52,5 +52,27 @@ func TestFinishers(t *testing.T) {
 		if i, ok := firstDiff(got, want); !ok {
 			t.Fatalf("finScaled4x4 case %d: y[%d] got %v, want %v", k, i, got[i], want[i])
 		}
+		clear(got)
+		clear(want)
+		finTern4x2(&got[0], rows, &d[0], &s[0], &f[0])
+		for j := range 2 {
+			for i := range 4 {
+				want[j*rows+i] = float32(d[i*2+j]-s[j]) * f[j]
+			}
+		}
+		if i, ok := firstDiff(got, want); !ok {
+			t.Fatalf("finTern4x2 case %d: y[%d] got %v, want %v", k, i, got[i], want[i])
+		}
+		clear(got)
+		clear(want)
+		finScaled4x2(&got[0], rows, &d[0], &s[0], &ws[0], &as[0])
+		for j := range 2 {
+			for i := range 4 {
+				want[j*rows+i] = float32(d[i*2+j]-s[j]) * (ws[i] / as[j])
+			}
+		}
+		if i, ok := firstDiff(got, want); !ok {
+			t.Fatalf("finScaled4x2 case %d: y[%d] got %v, want %v", k, i, got[i], want[i])
+		}
 	}
 }
