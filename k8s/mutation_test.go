@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -119,6 +120,35 @@ func TestPoliciesCatchViolations(t *testing.T) {
 			i := slices.Index(c.Args, "--advertise")
 			c.Args = slices.Delete(c.Args, i, i+2)
 		}, `got --advertise ""`},
+		{"node name from spec.nodeName", func(m *manifests) {
+			for i, e := range deployment(m, "bitnet-inference-avx2").Containers[0].Env {
+				if e.Name == "POD_NAME" {
+					deployment(m, "bitnet-inference-avx2").Containers[0].Env[i].ValueFrom.FieldRef.FieldPath = "spec.nodeName"
+				}
+			}
+		}, "is not the pod's name"},
+		{"no drain", func(m *manifests) {
+			setEnv(deployment(m, "bitnet-router"), "BITNET_DRAIN", "")
+		}, `got drain ""`},
+		{"preStop exec", func(m *manifests) {
+			deployment(m, "bitnet-router").Containers[0].Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{
+				Exec: &corev1.ExecAction{Command: []string{"sleep", "5"}}}}
+		}, "preStop hook is not a sleep"},
+		{"preStop sleep eats the grace period", func(m *manifests) {
+			deployment(m, "bitnet-router").Containers[0].Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{
+				Sleep: &corev1.SleepAction{Seconds: 10}}}
+		}, "want > 35 (preStop 10"},
+		{"memory limit below budget", func(m *manifests) {
+			deployment(m, "bitnet-inference-avx2").Containers[0].Resources.Limits[corev1.ResourceMemory] = resource.MustParse("1536Mi")
+		}, "memory limit 1536Mi < --memory-budget"},
+		{"GOMEMLIMIT in the manifest", func(m *manifests) {
+			setEnv(deployment(m, "bitnet-router"), "GOMEMLIMIT", "1GiB")
+		}, "GOMEMLIMIT"},
+		{"inference HPA on CPU", func(m *manifests) {
+			h := m.hpas[0].DeepCopy()
+			h.Name, h.Spec.ScaleTargetRef.Name = "bitnet-inference-avx2", "bitnet-inference-avx2"
+			m.hpas = append(m.hpas, h)
+		}, "want a Pods metric bitnet_inference_queue_depth"},
 	}
 	dev := build(t, "overlays/dev")
 	for _, tt := range tests {

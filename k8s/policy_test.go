@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -79,6 +78,7 @@ func checkAll(t reporter, m *manifests) {
 	checkInferencePools(t, m)
 	checkScaling(t, m)
 	checkNetworkPolicies(t, m)
+	checkOps(t, m)
 }
 
 func checkNamespaces(t reporter, m *manifests) {
@@ -457,13 +457,9 @@ func checkInferencePools(t reporter, m *manifests) {
 		if err != nil || cpu.MilliValue() != threads*1000 {
 			t.Errorf("%s: got --threads %q, want the CPU limit %s (whole cores)", id, flagValue(c.Args, "--threads"), cpu.String())
 		}
-		budget, err := strconv.ParseInt(flagValue(c.Args, "--memory-budget"), 10, 64)
-		mem := c.Resources.Limits[corev1.ResourceMemory]
-		if err != nil || budget <= 0 || budget >= mem.Value() {
-			t.Errorf("%s: got --memory-budget %q, want 0 < budget < memory limit %s (KV cache lives above it)", id, flagValue(c.Args, "--memory-budget"), mem.String())
-		}
-		if req := c.Resources.Requests[corev1.ResourceMemory]; budget > 0 && req.Cmp(*resource.NewQuantity(budget, resource.BinarySI)) <= 0 {
-			t.Errorf("%s: memory request %s does not cover --memory-budget %d", id, req.String(), budget)
+		// checkMemory holds the budget against the limits and the model.
+		if budget, err := strconv.ParseInt(flagValue(c.Args, "--memory-budget"), 10, 64); err != nil || budget <= 0 {
+			t.Errorf("%s: got --memory-budget %q, want a byte count (weights + KV for --max-batch full-context sequences)", id, flagValue(c.Args, "--memory-budget"))
 		}
 	}
 	for name := range pools {

@@ -23,7 +23,7 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden.yaml from the
 
 // overlays are the kustomizations users apply; each must render and pass
 // every policy.
-var overlays = []string{"overlays/dev", "overlays/prod"}
+var overlays = []string{"overlays/dev", "overlays/prod", "monitoring/hpa"}
 
 // manifests is one rendered overlay, each object decoded into its type.
 type manifests struct {
@@ -181,7 +181,7 @@ func TestOverlaysRender(t *testing.T) {
 func TestGolden(t *testing.T) {
 	for _, dir := range overlays {
 		m := render(t, dir)
-		golden := filepath.Join("testdata", strings.TrimPrefix(dir, "overlays/")+".golden.yaml")
+		golden := filepath.Join("testdata", strings.ReplaceAll(strings.TrimPrefix(dir, "overlays/"), "/", "-")+".golden.yaml")
 		if *update {
 			if err := os.WriteFile(golden, m.yaml, 0o644); err != nil {
 				t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/metal"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
 
 // benchModelResult is one thread count's measurement. Speeds are medians
@@ -96,7 +97,7 @@ Make a 2B4T-shaped model with: go run ./tools/randmodel -out /tmp/bitnet-2b.gguf
   bitnet bench model --model m.gguf --kernel avx2 --kv-cache f32 --huge-pages=false`,
 		Args: noArgs,
 	}
-	set := config.Bind(c, config.Kernel, config.KernelPlan, config.Metal, config.Head, config.KVCache, config.HugePages)
+	set := config.Bind(c, config.Kernel, config.KernelPlan, config.Metal, config.Head, config.I2SBlock, config.KVCache, config.HugePages)
 	f := c.Flags()
 	f.StringVar(&path, "model", "", "model: a Hugging Face directory or a .gguf file (required)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
@@ -122,6 +123,7 @@ Make a 2B4T-shaped model with: go run ./tools/randmodel -out /tmp/bitnet-2b.gguf
 func benchModel(ctx context.Context, v *config.Values, path, threadList string, asJSON bool, prompt, gen, repeat, probeMiB int, seed uint64, stdout io.Writer) error {
 	kernel, huge, metalMode := config.Kernel.Get(v), config.HugePages.Get(v), config.Metal.Get(v)
 	plan, head := kernels.PlanMode(config.KernelPlan.Get(v)), kernels.HeadFormat(config.Head.Get(v))
+	i2s := ternary.I2SBlock(config.I2SBlock.Get(v))
 	kv, err := model.ParseKVType(config.KVCache.Get(v))
 	if err != nil {
 		return fmt.Errorf("bench model: %w", err)
@@ -140,7 +142,7 @@ func benchModel(ctx context.Context, v *config.Values, path, threadList string, 
 		GoMaxProcs: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
 		TimestampUTC: time.Now().UTC().Format(time.RFC3339)}
 	for _, n := range threads {
-		r, info, err := benchModelOnce(ctx, path, kernel, metalMode, plan, head, n, prompt, gen, seed, repeat, probeMiB, kv, huge)
+		r, info, err := benchModelOnce(ctx, path, kernel, metalMode, plan, head, n, prompt, gen, seed, repeat, probeMiB, kv, huge, i2s)
 		if err != nil {
 			return fmt.Errorf("bench model: %d threads: %w", n, err)
 		}
@@ -190,7 +192,7 @@ type benchInfo struct {
 // benchModelOnce loads the model on an engine of n threads, then repeats a
 // prefill of a random prompt and greedy decoding of gen tokens, each decode
 // right after a read-bandwidth probe of n threads over probeMiB MiB.
-func benchModelOnce(ctx context.Context, path, kernel, metalMode string, plan kernels.PlanMode, head kernels.HeadFormat, n, prompt, gen int, seed uint64, repeat, probeMiB int, kv model.KVType, huge bool) (benchModelResult, benchInfo, error) {
+func benchModelOnce(ctx context.Context, path, kernel, metalMode string, plan kernels.PlanMode, head kernels.HeadFormat, n, prompt, gen int, seed uint64, repeat, probeMiB int, kv model.KVType, huge bool, i2s ternary.I2SBlock) (benchModelResult, benchInfo, error) {
 	r := benchModelResult{Threads: n, Repeat: repeat}
 	var info benchInfo
 	// n threads means n for everything, like llama-bench -t n: the float
@@ -208,7 +210,7 @@ func benchModelOnce(ctx context.Context, path, kernel, metalMode string, plan ke
 		info.kernel = eng.Plan().String()
 	}
 	start := time.Now()
-	m, err := model.Load(path, model.WithEngine(eng.Engine), model.WithKVType(kv), model.WithHugePages(huge), model.WithHeadFormat(head))
+	m, err := model.Load(path, model.WithEngine(eng.Engine), model.WithKVType(kv), model.WithHugePages(huge), model.WithHeadFormat(head), model.WithI2SBlock(i2s))
 	if err != nil {
 		return r, info, err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/sampling"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
 )
 
@@ -37,6 +38,7 @@ type generateFlags struct {
 	metal                   string
 	plan                    kernels.PlanMode
 	threads                 int
+	i2sBlock                ternary.I2SBlock
 }
 
 func newGenerateCmd(env config.Lookup) *cobra.Command {
@@ -56,7 +58,7 @@ forces a local run). Both take the same sampling flags.`,
   bitnet generate --remote 127.0.0.1:50051 --model opticks@1 --prompt "Light" --require avx2`,
 		Args: noArgs,
 	}
-	set := config.Bind(c, append(slices.Clone(config.Client), config.Kernel, config.KernelPlan, config.Metal, config.Head, config.Threads, config.KVCache)...)
+	set := config.Bind(c, append(slices.Clone(config.Client), config.Kernel, config.KernelPlan, config.Metal, config.Head, config.I2SBlock, config.Threads, config.KVCache)...)
 	fs := c.Flags()
 	fs.StringVar(&g.model, "model", "", "model: a Hugging Face directory or .gguf file; with --remote a registry reference NAME[@N|:ALIAS] (required)")
 	fs.StringVar(&g.prompt, "prompt", "", "prompt text (required)")
@@ -81,6 +83,7 @@ forces a local run). Both take the same sampling flags.`,
 		}
 		g.kernel, g.threads, g.kvCache = config.Kernel.Get(v), config.Threads.Get(v), config.KVCache.Get(v)
 		g.head, g.plan, g.metal = config.Head.Get(v), kernels.PlanMode(config.KernelPlan.Get(v)), config.Metal.Get(v)
+		g.i2sBlock = ternary.I2SBlock(config.I2SBlock.Get(v))
 		if err := g.check(); err != nil {
 			return err
 		}
@@ -198,7 +201,8 @@ func localGenerate(ctx context.Context, g *generateFlags, stdout, stderr io.Writ
 	}
 	defer eng.Close()
 	start := time.Now()
-	m, err := model.Load(g.model, model.WithEngine(eng.Engine), model.WithKVType(kv), model.WithHeadFormat(kernels.HeadFormat(g.head)))
+	m, err := model.Load(g.model, model.WithEngine(eng.Engine), model.WithKVType(kv), model.WithHeadFormat(kernels.HeadFormat(g.head)),
+		model.WithI2SBlock(g.i2sBlock))
 	if err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}

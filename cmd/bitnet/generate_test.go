@@ -16,7 +16,7 @@ import (
 )
 
 // genTinyGGUF writes a random two-layer model with the Opticks tokenizer.
-func genTinyGGUF(t *testing.T) string {
+func genTinyGGUF(t *testing.T, opts ...model.GGUFOption) string {
 	t.Helper()
 	c := model.Config{
 		Architecture: model.ArchBitNet, VocabSize: 600, HiddenSize: 256, IntermediateSize: 256,
@@ -58,7 +58,7 @@ func genTinyGGUF(t *testing.T) string {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "tiny.gguf")
-	if err := model.WriteGGUF(path, w, tok); err != nil {
+	if err := model.WriteGGUF(path, w, tok, opts...); err != nil {
 		t.Fatal(err)
 	}
 	return path

@@ -17,7 +17,7 @@ func TestNodes(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 3 || !strings.Contains(lines[1], "node-a") || !strings.Contains(lines[1], "avx2") ||
-		!strings.Contains(lines[1], "tiny@1") || !strings.Contains(lines[1], "1/64") || !strings.Contains(lines[2], "avx512") {
+		!strings.Contains(lines[1], "tiny@1 (bitnet)") || !strings.Contains(lines[1], "1/64") || !strings.Contains(lines[2], "avx512") {
 		t.Errorf("nodes table:\n%s", out)
 	}
 	out, _, err = runCLI(t, "nodes", "--remote", addr, "--json", "--require", "avx512f")

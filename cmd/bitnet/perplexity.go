@@ -16,6 +16,7 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
 
 // newPerplexityCmd is
@@ -36,7 +37,7 @@ and perplexity. The KV cache is f32 here by default, for exact scores.`,
   bitnet perplexity --model model.gguf --tokens ids.txt --json --kernel generic`,
 		Args: noArgs,
 	}
-	set := config.Bind(c, config.Kernel, config.Metal, config.Threads, config.KVCache.WithDefault("f32"), config.Head)
+	set := config.Bind(c, config.Kernel, config.Metal, config.Threads, config.KVCache.WithDefault("f32"), config.Head, config.I2SBlock)
 	f := c.Flags()
 	f.StringVar(&modelPath, "model", "", "model: Hugging Face directory or .gguf file (required)")
 	f.StringVar(&textFile, "text", "", "text file to tokenize and score")
@@ -76,7 +77,7 @@ func perplexity(ctx context.Context, v *config.Values, modelPath, textFile, toke
 	defer eng.Close()
 	start := time.Now()
 	m, err := model.Load(modelPath, model.WithEngine(eng.Engine), model.WithHeadInt8(!headF32), model.WithKVType(kv),
-		model.WithHeadFormat(kernels.HeadFormat(config.Head.Get(v))))
+		model.WithHeadFormat(kernels.HeadFormat(config.Head.Get(v))), model.WithI2SBlock(ternary.I2SBlock(config.I2SBlock.Get(v))))
 	if err != nil {
 		return fmt.Errorf("perplexity: %w", err)
 	}

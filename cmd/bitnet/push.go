@@ -26,7 +26,7 @@ func newPushCmd(env config.Lookup) *cobra.Command {
 		aliases           []string
 	)
 	c := &cobra.Command{
-		Use:   "push PATH [--name NAME] [--quantize [--type tq2_0|tq1_0]] [--alias A]... [flags]",
+		Use:   "push PATH [--name NAME] [--quantize [--type tq2_0|tq1_0|i2_s]] [--alias A]... [flags]",
 		Short: "Upload a GGUF file or Hugging Face directory to the registry (--quantize: as GGUF TQ2_0)",
 		Long: `Upload a GGUF file or a Hugging Face directory as the next version of a model
 and print its reference NAME@N. With --quantize the quantizer converts the
@@ -46,11 +46,11 @@ train.tokens, loss.svg) stays local unless --all.`,
 	f := c.Flags()
 	f.StringVar(&name, "name", "", "model name (default: from PATH)")
 	f.BoolVar(&quantize, "quantize", false, "quantize to GGUF on the quantizer before storing")
-	f.StringVar(&qtype, "type", "tq2_0", "quant type with --quantize: tq2_0 or tq1_0")
+	f.StringVar(&qtype, "type", "tq2_0", "quant type with --quantize: tq2_0, tq1_0 or i2_s")
 	f.StringVar(&desc, "description", "", "description of the new version")
 	f.StringArrayVar(&aliases, "alias", nil, "alias to point at the new version (repeatable)")
 	f.BoolVar(&all, "all", false, "push every file of the directory, not only the model's (checkpoints, token caches, plots too)")
-	_ = c.RegisterFlagCompletionFunc("type", fixedCompletion("tq2_0", "tq1_0"))
+	_ = c.RegisterFlagCompletionFunc("type", fixedCompletion("tq2_0", "tq1_0", "i2_s"))
 	c.RunE = func(c *cobra.Command, args []string) error {
 		rf, err := resolve()
 		if err != nil {

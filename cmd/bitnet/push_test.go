@@ -52,7 +52,7 @@ func TestPushPullModels(t *testing.T) {
 		{"missing path", []string{"push", "--remote", addr, "/nonexistent/m.gguf", "--name", "x"}, "", "no such file"},
 		{"not a model", []string{"push", "--remote", addr, "push_test.go", "--name", "x"}, "", "want a GGUF file"},
 		{"no path", []string{"push", "--remote", addr, "--name", "x"}, "", "want one PATH"},
-		{"bad type", []string{"push", "--remote", addr, g, "--quantize", "--type", "q4_0"}, "", "tq2_0 or tq1_0"},
+		{"bad type", []string{"push", "--remote", addr, g, "--quantize", "--type", "q4_0"}, "", "tq2_0, tq1_0 or i2_s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -127,6 +127,18 @@ func TestPushPullModels(t *testing.T) {
 	if len(rows) != 2 || rows[0].Name != "tiny" || rows[0].LatestVersion != 2 || rows[0].QuantType != "TQ2_0" || rows[0].Format != "GGUF" || rows[1].Name != "tiny-model" {
 		t.Errorf("got rows %+v, want tiny@2 (GGUF TQ2_0) and tiny-model", rows)
 	}
+	// Each model's family (issue 12): the HF checkpoint is BitNetForCausalLM.
+	if !strings.Contains(lines[0], "FAMILY") || !strings.Contains(lines[1], " bitnet ") {
+		t.Errorf("models table lacks the family:\n%s", strings.Join(lines, "\n"))
+	}
+	out, _, err = runCLI(t, "models", "--json", "--prefix", "hf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows = nil
+	if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 1 || rows[0].Family != "bitnet" {
+		t.Errorf("models --json --prefix hf: got %+v, %v; want family bitnet", rows, err)
+	}
 }
 
 func TestPushProgress(t *testing.T) {
@@ -160,6 +172,14 @@ func TestPushQuantize(t *testing.T) {
 	}
 	if !strings.Contains(errOut, "job job-1 quantize") || !strings.Contains(errOut, "quantized 4 linears") {
 		t.Errorf("got stderr %q, want job progress and a summary", errOut)
+	}
+	// --type i2_s asks the quantizer for bitnet.cpp's I2_S.
+	out, errOut, err = runCLI(t, "push", "--remote", addr, tinyHF, "--name", "tiny-i2s", "--quantize", "--type", "i2_s", "--quiet")
+	if err != nil || out != "tiny-i2s@1\n" {
+		t.Fatalf("push --type i2_s: got %q, %v (stderr %s), want tiny-i2s@1", out, err, errOut)
+	}
+	if v, err := store.Resolve(t.Context(), "tiny-i2s@1"); err != nil || v.Metadata.QuantType != registry.QuantI2S {
+		t.Errorf("push --type i2_s: got %+v, %v, want an I2_S version", v.Metadata, err)
 	}
 }
 

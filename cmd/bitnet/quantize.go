@@ -25,24 +25,25 @@ func newQuantizeCmd(env config.Lookup) *cobra.Command {
 		aliases            []string
 	)
 	c := &cobra.Command{
-		Use:   "quantize NAME[@N|:ALIAS] [--type tq2_0|tq1_0] [--name NAME] [flags]",
-		Short: "Quantize a registry model to GGUF TQ2_0/TQ1_0 on the quantizer",
-		Long: `Quantize a registry version to GGUF TQ2_0 (or TQ1_0) on the quantizer service,
+		Use:   "quantize NAME[@N|:ALIAS] [--type tq2_0|tq1_0|i2_s] [--name NAME] [flags]",
+		Short: "Quantize a registry model to GGUF TQ2_0/TQ1_0/I2_S on the quantizer",
+		Long: `Quantize a registry version to GGUF TQ2_0 (or TQ1_0, or bitnet.cpp's I2_S) on the quantizer service,
 follow the job's progress and print the new version NAME@N. The report gives
 the perplexity and KL divergence before and after on calibration text.`,
 		Example: `  bitnet quantize opticks@1
   bitnet quantize opticks --type tq1_0 --name opticks-tq1 --alias prod
-  bitnet quantize opticks@1 --calibration notes.txt --detach`,
+  bitnet quantize opticks@1 --calibration notes.txt --detach
+  bitnet quantize opticks --type i2_s --name opticks-i2s`,
 		Args: exactArgs("model reference NAME[@N|:ALIAS]"),
 	}
 	resolve := bindClient(c, env)
 	f := c.Flags()
-	f.StringVar(&qtype, "type", "tq2_0", "target type: tq2_0 or tq1_0")
+	f.StringVar(&qtype, "type", "tq2_0", "target type: tq2_0, tq1_0 or i2_s (bitnet.cpp's); linears the type cannot hold fall back per tensor (see the report)")
 	f.StringVar(&name, "name", "", "model that receives the result (default: the source's)")
 	f.StringVar(&calib, "calibration", "", "text file for the perplexity and KL report (at most 1 MiB)")
 	f.BoolVar(&detach, "detach", false, "print the job ID and return without waiting")
 	f.StringArrayVar(&aliases, "alias", nil, "alias to point at the new version (repeatable)")
-	_ = c.RegisterFlagCompletionFunc("type", fixedCompletion("tq2_0", "tq1_0"))
+	_ = c.RegisterFlagCompletionFunc("type", fixedCompletion("tq2_0", "tq1_0", "i2_s"))
 	c.RunE = func(c *cobra.Command, args []string) error {
 		rf, err := resolve()
 		if err != nil {

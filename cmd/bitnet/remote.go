@@ -156,8 +156,10 @@ func parseQuantType(s string) (modelv1.QuantType, error) {
 		return modelv1.QuantType_QUANT_TYPE_TQ2_0, nil
 	case "tq1_0":
 		return modelv1.QuantType_QUANT_TYPE_TQ1_0, nil
+	case "i2_s":
+		return modelv1.QuantType_QUANT_TYPE_I2_S, nil
 	}
-	return 0, fmt.Errorf("--type %q: want tq2_0 or tq1_0", s)
+	return 0, fmt.Errorf("--type %q: want tq2_0, tq1_0 or i2_s", s)
 }
 
 // quantizeAndWait creates a quantizer job, follows it with a progress bar

@@ -94,11 +94,18 @@ func (q *fakeQuantizer) CreateJob(ctx context.Context, req *quantizerv1.CreateJo
 	q.mu.Lock()
 	id := fmt.Sprintf("job-%d", len(q.jobs)+1)
 	q.mu.Unlock()
+	qt := registry.QuantTQ20 // the version records the target the CLI asked for
+	switch req.GetTarget() {
+	case modelv1.QuantType_QUANT_TYPE_TQ1_0:
+		qt = registry.QuantTQ10
+	case modelv1.QuantType_QUANT_TYPE_I2_S:
+		qt = registry.QuantI2S
+	}
 	v, err := q.store.CreateVersion(ctx, name, registry.VersionSpec{
 		CreateModel: true,
 		Aliases:     req.GetOutput().GetAliases(),
 		Files:       []registry.BlobRef{{Path: "model.gguf", Digest: first.Digest}},
-		Metadata: registry.Metadata{Format: registry.FormatGGUF, QuantType: registry.QuantTQ20,
+		Metadata: registry.Metadata{Format: registry.FormatGGUF, QuantType: qt,
 			Lineage: registry.Lineage{Source: registry.SourceQuantizer, JobID: id, Parent: parent}},
 	})
 	if err != nil {
@@ -179,7 +186,7 @@ func (fakeInference) ListNodes(ctx context.Context, req *inferencev1.ListNodesRe
 		{Name: "node-a", Address: "10.0.0.1:50052", Healthy: true,
 			Hardware: &modelv1.Hardware{Arch: "amd64", Kernel: "avx2", Features: []string{"avx2"}, LogicalCores: 8, MemoryBytes: 16 << 30},
 			Load:     &inferencev1.NodeLoad{ActiveRequests: 2, QueueDepth: 1, QueueCapacity: 64, TokensPerSecond: 41.5},
-			Loaded:   []*inferencev1.LoadedModel{{Model: &modelv1.ModelRef{Name: "tiny", Version: 1}}}},
+			Loaded:   []*inferencev1.LoadedModel{{Model: &modelv1.ModelRef{Name: "tiny", Version: 1}, Family: "bitnet"}}},
 		{Name: "node-b", Address: "10.0.0.2:50052", Healthy: true,
 			Hardware: &modelv1.Hardware{Arch: "amd64", Kernel: "avx512", Features: []string{"avx2", "avx512f"}, LogicalCores: 16}},
 	}

@@ -21,8 +21,10 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/discovery"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/logging"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/memlimit"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/metal"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/server"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
 
 // serverSettings is config.Server with replacements (same flag name).
@@ -41,11 +43,12 @@ func serverSettings(replace ...config.Any) []config.Any {
 
 // meshConfig turns resolved settings into a mesh.Config with its discovery
 // registry (Consul when --consul is set, else nil) and logger.
-func meshConfig(v *config.Values) (mesh.Config, error) {
+func meshConfig(v *config.Values, env config.Lookup) (mesh.Config, error) {
 	log, err := logging.New(config.LogLevel.Get(v), config.LogJSON.Get(v))
 	if err != nil {
 		return mesh.Config{}, err
 	}
+	setGoMemLimit(env, log)
 	cfg := mesh.Config{
 		GRPCAddr:     config.GRPCAddr.Get(v),
 		HTTPAddr:     config.HTTPAddr.Get(v),
@@ -56,11 +59,15 @@ func meshConfig(v *config.Values) (mesh.Config, error) {
 		KernelPlan:   kernels.PlanMode(config.KernelPlan.Get(v)),
 		Metal:        metal.Mode(config.Metal.Get(v)),
 		HeadFormat:   kernels.HeadFormat(config.Head.Get(v)),
+		I2SBlock:     ternary.I2SBlock(config.I2SBlock.Get(v)),
 		Threads:      config.Threads.Get(v),
 		KVCache:      config.KVCache.Get(v),
 		NoHugePages:  !config.HugePages.Get(v),
 		NoConsole:    !config.Console.Get(v),
 		MemoryBudget: config.MemoryBudget.Get(v),
+		MaxBatch:     config.MaxBatch.Get(v),
+		MaxQueue:     config.MaxQueue.Get(v),
+		PrefillChunk: config.PrefillChunk.Get(v),
 		RegistryAddr: config.RegistryAddr.Get(v),
 		DrainTimeout: config.Drain.Get(v),
 		Logger:       log,
@@ -118,6 +125,23 @@ func meshConfig(v *config.Values) (mesh.Config, error) {
 	return cfg, nil
 }
 
+// setGoMemLimit sets the Go runtime's soft memory limit from the
+// container's memory limit (memlimit: 90% of the cgroup limit, else of the
+// host's memory) unless GOMEMLIMIT is set, so the collector works harder
+// before the kernel's OOM killer steps in.
+func setGoMemLimit(env config.Lookup, log *zap.Logger) {
+	lim, err := memlimit.Detect()
+	if err != nil {
+		log.Warn("memory limit unreadable: GOMEMLIMIT not set", zap.Error(err))
+		return
+	}
+	getenv := func(k string) string { v, _ := env(k); return v }
+	if n := memlimit.SetGoLimit(lim, getenv); n > 0 {
+		log.Info("Go memory limit set", zap.Int64("gomemlimit_bytes", n),
+			zap.Int64("limit_bytes", lim.Bytes), zap.String("limit_source", string(lim.Source)))
+	}
+}
+
 // portHint adds how to pick other ports to an "address already in use"
 // error of up or serve.
 func portHint(err error) error {
@@ -159,13 +183,13 @@ CONSUL_HTTP_ADDR); the quantizer and inference nodes need the registry
 		if err != nil {
 			return fmt.Errorf("serve: %w", err)
 		}
-		return serve(c.Context(), kind, v, c)
+		return serve(c.Context(), kind, v, env, c)
 	}
 	return c
 }
 
-func serve(ctx context.Context, kind mesh.Kind, v *config.Values, c *cobra.Command) error {
-	cfg, err := meshConfig(v)
+func serve(ctx context.Context, kind mesh.Kind, v *config.Values, env config.Lookup, c *cobra.Command) error {
+	cfg, err := meshConfig(v, env)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

@@ -51,7 +51,7 @@ turns keys on (the first start writes an admin key to DATA/admin.key, mode
 		if err != nil {
 			return fmt.Errorf("up: %w", err)
 		}
-		cfg, err := meshConfig(v)
+		cfg, err := meshConfig(v, env)
 		if err != nil {
 			return fmt.Errorf("up: %w", err)
 		}

@@ -250,3 +250,83 @@ func TestMeshFlagsEnv(t *testing.T) {
 		}
 	}
 }
+
+// TestMeshConfigServing checks that the drain, memory and scheduler
+// settings reach mesh.Config from flags and from the environment.
+func TestMeshConfigServing(t *testing.T) {
+	env := config.MapLookup(map[string]string{
+		"BITNET_DRAIN": "10s", "BITNET_MEMORY_BUDGET": "6GiB", "BITNET_MAX_BATCH": "8",
+		"BITNET_MAX_QUEUE": "32", "BITNET_PREFILL_CHUNK": "16", "BITNET_JOB_MEMORY_BUDGET": "1073741824",
+		"GOMEMLIMIT": "1GiB", // left to the runtime: meshConfig sets no limit
+	})
+	for _, tc := range []struct {
+		args                []string
+		batch, queue, chunk int
+		drain               time.Duration
+		budget, jobBudget   int64
+	}{
+		{nil, 8, 32, 16, 10 * time.Second, 6 << 30, 1 << 30},
+		{[]string{"--max-batch", "4", "--max-queue", "2", "--prefill-chunk", "128", "--drain", "3s", "--memory-budget", "2GiB"},
+			4, 2, 128, 3 * time.Second, 2 << 30, 1 << 30},
+	} {
+		c := &cobra.Command{Use: "serve"}
+		set := config.Bind(c, config.Server...)
+		if err := c.ParseFlags(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		v, err := set.Resolve(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := meshConfig(v, env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.MaxBatch != tc.batch || cfg.MaxQueue != tc.queue || cfg.PrefillChunk != tc.chunk || cfg.DrainTimeout != tc.drain ||
+			cfg.MemoryBudget != tc.budget || cfg.JobMemoryBudget != tc.jobBudget {
+			t.Errorf("%v: got batch %d queue %d chunk %d drain %v budget %d job budget %d, want %d %d %d %v %d %d", tc.args,
+				cfg.MaxBatch, cfg.MaxQueue, cfg.PrefillChunk, cfg.DrainTimeout, cfg.MemoryBudget, cfg.JobMemoryBudget,
+				tc.batch, tc.queue, tc.chunk, tc.drain, tc.budget, tc.jobBudget)
+		}
+	}
+	for _, bad := range []string{"BITNET_MAX_BATCH=0", "BITNET_MAX_QUEUE=-1", "BITNET_PREFILL_CHUNK=0"} {
+		k, val, _ := strings.Cut(bad, "=")
+		c := &cobra.Command{Use: "serve"}
+		set := config.Bind(c, config.Server...)
+		if _, err := set.Resolve(config.MapLookup(map[string]string{k: val})); err == nil || !strings.Contains(err.Error(), k) {
+			t.Errorf("%s: got error %v, want one naming %s", bad, err, k)
+		}
+	}
+}
+
+// TestServerHelpNamesSettings: `bitnet up --help` and `bitnet serve --help`
+// name every setting the commands take, with its environment variable: the
+// limits of issue 10 (--max-body-bytes and the rest) among them.
+func TestServerHelpNamesSettings(t *testing.T) {
+	for _, tc := range []struct {
+		cmd      string
+		settings []config.Any
+	}{
+		{"up", upSettings()},
+		{"serve", config.Server},
+	} {
+		var out, errb strings.Builder
+		if err := runEnv(context.Background(), []string{tc.cmd, "--help"}, config.MapLookup(nil), &out, &errb); err != nil {
+			t.Fatal(err)
+		}
+		help := out.String()
+		for _, s := range tc.settings {
+			info := s.Info()
+			if !strings.Contains(help, "--"+info.Flag+" ") || !strings.Contains(help, "env "+info.Env) {
+				t.Errorf("%s --help does not name --%s and %s", tc.cmd, info.Flag, info.Env)
+			}
+		}
+		for _, limit := range []string{"--max-body-bytes", "--max-upload-body-bytes", "--body-read-timeout", "--read-header-timeout",
+			"--idle-timeout", "--grpc-max-recv-bytes", "--max-streams", "--grpc-keepalive-min-time", "--max-blob-bytes",
+			"--registry-quota", "--registry-min-free", "--job-memory-budget", "--rate-limit", "--tokens-per-minute", "--max-streams-per-key"} {
+			if !strings.Contains(help, limit) {
+				t.Errorf("%s --help does not name %s", tc.cmd, limit)
+			}
+		}
+	}
+}

@@ -30,10 +30,16 @@ type managerConfig struct {
 	log       *zap.Logger
 	loadModel func(ctx context.Context, path string, opts ...model.Option) (*model.Model, error)
 	wrapModel func(*model.Model) Model
+	kvType    model.KVType // what the KV caches are sized in (NewServer sets it)
 }
 
-// WithMemoryBudget bounds the memory of the loaded models (estimated from
-// their weights); 0 (default) means no bound.
+// withKVType sizes the KV caches counted against the budget in t's
+// elements (the type the models are loaded with).
+func withKVType(t model.KVType) ManagerOption { return func(c *managerConfig) { c.kvType = t } }
+
+// WithMemoryBudget bounds the memory of the loaded models, estimated from
+// their shapes: weights plus the KV caches of a full batch at the whole
+// context (see footprint); 0 (default) means no bound.
 func WithMemoryBudget(bytes int64) ManagerOption { return func(c *managerConfig) { c.budget = bytes } }
 
 // WithIdleTTL unloads models unused for d (default 15 minutes; 0 never).
@@ -183,10 +189,11 @@ func (m *Manager) Acquire(ctx context.Context, ref string) (*Handle, error) {
 		m.mu.Unlock()
 		// The configuration is read (a GGUF's header only) and checked
 		// before any memory is reserved or spent on the weights.
-		need, err := preEstimate(loc)
+		mc, err := preConfig(loc)
 		if err != nil {
 			return nil, loadError(key, loc.Path, err)
 		}
+		need := m.cfg.footprint(mc)
 		m.mu.Lock()
 		if m.closed {
 			m.mu.Unlock()
@@ -196,8 +203,8 @@ func (m *Manager) Acquire(ctx context.Context, ref string) (*Handle, error) {
 			m.mu.Unlock()
 			continue
 		}
-		e := &entry{key: key, local: loc, ready: make(chan struct{}), bytes: need}
-		victims, err := m.makeRoomLocked(e.bytes, key)
+		e := &entry{key: key, local: loc, ready: make(chan struct{}), bytes: need.total()}
+		victims, err := m.makeRoomLocked(need, key)
 		if err != nil {
 			m.mu.Unlock()
 			return nil, err
@@ -308,7 +315,7 @@ func (m *Manager) load(ctx context.Context, e *entry) {
 	} else {
 		e.model, e.sched, e.since = mod, sched, time.Now()
 		e.tmpl, e.tmplErr = tmpl, tmplErr
-		e.bytes = estimateBytes(mod.Config()) + mod.DeviceBytes() // GPU copies count too
+		e.bytes = m.cfg.footprint(mod.Config()).total() + mod.DeviceBytes() // GPU copies count too
 		e.lastUsed.Store(time.Now().UnixNano())
 	}
 	close(e.ready)
@@ -321,28 +328,43 @@ func (m *Manager) load(ctx context.Context, e *entry) {
 		zap.Int64("bytes", e.bytes), zap.Duration("took", time.Since(start)))
 }
 
-// estimateBytes is the memory a loaded model keeps (model.ServeBytes): 2-bit
-// ternary linears and the int8 head (the default), plus a float32 embedding
-// when it is not tied. KV caches grow with use and are not counted.
-func estimateBytes(c model.Config) int64 { return c.ServeBytes() }
+// footprint is the memory a loaded model may take: its weights
+// (model.ServeBytes: 2-bit ternary linears and the int8 head, plus a float32
+// embedding when it is not tied) and the KV caches of a full batch of
+// sequences at the model's whole context, what the scheduler may hold at
+// once. A model is loaded only when all of it fits the budget, so a full
+// batch of long requests cannot take the node past its memory limit.
+type footprint struct {
+	weights, kv int64
+	seqs, ctx   int
+	kvType      model.KVType
+}
 
-// preEstimate is the memory a model will take, from its configuration read
-// before loading it: a Hugging Face config.json, or a GGUF file's header
-// (model.InspectGGUF, which also checks its tensors' names and shapes). A
-// configuration that fails its checks fails here, before anything is
-// reserved.
-func preEstimate(loc Local) (int64, error) {
-	var c model.Config
-	var err error
+func (f footprint) total() int64 { return f.weights + f.kv }
+
+// String spells the numbers out for the over-budget message.
+func (f footprint) String() string {
+	return fmt.Sprintf("%s (weights %s + %s KV cache %s for --max-batch %d x %d-token context)",
+		model.FormatBytes(f.total()), model.FormatBytes(f.weights), f.kvType, model.FormatBytes(f.kv), f.seqs, f.ctx)
+}
+
+func (c managerConfig) footprint(mc model.Config) footprint {
+	seqs := newSchedConfig(c.schedOpts).maxBatch
+	return footprint{
+		weights: mc.ServeBytes(), kv: mc.KVBytes(c.kvType, seqs, mc.MaxPositions),
+		seqs: seqs, ctx: mc.MaxPositions, kvType: c.kvType,
+	}
+}
+
+// preConfig is a model's configuration read before loading it: a Hugging
+// Face config.json, or a GGUF file's header (model.InspectGGUF, which also
+// checks its tensors' names and shapes). A configuration that fails its
+// checks fails here, before anything is reserved.
+func preConfig(loc Local) (model.Config, error) {
 	if strings.EqualFold(filepath.Ext(loc.Path), ".gguf") {
-		c, err = model.InspectGGUF(loc.Path, false)
-	} else {
-		c, err = model.LoadConfigHF(loc.Path)
+		return model.InspectGGUF(loc.Path, false)
 	}
-	if err != nil {
-		return 0, err
-	}
-	return estimateBytes(c), nil
+	return model.LoadConfigHF(loc.Path)
 }
 
 // loadError is a failed load as clients see it: the model's reference in
@@ -377,12 +399,14 @@ func (e *redactedError) Unwrap() []error { return []error{e.kind, e.err} }
 
 // makeRoomLocked picks least recently used idle models to evict so that need
 // more bytes fit the budget. m.mu is held; the victims leave the map.
-func (m *Manager) makeRoomLocked(need int64, key string) ([]*entry, error) {
+func (m *Manager) makeRoomLocked(fp footprint, key string) ([]*entry, error) {
 	if m.cfg.budget == 0 {
 		return nil, nil
 	}
+	need := fp.total()
 	if need > m.cfg.budget {
-		return nil, fmt.Errorf("model %s needs about %d bytes, the budget is %d: %w", key, need, m.cfg.budget, ErrOverBudget)
+		return nil, fmt.Errorf("model %s needs about %s; the memory budget is %s (%d bytes): lower --max-batch or raise --memory-budget: %w",
+			key, fp, model.FormatBytes(m.cfg.budget), m.cfg.budget, ErrOverBudget)
 	}
 	var used int64
 	var idle []*entry
@@ -408,8 +432,8 @@ func (m *Manager) makeRoomLocked(need int64, key string) ([]*entry, error) {
 		for _, v := range victims { // keep them: eviction would not suffice
 			m.entries[v.key] = v
 		}
-		return nil, fmt.Errorf("model %s needs about %d bytes, %d of the budget %d are used by models in use: %w",
-			key, need, used, m.cfg.budget, ErrOverBudget)
+		return nil, fmt.Errorf("model %s needs about %s; %s of the memory budget %s are taken by models in use: %w",
+			key, fp, model.FormatBytes(used), model.FormatBytes(m.cfg.budget), ErrOverBudget)
 	}
 	return victims, nil
 }

@@ -3,10 +3,15 @@ package inference
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
@@ -167,7 +172,7 @@ func TestManagerBudgetLRU(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		biggest = max(biggest, estimateBytes(c))
+		biggest = max(biggest, managerConfig{}.footprint(c).total())
 	}
 	m := newTestManager(t, WithMemoryBudget(biggest+biggest/2))
 	ctx := context.Background()
@@ -248,5 +253,49 @@ func TestManagerUnload(t *testing.T) {
 	m.Close()
 	if _, err := m.Acquire(ctx, tinyName); !errors.Is(err, ErrClosed) {
 		t.Errorf("after close: got %v, want ErrClosed", err)
+	}
+}
+
+// TestManagerBudgetCountsKV: a model loads only when its weights and the
+// KV caches of a full batch at its whole context fit the budget, and the
+// refusal gives the numbers (RESOURCE_EXHAUSTED for clients).
+func TestManagerBudgetCountsKV(t *testing.T) {
+	c, err := model.LoadConfigHF(filepath.Join(modelsDir, tinyName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := managerConfig{schedOpts: []SchedulerOption{WithMaxBatch(1)}}.footprint(c)
+	full := managerConfig{}.footprint(c)
+	if full.seqs != DefaultMaxBatch || full.kv != c.KVBytes(model.KVFloat32, DefaultMaxBatch, c.MaxPositions) || full.weights != c.ServeBytes() {
+		t.Fatalf("got footprint %+v, want weights %d + KV of %d sequences x %d", full, c.ServeBytes(), DefaultMaxBatch, c.MaxPositions)
+	}
+	budget := (one.total() + full.total()) / 2
+	tests := []struct {
+		maxBatch int
+		ok       bool
+	}{{1, true}, {DefaultMaxBatch, false}}
+	for _, tt := range tests {
+		m := newTestManager(t, WithMemoryBudget(budget), WithSchedulerOptions(WithMaxBatch(tt.maxBatch)))
+		h, err := m.Acquire(context.Background(), tinyName)
+		if tt.ok {
+			if err != nil {
+				t.Errorf("max batch %d: got %v, want the model loaded in a budget of %d", tt.maxBatch, err, budget)
+				continue
+			}
+			h.Release()
+			continue
+		}
+		if !errors.Is(err, ErrOverBudget) {
+			t.Fatalf("max batch %d: got %v, want ErrOverBudget", tt.maxBatch, err)
+		}
+		for _, want := range []string{model.FormatBytes(full.total()), model.FormatBytes(full.weights), model.FormatBytes(full.kv),
+			fmt.Sprintf("--max-batch %d x %d-token context", DefaultMaxBatch, c.MaxPositions), fmt.Sprintf("(%d bytes)", budget)} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("got message %q, want it to contain %q", err, want)
+			}
+		}
+		if got := status.Code(toStatus(err)); got != codes.ResourceExhausted {
+			t.Errorf("got code %v, want ResourceExhausted", got)
+		}
 	}
 }

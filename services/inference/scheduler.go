@@ -127,15 +127,30 @@ type counters struct {
 	reqNanosEWMA                      atomic.Int64 // admitted -> finished, smoothed
 }
 
+// Scheduler defaults (docs/deploy.md sizes the KV cache from
+// DefaultMaxBatch).
+const (
+	DefaultMaxBatch     = 16
+	DefaultQueueSize    = 64
+	DefaultPrefillChunk = 64
+	defaultBatchTokens  = 256
+)
+
+// newSchedConfig applies opts to the defaults.
+func newSchedConfig(opts []SchedulerOption) schedConfig {
+	c := schedConfig{queueSize: DefaultQueueSize, maxBatch: DefaultMaxBatch, maxBatchTokens: defaultBatchTokens, prefillChunk: DefaultPrefillChunk}
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
+}
+
 // NewScheduler starts a scheduler for m, decoding text with tok.
 func NewScheduler(m Model, tok *tokenizer.Tokenizer, opts ...SchedulerOption) (*Scheduler, error) {
 	if m == nil || tok == nil {
 		return nil, fmt.Errorf("scheduler: model and tokenizer are required: %w", ErrInvalid)
 	}
-	c := schedConfig{queueSize: 64, maxBatch: 16, maxBatchTokens: 256, prefillChunk: 64}
-	for _, o := range opts {
-		o(&c)
-	}
+	c := newSchedConfig(opts)
 	switch {
 	case c.queueSize < 0:
 		return nil, invalidf("scheduler: queue size %d, want >= 0", c.queueSize)
@@ -698,6 +713,9 @@ type Stats struct {
 	// P50FirstToken is the median time to first token over the last minute.
 	P50FirstToken time.Duration
 }
+
+// PrefillChunk is the most prompt tokens one sequence feeds per step.
+func (s *Scheduler) PrefillChunk() int { return s.cfg.prefillChunk }
 
 // Stats returns the current counters; safe from any goroutine.
 func (s *Scheduler) Stats() Stats {

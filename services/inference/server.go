@@ -22,6 +22,7 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/constrained"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/hardware"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/memlimit"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/metrics"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/sampling"
@@ -82,7 +83,8 @@ func WithScheduler(o ...SchedulerOption) Option {
 }
 
 // WithManager configures the model manager (budget, TTL, model options).
-// Without WithMemoryBudget the budget is half the machine's memory.
+// Without WithMemoryBudget the budget is memlimit's default: 80% of the
+// container's memory limit, else half the machine's memory.
 func WithManager(o ...ManagerOption) Option {
 	return func(c *serverConfig) { c.mgrOpts = append(c.mgrOpts, o...) }
 }
@@ -142,10 +144,17 @@ func NewServer(f Fetcher, opts ...Option) (*Server, error) {
 	s.kernel = string(s.engine.Path())
 	mopts := []ManagerOption{WithManagerLogger(c.log)}
 	if hw.MemoryBytes > 0 {
-		mopts = append(mopts, WithMemoryBudget(int64(hw.MemoryBytes/2)))
+		// The container's limit when there is one (memlimit), else half
+		// the host's memory.
+		lim, err := memlimit.Detect(memlimit.WithHostMemory(hw.MemoryBytes))
+		if err != nil {
+			c.log.Warn("memory limit unreadable: the budget is half the host's memory", zap.Error(err))
+			lim = memlimit.Limit{Bytes: int64(hw.MemoryBytes), Source: memlimit.Host}
+		}
+		mopts = append(mopts, WithMemoryBudget(lim.Budget()))
 	}
 	mopts = append(mopts, c.mgrOpts...)
-	mopts = append(mopts, WithModelOptions(model.WithEngine(s.engine), model.WithKVType(c.kvType)), WithSchedulerOptions(c.schedOpts...))
+	mopts = append(mopts, WithModelOptions(model.WithEngine(s.engine), model.WithKVType(c.kvType)), WithSchedulerOptions(c.schedOpts...), withKVType(c.kvType))
 	mgr, err := NewManager(f, mopts...)
 	if err != nil {
 		if s.ownEngine {

@@ -17,6 +17,7 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/shared/metrics"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/server"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
 
 // Kind names a service of the mesh.
@@ -86,12 +87,23 @@ type Config struct {
 	// HeadFormat is how inference nodes store output heads
 	// ("" = model.DefaultHeadFormat; kernels.HeadFormat int8, int6, int4).
 	HeadFormat kernels.HeadFormat
+	// I2SBlock is the block size of bitnet.cpp I2_S tensors in the GGUF
+	// files inference nodes load (0 = ternary.I2SBlock128; model.WithI2SBlock).
+	I2SBlock ternary.I2SBlock
 	// NoHugePages keeps an inference node's weights off transparent huge
 	// pages (see model.WithHugePages), e.g. where compaction stalls loads.
 	NoHugePages bool
-	// MemoryBudget bounds an inference node's loaded models in bytes
-	// (0 = half the machine's memory).
+	// MemoryBudget bounds an inference node's loaded models in bytes:
+	// weights plus the KV cache of MaxBatch sequences of full context each
+	// (0 = memlimit's default: 80% of the cgroup limit, else half the
+	// host's memory).
 	MemoryBudget int64
+	// MaxBatch, MaxQueue and PrefillChunk configure an inference node's
+	// schedulers (0 = the inference package's defaults: 16, 64, 64).
+	MaxBatch, MaxQueue, PrefillChunk int
+	// MemoryRoot is where /proc and /sys/fs/cgroup are read for the
+	// default memory budget ("" = /; tests point it at real files).
+	MemoryRoot string
 	// RegistryAddr is the registry's gRPC address for the quantizer and
 	// inference nodes (default: a healthy bitnet-registry in Discovery).
 	RegistryAddr string
@@ -138,7 +150,7 @@ type Config struct {
 	RegistryMinFreeBytes int64
 	// JobMemoryBudget bounds the memory one quantization or training job
 	// may need, estimated from its model's shapes before anything is
-	// allocated (0: half the machine's memory).
+	// allocated (0: memlimit's default, as for MemoryBudget).
 	JobMemoryBudget int64
 
 	// Auth requires an API key on every call but health checks (package
@@ -250,6 +262,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("mesh: %d threads, want >= 0", c.Threads)
 	case c.MemoryBudget < 0:
 		return fmt.Errorf("mesh: memory budget %d bytes, want >= 0", c.MemoryBudget)
+	case c.MaxBatch < 0 || c.MaxQueue < 0 || c.PrefillChunk < 0:
+		return fmt.Errorf("mesh: max batch %d, max queue %d, prefill chunk %d: want >= 0", c.MaxBatch, c.MaxQueue, c.PrefillChunk)
 	case c.DrainTimeout < 0:
 		return fmt.Errorf("mesh: negative drain timeout %v", c.DrainTimeout)
 	case c.MaxBlobBytes < 0 || c.RegistryQuota < 0 || c.JobMemoryBudget < 0:
@@ -281,6 +295,9 @@ func (c Config) validate() error {
 		if _, err := kernels.ParseHeadFormat(string(c.HeadFormat)); err != nil {
 			return fmt.Errorf("mesh: %w", err)
 		}
+	}
+	if c.I2SBlock != 0 && c.I2SBlock != ternary.I2SBlock128 && c.I2SBlock != ternary.I2SBlock64 {
+		return fmt.Errorf("mesh: I2_S block %d: want 128 or 64", c.I2SBlock)
 	}
 	if c.KernelPlan != "" {
 		if _, err := kernels.ParsePlanMode(string(c.KernelPlan)); err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/services/trainer"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/hardware"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/memlimit"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/metal"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/server"
@@ -102,8 +103,15 @@ func quantizerPart(cfg Config, sec security, id string, reg *part) (*part, error
 		src, sink = b, b
 	}
 	qopts := []quantizer.Option{quantizer.WithWorkDir(cfg.workDir()), quantizer.WithLogger(cfg.Logger)}
-	if cfg.JobMemoryBudget > 0 {
-		qopts = append(qopts, quantizer.WithMemoryBudget(cfg.JobMemoryBudget))
+	jb, err := memoryBudget(cfg, cfg.JobMemoryBudget, id, "job memory budget")
+	if err != nil {
+		return nil, err
+	}
+	if jb > 0 {
+		qopts = append(qopts, quantizer.WithMemoryBudget(jb))
+	}
+	if cfg.I2SBlock != 0 {
+		qopts = append(qopts, quantizer.WithI2SBlock(cfg.I2SBlock))
 	}
 	q, err := quantizer.New(src, sink, qopts...)
 	if err != nil {
@@ -197,8 +205,25 @@ func inferencePart(cfg Config, sec security, id, addr string) (_ *part, err erro
 	if cfg.HeadFormat != "" {
 		opts = append(opts, inference.WithManager(inference.WithModelOptions(model.WithHeadFormat(cfg.HeadFormat))))
 	}
-	if cfg.MemoryBudget > 0 {
-		opts = append(opts, inference.WithManager(inference.WithMemoryBudget(cfg.MemoryBudget)))
+	budget, err := memoryBudget(cfg, cfg.MemoryBudget, id, "memory budget")
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, inference.WithManager(inference.WithMemoryBudget(budget)))
+	if cfg.MaxBatch > 0 {
+		// The step's token budget holds at least one decode token per
+		// sequence.
+		opts = append(opts, inference.WithScheduler(inference.WithMaxBatch(cfg.MaxBatch),
+			inference.WithMaxBatchTokens(max(256, cfg.MaxBatch))))
+	}
+	if cfg.MaxQueue > 0 {
+		opts = append(opts, inference.WithQueueSize(cfg.MaxQueue))
+	}
+	if cfg.PrefillChunk > 0 {
+		opts = append(opts, inference.WithScheduler(inference.WithPrefillChunk(cfg.PrefillChunk)))
+	}
+	if cfg.I2SBlock != 0 {
+		opts = append(opts, inference.WithManager(inference.WithModelOptions(model.WithI2SBlock(cfg.I2SBlock))))
 	}
 	srv, err := inference.NewServer(newRegistryFetcher(conn, filepath.Join(cfg.cacheDir(), id)), opts...)
 	if err != nil {
@@ -216,6 +241,27 @@ func inferencePart(cfg Config, sec security, id, addr string) (_ *part, err erro
 		}
 	}
 	return p, nil
+}
+
+// memoryBudget is set when positive, else memlimit's default from the
+// container's cgroup limit (80%), or half the host's memory, read under
+// cfg.MemoryRoot; 0 when neither is known.
+func memoryBudget(cfg Config, set int64, id, what string) (int64, error) {
+	if set > 0 {
+		return set, nil
+	}
+	var mopts []memlimit.Option
+	if cfg.MemoryRoot != "" {
+		mopts = append(mopts, memlimit.WithRoot(cfg.MemoryRoot))
+	}
+	lim, err := memlimit.Detect(mopts...)
+	if err != nil {
+		return 0, fmt.Errorf("mesh: %s %s: %w", id, what, err)
+	}
+	b := lim.Budget()
+	cfg.Logger.Info("memory budget from the memory limit", zap.String("id", id), zap.String("budget", what),
+		zap.Int64("budget_bytes", b), zap.Int64("limit_bytes", lim.Bytes), zap.String("limit_source", string(lim.Source)))
+	return b, nil
 }
 
 // inferenceGPU opens the node's GPU as cfg.Metal and cfg.Kernel ask (a
@@ -327,8 +373,12 @@ func trainerPart(cfg Config, sec security, id string, reg *part) (*part, error) 
 		src, sink = b, b
 	}
 	topts := []trainer.Option{trainer.WithWorkDir(filepath.Join(cfg.workDir(), "trainer")), trainer.WithLogger(cfg.Logger)}
-	if cfg.JobMemoryBudget > 0 {
-		topts = append(topts, trainer.WithMemoryBudget(cfg.JobMemoryBudget))
+	jb, err := memoryBudget(cfg, cfg.JobMemoryBudget, id, "job memory budget")
+	if err != nil {
+		return nil, err
+	}
+	if jb > 0 {
+		topts = append(topts, trainer.WithMemoryBudget(jb))
 	}
 	t, err := trainer.New(src, sink, topts...)
 	if err != nil {

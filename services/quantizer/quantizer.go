@@ -15,6 +15,7 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/hardware"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
 
 // Option configures a Quantizer.
@@ -28,6 +29,7 @@ type options struct {
 	calibText string
 	clock     func() time.Time
 	budget    int64
+	i2sBlock  ternary.I2SBlock
 	log       *zap.Logger
 }
 
@@ -57,6 +59,11 @@ func WithDefaultCalibration(text string) Option { return func(o *options) { o.ca
 // (RESOURCE_EXHAUSTED) without allocating them. The default is half the
 // machine's memory; a negative budget turns the check off.
 func WithMemoryBudget(bytes int64) Option { return func(o *options) { o.budget = bytes } }
+
+// WithI2SBlock sets the block size of the I2_S tensors of GGUF sources
+// (model.WithI2SBlock: 128 by default, 64 for files from ARM builds of
+// bitnet.cpp's llama-quantize).
+func WithI2SBlock(b ternary.I2SBlock) Option { return func(o *options) { o.i2sBlock = b } }
 
 // WithLogger logs what clients are not told (a job's panic and stack).
 func WithLogger(l *zap.Logger) Option { return func(o *options) { o.log = l } }

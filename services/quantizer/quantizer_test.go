@@ -70,6 +70,7 @@ func TestQuantizeFromRegistry(t *testing.T) {
 		{"master to TQ2_0", false, registry.FormatHFSafetensors, ""},
 		{"master to TQ1_0", false, registry.FormatHFSafetensors, registry.QuantTQ10},
 		{"packed to TQ2_0", true, registry.FormatHFPacked, registry.QuantTQ20},
+		{"master to I2_S", false, registry.FormatHFSafetensors, registry.QuantI2S},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
@@ -124,6 +125,14 @@ func TestQuantizeFromRegistry(t *testing.T) {
 				t.Errorf("logits of the GGUF differ from the source's by up to %g (largest logit %g), want within 2%%", maxDiff, maxAbs)
 			}
 			checkReport(t, j.Report, tc.packed, uint64(v.SizeBytes))
+			if j.Report.Family != string(model.FamilyBitNet) {
+				t.Errorf("report family %q, want %s (issue 12: the report names the family)", j.Report.Family, model.FamilyBitNet)
+			}
+			for _, l := range j.Report.Linears {
+				if got := l.GGUF.Type; got != ggufType(want) {
+					t.Errorf("%s: GGUF type %v, want %v (the target holds every width here)", l.Name, got, ggufType(want))
+				}
+			}
 		})
 	}
 }

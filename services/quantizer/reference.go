@@ -96,6 +96,9 @@ func invFreq(hd int, theta float64, sc *model.RopeScaling) []float64 {
 		if sc != nil && sc.Type == "linear" {
 			f /= sc.Factor
 		}
+		if sc != nil && sc.Type == "factors" {
+			f = f / float64(sc.Factors[i]) / sc.Factor
+		}
 		if sc != nil && sc.Type == "llama3" {
 			old, wave := float64(sc.OriginalMaxPosition), 2*math.Pi/f
 			switch {

@@ -28,9 +28,9 @@ func (q *Quantizer) prepare(ctx context.Context, req Request) (Request, error) {
 	switch req.Target {
 	case "":
 		req.Target = registry.QuantTQ20
-	case registry.QuantTQ20, registry.QuantTQ10:
+	case registry.QuantTQ20, registry.QuantTQ10, registry.QuantI2S:
 	default:
-		return req, fmt.Errorf("target %q: want %s or %s: %w", req.Target, registry.QuantTQ20, registry.QuantTQ10, ErrInvalid)
+		return req, fmt.Errorf("target %q: want %s, %s or %s: %w", req.Target, registry.QuantTQ20, registry.QuantTQ10, registry.QuantI2S, ErrInvalid)
 	}
 	if req.Threads < 0 || req.Threads > 1024 {
 		return req, fmt.Errorf("threads %d: want 0 to 1024: %w", req.Threads, ErrInvalid)

@@ -89,7 +89,7 @@ func (r *runner) run(ctx context.Context) (registry.Ref, error) {
 	r.progress(PhaseLoading, 0, 1, "", "loading "+filepath.Base(src))
 	// Checked against the budget from the shapes, before the weights are
 	// read; a cancel stops the load between tensors.
-	w, tok, err := model.LoadWeightsContext(ctx, src, max(r.q.opts.budget, 0))
+	w, tok, err := model.LoadWeightsOptions(ctx, src, model.WithMemoryBudget(max(r.q.opts.budget, 0)), model.WithI2SBlock(r.q.opts.i2sBlock))
 	name := r.sourceName(src)
 	switch {
 	case err != nil && ctx.Err() != nil:

@@ -177,3 +177,6 @@ func capFeatures(f Features, ks []kernels.Path) Features {
 	}
 	return f
 }
+
+// TotalMemory is the machine's RAM in bytes (0 where the OS does not say).
+func TotalMemory() uint64 { return totalMemory() }

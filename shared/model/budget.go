@@ -57,6 +57,14 @@ func (c Config) ServeBytes() int64 {
 	return max(satInt64(b), 1)
 }
 
+// KVBytes is the memory of the KV caches of seqs sequences of positions
+// tokens each, with elements of type t: keys and values, every layer, every
+// KV head.
+func (c Config) KVBytes(t KVType, seqs, positions int) int64 {
+	perToken := 2 * float64(c.NumLayers) * float64(c.NumKVHeads) * float64(c.HeadDim) * float64(t.Bytes())
+	return satInt64(perToken * float64(seqs) * float64(positions))
+}
+
 // FloatBytes is the memory of every weight of c's model as float32: what
 // LoadWeights holds (the quantizer's input) before ternarising.
 func (c Config) FloatBytes() int64 { return satInt64(4 * float64(c.Params())) }

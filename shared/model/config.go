@@ -128,13 +128,19 @@ const (
 var ErrConfig = errors.New("model: bad config")
 
 // RopeScaling is config.json's rope_scaling for the types the engine runs
-// ("linear" and "llama3", transformers' modeling_rope_utils).
+// ("linear" and "llama3", transformers' modeling_rope_utils), or, from a
+// GGUF file without this project's config, llama.cpp's per-frequency
+// factors (type "factors": the rope_freqs tensor its converters write for
+// llama3 scaling).
 type RopeScaling struct {
-	Type                string  // "linear" or "llama3"
+	Type                string  // "linear", "llama3" or "factors"
 	Factor              float64 // factor
 	LowFreqFactor       float64 // low_freq_factor (llama3)
 	HighFreqFactor      float64 // high_freq_factor (llama3)
 	OriginalMaxPosition int     // original_max_position_embeddings (llama3)
+	// Factors divide the inverse frequencies one by one (type "factors",
+	// head_dim/2 of them; llama.cpp's freq_factors), then Factor divides all.
+	Factors []float32 `json:",omitempty"`
 }
 
 // Config is the model hyper-parameters, named after the Hugging Face
@@ -682,6 +688,15 @@ func (c Config) Validate() error {
 		}
 		switch s.Type {
 		case "linear":
+		case "factors":
+			if len(s.Factors) != c.HeadDim/2 {
+				return fmt.Errorf("%w: %d rope frequency factors, want head_dim/2 = %d", ErrConfig, len(s.Factors), c.HeadDim/2)
+			}
+			for i, f := range s.Factors {
+				if !(f > 0) || math.IsInf(float64(f), 0) {
+					return fmt.Errorf("%w: rope frequency factor %d = %v must be positive and finite", ErrConfig, i, f)
+				}
+			}
 		case "llama3":
 			if !(s.LowFreqFactor > 0) || !(s.HighFreqFactor > s.LowFreqFactor) || math.IsInf(s.HighFreqFactor, 0) || s.OriginalMaxPosition <= 0 {
 				return fmt.Errorf("%w: rope_scaling llama3 wants 0 < low_freq_factor < high_freq_factor and original_max_position_embeddings > 0 (got %v, %v, %d)",

@@ -69,6 +69,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
@@ -174,6 +175,10 @@ const (
 	tensorEmbed  = "token_embd.weight"
 	tensorNorm   = "output_norm.weight"
 	tensorOutput = "output.weight"
+	// tensorRopeFreqs is llama.cpp's per-frequency RoPE divisors
+	// (LLM_TENSOR_ROPE_FREQS, [head_dim/2] F32): how its converters store
+	// llama3 rope scaling.
+	tensorRopeFreqs = "rope_freqs.weight"
 )
 
 // blockTensor returns the name of tensor part (e.g. "attn_q") of block i.
@@ -536,7 +541,58 @@ func buildGGUF(w *Weights, tok *tokenizer.Tokenizer, opts ...GGUFOption) (*gguf.
 			return nil, err
 		}
 	}
+	if f := ropeFreqFactors(c); f != nil {
+		if err := addFloatTensor(wr, tensorRopeFreqs, gguf.F32, []uint64{uint64(len(f))}, f); err != nil {
+			return nil, err
+		}
+	}
 	return wr, nil
+}
+
+// ropeFreqFactors returns the rope_freqs tensor of c's rope scaling, as
+// llama.cpp's convert_hf_to_gguf.py computes it for llama3 (the divisor of
+// each inverse frequency: 1 for high frequencies, factor for low ones,
+// interpolated between), or nil when c needs none. linear scaling is the
+// rope.scaling keys' (ropeLinearFactor).
+func ropeFreqFactors(c Config) []float32 {
+	s := c.RopeScaling
+	if s == nil {
+		return nil
+	}
+	switch s.Type {
+	case "factors":
+		return s.Factors
+	case "llama3":
+	default:
+		return nil
+	}
+	out := make([]float32, c.HeadDim/2)
+	old := float64(s.OriginalMaxPosition)
+	lowWave, highWave := old/s.LowFreqFactor, old/s.HighFreqFactor
+	for i := range out {
+		inv := float64(1 / float32(math.Pow(c.RopeTheta, float64(float32(2*i)/float32(c.HeadDim)))))
+		wave := 2 * math.Pi / inv
+		switch {
+		case wave < highWave:
+			out[i] = 1
+		case wave > lowWave:
+			out[i] = float32(s.Factor)
+		default:
+			smooth := (old/wave - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor)
+			out[i] = float32(1 / ((1-smooth)/s.Factor + smooth))
+		}
+	}
+	return out
+}
+
+// ropeLinearFactor is the rope.scaling.factor key of c: linear scaling's
+// factor, the overall factor of "factors", else 1 (llama3 is all in
+// rope_freqs).
+func ropeLinearFactor(c Config) float32 {
+	if s := c.RopeScaling; s != nil && (s.Type == "linear" || s.Type == "factors") {
+		return float32(s.Factor)
+	}
+	return 1
 }
 
 // ErrGGUF reports a model that a GGUF file of the asked type cannot hold.
@@ -551,10 +607,8 @@ func CheckGGUF(c Config, t gguf.Type) error {
 	if c.Family() == "" {
 		return fmt.Errorf("%w: architecture %q has no GGUF layout", ErrGGUF, c.Architecture)
 	}
-	if c.RopeScaling != nil {
-		// llama.cpp stores llama3 scaling as a rope_freqs tensor, which this
-		// writer does not make yet.
-		return fmt.Errorf("%w: rope_scaling %q is not written to GGUF yet", ErrGGUF, c.RopeScaling.Type)
+	if s := c.RopeScaling; s != nil && s.Type != "linear" && s.Type != "llama3" && s.Type != "factors" {
+		return fmt.Errorf("%w: rope_scaling %q has no GGUF form", ErrGGUF, s.Type)
 	}
 	return nil
 }
@@ -582,7 +636,7 @@ func addConfigKVs(wr *gguf.Writer, c Config, o ggufOptions, arch string, fileTyp
 		{Key: arch + sfxRMSEps, Value: c.RMSNormEps},
 		{Key: arch + sfxHiddenAct, Value: c.HiddenAct},
 		{Key: arch + sfxRopeScaling, Value: "linear"},
-		{Key: arch + sfxRopeFactor, Value: float32(1)},
+		{Key: arch + sfxRopeFactor, Value: ropeLinearFactor(c)},
 		{Key: keyFileType, Value: fileType},
 		{Key: keyQuantVersion, Value: uint32(2)},
 		{Key: keyMeshArch, Value: c.Architecture},

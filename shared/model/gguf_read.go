@@ -428,8 +428,24 @@ func ggufConfig(f *gguf.File) (Config, error) {
 	if s, ok := r.str(arch + sfxRopeScaling); ok && s != "none" && s != "linear" {
 		r.err = cmp(r.err, fmt.Errorf("%w: %s = %q is not supported", ErrConfig, arch+sfxRopeScaling, s))
 	}
-	if fac := r.float(arch+sfxRopeFactor, false, 1); fac != 1 && fac != 0 {
-		r.err = cmp(r.err, fmt.Errorf("%w: %s = %v is not supported (want 1)", ErrConfig, arch+sfxRopeFactor, fac))
+	// linear scaling: rope.scaling.factor; llama3 (llama.cpp's converters):
+	// the rope_freqs tensor's per-frequency divisors.
+	linear := r.float(arch+sfxRopeFactor, false, 1)
+	if linear == 0 {
+		linear = 1
+	}
+	if !(linear >= 1) || math.IsInf(float64(linear), 0) {
+		r.err = cmp(r.err, fmt.Errorf("%w: %s = %v must be >= 1 and finite", ErrConfig, arch+sfxRopeFactor, linear))
+	} else if linear != 1 {
+		c.RopeScaling = &RopeScaling{Type: "linear", Factor: float64(linear)}
+	}
+	if _, ok := f.Tensor(tensorRopeFreqs); ok && r.err == nil && c.HeadDim > 0 && c.HeadDim <= MaxDim {
+		fs, err := readFloat(f, tensorRopeFreqs, []uint64{uint64(c.HeadDim / 2)})
+		if err != nil {
+			r.err = err
+		} else {
+			c.RopeScaling = &RopeScaling{Type: "factors", Factor: float64(linear), Factors: fs}
+		}
 	}
 	if s, ok := r.str(arch + sfxHiddenAct); ok {
 		c.HiddenAct = s
@@ -603,7 +619,7 @@ func (r *kvReader) ints(key string) ([]int, bool) {
 // checkTensorSet reports missing and unexpected tensors by name.
 func checkTensorSet(f *gguf.File, c Config) error {
 	want := map[string]bool{tensorEmbed: true, tensorNorm: true}
-	optional := map[string]bool{}
+	optional := map[string]bool{tensorRopeFreqs: true}
 	if !c.TieWordEmbeddings {
 		want[tensorOutput] = true
 	}

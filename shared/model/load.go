@@ -51,7 +51,18 @@ func LoadWeights(path string) (*Weights, *tokenizer.Tokenizer, error) {
 // when budget > 0, refuses (ErrOverBudget) a model whose float32 weights
 // need more than budget bytes, before allocating them.
 func LoadWeightsContext(ctx context.Context, path string, budget int64) (*Weights, *tokenizer.Tokenizer, error) {
-	w, _, tok, err := loadWeights(ctx, path, readOpts{budget: budget})
+	return LoadWeightsOptions(ctx, path, WithMemoryBudget(budget))
+}
+
+// LoadWeightsOptions is LoadWeightsContext with the reading options of
+// Load: WithMemoryBudget and WithI2SBlock (the others concern a running
+// model and are ignored).
+func LoadWeightsOptions(ctx context.Context, path string, opts ...Option) (*Weights, *tokenizer.Tokenizer, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	w, _, tok, err := loadWeights(ctx, path, readOpts{budget: max(o.budget, 0), i2sBlock: o.i2sBlock})
 	return w, tok, err
 }
 

@@ -31,6 +31,14 @@ func ParseKVType(s string) (KVType, error) {
 	return 0, fmt.Errorf("model: KV cache type %q: want f16 or f32", s)
 }
 
+// Bytes is the size of one element: 2 for f16, 4 for f32.
+func (t KVType) Bytes() int {
+	if t == KVFloat16 {
+		return 2
+	}
+	return 4
+}
+
 // String returns "f32" or "f16".
 func (t KVType) String() string {
 	if t == KVFloat16 {

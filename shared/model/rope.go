@@ -39,6 +39,10 @@ func scaleInvFreq(inv []float32, sc *RopeScaling) {
 		for i := range inv {
 			inv[i] /= f
 		}
+	case "factors": // llama.cpp's freq_factors: theta / factor, then the linear scale
+		for i := range inv {
+			inv[i] = inv[i] / sc.Factors[i] / f
+		}
 	case "llama3":
 		old := float32(sc.OriginalMaxPosition)
 		lo, hi := float32(sc.LowFreqFactor), float32(sc.HighFreqFactor)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
 	"google.golang.org/grpc/codes"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
@@ -264,5 +265,106 @@ func TestGRPCLimits(t *testing.T) {
 	}
 	if _, err := New(WithGRPCAddr("127.0.0.1:0"), WithHTTPAddr(""), WithLimits(Limits{MaxBodyBytes: -1})); err == nil {
 		t.Error("negative limit: got a server, want an error")
+	}
+}
+
+// TestGRPCConnectionLimits: the per-connection limits of the gRPC port,
+// seen on the wire by a raw HTTP/2 client: the server's SETTINGS carry
+// MAX_CONCURRENT_STREAMS, and a client pinging more often than the
+// keepalive policy allows is sent GOAWAY ENHANCE_YOUR_CALM (too_many_pings)
+// and disconnected.
+func TestGRPCConnectionLimits(t *testing.T) {
+	r := startServer(t, WithLimits(Limits{MaxConcurrentStreams: 3, GRPCKeepaliveMinTime: time.Hour}))
+	conn, err := net.Dial("tcp", r.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	var streams uint32
+	for streams == 0 {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("reading the server's SETTINGS: %v", err)
+		}
+		if s, ok := f.(*http2.SettingsFrame); ok && !s.IsAck() {
+			v, ok := s.Value(http2.SettingMaxConcurrentStreams)
+			if !ok {
+				t.Fatal("server SETTINGS without MAX_CONCURRENT_STREAMS")
+			}
+			streams = v
+			if err := fr.WriteSettingsAck(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if streams != 3 {
+		t.Errorf("MAX_CONCURRENT_STREAMS: got %d, want 3", streams)
+	}
+	for i := range 10 {
+		if err := fr.WritePing(false, [8]byte{byte(i)}); err != nil {
+			break // the server may hang up first
+		}
+	}
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("10 pings within a second (minimum interval 1h): connection ended (%v) without GOAWAY", err)
+		}
+		if g, ok := f.(*http2.GoAwayFrame); ok {
+			if g.ErrCode != http2.ErrCodeEnhanceYourCalm || !strings.Contains(string(g.DebugData()), "too_many_pings") {
+				t.Errorf("GOAWAY %v %q, want ENHANCE_YOUR_CALM too_many_pings", g.ErrCode, g.DebugData())
+			}
+			return
+		}
+	}
+}
+
+// TestIdleTimeout: a keep-alive REST connection left idle past the idle
+// timeout is closed by the server; one in use is not.
+func TestIdleTimeout(t *testing.T) {
+	r := startServer(t, WithLimits(Limits{IdleTimeout: time.Second}))
+	conn, err := net.Dial("tcp", r.HTTPAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	get := func() error {
+		if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			return err
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return err
+	}
+	for range 3 { // in use: kept open across requests closer than the timeout
+		if err := get(); err != nil {
+			t.Fatalf("request on a busy keep-alive connection: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	start := time.Now()
+	if err := conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection: got %v, want EOF (closed by the server)", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("idle connection closed after %v, want about 1s", d)
 	}
 }

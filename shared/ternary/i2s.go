@@ -135,7 +135,12 @@ func DecodeI2S(data []byte, rows, cols int, block I2SBlock) (*Matrix, error) {
 // (the layout every bitnet.cpp converter writes): rows*cols/4 code bytes,
 // the float32 Scale, and zero padding to gguf.I2SExtra bytes. Rows*Cols must be a
 // multiple of 128.
-func (m *Matrix) EncodeI2S() ([]byte, error) {
+func (m *Matrix) EncodeI2S() ([]byte, error) { return m.EncodeI2SBlock(I2SBlock128) }
+
+// EncodeI2SBlock is EncodeI2S with the given block size: I2SBlock64 is
+// the layout llama-quantize of an ARM build of bitnet.cpp writes (what
+// model.WithI2SBlock reads back). Rows*Cols must be a multiple of it.
+func (m *Matrix) EncodeI2SBlock(block I2SBlock) ([]byte, error) {
 	if err := m.checkShape(); err != nil {
 		return nil, err
 	}
@@ -146,23 +151,23 @@ func (m *Matrix) EncodeI2S() ([]byte, error) {
 		return nil, fmt.Errorf("ternary: I2_S scale %v must be non-negative and finite", m.Scale)
 	}
 	rows, cols := m.Rows, m.Cols
-	if err := i2sCheck(rows*cols/4+gguf.I2SExtra, rows, cols, I2SBlock128); err != nil {
+	if err := i2sCheck(rows*cols/4+gguf.I2SExtra, rows, cols, block); err != nil {
 		return nil, err
 	}
 	out := make([]byte, rows*cols/4+gguf.I2SExtra)
 	codes := out[:rows*cols/4]
-	if cols%GroupSize == 0 {
+	if block == I2SBlock128 && cols%GroupSize == 0 {
 		rb := cols / 4
 		for r := 0; r < rows; r++ {
 			revFields(codes[r*rb:(r+1)*rb], m.Codes[r*m.Stride:r*m.Stride+rb])
 		}
 	} else {
-		const q = int(I2SBlock128) / 4
+		q := int(block) / 4
 		for r := 0; r < rows; r++ {
 			for c := 0; c < cols; c++ {
 				i := r*cols + c
-				j := i % int(I2SBlock128)
-				codes[i/int(I2SBlock128)*q+j%q] |= m.Code(r, c) << (6 - 2*(j/q))
+				j := i % int(block)
+				codes[i/int(block)*q+j%q] |= m.Code(r, c) << (6 - 2*(j/q))
 			}
 		}
 	}

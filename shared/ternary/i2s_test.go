@@ -44,15 +44,17 @@ func TestI2SMatchesReference(t *testing.T) {
 				t.Fatalf("%dx%d block %d: DecodeI2S: %v", sh.rows, sh.cols, block, err)
 			}
 			sameMatrix(t, "DecodeI2S", got, m)
-			if block != 128 {
-				continue
-			}
-			enc, err := m.EncodeI2S()
+			enc, err := m.EncodeI2SBlock(I2SBlock(block))
 			if err != nil {
-				t.Fatalf("%dx%d: EncodeI2S: %v", sh.rows, sh.cols, err)
+				t.Fatalf("%dx%d block %d: EncodeI2SBlock: %v", sh.rows, sh.cols, block, err)
 			}
 			if !bytes.Equal(enc, ref) {
-				t.Fatalf("%dx%d: EncodeI2S differs from the reference packing", sh.rows, sh.cols)
+				t.Fatalf("%dx%d block %d: EncodeI2SBlock differs from the reference packing", sh.rows, sh.cols, block)
+			}
+			if block == 128 {
+				if enc128, err := m.EncodeI2S(); err != nil || !bytes.Equal(enc128, ref) {
+					t.Fatalf("%dx%d: EncodeI2S differs from EncodeI2SBlock(128): %v", sh.rows, sh.cols, err)
+				}
 			}
 		}
 	}
@@ -141,14 +143,12 @@ func FuzzDecodeI2S(f *testing.F) {
 		if err := m.Validate(); err != nil {
 			t.Fatalf("decoded matrix invalid: %v", err)
 		}
-		if block == I2SBlock128 {
-			enc, err := m.EncodeI2S()
-			if err != nil {
-				t.Fatalf("re-encode: %v", err)
-			}
-			if !bytes.Equal(enc[:len(enc)-28], data[:len(data)-28]) {
-				t.Fatalf("re-encode differs")
-			}
+		enc, err := m.EncodeI2SBlock(block)
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		if !bytes.Equal(enc[:len(enc)-28], data[:len(data)-28]) {
+			t.Fatalf("re-encode differs")
 		}
 	})
 }

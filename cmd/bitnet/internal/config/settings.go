@@ -20,8 +20,15 @@ var (
 			Alias("POD_IP")
 	NodeName     = String("node-name", "BITNET_NODE_NAME", "", "discovery ID and node name (default SERVICE-HOST-PORT)")
 	RegistryAddr = String("registry", "BITNET_REGISTRY_ADDR", "", "registry gRPC address for the quantizer and inference nodes (default: a discovered bitnet-registry)")
-	MemoryBudget = Bytes("memory-budget", "BITNET_MEMORY_BUDGET", 0, "bytes of loaded models per inference node, 0 = half the memory (e.g. 8GiB)").
-			Check(AtLeast[int64](0))
+	MemoryBudget = Bytes("memory-budget", "BITNET_MEMORY_BUDGET", 0, "bytes an inference node's models may take, weights plus KV cache for --max-batch full-context sequences each; "+
+		"0 = 80% of the container's memory limit (cgroup), else half the host's memory (e.g. 8GiB)").
+		Check(AtLeast[int64](0))
+	MaxBatch = Int("max-batch", "BITNET_MAX_BATCH", 16, "sequences an inference node decodes together per model (each holds a KV cache)").
+			Check(Between(1, 4096))
+	MaxQueue = Int("max-queue", "BITNET_MAX_QUEUE", 64, "requests waiting per model beyond the batch; more are refused with RESOURCE_EXHAUSTED").
+			Check(Between(1, 1<<20))
+	PrefillChunk = Int("prefill-chunk", "BITNET_PREFILL_CHUNK", 64, "prompt tokens one sequence feeds per step (smaller: decoding sequences wait less behind long prompts)").
+			Check(Between(1, 1<<16))
 	LogLevel = String("log-level", "BITNET_LOG_LEVEL", "info", "log level").OneOf("debug", "info", "warn", "error")
 	LogJSON  = Bool("log-json", "BITNET_LOG_JSON", false, "JSON logs")
 	Drain    = Duration("drain", "BITNET_DRAIN", 0, "on SIGTERM, report NOT_SERVING this long before stopping").
@@ -57,7 +64,7 @@ var (
 			Check(AtLeast[int64](0))
 	RegistryMinFree = Bytes("registry-min-free", "BITNET_REGISTRY_MIN_FREE", 1<<30, "free space the registry leaves on its disk (uploads that would take it below are refused), 0 = none").
 			Check(AtLeast[int64](0))
-	JobMemoryBudget = Bytes("job-memory-budget", "BITNET_JOB_MEMORY_BUDGET", 0, "memory one quantize or train job may need (checked from the model's shapes), 0 = half the memory").
+	JobMemoryBudget = Bytes("job-memory-budget", "BITNET_JOB_MEMORY_BUDGET", 0, "memory one quantize or train job may need (checked from the model's shapes), 0 = 80% of the container's memory limit, else half the host's memory").
 			Check(AtLeast[int64](0))
 	// Access control and TLS (up, serve; the credentials and TLS ones also
 	// clients).
@@ -111,6 +118,11 @@ var (
 	// Head: the output head's storage (shared/model DefaultHeadFormat; docs/perf.md).
 	Head = String("head", "BITNET_HEAD", "int6", "output head storage (fewer bits read fewer bytes per token; perplexity cost in docs/perf.md)").
 		OneOf("int8", "int6", "int4")
+	// I2SBlock: the block size of bitnet.cpp I2_S tensors in GGUF files
+	// (shared/model WithI2SBlock; the file does not record it).
+	I2SBlock = Int("i2s-block", "BITNET_I2S_BLOCK", 128, "weights per I2_S block in GGUF files loaded here "+
+		"(128 from bitnet.cpp's converters and x86 llama-quantize, 64 from an ARM build's llama-quantize; files do not record it)").
+		OneOf("128", "64")
 
 	// Clients (push, pull, models, nodes, quantize, generate --remote).
 	Remote  = String("remote", "BITNET_REMOTE", "127.0.0.1:50051", "gRPC address of the mesh")
@@ -126,7 +138,7 @@ const maxThreads = 4096
 var (
 	// Server is what `up` and `serve` take.
 	Server = []Any{GRPCAddr, HTTPAddr, DataDir, Consul, Advertise, NodeName, RegistryAddr,
-		Kernel, KernelPlan, Metal, Head, Threads, KVCache, HugePages, MemoryBudget, LogLevel, LogJSON, Drain, Console,
+		Kernel, KernelPlan, Metal, Head, I2SBlock, Threads, KVCache, HugePages, MemoryBudget, MaxBatch, MaxQueue, PrefillChunk, LogLevel, LogJSON, Drain, Console,
 		MaxBodyBytes, MaxUploadBodyBytes, BodyReadTimeout, MinBodyRate, ReadHeaderTimeout, IdleTimeout,
 		MaxHeaderBytes, GRPCMaxRecvBytes, MaxStreams, GRPCKeepaliveMinTime, CORSOrigins,
 		MaxBlobBytes, RegistryQuota, RegistryMinFree, JobMemoryBudget,
@@ -135,7 +147,7 @@ var (
 	// Client is what every command talking to a mesh takes.
 	Client = []Any{Remote, Timeout, Quiet, APIKey, TLS, TLSCA, TLSCert, TLSKey, TLSServerName}
 	// LocalModel is what commands running a model in process take.
-	LocalModel = []Any{Kernel, KernelPlan, Metal, Head, Threads, KVCache}
+	LocalModel = []Any{Kernel, KernelPlan, Metal, Head, I2SBlock, Threads, KVCache}
 )
 
 // All returns every declared setting once, in catalogue order (what

@@ -108,6 +108,7 @@ onStatus((ev) => {
     lastAuthBanner = Date.now();
     showBanner(ev.error.message, h('button', {type: 'button', class: 'btn', onclick: openKeyDialog}, 'Enter API key'));
   } else if (ev.kind === 'key') {
+    lastAuthBanner = 0; // a new key's refusal is news: show it at once
     showKeyState();
   }
 });

@@ -68,7 +68,11 @@ export function message(kind, text, ...extra) {
 // failure shows an API error where a page's data would be: a short note
 // when the mesh wants a key (the banner at the top says the rest).
 export function failure(e) {
-  if (e && e.unauthenticated) return message('info', 'This page needs an API key: enter one with “API key” at the top right.');
+  // A key that was sent and refused is an error of its own (the message
+  // says so); without a key the page only needs one.
+  if (e && e.unauthenticated && !e.message.startsWith('The API key was not accepted')) {
+    return message('info', 'This page needs an API key: enter one with “API key” at the top right.');
+  }
   return message('error', e && e.message ? e.message : String(e));
 }
 

@@ -121,3 +121,33 @@ export function ref(r) {
 }
 
 export const terminal = (state) => ['JOB_STATE_SUCCEEDED', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED'].includes(state);
+
+// FAMILIES names the model family of a registry architecture as the Go
+// side's model.FamilyOf does (console_test's TestFamilyTable keeps the two
+// in step): Hugging Face architectures as written (BitNetForCausalLM and
+// BitnetForCausalLM differ by case only), GGUF architectures and
+// config.json model types in lower case.
+const FAMILIES = {
+  'BitNetForCausalLM': 'bitnet',
+  'BitnetForCausalLM': 'bitnet-b1.58',
+  'LlamaForCausalLM': 'llama',
+  'Qwen3ForCausalLM': 'qwen3',
+  'Qwen3Model': 'qwen3',
+  'Gemma3ForCausalLM': 'gemma3',
+  'Gemma3TextModel': 'gemma3',
+  'Gemma3Model': 'gemma3',
+  'bitnet': 'bitnet',
+  'bitnet-25': 'bitnet',
+  'bitnet-b1.58': 'bitnet-b1.58',
+  'bitnet_b1_58': 'bitnet-b1.58',
+  'llama': 'llama',
+  'qwen3': 'qwen3',
+  'gemma3': 'gemma3',
+  'gemma3_text': 'gemma3',
+};
+
+// family: "BitnetForCausalLM" -> "bitnet-b1.58"; '' when unknown.
+export function family(arch) {
+  if (!arch) return '';
+  return FAMILIES[arch] || FAMILIES[arch.toLowerCase()] || '';
+}

@@ -5,7 +5,7 @@
 
 import * as api from '../api.js';
 import {failure, field, h, message, replace} from '../dom.js';
-import {bytes, count, format, n, num, ref, time} from '../format.js';
+import {bytes, count, family, format, n, num, ref, time} from '../format.js';
 import {reportView} from '../report.js';
 
 const key = (name, version) => `${name}@${version}`;
@@ -284,6 +284,7 @@ function versionView(v, state, ctx) {
     h('h3', {}, `Version ${k}`),
     v.description ? h('p', {}, v.description) : null,
     h('dl', {class: 'kv kv-inline'},
+      h('dt', {}, 'Family'), h('dd', {'data-family': family(v.architecture)}, family(v.architecture) || '–'),
       h('dt', {}, 'Architecture'), h('dd', {}, v.architecture || '–'),
       h('dt', {}, 'Format'), h('dd', {}, `${format(v.format)} · ${quant(v.quant_type)}`),
       h('dt', {}, 'Parameters'), h('dd', {}, count(v.parameter_count)),
