@@ -67,9 +67,9 @@ type benchKernelConfig struct {
 // cache-resident), 8 and 64 tokens at 1 and all threads.
 func newBenchKernelsCmd(env config.Lookup) *cobra.Command {
 	var (
-		asJSON, quick bool
-		pathFlag      string
-		threads       int
+		asJSON, quick, sweep bool
+		pathFlag             string
+		threads, rounds      int
 	)
 	c := &cobra.Command{
 		Use:   "kernels [--quick] [--path P] [--threads N] [--json]",
@@ -90,6 +90,8 @@ over the measured bandwidth.`,
 	f := c.Flags()
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	f.BoolVar(&quick, "quick", false, "shorter run (smaller probe, fewer repetitions)")
+	f.BoolVar(&sweep, "variants", false, "instead: cold GEMV of every kernel variant on each shape and the output head (vocabulary 128256) against the read probe, interleaved round by round, each operation timed alone (fast decile reported), with the plan's pick marked")
+	f.IntVar(&rounds, "rounds", 30, "rounds of the --variants sweep")
 	f.StringVar(&pathFlag, "path", "", "only this kernel path: generic, avx2, avx512, neon or metal (default: every supported one, metal where the GPU passes its self-test)")
 	f.IntVar(&threads, "threads", runtime.GOMAXPROCS(0), "thread count of the multi-threaded runs (runs also use 1)")
 	_ = c.RegisterFlagCompletionFunc("path", fixedCompletion("generic", "avx2", "avx512", "neon", "metal"))
@@ -100,6 +102,9 @@ over the measured bandwidth.`,
 			return fmt.Errorf("bench kernels: %w", err)
 		}
 		plan := kernels.PlanMode(config.KernelPlan.Get(v))
+		if sweep {
+			return benchVariantsRun(c.Context(), asJSON, quick, threads, rounds, plan, c.OutOrStdout(), c.ErrOrStderr())
+		}
 		return benchKernelsRun(c.Context(), asJSON, quick, pathFlag, threads, plan, metal.Mode(config.Metal.Get(v)), c.OutOrStdout(), c.ErrOrStderr())
 	}
 	return c
@@ -161,6 +166,45 @@ func benchKernelsRun(ctx context.Context, asJSON, quick bool, pathFlag string, t
 		return enc.Encode(rep)
 	}
 	printKernelReport(stdout, rep)
+	return nil
+}
+
+// benchVariantsRun is "bench kernels --variants".
+func benchVariantsRun(ctx context.Context, asJSON, quick bool, threads, rounds int, mode kernels.PlanMode, stdout, stderr io.Writer) error {
+	if threads < 1 || rounds < 1 {
+		return fmt.Errorf("bench kernels: --threads %d and --rounds %d must be at least 1", threads, rounds)
+	}
+	cfg := sweepConfig{threads: []int{1}, shapes: kernelShapes(), head: [2]int{128256, 2560}, rounds: rounds, roundB: 8 << 20,
+		coldBytes: 96 << 20, plans: map[int]kernels.Plan{}}
+	if threads > 1 {
+		cfg.threads = append(cfg.threads, threads)
+	}
+	if quick {
+		cfg.rounds, cfg.roundB, cfg.head[0] = min(rounds, 4), 2<<20, 32000
+	}
+	for _, th := range cfg.threads {
+		p := kernels.StaticPlan()
+		if mode != kernels.PlanStatic {
+			var err error
+			p, err = kernels.LoadPlan(ctx, kernels.PlanConfig{Mode: mode, Measure: kernels.MeasureConfig{Threads: th, Shapes: cfg.shapes}})
+			if err != nil {
+				return fmt.Errorf("bench kernels: plan: %w", err)
+			}
+		}
+		cfg.plans[th] = p
+		fmt.Fprintf(stdout, "plan, %d threads: %s\n", th, p)
+	}
+	out := stdout
+	if asJSON {
+		out = io.Discard
+	}
+	rs, err := benchVariants(ctx, cfg, out, stderr)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return json.NewEncoder(stdout).Encode(map[string]any{"plans": cfg.plans, "variants": rs})
+	}
 	return nil
 }
 
@@ -283,8 +327,10 @@ func benchKernels(ctx context.Context, cfg benchKernelConfig, log io.Writer) (*b
 	return rep, nil
 }
 
-// timeMatMul returns the best ns per MatMul over cfg.reps repetitions of at
-// least cfg.minTime, rotating through ws.
+// timeMatMul returns the fast decile of the ns per MatMul, each call timed
+// on its own over cfg.reps repetitions of at least cfg.minTime, rotating
+// through ws: on a shared machine a window's average measures the load as
+// much as the kernel (kernels.Measure times plans the same way).
 func timeMatMul(e *kernels.Engine, y []float32, ws []*ternary.Matrix, a *kernels.Activations, cfg benchKernelConfig, resident bool) (float64, error) {
 	mm := e.MatMul
 	if resident {
@@ -298,41 +344,47 @@ func timeMatMul(e *kernels.Engine, y []float32, ws []*ternary.Matrix, a *kernels
 			break
 		}
 	}
-	best := 0.0
+	var samples []float64
 	i := 0
 	for range cfg.reps {
 		start := time.Now()
-		ops := 0
-		for ops == 0 || time.Since(start) < cfg.minTime {
-			for range len(ws) {
-				if err := mm(y, ws[i%len(ws)], a); err != nil {
-					return 0, err
-				}
-				i++
-				ops++
+		for n := 0; n == 0 || time.Since(start) < cfg.minTime; n++ {
+			t0 := time.Now()
+			if err := mm(y, ws[i%len(ws)], a); err != nil {
+				return 0, err
 			}
-		}
-		ns := float64(time.Since(start).Nanoseconds()) / float64(ops)
-		if best == 0 || ns < best {
-			best = ns
+			samples = append(samples, float64(time.Since(t0).Nanoseconds()))
+			i++
 		}
 	}
-	return best, nil
+	return quantile(samples, 0.1), nil
 }
 
-// readBandwidth streams buf with threads goroutines (each its own slice) and
-// returns GB/s.
+// readBandwidth streams buf in 4 MiB chunks, each with threads goroutines
+// (each its own part) and timed on its own, and returns the fast decile's
+// GB/s, as the kernels are timed.
 func readBandwidth(buf []byte, threads int, prefetch bool) float64 {
-	part := len(buf) / threads &^ 255
-	var wg sync.WaitGroup
-	sums := make([]uint64, threads) // kept so the reads are not dead code
-	start := time.Now()
-	for t := range threads {
-		wg.Go(func() { sums[t] = kernels.ReadSum(buf[t*part:(t+1)*part], prefetch) })
+	chunk := min(4<<20, len(buf))
+	var samples []float64
+	for off := 0; chunk > 0 && off+chunk <= len(buf); off += chunk {
+		c := buf[off : off+chunk]
+		part := len(c) / threads &^ 255
+		t0 := time.Now()
+		if threads == 1 {
+			kernels.ReadSum(c, prefetch)
+		} else {
+			var wg sync.WaitGroup
+			for t := range threads {
+				wg.Go(func() { kernels.ReadSum(c[t*part:(t+1)*part], prefetch) })
+			}
+			wg.Wait()
+		}
+		samples = append(samples, float64(time.Since(t0).Nanoseconds())/float64(part*threads))
 	}
-	wg.Wait()
-	sec := time.Since(start).Seconds()
-	return float64(part*threads) / sec / 1e9
+	if len(samples) == 0 {
+		return 0
+	}
+	return 1 / quantile(samples, 0.1)
 }
 
 // randomTernary returns a rows x cols matrix of random codes.

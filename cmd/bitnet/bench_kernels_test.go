@@ -62,6 +62,8 @@ func TestBenchKernelsFlags(t *testing.T) {
 		{[]string{"--path", "sse9"}, "sse9"},
 		{[]string{"--threads", "0"}, "--threads 0"},
 		{[]string{"extra"}, "unexpected"},
+		{[]string{"--variants", "--rounds", "0"}, "--rounds 0"},
+		{[]string{"--variants", "--threads", "-1"}, "--threads -1"},
 	} {
 		err := run(context.Background(), append([]string{"bench", "kernels"}, c.args...), io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -99,5 +101,52 @@ func TestBenchKernelsPlan(t *testing.T) {
 	printKernelReport(&out, rep)
 	if !strings.Contains(out.String(), "plan vs best forced path") {
 		t.Errorf("report lacks the plan table:\n%s", out.String())
+	}
+}
+
+// TestBenchVariants runs the cold GEMV sweep on a tiny configuration: one
+// row per variant, shape (and head format) and thread count, each against
+// a positive probe, the plan's choice marked once per case, the fastest
+// variant at vs_best 1.
+func TestBenchVariants(t *testing.T) {
+	plan := kernels.StaticPlan()
+	cfg := sweepConfig{threads: []int{1, 2}, shapes: [][2]int{{64, 512}, {24, 300}}, head: [2]int{300, 512}, rounds: 2, roundB: 1 << 10,
+		coldBytes: 1 << 20, plans: map[int]kernels.Plan{1: plan, 2: plan}}
+	var out bytes.Buffer
+	rs, err := benchVariants(context.Background(), cfg, &out, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gemv, head := kernels.MeasuredVariants(kernels.GEMVMemory), kernels.MeasuredVariants(kernels.Head)
+	if want := 2*2*len(gemv) + 2*2*len(head); len(rs) != want {
+		t.Fatalf("got %d rows, want %d", len(rs), want)
+	}
+	type caseKey struct {
+		shape   string
+		threads int
+	}
+	planned, best := map[caseKey]int{}, map[caseKey]int{}
+	for _, r := range rs {
+		k := caseKey{r.Shape, r.Threads}
+		if r.P10Ns <= 0 || r.GBps <= 0 || r.Probe <= 0 || r.Ratio <= 0 || r.Samples < 2 || r.VsBest < 1 {
+			t.Errorf("row %+v: want positive times and rates, 2 samples or more, vs_best >= 1", r)
+		}
+		if r.Planned {
+			planned[k]++
+		}
+		if r.VsBest == 1 {
+			best[k]++
+		}
+	}
+	for k := range best {
+		if planned[k] != 1 || best[k] < 1 {
+			t.Errorf("%v: got %d rows marked as the plan's and %d fastest, want 1 and at least 1", k, planned[k], best[k])
+		}
+	}
+	if len(best) != 2*2+2*2 {
+		t.Errorf("got %d cases, want 8", len(best))
+	}
+	if !strings.Contains(out.String(), "<- plan") || !strings.Contains(out.String(), "head int6 300x512") {
+		t.Errorf("table lacks the plan mark or the int6 head:\n%s", out.String())
 	}
 }

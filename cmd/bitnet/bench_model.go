@@ -200,7 +200,7 @@ func benchModelOnce(ctx context.Context, path, kernel, metalMode string, plan ke
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(n))
 	runtime.GC()
 	debug.FreeOSMemory()
-	eng, err := genEngine(kernel, plan, metalMode, n)
+	eng, err := genEngine(kernel, plan, metalMode, n, planMeasure(path, head))
 	if err != nil {
 		return r, info, err
 	}
@@ -384,12 +384,38 @@ func (e *localEngine) Close() {
 	}
 }
 
+// planMeasure returns what the plan of the model at path is measured on:
+// its BitLinear shapes, its head's row length and format (head; "" is the
+// default). Where the header cannot be read it keeps the reference shapes
+// (BitNet b1.58 2B4T's); the load then says what is wrong.
+func planMeasure(path string, head kernels.HeadFormat) kernels.MeasureConfig {
+	mc := kernels.MeasureConfig{HeadFormat: head}
+	var c model.Config
+	var err error
+	if fi, e := os.Stat(path); e == nil && fi.IsDir() {
+		c, err = model.LoadConfigHF(path)
+	} else {
+		c, err = model.InspectGGUF(path, false)
+	}
+	if err == nil {
+		mc.Shapes, mc.HeadCols = c.LinearShapes(), c.HiddenSize
+	}
+	return mc
+}
+
+// measureFor is mc at th threads with the accelerator acc.
+func measureFor(mc kernels.MeasureConfig, th int, acc kernels.Accelerator) kernels.MeasureConfig {
+	mc.Threads, mc.Accelerator = th, acc
+	return mc
+}
+
 // genEngine builds the kernel engine that --kernel, --kernel-plan, --metal
 // and --threads ask for: without --kernel, the plan of this CPU (and GPU,
 // where metal.Open's self-test passes) and thread count, measured once and
 // cached unless plan is static, which puts every product on the GPU when
 // there is one. --kernel metal requires the GPU; a CPU --kernel keeps it off.
-func genEngine(path string, plan kernels.PlanMode, metalMode string, threads int) (*localEngine, error) {
+// mc says what the plan is measured on (see planMeasure).
+func genEngine(path string, plan kernels.PlanMode, metalMode string, threads int, mc kernels.MeasureConfig) (*localEngine, error) {
 	var opts []kernels.Option
 	if threads < 0 {
 		return nil, fmt.Errorf("--threads = %d must be >= 0", threads)
@@ -432,7 +458,7 @@ func genEngine(path string, plan kernels.PlanMode, metalMode string, threads int
 			th = runtime.GOMAXPROCS(0)
 		}
 		var pl kernels.Plan
-		if pl, err = kernels.LoadPlan(context.Background(), kernels.PlanConfig{Mode: plan, Measure: kernels.MeasureConfig{Threads: th, Accelerator: acc}}); err == nil {
+		if pl, err = kernels.LoadPlan(context.Background(), kernels.PlanConfig{Mode: plan, Measure: measureFor(mc, th, acc)}); err == nil {
 			eng, err = kernels.New(append(opts, kernels.WithPlan(pl))...)
 		}
 	}

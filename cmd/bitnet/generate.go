@@ -195,7 +195,7 @@ func localGenerate(ctx context.Context, g *generateFlags, stdout, stderr io.Writ
 	if err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}
-	eng, err := genEngine(g.kernel, g.plan, g.metal, g.threads)
+	eng, err := genEngine(g.kernel, g.plan, g.metal, g.threads, planMeasure(g.model, kernels.HeadFormat(g.head)))
 	if err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}

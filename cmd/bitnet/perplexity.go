@@ -70,7 +70,7 @@ func perplexity(ctx context.Context, v *config.Values, modelPath, textFile, toke
 	if err != nil {
 		return fmt.Errorf("perplexity: %w", err)
 	}
-	eng, err := genEngine(config.Kernel.Get(v), kernels.PlanStatic, config.Metal.Get(v), config.Threads.Get(v)) // scoring: speed does not matter
+	eng, err := genEngine(config.Kernel.Get(v), kernels.PlanStatic, config.Metal.Get(v), config.Threads.Get(v), kernels.MeasureConfig{}) // scoring: speed does not matter
 	if err != nil {
 		return fmt.Errorf("perplexity: %w", err)
 	}

@@ -170,7 +170,7 @@ func inferencePart(cfg Config, sec security, id, addr string) (_ *part, err erro
 		if threads < 1 {
 			threads = runtime.GOMAXPROCS(0)
 		}
-		plan, err := kernels.LoadPlan(context.Background(), kernels.PlanConfig{Mode: mode, Measure: kernels.MeasureConfig{Threads: threads, Accelerator: acc}})
+		plan, err := kernels.LoadPlan(context.Background(), kernels.PlanConfig{Mode: mode, Measure: kernels.MeasureConfig{Threads: threads, HeadFormat: cfg.HeadFormat, Accelerator: acc}})
 		if err != nil {
 			return nil, fmt.Errorf("mesh: inference node %s: kernel plan: %w", id, err)
 		}

@@ -138,3 +138,44 @@ func TestRetention(t *testing.T) {
 		t.Errorf("negative retention: got %v, want jobs.ErrInvalid", err)
 	}
 }
+
+// TestUnreadableRecordSkipped: a record that cannot be decoded (a newer
+// format, a damaged write) is left out with a logged error, the service
+// starts and its other jobs are back; it never crash-loops on its store.
+func TestUnreadableRecordSkipped(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "jobs.db")
+	e, _ := pushed(t, WithJobStore(db))
+	ctx := context.Background()
+	done, err := e.q.Create(ctx, Request{Model: "tiny"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait(t, e.q, done.ID)
+	if err := e.q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := jobs.OpenStore(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, rec := range map[string]any{"qj-newer": map[string]any{"format": 99}, "qj-damaged": "not a record"} {
+		if err := s.Put(id, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b := registry.NewBackend(e.store)
+	q, err := New(b, b, WithWorkDir(t.TempDir()), WithJobStore(db))
+	if err != nil {
+		t.Fatalf("got %v, want the quantizer started without the unreadable records", err)
+	}
+	defer q.Close()
+	if got, err := q.Get(ctx, done.ID); err != nil || got.State != jobs.StateSucceeded {
+		t.Errorf("readable job: got %+v, %v; want it succeeded", got, err)
+	}
+	if _, err := q.Get(ctx, "qj-newer"); err == nil {
+		t.Error("unreadable record: got a job, want not found")
+	}
+}

@@ -68,7 +68,11 @@ func (t *Trainer) load() error {
 	err := t.store.Each(func(id string, b []byte) error {
 		j, err := decodeRecord(b, id)
 		if err != nil {
-			return fmt.Errorf("job %s: %w", id, err)
+			// One unreadable record must not keep the service down (a
+			// crash loop at every restart): it stays in the store for an
+			// operator and is left out of the job list.
+			t.opts.Log.Error("job record skipped: cannot decode it", zap.String("job", id), zap.Error(err))
+			return nil
 		}
 		loaded = append(loaded, j)
 		return nil

@@ -39,6 +39,9 @@ type variant struct {
 	// gemvOnly: differs from its path's default only for one token, so
 	// the plan measures it for the GEMV classes alone.
 	gemvOnly bool
+	// oneToken: differs from its path's default only for one token, the
+	// output head included: measured for the GEMV classes and Head.
+	oneToken bool
 	// quant512: quantises activations with the AVX-512 loops.
 	quant512 bool
 	// tq1: one-token products read ternary.Matrix.Trits when present.
@@ -66,7 +69,7 @@ var variants = func() []variant {
 	// whether it pays on this machine.
 	var tq1 []variant
 	for _, v := range vs {
-		if v.gemvOnly {
+		if v.gemvOnly || v.oneToken {
 			continue
 		}
 		if v.im.matMulTrits != nil || v.path == Generic {

@@ -6,7 +6,8 @@ package kernels
 // software prefetch or with a longer prefetch distance, and "avx512y"
 // (VPDPBUSD on ymm through VL: the half-width shape that cores executing
 // 512-bit operations as two 256-bit halves, AMD Zen 4, may prefer);
-// without VNNI, VPMADDUBSW on zmm. The plan measures them all.
+// without VNNI, VPMADDUBSW on zmm; "-r1" variants of both that run
+// one-token products one row at a time. The plan measures them all.
 func archVariants() []variant {
 	var vs []variant
 	t5avx2 := tritsTiles([]rowKernel{{4, t5x256_4x1}, {1, t5x256_1x1}})
@@ -32,6 +33,19 @@ func archVariants() []variant {
 	}
 	ymm := impl{matMul: ternaryTiles(&tern256vSet), matMulInt8: int8Tiles(&i8x256vSet, 128), matMulPacked: packedTiles(&h6x256vSet, &h4x256vSet),
 		matMulTrits: tritsTiles([]rowKernel{{4, t5x256v_4x1}, {1, t5x256v_1x1}})}
+	// One row at a time ("-r1"): a single weight stream per thread. On
+	// Zen 4, four rows read side by side stream long rows (the 6912-wide
+	// down projection, the 2560-wide head) at 0.5-0.85 of the read probe,
+	// one row at 0.9-1.2 (docs/perf.md).
+	one := func(ts tileSet, k tileFn) *tileSet { ts.gemv = []rowKernel{{1, k}}; return &ts }
+	r1 := base
+	r1.matMul = ternaryTiles(one(tern512Set, tern512s_1x1))
+	r1.matMulInt8 = int8Tiles(one(i8x512Set, i8x512_1x1), 128)
+	r1.matMulPacked = packedTiles(one(h6x512Set, h6x512_1x1), one(h4x512Set, h4x512_1x1))
+	y1 := ymm
+	y1.matMul = ternaryTiles(one(tern256vSet, tern256vs_1x1))
+	y1.matMulInt8 = int8Tiles(one(i8x256vSet, i8x256v_1x1), 128)
+	y1.matMulPacked = packedTiles(one(h6x256vSet, h6x256v_1x1), one(h4x256vSet, h4x256v_1x1))
 	ymmNoPF := tern256vSet
 	ymmNoPF.gemv = []rowKernel{{4, tern256vn_4x1}, {1, tern256vn_1x1}}
 	return append(vs,
@@ -43,5 +57,7 @@ func archVariants() []variant {
 		variant{name: "avx512y", path: AVX512, quant512: true, im: ymm},
 		variant{name: "avx512y-nopf", path: AVX512, quant512: true, gemvOnly: true,
 			im: impl{matMul: ternaryTiles(&ymmNoPF), matMulInt8: ymm.matMulInt8, matMulPacked: ymm.matMulPacked}},
+		variant{name: "avx512-r1", path: AVX512, quant512: true, oneToken: true, im: r1},
+		variant{name: "avx512y-r1", path: AVX512, quant512: true, oneToken: true, im: y1},
 	)
 }

@@ -15,9 +15,10 @@ type Engine struct {
 	path    Path // forced path, "" when the plan decides
 	plan    *Plan
 	threads int
-	cls     [numClasses]*variant // the plan, resolved once (CPU variants)
-	acc     Accelerator          // WithAccelerator; nil without
-	onAcc   [numClasses]bool     // classes the plan runs on acc
+	cls     [numClasses]*variant  // the plan, resolved once (CPU variants)
+	shape   map[shapeKey]*variant // the plan's per-shape one-token variants
+	acc     Accelerator           // WithAccelerator; nil without
+	onAcc   [numClasses]bool      // classes the plan runs on acc
 	pool    *pool
 	bufs    sync.Pool // *prepared scratch for impl.prepare
 	batches sync.Pool // *batch scratch for MatMuls
@@ -73,6 +74,12 @@ func New(opts ...Option) (*Engine, error) {
 	for _, c := range Classes() {
 		e.cls[c], _ = lookupVariant(plan.Choice[c])
 	}
+	for _, s := range plan.PerShape {
+		if e.shape == nil {
+			e.shape = map[shapeKey]*variant{}
+		}
+		e.shape[shapeKey{s.Class, s.Rows, s.Cols}], _ = lookupVariant(s.Variant)
+	}
 	if err := e.resolveAccel(plan); err != nil {
 		return nil, err
 	}
@@ -106,7 +113,34 @@ func (e *Engine) Floats() Floats { return FloatsFor(e.path) }
 // ReadsTrits reports whether one-token products (from memory, or from
 // cache when resident) run a variant that reads ternary.Matrix.Trits: then
 // a model should PackTrits its matrices.
-func (e *Engine) ReadsTrits(resident bool) bool { return e.cls[classOf(1, resident)].tq1 }
+func (e *Engine) ReadsTrits(resident bool) bool {
+	c := classOf(1, resident)
+	if e.cls[c].tq1 {
+		return true
+	}
+	for k, v := range e.shape {
+		if k.c == c && v.tq1 {
+			return true
+		}
+	}
+	return false
+}
+
+// shapeKey is a one-token class and a weight shape.
+type shapeKey struct {
+	c          Class
+	rows, cols int
+}
+
+// variantFor returns the variant of class c for a rows x cols matrix.
+func (e *Engine) variantFor(c Class, rows, cols int) *variant {
+	if e.shape != nil {
+		if v, ok := e.shape[shapeKey{c, rows, cols}]; ok {
+			return v
+		}
+	}
+	return e.cls[c]
+}
 
 // Forced reports whether a path was forced (WithPath).
 func (e *Engine) Forced() bool { return e.path != "" }
@@ -192,7 +226,7 @@ func (e *Engine) checkMatMul(y []float32, w *ternary.Matrix, a *Activations) err
 
 // matMulCPU runs a checked product with a.N > 0 on the CPU variant of its class.
 func (e *Engine) matMulCPU(y []float32, w *ternary.Matrix, a *Activations, resident bool) error {
-	v := e.cls[classOf(a.N, resident)]
+	v := e.variantFor(classOf(a.N, resident), w.Rows, w.Cols)
 	im := &v.im
 	if v.tq1 && a.N == 1 && w.Trits != nil && len(w.Trits) == w.Rows*ternary.TritStride(w.Stride) {
 		f := im.matMulTrits

@@ -88,6 +88,16 @@ func ternaryTiles(ts *tileSet) func(y []float32, w *ternary.Matrix, a *Activatio
 		}
 		ts.run(w.Codes, w.Stride, a.Q, a.Stride, a.Stride/ternary.BlockSize, r0, r1, a.N,
 			func(r, t, R, T int, d *[maxTile]int32) {
+				if R == 4 && T == 4 && t+4 <= len(fs) {
+					_, _ = y[(t+3)*rows+r+3], a.Sum[t+3] // what the assembly reads and writes is in bounds
+					finTern4x4(&y[t*rows+r], rows, &d[0], &a.Sum[t], &fs[t])
+					return
+				}
+				if R == 4 && T == 2 && t+2 <= len(fs) {
+					_, _ = y[(t+1)*rows+r+3], a.Sum[t+1]
+					finTern4x2(&y[t*rows+r], rows, &d[0], &a.Sum[t], &fs[t])
+					return
+				}
 				for j := range T {
 					var f float32
 					if t+j < len(fs) {
@@ -112,6 +122,18 @@ func int8Tiles(ts *tileSet, bias int32) func(y []float32, w *Int8Matrix, a *Acti
 		data := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(w.Data))), len(w.Data))
 		ts.run(data, w.Stride, a.Q, a.Stride, a.Stride/ternary.BlockSize, r0, r1, a.N,
 			func(r, t, R, T int, d *[maxTile]int32) {
+				if R == 4 && T == 4 {
+					_, _, _ = y[(t+3)*rows+r+3], w.Scales[r+3], a.Scale[t+3]
+					s := [4]int32{bias * a.Sum[t], bias * a.Sum[t+1], bias * a.Sum[t+2], bias * a.Sum[t+3]}
+					finScaled4x4(&y[t*rows+r], rows, &d[0], &s[0], &w.Scales[r], &a.Scale[t])
+					return
+				}
+				if R == 4 && T == 2 {
+					_, _, _ = y[(t+1)*rows+r+3], w.Scales[r+3], a.Scale[t+1]
+					s := [2]int32{bias * a.Sum[t], bias * a.Sum[t+1]}
+					finScaled4x2(&y[t*rows+r], rows, &d[0], &s[0], &w.Scales[r], &a.Scale[t])
+					return
+				}
 				for j := range T {
 					s := bias * a.Sum[t+j]
 					for i := range R {
@@ -160,6 +182,18 @@ func packedTiles(six, four *tileSet) func(y []float32, w *PackedMatrix, a *Activ
 		data := unsafe.Slice(unsafe.SliceData(w.Data), len(w.Data))
 		ts.run(data, w.Stride, a.Q, a.Stride, a.Stride/ternary.BlockSize, r0, r1, a.N,
 			func(r, t, R, T int, d *[maxTile]int32) {
+				if R == 4 && T == 4 {
+					_, _, _ = y[(t+3)*rows+r+3], w.Scales[r+3], a.Scale[t+3]
+					s := [4]int32{z * a.Sum[t], z * a.Sum[t+1], z * a.Sum[t+2], z * a.Sum[t+3]}
+					finScaled4x4(&y[t*rows+r], rows, &d[0], &s[0], &w.Scales[r], &a.Scale[t])
+					return
+				}
+				if R == 4 && T == 2 {
+					_, _, _ = y[(t+1)*rows+r+3], w.Scales[r+3], a.Scale[t+1]
+					s := [2]int32{z * a.Sum[t], z * a.Sum[t+1]}
+					finScaled4x2(&y[t*rows+r], rows, &d[0], &s[0], &w.Scales[r], &a.Scale[t])
+					return
+				}
 				for j := range T {
 					s := z * a.Sum[t+j]
 					for i := range R {

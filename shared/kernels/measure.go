@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
@@ -25,10 +26,16 @@ type MeasureConfig struct {
 	// HeadCols is the head's row length (default the first shape's cols);
 	// the head is timed on as many vocabulary rows as ColdBytes holds.
 	HeadCols int
-	// MinTime is the least time of one repetition (default 4ms); the best
-	// of Reps repetitions (default 3) counts.
+	// MinTime is the least time each variant runs per round (default 1ms),
+	// Reps the rounds (default 12): short rounds, so that the load of other
+	// processes changes little between the variants of one round; each
+	// call is timed and the fast decile counts (see timeOps).
 	MinTime time.Duration
 	Reps    int
+	// HeadFormat is the format the head is timed in (default
+	// DefaultHeadFormat, the models' default): the fastest variant
+	// differs by format.
+	HeadFormat HeadFormat
 	// ColdBytes is the weight bytes rotated through by the DRAM classes,
 	// larger than the last-level cache (default 96 MiB).
 	ColdBytes int
@@ -48,10 +55,13 @@ func (c *MeasureConfig) defaults() {
 		c.HeadCols = c.Shapes[0][1]
 	}
 	if c.MinTime <= 0 {
-		c.MinTime = 4 * time.Millisecond
+		c.MinTime = time.Millisecond
 	}
 	if c.Reps <= 0 {
-		c.Reps = 3
+		c.Reps = 12
+	}
+	if c.HeadFormat.Bits() == 0 {
+		c.HeadFormat = DefaultHeadFormat
 	}
 	if c.ColdBytes <= 0 {
 		c.ColdBytes = 96 << 20
@@ -85,6 +95,8 @@ func measured(c Class) []*variant {
 				continue
 			}
 		case c != GEMVMemory && c != GEMVCache && v.gemvOnly:
+			continue
+		case c != GEMVMemory && c != GEMVCache && c != Head && v.oneToken:
 			continue
 		}
 		vs = append(vs, v)
@@ -186,12 +198,12 @@ func Measure(ctx context.Context, cfg MeasureConfig) ([]Timing, error) {
 			a := randomActivations(rng, n, cols)
 			y := make([]float32, n*rows)
 			vs := cfg.measured(c)
+			i := 0 // shared by the variants: none reads a matrix another left in cache
 			ns, err := timeVariants(ctx, cfg, vs, engine, func(e *Engine) func() error {
 				mm := e.MatMul
 				if c == GEMVCache {
 					mm = e.MatMulResident
 				}
-				i := 0
 				return func() error { i++; return mm(y, ws[i%len(ws)], a) }
 			})
 			if err != nil {
@@ -205,37 +217,66 @@ func Measure(ctx context.Context, cfg MeasureConfig) ([]Timing, error) {
 	return out, nil
 }
 
-// measureHead times the int8 head (one token) on the rows of pool.
+// headChunk is the weight bytes of one timed head call: the head is
+// timed in row chunks (each call short enough to run between two
+// preemptions on a loaded machine) rotating through ColdBytes of rows.
+const headChunk = 2 << 20
+
+// measureHead times the head in cfg.HeadFormat (one token) on the rows of
+// pool, and reports the time of all of them.
 func measureHead(ctx context.Context, cfg MeasureConfig, engine func(Variant) (*Engine, error), pool []byte) ([]Timing, error) {
 	cols := cfg.HeadCols
-	stride := ternary.PaddedCols(cols)
+	var stride int
+	bits := cfg.HeadFormat.Bits()
+	if bits == 8 {
+		stride = ternary.PaddedCols(cols)
+	} else {
+		stride = ternary.PaddedCols(cols) / ternary.BlockSize * packedBlockBytes(bits)
+	}
 	rows := len(pool) / stride
+	per := max(1, min(rows, headChunk/stride))
+	rows = rows / per * per
 	if rows == 0 {
 		return nil, nil
 	}
-	w := &Int8Matrix{Rows: rows, Cols: cols, Stride: stride, Scales: make([]float32, rows)}
-	w.Data = make([]int8, rows*stride)
-	for i := range w.Data {
-		if i%stride < cols {
-			w.Data[i] = int8(pool[i]) >> 1 // |w| <= 64: a valid int8 head
-		}
+	scales := make([]float32, rows)
+	for i := range scales {
+		scales[i] = 0.01
 	}
-	for i := range w.Scales {
-		w.Scales[i] = 0.01
+	// chunks[i] multiplies rows [i*per, (i+1)*per) with engine e.
+	var chunks []func(e *Engine, y []float32, a *Activations) error
+	if bits == 8 {
+		data := make([]int8, rows*stride)
+		for i := range data {
+			if i%stride < cols {
+				data[i] = int8(pool[i]) >> 1 // |w| <= 64: a valid int8 head
+			}
+		}
+		for r := 0; r < rows; r += per {
+			w := &Int8Matrix{Rows: per, Cols: cols, Stride: stride, Data: data[r*stride : (r+per)*stride], Scales: scales[r : r+per]}
+			chunks = append(chunks, func(e *Engine, y []float32, a *Activations) error { return e.MatMulInt8(y, w, a) })
+		}
+	} else {
+		data := pool[:rows*stride] // any bytes are valid packed rows
+		for r := 0; r < rows; r += per {
+			w := &PackedMatrix{Rows: per, Cols: cols, Bits: bits, Stride: stride, Data: data[r*stride : (r+per)*stride], Scales: scales[r : r+per]}
+			chunks = append(chunks, func(e *Engine, y []float32, a *Activations) error { return e.MatMulPacked(y, w, a) })
+		}
 	}
 	rng := rand.New(rand.NewPCG(13, 14))
 	a := randomActivations(rng, 1, cols)
-	y := make([]float32, rows)
+	y := make([]float32, per)
 	vs := cfg.measured(Head)
+	i := 0 // shared by the variants: no chunk is read again while cached
 	ns, err := timeVariants(ctx, cfg, vs, engine, func(e *Engine) func() error {
-		return func() error { return e.MatMulInt8(y, w, a) }
+		return func() error { i++; return chunks[i%len(chunks)](e, y, a) }
 	})
 	if err != nil {
 		return nil, fmt.Errorf("kernels: measure head: %w", err)
 	}
 	var out []Timing
 	for j, v := range vs {
-		out = append(out, Timing{Class: Head, Variant: v.name, Rows: rows, Cols: cols, N: 1, NsPerOp: ns[j]})
+		out = append(out, Timing{Class: Head, Variant: v.name, Rows: rows, Cols: cols, N: 1, NsPerOp: ns[j] * float64(len(chunks))})
 	}
 	return out, nil
 }
@@ -284,37 +325,50 @@ func timeVariants(ctx context.Context, cfg MeasureConfig, vs []*variant, engine 
 	return timeOps(ctx, cfg, ops)
 }
 
-// timeOps returns the best ns per call of each op over cfg.Reps rounds;
-// each round runs every op (after one warm-up call) for at least
-// cfg.MinTime in turn, so that a burst of load from other processes
-// disturbs all of them alike rather than one.
+// timeOps returns the fast decile of the ns per call of each op over
+// cfg.Reps rounds. Each round runs every op (after one warm-up call) for
+// at least cfg.MinTime in turn, starting with a different op each round,
+// and times every call on its own: on a machine shared with other
+// processes an average over a window measures the load as much as the
+// kernel, while the fast decile of single calls is the speed the kernel
+// has when it runs, and a burst of load disturbs all ops alike.
 func timeOps(ctx context.Context, cfg MeasureConfig, ops []func() error) ([]float64, error) {
 	for _, op := range ops {
 		if err := op(); err != nil {
 			return nil, err
 		}
 	}
-	best := make([]float64, len(ops))
-	for range cfg.Reps {
-		for j, op := range ops {
+	samples := make([][]float64, len(ops))
+	for r := range cfg.Reps {
+		for k := range ops {
+			j := (k + r) % len(ops)
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
 			start := time.Now()
-			n := 0
-			for n == 0 || time.Since(start) < cfg.MinTime {
-				if err := op(); err != nil {
+			for len(samples[j]) == 0 || time.Since(start) < cfg.MinTime {
+				t0 := time.Now()
+				if err := ops[j](); err != nil {
 					return nil, err
 				}
-				n++
-			}
-			ns := float64(time.Since(start).Nanoseconds()) / float64(n)
-			if best[j] == 0 || ns < best[j] {
-				best[j] = ns
+				samples[j] = append(samples[j], float64(time.Since(t0).Nanoseconds()))
 			}
 		}
 	}
-	return best, nil
+	out := make([]float64, len(ops))
+	for j, s := range samples {
+		out[j] = fastDecile(s)
+	}
+	return out, nil
+}
+
+// fastDecile returns the 10th percentile of x (sorted in place).
+func fastDecile(x []float64) float64 {
+	if len(x) == 0 {
+		return 0
+	}
+	slices.Sort(x)
+	return x[len(x)/10]
 }
 
 // randomActivations returns n quantised tokens of k normal features.
@@ -326,4 +380,28 @@ func randomActivations(rng *rand.Rand, n, k int) *Activations {
 	}
 	_ = a.Quantize(x) // sizes match by construction
 	return a
+}
+
+// MeasuredVariants returns the variants Measure times for class c, in the
+// order it times them (each path's default first): for a GEMV class every
+// GEMV tuning, for the others one variant per distinct implementation.
+func MeasuredVariants(c Class) []Variant {
+	var out []Variant
+	for _, v := range measured(c) {
+		out = append(out, v.name)
+	}
+	return out
+}
+
+// VariantPlan returns the plan that runs every class on variant v (what
+// Measure times); New fails with it where this CPU lacks v.
+func VariantPlan(v Variant) Plan {
+	p := Plan{Choice: map[Class]Variant{}, Source: "forced"}
+	if x, ok := lookupVariant(v); ok {
+		p.Forced = x.path
+	}
+	for _, c := range Classes() {
+		p.Choice[c] = v
+	}
+	return p
 }

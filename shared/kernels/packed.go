@@ -23,6 +23,10 @@ const (
 	HeadInt4 HeadFormat = "int4"
 )
 
+// DefaultHeadFormat is the head format of models loaded without another
+// (model.DefaultHeadFormat), and the one plans time the head in.
+const DefaultHeadFormat = HeadInt6
+
 // ParseHeadFormat parses "int8", "int6" or "int4".
 func ParseHeadFormat(s string) (HeadFormat, error) {
 	switch f := HeadFormat(strings.ToLower(strings.TrimSpace(s))); f {

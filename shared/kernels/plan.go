@@ -24,7 +24,8 @@ const (
 	GEMMSmall
 	// GEMMLarge is more than 16 tokens (prefill); measured at n = 64.
 	GEMMLarge
-	// Head is the int8 output head for one token.
+	// Head is the output head for one token (timed in
+	// MeasureConfig.HeadFormat).
 	Head
 	// Quantize is per-token activation quantisation.
 	Quantize
@@ -108,6 +109,13 @@ type Plan struct {
 	Threads int `json:"threads,omitempty"`
 	// Timings are the measurements the choice was made from.
 	Timings []Timing `json:"timings,omitempty"`
+	// PerShape overrides Choice for one-token products of one shape, where
+	// a variant beat the class's choice there by more than ShapeMargin
+	// (15%):
+	// the loop shape that streams a matrix fastest depends on its row
+	// length (on Zen 4 four rows side by side for 2560-wide rows, one row
+	// at a time for 6912-wide ones).
+	PerShape []ShapeChoice `json:"per_shape,omitempty"`
 	// Key identifies the CPU, binary and shapes of a measured plan (the
 	// cache key); Measured is when it was measured.
 	Key      string    `json:"key,omitempty"`
@@ -183,6 +191,69 @@ func Choose(ts []Timing, fallback map[Class]Variant) map[Class]Variant {
 	return out
 }
 
+// ShapeChoice is the variant of a one-token class for one weight shape.
+type ShapeChoice struct {
+	Class   Class   `json:"class"`
+	Rows    int     `json:"rows"`
+	Cols    int     `json:"cols"`
+	Variant Variant `json:"variant"`
+}
+
+// ShapeMargin is how much faster than the class's choice a variant must be
+// on one shape to get it (ChooseShapes). One shape's timing is not averaged
+// with others' as the class's total is, and on a shared machine it moves
+// by 10% from one measurement to the next: a smaller win is noise.
+const ShapeMargin = 0.15
+
+// ChooseShapes returns, for the one-token classes (GEMVMemory, GEMVCache),
+// each shape on which the fastest variant beats choice's by more than
+// ShapeMargin, with that variant; a pure function of the timings, in their
+// order.
+func ChooseShapes(ts []Timing, choice map[Class]Variant) []ShapeChoice {
+	type key struct {
+		c    Class
+		r, k int
+	}
+	best := map[key]Timing{}
+	chosen := map[key]float64{}
+	var order []key
+	for _, t := range ts {
+		if (t.Class != GEMVMemory && t.Class != GEMVCache) || t.N != 1 || !(t.NsPerOp > 0) || t.Variant == accelVariant {
+			continue
+		}
+		k := key{t.Class, t.Rows, t.Cols}
+		b, ok := best[k]
+		if !ok {
+			order = append(order, k)
+		}
+		if !ok || t.NsPerOp < b.NsPerOp {
+			best[k] = t
+		}
+		if t.Variant == choice[t.Class] {
+			chosen[k] = t.NsPerOp
+		}
+	}
+	var out []ShapeChoice
+	for _, k := range order {
+		b := best[k]
+		if c, ok := chosen[k]; ok && b.Variant != choice[k.c] && b.NsPerOp*(1+ShapeMargin) < c {
+			out = append(out, ShapeChoice{Class: k.c, Rows: k.r, Cols: k.k, Variant: b.Variant})
+		}
+	}
+	return out
+}
+
+// VariantFor returns the variant the plan runs class c with on a rows x
+// cols matrix.
+func (p Plan) VariantFor(c Class, rows, cols int) Variant {
+	for _, s := range p.PerShape {
+		if s.Class == c && s.Rows == rows && s.Cols == cols {
+			return s.Variant
+		}
+	}
+	return p.Choice[c]
+}
+
 // String describes the plan on one line: "gemv_dram=avx2 gemv_cache=avx512 ... (measured)".
 func (p Plan) String() string {
 	var b strings.Builder
@@ -190,6 +261,9 @@ func (p Plan) String() string {
 		if v, ok := p.Choice[c]; ok {
 			fmt.Fprintf(&b, "%s=%s ", c, v)
 		}
+	}
+	for _, sc := range p.PerShape {
+		fmt.Fprintf(&b, "%s[%dx%d]=%s ", sc.Class, sc.Rows, sc.Cols, sc.Variant)
 	}
 	fmt.Fprintf(&b, "(%s)", p.Source)
 	return b.String()
@@ -226,7 +300,7 @@ func (p Plan) UsesAccelerator() bool {
 // rows x cols with n tokens, and ok = false when the plan has none.
 func (p Plan) Best(c Class, rows, cols, n int) (Timing, bool) {
 	for _, t := range p.Timings {
-		if t.Class == c && t.Variant == p.Choice[c] && t.Rows == rows && t.Cols == cols && t.N == n {
+		if t.Class == c && t.Variant == p.VariantFor(c, rows, cols) && t.Rows == rows && t.Cols == cols && t.N == n {
 			return t, true
 		}
 	}
@@ -248,6 +322,14 @@ func (p Plan) validate(acc bool) error {
 			return fmt.Errorf("%w: plan variant %q for %s (this CPU runs %v)", ErrUnsupported, v, c, Variants())
 		}
 	}
+	for _, s := range p.PerShape {
+		if s.Class != GEMVMemory && s.Class != GEMVCache {
+			return fmt.Errorf("kernels: plan has a per-shape variant for %s (only one-token classes have them)", s.Class)
+		}
+		if _, ok := lookupVariant(s.Variant); !ok {
+			return fmt.Errorf("%w: plan variant %q for %s on %dx%d (this CPU runs %v)", ErrUnsupported, s.Variant, s.Class, s.Rows, s.Cols, Variants())
+		}
+	}
 	return nil
 }
 
@@ -263,7 +345,7 @@ const (
 var refCounts = [...]int{2, 2, 2, 1}
 
 // Estimate returns decode and prefill tokens per second for the reference
-// model (BitNet b1.58 2B4T: 30 layers, vocabulary 128256, int8 head) from
+// model (BitNet b1.58 2B4T: 30 layers, vocabulary 128256, the head format measured) from
 // the timings of the plan's chosen variants on ReferenceShapes, 0 for
 // what the plan did not time. Attention and the float work are left out:
 // these are the speeds the kernels allow, for comparing nodes.

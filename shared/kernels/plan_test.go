@@ -211,3 +211,57 @@ func TestEstimate(t *testing.T) {
 		t.Errorf("prefill: got %v, want %v", pf, want)
 	}
 }
+
+// zen4ShapeTimings are cold GEMV figures of this branch's Zen 4 sweeps (one
+// thread, ns; docs/perf.md).
+func zen4ShapeTimings() []Timing {
+	return []Timing{
+		// 6912-wide rows: one row at a time streams 1.36x faster.
+		{Class: GEMVMemory, Variant: "avx512y", Rows: 2560, Cols: 6912, N: 1, NsPerOp: 354736},
+		{Class: GEMVMemory, Variant: "avx512y-r1", Rows: 2560, Cols: 6912, N: 1, NsPerOp: 260676},
+		// The choice is fastest: nothing to override.
+		{Class: GEMVMemory, Variant: "avx512y", Rows: 6912, Cols: 2560, N: 1, NsPerOp: 172025},
+		{Class: GEMVMemory, Variant: "avx512y-r1", Rows: 6912, Cols: 2560, N: 1, NsPerOp: 192245},
+		// 11% faster: within the noise (ShapeMargin), no override.
+		{Class: GEMVMemory, Variant: "avx512y", Rows: 2560, Cols: 2560, N: 1, NsPerOp: 111000},
+		{Class: GEMVMemory, Variant: "avx2", Rows: 2560, Cols: 2560, N: 1, NsPerOp: 100000},
+		// Batched classes never get one; the accelerator never does.
+		{Class: GEMMSmall, Variant: "avx2", Rows: 8, Cols: 8, N: 8, NsPerOp: 1},
+		{Class: GEMMSmall, Variant: "avx512y", Rows: 8, Cols: 8, N: 8, NsPerOp: 10},
+		{Class: GEMVMemory, Variant: accelVariant, Rows: 2560, Cols: 2560, N: 1, NsPerOp: 1},
+	}
+}
+
+func TestChooseShapes(t *testing.T) {
+	ts := zen4ShapeTimings()
+	choice := map[Class]Variant{GEMVMemory: "avx512y", GEMMSmall: "avx512y"}
+	got := ChooseShapes(ts, choice)
+	want := []ShapeChoice{{Class: GEMVMemory, Rows: 2560, Cols: 6912, Variant: "avx512y-r1"}}
+	if len(got) != len(want) || got[0] != want[0] {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	p := Plan{Choice: StaticPlan().Choice, PerShape: []ShapeChoice{{Class: GEMVMemory, Rows: 64, Cols: 512, Variant: "generic"}}}
+	if got := p.VariantFor(GEMVMemory, 64, 512); got != "generic" {
+		t.Errorf("VariantFor the per-shape shape: got %s, want generic", got)
+	}
+	if got, want := p.VariantFor(GEMVMemory, 64, 256), p.Choice[GEMVMemory]; got != want {
+		t.Errorf("VariantFor another shape: got %s, want %s", got, want)
+	}
+	e, err := New(WithPlan(p), WithThreads(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if got := e.variantFor(GEMVMemory, 64, 512).name; got != "generic" {
+		t.Errorf("engine: per-shape variant got %s, want generic", got)
+	}
+	if got, want := e.variantFor(GEMVCache, 64, 512).name, p.Choice[GEMVCache]; got != want {
+		t.Errorf("engine: other class got %s, want %s", got, want)
+	}
+	for _, bad := range []ShapeChoice{{Class: GEMVMemory, Rows: 1, Cols: 1, Variant: "sse9"}, {Class: GEMMLarge, Rows: 1, Cols: 1, Variant: "generic"}} {
+		p.PerShape = []ShapeChoice{bad}
+		if _, err := New(WithPlan(p)); err == nil {
+			t.Errorf("New with per-shape %v: got nil error", bad)
+		}
+	}
+}

@@ -87,8 +87,9 @@ func LoadPlan(ctx context.Context, cfg PlanConfig) (Plan, error) {
 	if err != nil {
 		return Plan{}, err
 	}
+	choice := Choose(ts, StaticPlan().Choice)
 	p := Plan{
-		Choice: Choose(ts, StaticPlan().Choice), Source: "measured", Threads: mc.Threads,
+		Choice: choice, PerShape: ChooseShapes(ts, choice), Source: "measured", Threads: mc.Threads,
 		Timings: ts, Key: key, Measured: time.Now().UTC().Truncate(time.Second),
 	}
 	if path != "" {
@@ -100,8 +101,8 @@ func LoadPlan(ctx context.Context, cfg PlanConfig) (Plan, error) {
 // planKey identifies a measurement: CPU, variants, binary, threads, shapes.
 func planKey(mc MeasureConfig) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "cpu=%s\nvariants=%v\nbinary=%s\nthreads=%d\nshapes=%v\nhead=%d\nclasses=%v\n",
-		CPUID(), Variants(), binaryVersion(), mc.Threads, mc.Shapes, mc.HeadCols, mc.Classes)
+	fmt.Fprintf(h, "cpu=%s\nvariants=%v\nbinary=%s\nthreads=%d\nshapes=%v\nhead=%d %s\nclasses=%v\ntiming=%v %d\n",
+		CPUID(), Variants(), binaryVersion(), mc.Threads, mc.Shapes, mc.HeadCols, mc.HeadFormat, mc.Classes, mc.MinTime, mc.Reps)
 	if mc.Accelerator != nil {
 		fmt.Fprintf(h, "accelerator=%s %s\n", mc.Accelerator.Path(), mc.Accelerator.Name())
 	}

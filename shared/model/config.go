@@ -764,3 +764,25 @@ func (c Config) String() string {
 	}
 	return s
 }
+
+// LinearShapes returns the distinct shapes (out x in) of the model's
+// BitLinear matrices, q, k/v, o, gate/up and down: what kernel plans are
+// measured on (kernels.MeasureConfig.Shapes).
+func (c Config) LinearShapes() [][2]int {
+	kv := c.NumKVHeads
+	if kv <= 0 {
+		kv = c.NumHeads
+	}
+	hd := c.HeadDim
+	if hd <= 0 && c.NumHeads > 0 {
+		hd = c.HiddenSize / c.NumHeads
+	}
+	var out [][2]int
+	for _, s := range [][2]int{{c.NumHeads * hd, c.HiddenSize}, {kv * hd, c.HiddenSize}, {c.HiddenSize, c.NumHeads * hd},
+		{c.IntermediateSize, c.HiddenSize}, {c.HiddenSize, c.IntermediateSize}} {
+		if s[0] > 0 && s[1] > 0 && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}

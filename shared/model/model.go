@@ -82,7 +82,7 @@ func WithHeadInt8(on bool) Option { return func(o *options) { o.headInt8 = on } 
 
 // DefaultHeadFormat is the head format of models loaded without
 // WithHeadFormat, chosen from the perplexity costs in docs/perf.md.
-const DefaultHeadFormat = kernels.HeadInt6
+const DefaultHeadFormat = kernels.DefaultHeadFormat
 
 // EnvHeadFormat is the environment variable of the commands' --head flag.
 const EnvHeadFormat = "BITNET_HEAD"
