@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -94,10 +95,11 @@ bytes per token against a paired read-bandwidth probe, and resident memory.
 Make a 2B4T-shaped model with: go run ./tools/randmodel -out /tmp/bitnet-2b.gguf`,
 		Example: `  bitnet bench model --model /tmp/bitnet-2b.gguf
   bitnet bench model --model /tmp/opticks --threads 1,2,4 --prompt 64 --gen 32 --json
-  bitnet bench model --model m.gguf --kernel avx2 --kv-cache f32 --huge-pages=false`,
+  bitnet bench model --model m.gguf --kernel avx2 --kv-cache f32 --huge-pages=false
+  bitnet bench model --model m.gguf --threads 1 --repeat 1 --cpuprofile cpu.pprof && go tool pprof -top cpu.pprof`,
 		Args: noArgs,
 	}
-	set := config.Bind(c, config.Kernel, config.KernelPlan, config.Metal, config.Head, config.I2SBlock, config.KVCache, config.HugePages)
+	set := config.Bind(c, config.Kernel, config.KernelPlan, config.Metal, config.Head, config.I2SBlock, config.KVCache, config.HugePages, config.CPUProfile)
 	f := c.Flags()
 	f.StringVar(&path, "model", "", "model: a Hugging Face directory or a .gguf file (required)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
@@ -142,7 +144,11 @@ func benchModel(ctx context.Context, v *config.Values, path, threadList string, 
 		GoMaxProcs: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
 		TimestampUTC: time.Now().UTC().Format(time.RFC3339)}
 	for _, n := range threads {
-		r, info, err := benchModelOnce(ctx, path, kernel, metalMode, plan, head, n, prompt, gen, seed, repeat, probeMiB, kv, huge, i2s)
+		prof := config.CPUProfile.Get(v)
+		if prof != "" && len(threads) > 1 {
+			prof += ".t" + strconv.Itoa(n)
+		}
+		r, info, err := benchModelOnce(ctx, path, kernel, metalMode, plan, head, n, prompt, gen, seed, repeat, probeMiB, kv, huge, i2s, prof)
 		if err != nil {
 			return fmt.Errorf("bench model: %d threads: %w", n, err)
 		}
@@ -169,6 +175,22 @@ func benchModel(ctx context.Context, v *config.Values, path, threadList string, 
 	return nil
 }
 
+// startCPUProfile writes a pprof CPU profile to path until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
+
 func toMiB(b int64) float64 { return float64(b) / (1 << 20) }
 
 func parseThreadList(s string) ([]int, error) {
@@ -191,8 +213,9 @@ type benchInfo struct {
 
 // benchModelOnce loads the model on an engine of n threads, then repeats a
 // prefill of a random prompt and greedy decoding of gen tokens, each decode
-// right after a read-bandwidth probe of n threads over probeMiB MiB.
-func benchModelOnce(ctx context.Context, path, kernel, metalMode string, plan kernels.PlanMode, head kernels.HeadFormat, n, prompt, gen int, seed uint64, repeat, probeMiB int, kv model.KVType, huge bool, i2s ternary.I2SBlock) (benchModelResult, benchInfo, error) {
+// right after a read-bandwidth probe of n threads over probeMiB MiB. With
+// a profile path, the repetitions (not the load) are CPU-profiled into it.
+func benchModelOnce(ctx context.Context, path, kernel, metalMode string, plan kernels.PlanMode, head kernels.HeadFormat, n, prompt, gen int, seed uint64, repeat, probeMiB int, kv model.KVType, huge bool, i2s ternary.I2SBlock, profile string) (benchModelResult, benchInfo, error) {
 	r := benchModelResult{Threads: n, Repeat: repeat}
 	var info benchInfo
 	// n threads means n for everything, like llama-bench -t n: the float
@@ -243,6 +266,13 @@ func benchModelOnce(ctx context.Context, path, kernel, metalMode string, plan ke
 		for i := 0; i < len(probe); i += 4096 {
 			probe[i] = byte(i >> 12)
 		}
+	}
+	if profile != "" {
+		stop, err := startCPUProfile(profile)
+		if err != nil {
+			return r, info, err
+		}
+		defer stop()
 	}
 	var pre, dec, decCPU, preCPU, bw, ratio []float64
 	for range repeat {

@@ -125,6 +125,8 @@ var (
 	I2SBlock = Int("i2s-block", "BITNET_I2S_BLOCK", 128, "weights per I2_S block in GGUF files loaded here "+
 		"(128 from bitnet.cpp's converters and x86 llama-quantize, 64 from an ARM build's llama-quantize; files do not record it)").
 		OneOf("128", "64")
+	// CPUProfile: a pprof CPU profile of a benchmark (bench model).
+	CPUProfile = String("cpuprofile", "BITNET_CPUPROFILE", "", "write a CPU profile of the measured prefill and decode runs (not the load) to this file, FILE.tN per thread count when there are several (go tool pprof)")
 
 	// Clients (push, pull, models, nodes, quantize, generate --remote).
 	Remote  = String("remote", "BITNET_REMOTE", "127.0.0.1:50051", "gRPC address of the mesh")
@@ -150,6 +152,8 @@ var (
 	Client = []Any{Remote, Timeout, Quiet, APIKey, TLS, TLSCA, TLSCert, TLSKey, TLSServerName}
 	// LocalModel is what commands running a model in process take.
 	LocalModel = []Any{Kernel, KernelPlan, Metal, Head, I2SBlock, Threads, KVCache}
+	// Profiling is what benchmark commands take besides LocalModel.
+	Profiling = []Any{CPUProfile}
 )
 
 // All returns every declared setting once, in catalogue order (what
@@ -157,7 +161,7 @@ var (
 func All() []Any {
 	var all []Any
 	seen := map[string]bool{}
-	for _, g := range [][]Any{Server, Client, LocalModel} {
+	for _, g := range [][]Any{Server, Client, LocalModel, Profiling} {
 		for _, s := range g {
 			if f := s.Info().Flag; !seen[f] {
 				seen[f] = true
