@@ -236,6 +236,9 @@ func newModel(w *Weights, head8 *kernels.Int8Matrix, tok *tokenizer.Tokenizer, o
 		if err := m.packTrits(); err != nil {
 			return nil, err
 		}
+		if o.hugePages {
+			collapse(hugeChunks(m.weightArena(tritsOf)))
+		}
 	}
 	if err := m.prepareDevice(); err != nil {
 		m.Close()
@@ -416,17 +419,8 @@ func packHead(h8 *kernels.Int8Matrix, bits int) (*kernels.PackedMatrix, error) {
 // prefetchers stop at every page); in one arena every 2 MiB of it collapses
 // and the prefetchers run on from one tensor into the next.
 func (m *Model) hugePages() {
-	arena := m.codesArena()
-	var bufs [][]byte
-	if arena == nil {
-		for i := range m.layers {
-			for _, t := range m.layers[i].Linears() {
-				bufs = append(bufs, (*t).Codes)
-			}
-		}
-	}
-	bufs = append(bufs, hugeChunks(arena)...)
-	// The head in pieces of 32 MiB, so that they spread over the cores.
+	bufs := hugeChunks(m.weightArena(codesOf))
+	// The head in pieces too, so that they spread over the cores.
 	var head []byte
 	if m.headP != nil {
 		head = m.headP.Data
@@ -435,7 +429,11 @@ func (m *Model) hugePages() {
 	} else if len(m.head) > 0 {
 		head = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(m.head))), 4*len(m.head))
 	}
-	bufs = append(bufs, hugeChunks(head)...)
+	collapse(append(bufs, hugeChunks(head)...))
+}
+
+// collapse moves bufs onto huge pages (mmap.HugePages), on all cores.
+func collapse(bufs [][]byte) {
 	parallelFor(len(bufs), 1, func(lo, hi int) {
 		for _, b := range bufs[lo:hi] {
 			mmap.HugePages(b)
@@ -443,16 +441,20 @@ func (m *Model) hugePages() {
 	})
 }
 
-// codesArena copies every layer's ternary codes into one arena that starts
-// on a 2 MiB boundary, each tensor at a 64-byte aligned offset, in layer
-// and LinQ..LinDown order, and points the matrices at their copies (the
-// bytes are the same). It returns the arena, nil when there are no layers.
-func (m *Model) codesArena() []byte {
+func codesOf(t *ternary.Matrix) *[]byte { return &t.Codes }
+func tritsOf(t *ternary.Matrix) *[]byte { return &t.Trits }
+
+// weightArena copies one byte slice of every layer's ternary matrices (the
+// codes or the 1.6-bit trits: field) into one arena that starts on a 2 MiB
+// boundary, each at a 64-byte aligned offset, in layer and LinQ..LinDown
+// order, and points the matrices at their copies (the bytes are the same).
+// It returns the arena, nil when there is nothing to copy.
+func (m *Model) weightArena(field func(*ternary.Matrix) *[]byte) []byte {
 	const align, huge = 64, 2 << 20
 	n := 0
 	for i := range m.layers {
 		for _, t := range m.layers[i].Linears() {
-			n += (len((*t).Codes) + align - 1) &^ (align - 1)
+			n += (len(*field(*t)) + align - 1) &^ (align - 1)
 		}
 	}
 	if n == 0 {
@@ -463,18 +465,21 @@ func (m *Model) codesArena() []byte {
 	start := int((p+huge-1)&^(huge-1) - p)
 	arena := buf[start : start+n : start+n]
 	// Mark the arena before the copies touch it, so that its pages fault in
-	// huge where the kernel has them (hugePages collapses the rest).
+	// huge where the kernel has them (collapse takes the rest).
 	for _, c := range hugeChunks(arena) {
 		mmap.Advise(c)
 	}
 	off := 0
 	for i := range m.layers {
 		for _, t := range m.layers[i].Linears() {
-			c := (*t).Codes
-			dst := arena[off : off+len(c) : off+len(c)]
-			copy(dst, c)
-			(*t).Codes = dst
-			off += (len(c) + align - 1) &^ (align - 1)
+			f := field(*t)
+			if len(*f) == 0 {
+				continue
+			}
+			dst := arena[off : off+len(*f) : off+len(*f)]
+			copy(dst, *f)
+			*f = dst
+			off += (len(dst) + align - 1) &^ (align - 1)
 		}
 	}
 	return arena
