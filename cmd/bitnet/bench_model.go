@@ -22,6 +22,7 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/metal"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/mmap"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
@@ -265,6 +266,11 @@ func benchModelOnce(ctx context.Context, path, kernel, metalMode string, plan ke
 		probe = make([]byte, probeMiB<<20)
 		for i := 0; i < len(probe); i += 4096 {
 			probe[i] = byte(i >> 12)
+		}
+		if huge {
+			// The weights stream from huge pages; so does the probe, or
+			// the ratio would depend on where the heap put it.
+			mmap.HugePages(probe)
 		}
 	}
 	if profile != "" {
