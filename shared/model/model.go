@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"unsafe"
 
@@ -469,7 +470,12 @@ func (m *Model) weightArena(field func(*ternary.Matrix) *[]byte) []byte {
 	for _, c := range hugeChunks(arena) {
 		mmap.Advise(c)
 	}
-	off := 0
+	// The arena's pages are resident only once written, and the old
+	// slices are garbage once copied: returning them to the OS every 64
+	// MiB keeps the copy from adding the whole arena to the peak resident
+	// memory (a few collections of a heap of byte slices, milliseconds).
+	const release = 64 << 20
+	off, copied := 0, 0
 	for i := range m.layers {
 		for _, t := range m.layers[i].Linears() {
 			f := field(*t)
@@ -480,6 +486,10 @@ func (m *Model) weightArena(field func(*ternary.Matrix) *[]byte) []byte {
 			copy(dst, *f)
 			*f = dst
 			off += (len(dst) + align - 1) &^ (align - 1)
+			if copied += len(dst); copied >= release {
+				debug.FreeOSMemory()
+				copied = 0
+			}
 		}
 	}
 	return arena
