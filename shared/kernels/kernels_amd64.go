@@ -98,6 +98,15 @@ func ternaryTiles(ts *tileSet) func(y []float32, w *ternary.Matrix, a *Activatio
 					finTern4x2(&y[t*rows+r], rows, &d[0], &a.Sum[t], &fs[t])
 					return
 				}
+				if T == 1 && t < len(fs) {
+					// One-token products: a column of R rows, one scale.
+					f, s := fs[t], a.Sum[t]
+					out := y[t*rows+r : t*rows+r+R]
+					for i := range out {
+						out[i] = float32(d[i]-s) * f
+					}
+					return
+				}
 				for j := range T {
 					var f float32
 					if t+j < len(fs) {
