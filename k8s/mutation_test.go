@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -28,6 +29,15 @@ func deployment(m *manifests, name string) *corev1.PodSpec {
 	return nil
 }
 
+func statefulSet(m *manifests, name string) *appsv1.StatefulSet {
+	for _, s := range m.statefulSets {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
 // TestPoliciesCatchViolations breaks the rendered dev overlay one way at a
 // time and checks the policies notice, so a check cannot silently pass.
 func TestPoliciesCatchViolations(t *testing.T) {
@@ -40,11 +50,11 @@ func TestPoliciesCatchViolations(t *testing.T) {
 			deployment(m, "bitnet-router").Containers[0].ReadinessProbe = nil
 		}, "want readiness and liveness probes"},
 		{"probe on a missing port", func(m *manifests) {
-			deployment(m, "bitnet-quantizer").Containers[0].LivenessProbe.HTTPGet.Port = intstr.FromInt32(9191)
+			statefulSet(m, "bitnet-quantizer").Spec.Template.Spec.Containers[0].LivenessProbe.HTTPGet.Port = intstr.FromInt32(9191)
 		}, "is not a container port"},
 		{"writable root", func(m *manifests) {
 			f := false
-			deployment(m, "bitnet-trainer").Containers[0].SecurityContext.ReadOnlyRootFilesystem = &f
+			statefulSet(m, "bitnet-trainer").Spec.Template.Spec.Containers[0].SecurityContext.ReadOnlyRootFilesystem = &f
 		}, "readOnlyRootFilesystem is not true"},
 		{"capability added", func(m *manifests) {
 			deployment(m, "bitnet-router").Containers[0].SecurityContext.Capabilities.Add = []corev1.Capability{"NET_ADMIN"}
@@ -100,10 +110,10 @@ func TestPoliciesCatchViolations(t *testing.T) {
 			setEnv(deployment(m, "bitnet-inference-avx2"), "BITNET_TLS_CLIENT_CA", "")
 		}, "BITNET_TLS_CLIENT_CA"},
 		{"insecure", func(m *manifests) {
-			setEnv(deployment(m, "bitnet-quantizer"), "BITNET_INSECURE", "true")
+			setEnv(&statefulSet(m, "bitnet-quantizer").Spec.Template.Spec, "BITNET_INSECURE", "true")
 		}, "BITNET_INSECURE"},
 		{"reflection on", func(m *manifests) {
-			setEnv(deployment(m, "bitnet-trainer"), "BITNET_REFLECTION", "true")
+			setEnv(&statefulSet(m, "bitnet-trainer").Spec.Template.Spec, "BITNET_REFLECTION", "true")
 		}, "BITNET_REFLECTION"},
 		{"plaintext probe", func(m *manifests) {
 			deployment(m, "bitnet-router").Containers[0].ReadinessProbe.HTTPGet.Scheme = corev1.URISchemeHTTP
@@ -144,6 +154,31 @@ func TestPoliciesCatchViolations(t *testing.T) {
 		{"GOMEMLIMIT in the manifest", func(m *manifests) {
 			setEnv(deployment(m, "bitnet-router"), "GOMEMLIMIT", "1GiB")
 		}, "GOMEMLIMIT"},
+		{"job store on an emptyDir", func(m *manifests) {
+			s := statefulSet(m, "bitnet-trainer")
+			s.Spec.VolumeClaimTemplates = nil
+			s.Spec.Template.Spec.Volumes = append(s.Spec.Template.Spec.Volumes, corev1.Volume{Name: "work",
+				VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+		}, "an emptyDir, lost when the pod is replaced"},
+		{"emptyDir over the job store's directory", func(m *manifests) {
+			ps := &statefulSet(m, "bitnet-quantizer").Spec.Template.Spec
+			ps.Volumes = append(ps.Volumes, corev1.Volume{Name: "scratch",
+				VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+			ps.Containers[0].VolumeMounts = append(ps.Containers[0].VolumeMounts, corev1.VolumeMount{Name: "scratch", MountPath: "/work/work"})
+		}, `store /work/work/quantizer/jobs.db is on volume "scratch"`},
+		{"job store on a shared volume", func(m *manifests) {
+			s := statefulSet(m, "bitnet-quantizer")
+			s.Spec.VolumeClaimTemplates[0].Spec.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}
+		}, "is not ReadWriteOnce"},
+		{"job store in a Deployment", func(m *manifests) {
+			s := statefulSet(m, "bitnet-trainer")
+			tmpl := *s.Spec.Template.DeepCopy()
+			tmpl.Spec.Volumes = append(tmpl.Spec.Volumes, corev1.Volume{Name: "work", VolumeSource: corev1.VolumeSource{
+				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "trainer-work"}}})
+			m.statefulSets = slices.DeleteFunc(m.statefulSets, func(x *appsv1.StatefulSet) bool { return x == s })
+			m.deployments = append(m.deployments, &appsv1.Deployment{ObjectMeta: s.ObjectMeta,
+				Spec: appsv1.DeploymentSpec{Replicas: s.Spec.Replicas, Selector: s.Spec.Selector, Template: tmpl}})
+		}, "keeps its store /work/work/trainer/jobs.db in a Deployment"},
 		{"inference HPA on CPU", func(m *manifests) {
 			h := m.hpas[0].DeepCopy()
 			h.Name, h.Spec.ScaleTargetRef.Name = "bitnet-inference-avx2", "bitnet-inference-avx2"

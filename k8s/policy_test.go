@@ -2,6 +2,7 @@ package k8s
 
 import (
 	"fmt"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,19 +42,23 @@ type workload struct {
 	replicas   *int32
 	tmpl       *corev1.PodTemplateSpec
 	claims     []string // StatefulSet volumeClaimTemplates
+	rwoClaims  []string // those whose only access mode is ReadWriteOnce(Pod)
 }
 
 func (m *manifests) workloads() []workload {
 	var ws []workload
 	for _, d := range m.deployments {
-		ws = append(ws, workload{"Deployment", d.Name, d.Spec.Selector, d.Spec.Replicas, &d.Spec.Template, nil})
+		ws = append(ws, workload{"Deployment", d.Name, d.Spec.Selector, d.Spec.Replicas, &d.Spec.Template, nil, nil})
 	}
 	for _, s := range m.statefulSets {
-		var claims []string
+		var claims, rwo []string
 		for _, c := range s.Spec.VolumeClaimTemplates {
 			claims = append(claims, c.Name)
+			if m := c.Spec.AccessModes; len(m) == 1 && (m[0] == corev1.ReadWriteOnce || m[0] == corev1.ReadWriteOncePod) {
+				rwo = append(rwo, c.Name)
+			}
 		}
-		ws = append(ws, workload{"StatefulSet", s.Name, s.Spec.Selector, s.Spec.Replicas, &s.Spec.Template, claims})
+		ws = append(ws, workload{"StatefulSet", s.Name, s.Spec.Selector, s.Spec.Replicas, &s.Spec.Template, claims, rwo})
 	}
 	return ws
 }
@@ -128,11 +133,8 @@ func checkWorkloads(t reporter, m *manifests) {
 			if isBitnet(c) {
 				svc := checkBitnetContainer(t, cid, c, ps)
 				seen[svc] = true
-				if svc == "registry" && (w.kind != "StatefulSet" || len(w.claims) == 0) {
-					t.Errorf("%s: registry must be a StatefulSet with a volume claim template", id)
-				}
-				if svc == "registry" && !mountedAt(c, w.claims, flagValue(c.Args, "--data")) {
-					t.Errorf("%s: --data %q is not on a persistent volume claim", cid, flagValue(c.Args, "--data"))
+				if store, ok := stores[svc]; ok {
+					checkStore(t, w, cid, c, store)
 				}
 			}
 		}
@@ -144,13 +146,68 @@ func checkWorkloads(t reporter, m *manifests) {
 	}
 }
 
-func mountedAt(c *corev1.Container, claims []string, path string) bool {
-	for _, vm := range c.VolumeMounts {
-		if vm.MountPath == path && slices.Contains(claims, vm.Name) {
-			return true
+// stores are the services that keep state under --data, each with the
+// path of its store there (services/mesh: DATA/registry/registry.db, the
+// registry's database; DATA/work/SERVICE/jobs.db, the quantizer's and the
+// trainer's job stores, beside their jobs' work files).
+var stores = map[string]string{
+	"registry":  "registry/registry.db",
+	"quantizer": "work/quantizer/jobs.db",
+	"trainer":   "work/trainer/jobs.db",
+}
+
+// checkStore: a service's store survives a new pod (rolling update,
+// eviction, node drain), not only a container restart: the volume that
+// holds it (the deepest mount above it) is a ReadWriteOnce claim from the
+// StatefulSet's volume claim templates, never an emptyDir. A StatefulSet's
+// update removes the old pod before the new one mounts the volume, and its
+// scaling gives each pod its own claim (a Deployment's rolling update
+// would start the new pod first and leave it waiting on the volume, or on
+// the bbolt lock, while the old one runs).
+func checkStore(t reporter, w workload, id string, c *corev1.Container, store string) {
+	data := flagValue(c.Args, "--data")
+	if data == "" {
+		return // checkBitnetContainer reports it
+	}
+	file := path.Join(data, store)
+	if w.kind != "StatefulSet" {
+		t.Errorf("%s: keeps its store %s in a %s: want a StatefulSet with a volume claim template", id, file, w.kind)
+	}
+	vm := mountOf(c, file)
+	switch {
+	case vm == nil:
+		t.Errorf("%s: store %s is on the container's root filesystem: want a PersistentVolumeClaim at --data %s", id, file, data)
+	case !slices.Contains(w.claims, vm.Name):
+		what := "a volume that is not a PersistentVolumeClaim"
+		for _, v := range w.tmpl.Spec.Volumes {
+			switch {
+			case v.Name != vm.Name:
+			case v.EmptyDir != nil:
+				what = "an emptyDir, lost when the pod is replaced"
+			case v.PersistentVolumeClaim != nil:
+				what = "one claim for every pod of the workload"
+			}
+		}
+		t.Errorf("%s: store %s is on volume %q at %s, %s: want a volume claim template (ReadWriteOnce)", id, file, vm.Name, vm.MountPath, what)
+	case !slices.Contains(w.rwoClaims, vm.Name):
+		t.Errorf("%s: volume claim template %q holding %s is not ReadWriteOnce: the store has one writer", id, vm.Name, file)
+	}
+}
+
+// mountOf returns c's mount that holds file: the one with the longest
+// mount path above it (nil when none: the root filesystem).
+func mountOf(c *corev1.Container, file string) *corev1.VolumeMount {
+	var best *corev1.VolumeMount
+	for i, vm := range c.VolumeMounts {
+		mp := path.Clean(vm.MountPath)
+		if file != mp && !strings.HasPrefix(file, strings.TrimSuffix(mp, "/")+"/") {
+			continue
+		}
+		if best == nil || len(mp) > len(path.Clean(best.MountPath)) {
+			best = &c.VolumeMounts[i]
 		}
 	}
-	return false
+	return best
 }
 
 func checkPodSecurity(t reporter, id string, ps *corev1.PodSpec) {

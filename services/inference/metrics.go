@@ -17,7 +17,7 @@ import (
 // works after that one substitution; docs/deploy.md lists them.
 const (
 	MetricTTFT             = "bitnet:time_to_first_token_seconds"  // submitted -> first token
-	MetricInterToken       = "bitnet:inter_token_latency_seconds"  // between generated tokens (one observation per token after the first)
+	MetricInterToken       = "bitnet:inter_token_latency_seconds"  // gap before each generated token after the first, observed as it streams
 	MetricE2E              = "bitnet:e2e_request_latency_seconds"  // submitted -> last token
 	MetricQueueTime        = "bitnet:request_queue_time_seconds"   // submitted -> admitted into the batch
 	MetricPrefillTime      = "bitnet:request_prefill_time_seconds" // admitted -> prompt processed
@@ -94,7 +94,7 @@ func newNodeMetrics(reg *metrics.Registry, s *Server) (*nodeMetrics, error) {
 		buckets    []float64
 	}{
 		{&m.ttft, MetricTTFT, "Time to first token in seconds (submitted to first token sampled), by model.", ttftBuckets},
-		{&m.itl, MetricInterToken, "Inter-token latency in seconds: each request's mean time per output token after the first, observed once per such token, by model.", itlBuckets},
+		{&m.itl, MetricInterToken, "Inter-token latency in seconds: the time from one generated token of a request to the next, observed for each token after the first as it streams, by model.", itlBuckets},
 		{&m.e2e, MetricE2E, "End-to-end request latency in seconds (submitted to last token), by model.", requestBuckets},
 		{&m.queue, MetricQueueTime, "Time in seconds a request waited for a batch slot, by model.", queueBuckets},
 		{&m.prefill, MetricPrefillTime, "Time in seconds the prompt took (prefill), by model.", requestBuckets},
@@ -144,12 +144,16 @@ func (m *nodeMetrics) finished(model string, ev Event) {
 		m.ttft.WithLabelValues(model).Observe(t.FirstToken.Seconds())
 		m.dec.WithLabelValues(model).Observe(t.Generation.Seconds())
 	}
-	if n := ev.Usage.CompletionTokens - 1; n > 0 && t.Generation > 0 {
-		per := t.Generation.Seconds() / float64(n)
-		h := m.itl.WithLabelValues(model)
-		for range n {
-			h.Observe(per)
-		}
+}
+
+// token records the inter-token latency of ev's token: the real gap since
+// the request's previous token (Event.TokenGap, stamped by the scheduler
+// when it sampled the token), observed as the token streams, so a long
+// generation shows in the histogram while it runs and one slow step shows
+// as one slow gap, not spread over the request's average.
+func (m *nodeMetrics) token(model string, ev Event) {
+	if ev.TokenGap > 0 {
+		m.itl.WithLabelValues(model).Observe(ev.TokenGap.Seconds())
 	}
 }
 

@@ -198,6 +198,9 @@ type job struct {
 	chunk     int // tokens this job feeds in the current step
 
 	submitted, admitted, prompted, first time.Time
+	// last is when the latest generated token (end token excluded) was
+	// sampled: the start of the next token's gap (Event.TokenGap).
+	last time.Time
 }
 
 // Submit queues req; its events arrive on the returned Stream. ctx is the
@@ -588,6 +591,11 @@ func (s *Scheduler) advance(j *job, now time.Time) {
 		s.finish(j, FinishEOS, nil)
 		return
 	}
+	var gap time.Duration
+	if !j.last.IsZero() {
+		gap = now.Sub(j.last)
+	}
+	j.last = now
 	j.generated++
 	j.sampler.Accept(id)
 	j.history = append(j.history, id)
@@ -595,7 +603,7 @@ func (s *Scheduler) advance(j *job, now time.Time) {
 		j.history = append(j.history[:0], j.history[len(j.history)-repetitionWindow:]...)
 	}
 	text, hit := j.stop.Push(j.dec.Add(id))
-	ev := Event{Text: text, TokenIDs: []int{id}}
+	ev := Event{Text: text, TokenIDs: []int{id}, TokenGap: gap}
 	if j.req.Logprobs {
 		ev.Logprobs = []TokenLogprob{{ID: id, Logprob: sampling.Logprob(x, id, logZ), Top: append([]sampling.TokenLogprob(nil), j.top...)}}
 	}

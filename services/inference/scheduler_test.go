@@ -68,6 +68,55 @@ func TestSchedulerGreedyMatchesDirect(t *testing.T) {
 	}
 }
 
+// TestSchedulerTokenGaps checks Event.TokenGap on batched streams: zero on
+// the first token and on events without one, positive on every later
+// token, and over a request the gaps add up to its decode time (first
+// token to end) less the moment between the last token and the end.
+func TestSchedulerTokenGaps(t *testing.T) {
+	m := loadTiny(t, tinyName)
+	s, err := NewScheduler(m, m.Tokenizer(), WithMaxBatch(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var streams []*Stream
+	for _, p := range testPrompts[:4] {
+		st, err := s.Submit(context.Background(), Request{Prompt: promptOf(m, p), MaxTokens: 12})
+		if err != nil {
+			t.Fatal(err)
+		}
+		streams = append(streams, st)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i, st := range streams {
+		var sum time.Duration
+		tokens := 0
+		for {
+			ev, err := st.Recv(ctx)
+			if err != nil {
+				t.Fatalf("%q: recv: %v", testPrompts[i], err)
+			}
+			switch {
+			case len(ev.TokenIDs) == 0 && ev.TokenGap != 0:
+				t.Errorf("%q: got TokenGap %v on an event without tokens, want 0", testPrompts[i], ev.TokenGap)
+			case len(ev.TokenIDs) > 0 && tokens == 0 && ev.TokenGap != 0:
+				t.Errorf("%q: got TokenGap %v on the first token, want 0", testPrompts[i], ev.TokenGap)
+			case len(ev.TokenIDs) > 0 && tokens > 0 && ev.TokenGap <= 0:
+				t.Errorf("%q: token %d: got TokenGap %v, want > 0", testPrompts[i], tokens+1, ev.TokenGap)
+			}
+			tokens += len(ev.TokenIDs)
+			sum += ev.TokenGap
+			if ev.Final {
+				if g := ev.Timings.Generation; sum > g || g-sum > 100*time.Millisecond {
+					t.Errorf("%q: got gaps summing to %v, want the decode time %v less at most 100ms", testPrompts[i], sum, g)
+				}
+				break
+			}
+		}
+	}
+}
+
 // TestSchedulerBatches lines up many requests behind a held Forward call, so
 // that the following steps must batch them, and checks each stream still gets
 // exactly its own greedy continuation.

@@ -224,6 +224,8 @@ func (s *Server) Generate(req *inferencev1.GenerateRequest, stream grpc.ServerSt
 		}
 	}()
 	tok := h.Model.Tokenizer()
+	// By version, not alias: one series per loaded version.
+	version := (&modelv1.ModelRef{Name: h.Ref.GetName(), Version: h.Ref.GetVersion()}).Text()
 	first := true
 	echo := ""
 	if req.GetEcho() {
@@ -247,6 +249,7 @@ func (s *Server) Generate(req *inferencev1.GenerateRequest, stream grpc.ServerSt
 		if ev.Err != nil {
 			return toStatus(ev.Err)
 		}
+		s.metrics.token(version, ev)
 		msg := &inferencev1.GenerateResponse{Text: ev.Text, TokenIds: toU32(ev.TokenIDs), Logprobs: logprobsProto(tok, ev.Logprobs)}
 		if first || ev.Final {
 			msg.Node, msg.Kernel, msg.Model = s.node, s.kernel, h.Ref
@@ -260,8 +263,6 @@ func (s *Server) Generate(req *inferencev1.GenerateRequest, stream grpc.ServerSt
 			msg.Usage = &modelv1.Usage{PromptTokens: uint32(ev.Usage.PromptTokens), CompletionTokens: uint32(ev.Usage.CompletionTokens),
 				TotalTokens: uint32(ev.Usage.PromptTokens + ev.Usage.CompletionTokens)}
 			msg.Timings = timingsProto(ev.Timings)
-			// By version, not alias: one series per loaded version.
-			version := (&modelv1.ModelRef{Name: h.Ref.GetName(), Version: h.Ref.GetVersion()}).Text()
 			s.metrics.finished(version, ev)
 			phaseSpans(ctx, version, time.Now(), ev)
 		}
@@ -292,13 +293,15 @@ func (s *Server) finishAbandoned(h *Handle, out *Stream) {
 	defer h.Release()
 	ctx, cancel := context.WithTimeout(context.Background(), abandonWait)
 	defer cancel()
+	version := (&modelv1.ModelRef{Name: h.Ref.GetName(), Version: h.Ref.GetVersion()}).Text()
 	for {
 		ev, err := out.Recv(ctx)
 		if err != nil {
 			return
 		}
+		s.metrics.token(version, ev)
 		if ev.Final {
-			s.metrics.finished((&modelv1.ModelRef{Name: h.Ref.GetName(), Version: h.Ref.GetVersion()}).Text(), ev)
+			s.metrics.finished(version, ev)
 			return
 		}
 	}

@@ -71,8 +71,12 @@ type Event struct {
 	// Embedding is the result of an embedding request (Request.Embed), in
 	// its only, final event: pooled and normalised as the model prescribes.
 	Embedding []float32
-	Final     bool
-	Finish    FinishReason
+	// TokenGap is the time from the sampling of the request's previous
+	// generated token to that of this event's token (its inter-token
+	// latency); zero for the first token and for events without tokens.
+	TokenGap time.Duration
+	Final    bool
+	Finish   FinishReason
 	// Err is set with FinishCancelled (the context's error) and FinishError.
 	Err     error
 	Usage   Usage
