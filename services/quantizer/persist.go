@@ -1,13 +1,9 @@
 package quantizer
 
 import (
-	"go.uber.org/zap"
-
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/artifact"
@@ -57,23 +53,10 @@ func (q *Quantizer) saveLocked(j *job) error {
 // unfinished ones queued to run again from the start (a job cancelled
 // while running is finished as cancelled).
 func (q *Quantizer) load() error {
-	var loaded []*job
-	err := q.store.Each(func(id string, b []byte) error {
-		j, err := decodeRecord(b, id)
-		if err != nil {
-			// One unreadable record must not keep the service down (a
-			// crash loop at every restart): it stays in the store for an
-			// operator and is left out of the job list.
-			q.opts.Log.Error("job record skipped: cannot decode it", zap.String("job", id), zap.Error(err))
-			return nil
-		}
-		loaded = append(loaded, j)
-		return nil
-	})
+	loaded, err := jobs.Load(q.store, q.opts.Log, decodeRecord, func(j *job) uint64 { return j.seq })
 	if err != nil {
 		return fmt.Errorf("quantizer: %w", err)
 	}
-	slices.SortFunc(loaded, func(a, b *job) int { return cmp.Compare(a.seq, b.seq) })
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, j := range loaded {

@@ -64,19 +64,7 @@ func (t *Trainer) saveLocked(j *job) error {
 // are, unfinished ones queued again (a job cancelled while running is
 // finished as cancelled).
 func (t *Trainer) load() error {
-	var loaded []*job
-	err := t.store.Each(func(id string, b []byte) error {
-		j, err := decodeRecord(b, id)
-		if err != nil {
-			// One unreadable record must not keep the service down (a
-			// crash loop at every restart): it stays in the store for an
-			// operator and is left out of the job list.
-			t.opts.Log.Error("job record skipped: cannot decode it", zap.String("job", id), zap.Error(err))
-			return nil
-		}
-		loaded = append(loaded, j)
-		return nil
-	})
+	loaded, err := jobs.Load(t.store, t.opts.Log, decodeRecord, func(j *job) uint64 { return j.seq })
 	if err != nil {
 		return fmt.Errorf("trainer: %w", err)
 	}

@@ -1,13 +1,17 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
+
+	"go.uber.org/zap"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -101,6 +105,29 @@ func (s *Store) Each(fn func(id string, data []byte) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error { return fn(string(k), v) })
 	})
+}
+
+// Load decodes every record of s with decode, in ID order, and returns
+// the jobs sorted by seq. A record decode rejects (a newer format, a
+// damaged write) is logged and left out, not an error: one unreadable
+// record must not keep a service from starting at every restart, and it
+// stays in the store for an operator.
+func Load[J any](s *Store, log *zap.Logger, decode func(data []byte, id string) (J, error), seq func(J) uint64) ([]J, error) {
+	var loaded []J
+	err := s.Each(func(id string, b []byte) error {
+		j, err := decode(b, id)
+		if err != nil {
+			log.Error("job record skipped: cannot decode it", zap.String("job", id), zap.Error(err))
+			return nil
+		}
+		loaded = append(loaded, j)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(loaded, func(a, b J) int { return cmp.Compare(seq(a), seq(b)) })
+	return loaded, nil
 }
 
 // ErrorKind names an error kind, so that a persisted job's error keeps its

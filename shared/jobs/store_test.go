@@ -9,6 +9,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 func TestStore(t *testing.T) {
@@ -170,5 +172,38 @@ func BenchmarkStorePut(b *testing.B) {
 		if err := s.Put(fmt.Sprintf("qj-%d", i%16), rec); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestLoadSkipsUnreadable: Load returns the records decode accepts, sorted
+// by seq, and leaves the others out (still stored) instead of failing.
+func TestLoadSkipsUnreadable(t *testing.T) {
+	type rec struct{ Seq uint64 }
+	s, err := OpenStore(filepath.Join(t.TempDir(), "jobs.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for id, v := range map[string]any{"a": rec{3}, "b": rec{1}, "bad": "not a record", "c": rec{2}} {
+		if err := s.Put(id, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	decode := func(b []byte, id string) (rec, error) {
+		var r rec
+		if err := json.Unmarshal(b, &r); err != nil {
+			return r, fmt.Errorf("record %s: %w", id, err)
+		}
+		return r, nil
+	}
+	got, err := Load(s, zap.NewNop(), decode, func(r rec) uint64 { return r.Seq })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []rec{{1}, {2}, {3}}; !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if !s.Has("bad") {
+		t.Error("the unreadable record was removed, want it kept for an operator")
 	}
 }
