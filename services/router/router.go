@@ -257,14 +257,14 @@ func (r *Router) pick(ctx context.Context, d demand, tried map[string]bool) (_ *
 		r.rngMu.Lock()
 		s, costs := d.chooseScored(left, r.rng)
 		r.rngMu.Unlock()
-		ids := make([]string, len(left))
-		for i, c := range left {
-			ids[i] = c.id
-			// One attribute per candidate, its score (cost: lower is better).
-			span.SetAttributes(attribute.Float64("bitnet.candidate."+c.id+".score", costs[i]))
+		if span.IsRecording() { // with tracing off, no attribute is built per request
+			attrs := make([]attribute.KeyValue, 0, len(left)+1)
+			for i, c := range left {
+				// One attribute per candidate, its score (cost: lower is better).
+				attrs = append(attrs, attribute.Float64("bitnet.candidate."+c.id+".score", costs[i]))
+			}
+			span.SetAttributes(append(attrs, attribute.String("bitnet.chosen", s.id))...)
 		}
-		span.SetAttributes(attribute.StringSlice("bitnet.candidates", ids), attribute.Float64Slice("bitnet.scores", costs),
-			attribute.String("bitnet.chosen", s.id))
 		if r.table.acquire(s.n) {
 			for _, c := range left {
 				if c.n != s.n {
