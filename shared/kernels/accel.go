@@ -83,8 +83,9 @@ func (e *Engine) resolveAccel(plan Plan) error {
 }
 
 // MatMuls computes MatMul(ys[i], ws[i], a) (MatMulResident when resident)
-// for every i: on an accelerator in one submission, on the CPU one after
-// another.
+// for every i: on an accelerator in one submission, on the CPU's threads in
+// one hand-off (the rows of all matrices split into one set of chunks:
+// one wake-up and one tail instead of one per matrix).
 func (e *Engine) MatMuls(ys [][]float32, ws []*ternary.Matrix, a *Activations, resident bool) error {
 	if len(ys) != len(ws) {
 		return fmt.Errorf("%w: %d outputs for %d matrices", ErrShape, len(ys), len(ws))
@@ -114,6 +115,15 @@ func (e *Engine) MatMuls(ys [][]float32, ws []*ternary.Matrix, a *Activations, r
 			return err
 		}
 	}
+	if e.fusable(ws, a, resident) {
+		for i, w := range ws {
+			if err := e.checkMatMul(ys[i], w, a); err != nil {
+				return err
+			}
+		}
+		e.matMulsFused(ys, ws, a, resident)
+		return nil
+	}
 	for i, w := range ws {
 		if err := e.matMul(ys[i], w, a, resident); err != nil {
 			return err
@@ -122,10 +132,12 @@ func (e *Engine) MatMuls(ys [][]float32, ws []*ternary.Matrix, a *Activations, r
 	return nil
 }
 
-// batch is pooled scratch for MatMuls.
+// batch is pooled scratch for MatMuls: the operands, and for the CPU's
+// fused hand-off each matrix's first chunk and rows per chunk.
 type batch struct {
-	ys [][]float32
-	ws []*ternary.Matrix
+	ys         [][]float32
+	ws         []*ternary.Matrix
+	first, per []int
 }
 
 // Preparer is implemented by accelerators that map a model's weights ahead

@@ -159,6 +159,25 @@ func (e *Engine) Threads() int {
 	return e.threads
 }
 
+// Hold keeps the worker threads polling for work, instead of parking after
+// a short idle spell, until the matching Release: a caller about to issue
+// a run of products with float work between them (a model's forward pass)
+// holds the engine for the run, so that no product waits for a worker to
+// wake. Holds nest and may come from several goroutines; every Hold needs
+// one Release. A nil or one-thread engine ignores both.
+func (e *Engine) Hold() {
+	if e != nil && e.pool != nil && e.threads > 1 {
+		e.pool.holds.Add(1)
+	}
+}
+
+// Release ends one Hold.
+func (e *Engine) Release() {
+	if e != nil && e.pool != nil && e.threads > 1 {
+		e.pool.holds.Add(-1)
+	}
+}
+
 // Close stops the worker threads and waits for them. Calls after Close still
 // work, on the calling goroutine only.
 func (e *Engine) Close() {
@@ -259,6 +278,82 @@ func (e *Engine) matMulCPU(y []float32, w *ternary.Matrix, a *Activations, resid
 		e.bufs.Put(pp)
 	}
 	return nil
+}
+
+// fusable reports whether MatMuls may run ws in one hand-off to the pool:
+// several matrices on a multi-thread engine, all on the CPU with the same
+// variant (one activation layout) and none reading the 1.6-bit layout.
+func (e *Engine) fusable(ws []*ternary.Matrix, a *Activations, resident bool) bool {
+	if e == nil || e.pool == nil || e.threads == 1 || len(ws) < 2 || a == nil || a.N == 0 {
+		return false
+	}
+	c := classOf(a.N, resident)
+	if e.onAcc[c] {
+		return false
+	}
+	var v0 *variant
+	for _, w := range ws {
+		if w == nil {
+			return false
+		}
+		v := e.variantFor(c, w.Rows, w.Cols)
+		if v0 == nil {
+			v0 = v
+		}
+		if v != v0 || (v.tq1 && a.N == 1 && w.Trits != nil) {
+			return false
+		}
+	}
+	return true
+}
+
+// matMulsFused runs checked products that fusable accepted: every matrix
+// is cut into chunks as MatMul would cut it alone, and the pool claims the
+// chunks of all of them in order (one wake-up and one tail for q, k and v).
+func (e *Engine) matMulsFused(ys [][]float32, ws []*ternary.Matrix, a *Activations, resident bool) {
+	v := e.variantFor(classOf(a.N, resident), ws[0].Rows, ws[0].Cols)
+	im := &v.im
+	ap := a
+	var pp *prepared
+	if im.prepare != nil {
+		pp = e.prepared()
+		pp.a = *a
+		pp.a.Q = im.prepare(pp.buf, a)
+		if &pp.a.Q[0] != &a.Q[0] {
+			pp.buf = pp.a.Q
+		}
+		ap = &pp.a
+	}
+	// The workers see copies of the slices (pooled scratch), so that the
+	// caller's, often on its stack, do not escape.
+	b, _ := e.batches.Get().(*batch)
+	if b == nil {
+		b = new(batch)
+	}
+	b.ys, b.ws = append(b.ys[:0], ys...), append(b.ws[:0], ws...)
+	b.first, b.per = b.first[:0], b.per[:0]
+	total := 0
+	for _, w := range ws {
+		chunks, per := e.split(w.Rows, a.N, w.Stride)
+		b.first, b.per = append(b.first, total), append(b.per, per)
+		total += chunks
+	}
+	e.pool.do(total, e.threads-1, func(c int) {
+		i := len(b.ws) - 1
+		for i > 0 && c < b.first[i] {
+			i--
+		}
+		w, per := b.ws[i], b.per[i]
+		r0 := (c - b.first[i]) * per
+		im.matMul(b.ys[i], w, ap, r0, min(r0+per, w.Rows))
+	})
+	clear(b.ys)
+	clear(b.ws)
+	e.batches.Put(b)
+	if pp != nil {
+		pp.a = Activations{Q: pp.a.Q[:0]}
+		e.bufs.Put(pp)
+	}
 }
 
 // prepared is pooled scratch for activations rearranged by impl.prepare, so

@@ -29,6 +29,45 @@ func dotRowsF16(out, q *float32, k *uint16, n, hd, stride int)
 //go:noescape
 func accumRowsF16(out, p *float32, v *uint16, n, hd, stride int)
 
+//go:noescape
+func expSumAVX2(s *float32, n int, m, scale float32) float32
+
+//go:noescape
+func maxAVX2(s *float32, n int) float32
+
+//go:noescape
+func scaleAVX2(s *float32, n int, f float32)
+
+// maxSIMD returns the largest of the longest prefix of s that is a
+// multiple of 8, and its length (0: none).
+func maxSIMD(s []float32) (int, float32) {
+	n := len(s) &^ 7
+	if n == 0 {
+		return 0, 0
+	}
+	return n, maxAVX2(&s[0], n)
+}
+
+// scaleSIMD multiplies the longest prefix of s that is a multiple of 8 by
+// f and returns its length.
+func scaleSIMD(s []float32, f float32) int {
+	n := len(s) &^ 7
+	if n > 0 {
+		scaleAVX2(&s[0], n, f)
+	}
+	return n
+}
+
+// expSumSIMD runs expSumAVX2 over the longest prefix of s that is a
+// multiple of 8 and returns its length and sum.
+func expSumSIMD(s []float32, m, scale float32) (int, float32) {
+	n := len(s) &^ 7
+	if n == 0 {
+		return 0, 0
+	}
+	return n, expSumAVX2(&s[0], n, m, scale)
+}
+
 func dotSIMD(a, b []float32) float32               { return dotAVX2(&a[0], &b[0], len(a)) }
 func axpySIMD(y []float32, a float32, x []float32) { axpyAVX2(&y[0], &x[0], len(y), a) }
 func dotRowsSIMD(out, q, k []float32, stride int) {

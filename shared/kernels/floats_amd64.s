@@ -484,3 +484,143 @@ hstore8:
 haccumdone:
 	VZEROUPPER
 	RET
+
+// func expSumAVX2(s *float32, n int, m, scale float32) float32
+// s[i] = exp((s[i]-m)*scale) for i < n (n a multiple of 8, the arguments at
+// most 0 in softmax) with expf32's float32 algorithm (Cephes expf: n =
+// round(x*log2(e)), r = x - n*ln2 in two parts, a degree-5 polynomial,
+// times 2^n), no FMA, so that every lane equals expf32 bit for bit;
+// returns the sum of the results (eight partial sums, then a tree).
+TEXT ·expSumAVX2(SB), NOSPLIT, $0-28
+	MOVQ         s+0(FP), DI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS m+16(FP), Y15
+	VBROADCASTSS scale+20(FP), Y14
+	MOVL         $0xc2aeac50, AX  // -87.33655
+	MOVL         AX, X13
+	VBROADCASTSS X13, Y13
+	MOVL         $0x3fb8aa3b, AX  // log2(e)
+	MOVL         AX, X12
+	VBROADCASTSS X12, Y12
+	MOVL         $0x3f318000, AX  // C1 = 0.693359375
+	MOVL         AX, X11
+	VBROADCASTSS X11, Y11
+	MOVL         $0xb95e8083, AX  // C2 = -2.12194440e-4
+	MOVL         AX, X10
+	VBROADCASTSS X10, Y10
+	MOVL         $0x3f800000, AX  // 1
+	MOVL         AX, X9
+	VBROADCASTSS X9, Y9
+	VXORPS       Y0, Y0, Y0       // sum
+
+expLoop:
+	TESTQ CX, CX
+	JEQ   expDone
+	VMOVUPS (DI), Y1
+	VSUBPS  Y15, Y1, Y1           // s - m
+	VMULPS  Y14, Y1, Y1           // x = (s - m) * scale
+	VMAXPS  Y13, Y1, Y1           // x >= -87.33654
+	VMULPS  Y12, Y1, Y2
+	VROUNDPS $0, Y2, Y2           // n = round(x*log2e), to nearest even
+	VMULPS  Y11, Y2, Y3
+	VSUBPS  Y3, Y1, Y1            // x - n*C1
+	VMULPS  Y10, Y2, Y3
+	VSUBPS  Y3, Y1, Y1            // r = x - n*C1 - n*C2
+	VMULPS  Y1, Y1, Y4            // r2
+	MOVL         $0x39506967, AX  // 1.9875691500e-4
+	MOVL         AX, X5
+	VBROADCASTSS X5, Y5
+	VMULPS       Y1, Y5, Y5
+	MOVL         $0x3ab743ce, AX  // 1.3981999507e-3
+	MOVL         AX, X6
+	VBROADCASTSS X6, Y6
+	VADDPS       Y6, Y5, Y5
+	VMULPS       Y1, Y5, Y5
+	MOVL         $0x3c088908, AX  // 8.3334519073e-3
+	MOVL         AX, X6
+	VBROADCASTSS X6, Y6
+	VADDPS       Y6, Y5, Y5
+	VMULPS       Y1, Y5, Y5
+	MOVL         $0x3d2aa9c1, AX  // 4.1665795894e-2
+	MOVL         AX, X6
+	VBROADCASTSS X6, Y6
+	VADDPS       Y6, Y5, Y5
+	VMULPS       Y1, Y5, Y5
+	MOVL         $0x3e2aaaaa, AX  // 1.6666665459e-1
+	MOVL         AX, X6
+	VBROADCASTSS X6, Y6
+	VADDPS       Y6, Y5, Y5
+	VMULPS       Y1, Y5, Y5
+	MOVL         $0x3f000000, AX  // 5.0000001201e-1
+	MOVL         AX, X6
+	VBROADCASTSS X6, Y6
+	VADDPS       Y6, Y5, Y5
+	VMULPS       Y4, Y5, Y5       // p * r2
+	VADDPS       Y1, Y5, Y5       // + r
+	VADDPS       Y9, Y5, Y5       // + 1
+	VCVTPS2DQ    Y2, Y2           // n as int32 (exact: an integer)
+	VPSLLD       $23, Y2, Y2
+	VPADDD       Y9, Y2, Y2       // bits of 2^n: (n+127)<<23
+	VMULPS       Y2, Y5, Y5
+	VMOVUPS      Y5, (DI)
+	VADDPS       Y5, Y0, Y0
+	ADDQ         $32, DI
+	SUBQ         $8, CX
+	JMP          expLoop
+
+expDone:
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	MOVSS        X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func maxAVX2(s *float32, n int) float32
+// The largest of s[:n], n a positive multiple of 8 (no NaNs).
+TEXT ·maxAVX2(SB), NOSPLIT, $0-20
+	MOVQ    s+0(FP), DI
+	MOVQ    n+8(FP), CX
+	VMOVUPS (DI), Y0
+	ADDQ    $32, DI
+	SUBQ    $8, CX
+
+maxLoop:
+	TESTQ   CX, CX
+	JEQ     maxDone
+	VMAXPS  (DI), Y0, Y0
+	ADDQ    $32, DI
+	SUBQ    $8, CX
+	JMP     maxLoop
+
+maxDone:
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0x4e, X0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VMAXPS       X1, X0, X0
+	MOVSS        X0, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func scaleAVX2(s *float32, n int, f float32)
+// s[i] *= f for i < n, n a multiple of 8.
+TEXT ·scaleAVX2(SB), NOSPLIT, $0-20
+	MOVQ         s+0(FP), DI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS f+16(FP), Y1
+
+scaleLoop:
+	TESTQ   CX, CX
+	JEQ     scaleDone
+	VMULPS  (DI), Y1, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, DI
+	SUBQ    $8, CX
+	JMP     scaleLoop
+
+scaleDone:
+	VZEROUPPER
+	RET

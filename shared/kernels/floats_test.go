@@ -3,6 +3,7 @@ package kernels
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/half"
@@ -131,5 +132,77 @@ func TestFloatsForGeneric(t *testing.T) {
 	e := newEngine(t, Generic, 1)
 	if e.Floats().SIMD() {
 		t.Error("generic engine's Floats use SIMD")
+	}
+}
+
+// TestExpf32 checks the float32 exponential against math.Exp over the
+// range a softmax feeds it, and its clamp below.
+func TestExpf32(t *testing.T) {
+	worst := 0.0
+	for x := float32(-87); x <= 88; x += 0.00731 {
+		got, want := float64(expf32(x)), math.Exp(float64(x))
+		worst = max(worst, math.Abs(got-want)/want)
+	}
+	if worst > 2e-7 {
+		t.Errorf("expf32: worst relative error %.3g, want under 2e-7", worst)
+	}
+	for _, x := range []float32{-88, -100, float32(math.Inf(-1))} {
+		if got := expf32(x); got > 1.2e-38 || got < 0 {
+			t.Errorf("expf32(%v) = %v, want about 1.18e-38 (the clamp)", x, got)
+		}
+	}
+	if got := expf32(0); got != 1 {
+		t.Errorf("expf32(0) = %v, want 1", got)
+	}
+}
+
+// TestSoftmax checks the SIMD softmax against the Go one, and every SIMD
+// exponential against expf32 bit for bit.
+func TestSoftmax(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{1, 7, 8, 9, 31, 160, 1000} {
+		s := make([]float32, n)
+		for i := range s {
+			s[i] = float32(r.NormFloat64() * 30)
+		}
+		const scale = 0.08838835 // 1/sqrt(128)
+		got, want := append([]float32(nil), s...), append([]float32(nil), s...)
+		simdF.Softmax(got, scale)
+		Floats{}.Softmax(want, scale)
+		if d := maxAbsDiff(got, want); d > 1e-6 {
+			t.Errorf("n=%d: SIMD softmax differs from Go by %.3g, want under 1e-6", n, d)
+		}
+		var sum float64
+		for _, v := range got {
+			sum += float64(v)
+		}
+		if math.Abs(sum-1) > 1e-5 {
+			t.Errorf("n=%d: softmax sums to %v, want 1", n, sum)
+		}
+		e := append([]float32(nil), s...)
+		m := slices.Max(s)
+		k, _ := expSumSIMD(e, m, scale)
+		for i := range k {
+			if w := expf32(float32(float32(s[i]-m) * scale)); e[i] != w {
+				t.Fatalf("n=%d: SIMD exp lane %d = %v, want expf32's %v", n, i, e[i], w)
+			}
+		}
+	}
+}
+
+func BenchmarkSoftmax(b *testing.B) {
+	s := make([]float32, 160)
+	for _, f := range []struct {
+		name string
+		f    Floats
+	}{{"go", Floats{}}, {"simd", simdF}} {
+		b.Run(f.name, func(b *testing.B) {
+			for b.Loop() {
+				for i := range s {
+					s[i] = float32(i % 17)
+				}
+				f.f.Softmax(s, 0.088)
+			}
+		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
@@ -389,4 +390,76 @@ func firstDiffInt8(got, want []int8) (int, bool) {
 		}
 	}
 	return 0, true
+}
+
+// TestMatMulsMatchGeneric checks MatMuls (one hand-off to the pool for
+// several matrices) for every variant at 1..4 threads, bit for bit against
+// generic MatMul of each matrix, small matrices among large ones included.
+func TestMatMulsMatchGeneric(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	gen := newEngine(t, Generic, 1)
+	engines := variantEngines(t)
+	for _, c := range []struct {
+		rows []int
+		cols int
+	}{{[]int{5}, 300}, {[]int{640, 40, 40}, 512}, {[]int{1000, 1000}, 1024}, {[]int{33, 7, 200}, 2560}} {
+		var ws []*ternary.Matrix
+		for _, r := range c.rows {
+			ws = append(ws, randTernary(t, rng, r, c.cols, ""))
+		}
+		for _, n := range []int{1, 3, 8} {
+			a := randActivations(t, rng, n, c.cols, "")
+			var want [][]float32
+			for _, w := range ws {
+				y := make([]float32, n*w.Rows)
+				if err := gen.MatMul(y, w, a); err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, y)
+			}
+			for _, e := range engines {
+				got := make([][]float32, len(ws))
+				for i, w := range ws {
+					got[i] = make([]float32, n*w.Rows)
+				}
+				if err := e.MatMuls(got, ws, a, false); err != nil {
+					t.Fatal(err)
+				}
+				for i := range ws {
+					if k, ok := firstDiff(got[i], want[i]); !ok {
+						t.Fatalf("%s/%d threads, matrix %d of %v x %d, n=%d: y[%d] got %v, want %v",
+							e.Variant(GEMVMemory), e.Threads(), i, c.rows, c.cols, n, k, got[i][k], want[i][k])
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestHoldThenClose checks that Close returns while the engine is still
+// held (the held workers poll for work and for the close).
+func TestHoldThenClose(t *testing.T) {
+	e, err := New(WithThreads(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Hold()
+	e.Hold()
+	rng := rand.New(rand.NewPCG(3, 3))
+	w, a := randTernary(t, rng, 256, 3000, ""), randActivations(t, rng, 1, 3000, "")
+	y := make([]float32, 256)
+	if err := e.MatMuls([][]float32{y}, []*ternary.Matrix{w}, a, false); err != nil {
+		t.Fatal(err)
+	}
+	e.Release()
+	done := make(chan struct{})
+	go func() { e.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close of a held engine did not return in 10 s")
+	}
+	var nilEng *Engine
+	nilEng.Hold()
+	nilEng.Release()
 }

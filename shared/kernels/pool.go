@@ -9,7 +9,11 @@ import (
 
 // spinTime is how long an idle worker polls for the next task before it
 // parks: a model calls the engine in quick succession, and waking a parked
-// goroutine costs tens of microseconds, as much as a small product.
+// goroutine costs tens of microseconds, as much as a small product. While
+// the pool is held (Engine.Hold: a model's forward pass) workers poll
+// without a deadline, because the gaps between its products (attention,
+// norms) can pass spinTime and a parked worker comes back late: on a
+// two-thread decode step that cost 10-20% of the step.
 const spinTime = 50 * time.Microsecond
 
 // pool is a fixed set of worker goroutines owned by an Engine. A call splits
@@ -21,6 +25,7 @@ type pool struct {
 	quit  chan struct{}
 	wg    sync.WaitGroup
 	once  sync.Once
+	holds atomic.Int32 // Engine.Hold calls not yet released
 }
 
 // task is one call's work: chunks [0, n) of fn.
@@ -58,17 +63,20 @@ func (p *pool) worker() {
 	}
 }
 
-// poll returns the next task if one arrives within spinTime, else nil.
+// poll returns the next task if one arrives within spinTime, or while the
+// pool is held, else nil.
 func (p *pool) poll() *task {
 	deadline := time.Now().Add(spinTime)
 	for i := 1; ; i++ {
 		select {
 		case t := <-p.tasks:
 			return t
+		case <-p.quit:
+			return nil
 		default:
 		}
 		if i%32 == 0 {
-			if time.Now().After(deadline) {
+			if p.holds.Load() <= 0 && time.Now().After(deadline) {
 				return nil
 			}
 			runtime.Gosched()
@@ -111,11 +119,29 @@ func (p *pool) do(n, helpers int, fn func(chunk int)) {
 		}
 	}
 	t.run()
-	// The last chunks are running on workers: spin briefly, then park.
-	for i := 0; i < 4096 && t.left.Load() > 0; i++ {
-		if i%64 == 63 {
-			runtime.Gosched()
+	p.wait(t)
+}
+
+// wait returns when every chunk of t is done. The last chunks are running
+// on workers: the caller polls for them (while the pool is held, until
+// they are done; else for spinTime) before it parks, because a parked
+// caller wakes tens of microseconds after the last worker finishes, and a
+// two-thread decode step waits like that at each of its ~200 products.
+func (p *pool) wait(t *task) {
+	var deadline time.Time
+	for i := 1; t.left.Load() > 0; i++ {
+		if i%64 != 0 {
+			continue
 		}
+		if p.holds.Load() <= 0 {
+			now := time.Now()
+			if deadline.IsZero() {
+				deadline = now.Add(spinTime)
+			} else if now.After(deadline) {
+				break
+			}
+		}
+		runtime.Gosched()
 	}
 	t.done.Wait()
 }

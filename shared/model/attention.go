@@ -5,7 +5,7 @@ package model
 // holds fp16). Large calls spread (token, head) pairs over the engine's pool.
 func (m *Model) attention(li int, steps []Step, n int) {
 	c, sc := m.cfg, &m.scratch
-	kvd := c.KVDim()
+	kvd, hd := c.KVDim(), c.HeadDim
 	if cap(sc.kvs) < len(steps) {
 		sc.kvs = make([]kvView, len(steps))
 	}
@@ -17,19 +17,24 @@ func (m *Model) attention(li int, steps []Step, n int) {
 		work += len(steps[si].Tokens) * (s.n + len(steps[si].Tokens)/2 + 1)
 		v := &sc.kvs[si]
 		v.k16, v.v16 = nil, nil
+		v.head = s.cap * hd
 		if s.k16 == nil {
-			v.k, v.v = s.k[li][:end*kvd], s.v[li][:end*kvd]
+			v.k, v.v = s.k[li], s.v[li]
 			continue
 		}
-		if m.fl.HalfRows(c.HeadDim) { // read fp16 in place: no O(context) widening per layer
+		if m.fl.HalfRows(hd) { // read fp16 in place: no O(context) widening per layer
 			v.k, v.v = nil, nil
-			v.k16, v.v16 = s.k16[li][:end*kvd], s.v16[li][:end*kvd]
+			v.k16, v.v16 = s.k16[li], s.v16[li]
 			continue
 		}
+		// Widen each head's first end positions, packed head after head.
 		v.kbuf, v.vbuf = grow(v.kbuf, end*kvd), grow(v.vbuf, end*kvd)
-		m.fl.Widen(v.kbuf, s.k16[li][:end*kvd])
-		m.fl.Widen(v.vbuf, s.v16[li][:end*kvd])
-		v.k, v.v = v.kbuf, v.vbuf
+		for g := range c.NumKVHeads {
+			src, dst := g*v.head, g*end*hd
+			m.fl.Widen(v.kbuf[dst:dst+end*hd], s.k16[li][src:src+end*hd])
+			m.fl.Widen(v.vbuf[dst:dst+end*hd], s.v16[li][src:src+end*hd])
+		}
+		v.k, v.v, v.head = v.kbuf, v.vbuf, end*hd
 	}
 	units := n * c.NumHeads
 	threads := 1
@@ -52,11 +57,13 @@ func (m *Model) attention(li int, steps []Step, n int) {
 	})
 }
 
-// kvView is one step's keys and values of the current layer: float32 (k, v;
-// widened into kbuf, vbuf from an fp16 cache) or fp16 read in place (k16, v16).
+// kvView is one step's keys and values of the current layer, head-major
+// (KV head g's positions start at g*head): float32 (k, v; widened into
+// kbuf, vbuf from an fp16 cache) or fp16 read in place (k16, v16).
 type kvView struct {
 	k, v, kbuf, vbuf []float32
 	k16, v16         []uint16
+	head             int
 }
 
 // attendUnits runs units w, w+stride, ... where unit u is head u%NumHeads of
@@ -64,7 +71,7 @@ type kvView struct {
 // last SlidingWindow positions on sliding layers).
 func (m *Model) attendUnits(w, stride, units int) {
 	c, sc := m.cfg, &m.scratch
-	hd, qd, kvd := c.HeadDim, c.QDim(), c.KVDim()
+	hd, qd := c.HeadDim, c.QDim()
 	group := c.NumHeads / c.NumKVHeads
 	scale := c.AttnScale()
 	window := 0
@@ -81,21 +88,18 @@ func (m *Model) attendUnits(w, stride, units int) {
 		}
 		sc.scores[w] = grow(sc.scores[w], n-first)
 		scores := sc.scores[w]
-		off := first*kvd + (h/group)*hd
+		off := (h/group)*kv.head + first*hd
 		q := sc.q[t*qd+h*hd : t*qd+(h+1)*hd]
 		if kv.k16 != nil {
-			m.fl.DotRowsHalf(scores, q, kv.k16[off:], kvd)
+			m.fl.DotRowsHalf(scores, q, kv.k16[off:], hd)
 		} else {
-			m.fl.DotRows(scores, q, kv.k[off:], kvd)
+			m.fl.DotRows(scores, q, kv.k[off:], hd)
 		}
-		for j := range scores {
-			scores[j] *= scale
-		}
-		softmax(scores)
+		m.fl.Softmax(scores, scale)
 		if out := sc.att[t*qd+h*hd : t*qd+(h+1)*hd]; kv.v16 != nil {
-			m.fl.AccumRowsHalf(out, scores, kv.v16[off:], kvd)
+			m.fl.AccumRowsHalf(out, scores, kv.v16[off:], hd)
 		} else {
-			m.fl.AccumRows(out, scores, kv.v[off:], kvd)
+			m.fl.AccumRows(out, scores, kv.v[off:], hd)
 		}
 	}
 }

@@ -73,6 +73,10 @@ func (m *Model) Forward(ctx context.Context, steps []Step) error {
 	if m.eng == nil {
 		return errors.New("model: forward on a closed model")
 	}
+	// Workers poll through the gaps between products (attention, norms)
+	// instead of parking in them.
+	m.eng.Hold()
+	defer m.eng.Release()
 	c := m.cfg
 	sc := &m.scratch
 	sc.resize(total, c)
@@ -191,7 +195,8 @@ func (m *Model) projLinears(x []float32, n int, lins []int, ys [][]float32) erro
 		w := *all[i]
 		sc.lin, sc.src = i, x
 		m.forTokens(n, w.Cols, opProjNorm)
-		if err := m.bitLinear(sc.pn[:n*w.Cols], n, []*ternary.Matrix{w}, ys[j:j+1]); err != nil {
+		sc.ws = append(sc.ws[:0], w)
+		if err := m.bitLinear(sc.pn[:n*w.Cols], n, sc.ws, ys[j:j+1]); err != nil {
 			return err
 		}
 	}

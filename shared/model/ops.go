@@ -2,24 +2,6 @@ package model
 
 import "math"
 
-// softmax replaces s by its softmax, subtracting the maximum first.
-func softmax(s []float32) {
-	m := float32(math.Inf(-1))
-	for _, v := range s {
-		m = max(m, v)
-	}
-	var sum float32
-	for i, v := range s {
-		e := float32(math.Exp(float64(v - m)))
-		s[i] = e
-		sum += e
-	}
-	inv := 1 / sum
-	for i := range s {
-		s[i] *= inv
-	}
-}
-
 // relu2Mul writes relu(gate)^2 * up into gate.
 func relu2Mul(gate, up []float32) {
 	up = up[:len(gate)]
