@@ -168,6 +168,37 @@ func (f Floats) Widen(dst []float32, src []uint16) {
 	}
 }
 
+// Narrow converts src to IEEE half into dst (len(dst) >= len(src)),
+// rounding to nearest even as half.ToFloat16 does (F16C where the path has
+// it: the fp16 KV cache's stores).
+func (f Floats) Narrow(dst []uint16, src []float32) {
+	dst = dst[:len(src)]
+	n := 0
+	if f.f16c {
+		n = narrowSIMD(dst, src)
+	}
+	for i, v := range src[n:] {
+		dst[n+i] = half.ToFloat16(v)
+	}
+}
+
+// ReLU2Mul sets g[i] = relu(g[i])^2 * u[i] (len(u) >= len(g)): the FFN
+// activation of BitNet b1.58. Every path rounds alike (the SIMD loop
+// differs only on NaN gates, which it treats as 0).
+func (f Floats) ReLU2Mul(g, u []float32) {
+	u = u[:len(g)]
+	n := 0
+	if f.fma {
+		n = relu2MulSIMD(g, u)
+	}
+	for i := n; i < len(g); i++ {
+		v := g[i]
+		// Branch-free: the sign of v is random, a branch mispredicts half the time.
+		v = math.Float32frombits(math.Float32bits(v) & ^uint32(int32(math.Float32bits(v))>>31))
+		g[i] = float32(v*v) * u[i]
+	}
+}
+
 // HalfRows reports whether DotRowsHalf and AccumRowsHalf read an fp16 KV
 // cache in place for head size hd; elsewhere attention widens it first.
 func (f Floats) HalfRows(hd int) bool { return f.fma && f.f16c && hd > 0 && hd%8 == 0 }
@@ -202,8 +233,12 @@ func (f Floats) RMSNorm(dst, x, w []float32, eps float32) {
 		xr, dr := x[r:r+n], dst[r:r+n]
 		variance := f.Dot(xr, xr) / float32(n)
 		inv := float32(1 / math.Sqrt(float64(variance+eps)))
-		for i, v := range xr {
-			dr[i] = w[i] * float32(v*inv)
+		i := 0
+		if f.fma {
+			i = normScaleSIMD(dr, xr, w, inv)
+		}
+		for ; i < n; i++ {
+			dr[i] = w[i] * float32(xr[i]*inv)
 		}
 	}
 }

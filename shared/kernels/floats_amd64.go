@@ -58,6 +58,45 @@ func scaleSIMD(s []float32, f float32) int {
 	return n
 }
 
+//go:noescape
+func f32ToF16F16C(dst *uint16, src *float32, n int)
+
+//go:noescape
+func normScaleAVX2(dst, x, w *float32, n int, inv float32)
+
+//go:noescape
+func relu2MulAVX2(gate, up *float32, n int)
+
+// narrowSIMD converts the longest prefix of src that is a multiple of 8 to
+// half and returns its length.
+func narrowSIMD(dst []uint16, src []float32) int {
+	n := len(src) &^ 7
+	if n > 0 {
+		f32ToF16F16C(&dst[0], &src[0], n)
+	}
+	return n
+}
+
+// normScaleSIMD sets dst[i] = w[i]*(x[i]*inv) over the longest prefix of
+// x that is a multiple of 8 and returns its length.
+func normScaleSIMD(dst, x, w []float32, inv float32) int {
+	n := len(x) &^ 7
+	if n > 0 {
+		normScaleAVX2(&dst[0], &x[0], &w[0], n, inv)
+	}
+	return n
+}
+
+// relu2MulSIMD runs relu2MulAVX2 over the longest prefix of g that is a
+// multiple of 8 and returns its length.
+func relu2MulSIMD(g, u []float32) int {
+	n := len(g) &^ 7
+	if n > 0 {
+		relu2MulAVX2(&g[0], &u[0], n)
+	}
+	return n
+}
+
 // expSumSIMD runs expSumAVX2 over the longest prefix of s that is a
 // multiple of 8 and returns its length and sum.
 func expSumSIMD(s []float32, m, scale float32) (int, float32) {

@@ -624,3 +624,77 @@ scaleLoop:
 scaleDone:
 	VZEROUPPER
 	RET
+
+// func f32ToF16F16C(dst *uint16, src *float32, n int)
+// dst[i] = src[i] in IEEE half, rounded to nearest even (VCVTPS2PH $0: the
+// rounding of half.ToFloat16); n a multiple of 8.
+TEXT ·f32ToF16F16C(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+
+narrowLoop:
+	TESTQ     CX, CX
+	JEQ       narrowDone
+	VMOVUPS   (SI), Y0
+	VCVTPS2PH $0, Y0, (DI)
+	ADDQ      $32, SI
+	ADDQ      $16, DI
+	SUBQ      $8, CX
+	JMP       narrowLoop
+
+narrowDone:
+	VZEROUPPER
+	RET
+
+// func normScaleAVX2(dst, x, w *float32, n int, inv float32)
+// dst[i] = w[i] * (x[i]*inv), the two products rounded as Go rounds them;
+// n a multiple of 8.
+TEXT ·normScaleAVX2(SB), NOSPLIT, $0-36
+	MOVQ         dst+0(FP), DI
+	MOVQ         x+8(FP), SI
+	MOVQ         w+16(FP), DX
+	MOVQ         n+24(FP), CX
+	VBROADCASTSS inv+32(FP), Y15
+
+normLoop:
+	TESTQ   CX, CX
+	JEQ     normDone
+	VMULPS  (SI), Y15, Y0
+	VMULPS  (DX), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DX
+	ADDQ    $32, DI
+	SUBQ    $8, CX
+	JMP     normLoop
+
+normDone:
+	VZEROUPPER
+	RET
+
+// func relu2MulAVX2(gate, up *float32, n int)
+// gate[i] = max(gate[i], 0)^2 * up[i] (ReLU squared times the up projection), the
+// products rounded as Go rounds them; n a multiple of 8.
+TEXT ·relu2MulAVX2(SB), NOSPLIT, $0-24
+	MOVQ   gate+0(FP), DI
+	MOVQ   up+8(FP), SI
+	MOVQ   n+16(FP), CX
+	VXORPS Y15, Y15, Y15
+
+reluLoop:
+	TESTQ   CX, CX
+	JEQ     reluDone
+	VMOVUPS (DI), Y0
+	VMAXPS  Y15, Y0, Y0
+	VMULPS  Y0, Y0, Y0
+	VMULPS  (SI), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DI
+	SUBQ    $8, CX
+	JMP     reluLoop
+
+reluDone:
+	VZEROUPPER
+	RET

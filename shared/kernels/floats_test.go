@@ -206,3 +206,77 @@ func BenchmarkSoftmax(b *testing.B) {
 		})
 	}
 }
+
+// TestNarrow checks the F16C conversion against half.ToFloat16 bit for bit:
+// normal, subnormal, overflowing, infinite, NaN and signed-zero inputs.
+func TestNarrow(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	src := []float32{0, float32(math.Copysign(0, -1)), 1, -1, 65504, 65520, 1e9, -1e9, 6e-8, 3e-8, 1e-40,
+		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 0.333333, 2049, 2051}
+	for range 4000 {
+		src = append(src, float32(r.NormFloat64()*math.Pow(2, float64(r.IntN(40)-25))))
+	}
+	for range 3 { // a tail after the SIMD prefix
+		src = append(src, float32(r.NormFloat64()))
+	}
+	got := make([]uint16, len(src))
+	simdF.Narrow(got, src)
+	for i, v := range src {
+		if want := half.ToFloat16(v); got[i] != want {
+			t.Fatalf("Narrow(%g) = %#04x, want %#04x", v, got[i], want)
+		}
+	}
+}
+
+// TestReLU2Mul checks the SIMD activation against the Go loop bit for bit,
+// and the Go loop against its definition.
+func TestReLU2Mul(t *testing.T) {
+	gate := []float32{-2, float32(math.Copysign(0, -1)), 0, 0.5, 3, float32(math.Inf(-1))}
+	up := []float32{1, 1, 1, 2, -1, 1}
+	want := []float32{0, 0, 0, 0.5, -9, 0}
+	for _, f := range []Floats{{}, simdF} {
+		g := append([]float32(nil), gate...)
+		f.ReLU2Mul(g, up)
+		for i := range want {
+			if g[i] != want[i] {
+				t.Errorf("SIMD %t: element %d: got %g, want %g", f.SIMD(), i, g[i], want[i])
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, n := range []int{1, 8, 13, 6912} {
+		g, u := make([]float32, n), make([]float32, n)
+		for i := range g {
+			g[i], u[i] = float32(r.NormFloat64()), float32(r.NormFloat64())
+		}
+		a, b := append([]float32(nil), g...), append([]float32(nil), g...)
+		Floats{}.ReLU2Mul(a, u)
+		simdF.ReLU2Mul(b, u)
+		if i, ok := firstDiff(b, a); !ok {
+			t.Fatalf("n=%d: SIMD element %d = %g, Go %g", n, i, b[i], a[i])
+		}
+	}
+}
+
+// TestRMSNorm checks the SIMD RMSNorm against the Go one (their sums of
+// squares differ in order, so to rounding) over rows with tails.
+func TestRMSNorm(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, n := range []int{1, 8, 13, 2560, 6913} {
+		x, w := make([]float32, 3*n), make([]float32, n)
+		for i := range x {
+			x[i] = float32(r.NormFloat64() * 3)
+		}
+		for i := range w {
+			w[i] = float32(1 + r.NormFloat64()*0.2)
+		}
+		a, b := make([]float32, len(x)), make([]float32, len(x))
+		Floats{}.RMSNorm(a, x, w, 1e-5)
+		simdF.RMSNorm(b, x, w, 1e-5)
+		for i := range a {
+			if d := math.Abs(float64(a[i] - b[i])); d > 1e-5*math.Abs(float64(a[i]))+1e-6 {
+				t.Fatalf("n=%d element %d: SIMD %g, Go %g", n, i, b[i], a[i])
+			}
+		}
+	}
+}

@@ -318,7 +318,7 @@ func opActSubNorm(m *Model, lo, hi int) {
 	case ActGELUTanh:
 		geluTanhMul(g, u)
 	default:
-		relu2Mul(g, u)
+		m.fl.ReLU2Mul(g, u)
 	}
 	if sn := sc.layer.FFNSubNorm; sn != nil {
 		m.fl.RMSNorm(g, g, sn, m.cfg.RMSNormEps)

@@ -2,16 +2,6 @@ package model
 
 import "math"
 
-// relu2Mul writes relu(gate)^2 * up into gate.
-func relu2Mul(gate, up []float32) {
-	up = up[:len(gate)]
-	for i, g := range gate {
-		// Branch-free: the sign of g is random, a branch mispredicts half the time.
-		g = math.Float32frombits(math.Float32bits(g) & ^uint32(int32(math.Float32bits(g))>>31))
-		gate[i] = float32(g*g) * up[i]
-	}
-}
-
 // addTo adds x to y.
 func addTo(y, x []float32) {
 	x = x[:len(y)]

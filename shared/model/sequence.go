@@ -1,10 +1,6 @@
 package model
 
-import (
-	"fmt"
-
-	"github.com/bitnet-mesh/bitnet-mesh/shared/half"
-)
+import "fmt"
 
 // kvChunk is the KV cache growth unit in positions.
 const kvChunk = 256
@@ -124,11 +120,8 @@ func (s *Sequence) store(l, pos int, k, v []float32) {
 		off := (g*s.cap + pos) * hd
 		kh, vh := k[g*hd:(g+1)*hd], v[g*hd:(g+1)*hd]
 		if s.k16 != nil {
-			kd, vd := s.k16[l][off:off+hd], s.v16[l][off:off+hd]
-			for i := range kh {
-				kd[i] = half.ToFloat16(kh[i])
-				vd[i] = half.ToFloat16(vh[i])
-			}
+			s.m.fl.Narrow(s.k16[l][off:off+hd], kh)
+			s.m.fl.Narrow(s.v16[l][off:off+hd], vh)
 			continue
 		}
 		copy(s.k[l][off:off+hd], kh)
