@@ -327,12 +327,38 @@ TEXT ·dotRowsF16(SB), NOSPLIT, $0-48
 h4rows:
 	CMPQ   CX, $4
 	JL     h1rows
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	XORQ   R10, R10        // q offset
-	MOVQ   DX, R12         // k of row 0 at this offset
+	// Prefetch the first 256 bytes of the rows 16 ahead: a cold fp16
+	// cache (a decode step's KV, evicted by the weight stream since the
+	// last token) otherwise waits on DRAM for every row (prefetches past
+	// the end are harmless).
+	MOVQ       R9, R14
+	SHLQ       $4, R14
+	ADDQ       DX, R14
+	PREFETCHT0 (R14)
+	PREFETCHT0 64(R14)
+	PREFETCHT0 128(R14)
+	PREFETCHT0 192(R14)
+	ADDQ       R9, R14
+	PREFETCHT0 (R14)
+	PREFETCHT0 64(R14)
+	PREFETCHT0 128(R14)
+	PREFETCHT0 192(R14)
+	ADDQ       R9, R14
+	PREFETCHT0 (R14)
+	PREFETCHT0 64(R14)
+	PREFETCHT0 128(R14)
+	PREFETCHT0 192(R14)
+	ADDQ       R9, R14
+	PREFETCHT0 (R14)
+	PREFETCHT0 64(R14)
+	PREFETCHT0 128(R14)
+	PREFETCHT0 192(R14)
+	VXORPS     Y0, Y0, Y0
+	VXORPS     Y1, Y1, Y1
+	VXORPS     Y2, Y2, Y2
+	VXORPS     Y3, Y3, Y3
+	XORQ       R10, R10    // q offset
+	MOVQ       DX, R12     // k of row 0 at this offset
 
 h4inner:
 	VMOVUPS     (SI)(R10*1), Y4
@@ -419,6 +445,8 @@ hblock64:
 hrows64:
 	TESTQ        R12, R12
 	JEQ          hstore64
+	PREFETCHT0   (R11)(R9*8)   // this block of the row 8 ahead (see dotRowsF16)
+	PREFETCHT0   64(R11)(R9*8)
 	VBROADCASTSS (R10), Y8
 	VCVTPH2PS    (R11), Y9
 	VCVTPH2PS    16(R11), Y10
