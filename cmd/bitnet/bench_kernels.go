@@ -16,6 +16,7 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/metal"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/mmap"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
 
@@ -210,7 +211,7 @@ func benchVariantsRun(ctx context.Context, asJSON, quick bool, threads, rounds i
 
 func benchKernels(ctx context.Context, cfg benchKernelConfig, log io.Writer) (*benchKernelReport, error) {
 	rep := &benchKernelReport{BandwidthGBps: map[string]float64{}}
-	buf := make([]byte, cfg.probeSize)
+	buf := mmap.HugeBytes(cfg.probeSize) // huge pages, as the weights are
 	for i := range buf {
 		buf[i] = byte(i)
 	}
@@ -267,10 +268,10 @@ func benchKernels(ctx context.Context, cfg benchKernelConfig, log io.Writer) (*b
 		if err != nil {
 			return nil, fmt.Errorf("bench kernels: shape %dx%d: %w", rows, cols, err)
 		}
-		cold := []*ternary.Matrix{w}
-		for len(cold)*len(w.Codes) < cfg.coldBytes {
+		var cold []*ternary.Matrix // on huge pages, as a model's weights are
+		for len(cold) == 0 || len(cold)*len(w.Codes) < cfg.coldBytes {
 			c := *w
-			c.Codes = append([]byte(nil), w.Codes...)
+			c.Codes = hugeClone(w.Codes)
 			cold = append(cold, &c)
 		}
 		for _, n := range cfg.ns {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/mmap"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
 
@@ -79,11 +80,12 @@ func benchVariants(ctx context.Context, cfg sweepConfig, w, log io.Writer) ([]va
 		if err := w0.PackTrits(); err != nil {
 			return nil, err
 		}
-		cold := []*ternary.Matrix{w0}
-		for len(cold)*len(w0.Codes) < cfg.coldBytes {
+		// Cold copies on huge pages, as a model's weights are.
+		var cold []*ternary.Matrix
+		for len(cold) == 0 || len(cold)*len(w0.Codes) < cfg.coldBytes {
 			c := *w0
-			c.Codes = slices.Clone(w0.Codes)
-			c.Trits = slices.Clone(w0.Trits)
+			c.Codes = hugeClone(w0.Codes)
+			c.Trits = hugeClone(w0.Trits)
 			cold = append(cold, &c)
 		}
 		a, err := sweepActivations(rng, cols)
@@ -139,7 +141,8 @@ func benchVariants(ctx context.Context, cfg sweepConfig, w, log io.Writer) ([]va
 func sweepHead(ctx context.Context, cfg sweepConfig, rng *rand.Rand, w, log io.Writer) ([]variantResult, error) {
 	rows, cols := cfg.head[0], cfg.head[1]
 	h8 := &kernels.Int8Matrix{Rows: rows, Cols: cols, Stride: ternary.PaddedCols(cols), Scales: make([]float32, rows)}
-	h8.Data = make([]int8, rows*h8.Stride)
+	raw := mmap.HugeBytes(rows * h8.Stride) // huge pages, as a model's head is
+	h8.Data = unsafe.Slice((*int8)(unsafe.Pointer(unsafe.SliceData(raw))), len(raw))
 	for i := range h8.Data {
 		if i%h8.Stride < cols {
 			h8.Data[i] = int8(rng.IntN(127) - 63)
@@ -152,6 +155,7 @@ func sweepHead(ctx context.Context, cfg sweepConfig, rng *rand.Rand, w, log io.W
 	if err != nil {
 		return nil, err
 	}
+	hp.Data = mmap.HugeBytes(len(hp.Data))
 	for i := range hp.Data {
 		hp.Data[i] = byte(rng.Uint32())
 	}
@@ -335,4 +339,11 @@ func loadAverage() float64 {
 	}
 	x, _ := strconv.ParseFloat(f[0], 64)
 	return x
+}
+
+// hugeClone returns a copy of b on huge pages (mmap.HugeBytes).
+func hugeClone(b []byte) []byte {
+	c := mmap.HugeBytes(len(b))
+	copy(c, b)
+	return c
 }

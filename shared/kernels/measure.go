@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"time"
-	"unsafe"
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/mmap"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
@@ -160,13 +159,13 @@ func Measure(ctx context.Context, cfg MeasureConfig) ([]Timing, error) {
 	// pages (one row at a time) streamed 24% slower than four rows side by
 	// side from the model's huge pages, so a plan measured on 4 KiB pages
 	// picked the slower variant for decode.
-	pool := hugeBuffer(maxBytes)
+	pool := mmap.HugeBytes(maxBytes)
 	for i := range pool {
 		v := rng.IntN(81)
 		pool[i] = byte(v%3 | v/3%3<<2 | v/9%3<<4 | v/27<<6)
 	}
 	// 1.6-bit rows for the -tq1 variants (any bytes time alike).
-	tpool := hugeBuffer(len(pool))
+	tpool := mmap.HugeBytes(len(pool))
 	for i := range tpool {
 		tpool[i] = byte(rng.IntN(256))
 	}
@@ -415,14 +414,3 @@ func VariantPlan(v Variant) Plan {
 	return p
 }
 
-// hugeBuffer returns n bytes whose 2 MiB-aligned interior is marked for
-// transparent huge pages before anything touches it, so that its pages
-// fault in huge where the kernel has them.
-func hugeBuffer(n int) []byte {
-	const huge = 2 << 20
-	buf := make([]byte, n+huge)
-	off := int(-uintptr(unsafe.Pointer(unsafe.SliceData(buf))) & (huge - 1))
-	b := buf[off : off+n : off+n]
-	mmap.Advise(b)
-	return b
-}
