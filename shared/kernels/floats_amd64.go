@@ -59,6 +59,19 @@ func scaleSIMD(s []float32, f float32) int {
 }
 
 //go:noescape
+func dotRowsGroupF16(out, q *float32, k *uint16, n, hd, stride, ostride int)
+
+//go:noescape
+func accumRowsGroupF16(out, p *float32, v *uint16, n, hd, stride, pstride int)
+
+func dotRowsHalf4SIMD(out, q []float32, k []uint16, n, hd, stride int) {
+	dotRowsGroupF16(&out[0], &q[0], &k[0], n, hd, stride, n)
+}
+func accumRowsHalf4SIMD(out, p []float32, v []uint16, n, hd, stride int) {
+	accumRowsGroupF16(&out[0], &p[0], &v[0], n, hd, stride, n)
+}
+
+//go:noescape
 func f32ToF16F16C(dst *uint16, src *float32, n int)
 
 //go:noescape

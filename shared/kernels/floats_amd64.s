@@ -726,3 +726,144 @@ reluLoop:
 reluDone:
 	VZEROUPPER
 	RET
+
+// func dotRowsGroupF16(out, q *float32, k *uint16, n, hd, stride, ostride int)
+// out[h*ostride+j] = dot(q[h*hd:][:hd], k[j*stride:][:hd]) for the four
+// query heads h < 4 that share one KV head (grouped-query attention) and
+// j < n; hd > 0, hd%8 == 0. Each row of k is widened once for the four
+// heads (dotRowsF16 widens it once per head); a head's sum runs in the
+// same order and reduces as dotRowsF16's four-row blocks do.
+TEXT ·dotRowsGroupF16(SB), NOSPLIT, $0-56
+	MOVQ out+0(FP), DI
+	MOVQ q+8(FP), SI
+	MOVQ k+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ hd+32(FP), R11
+	MOVQ stride+40(FP), R9
+	MOVQ ostride+48(FP), R8
+	SHLQ $1, R9             // row stride in bytes
+	SHLQ $2, R11            // q head in bytes
+	SHLQ $2, R8             // out head stride in bytes
+	LEAQ (SI)(R11*1), BX    // q of head 1
+	LEAQ (BX)(R11*1), R13   // head 2
+	LEAQ (R13)(R11*1), R15  // head 3
+	LEAQ (R8)(R8*2), AX     // 3 out heads in bytes
+
+grow:
+	TESTQ      CX, CX
+	JEQ        gdone
+	PREFETCHT0 (DX)(R9*8)   // the row 8 ahead (see dotRowsF16)
+	PREFETCHT0 64(DX)(R9*8)
+	PREFETCHT0 128(DX)(R9*8)
+	PREFETCHT0 192(DX)(R9*8)
+	VXORPS     Y0, Y0, Y0
+	VXORPS     Y1, Y1, Y1
+	VXORPS     Y2, Y2, Y2
+	VXORPS     Y3, Y3, Y3
+	XORQ       R10, R10     // q offset
+	MOVQ       DX, R12      // k at this offset
+
+ginner:
+	VCVTPH2PS   (R12), Y4
+	VFMADD231PS (SI)(R10*1), Y4, Y0
+	VFMADD231PS (BX)(R10*1), Y4, Y1
+	VFMADD231PS (R13)(R10*1), Y4, Y2
+	VFMADD231PS (R15)(R10*1), Y4, Y3
+	ADDQ        $32, R10
+	ADDQ        $16, R12
+	CMPQ        R10, R11
+	JL          ginner
+
+	VHADDPS      Y1, Y0, Y0
+	VHADDPS      Y3, Y2, Y2
+	VHADDPS      Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS       X1, X0, X0 // the four heads' sums
+	VMOVSS       X0, (DI)
+	VEXTRACTPS   $1, X0, (DI)(R8*1)
+	VEXTRACTPS   $2, X0, (DI)(R8*2)
+	VEXTRACTPS   $3, X0, (DI)(AX*1)
+	ADDQ         $4, DI
+	ADDQ         R9, DX
+	DECQ         CX
+	JMP          grow
+
+gdone:
+	VZEROUPPER
+	RET
+
+// func accumRowsGroupF16(out, p *float32, v *uint16, n, hd, stride, pstride int)
+// out[h*hd+d] = sum over j < n of p[h*pstride+j] * v[j*stride+d] for the
+// four query heads h < 4 that share one KV head and d < hd (hd%16 == 0):
+// each row of v is widened once for the four heads; every output sums in
+// accumRowsF16's order, so the results are its results.
+TEXT ·accumRowsGroupF16(SB), NOSPLIT, $0-56
+	MOVQ out+0(FP), DI
+	MOVQ p+8(FP), SI
+	MOVQ v+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ hd+32(FP), R8
+	MOVQ stride+40(FP), R9
+	MOVQ pstride+48(FP), R11
+	SHLQ $1, R9             // row stride in bytes
+	SHLQ $2, R11            // p head stride in bytes
+	MOVQ R8, R13
+	SHLQ $2, R13            // out head in bytes
+	LEAQ (R11)(R11*2), AX   // 3 p heads in bytes
+	LEAQ (R13)(R13*2), BX   // 3 out heads in bytes
+
+ablock:
+	CMPQ   R8, $16
+	JL     adone
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVQ   SI, R10          // p of head 0 at row j
+	MOVQ   DX, R12          // this block of row j
+	MOVQ   CX, R14          // rows left
+
+arow:
+	TESTQ        R14, R14
+	JEQ          astore
+	PREFETCHT0   (R12)(R9*8)
+	VCVTPH2PS    (R12), Y8
+	VCVTPH2PS    16(R12), Y9
+	VBROADCASTSS (R10), Y10
+	VFMADD231PS  Y9, Y10, Y1
+	VFMADD231PS  Y8, Y10, Y0
+	VBROADCASTSS (R10)(R11*1), Y11
+	VFMADD231PS  Y8, Y11, Y2
+	VFMADD231PS  Y9, Y11, Y3
+	VBROADCASTSS (R10)(R11*2), Y12
+	VFMADD231PS  Y8, Y12, Y4
+	VFMADD231PS  Y9, Y12, Y5
+	VBROADCASTSS (R10)(AX*1), Y13
+	VFMADD231PS  Y8, Y13, Y6
+	VFMADD231PS  Y9, Y13, Y7
+	ADDQ         $4, R10
+	ADDQ         R9, R12
+	DECQ         R14
+	JMP          arow
+
+astore:
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, (DI)(R13*1)
+	VMOVUPS Y3, 32(DI)(R13*1)
+	VMOVUPS Y4, (DI)(R13*2)
+	VMOVUPS Y5, 32(DI)(R13*2)
+	VMOVUPS Y6, (DI)(BX*1)
+	VMOVUPS Y7, 32(DI)(BX*1)
+	ADDQ    $64, DI
+	ADDQ    $32, DX
+	SUBQ    $16, R8
+	JMP     ablock
+
+adone:
+	VZEROUPPER
+	RET

@@ -24,6 +24,12 @@ func expSumSIMD(s []float32, m, scale float32) (int, float32) {
 func dotRowsHalfSIMD(out, q []float32, k []uint16, stride int) {
 	panic("kernels: no fp16 rows off amd64")
 }
+func dotRowsHalf4SIMD(out, q []float32, k []uint16, n, hd, stride int) {
+	panic("kernels: no fp16 rows off amd64")
+}
+func accumRowsHalf4SIMD(out, p []float32, v []uint16, n, hd, stride int) {
+	panic("kernels: no fp16 rows off amd64")
+}
 func accumRowsHalfSIMD(out, p []float32, v []uint16, stride int) {
 	panic("kernels: no fp16 rows off amd64")
 }

@@ -36,7 +36,13 @@ func (m *Model) attention(li int, steps []Step, n int) {
 		}
 		v.k, v.v, v.head = v.kbuf, v.vbuf, end*hd
 	}
+	// Four query heads per KV head, read in place from fp16: a unit is a
+	// KV head's group, whose rows are widened once for its four heads.
+	sc.group4 = m.kvType == KVFloat16 && c.NumHeads == 4*c.NumKVHeads && m.fl.HalfRows4(hd)
 	units := n * c.NumHeads
+	if sc.group4 {
+		units = n * c.NumKVHeads
+	}
 	threads := 1
 	if work*c.NumHeads*c.HeadDim >= 1<<16 {
 		threads = min(m.eng.Threads(), units)
@@ -78,6 +84,10 @@ func (m *Model) attendUnits(w, stride, units int) {
 	if c.Sliding(sc.li) {
 		window = c.SlidingWindow
 	}
+	if sc.group4 {
+		m.attendGroups(w, stride, units)
+		return
+	}
 	for u := w; u < units; u += stride {
 		t, h := u/c.NumHeads, u%c.NumHeads
 		kv := &sc.kvs[sc.step[t]]
@@ -101,5 +111,36 @@ func (m *Model) attendUnits(w, stride, units int) {
 		} else {
 			m.fl.AccumRows(out, scores, kv.v[off:], hd)
 		}
+	}
+}
+
+// attendGroups is attendUnits when unit u is KV head u%NumKVHeads of token
+// u/NumKVHeads with its four query heads (scratch.group4).
+func (m *Model) attendGroups(w, stride, units int) {
+	c, sc := m.cfg, &m.scratch
+	hd, qd := c.HeadDim, c.QDim()
+	scale := c.AttnScale()
+	window := 0
+	if c.Sliding(sc.li) {
+		window = c.SlidingWindow
+	}
+	for u := w; u < units; u += stride {
+		t, g := u/c.NumKVHeads, u%c.NumKVHeads
+		kv := &sc.kvs[sc.step[t]]
+		n := sc.pos[t] + 1
+		first := 0
+		if window > 0 && n > window {
+			first = n - window
+		}
+		l := n - first
+		sc.scores[w] = grow(sc.scores[w], 4*l)
+		scores := sc.scores[w][:4*l]
+		off := g*kv.head + first*hd
+		heads := t*qd + g*4*hd // the group's query heads, one after another
+		m.fl.DotRowsHalf4(scores, sc.q[heads:heads+4*hd], kv.k16[off:], hd)
+		for h := range 4 {
+			m.fl.Softmax(scores[h*l:(h+1)*l], scale)
+		}
+		m.fl.AccumRowsHalf4(sc.att[heads:heads+4*hd], scores, kv.v16[off:], hd)
 	}
 }

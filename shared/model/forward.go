@@ -39,6 +39,7 @@ type scratch struct {
 	x, xn, q, k, v, att, tmp, gate, up []float32
 	pn                                 []float32   // a per-projection norm's output (ProjNorms)
 	scores                             [][]float32 // per attention worker
+	group4                             bool        // attention units are KV-head groups (attendGroups)
 	kvs                                []kvView    // per step
 	hidden, logits                     []float32
 	pos, step                          []int

@@ -150,6 +150,46 @@ func TestKVFloat16Close(t *testing.T) {
 	t.Logf("fp16 KV cache: relative logit difference %.3g", sum/norm)
 }
 
+// TestGroupedAttention checks attention in KV-head groups of four query
+// heads (fp16 cache read in place) against the per-head float32 path,
+// over a prefill and decode steps, sliding layers included.
+func TestGroupedAttention(t *testing.T) {
+	for _, window := range []int{0, 5} {
+		c := tinyConfig()
+		c.NumHeads, c.NumKVHeads, c.HeadDim = 8, 2, 16
+		c.SlidingWindow = window
+		w := randomWeights(t, c, 23)
+		ids := randomTokens(rand.New(rand.NewPCG(3, 4)), 24, c.VocabSize)
+		var logits [2][]float32
+		for i, kv := range []KVType{KVFloat32, KVFloat16} {
+			m := newTestModel(t, w, WithKVType(kv))
+			s := m.NewSequence()
+			st := []Step{{Seq: s, Tokens: ids[:16]}}
+			if err := m.Forward(context.Background(), st); err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range ids[16:] { // decode steps
+				st[0].Tokens = []int{id}
+				if err := m.Forward(context.Background(), st); err != nil {
+					t.Fatal(err)
+				}
+				logits[i] = append(logits[i], st[0].Logits...)
+			}
+			if want := kv == KVFloat16 && m.fl.HalfRows4(c.HeadDim); m.scratch.group4 != want {
+				t.Errorf("window %d, %s cache: grouped attention %t, want %t", window, kv, m.scratch.group4, want)
+			}
+		}
+		var sum, norm float64
+		for i := range logits[0] {
+			sum += math.Abs(float64(logits[0][i] - logits[1][i]))
+			norm += math.Abs(float64(logits[0][i]))
+		}
+		if rel := sum / norm; rel > 0.01 {
+			t.Errorf("window %d: grouped fp16 attention against per-head float32: relative logit difference %g, want <= 0.01", window, rel)
+		}
+	}
+}
+
 func TestHeadInt8Close(t *testing.T) {
 	c := tinyConfig()
 	w := randomWeights(t, c, 19)
