@@ -14,8 +14,8 @@ import (
 	"unsafe"
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
-	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/mmap"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
 

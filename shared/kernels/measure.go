@@ -413,4 +413,3 @@ func VariantPlan(v Variant) Plan {
 	}
 	return p
 }
-
