@@ -256,28 +256,37 @@ func (e *Engine) matMulCPU(y []float32, w *ternary.Matrix, a *Activations, resid
 		}
 		return nil
 	}
-	ap := a
-	var pp *prepared
-	if im.prepare != nil {
-		pp = e.prepared()
-		pp.a = *a
-		pp.a.Q = im.prepare(pp.buf, a)
-		if &pp.a.Q[0] != &a.Q[0] { // keep the scratch, never the caller's buffer
-			pp.buf = pp.a.Q
-		}
-		ap = &pp.a
-	}
+	ap, pp := e.prepare(im, a)
 	if chunks, per := e.split(w.Rows, a.N, w.Stride); chunks <= 1 {
 		im.matMul(y, w, ap, 0, w.Rows)
 	} else {
-		ka := ap // never reassigned: the closure, made only here, copies it
-		e.pool.do(chunks, e.threads-1, func(c int) { im.matMul(y, w, ka, c*per, min((c+1)*per, w.Rows)) })
+		e.pool.do(chunks, e.threads-1, func(c int) { im.matMul(y, w, ap, c*per, min((c+1)*per, w.Rows)) })
 	}
+	e.unprepare(pp)
+	return nil
+}
+
+// prepare returns a as im's kernels read it: a itself, or a copy whose Q
+// im.prepare rearranged into pooled scratch (pp, for unprepare).
+func (e *Engine) prepare(im *impl, a *Activations) (*Activations, *prepared) {
+	if im.prepare == nil {
+		return a, nil
+	}
+	pp := e.prepared()
+	pp.a = *a
+	pp.a.Q = im.prepare(pp.buf, a)
+	if &pp.a.Q[0] != &a.Q[0] { // keep the scratch, never the caller's buffer
+		pp.buf = pp.a.Q
+	}
+	return &pp.a, pp
+}
+
+// unprepare returns prepare's scratch (nil: none) to the pool.
+func (e *Engine) unprepare(pp *prepared) {
 	if pp != nil {
 		pp.a = Activations{Q: pp.a.Q[:0]} // drop the caller's slices
 		e.bufs.Put(pp)
 	}
-	return nil
 }
 
 // fusable reports whether MatMuls may run ws in one hand-off to the pool:
@@ -313,17 +322,7 @@ func (e *Engine) fusable(ws []*ternary.Matrix, a *Activations, resident bool) bo
 func (e *Engine) matMulsFused(ys [][]float32, ws []*ternary.Matrix, a *Activations, resident bool) {
 	v := e.variantFor(classOf(a.N, resident), ws[0].Rows, ws[0].Cols)
 	im := &v.im
-	ap := a
-	var pp *prepared
-	if im.prepare != nil {
-		pp = e.prepared()
-		pp.a = *a
-		pp.a.Q = im.prepare(pp.buf, a)
-		if &pp.a.Q[0] != &a.Q[0] {
-			pp.buf = pp.a.Q
-		}
-		ap = &pp.a
-	}
+	ap, pp := e.prepare(im, a)
 	// The workers see copies of the slices (pooled scratch), so that the
 	// caller's, often on its stack, do not escape.
 	b, _ := e.batches.Get().(*batch)
@@ -350,10 +349,7 @@ func (e *Engine) matMulsFused(ys [][]float32, ws []*ternary.Matrix, a *Activatio
 	clear(b.ys)
 	clear(b.ws)
 	e.batches.Put(b)
-	if pp != nil {
-		pp.a = Activations{Q: pp.a.Q[:0]}
-		e.bufs.Put(pp)
-	}
+	e.unprepare(pp)
 }
 
 // prepared is pooled scratch for activations rearranged by impl.prepare, so

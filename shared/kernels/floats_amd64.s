@@ -1,5 +1,9 @@
 #include "textflag.h"
 
+// PREFETCH256 prefetches the four cache lines from the address in register
+// r (an fp16 row of 128 values; prefetches never fault).
+#define PREFETCH256(r) PREFETCHT0 (r); PREFETCHT0 64(r); PREFETCHT0 128(r); PREFETCHT0 192(r)
+
 // func dotAVX2(a, b *float32, n int) float32
 TEXT ·dotAVX2(SB), NOSPLIT, $0-28
 	MOVQ   a+0(FP), SI
@@ -334,25 +338,13 @@ h4rows:
 	MOVQ       R9, R14
 	SHLQ       $4, R14
 	ADDQ       DX, R14
-	PREFETCHT0 (R14)
-	PREFETCHT0 64(R14)
-	PREFETCHT0 128(R14)
-	PREFETCHT0 192(R14)
+	PREFETCH256(R14)
 	ADDQ       R9, R14
-	PREFETCHT0 (R14)
-	PREFETCHT0 64(R14)
-	PREFETCHT0 128(R14)
-	PREFETCHT0 192(R14)
+	PREFETCH256(R14)
 	ADDQ       R9, R14
-	PREFETCHT0 (R14)
-	PREFETCHT0 64(R14)
-	PREFETCHT0 128(R14)
-	PREFETCHT0 192(R14)
+	PREFETCH256(R14)
 	ADDQ       R9, R14
-	PREFETCHT0 (R14)
-	PREFETCHT0 64(R14)
-	PREFETCHT0 128(R14)
-	PREFETCHT0 192(R14)
+	PREFETCH256(R14)
 	VXORPS     Y0, Y0, Y0
 	VXORPS     Y1, Y1, Y1
 	VXORPS     Y2, Y2, Y2
@@ -513,6 +505,26 @@ haccumdone:
 	VZEROUPPER
 	RET
 
+// expc holds expSumAVX2's float32 constants: the clamp -87.33655, log2(e),
+// ln 2 in two parts (C1, C2), 1, then Cephes expf's polynomial
+// coefficients from the highest degree down.
+DATA expc<>+0(SB)/4, $0xc2aeac50
+DATA expc<>+4(SB)/4, $0x3fb8aa3b
+DATA expc<>+8(SB)/4, $0x3f318000
+DATA expc<>+12(SB)/4, $0xb95e8083
+DATA expc<>+16(SB)/4, $0x3f800000
+DATA expc<>+20(SB)/4, $0x39506967
+DATA expc<>+24(SB)/4, $0x3ab743ce
+DATA expc<>+28(SB)/4, $0x3c088908
+DATA expc<>+32(SB)/4, $0x3d2aa9c1
+DATA expc<>+36(SB)/4, $0x3e2aaaaa
+DATA expc<>+40(SB)/4, $0x3f000000
+GLOBL expc<>(SB), RODATA|NOPTR, $44
+
+// EXP_STEP adds the coefficient at expc+off to the polynomial in Y5 and
+// multiplies by r (Y1).
+#define EXP_STEP(off) VBROADCASTSS expc<>+off(SB), Y6; VADDPS Y6, Y5, Y5; VMULPS Y1, Y5, Y5
+
 // func expSumAVX2(s *float32, n int, m, scale float32) float32
 // s[i] = exp((s[i]-m)*scale) for i < n (n a multiple of 8, the arguments at
 // most 0 in softmax) with expf32's float32 algorithm (Cephes expf: n =
@@ -524,77 +536,47 @@ TEXT ·expSumAVX2(SB), NOSPLIT, $0-28
 	MOVQ         n+8(FP), CX
 	VBROADCASTSS m+16(FP), Y15
 	VBROADCASTSS scale+20(FP), Y14
-	MOVL         $0xc2aeac50, AX  // -87.33655
-	MOVL         AX, X13
-	VBROADCASTSS X13, Y13
-	MOVL         $0x3fb8aa3b, AX  // log2(e)
-	MOVL         AX, X12
-	VBROADCASTSS X12, Y12
-	MOVL         $0x3f318000, AX  // C1 = 0.693359375
-	MOVL         AX, X11
-	VBROADCASTSS X11, Y11
-	MOVL         $0xb95e8083, AX  // C2 = -2.12194440e-4
-	MOVL         AX, X10
-	VBROADCASTSS X10, Y10
-	MOVL         $0x3f800000, AX  // 1
-	MOVL         AX, X9
-	VBROADCASTSS X9, Y9
-	VXORPS       Y0, Y0, Y0       // sum
+	VBROADCASTSS expc<>+0(SB), Y13  // clamp
+	VBROADCASTSS expc<>+4(SB), Y12  // log2(e)
+	VBROADCASTSS expc<>+8(SB), Y11  // C1
+	VBROADCASTSS expc<>+12(SB), Y10 // C2
+	VBROADCASTSS expc<>+16(SB), Y9  // 1
+	VXORPS       Y0, Y0, Y0         // sum
 
 expLoop:
-	TESTQ CX, CX
-	JEQ   expDone
-	VMOVUPS (DI), Y1
-	VSUBPS  Y15, Y1, Y1           // s - m
-	VMULPS  Y14, Y1, Y1           // x = (s - m) * scale
-	VMAXPS  Y13, Y1, Y1           // x >= -87.33654
-	VMULPS  Y12, Y1, Y2
-	VROUNDPS $0, Y2, Y2           // n = round(x*log2e), to nearest even
-	VMULPS  Y11, Y2, Y3
-	VSUBPS  Y3, Y1, Y1            // x - n*C1
-	VMULPS  Y10, Y2, Y3
-	VSUBPS  Y3, Y1, Y1            // r = x - n*C1 - n*C2
-	VMULPS  Y1, Y1, Y4            // r2
-	MOVL         $0x39506967, AX  // 1.9875691500e-4
-	MOVL         AX, X5
-	VBROADCASTSS X5, Y5
-	VMULPS       Y1, Y5, Y5
-	MOVL         $0x3ab743ce, AX  // 1.3981999507e-3
-	MOVL         AX, X6
-	VBROADCASTSS X6, Y6
-	VADDPS       Y6, Y5, Y5
-	VMULPS       Y1, Y5, Y5
-	MOVL         $0x3c088908, AX  // 8.3334519073e-3
-	MOVL         AX, X6
-	VBROADCASTSS X6, Y6
-	VADDPS       Y6, Y5, Y5
-	VMULPS       Y1, Y5, Y5
-	MOVL         $0x3d2aa9c1, AX  // 4.1665795894e-2
-	MOVL         AX, X6
-	VBROADCASTSS X6, Y6
-	VADDPS       Y6, Y5, Y5
-	VMULPS       Y1, Y5, Y5
-	MOVL         $0x3e2aaaaa, AX  // 1.6666665459e-1
-	MOVL         AX, X6
-	VBROADCASTSS X6, Y6
-	VADDPS       Y6, Y5, Y5
-	VMULPS       Y1, Y5, Y5
-	MOVL         $0x3f000000, AX  // 5.0000001201e-1
-	MOVL         AX, X6
-	VBROADCASTSS X6, Y6
-	VADDPS       Y6, Y5, Y5
-	VMULPS       Y4, Y5, Y5       // p * r2
-	VADDPS       Y1, Y5, Y5       // + r
-	VADDPS       Y9, Y5, Y5       // + 1
-	VCVTPS2DQ    Y2, Y2           // n as int32 (exact: an integer)
-	VPSLLD       $23, Y2, Y2
-	VPADDD       Y9, Y2, Y2       // bits of 2^n: (n+127)<<23
-	VMULPS       Y2, Y5, Y5
-	VMOVUPS      Y5, (DI)
-	VADDPS       Y5, Y0, Y0
-	ADDQ         $32, DI
-	SUBQ         $8, CX
-	JMP          expLoop
+	TESTQ    CX, CX
+	JEQ      expDone
+	VMOVUPS  (DI), Y1
+	VSUBPS   Y15, Y1, Y1            // s - m
+	VMULPS   Y14, Y1, Y1            // x = (s - m) * scale
+	VMAXPS   Y13, Y1, Y1            // x >= the clamp
+	VMULPS   Y12, Y1, Y2
+	VROUNDPS $0, Y2, Y2             // n = round(x*log2e), to nearest even
+	VMULPS   Y11, Y2, Y3
+	VSUBPS   Y3, Y1, Y1             // x - n*C1
+	VMULPS   Y10, Y2, Y3
+	VSUBPS   Y3, Y1, Y1             // r = x - n*C1 - n*C2
+	VMULPS   Y1, Y1, Y4             // r2
+	VBROADCASTSS expc<>+20(SB), Y5
+	VMULPS   Y1, Y5, Y5
+	EXP_STEP(24)
+	EXP_STEP(28)
+	EXP_STEP(32)
+	EXP_STEP(36)
+	VBROADCASTSS expc<>+40(SB), Y6
+	VADDPS   Y6, Y5, Y5
+	VMULPS   Y4, Y5, Y5             // p * r2
+	VADDPS   Y1, Y5, Y5             // + r
+	VADDPS   Y9, Y5, Y5             // + 1
+	VCVTPS2DQ Y2, Y2                // n as int32 (exact: an integer)
+	VPSLLD   $23, Y2, Y2
+	VPADDD   Y9, Y2, Y2             // bits of 2^n: (n+127)<<23
+	VMULPS   Y2, Y5, Y5
+	VMOVUPS  Y5, (DI)
+	VADDPS   Y5, Y0, Y0
+	ADDQ     $32, DI
+	SUBQ     $8, CX
+	JMP      expLoop
 
 expDone:
 	VEXTRACTF128 $1, Y0, X1
@@ -752,10 +734,8 @@ TEXT ·dotRowsGroupF16(SB), NOSPLIT, $0-56
 grow:
 	TESTQ      CX, CX
 	JEQ        gdone
-	PREFETCHT0 (DX)(R9*8)   // the row 8 ahead (see dotRowsF16)
-	PREFETCHT0 64(DX)(R9*8)
-	PREFETCHT0 128(DX)(R9*8)
-	PREFETCHT0 192(DX)(R9*8)
+	LEAQ       (DX)(R9*8), R12
+	PREFETCH256(R12)        // the row 8 ahead (see dotRowsF16)
 	VXORPS     Y0, Y0, Y0
 	VXORPS     Y1, Y1, Y1
 	VXORPS     Y2, Y2, Y2

@@ -6,14 +6,18 @@
 // forced path holds everywhere, float loops included).
 //
 // It is the project's one home for assembly: besides the ternary tiles it
-// holds the float32 loops of the engine (Floats: dot, axpy, attention rows,
-// fp16 widening) and the trainer's float32 GEMM tiles (Dot4x3, Dot4x1,
-// NN4x16), each with a Go twin the tests compare it with.
+// holds the float32 loops of the engine (Floats: dot, axpy, attention rows
+// one head or four query heads at a time, softmax, RMSNorm, ReLU², fp16
+// widening and narrowing) and the trainer's float32 GEMM tiles (Dot4x3,
+// Dot4x1, NN4x16), each with a Go twin the tests compare it with.
 //
 // An Engine owns a pool of worker goroutines (started by New, stopped by
 // Close) that share each product by rows: every row is computed by exactly
 // one thread with the same int32 arithmetic, so results are bit-identical on
-// every path and for every thread count. The same pool runs a model's float
+// every path and for every thread count. Idle workers poll for work briefly
+// before they park, and without a deadline while the engine is held
+// (Engine.Hold: a model's forward pass), so that no product of a decode
+// step waits for a wake-up. The same pool runs a model's float
 // work (Engine.Parallel) and per-token activation quantisation
 // (Engine.Quantize; QuantizeRow uses AVX-512 where present and an exact
 // magic-number rounding elsewhere, bit-identical to the float64 definition).
