@@ -51,7 +51,12 @@ type benchModelResult struct {
 	ProbeGBs            float64 `json:"probe_gb_s"`
 	DecodeBWRatio       float64 `json:"decode_bw_ratio"`
 	Repeat              int     `json:"repeat"`
-	VmRSSMiB            float64 `json:"vmrss_mib"`
+	// Batch sequences (--batch > 1) decoding together, one token each per
+	// forward pass (the inference service's continuous batching): their
+	// tokens per second together, median over the repetitions.
+	Batch           int     `json:"batch,omitempty"`
+	DecodeBatchTokS float64 `json:"decode_batch_tok_s,omitempty"`
+	VmRSSMiB        float64 `json:"vmrss_mib"`
 	// AnonHugeMiB is the resident memory on transparent huge pages (Linux).
 	AnonHugeMiB float64 `json:"anon_huge_mib"`
 }
@@ -85,6 +90,7 @@ func newBenchModelCmd(env config.Lookup) *cobra.Command {
 		path, threadList           string
 		asJSON                     bool
 		prompt, gen, repeat, probe int
+		batch                      int
 		seed                       uint64
 	)
 	c := &cobra.Command{
@@ -97,7 +103,8 @@ Make a 2B4T-shaped model with: go run ./tools/randmodel -out /tmp/bitnet-2b.gguf
 		Example: `  bitnet bench model --model /tmp/bitnet-2b.gguf
   bitnet bench model --model /tmp/opticks --threads 1,2,4 --prompt 64 --gen 32 --json
   bitnet bench model --model m.gguf --kernel avx2 --kv-cache f32 --huge-pages=false
-  bitnet bench model --model m.gguf --threads 1 --repeat 1 --cpuprofile cpu.pprof && go tool pprof -top cpu.pprof`,
+  bitnet bench model --model m.gguf --threads 1 --repeat 1 --cpuprofile cpu.pprof && go tool pprof -top cpu.pprof
+  bitnet bench model --model m.gguf --threads 2 --batch 16`,
 		Args: noArgs,
 	}
 	set := config.Bind(c, config.Kernel, config.KernelPlan, config.Metal, config.Head, config.I2SBlock, config.KVCache, config.HugePages, config.CPUProfile)
@@ -110,6 +117,7 @@ Make a 2B4T-shaped model with: go run ./tools/randmodel -out /tmp/bitnet-2b.gguf
 	f.Uint64Var(&seed, "seed", 1, "seed of the random prompt")
 	f.IntVar(&repeat, "repeat", 3, "repetitions of prefill and decode per thread count (medians are reported)")
 	f.IntVar(&probe, "probe-mib", 256, "read-bandwidth probe buffer in MiB (0: no probe)")
+	f.IntVar(&batch, "batch", 1, "also decode this many sequences together (each after its own --prompt tokens) and report their tokens/s together (1: no batch run)")
 	c.RunE = func(c *cobra.Command, _ []string) error {
 		if path == "" {
 			return errors.New("bench model: --model is required")
@@ -118,12 +126,17 @@ Make a 2B4T-shaped model with: go run ./tools/randmodel -out /tmp/bitnet-2b.gguf
 		if err != nil {
 			return fmt.Errorf("bench model: %w", err)
 		}
-		return benchModel(c.Context(), v, path, threadList, asJSON, prompt, gen, repeat, probe, seed, c.OutOrStdout())
+		return benchModel(c.Context(), v, path, threadList, asJSON, benchSizes{prompt, gen, repeat, probe, batch}, seed, c.OutOrStdout())
 	}
 	return c
 }
 
-func benchModel(ctx context.Context, v *config.Values, path, threadList string, asJSON bool, prompt, gen, repeat, probeMiB int, seed uint64, stdout io.Writer) error {
+// benchSizes are bench model's run sizes: prompt and generated tokens,
+// repetitions, the probe's MiB and the batch run's sequences.
+type benchSizes struct{ prompt, gen, repeat, probeMiB, batch int }
+
+func benchModel(ctx context.Context, v *config.Values, path, threadList string, asJSON bool, sz benchSizes, seed uint64, stdout io.Writer) error {
+	prompt, gen, repeat, probeMiB := sz.prompt, sz.gen, sz.repeat, sz.probeMiB
 	kernel, huge, metalMode := config.Kernel.Get(v), config.HugePages.Get(v), config.Metal.Get(v)
 	plan, head := kernels.PlanMode(config.KernelPlan.Get(v)), kernels.HeadFormat(config.Head.Get(v))
 	i2s := ternary.I2SBlock(config.I2SBlock.Get(v))
@@ -137,6 +150,9 @@ func benchModel(ctx context.Context, v *config.Values, path, threadList string, 
 	if prompt < 1 || gen < 1 {
 		return fmt.Errorf("bench model: --prompt = %d and --gen = %d must be >= 1", prompt, gen)
 	}
+	if sz.batch < 1 || sz.batch > 256 {
+		return fmt.Errorf("bench model: --batch = %d must be in [1,256]", sz.batch)
+	}
 	threads, err := parseThreadList(threadList)
 	if err != nil {
 		return fmt.Errorf("bench model: %w", err)
@@ -149,7 +165,7 @@ func benchModel(ctx context.Context, v *config.Values, path, threadList string, 
 		if prof != "" && len(threads) > 1 {
 			prof += ".t" + strconv.Itoa(n)
 		}
-		r, info, err := benchModelOnce(ctx, path, kernel, metalMode, plan, head, n, prompt, gen, seed, repeat, probeMiB, kv, huge, i2s, prof)
+		r, info, err := benchModelOnce(ctx, path, kernel, metalMode, plan, head, n, sz, seed, kv, huge, i2s, prof)
 		if err != nil {
 			return fmt.Errorf("bench model: %d threads: %w", n, err)
 		}
@@ -163,6 +179,9 @@ func benchModel(ctx context.Context, v *config.Values, path, threadList string, 
 				n, r.LoadSeconds, r.PrefillTokS, r.PrefillTokSBest, prompt, r.DecodeTokS, r.DecodeTokSBest, gen, r.VmRSSMiB)
 			fmt.Fprintf(stdout, "  %.0f MiB on huge pages; decode reads %.0f MB/token: %.1f GB/s against a %.1f GB/s read probe (ratio %.2f, median of %d)\n",
 				r.AnonHugeMiB, r.DecodeBytesPerToken/1e6, r.DecodeGBs, r.ProbeGBs, r.DecodeBWRatio, r.Repeat)
+			if r.Batch > 1 {
+				fmt.Fprintf(stdout, "  batch of %d: decode %.1f tok/s together (median of %d)\n", r.Batch, r.DecodeBatchTokS, r.Repeat)
+			}
 		}
 	}
 	mem := procStatusMiB()
@@ -216,7 +235,8 @@ type benchInfo struct {
 // prefill of a random prompt and greedy decoding of gen tokens, each decode
 // right after a read-bandwidth probe of n threads over probeMiB MiB. With
 // a profile path, the repetitions (not the load) are CPU-profiled into it.
-func benchModelOnce(ctx context.Context, path, kernel, metalMode string, plan kernels.PlanMode, head kernels.HeadFormat, n, prompt, gen int, seed uint64, repeat, probeMiB int, kv model.KVType, huge bool, i2s ternary.I2SBlock, profile string) (benchModelResult, benchInfo, error) {
+func benchModelOnce(ctx context.Context, path, kernel, metalMode string, plan kernels.PlanMode, head kernels.HeadFormat, n int, sz benchSizes, seed uint64, kv model.KVType, huge bool, i2s ternary.I2SBlock, profile string) (benchModelResult, benchInfo, error) {
+	prompt, gen, repeat, probeMiB := sz.prompt, sz.gen, sz.repeat, sz.probeMiB
 	r := benchModelResult{Threads: n, Repeat: repeat}
 	var info benchInfo
 	// n threads means n for everything, like llama-bench -t n: the float
@@ -280,7 +300,11 @@ func benchModelOnce(ctx context.Context, path, kernel, metalMode string, plan ke
 		}
 		defer stop()
 	}
-	var pre, dec, decCPU, preCPU, bw, ratio []float64
+	var pre, dec, decCPU, preCPU, bw, ratio, batch []float64
+	var bseqs []*model.Sequence // the batch run's, when there is one
+	for i := 0; sz.batch > 1 && i < sz.batch; i++ {
+		bseqs = append(bseqs, m.NewSequence())
+	}
 	for range repeat {
 		seq.Reset()
 		steps := []model.Step{{Seq: seq, Tokens: ids}}
@@ -304,6 +328,13 @@ func benchModelOnce(ctx context.Context, path, kernel, metalMode string, plan ke
 		}
 		d := float64(gen) / time.Since(start).Seconds()
 		dec = append(dec, d)
+		if len(bseqs) > 0 {
+			b, err := benchBatch(ctx, m, bseqs, ids, gen)
+			if err != nil {
+				return r, info, err
+			}
+			batch = append(batch, b)
+		}
 		decCPU = append(decCPU, perCPUSecond(gen, cpu))
 		if p > 0 {
 			ratio = append(ratio, d*r.DecodeBytesPerToken/1e9/p)
@@ -312,6 +343,9 @@ func benchModelOnce(ctx context.Context, path, kernel, metalMode string, plan ke
 	r.PrefillTokS, r.PrefillTokSBest, r.PrefillTokCPUS = median(pre), slices.Max(pre), median(preCPU)
 	r.DecodeTokS, r.DecodeTokSBest, r.DecodeTokCPUS = median(dec), slices.Max(dec), median(decCPU)
 	r.DecodeGBs = r.DecodeTokS * r.DecodeBytesPerToken / 1e9
+	if len(batch) > 0 {
+		r.Batch, r.DecodeBatchTokS = len(bseqs), median(batch)
+	}
 	if len(bw) > 0 {
 		r.ProbeGBs, r.DecodeBWRatio = median(bw), median(ratio)
 	}
@@ -322,6 +356,32 @@ func benchModelOnce(ctx context.Context, path, kernel, metalMode string, plan ke
 	r.VmRSSMiB = procStatusMiB()["VmRSS"]
 	r.AnonHugeMiB = procKBFieldsMiB("/proc/self/smaps_rollup")["AnonHugePages"]
 	return r, info, nil
+}
+
+// benchBatch prefills each of seqs with ids, then decodes gen tokens in all
+// of them together (one forward pass per token, a step per sequence) and
+// returns their tokens per second together.
+func benchBatch(ctx context.Context, m *model.Model, seqs []*model.Sequence, ids []int, gen int) (float64, error) {
+	steps := make([]model.Step, len(seqs))
+	for i, s := range seqs {
+		s.Reset()
+		steps[i] = model.Step{Seq: s, Tokens: ids}
+		if err := m.Forward(ctx, steps[i:i+1]); err != nil {
+			return 0, err
+		}
+	}
+	next := make([]int, len(seqs))
+	start := time.Now()
+	for range gen {
+		for i := range steps {
+			next[i] = benchArgmax(steps[i].Logits)
+			steps[i].Tokens = next[i : i+1]
+		}
+		if err := m.Forward(ctx, steps); err != nil {
+			return 0, err
+		}
+	}
+	return float64(len(seqs)*gen) / time.Since(start).Seconds(), nil
 }
 
 // median returns the median of x (0 for none).

@@ -173,7 +173,7 @@ func TestGenerateErrors(t *testing.T) {
 
 func TestBenchModel(t *testing.T) {
 	path := genTinyGGUF(t)
-	out, _, err := genRun(t, "bench", "model", "--model", path, "--json", "--threads", "1,2", "--prompt", "16", "--gen", "4", "--repeat", "2", "--probe-mib", "16")
+	out, _, err := genRun(t, "bench", "model", "--model", path, "--json", "--threads", "1,2", "--prompt", "16", "--gen", "4", "--repeat", "2", "--probe-mib", "16", "--batch", "3")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,6 +191,9 @@ func TestBenchModel(t *testing.T) {
 		if r.DecodeTokSBest < r.DecodeTokS || !(r.ProbeGBs > 0) || !(r.DecodeBWRatio > 0) || r.Repeat != 2 {
 			t.Errorf("threads %d: got %+v, want best >= median, a probe and 2 repetitions", r.Threads, r)
 		}
+		if r.Batch != 3 || !(r.DecodeBatchTokS > 0) {
+			t.Errorf("threads %d: got batch %d at %v tok/s, want 3 sequences at a positive rate", r.Threads, r.Batch, r.DecodeBatchTokS)
+		}
 	}
 	if rep.Prompt != 16 || rep.Gen != 4 || rep.TernaryMiB <= 0 || rep.KVCache != "f16" {
 		t.Errorf("report %+v: want prompt 16, gen 4, the ternary size and KV cache f16", rep)
@@ -202,6 +205,7 @@ func TestBenchModel(t *testing.T) {
 		{"--model", path, "--repeat", "0"},
 		{"--model", path, "--kv-cache", "bf16"},
 		{"--model", path, "--probe-mib", "-1"},
+		{"--model", path, "--batch", "0"},
 	} {
 		if _, _, err := genRun(t, append([]string{"bench", "model"}, args...)...); err == nil {
 			t.Errorf("bench model %v: got no error", args)
