@@ -4,64 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"math/rand/v2"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
-	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
-	"github.com/bitnet-mesh/bitnet-mesh/shared/tokenizer"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/model/modeltest"
 )
 
-// genTinyGGUF writes a random two-layer model with the Opticks tokenizer.
+// genTinyGGUF writes the CLI tests' random two-layer model with the
+// Opticks tokenizer.
 func genTinyGGUF(t *testing.T, opts ...model.GGUFOption) string {
-	t.Helper()
-	c := model.Config{
-		Architecture: model.ArchBitNet, VocabSize: 600, HiddenSize: 256, IntermediateSize: 256,
-		NumLayers: 2, NumHeads: 4, NumKVHeads: 2, HeadDim: 64, MaxPositions: 48,
-		RopeTheta: 500000, RMSNormEps: 1e-5, HiddenAct: "relu2", TieWordEmbeddings: true,
-		BOSTokenID: 598, EOSTokenIDs: []int{599},
-	}
-	r := rand.New(rand.NewPCG(9, 9))
-	floats := func(n int, base, spread float32) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = base + spread*float32(r.NormFloat64())
-		}
-		return v
-	}
-	tern := func(rows, cols int) *ternary.Matrix {
-		v := make([]int8, rows*cols)
-		for i := range v {
-			v[i] = int8(r.IntN(3)) - 1
-		}
-		m, err := ternary.Pack(rows, cols, v, 0.05)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
-	h, kv, ff := c.HiddenSize, c.KVDim(), c.IntermediateSize
-	w := &model.Weights{Config: c, Embed: floats(c.VocabSize*h, 0, 0.3), Norm: floats(h, 1, 0.1)}
-	for range c.NumLayers {
-		w.Layers = append(w.Layers, model.Layer{
-			AttnNorm: floats(h, 1, 0.1), AttnSubNorm: floats(h, 1, 0.1),
-			FFNNorm: floats(h, 1, 0.1), FFNSubNorm: floats(ff, 1, 0.1),
-			Q: tern(h, h), K: tern(kv, h), V: tern(kv, h), O: tern(h, h),
-			Gate: tern(ff, h), Up: tern(ff, h), Down: tern(h, ff),
-		})
-	}
-	tok, err := tokenizer.Load(filepath.Join("..", "..", "testdata", "tokenizer", "opticks-bpe600.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "tiny.gguf")
-	if err := model.WriteGGUF(path, w, tok, opts...); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return modeltest.TinyGGUF(t, 9, 48, opts...)
 }
 
 func genRun(t *testing.T, args ...string) (string, string, error) {

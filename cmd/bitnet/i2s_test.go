@@ -13,45 +13,15 @@ import (
 	"github.com/bitnet-mesh/bitnet-mesh/cmd/bitnet/internal/config"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/model/modeltest"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
 
-// armI2S rewrites the I2_S GGUF src with the 64-weight blocks that
-// llama-quantize of an ARM build of bitnet.cpp writes (the file does not
-// record the block size).
+// armI2S rewrites the I2_S GGUF src with the 64-weight blocks of ARM
+// builds of bitnet.cpp.
 func armI2S(t *testing.T, src string) string {
-	t.Helper()
-	f, err := gguf.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	n := 0
-	wr, err := gguf.Rewrite(f, nil, func(ti *gguf.TensorInfo, d []byte) ([]byte, bool) {
-		if ti.Type != gguf.I2_S {
-			return d, true
-		}
-		n++
-		m, err := ternary.DecodeI2S(d, int(ti.Dims[1]), int(ti.Dims[0]), ternary.I2SBlock128)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := m.EncodeI2SBlock(ternary.I2SBlock64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out, true
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n == 0 {
-		t.Fatal("no I2_S tensor to rewrite")
-	}
 	dst := filepath.Join(t.TempDir(), "arm.gguf")
-	if err := wr.WriteFile(dst); err != nil {
-		t.Fatal(err)
-	}
+	modeltest.ARMI2S(t, src, dst)
 	return dst
 }
 

@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/bitnet-mesh/bitnet-mesh/services/registry"
-	"github.com/bitnet-mesh/bitnet-mesh/shared/gguf"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/jobs"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/model/modeltest"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
 
@@ -34,31 +34,7 @@ func TestI2SBlockSource(t *testing.T) {
 	}
 	x86 := download(t, e.store, v)
 	arm := filepath.Join(t.TempDir(), "arm.gguf")
-	f, err := gguf.Open(x86)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wr, err := gguf.Rewrite(f, nil, func(ti *gguf.TensorInfo, d []byte) ([]byte, bool) {
-		if ti.Type != gguf.I2_S {
-			return d, true
-		}
-		m, err := ternary.DecodeI2S(d, int(ti.Dims[1]), int(ti.Dims[0]), ternary.I2SBlock128)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := m.EncodeI2SBlock(ternary.I2SBlock64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out, true
-	})
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := wr.WriteFile(arm); err != nil {
-		t.Fatal(err)
-	}
+	modeltest.ARMI2S(t, x86, arm)
 
 	tokens := []int{598, 5, 77, 300, 12, 45, 599, 100, 3, 250}
 	quantize := func(e *testEnv, src, name string) []float32 {

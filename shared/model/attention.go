@@ -1,8 +1,10 @@
 package model
 
 // attention computes causal attention for the n tokens of layer li into
-// scratch.att, reading each step's KV cache (widened once per step when it
-// holds fp16). Large calls spread (token, head) pairs over the engine's pool.
+// scratch.att, reading each step's KV cache (fp16 read in place where the
+// CPU has F16C, else widened once per step). Large calls spread (token,
+// head) pairs, or (token, KV head) groups of four query heads, over the
+// engine's pool.
 func (m *Model) attention(li int, steps []Step, n int) {
 	c, sc := m.cfg, &m.scratch
 	kvd, hd := c.KVDim(), c.HeadDim
@@ -77,17 +79,14 @@ type kvView struct {
 // last SlidingWindow positions on sliding layers).
 func (m *Model) attendUnits(w, stride, units int) {
 	c, sc := m.cfg, &m.scratch
-	hd, qd := c.HeadDim, c.QDim()
-	group := c.NumHeads / c.NumKVHeads
-	scale := c.AttnScale()
-	window := 0
-	if c.Sliding(sc.li) {
-		window = c.SlidingWindow
-	}
 	if sc.group4 {
 		m.attendGroups(w, stride, units)
 		return
 	}
+	hd, qd := c.HeadDim, c.QDim()
+	group := c.NumHeads / c.NumKVHeads
+	scale := c.AttnScale()
+	window := m.window()
 	for u := w; u < units; u += stride {
 		t, h := u/c.NumHeads, u%c.NumHeads
 		kv := &sc.kvs[sc.step[t]]
@@ -114,16 +113,22 @@ func (m *Model) attendUnits(w, stride, units int) {
 	}
 }
 
+// window returns how many last positions the current layer attends to (0:
+// all of them).
+func (m *Model) window() int {
+	if m.cfg.Sliding(m.scratch.li) {
+		return m.cfg.SlidingWindow
+	}
+	return 0
+}
+
 // attendGroups is attendUnits when unit u is KV head u%NumKVHeads of token
 // u/NumKVHeads with its four query heads (scratch.group4).
 func (m *Model) attendGroups(w, stride, units int) {
 	c, sc := m.cfg, &m.scratch
 	hd, qd := c.HeadDim, c.QDim()
 	scale := c.AttnScale()
-	window := 0
-	if c.Sliding(sc.li) {
-		window = c.SlidingWindow
-	}
+	window := m.window()
 	for u := w; u < units; u += stride {
 		t, g := u/c.NumKVHeads, u%c.NumKVHeads
 		kv := &sc.kvs[sc.step[t]]
