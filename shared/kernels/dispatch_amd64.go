@@ -23,7 +23,7 @@ func archVariants() []variant {
 			im: impl{matMul: ternaryTiles(&tern512bwSet), matMulInt8: int8Tiles(&i8x256Set, 0), matMulPacked: packedTiles(&h6x256Set, &h4x256Set), matMulTrits: t5avx2, prepare: permute512}})
 	}
 	base := impl{matMul: ternaryTiles(&tern512Set), matMulInt8: int8Tiles(&i8x512Set, 128), matMulPacked: packedTiles(&h6x512Set, &h4x512Set), prepare: permute512,
-		matMulTrits: tritsTiles([]rowKernel{{4, t5x512_4x1}, {1, t5x512_1x1}})}
+		matMulTrits: tritsTiles([]rowKernel{{4, t5s512_4x1}, {1, t5s512_1x1}})}
 	gemv := func(g []rowKernel) impl {
 		ts := tern512Set
 		ts.gemv = g
@@ -32,7 +32,7 @@ func archVariants() []variant {
 		return im
 	}
 	ymm := impl{matMul: ternaryTiles(&tern256vSet), matMulInt8: int8Tiles(&i8x256vSet, 128), matMulPacked: packedTiles(&h6x256vSet, &h4x256vSet),
-		matMulTrits: tritsTiles([]rowKernel{{4, t5x256v_4x1}, {1, t5x256v_1x1}})}
+		matMulTrits: tritsTiles([]rowKernel{{4, t5s256v_4x1}, {1, t5s256v_1x1}})}
 	// One row at a time ("-r1"): a single weight stream per thread. On
 	// Zen 4, four rows read side by side stream long rows (the 6912-wide
 	// down projection, the 2560-wide head) at 0.5-0.85 of the read probe,

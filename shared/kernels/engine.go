@@ -126,6 +126,13 @@ func (e *Engine) ReadsTrits(resident bool) bool {
 	return false
 }
 
+// ReadsTritsFor reports whether one-token products on a rows x cols matrix
+// run a variant that reads ternary.Matrix.Trits (the plan may choose per
+// shape): then a model should PackTrits that matrix.
+func (e *Engine) ReadsTritsFor(resident bool, rows, cols int) bool {
+	return e.variantFor(classOf(1, resident), rows, cols).tq1
+}
+
 // shapeKey is a one-token class and a weight shape.
 type shapeKey struct {
 	c          Class

@@ -218,7 +218,7 @@ func packedTiles(six, four *tileSet) func(y []float32, w *PackedMatrix, a *Activ
 func tritsTiles(gemv []rowKernel) func(y []float32, w *ternary.Matrix, a *Activations, r0, r1 int) {
 	ts := &tileSet{gemv: gemv}
 	return func(y []float32, w *ternary.Matrix, a *Activations, r0, r1 int) {
-		if a.Stride > maxTileCols {
+		if a.Stride > maxTritCols {
 			matMulTritsGeneric(y, w, a, r0, r1)
 			return
 		}

@@ -152,21 +152,21 @@ func i8x256_1x2(codes *byte, stride int, q *int8, qstride int, nblk int, out *in
 //go:noescape
 func i8x256_4x2(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
 
-// t5x512: 1.6-bit ternary GEMV (5 trits per byte), VPDPBUSD on zmm.
+// t5s512: 1.6-bit ternary GEMV (5 trits per byte) decoded by byte additions, VPDPBUSD on zmm.
 
 //go:noescape
-func t5x512_1x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+func t5s512_1x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
 
 //go:noescape
-func t5x512_4x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+func t5s512_4x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
 
-// t5x256v: 1.6-bit ternary GEMV (5 trits per byte), VPDPBUSD on ymm (AVX-512 VL+VNNI).
-
-//go:noescape
-func t5x256v_1x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+// t5s256v: 1.6-bit ternary GEMV (5 trits per byte) decoded by byte additions, VPDPBUSD on ymm (AVX-512 VL+VNNI).
 
 //go:noescape
-func t5x256v_4x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+func t5s256v_1x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
+
+//go:noescape
+func t5s256v_4x1(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)
 
 // t5x256: 1.6-bit ternary GEMV (5 trits per byte), AVX2 (VPMADDUBSW).
 

@@ -2,6 +2,12 @@ package kernels
 
 import "github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 
+// maxTritCols bounds the rows of the SIMD 1.6-bit kernels: the
+// byte-addition decode of amd64 (t5s*) is exact while 256 times an int32
+// lane's trit sum fits in int32, that is for K up to 2^18 on ymm
+// (internal/asmgen's tritSumKernel). Wider rows take the generic kernel.
+const maxTritCols = 1 << 18
+
 // matMulTritsGeneric computes rows [r0, r1) of y for one token from the
 // 1.6-bit layout (ternary.Matrix.Trits): the same exact int32 dots as
 // matMulGeneric, so the same bits.

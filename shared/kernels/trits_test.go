@@ -13,7 +13,10 @@ func TestMatMulTritsMatchGeneric(t *testing.T) {
 	gen := newEngine(t, Generic, 1)
 	engines := variantEngines(t)
 	cases := []shapeCase{{1, 1, 1, "", ""}, {5, 256, 1, "", ""}, {9, 320, 1, "", "max"}, {4, 640, 1, "plus", "min"},
-		{33, 2560, 1, "", ""}, {17, 6912, 1, "minus", ""}, {8, 1000, 1, "zero", "min"}, {70, 300, 1, "", ""}}
+		{33, 2560, 1, "", ""}, {17, 6912, 1, "minus", ""}, {8, 1000, 1, "zero", "min"}, {70, 300, 1, "", ""},
+		// the widest rows the byte-addition decode takes, at its worst
+		// case (every trit 2, every q -128), and one block past them
+		{5, maxTritCols, 1, "plus", "min"}, {5, maxTritCols, 1, "plus", "max"}, {3, maxTritCols + 256, 1, "plus", "min"}}
 	for range 20 {
 		cases = append(cases, shapeCase{1 + rng.IntN(80), 1 + rng.IntN(4000), 1, "", ""})
 	}

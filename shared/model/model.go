@@ -312,14 +312,18 @@ func (m *Model) Engine() *kernels.Engine { return m.eng }
 // KVType returns the KV cache element type.
 func (m *Model) KVType() KVType { return m.kvType }
 
-// packTrits adds the 1.6-bit layout to every ternary matrix, on all
-// cores, for a plan whose decode GEMV reads it (see kernels.Engine.ReadsTrits).
-// The 2-bit codes stay: prefill reads them.
+// packTrits adds the 1.6-bit layout, on all cores, to every ternary matrix
+// whose decode GEMV the plan runs from it (see
+// kernels.Engine.ReadsTritsFor). The 2-bit codes stay: prefill reads them.
 func (m *Model) packTrits() error {
 	var ws []*ternary.Matrix
 	for i := range m.layers {
 		l := &m.layers[i]
-		ws = append(ws, l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down)
+		for _, w := range []*ternary.Matrix{l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down} {
+			if m.eng.ReadsTritsFor(m.resident, w.Rows, w.Cols) {
+				ws = append(ws, w)
+			}
+		}
 	}
 	errs := make([]error, len(ws))
 	parallelFor(len(ws), 1, func(lo, hi int) {
@@ -352,12 +356,11 @@ func (m *Model) weightBytes() int64 {
 // TernaryBytes returns the bytes of ternary weights one decoded token reads:
 // the 1.6-bit layout where the plan reads it, else the 2-bit codes.
 func (m *Model) TernaryBytes() int64 {
-	trits := m.eng != nil && m.eng.ReadsTrits(m.resident)
 	var n int64
 	for i := range m.layers {
 		l := &m.layers[i]
 		for _, t := range []*ternary.Matrix{l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down} {
-			if trits && t.Trits != nil {
+			if t.Trits != nil && m.eng != nil && m.eng.ReadsTritsFor(m.resident, t.Rows, t.Cols) {
 				n += int64(len(t.Trits))
 			} else {
 				n += int64(len(t.Codes))

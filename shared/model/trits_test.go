@@ -10,7 +10,9 @@ import (
 )
 
 // TestTritsPlan decodes with a plan whose GEMV classes read the 1.6-bit
-// layout: the model packs it at load and the logits keep their bits.
+// layout, and with one that reads it for the query projection's shape only:
+// the model packs it at load for those matrices alone and the logits keep
+// their bits.
 func TestTritsPlan(t *testing.T) {
 	best := kernels.Variant(kernels.Best())
 	tq1 := best + "-tq1"
@@ -27,9 +29,16 @@ func TestTritsPlan(t *testing.T) {
 	}
 	for _, dir := range goldenModels(t) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
-			var logits [2][]float32
-			for i, v := range []kernels.Variant{best, tq1} {
-				e, err := kernels.New(kernels.WithPlan(plan(v)), kernels.WithThreads(2))
+			var logits [3][]float32
+			var qr, qc int // the query projection's shape, from the first load
+			for i, v := range []kernels.Variant{best, tq1, best} {
+				p := plan(v)
+				if i == 2 {
+					for _, c := range []kernels.Class{kernels.GEMVMemory, kernels.GEMVCache} {
+						p.PerShape = append(p.PerShape, kernels.ShapeChoice{Class: c, Rows: qr, Cols: qc, Variant: tq1})
+					}
+				}
+				e, err := kernels.New(kernels.WithPlan(p), kernels.WithThreads(2))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -42,8 +51,15 @@ func TestTritsPlan(t *testing.T) {
 					m.Close()
 					t.Skip("an embedding model has no logits to compare (its pooled states use the same products)")
 				}
-				if got := m.layers[0].Q.Trits != nil; got != (i == 1) {
-					t.Fatalf("plan %s: trits packed %t, want %t", v, got, i == 1)
+				l := &m.layers[0]
+				qr, qc = l.Q.Rows, l.Q.Cols
+				if got := l.Q.Trits != nil; got != (i > 0) {
+					t.Fatalf("plan %d: query trits packed %t, want %t", i, got, i > 0)
+				}
+				if d := l.Down; d.Rows != qr || d.Cols != qc {
+					if got := d.Trits != nil; got != (i == 1) {
+						t.Fatalf("plan %d: down-projection trits packed %t, want %t", i, got, i == 1)
+					}
 				}
 				seq := m.NewSequence()
 				steps := []Step{{Seq: seq, Tokens: []int{1, 2, 3, 4, 5}}}
@@ -60,6 +76,9 @@ func TestTritsPlan(t *testing.T) {
 			}
 			if !slices.Equal(logits[0], logits[1]) {
 				t.Error("decode logits differ between the 2-bit and the 1.6-bit layout")
+			}
+			if !slices.Equal(logits[0], logits[2]) {
+				t.Error("decode logits differ between the 2-bit layout and the 1.6-bit one for the query projection only")
 			}
 		})
 	}

@@ -120,3 +120,17 @@ func BenchmarkQuantize(b *testing.B) {
 	}
 	reportPerWeight(b)
 }
+
+// BenchmarkPackTrits is the load-time cost of the 1.6-bit layout, paid when
+// a machine's plan decodes from it.
+func BenchmarkPackTrits(b *testing.B) {
+	m := benchMatrix(b)
+	b.SetBytes(int64(len(m.Codes)))
+	for b.Loop() {
+		m.Trits = nil
+		if err := m.PackTrits(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportPerWeight(b)
+}

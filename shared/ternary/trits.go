@@ -55,18 +55,29 @@ func (m *Matrix) PackTrits() error {
 			if g == groups-1 && planes > 0 {
 				np = planes
 			}
-			for j := range 64 {
-				q := 0
-				for n := range 5 {
-					c := 0
-					if n < np {
-						// Weight e sits in byte e/128*32 + e%32, field e%128/32.
-						e := TritGroup*g + 64*n + j
-						c = int(row[e/GroupSize*GroupBytes+e%GroupBytes] >> (2 * (e % GroupSize / GroupBytes)) & 3)
+			// q[j] = sum_n c(64n+j) 3^(4-n): plane n is two runs of 32
+			// weights, each in 32 consecutive code bytes at one 2-bit field
+			// (weight e sits in byte e/128*32 + e%32, field e%128/32).
+			var q [64]byte
+			for n := range 5 {
+				for h := range 2 {
+					acc := (*[32]byte)(q[32*h:])
+					if n >= np {
+						for i := range acc {
+							acc[i] *= 3
+						}
+						continue
 					}
-					q = 3*q + c
+					e := TritGroup*g + 64*n + 32*h
+					src := (*[32]byte)(row[e/GroupSize*GroupBytes:])
+					sh := 2 * (e % GroupSize / GroupBytes)
+					for i, b := range src {
+						acc[i] = 3*acc[i] + b>>sh&3
+					}
 				}
-				dst[64*g+j] = t.enc[q]
+			}
+			for j, v := range q {
+				dst[64*g+j] = t.enc[v]
 			}
 		}
 	}

@@ -45,6 +45,9 @@ type isa struct {
 	head int
 	// trits makes 1.6-bit ternary GEMV kernels (see tritKernel).
 	trits bool
+	// tsum (trits, VNNI) decodes by byte additions instead of multiplies
+	// (see tritSumKernel).
+	tsum bool
 }
 
 var families = []isa{
@@ -72,9 +75,9 @@ var families = []isa{
 		tiles: [][2]int{{1, 1}, {4, 1}, {8, 1}, {1, 4}, {4, 4}}, pf: 2},
 	{name: "i8x256", comment: "int8 x int8, AVX2 (sign-extended to int16, VPMADDWD)", int8: true,
 		tiles: [][2]int{{1, 1}, {4, 1}, {1, 2}, {4, 2}}, pf: 2},
-	{name: "t5x512", comment: "1.6-bit ternary GEMV (5 trits per byte), VPDPBUSD on zmm", wide: true, trits: true,
+	{name: "t5s512", comment: "1.6-bit ternary GEMV (5 trits per byte) decoded by byte additions, VPDPBUSD on zmm", wide: true, trits: true, tsum: true,
 		tiles: [][2]int{{1, 1}, {4, 1}}, pf: 2},
-	{name: "t5x256v", comment: "1.6-bit ternary GEMV (5 trits per byte), VPDPBUSD on ymm (AVX-512 VL+VNNI)", vnni256: true, trits: true,
+	{name: "t5s256v", comment: "1.6-bit ternary GEMV (5 trits per byte) decoded by byte additions, VPDPBUSD on ymm (AVX-512 VL+VNNI)", vnni256: true, trits: true, tsum: true,
 		tiles: [][2]int{{1, 1}, {4, 1}}, pf: 2},
 	{name: "t5x256", comment: "1.6-bit ternary GEMV (5 trits per byte), AVX2 (VPMADDUBSW)", trits: true,
 		tiles: [][2]int{{1, 1}, {4, 1}}, pf: 2},
@@ -132,6 +135,10 @@ func generate() (asm, decl []byte, err error) {
 			d.f("func %s(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)", name)
 			if fam.head > 0 {
 				s.headKernel(fam, name, t[0], t[1])
+				continue
+			}
+			if fam.tsum {
+				s.tritSumKernel(fam, name, t[0])
 				continue
 			}
 			if fam.trits {
@@ -751,6 +758,10 @@ func (g *gen) tritKernel(fam isa, name string, R int) {
 		for r := range R {
 			for h := range 64 / vb {
 				src := fmt.Sprintf("%d(%s)(AX*1)", vb*h, p[r])
+				if tail { // no partial group: nothing to load past the row
+					g.f("\tCMPQ R8, $1")
+					g.f("\tJB tail%d_%d", r, h)
+				}
 				if evex {
 					g.f("\tVMOVDQU64 %s, %s", src, reg(a))
 				} else {
@@ -758,7 +769,7 @@ func (g *gen) tritKernel(fam isa, name string, R int) {
 				}
 				g.f("\t%s %s, %s, %s", and, reg(cHi), reg(a), reg(b))
 				for n := range 5 {
-					if tail {
+					if tail && n > 0 {
 						if n == 4 {
 							break
 						}
@@ -808,6 +819,122 @@ func (g *gen) tritKernel(fam isa, name string, R int) {
 	g.f("tail:")
 	group(true)
 	g.reduce(fam, acc, cHi)
+}
+
+// tritSumKernel emits an R x 1 GEMV over the 1.6-bit layout (see
+// tritKernel) without multiplies: with x_0 = b and x_{n+1} = 3*x_n mod 256
+// (two byte additions), trit n is t_n = floor(3*x_n/256), so
+// 256*t_n = 3*x_n - x_{n+1} and
+//
+//	sum_n t_n*q_n = (3*sum_n x_n*q_n - sum_n x_{n+1}*q_n) / 256.
+//
+// Both sums are VPDPBUSD of unsigned bytes x with signed q: two per plane
+// instead of four multiplies and one VPDPBUSD. The identity holds per byte,
+// so per int32 lane: 3*S1 - S2 is 256 times the lane's trit sum, exact in
+// int32 (wrapping) while that sum's magnitude stays below 2^23, that is
+// for K below 2^23 / (2*128) * 16 (ymm: * 8) = 2^19 (2^18) weights; the
+// lanes are shifted back before they are added up.
+func (g *gen) tritSumKernel(fam isa, name string, R int) {
+	vb, v := 32, "Y"
+	if fam.wide {
+		vb, v = 64, "Z"
+	}
+	p, q := gp[:R], gp[R]
+	g.f("// func %s(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)", name)
+	g.f("TEXT ·%s(SB), NOSPLIT, $0-48", name)
+	g.f("\tMOVQ codes+0(FP), %s", p[0])
+	g.f("\tMOVQ stride+8(FP), AX")
+	for i := 1; i < R; i++ {
+		g.f("\tLEAQ (%s)(AX*1), %s", p[i-1], p[i])
+	}
+	pf := ""
+	if fam.pf >= 0 {
+		pf = gp[R+1]
+		g.f("\tIMUL3Q $%d, AX, %s", fam.pf*R, pf)
+		g.f("\tADDQ %s, %s", p[0], pf)
+	}
+	g.f("\tMOVQ q+16(FP), %s", q)
+	reg := func(i int) string { return fmt.Sprintf("%s%d", v, i) }
+	next := 0
+	alloc := func(n int) []int {
+		r := make([]int, n)
+		for i := range r {
+			r[i] = next
+			next++
+		}
+		return r
+	}
+	s1, s2, x, t, qr := alloc(R), alloc(R), alloc(R), alloc(R), alloc(1)[0]
+	tmp := alloc(1)[0]
+	if next > 32 {
+		log.Fatalf("%s: needs %d vector registers, have 32", name, next)
+	}
+	for r := range R {
+		g.f("\tVPXORD %s, %s, %s", reg(s1[r]), reg(s1[r]), reg(s1[r]))
+		g.f("\tVPXORD %s, %s, %s", reg(s2[r]), reg(s2[r]), reg(s2[r]))
+	}
+	g.f("\tMOVQ nblk+32(FP), CX")
+	g.f("\tMOVQ CX, R8") // R8: planes of the partial group
+	g.f("\tANDQ $7, R8")
+	g.f("\tSHRQ $3, CX")
+	g.f("\tSHLQ $6, CX") // 64 bytes per group
+	g.f("\tXORQ AX, AX")
+	// group emits the planes of the 64-byte group at AX, plane by plane
+	// for all rows (q loaded once per plane). tail checks R8 before each
+	// plane and leaves the group (label tail<h>) once R8 planes are done.
+	group := func(tail bool) {
+		for h := range 64 / vb {
+			if tail {
+				g.f("\tCMPQ R8, $1")
+				g.f("\tJB tail%d", h)
+			}
+			for r := range R {
+				g.f("\tVMOVDQU64 %d(%s)(AX*1), %s", vb*h, p[r], reg(x[r]))
+			}
+			for n := range 5 {
+				if tail && n > 0 {
+					if n == 4 {
+						break
+					}
+					g.f("\tCMPQ R8, $%d", n+1)
+					g.f("\tJB tail%d", h)
+				}
+				g.f("\tVMOVDQU64 %d(%s), %s", 64*n+vb*h, q, reg(qr))
+				for r := range R {
+					g.f("\tVPDPBUSD %s, %s, %s", reg(qr), reg(x[r]), reg(s1[r]))
+					g.f("\tVPADDB %s, %s, %s", reg(x[r]), reg(x[r]), reg(t[r]))
+					g.f("\tVPADDB %s, %s, %s", reg(t[r]), reg(x[r]), reg(x[r]))
+					g.f("\tVPDPBUSD %s, %s, %s", reg(qr), reg(x[r]), reg(s2[r]))
+				}
+			}
+			if tail {
+				g.f("tail%d:", h)
+			}
+		}
+	}
+	g.f("\tCMPQ AX, CX")
+	g.f("\tJAE tail")
+	g.f("loop:")
+	group(false)
+	if pf != "" {
+		for i := range R {
+			g.f("\tPREFETCHT0 %d(%s)", 64*i, pf)
+		}
+		g.f("\tADDQ $%d, %s", 64*R, pf)
+	}
+	g.f("\tADDQ $320, %s", q)
+	g.f("\tADDQ $64, AX")
+	g.f("\tCMPQ AX, CX")
+	g.f("\tJB loop")
+	g.f("tail:")
+	group(true)
+	for r := range R { // s1 = (3*s1 - s2) >> 8, lane by lane
+		g.f("\tVPADDD %s, %s, %s", reg(s1[r]), reg(s1[r]), reg(t[r]))
+		g.f("\tVPADDD %s, %s, %s", reg(t[r]), reg(s1[r]), reg(s1[r]))
+		g.f("\tVPSUBD %s, %s, %s", reg(s2[r]), reg(s1[r]), reg(s1[r]))
+		g.f("\tVPSRAD $8, %s, %s", reg(s1[r]), reg(s1[r]))
+	}
+	g.reduce(fam, s1, tmp)
 }
 
 func check(name string, used, limit int) {
