@@ -1,6 +1,9 @@
 package ternary
 
-import "fmt"
+import (
+	"encoding/binary"
+	"fmt"
+)
 
 // The 1.6-bit layout (Matrix.Trits): 5 trits per byte, as GGUF TQ1_0
 // packs them, arranged for SIMD decoding. A row of PaddedCols(Cols) = 4*Stride
@@ -55,26 +58,31 @@ func (m *Matrix) PackTrits() error {
 			if g == groups-1 && planes > 0 {
 				np = planes
 			}
-			// q[j] = sum_n c(64n+j) 3^(4-n): plane n is two runs of 32
-			// weights, each in 32 consecutive code bytes at one 2-bit field
-			// (weight e sits in byte e/128*32 + e%32, field e%128/32).
-			var q [64]byte
+			// q[j] = sum_n c(64n+j) 3^(4-n), eight bytes per uint64 (each
+			// stays below 243: no carry between bytes): plane n is two runs
+			// of 32 weights, each in 32 consecutive code bytes at one 2-bit
+			// field (weight e sits in byte e/128*32 + e%32, field e%128/32).
+			var acc [8]uint64
 			for n := range 5 {
 				for h := range 2 {
-					acc := (*[32]byte)(q[32*h:])
+					a := (*[4]uint64)(acc[4*h:])
 					if n >= np {
-						for i := range acc {
-							acc[i] *= 3
+						for i := range a {
+							a[i] *= 3
 						}
 						continue
 					}
 					e := TritGroup*g + 64*n + 32*h
-					src := (*[32]byte)(row[e/GroupSize*GroupBytes:])
+					src := row[e/GroupSize*GroupBytes:][:32]
 					sh := 2 * (e % GroupSize / GroupBytes)
-					for i, b := range src {
-						acc[i] = 3*acc[i] + b>>sh&3
+					for i := range a {
+						a[i] = 3*a[i] + binary.LittleEndian.Uint64(src[8*i:])>>sh&0x0303030303030303
 					}
 				}
+			}
+			var q [64]byte
+			for i, v := range acc {
+				binary.LittleEndian.PutUint64(q[8*i:], v)
 			}
 			for j, v := range q {
 				dst[64*g+j] = t.enc[v]
