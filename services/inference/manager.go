@@ -31,6 +31,7 @@ type managerConfig struct {
 	loadModel func(ctx context.Context, path string, opts ...model.Option) (*model.Model, error)
 	wrapModel func(*model.Model) Model
 	kvType    model.KVType // what the KV caches are sized in (NewServer sets it)
+	planModel func(ctx context.Context, c model.Config) error
 }
 
 // withKVType sizes the KV caches counted against the budget in t's
@@ -63,6 +64,16 @@ func WithSchedulerOptions(o ...SchedulerOption) ManagerOption {
 
 // WithManagerLogger logs loads and unloads.
 func WithManagerLogger(l *zap.Logger) ManagerOption { return func(c *managerConfig) { c.log = l } }
+
+// WithModelPlanner runs f with each model's configuration before the model
+// loads: a node measures its kernel plan on the model's own shapes there
+// (kernels.LoadPlan, cached per CPU, binary and shapes, then
+// kernels.Engine.AdoptShapes), so that the model's 1.6-bit layout is packed
+// for the shapes that read it. An error is logged and the load goes on with
+// the node's plan.
+func WithModelPlanner(f func(ctx context.Context, c model.Config) error) ManagerOption {
+	return func(c *managerConfig) { c.planModel = f }
+}
 
 // withModelWrapper lets tests interpose on Forward (e.g. to hold a step).
 func withModelWrapper(f func(*model.Model) Model) ManagerOption {
@@ -97,6 +108,7 @@ type Manager struct {
 type entry struct {
 	key     string
 	local   Local
+	conf    model.Config  // read before the load (preConfig)
 	ready   chan struct{} // closed when loading ended; err says how
 	err     error
 	waiters int                // callers waiting for the load (guarded by Manager.mu)
@@ -204,7 +216,7 @@ func (m *Manager) Acquire(ctx context.Context, ref string) (*Handle, error) {
 			m.mu.Unlock()
 			continue
 		}
-		e := &entry{key: key, local: loc, ready: make(chan struct{}), bytes: need.total()}
+		e := &entry{key: key, local: loc, conf: mc, ready: make(chan struct{}), bytes: need.total()}
 		victims, err := m.makeRoomLocked(need, key)
 		if err != nil {
 			m.mu.Unlock()
@@ -281,6 +293,11 @@ func (m *Manager) tryAcquire(ctx context.Context, key string) (*Handle, bool, er
 // ends when the load is abandoned (or the manager closes).
 func (m *Manager) load(ctx context.Context, e *entry) {
 	start := time.Now()
+	if m.cfg.planModel != nil {
+		if err := m.cfg.planModel(ctx, e.conf); err != nil && ctx.Err() == nil {
+			m.cfg.log.Warn("kernel plan on the model's shapes failed: the node's plan runs it", zap.String("model", e.key), zap.Error(err))
+		}
+	}
 	mod, err := m.cfg.loadModel(ctx, e.local.Path, m.cfg.modelOpts...)
 	switch {
 	case err != nil && ctx.Err() != nil:

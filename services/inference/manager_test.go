@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	modelv1 "github.com/bitnet-mesh/bitnet-mesh/proto/bitnet/model/v1"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
 	"github.com/bitnet-mesh/bitnet-mesh/shared/model"
 )
 
@@ -297,5 +300,62 @@ func TestManagerBudgetCountsKV(t *testing.T) {
 		if got := status.Code(toStatus(err)); got != codes.ResourceExhausted {
 			t.Errorf("got code %v, want ResourceExhausted", got)
 		}
+	}
+}
+
+// TestManagerModelPlanner: the planner sees the model's configuration
+// before the model loads, and what it adopts decides the model's shapes
+// (shared/model's TestTritsPlan checks what a load packs for them); a
+// planner that fails leaves the load to the node's plan.
+func TestManagerModelPlanner(t *testing.T) {
+	tq1 := kernels.Variant(kernels.Best()) + "-tq1"
+	if !slices.Contains(kernels.Variants(), tq1) {
+		tq1 = "generic-tq1"
+	}
+	for _, fail := range []bool{false, true} {
+		eng, err := kernels.New(kernels.WithPlan(kernels.StaticPlan()), kernels.WithThreads(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer eng.Close()
+		loads := 0
+		countLoads := func(c *managerConfig) {
+			load := c.loadModel
+			c.loadModel = func(ctx context.Context, path string, opts ...model.Option) (*model.Model, error) {
+				loads++
+				return load(ctx, path, opts...)
+			}
+		}
+		var got []model.Config
+		planner := func(ctx context.Context, c model.Config) error {
+			got = append(got, c)
+			if loads != 0 {
+				t.Errorf("fail=%t: planner ran after the model loaded, want before", fail)
+			}
+			if fail {
+				return errors.New("no time to measure")
+			}
+			p := kernels.StaticPlan()
+			p.Choice = maps.Clone(p.Choice)
+			p.Choice[kernels.GEMVMemory], p.Choice[kernels.GEMVCache] = tq1, tq1
+			return eng.AdoptShapes(p, c.LinearShapes())
+		}
+		m := newTestManager(t, countLoads, WithModelPlanner(planner), WithModelOptions(model.WithEngine(eng)))
+		h, err := m.Acquire(context.Background(), tinyName)
+		if err != nil {
+			t.Fatalf("fail=%t: %v", fail, err)
+		}
+		c := h.Model.Config()
+		if len(got) != 1 || got[0].HiddenSize != c.HiddenSize || got[0].NumLayers != c.NumLayers || got[0].IntermediateSize != c.IntermediateSize {
+			t.Errorf("fail=%t: planner saw %d configurations (%+v), want the model's once", fail, len(got), got)
+		}
+		for _, sh := range c.LinearShapes() {
+			for _, resident := range []bool{false, true} {
+				if r := eng.ReadsTritsFor(resident, sh[0], sh[1]); r == fail {
+					t.Errorf("fail=%t: shape %v (resident %t) reads trits %t", fail, sh, resident, r)
+				}
+			}
+		}
+		h.Release()
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -128,6 +129,30 @@ func quantizerPart(cfg Config, sec security, id string, reg *part) (*part, error
 	return p, nil
 }
 
+// modelPlanner measures the one-token kernel classes on a model's own
+// shapes before it loads (cached like the node's plan) and has eng run
+// those shapes on what was measured: the node's plan was measured on the
+// reference shapes (BitNet b1.58 2B4T's), which is what it advertises.
+func modelPlanner(cfg Config, id string, eng *kernels.Engine, threads int) func(context.Context, model.Config) error {
+	return func(ctx context.Context, c model.Config) error {
+		shapes := c.LinearShapes()
+		p, err := kernels.LoadPlan(ctx, kernels.PlanConfig{Mode: cfg.KernelPlan, Measure: kernels.MeasureConfig{
+			Threads: threads, Shapes: shapes, Classes: []kernels.Class{kernels.GEMVMemory, kernels.GEMVCache}}})
+		if err != nil {
+			return fmt.Errorf("kernel plan on %v: %w", shapes, err)
+		}
+		if err := eng.AdoptShapes(p, shapes); err != nil {
+			return fmt.Errorf("kernel plan on %v: %w", shapes, err)
+		}
+		var b strings.Builder
+		for _, sh := range shapes {
+			fmt.Fprintf(&b, "%dx%d=%s ", sh[0], sh[1], p.VariantFor(kernels.GEMVMemory, sh[0], sh[1]))
+		}
+		cfg.Logger.Info("kernel plan on the model's shapes", zap.String("node", id), zap.String("gemv_dram", strings.TrimSpace(b.String())), zap.String("source", p.Source))
+		return nil
+	}
+}
+
 func inferencePart(cfg Config, sec security, id, addr string) (_ *part, err error) {
 	p := &part{kind: Inference, id: id}
 	defer func() {
@@ -156,7 +181,11 @@ func inferencePart(cfg Config, sec security, id, addr string) (_ *part, err erro
 		acc = gpu
 		eopts = append(eopts, kernels.WithAccelerator(gpu))
 	}
-	runsGPU := false
+	runsGPU, measured := false, false
+	threads := cfg.Threads
+	if threads < 1 {
+		threads = runtime.GOMAXPROCS(0)
+	}
 	if mode := cfg.KernelPlan; cfg.Kernel != "" || mode == "" || mode == kernels.PlanStatic {
 		path := hw.BestKernel
 		if gpu != nil { // the widest path: every product on the GPU
@@ -166,16 +195,13 @@ func inferencePart(cfg Config, sec security, id, addr string) (_ *part, err erro
 	} else {
 		// Measured per operation class (cached per CPU and binary), and
 		// advertised: the router ranks nodes by these speeds.
-		threads := cfg.Threads
-		if threads < 1 {
-			threads = runtime.GOMAXPROCS(0)
-		}
 		plan, err := kernels.LoadPlan(context.Background(), kernels.PlanConfig{Mode: mode, Measure: kernels.MeasureConfig{Threads: threads, HeadFormat: cfg.HeadFormat, Accelerator: acc}})
 		if err != nil {
 			return nil, fmt.Errorf("mesh: inference node %s: kernel plan: %w", id, err)
 		}
 		eopts = append(eopts, kernels.WithPlan(plan))
 		runsGPU = plan.UsesAccelerator()
+		measured = !runsGPU
 		hw = hw.WithPerf(hardware.MeasurePerf(plan, threads))
 		cfg.Logger.Info("kernel plan", zap.String("node", id), zap.Stringer("plan", plan),
 			zap.Float64("read_gbps", hw.Perf.ReadGBps), zap.Float64("decode_tok_s", hw.Perf.DecodeTokS), zap.Float64("prefill_tok_s", hw.Perf.PrefillTokS))
@@ -192,6 +218,9 @@ func inferencePart(cfg Config, sec security, id, addr string) (_ *part, err erro
 		inference.WithNodeName(id), inference.WithAddress(addr), inference.WithVersion(cfg.Version),
 		inference.WithEngine(eng), inference.WithHardware(hw), inference.WithLogger(cfg.Logger),
 		inference.WithMetrics(cfg.Metrics),
+	}
+	if measured {
+		opts = append(opts, inference.WithManager(inference.WithModelPlanner(modelPlanner(cfg, id, eng, threads))))
 	}
 	if cfg.KVCache != "" {
 		kv, err := model.ParseKVType(cfg.KVCache)

@@ -3,8 +3,10 @@ package kernels
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
@@ -15,10 +17,13 @@ type Engine struct {
 	path    Path // forced path, "" when the plan decides
 	plan    *Plan
 	threads int
-	cls     [numClasses]*variant  // the plan, resolved once (CPU variants)
-	shape   map[shapeKey]*variant // the plan's per-shape one-token variants
-	acc     Accelerator           // WithAccelerator; nil without
-	onAcc   [numClasses]bool      // classes the plan runs on acc
+	cls     [numClasses]*variant // the plan, resolved once (CPU variants)
+	// shape holds the per-shape one-token variants: the plan's, and those
+	// AdoptShapes adds (copy on write under shapeMu).
+	shape   atomic.Pointer[map[shapeKey]*variant]
+	shapeMu sync.Mutex
+	acc     Accelerator      // WithAccelerator; nil without
+	onAcc   [numClasses]bool // classes the plan runs on acc
 	pool    *pool
 	bufs    sync.Pool // *prepared scratch for impl.prepare
 	batches sync.Pool // *batch scratch for MatMuls
@@ -74,12 +79,11 @@ func New(opts ...Option) (*Engine, error) {
 	for _, c := range Classes() {
 		e.cls[c], _ = lookupVariant(plan.Choice[c])
 	}
+	shape := map[shapeKey]*variant{}
 	for _, s := range plan.PerShape {
-		if e.shape == nil {
-			e.shape = map[shapeKey]*variant{}
-		}
-		e.shape[shapeKey{s.Class, s.Rows, s.Cols}], _ = lookupVariant(s.Variant)
+		shape[shapeKey{s.Class, s.Rows, s.Cols}], _ = lookupVariant(s.Variant)
 	}
+	e.shape.Store(&shape)
 	if err := e.resolveAccel(plan); err != nil {
 		return nil, err
 	}
@@ -118,7 +122,7 @@ func (e *Engine) ReadsTrits(resident bool) bool {
 	if e.cls[c].tq1 {
 		return true
 	}
-	for k, v := range e.shape {
+	for k, v := range *e.shape.Load() {
 		if k.c == c && v.tq1 {
 			return true
 		}
@@ -141,12 +145,41 @@ type shapeKey struct {
 
 // variantFor returns the variant of class c for a rows x cols matrix.
 func (e *Engine) variantFor(c Class, rows, cols int) *variant {
-	if e.shape != nil {
-		if v, ok := e.shape[shapeKey{c, rows, cols}]; ok {
-			return v
-		}
+	if v, ok := (*e.shape.Load())[shapeKey{c, rows, cols}]; ok {
+		return v
 	}
 	return e.cls[c]
+}
+
+// AdoptShapes runs the one-token products of each of shapes (rows x cols)
+// on the variant p chooses for that shape: p is a plan measured on a
+// model's own shapes (LoadPlan with MeasureConfig.Shapes), and the engine's
+// plan, measured on other shapes (a serving node's reference shapes), keeps
+// every other shape and class. A forced path ignores it; classes on the
+// accelerator stay there. Safe while products run: a product already
+// started keeps the variant it began with.
+func (e *Engine) AdoptShapes(p Plan, shapes [][2]int) error {
+	if e.path != "" {
+		return nil
+	}
+	if err := p.validate(e.acc != nil); err != nil {
+		return err
+	}
+	e.shapeMu.Lock()
+	defer e.shapeMu.Unlock()
+	next := maps.Clone(*e.shape.Load())
+	for _, c := range []Class{GEMVMemory, GEMVCache} {
+		if e.onAcc[c] {
+			continue
+		}
+		for _, sh := range shapes {
+			if v, ok := lookupVariant(p.VariantFor(c, sh[0], sh[1])); ok {
+				next[shapeKey{c, sh[0], sh[1]}] = v
+			}
+		}
+	}
+	e.shape.Store(&next)
+	return nil
 }
 
 // Forced reports whether a path was forced (WithPath).

@@ -3,7 +3,10 @@ package kernels
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -263,5 +266,83 @@ func TestChooseShapes(t *testing.T) {
 		if _, err := New(WithPlan(p)); err == nil {
 			t.Errorf("New with per-shape %v: got nil error", bad)
 		}
+	}
+}
+
+// TestAdoptShapes: a plan measured on a model's shapes decides those shapes'
+// one-token products, the engine's own plan every other shape, and products
+// running meanwhile see one variant or the other (run with -race).
+func TestAdoptShapes(t *testing.T) {
+	e, err := New(WithPlan(StaticPlan()), WithThreads(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	model := Plan{Choice: maps.Clone(StaticPlan().Choice)}
+	model.Choice[GEMVMemory] = "generic-tq1"
+	model.PerShape = []ShapeChoice{{Class: GEMVCache, Rows: 64, Cols: 512, Variant: "generic"}}
+
+	rng := rand.New(rand.NewPCG(5, 6))
+	w := randTernary(t, rng, 64, 512, "")
+	if err := w.PackTrits(); err != nil {
+		t.Fatal(err)
+	}
+	a := randActivations(t, rng, 1, 512, "")
+	want := make([]float32, 64)
+	matMulGeneric(want, w, a, 0, 64)
+	done := make(chan error)
+	go func() { // products while the shapes change
+		y := make([]float32, 64)
+		for range 200 {
+			if err := e.MatMul(y, w, a); err != nil {
+				done <- err
+				return
+			}
+			if i, ok := firstDiff(y, want); !ok {
+				done <- fmt.Errorf("y[%d] got %v, want %v", i, y[i], want[i])
+				return
+			}
+		}
+		done <- nil
+	}()
+	if err := e.AdoptShapes(model, [][2]int{{64, 512}, {128, 256}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		c          Class
+		rows, cols int
+		want       Variant
+	}{
+		{GEMVMemory, 64, 512, "generic-tq1"},
+		{GEMVMemory, 128, 256, "generic-tq1"},
+		{GEMVCache, 64, 512, "generic"},
+		{GEMVCache, 128, 256, model.Choice[GEMVCache]},
+		{GEMVMemory, 256, 256, StaticPlan().Choice[GEMVMemory]}, // not the model's shape
+		{GEMMSmall, 64, 512, StaticPlan().Choice[GEMMSmall]},    // not a one-token class
+	} {
+		if got := Variant(e.variantFor(c.c, c.rows, c.cols).name); got != c.want {
+			t.Errorf("%s %dx%d: got %s, want %s", c.c, c.rows, c.cols, got, c.want)
+		}
+	}
+	if !e.ReadsTritsFor(false, 64, 512) || e.ReadsTritsFor(false, 256, 256) {
+		t.Error("ReadsTritsFor: want true on the adopted tq1 shape only")
+	}
+	bad := Plan{Choice: map[Class]Variant{}}
+	if err := e.AdoptShapes(bad, [][2]int{{64, 512}}); err == nil {
+		t.Error("AdoptShapes with an incomplete plan: got nil error")
+	}
+	forced, err := New(WithPath(Generic), WithThreads(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer forced.Close()
+	if err := forced.AdoptShapes(model, [][2]int{{64, 512}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := forced.variantFor(GEMVMemory, 64, 512).name; got != "generic" {
+		t.Errorf("forced engine: got %s, want generic (AdoptShapes ignored)", got)
 	}
 }
