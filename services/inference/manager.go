@@ -32,6 +32,15 @@ type managerConfig struct {
 	wrapModel func(*model.Model) Model
 	kvType    model.KVType // what the KV caches are sized in (NewServer sets it)
 	planModel func(ctx context.Context, c model.Config) error
+	// readsTrits says which BitLinear shapes the engine decodes from the
+	// 1.6-bit layout (kernels.Engine.ReadsTritsFor); NewServer sets it.
+	readsTrits func(rows, cols int) bool
+}
+
+// withTritReads counts the 1.6-bit copies of the shapes reads names in
+// every model's footprint.
+func withTritReads(reads func(rows, cols int) bool) ManagerOption {
+	return func(c *managerConfig) { c.readsTrits = reads }
 }
 
 // withKVType sizes the KV caches counted against the budget in t's
@@ -65,12 +74,12 @@ func WithSchedulerOptions(o ...SchedulerOption) ManagerOption {
 // WithManagerLogger logs loads and unloads.
 func WithManagerLogger(l *zap.Logger) ManagerOption { return func(c *managerConfig) { c.log = l } }
 
-// WithModelPlanner runs f with each model's configuration before the model
-// loads: a node measures its kernel plan on the model's own shapes there
+// WithModelPlanner runs f with each model's configuration before its
+// memory is reserved and it loads (on the caller's context): a node measures its kernel plan on the model's own shapes there
 // (kernels.LoadPlan, cached per CPU, binary and shapes, then
 // kernels.Engine.AdoptShapes), so that the model's 1.6-bit layout is packed
-// for the shapes that read it. An error is logged and the load goes on with
-// the node's plan.
+// for the shapes that read it, and counted in its footprint. An error is
+// logged and the load goes on with the node's plan.
 func WithModelPlanner(f func(ctx context.Context, c model.Config) error) ManagerOption {
 	return func(c *managerConfig) { c.planModel = f }
 }
@@ -108,7 +117,6 @@ type Manager struct {
 type entry struct {
 	key     string
 	local   Local
-	conf    model.Config  // read before the load (preConfig)
 	ready   chan struct{} // closed when loading ended; err says how
 	err     error
 	waiters int                // callers waiting for the load (guarded by Manager.mu)
@@ -206,6 +214,16 @@ func (m *Manager) Acquire(ctx context.Context, ref string) (*Handle, error) {
 		if err != nil {
 			return nil, loadError(key, loc.Path, err)
 		}
+		// The plan on the model's shapes decides which matrices also get
+		// the 1.6-bit layout, which the footprint counts.
+		if m.cfg.planModel != nil {
+			if err := m.cfg.planModel(ctx, mc); err != nil {
+				if ctx.Err() != nil {
+					return nil, fmt.Errorf("load %s: %w", key, ctx.Err())
+				}
+				m.cfg.log.Warn("kernel plan on the model's shapes failed: the node's plan runs it", zap.String("model", key), zap.Error(err))
+			}
+		}
 		need := m.cfg.footprint(mc)
 		m.mu.Lock()
 		if m.closed {
@@ -216,7 +234,7 @@ func (m *Manager) Acquire(ctx context.Context, ref string) (*Handle, error) {
 			m.mu.Unlock()
 			continue
 		}
-		e := &entry{key: key, local: loc, conf: mc, ready: make(chan struct{}), bytes: need.total()}
+		e := &entry{key: key, local: loc, ready: make(chan struct{}), bytes: need.total()}
 		victims, err := m.makeRoomLocked(need, key)
 		if err != nil {
 			m.mu.Unlock()
@@ -293,11 +311,6 @@ func (m *Manager) tryAcquire(ctx context.Context, key string) (*Handle, bool, er
 // ends when the load is abandoned (or the manager closes).
 func (m *Manager) load(ctx context.Context, e *entry) {
 	start := time.Now()
-	if m.cfg.planModel != nil {
-		if err := m.cfg.planModel(ctx, e.conf); err != nil && ctx.Err() == nil {
-			m.cfg.log.Warn("kernel plan on the model's shapes failed: the node's plan runs it", zap.String("model", e.key), zap.Error(err))
-		}
-	}
 	mod, err := m.cfg.loadModel(ctx, e.local.Path, m.cfg.modelOpts...)
 	switch {
 	case err != nil && ctx.Err() != nil:
@@ -354,23 +367,27 @@ func (m *Manager) load(ctx context.Context, e *entry) {
 // once. A model is loaded only when all of it fits the budget, so a full
 // batch of long requests cannot take the node past its memory limit.
 type footprint struct {
-	weights, kv int64
-	seqs, ctx   int
-	kvType      model.KVType
+	weights, trits, kv int64
+	seqs, ctx          int
+	kvType             model.KVType
 }
 
-func (f footprint) total() int64 { return f.weights + f.kv }
+func (f footprint) total() int64 { return f.weights + f.trits + f.kv }
 
 // String spells the numbers out for the over-budget message.
 func (f footprint) String() string {
-	return fmt.Sprintf("%s (weights %s + %s KV cache %s for --max-batch %d x %d-token context)",
-		model.FormatBytes(f.total()), model.FormatBytes(f.weights), f.kvType, model.FormatBytes(f.kv), f.seqs, f.ctx)
+	trits := ""
+	if f.trits > 0 {
+		trits = " + 1.6-bit copies " + model.FormatBytes(f.trits)
+	}
+	return fmt.Sprintf("%s (weights %s%s + %s KV cache %s for --max-batch %d x %d-token context)",
+		model.FormatBytes(f.total()), model.FormatBytes(f.weights), trits, f.kvType, model.FormatBytes(f.kv), f.seqs, f.ctx)
 }
 
 func (c managerConfig) footprint(mc model.Config) footprint {
 	seqs := newSchedConfig(c.schedOpts).maxBatch
 	return footprint{
-		weights: mc.ServeBytes(), kv: mc.KVBytes(c.kvType, seqs, mc.MaxPositions),
+		weights: mc.ServeBytes(), trits: mc.TritsBytes(c.readsTrits), kv: mc.KVBytes(c.kvType, seqs, mc.MaxPositions),
 		seqs: seqs, ctx: mc.MaxPositions, kvType: c.kvType,
 	}
 }

@@ -340,7 +340,8 @@ func TestManagerModelPlanner(t *testing.T) {
 			p.Choice[kernels.GEMVMemory], p.Choice[kernels.GEMVCache] = tq1, tq1
 			return eng.AdoptShapes(p, c.LinearShapes())
 		}
-		m := newTestManager(t, countLoads, WithModelPlanner(planner), WithModelOptions(model.WithEngine(eng)))
+		reads := func(rows, cols int) bool { return eng.ReadsTritsFor(false, rows, cols) }
+		m := newTestManager(t, countLoads, WithModelPlanner(planner), WithModelOptions(model.WithEngine(eng)), withTritReads(reads))
 		h, err := m.Acquire(context.Background(), tinyName)
 		if err != nil {
 			t.Fatalf("fail=%t: %v", fail, err)
@@ -355,6 +356,9 @@ func TestManagerModelPlanner(t *testing.T) {
 					t.Errorf("fail=%t: shape %v (resident %t) reads trits %t", fail, sh, resident, r)
 				}
 			}
+		}
+		if got, want := m.cfg.footprint(c).trits, c.TritsBytes(reads); got != want || (got > 0) == fail {
+			t.Errorf("fail=%t: footprint counts %d bytes of 1.6-bit copies, want %d", fail, got, want)
 		}
 		h.Release()
 	}

@@ -159,7 +159,10 @@ func NewServer(f Fetcher, opts ...Option) (*Server, error) {
 		mopts = append(mopts, WithMemoryBudget(lim.Budget()))
 	}
 	mopts = append(mopts, c.mgrOpts...)
-	mopts = append(mopts, WithModelOptions(model.WithEngine(s.engine), model.WithKVType(c.kvType)), WithSchedulerOptions(c.schedOpts...), withKVType(c.kvType))
+	reads := func(rows, cols int) bool {
+		return s.engine.ReadsTritsFor(false, rows, cols) || s.engine.ReadsTritsFor(true, rows, cols)
+	}
+	mopts = append(mopts, WithModelOptions(model.WithEngine(s.engine), model.WithKVType(c.kvType)), WithSchedulerOptions(c.schedOpts...), withKVType(c.kvType), withTritReads(reads))
 	mgr, err := NewManager(f, mopts...)
 	if err != nil {
 		if s.ownEngine {

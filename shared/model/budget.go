@@ -57,6 +57,23 @@ func (c Config) ServeBytes() int64 {
 	return max(satInt64(b), 1)
 }
 
+// TritsBytes is the memory a load adds for the 1.6-bit copies
+// (ternary.Matrix.Trits) of the BitLinear matrices whose shape reads says
+// the engine decodes from them (kernels.Engine.ReadsTritsFor, cache-resident
+// or not); the 2-bit codes stay for prefill. nil reads: none.
+func (c Config) TritsBytes(reads func(rows, cols int) bool) int64 {
+	if reads == nil {
+		return 0
+	}
+	var n float64
+	for _, s := range c.layerShapes() {
+		if s[0] > 0 && s[1] > 0 && reads(s[0], s[1]) {
+			n += float64(s[0]) * float64(ternary.TritStride(ternary.PaddedCols(s[1])/4))
+		}
+	}
+	return satInt64(n * float64(c.NumLayers))
+}
+
 // KVBytes is the memory of the KV caches of seqs sequences of positions
 // tokens each, with elements of type t: keys and values, every layer, every
 // KV head.

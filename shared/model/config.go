@@ -769,6 +769,18 @@ func (c Config) String() string {
 // BitLinear matrices, q, k/v, o, gate/up and down: what kernel plans are
 // measured on (kernels.MeasureConfig.Shapes).
 func (c Config) LinearShapes() [][2]int {
+	var out [][2]int
+	for _, s := range c.layerShapes() {
+		if s[0] > 0 && s[1] > 0 && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// layerShapes returns the shapes (out x in) of one layer's BitLinear
+// matrices: q, k, v, o, gate, up, down.
+func (c Config) layerShapes() [7][2]int {
 	kv := c.NumKVHeads
 	if kv <= 0 {
 		kv = c.NumHeads
@@ -777,12 +789,6 @@ func (c Config) LinearShapes() [][2]int {
 	if hd <= 0 && c.NumHeads > 0 {
 		hd = c.HiddenSize / c.NumHeads
 	}
-	var out [][2]int
-	for _, s := range [][2]int{{c.NumHeads * hd, c.HiddenSize}, {kv * hd, c.HiddenSize}, {c.HiddenSize, c.NumHeads * hd},
-		{c.IntermediateSize, c.HiddenSize}, {c.HiddenSize, c.IntermediateSize}} {
-		if s[0] > 0 && s[1] > 0 && !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out
+	q, k, h, in := c.NumHeads*hd, kv*hd, c.HiddenSize, c.IntermediateSize
+	return [7][2]int{{q, h}, {k, h}, {k, h}, {h, q}, {in, h}, {in, h}, {h, in}}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/bitnet-mesh/bitnet-mesh/shared/kernels"
+	"github.com/bitnet-mesh/bitnet-mesh/shared/ternary"
 )
 
 // TestTritsPlan decodes with a plan whose GEMV classes read the 1.6-bit
@@ -55,6 +56,16 @@ func TestTritsPlan(t *testing.T) {
 				qr, qc = l.Q.Rows, l.Q.Cols
 				if got := l.Q.Trits != nil; got != (i > 0) {
 					t.Fatalf("plan %d: query trits packed %t, want %t", i, got, i > 0)
+				}
+				var packed int64
+				for li := range m.layers {
+					l := &m.layers[li]
+					for _, w := range []*ternary.Matrix{l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down} {
+						packed += int64(len(w.Trits))
+					}
+				}
+				if want := m.cfg.TritsBytes(func(r, c int) bool { return e.ReadsTritsFor(m.resident, r, c) }); packed != want {
+					t.Errorf("plan %d: %d bytes of trits packed, Config.TritsBytes says %d", i, packed, want)
 				}
 				if d := l.Down; d.Rows != qr || d.Cols != qc {
 					if got := d.Trits != nil; got != (i == 1) {
