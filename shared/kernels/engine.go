@@ -287,7 +287,7 @@ func (e *Engine) checkMatMul(y []float32, w *ternary.Matrix, a *Activations) err
 func (e *Engine) matMulCPU(y []float32, w *ternary.Matrix, a *Activations, resident bool) error {
 	v := e.variantFor(classOf(a.N, resident), w.Rows, w.Cols)
 	im := &v.im
-	if v.tq1 && a.N == 1 && w.Trits != nil && len(w.Trits) == w.Rows*ternary.TritStride(w.Stride) {
+	if readsTrits(v, w, a) {
 		f := im.matMulTrits
 		if chunks, per := e.split(w.Rows, 1, len(w.Trits)/w.Rows); chunks <= 1 {
 			f(y, w, a, 0, w.Rows)
@@ -349,11 +349,16 @@ func (e *Engine) fusable(ws []*ternary.Matrix, a *Activations, resident bool) bo
 		if v0 == nil {
 			v0 = v
 		}
-		if v != v0 || (v.tq1 && a.N == 1 && w.Trits != nil) {
+		if v != v0 {
 			return false
 		}
 	}
 	return true
+}
+
+// readsTrits reports whether v's one-token product on w reads w.Trits.
+func readsTrits(v *variant, w *ternary.Matrix, a *Activations) bool {
+	return v.tq1 && a.N == 1 && w.Trits != nil && len(w.Trits) == w.Rows*ternary.TritStride(w.Stride)
 }
 
 // matMulsFused runs checked products that fusable accepted: every matrix
@@ -373,7 +378,11 @@ func (e *Engine) matMulsFused(ys [][]float32, ws []*ternary.Matrix, a *Activatio
 	b.first, b.per = b.first[:0], b.per[:0]
 	total := 0
 	for _, w := range ws {
-		chunks, per := e.split(w.Rows, a.N, w.Stride)
+		rowBytes := w.Stride
+		if readsTrits(v, w, a) {
+			rowBytes = len(w.Trits) / w.Rows
+		}
+		chunks, per := e.split(w.Rows, a.N, rowBytes)
 		b.first, b.per = append(b.first, total), append(b.per, per)
 		total += chunks
 	}
@@ -384,6 +393,10 @@ func (e *Engine) matMulsFused(ys [][]float32, ws []*ternary.Matrix, a *Activatio
 		}
 		w, per := b.ws[i], b.per[i]
 		r0 := (c - b.first[i]) * per
+		if readsTrits(v, w, a) { // the 1.6-bit kernels take q as it is
+			im.matMulTrits(b.ys[i], w, a, r0, min(r0+per, w.Rows))
+			return
+		}
 		im.matMul(b.ys[i], w, ap, r0, min(r0+per, w.Rows))
 	})
 	clear(b.ys)

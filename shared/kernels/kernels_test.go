@@ -404,8 +404,14 @@ func TestMatMulsMatchGeneric(t *testing.T) {
 		cols int
 	}{{[]int{5}, 300}, {[]int{640, 40, 40}, 512}, {[]int{1000, 1000}, 1024}, {[]int{33, 7, 200}, 2560}} {
 		var ws []*ternary.Matrix
-		for _, r := range c.rows {
-			ws = append(ws, randTernary(t, rng, r, c.cols, ""))
+		for i, r := range c.rows {
+			w := randTernary(t, rng, r, c.cols, "")
+			if i%2 == 0 { // the -tq1 variants read these from the 1.6-bit layout
+				if err := w.PackTrits(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ws = append(ws, w)
 		}
 		for _, n := range []int{1, 3, 8} {
 			a := randActivations(t, rng, n, c.cols, "")
