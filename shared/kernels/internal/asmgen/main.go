@@ -99,6 +99,19 @@ var families = []isa{
 // AX is the block offset, CX its end; BP, SP, R14 and R15 are avoided.
 var gp = []string{"SI", "DX", "R9", "R10", "R11", "R12", "R13", "BX", "DI", "R8"}
 
+// regs hands out vector register numbers, from 0 up.
+type regs struct{ next int }
+
+// take returns the next n register numbers.
+func (r *regs) take(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = r.next
+		r.next++
+	}
+	return out
+}
+
 type gen struct {
 	b bytes.Buffer
 }
@@ -163,13 +176,7 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 	}
 	p := gp[:R]
 	q := gp[R : R+T]
-	g.f("// func %s(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)", name)
-	g.f("TEXT ·%s(SB), NOSPLIT, $0-48", name)
-	g.f("\tMOVQ codes+0(FP), %s", p[0])
-	g.f("\tMOVQ stride+8(FP), AX")
-	for i := 1; i < R; i++ {
-		g.f("\tLEAQ (%s)(AX*1), %s", p[i-1], p[i])
-	}
+	g.header(name, p)
 	// Prefetch the rows of the tile after next (weights come from DRAM on
 	// the first pass): R*step bytes per iteration cover exactly those R
 	// rows by the end of the loop, as rows are contiguous. Prefetches past
@@ -191,15 +198,8 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 		v = "Z"
 	}
 	evex := fam.wide || fam.vnni256 // EVEX encodings: registers 16-31, VPDPBUSD
-	next := 0
-	alloc := func(n int) []int {
-		r := make([]int, n)
-		for i := range r {
-			r[i] = next
-			next++
-		}
-		return r
-	}
+	var rs regs
+	alloc := rs.take
 	acc := alloc(R * T)
 	limit := 14 // Y14, Y15 hold constants
 	if evex {
@@ -271,7 +271,7 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 			step = 32
 		}
 		raw, qr, code := alloc(R), alloc(4), alloc(1)[0]
-		check(name, next, limit)
+		check(name, rs.next, limit)
 		for r := range R {
 			g.f("\tVMOVDQU64 (%s)(AX*1), %s", p[r], reg(raw[r]))
 		}
@@ -291,7 +291,7 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 	case fam.bw:
 		step = 64
 		pr, tmp, raw, code := alloc(T), alloc(1)[0], alloc(1)[0], alloc(1)[0]
-		check(name, next, limit)
+		check(name, rs.next, limit)
 		for r := range R {
 			g.f("\tVMOVDQU64 (%s)(AX*1), %s", p[r], reg(raw))
 			for n := range 4 {
@@ -322,7 +322,7 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 			step = 32
 		}
 		raw, code, qr := alloc(R), alloc(R), alloc(T)
-		check(name, next, limit)
+		check(name, rs.next, limit)
 		for r := range R {
 			g.f("\tVMOVDQU64 (%s)(AX*1), %s", p[r], reg(raw[r]))
 		}
@@ -345,7 +345,7 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 	case !fam.int8:
 		step = 32
 		pr, tmp, raw, code := alloc(T), alloc(1)[0], alloc(1)[0], alloc(1)[0]
-		check(name, next, limit)
+		check(name, rs.next, limit)
 		for r := range R {
 			g.f("\tVMOVDQU (%s)(AX*1), %s", p[r], reg(raw))
 			for n := range 4 {
@@ -377,7 +377,7 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 		}
 		step = 4 * vb
 		qr, wr := alloc(T), alloc(R)
-		check(name, next, limit)
+		check(name, rs.next, limit)
 		for s := range 4 {
 			for t := range T {
 				g.f("\tVMOVDQU64 %d(%s)(AX*1), %s", vb*s, q[t], reg(qr[t]))
@@ -392,7 +392,7 @@ func (g *gen) kernel(fam isa, name string, R, T int) {
 	default:
 		step = 32
 		qr, wr, tmp := alloc(T), alloc(1)[0], alloc(1)[0]
-		check(name, next, limit)
+		check(name, rs.next, limit)
 		for s := range 2 {
 			for t := range T {
 				g.f("\tVPMOVSXBW %d(%s)(AX*1), %s", 16*s, q[t], reg(qr[t]))
@@ -478,13 +478,7 @@ func (g *gen) headKernel(fam isa, name string, R, T int) {
 		blk = 192
 	}
 	p, q := gp[:R], gp[R:R+T]
-	g.f("// func %s(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)", name)
-	g.f("TEXT ·%s(SB), NOSPLIT, $0-48", name)
-	g.f("\tMOVQ codes+0(FP), %s", p[0])
-	g.f("\tMOVQ stride+8(FP), AX")
-	for i := 1; i < R; i++ {
-		g.f("\tLEAQ (%s)(AX*1), %s", p[i-1], p[i])
-	}
+	g.header(name, p)
 	pf := ""
 	if R+T < len(gp) && fam.pf >= 0 {
 		pf = gp[R+T]
@@ -497,15 +491,8 @@ func (g *gen) headKernel(fam isa, name string, R, T int) {
 		g.f("\tLEAQ (%s)(AX*1), %s", q[i-1], q[i])
 	}
 	reg := func(i int) string { return fmt.Sprintf("%s%d", v, i) }
-	next := 0
-	alloc := func(n int) []int {
-		r := make([]int, n)
-		for i := range r {
-			r[i] = next
-			next++
-		}
-		return r
-	}
+	var rs regs
+	alloc := rs.take
 	// Constants from the top: 0x0f, 0x30 (6-bit), and for AVX2 int16 ones.
 	top := 15
 	if evex {
@@ -570,8 +557,8 @@ func (g *gen) headKernel(fam isa, name string, R, T int) {
 		if fam.head == 6 {
 			h, tw = alloc(1)[0], alloc(1)[0]
 		}
-		if next > limit {
-			log.Fatalf("%s: needs %d vector registers, have %d", name, next, limit)
+		if rs.next > limit {
+			log.Fatalf("%s: needs %d vector registers, have %d", name, rs.next, limit)
 		}
 		for nv := range nvec {
 			for half := range 2 {
@@ -616,8 +603,8 @@ func (g *gen) headKernel(fam isa, name string, R, T int) {
 		if fam.head == 6 {
 			h, tw = alloc(1)[0], alloc(1)[0]
 		}
-		if next > limit {
-			log.Fatalf("%s: needs %d vector registers, have %d", name, next, limit)
+		if rs.next > limit {
+			log.Fatalf("%s: needs %d vector registers, have %d", name, rs.next, limit)
 		}
 		for r := range R {
 			for nv := range nvec {
@@ -690,21 +677,7 @@ func (g *gen) tritKernel(fam isa, name string, R int) {
 	if fam.wide {
 		vb, v = 64, "Z"
 	}
-	p, q := gp[:R], gp[R]
-	g.f("// func %s(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)", name)
-	g.f("TEXT ·%s(SB), NOSPLIT, $0-48", name)
-	g.f("\tMOVQ codes+0(FP), %s", p[0])
-	g.f("\tMOVQ stride+8(FP), AX")
-	for i := 1; i < R; i++ {
-		g.f("\tLEAQ (%s)(AX*1), %s", p[i-1], p[i])
-	}
-	pf := ""
-	if fam.pf >= 0 {
-		pf = gp[R+1]
-		g.f("\tIMUL3Q $%d, AX, %s", fam.pf*R, pf)
-		g.f("\tADDQ %s, %s", p[0], pf)
-	}
-	g.f("\tMOVQ q+16(FP), %s", q)
+	p, q, pf := g.tritPrologue(fam, name, R)
 	reg := func(i int) string { return fmt.Sprintf("%s%d", v, i) }
 	top := 15
 	if evex {
@@ -727,15 +700,15 @@ func (g *gen) tritKernel(fam isa, name string, R int) {
 			g.f("\tVPBROADCASTD %s, %s", x, c[1])
 		}
 	}
-	next := 0
-	alloc := func() int { next++; return next - 1 }
+	var rs regs
+	alloc := func() int { return rs.take(1)[0] }
 	acc := make([]int, R)
 	for i := range acc {
 		acc[i] = alloc()
 	}
 	a, b, tl, th, qr, pr := alloc(), alloc(), alloc(), alloc(), alloc(), alloc()
-	if next > cLo {
-		log.Fatalf("%s: needs %d vector registers, have %d", name, next, cLo)
+	if rs.next > cLo {
+		log.Fatalf("%s: needs %d vector registers, have %d", name, rs.next, cLo)
 	}
 	xor, and := "VPXOR", "VPAND"
 	if evex {
@@ -744,12 +717,6 @@ func (g *gen) tritKernel(fam isa, name string, R int) {
 	for _, r := range acc {
 		g.f("\t%s %s, %s, %s", xor, reg(r), reg(r), reg(r))
 	}
-	g.f("\tMOVQ nblk+32(FP), CX")
-	g.f("\tMOVQ CX, R8") // R8: planes of the partial group
-	g.f("\tANDQ $7, R8")
-	g.f("\tSHRQ $3, CX")
-	g.f("\tSHLQ $6, CX") // 64 bytes per group
-	g.f("\tXORQ AX, AX")
 	// group emits the planes of the 64-byte group at AX for every row,
 	// row by row: a and b carry w*3^n and (w & 0xff00)*3^n from plane to
 	// plane. tail > 0 checks R8 before each plane and jumps to the next
@@ -802,6 +769,48 @@ func (g *gen) tritKernel(fam isa, name string, R int) {
 			}
 		}
 	}
+	g.tritLoop(R, q, pf, group)
+	g.reduce(fam, acc, cHi)
+}
+
+// header emits a kernel's declaration comment and TEXT line, and loads
+// the row pointers p (stride bytes apart; AX holds the stride).
+func (g *gen) header(name string, p []string) {
+	g.f("// func %s(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)", name)
+	g.f("TEXT ·%s(SB), NOSPLIT, $0-48", name)
+	g.f("\tMOVQ codes+0(FP), %s", p[0])
+	g.f("\tMOVQ stride+8(FP), AX")
+	for i := 1; i < len(p); i++ {
+		g.f("\tLEAQ (%s)(AX*1), %s", p[i-1], p[i])
+	}
+}
+
+// tritPrologue emits the head of a 1.6-bit GEMV kernel: R row pointers
+// (stride apart), the prefetch pointer pf ("" without) fam.pf tiles ahead,
+// and q's pointer.
+func (g *gen) tritPrologue(fam isa, name string, R int) (p []string, q, pf string) {
+	p, q = gp[:R], gp[R]
+	g.header(name, p)
+	if fam.pf >= 0 {
+		pf = gp[R+1]
+		g.f("\tIMUL3Q $%d, AX, %s", fam.pf*R, pf)
+		g.f("\tADDQ %s, %s", p[0], pf)
+	}
+	g.f("\tMOVQ q+16(FP), %s", q)
+	return p, q, pf
+}
+
+// tritLoop emits the loop over nblk's full 64-byte groups (AX up to CX;
+// R8 the planes of the partial group), with
+// software prefetch of the R rows' next groups, then the partial group:
+// group(tail) emits one group's planes.
+func (g *gen) tritLoop(R int, q, pf string, group func(tail bool)) {
+	g.f("\tMOVQ nblk+32(FP), CX")
+	g.f("\tMOVQ CX, R8") // R8: planes of the partial group
+	g.f("\tANDQ $7, R8")
+	g.f("\tSHRQ $3, CX")
+	g.f("\tSHLQ $6, CX") // 64 bytes per group
+	g.f("\tXORQ AX, AX")
 	g.f("\tCMPQ AX, CX")
 	g.f("\tJAE tail")
 	g.f("loop:")
@@ -818,7 +827,6 @@ func (g *gen) tritKernel(fam isa, name string, R int) {
 	g.f("\tJB loop")
 	g.f("tail:")
 	group(true)
-	g.reduce(fam, acc, cHi)
 }
 
 // tritSumKernel emits an R x 1 GEMV over the 1.6-bit layout (see
@@ -839,46 +847,19 @@ func (g *gen) tritSumKernel(fam isa, name string, R int) {
 	if fam.wide {
 		vb, v = 64, "Z"
 	}
-	p, q := gp[:R], gp[R]
-	g.f("// func %s(codes *byte, stride int, q *int8, qstride int, nblk int, out *int32)", name)
-	g.f("TEXT ·%s(SB), NOSPLIT, $0-48", name)
-	g.f("\tMOVQ codes+0(FP), %s", p[0])
-	g.f("\tMOVQ stride+8(FP), AX")
-	for i := 1; i < R; i++ {
-		g.f("\tLEAQ (%s)(AX*1), %s", p[i-1], p[i])
-	}
-	pf := ""
-	if fam.pf >= 0 {
-		pf = gp[R+1]
-		g.f("\tIMUL3Q $%d, AX, %s", fam.pf*R, pf)
-		g.f("\tADDQ %s, %s", p[0], pf)
-	}
-	g.f("\tMOVQ q+16(FP), %s", q)
+	p, q, pf := g.tritPrologue(fam, name, R)
 	reg := func(i int) string { return fmt.Sprintf("%s%d", v, i) }
-	next := 0
-	alloc := func(n int) []int {
-		r := make([]int, n)
-		for i := range r {
-			r[i] = next
-			next++
-		}
-		return r
-	}
+	var rs regs
+	alloc := rs.take
 	s1, s2, x, t, qr := alloc(R), alloc(R), alloc(R), alloc(R), alloc(1)[0]
 	tmp := alloc(1)[0]
-	if next > 32 {
-		log.Fatalf("%s: needs %d vector registers, have 32", name, next)
+	if rs.next > 32 {
+		log.Fatalf("%s: needs %d vector registers, have 32", name, rs.next)
 	}
 	for r := range R {
 		g.f("\tVPXORD %s, %s, %s", reg(s1[r]), reg(s1[r]), reg(s1[r]))
 		g.f("\tVPXORD %s, %s, %s", reg(s2[r]), reg(s2[r]), reg(s2[r]))
 	}
-	g.f("\tMOVQ nblk+32(FP), CX")
-	g.f("\tMOVQ CX, R8") // R8: planes of the partial group
-	g.f("\tANDQ $7, R8")
-	g.f("\tSHRQ $3, CX")
-	g.f("\tSHLQ $6, CX") // 64 bytes per group
-	g.f("\tXORQ AX, AX")
 	// group emits the planes of the 64-byte group at AX, plane by plane
 	// for all rows (q loaded once per plane). tail checks R8 before each
 	// plane and leaves the group (label tail<h>) once R8 planes are done.
@@ -912,22 +893,7 @@ func (g *gen) tritSumKernel(fam isa, name string, R int) {
 			}
 		}
 	}
-	g.f("\tCMPQ AX, CX")
-	g.f("\tJAE tail")
-	g.f("loop:")
-	group(false)
-	if pf != "" {
-		for i := range R {
-			g.f("\tPREFETCHT0 %d(%s)", 64*i, pf)
-		}
-		g.f("\tADDQ $%d, %s", 64*R, pf)
-	}
-	g.f("\tADDQ $320, %s", q)
-	g.f("\tADDQ $64, AX")
-	g.f("\tCMPQ AX, CX")
-	g.f("\tJB loop")
-	g.f("tail:")
-	group(true)
+	g.tritLoop(R, q, pf, group)
 	for r := range R { // s1 = (3*s1 - s2) >> 8, lane by lane
 		g.f("\tVPADDD %s, %s, %s", reg(s1[r]), reg(s1[r]), reg(t[r]))
 		g.f("\tVPADDD %s, %s, %s", reg(t[r]), reg(s1[r]), reg(s1[r]))
