@@ -215,8 +215,12 @@ func (m *Manager) Acquire(ctx context.Context, ref string) (*Handle, error) {
 			return nil, loadError(key, loc.Path, err)
 		}
 		// The plan on the model's shapes decides which matrices also get
-		// the 1.6-bit layout, which the footprint counts.
+		// the 1.6-bit layout, which the footprint counts; a model too large
+		// for the budget anyway is refused before anything is measured.
 		if m.cfg.planModel != nil {
+			if err := m.cfg.fits(m.cfg.footprint(mc), key); err != nil {
+				return nil, err
+			}
 			if err := m.cfg.planModel(ctx, mc); err != nil {
 				if ctx.Err() != nil {
 					return nil, fmt.Errorf("load %s: %w", key, ctx.Err())
@@ -384,6 +388,16 @@ func (f footprint) String() string {
 		model.FormatBytes(f.total()), model.FormatBytes(f.weights), trits, f.kvType, model.FormatBytes(f.kv), f.seqs, f.ctx)
 }
 
+// fits returns an error wrapping ErrOverBudget when fp exceeds the budget
+// even with nothing else loaded.
+func (c managerConfig) fits(fp footprint, key string) error {
+	if c.budget > 0 && fp.total() > c.budget {
+		return fmt.Errorf("model %s needs about %s; the memory budget is %s (%d bytes): lower --max-batch or raise --memory-budget: %w",
+			key, fp, model.FormatBytes(c.budget), c.budget, ErrOverBudget)
+	}
+	return nil
+}
+
 func (c managerConfig) footprint(mc model.Config) footprint {
 	seqs := newSchedConfig(c.schedOpts).maxBatch
 	return footprint{
@@ -440,9 +454,8 @@ func (m *Manager) makeRoomLocked(fp footprint, key string) ([]*entry, error) {
 		return nil, nil
 	}
 	need := fp.total()
-	if need > m.cfg.budget {
-		return nil, fmt.Errorf("model %s needs about %s; the memory budget is %s (%d bytes): lower --max-batch or raise --memory-budget: %w",
-			key, fp, model.FormatBytes(m.cfg.budget), m.cfg.budget, ErrOverBudget)
+	if err := m.cfg.fits(fp, key); err != nil {
+		return nil, err
 	}
 	var used int64
 	var idle []*entry

@@ -363,3 +363,17 @@ func TestManagerModelPlanner(t *testing.T) {
 		h.Release()
 	}
 }
+
+// TestManagerPlannerAfterBudget: a model over the memory budget is refused
+// before its shapes are measured.
+func TestManagerPlannerAfterBudget(t *testing.T) {
+	called := false
+	planner := func(context.Context, model.Config) error { called = true; return nil }
+	m := newTestManager(t, WithModelPlanner(planner), WithMemoryBudget(1024))
+	if _, err := m.Acquire(context.Background(), tinyName); !errors.Is(err, ErrOverBudget) {
+		t.Fatalf("got %v, want ErrOverBudget", err)
+	}
+	if called {
+		t.Error("the planner ran for a model over the budget")
+	}
+}

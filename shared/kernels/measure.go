@@ -117,11 +117,21 @@ func (cfg MeasureConfig) measured(c Class) []*variant {
 	return vs
 }
 
+// MaxMeasureBytes bounds the 2-bit codes of one shape Measure times (it
+// holds two copies, 2-bit and 1.6-bit, of the largest): BitLinear matrices
+// of the largest open models take about 220 MB.
+const MaxMeasureBytes = 1 << 30
+
 // Measure times the variants of each class on cfg's shapes (see
 // MeasureConfig) and returns the timings for Choose. It takes about a
 // second per class on a 2B4T shape set.
 func Measure(ctx context.Context, cfg MeasureConfig) ([]Timing, error) {
 	cfg.defaults()
+	for _, sh := range cfg.Shapes {
+		if sh[0] <= 0 || sh[1] <= 0 || sh[0] > MaxMeasureBytes/max(ternary.PaddedCols(sh[1])/4, 1) {
+			return nil, fmt.Errorf("%w: cannot measure a %dx%d matrix (at most %d bytes of codes)", ErrShape, sh[0], sh[1], MaxMeasureBytes)
+		}
+	}
 	engines := map[Variant]*Engine{}
 	defer func() {
 		for _, e := range engines {

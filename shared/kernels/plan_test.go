@@ -3,6 +3,7 @@ package kernels
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -180,6 +181,15 @@ func TestLoadPlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.Close()
+	// Shapes from a model's header are measured only within bounds: a
+	// mistyped or hostile config cannot make the planner allocate them.
+	cfg.Mode = PlanAuto
+	for _, sh := range [][2]int{{1 << 24, 1 << 24}, {0, 512}, {64, -1}, {MaxMeasureBytes/128 + 1, 512}} {
+		cfg.Measure.Shapes = [][2]int{sh}
+		if _, err := LoadPlan(ctx, cfg); !errors.Is(err, ErrShape) {
+			t.Errorf("shape %v: got %v, want ErrShape", sh, err)
+		}
+	}
 }
 
 func TestParsePlanMode(t *testing.T) {
