@@ -75,7 +75,8 @@ func WithSchedulerOptions(o ...SchedulerOption) ManagerOption {
 func WithManagerLogger(l *zap.Logger) ManagerOption { return func(c *managerConfig) { c.log = l } }
 
 // WithModelPlanner runs f with each model's configuration before its
-// memory is reserved and it loads (on the caller's context): a node measures its kernel plan on the model's own shapes there
+// memory is reserved and it loads (on the caller's context, one call at a
+// time): a node measures its kernel plan on the model's own shapes there
 // (kernels.LoadPlan, cached per CPU, binary and shapes, then
 // kernels.Engine.AdoptShapes), so that the model's 1.6-bit layout is packed
 // for the shapes that read it, and counted in its footprint. An error is
@@ -106,6 +107,7 @@ type Manager struct {
 
 	mu      sync.Mutex
 	entries map[string]*entry // by resolved reference, NAME@N
+	planMu  sync.Mutex        // serialises WithModelPlanner's calls
 	closed  bool
 	loads   sync.WaitGroup // load goroutines
 
@@ -221,11 +223,14 @@ func (m *Manager) Acquire(ctx context.Context, ref string) (*Handle, error) {
 			if err := m.cfg.fits(m.cfg.footprint(mc), key); err != nil {
 				return nil, err
 			}
-			if err := m.cfg.planModel(ctx, mc); err != nil {
+			m.planMu.Lock() // one measurement at a time; the next caller reads its cache
+			perr := m.cfg.planModel(ctx, mc)
+			m.planMu.Unlock()
+			if perr != nil {
 				if ctx.Err() != nil {
 					return nil, fmt.Errorf("load %s: %w", key, ctx.Err())
 				}
-				m.cfg.log.Warn("kernel plan on the model's shapes failed: the node's plan runs it", zap.String("model", key), zap.Error(err))
+				m.cfg.log.Warn("kernel plan on the model's shapes failed: the node's plan runs it", zap.String("model", key), zap.Error(perr))
 			}
 		}
 		need := m.cfg.footprint(mc)
