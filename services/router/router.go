@@ -109,8 +109,11 @@ type Router struct {
 	metrics *routerMetrics
 	tracer  trace.Tracer
 
-	rngMu sync.Mutex
-	rng   *rand.Rand
+	// pickMu serialises picks (snapshot, choice, acquire), so that
+	// concurrent requests each see the in-flight counts of those before
+	// them instead of all choosing the same idle node; it guards rng.
+	pickMu sync.Mutex
+	rng    *rand.Rand
 
 	mu      sync.Mutex
 	started bool
@@ -241,40 +244,50 @@ func (r *Router) pick(ctx context.Context, d demand, tried map[string]bool) (_ *
 		span.End()
 	}()
 	for range 3 { // a node may leave between the snapshot and acquire
-		cands, err := d.candidates(r.table.snapshot())
-		if err != nil {
-			return nil, err
-		}
-		left := cands[:0]
-		for _, c := range cands {
-			if !tried[c.id] {
-				left = append(left, c)
-			}
-		}
-		if len(left) == 0 {
-			return nil, errNoneLeft
-		}
-		r.rngMu.Lock()
-		s, costs := d.chooseScored(left, r.rng)
-		r.rngMu.Unlock()
-		if span.IsRecording() { // with tracing off, no attribute is built per request
-			attrs := make([]attribute.KeyValue, 0, len(left)+1)
-			for i, c := range left {
-				// One attribute per candidate, its score (cost: lower is better).
-				attrs = append(attrs, attribute.Float64("bitnet.candidate."+c.id+".score", costs[i]))
-			}
-			span.SetAttributes(append(attrs, attribute.String("bitnet.chosen", s.id))...)
-		}
-		if r.table.acquire(s.n) {
-			for _, c := range left {
-				if c.n != s.n {
-					c.n.passedOver(s.ewmaTTFT)
-				}
-			}
-			return s.n, nil
+		n, done, err := r.pickOnce(d, tried, span)
+		if done {
+			return n, err
 		}
 	}
 	return nil, errNoneLeft
+}
+
+// pickOnce is one attempt of pick under pickMu: done is false when the
+// chosen node left the table before it could be acquired.
+func (r *Router) pickOnce(d demand, tried map[string]bool, span trace.Span) (_ *node, done bool, _ error) {
+	r.pickMu.Lock()
+	defer r.pickMu.Unlock()
+	cands, err := d.candidates(r.table.snapshot())
+	if err != nil {
+		return nil, true, err
+	}
+	left := cands[:0]
+	for _, c := range cands {
+		if !tried[c.id] {
+			left = append(left, c)
+		}
+	}
+	if len(left) == 0 {
+		return nil, true, errNoneLeft
+	}
+	s, costs := d.chooseScored(left, r.rng)
+	if span.IsRecording() { // with tracing off, no attribute is built per request
+		attrs := make([]attribute.KeyValue, 0, len(left)+1)
+		for i, c := range left {
+			// One attribute per candidate, its score (cost: lower is better).
+			attrs = append(attrs, attribute.Float64("bitnet.candidate."+c.id+".score", costs[i]))
+		}
+		span.SetAttributes(append(attrs, attribute.String("bitnet.chosen", s.id))...)
+	}
+	if !r.table.acquire(s.n) {
+		return nil, false, nil
+	}
+	for _, c := range left {
+		if c.n != s.n {
+			c.n.passedOver(s.ewmaTTFT)
+		}
+	}
+	return s.n, true, nil
 }
 
 // errNoneLeft means every fitting node was tried: the caller returns the
