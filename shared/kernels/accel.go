@@ -138,6 +138,7 @@ type batch struct {
 	ys         [][]float32
 	ws         []*ternary.Matrix
 	first, per []int
+	trits      []bool // matrix i's product reads its 1.6-bit layout
 }
 
 // Preparer is implemented by accelerators that map a model's weights ahead

@@ -375,15 +375,15 @@ func (e *Engine) matMulsFused(ys [][]float32, ws []*ternary.Matrix, a *Activatio
 		b = new(batch)
 	}
 	b.ys, b.ws = append(b.ys[:0], ys...), append(b.ws[:0], ws...)
-	b.first, b.per = b.first[:0], b.per[:0]
+	b.first, b.per, b.trits = b.first[:0], b.per[:0], b.trits[:0]
 	total := 0
 	for _, w := range ws {
-		rowBytes := w.Stride
-		if readsTrits(v, w, a) {
+		rowBytes, trits := w.Stride, readsTrits(v, w, a)
+		if trits {
 			rowBytes = len(w.Trits) / w.Rows
 		}
 		chunks, per := e.split(w.Rows, a.N, rowBytes)
-		b.first, b.per = append(b.first, total), append(b.per, per)
+		b.first, b.per, b.trits = append(b.first, total), append(b.per, per), append(b.trits, trits)
 		total += chunks
 	}
 	e.pool.do(total, e.threads-1, func(c int) {
@@ -393,7 +393,7 @@ func (e *Engine) matMulsFused(ys [][]float32, ws []*ternary.Matrix, a *Activatio
 		}
 		w, per := b.ws[i], b.per[i]
 		r0 := (c - b.first[i]) * per
-		if readsTrits(v, w, a) { // the 1.6-bit kernels take q as it is
+		if b.trits[i] { // the 1.6-bit kernels take q as it is
 			im.matMulTrits(b.ys[i], w, a, r0, min(r0+per, w.Rows))
 			return
 		}

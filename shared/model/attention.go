@@ -91,10 +91,7 @@ func (m *Model) attendUnits(w, stride, units int) {
 		t, h := u/c.NumHeads, u%c.NumHeads
 		kv := &sc.kvs[sc.step[t]]
 		n := sc.pos[t] + 1
-		first := 0 // the first key position the query sees
-		if window > 0 && n > window {
-			first = n - window
-		}
+		first := firstVisible(n, window)
 		sc.scores[w] = grow(sc.scores[w], n-first)
 		scores := sc.scores[w]
 		off := (h/group)*kv.head + first*hd
@@ -111,6 +108,15 @@ func (m *Model) attendUnits(w, stride, units int) {
 			m.fl.AccumRows(out, scores, kv.v[off:], hd)
 		}
 	}
+}
+
+// firstVisible returns the first key position a query at position n-1
+// sees with a sliding window of window positions (0: all of them).
+func firstVisible(n, window int) int {
+	if window > 0 && n > window {
+		return n - window
+	}
+	return 0
 }
 
 // window returns how many last positions the current layer attends to (0:
@@ -133,10 +139,7 @@ func (m *Model) attendGroups(w, stride, units int) {
 		t, g := u/c.NumKVHeads, u%c.NumKVHeads
 		kv := &sc.kvs[sc.step[t]]
 		n := sc.pos[t] + 1
-		first := 0
-		if window > 0 && n > window {
-			first = n - window
-		}
+		first := firstVisible(n, window)
 		l := n - first
 		sc.scores[w] = grow(sc.scores[w], 4*l)
 		scores := sc.scores[w][:4*l]
