@@ -145,11 +145,34 @@ func ForcedPlan(path Path) Plan {
 	return p
 }
 
+// tritsSuffix ends the name of each variant that reads the 1.6-bit layout
+// for one token ("avx512-tq1").
+const tritsSuffix = "-tq1"
+
+// namedTrits reports whether variant v reads the 1.6-bit layout, from its
+// name alone: Choose runs on recorded timings of other machines too.
+func namedTrits(v Variant) bool { return strings.HasSuffix(string(v), tritsSuffix) }
+
+// BytesMargin is how close to the fastest GEMVMemory variant one reading
+// fewer bytes (the 1.6-bit layout, 0.8 of the 2-bit codes) must be for
+// Choose to prefer it. The timings are each variant's fast decile, the
+// best bandwidth the machine gave while it was measured; a model's decode
+// shares that bandwidth (with the head, with other requests and other
+// processes), and what it loses then grows with the bytes it reads. On
+// Zen 4 at two threads the 1.6-bit products were 0.86-1.06 of the 2-bit
+// ones from one measurement to the next (runs a few seconds apart, and
+// faster 2-bit runs where the machine streamed faster), while in the model
+// they decoded 1.12x faster in 16 interleaved rounds (docs/perf.md). It is
+// no larger than the 3% by which a plan may trail the best forced path.
+const BytesMargin = 0.03
+
 // Choose is the planner's decision: a pure function of recorded timings.
 // For each class it sums each variant's time over the shapes measured for
 // that class, counts only variants measured on every one of them, and
 // picks the least total; a class without timings keeps fallback's choice.
-// Ties keep the first variant in the order of ts.
+// Ties keep the first variant in the order of ts. For GEMVMemory the
+// fastest variant that reads the 1.6-bit layout wins if it is within
+// BytesMargin of the fastest of all.
 func Choose(ts []Timing, fallback map[Class]Variant) map[Class]Variant {
 	type key struct {
 		c Class
@@ -179,6 +202,7 @@ func Choose(ts []Timing, fallback map[Class]Variant) map[Class]Variant {
 		out[c] = v
 	}
 	best := map[Class]float64{}
+	var trits Variant // the fastest GEMVMemory variant reading trits
 	for _, k := range order {
 		if count[k] < len(shapes[k.c]) {
 			continue
@@ -187,6 +211,12 @@ func Choose(ts []Timing, fallback map[Class]Variant) map[Class]Variant {
 			best[k.c] = total[k]
 			out[k.c] = k.v
 		}
+		if k.c == GEMVMemory && namedTrits(k.v) && (trits == "" || total[k] < total[key{k.c, trits}]) {
+			trits = k.v
+		}
+	}
+	if trits != "" && total[key{GEMVMemory, trits}] <= best[GEMVMemory]*(1+BytesMargin) {
+		out[GEMVMemory] = trits
 	}
 	return out
 }

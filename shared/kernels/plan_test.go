@@ -65,6 +65,44 @@ func TestChoose(t *testing.T) {
 	}
 }
 
+func TestChooseBytesMargin(t *testing.T) {
+	// Two shapes per variant; totals are what count.
+	timings := func(c Class, nsByVariant map[Variant]float64) []Timing {
+		var ts []Timing
+		for _, v := range []Variant{"avx512y", "avx512", "avx512-tq1", "avx512y-tq1"} {
+			ns, ok := nsByVariant[v]
+			if !ok {
+				continue
+			}
+			ts = append(ts,
+				Timing{Class: c, Variant: v, Rows: 2560, Cols: 2560, N: 1, NsPerOp: ns / 4},
+				Timing{Class: c, Variant: v, Rows: 6912, Cols: 2560, N: 1, NsPerOp: ns * 3 / 4})
+		}
+		return ts
+	}
+	tests := []struct {
+		name  string
+		class Class
+		ns    map[Variant]float64
+		want  Variant
+	}{
+		{"trits faster", GEMVMemory, map[Variant]float64{"avx512y": 100, "avx512-tq1": 90}, "avx512-tq1"},
+		{"trits within the margin", GEMVMemory, map[Variant]float64{"avx512y": 100, "avx512-tq1": 100 * (1 + BytesMargin)}, "avx512-tq1"},
+		{"trits beyond the margin", GEMVMemory, map[Variant]float64{"avx512y": 100, "avx512-tq1": 100*(1+BytesMargin) + 0.5}, "avx512y"},
+		{"fastest trits variant", GEMVMemory, map[Variant]float64{"avx512y": 100, "avx512": 120, "avx512y-tq1": 102.5, "avx512-tq1": 101}, "avx512-tq1"},
+		{"no trits variant", GEMVMemory, map[Variant]float64{"avx512y": 101, "avx512": 100}, "avx512"},
+		{"cache-resident: fastest only", GEMVCache, map[Variant]float64{"avx512y": 100, "avx512-tq1": 101}, "avx512y"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Choose(timings(tt.class, tt.ns), StaticPlan().Choice)[tt.class]
+			if got != tt.want {
+				t.Errorf("got %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestClassNames(t *testing.T) {
 	for _, c := range Classes() {
 		b, err := c.MarshalText()
