@@ -103,6 +103,33 @@ func TestChooseBytesMargin(t *testing.T) {
 	}
 }
 
+func TestKeepFaster(t *testing.T) {
+	ts := []Timing{
+		{Class: GEMVMemory, Variant: "a", Rows: 2, Cols: 4, N: 1, NsPerOp: 100},
+		{Class: GEMVMemory, Variant: "b", Rows: 2, Cols: 4, N: 1, NsPerOp: 100},
+		{Class: GEMVMemory, Variant: "a", Rows: 4, Cols: 4, N: 1, NsPerOp: 100},
+		{Class: GEMVCache, Variant: "a", Rows: 2, Cols: 4, N: 1, NsPerOp: 100},
+		{Class: GEMVMemory, Variant: "c", Rows: 2, Cols: 4, N: 1, NsPerOp: 0},
+	}
+	again := []Timing{
+		{Class: GEMVMemory, Variant: "a", Rows: 2, Cols: 4, N: 1, NsPerOp: 80},  // faster: kept
+		{Class: GEMVMemory, Variant: "b", Rows: 2, Cols: 4, N: 1, NsPerOp: 120}, // slower: not
+		{Class: GEMVMemory, Variant: "a", Rows: 4, Cols: 4, N: 1, NsPerOp: 0},   // no timing: not
+		{Class: GEMVMemory, Variant: "a", Rows: 4, Cols: 8, N: 1, NsPerOp: 1},   // another shape: not added
+		{Class: GEMVMemory, Variant: "c", Rows: 2, Cols: 4, N: 1, NsPerOp: 90},  // replaces a missing timing
+	}
+	keepFaster(ts, again)
+	want := []float64{80, 100, 100, 100, 90}
+	if len(ts) != len(want) {
+		t.Fatalf("got %d timings, want %d", len(ts), len(want))
+	}
+	for i, w := range want {
+		if ts[i].NsPerOp != w {
+			t.Errorf("timing %d (%s %s %dx%d): got %v ns, want %v", i, ts[i].Class, ts[i].Variant, ts[i].Rows, ts[i].Cols, ts[i].NsPerOp, w)
+		}
+	}
+}
+
 func TestClassNames(t *testing.T) {
 	for _, c := range Classes() {
 		b, err := c.MarshalText()
@@ -175,6 +202,21 @@ func TestLoadPlan(t *testing.T) {
 	}
 	if err := p.validate(false); err != nil {
 		t.Fatal(err)
+	}
+	// One timing per class, variant and shape (GEMVMemory's two passes
+	// merged), every class measured.
+	seen := map[string]bool{}
+	classes := map[Class]bool{}
+	for _, tm := range p.Timings {
+		k := fmt.Sprintf("%s %s %dx%d n%d", tm.Class, tm.Variant, tm.Rows, tm.Cols, tm.N)
+		if seen[k] {
+			t.Errorf("timing %s: got it twice, want once", k)
+		}
+		seen[k] = true
+		classes[tm.Class] = true
+	}
+	if len(classes) != len(Classes()) {
+		t.Errorf("timings of %d classes, want %d", len(classes), len(Classes()))
 	}
 	// The choice is Choose of the timings: the least total per class.
 	want := Choose(p.Timings, StaticPlan().Choice)
