@@ -213,7 +213,7 @@ func Measure(ctx context.Context, cfg MeasureConfig) ([]Timing, error) {
 					mm = e.MatMulResident
 				}
 				return func() error { i++; return mm(y, ws[i%len(ws)], a) }
-			})
+			}, quantileOf(c))
 			if err != nil {
 				return nil, fmt.Errorf("kernels: measure %s %dx%d: %w", c, rows, cols, err)
 			}
@@ -336,7 +336,7 @@ func measureHead(ctx context.Context, cfg MeasureConfig, engine func(Variant) (*
 	i := 0 // shared by the variants: no chunk is read again while cached
 	ns, err := timeVariants(ctx, cfg, vs, engine, func(e *Engine) func() error {
 		return func() error { i++; return chunks[i%len(chunks)](e, y, a) }
-	})
+	}, quantileOf(Head))
 	if err != nil {
 		return nil, fmt.Errorf("kernels: measure head: %w", err)
 	}
@@ -367,7 +367,7 @@ func measureQuantize(ctx context.Context, cfg MeasureConfig, engine func(Variant
 		vs := measured(Quantize)
 		ns, err := timeVariants(ctx, cfg, vs, engine, func(e *Engine) func() error {
 			return func() error { return e.Quantize(a, x) }
-		})
+		}, quantileOf(Quantize))
 		if err != nil {
 			return nil, fmt.Errorf("kernels: measure quantize: %w", err)
 		}
@@ -379,7 +379,7 @@ func measureQuantize(ctx context.Context, cfg MeasureConfig, engine func(Variant
 }
 
 // timeVariants times op(engine of v) for each variant v with timeOps.
-func timeVariants(ctx context.Context, cfg MeasureConfig, vs []*variant, engine func(Variant) (*Engine, error), op func(*Engine) func() error) ([]float64, error) {
+func timeVariants(ctx context.Context, cfg MeasureConfig, vs []*variant, engine func(Variant) (*Engine, error), op func(*Engine) func() error, q float64) ([]float64, error) {
 	ops := make([]func() error, len(vs))
 	for j, v := range vs {
 		e, err := engine(v.name)
@@ -388,17 +388,23 @@ func timeVariants(ctx context.Context, cfg MeasureConfig, vs []*variant, engine 
 		}
 		ops[j] = op(e)
 	}
-	return timeOps(ctx, cfg, ops)
+	return timeOps(ctx, cfg, ops, q)
 }
 
-// timeOps returns the fast decile of the ns per call of each op over
+// timeOps returns the q-quantile of the ns per call of each op over
 // cfg.Reps rounds. Each round runs every op (after one warm-up call) for
 // at least cfg.MinTime in turn, starting with a different op each round,
 // and times every call on its own: on a machine shared with other
 // processes an average over a window measures the load as much as the
-// kernel, while the fast decile of single calls is the speed the kernel
-// has when it runs, and a burst of load disturbs all ops alike.
-func timeOps(ctx context.Context, cfg MeasureConfig, ops []func() error) ([]float64, error) {
+// kernel, while the fast decile (q = fastDecile) of single calls is the
+// speed the kernel has when it runs. Not for one-token products streamed
+// from DRAM (GEMVMemory and Head, q = median): there the fast tenth of the calls is the
+// machine's best bandwidth of those seconds, which a bandwidth-bound
+// variant turns into speed and a compute-bound one does not, while a
+// decode pays every call. On Zen 4 at two threads the fast decile put the
+// 1.6-bit products at up to 1.09 of the 2-bit ones where the model decoded
+// them 1.10x faster (0.91); the median gave 0.87-0.97 (docs/perf.md).
+func timeOps(ctx context.Context, cfg MeasureConfig, ops []func() error, q float64) ([]float64, error) {
 	for _, op := range ops {
 		if err := op(); err != nil {
 			return nil, err
@@ -423,18 +429,35 @@ func timeOps(ctx context.Context, cfg MeasureConfig, ops []func() error) ([]floa
 	}
 	out := make([]float64, len(ops))
 	for j, s := range samples {
-		out[j] = fastDecile(s)
+		out[j] = quantile(s, q)
 	}
 	return out, nil
 }
 
-// fastDecile returns the 10th percentile of x (sorted in place).
-func fastDecile(x []float64) float64 {
+// The quantiles of single-call times Measure reports: the fast decile, and
+// the median for GEMVMemory (see timeOps).
+const (
+	fastDecile = 0.1
+	median     = 0.5
+)
+
+// quantileOf returns the quantile Measure reports for class c: the median
+// for the one-token products that stream their weights from DRAM
+// (GEMVMemory, Head), the fast decile for the others (see timeOps).
+func quantileOf(c Class) float64 {
+	if c == GEMVMemory || c == Head {
+		return median
+	}
+	return fastDecile
+}
+
+// quantile returns the q-quantile of x (sorted in place), 0 for no x.
+func quantile(x []float64, q float64) float64 {
 	if len(x) == 0 {
 		return 0
 	}
 	slices.Sort(x)
-	return x[len(x)/10]
+	return x[min(int(float64(len(x))*q), len(x)-1)]
 }
 
 // randomActivations returns n quantised tokens of k normal features.

@@ -159,12 +159,12 @@ func namedTrits(v Variant) bool { return strings.HasSuffix(string(v), tritsSuffi
 // of those seconds; a bandwidth-bound variant's lead comes and goes with
 // it, while a compute-bound one's time barely moves, and a model decodes
 // through all of them, sharing the bandwidth with its head, other requests
-// and other processes. Measured on Zen 4 (docs/perf.md): at two threads
-// the plan's timings put the 1.6-bit products at 0.86-1.06 of the 2-bit
-// ones (26 measurements), and in the model they decoded 1.10x faster (24
-// paired rounds); at one thread the plan gave 1.09-1.33 and the model
-// 0.935x. 8% keeps the two-thread choice on the model's side in every one
-// of those measurements, and the one-thread choice too.
+// and other processes. Measured on Zen 4 (docs/perf.md): in the model the
+// 1.6-bit layout decoded 1.10x faster at two threads (24 paired rounds)
+// and 0.935x as fast at one (16); the plan's medians put its products at
+// 0.90-0.97 of the 2-bit ones at two threads and 1.13-1.26 at one. 8%
+// keeps both choices on the model's side with room for the moments the
+// 2-bit codes stream fastest (fast deciles of up to 1.09 at two threads).
 const BytesMargin = 0.08
 
 // Choose is the planner's decision: a pure function of recorded timings.

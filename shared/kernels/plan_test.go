@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -126,6 +127,37 @@ func TestKeepFaster(t *testing.T) {
 	for i, w := range want {
 		if ts[i].NsPerOp != w {
 			t.Errorf("timing %d (%s %s %dx%d): got %v ns, want %v", i, ts[i].Class, ts[i].Variant, ts[i].Rows, ts[i].Cols, ts[i].NsPerOp, w)
+		}
+	}
+}
+
+func TestQuantile(t *testing.T) {
+	x := []float64{9, 1, 8, 2, 7, 3, 6, 4, 5, 10}
+	tests := []struct {
+		name string
+		x    []float64
+		q    float64
+		want float64
+	}{
+		{"fast decile", x, fastDecile, 2},
+		{"median", x, median, 6},
+		{"one sample", []float64{3}, median, 3},
+		{"no samples", nil, fastDecile, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := quantile(slices.Clone(tt.x), tt.q); got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+	for _, c := range Classes() {
+		want := fastDecile
+		if c == GEMVMemory || c == Head {
+			want = median
+		}
+		if got := quantileOf(c); got != want {
+			t.Errorf("quantileOf(%s): got %v, want %v", c, got, want)
 		}
 	}
 }
