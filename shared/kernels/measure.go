@@ -125,7 +125,8 @@ const MaxMeasureBytes = 1 << 30
 // Measure times the variants of each class on cfg's shapes (see
 // MeasureConfig) and returns the timings for Choose, one per class,
 // variant and shape. It takes about a second per class on a 2B4T shape
-// set; GEMVMemory is timed twice, first and last (see keepFaster).
+// set; GEMVMemory and Head are timed twice, first and last (see
+// keepFaster).
 func Measure(ctx context.Context, cfg MeasureConfig) ([]Timing, error) {
 	cfg.defaults()
 	for _, sh := range cfg.Shapes {
@@ -240,14 +241,23 @@ func Measure(ctx context.Context, cfg MeasureConfig) ([]Timing, error) {
 		}
 		out = append(out, ts...)
 	}
-	// GEMVMemory again, last, each timing keeping the faster of its two
-	// passes: on a shared machine a burst of load that takes a core or the
-	// memory bus for the second or so of one pass slows the variants
-	// unequally (a compute-bound one loses its second core, a
-	// bandwidth-bound one its bandwidth), and then the other pass, seconds
-	// apart, is the machine's own speed.
-	if slices.Contains(cfg.Classes, GEMVMemory) {
-		again, err := product(GEMVMemory)
+	// The one-token products from DRAM again, last, each timing keeping
+	// the faster of its two passes: on a shared machine a burst of load
+	// that takes a core or the memory bus for the second or so of one pass
+	// slows the variants unequally (a compute-bound one loses its second
+	// core, a bandwidth-bound one its bandwidth), and then the other pass,
+	// seconds apart, is the machine's own speed.
+	for _, c := range []Class{GEMVMemory, Head} {
+		if !slices.Contains(cfg.Classes, c) {
+			continue
+		}
+		var again []Timing
+		var err error
+		if c == Head {
+			again, err = measureHead(ctx, cfg, engine, pool)
+		} else {
+			again, err = product(c)
+		}
 		if err != nil {
 			return nil, err
 		}
