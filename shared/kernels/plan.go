@@ -162,10 +162,12 @@ func namedTrits(v Variant) bool { return strings.HasSuffix(string(v), tritsSuffi
 // and other processes. Measured on Zen 4 (docs/perf.md): in the model the
 // 1.6-bit layout decoded 1.10x faster at two threads (24 paired rounds)
 // and 0.935x as fast at one (16); the plan's medians put its products at
-// 0.90-0.97 of the 2-bit ones at two threads and 1.13-1.26 at one. 8%
-// keeps both choices on the model's side with room for the moments the
-// 2-bit codes stream fastest (fast deciles of up to 1.09 at two threads).
-const BytesMargin = 0.08
+// 0.87-0.97 of the 2-bit ones at two threads and 1.07-1.26 at one. 5% sits
+// between the two, 8% from the highest two-thread figure, where a wrong
+// choice costs a tenth of the decode, and 2% from the lowest one-thread
+// figure, where it costs less (per-shape choices still give the 2-bit
+// codes the shapes they win by more than ShapeMargin).
+const BytesMargin = 0.05
 
 // Choose is the planner's decision: a pure function of recorded timings.
 // For each class it sums each variant's time over the shapes measured for
