@@ -293,11 +293,6 @@ func keepFaster(ts, again []Timing) {
 	}
 }
 
-// headChunk is the weight bytes of one timed head call: the head is
-// timed in row chunks (each call short enough to run between two
-// preemptions on a loaded machine) rotating through ColdBytes of rows.
-const headChunk = 2 << 20
-
 // measureHead times the head in cfg.HeadFormat (one token) on the rows of
 // pool, and reports the time of all of them.
 func measureHead(ctx context.Context, cfg MeasureConfig, engine func(Variant) (*Engine, error), pool []byte) ([]Timing, error) {
@@ -309,9 +304,12 @@ func measureHead(ctx context.Context, cfg MeasureConfig, engine func(Variant) (*
 	} else {
 		stride = ternary.PaddedCols(cols) / ternary.BlockSize * packedBlockBytes(bits)
 	}
+	// One call over all the rows ColdBytes holds, as a model multiplies
+	// its head: timed in 2 MB calls, the one-row variants tied with avx2 at
+	// two threads on Zen 4 (0.99-1.04), where whole calls had avx2 ahead by
+	// 3-7% and so had the model (4%, docs/perf.md).
 	rows := len(pool) / stride
-	per := max(1, min(rows, headChunk/stride))
-	rows = rows / per * per
+	per := rows
 	if rows == 0 {
 		return nil, nil
 	}
