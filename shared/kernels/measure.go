@@ -171,20 +171,14 @@ func Measure(ctx context.Context, cfg MeasureConfig) ([]Timing, error) {
 	// pages (one row at a time) streamed 24% slower than four rows side by
 	// side from the model's huge pages, so a plan measured on 4 KiB pages
 	// picked the slower variant for decode.
-	// Random bytes in the first MiB, repeated: the kernels' time does not
-	// depend on the values, and drawing each byte took a second.
 	pool := mmap.HugeBytes(maxBytes)
-	for i := range min(len(pool), 1<<20) {
+	fillRepeated(pool, func() byte {
 		v := rng.IntN(81)
-		pool[i] = byte(v%3 | v/3%3<<2 | v/9%3<<4 | v/27<<6)
-	}
-	repeatPrefix(pool, 1<<20)
+		return byte(v%3 | v/3%3<<2 | v/9%3<<4 | v/27<<6)
+	})
 	// 1.6-bit rows for the -tq1 variants (any bytes time alike).
 	tpool := mmap.HugeBytes(len(pool))
-	for i := range min(len(tpool), 1<<20) {
-		tpool[i] = byte(rng.IntN(256))
-	}
-	repeatPrefix(tpool, 1<<20)
+	fillRepeated(tpool, func() byte { return byte(rng.IntN(256)) })
 	mmap.HugePages(pool) // whatever did not fault in huge
 	mmap.HugePages(tpool)
 	// product times class c on every shape.
@@ -224,18 +218,23 @@ func Measure(ctx context.Context, cfg MeasureConfig) ([]Timing, error) {
 		}
 		return out, nil
 	}
-	var out []Timing
-	for _, c := range cfg.Classes {
-		var ts []Timing
-		var err error
+	var head func(*Engine, []float32, *Activations) error
+	var headRows int
+	if slices.Contains(cfg.Classes, Head) {
+		head, headRows = headProduct(cfg, pool)
+	}
+	class := func(c Class) ([]Timing, error) {
 		switch c {
 		case Head:
-			ts, err = measureHead(ctx, cfg, engine, pool)
+			return measureHead(ctx, cfg, engine, head, headRows)
 		case Quantize:
-			ts, err = measureQuantize(ctx, cfg, engine, rng)
-		default:
-			ts, err = product(c)
+			return measureQuantize(ctx, cfg, engine, rng)
 		}
+		return product(c)
+	}
+	var out []Timing
+	for _, c := range cfg.Classes {
+		ts, err := class(c)
 		if err != nil {
 			return nil, err
 		}
@@ -251,13 +250,7 @@ func Measure(ctx context.Context, cfg MeasureConfig) ([]Timing, error) {
 		if !slices.Contains(cfg.Classes, c) {
 			continue
 		}
-		var again []Timing
-		var err error
-		if c == Head {
-			again, err = measureHead(ctx, cfg, engine, pool)
-		} else {
-			again, err = product(c)
-		}
+		again, err := class(c)
 		if err != nil {
 			return nil, err
 		}
@@ -266,9 +259,15 @@ func Measure(ctx context.Context, cfg MeasureConfig) ([]Timing, error) {
 	return out, nil
 }
 
-// repeatPrefix copies b's first n bytes over the rest of b.
-func repeatPrefix(b []byte, n int) {
-	for filled := min(n, len(b)); filled < len(b); {
+// fillRepeated fills b's first MiB with draw's bytes and repeats them over
+// the rest: the kernels' time does not depend on the values, and drawing
+// each byte of Measure's 192 MB took a second.
+func fillRepeated(b []byte, draw func() byte) {
+	n := min(len(b), 1<<20)
+	for i := range n {
+		b[i] = draw()
+	}
+	for filled := n; filled < len(b); {
 		filled += copy(b[filled:], b[:filled])
 	}
 }
@@ -293,9 +292,10 @@ func keepFaster(ts, again []Timing) {
 	}
 }
 
-// measureHead times the head in cfg.HeadFormat (one token) on the rows of
-// pool, and reports the time of all of them.
-func measureHead(ctx context.Context, cfg MeasureConfig, engine func(Variant) (*Engine, error), pool []byte) ([]Timing, error) {
+// headProduct returns the head Measure times, in cfg.HeadFormat on the
+// rows of pool (as many as it holds), as one product of engine e, and its
+// row count (0: pool holds no row).
+func headProduct(cfg MeasureConfig, pool []byte) (mul func(e *Engine, y []float32, a *Activations) error, rows int) {
 	cols := cfg.HeadCols
 	var stride int
 	bits := cfg.HeadFormat.Bits()
@@ -304,21 +304,14 @@ func measureHead(ctx context.Context, cfg MeasureConfig, engine func(Variant) (*
 	} else {
 		stride = ternary.PaddedCols(cols) / ternary.BlockSize * packedBlockBytes(bits)
 	}
-	// One call over all the rows ColdBytes holds, as a model multiplies
-	// its head: timed in 2 MB calls, the one-row variants tied with avx2 at
-	// two threads on Zen 4 (0.99-1.04), where whole calls had avx2 ahead by
-	// 3-7% and so had the model (4%, docs/perf.md).
-	rows := len(pool) / stride
-	per := rows
+	rows = len(pool) / stride
 	if rows == 0 {
-		return nil, nil
+		return nil, 0
 	}
 	scales := make([]float32, rows)
 	for i := range scales {
 		scales[i] = 0.01
 	}
-	// chunks[i] multiplies rows [i*per, (i+1)*per) with engine e.
-	var chunks []func(e *Engine, y []float32, a *Activations) error
 	if bits == 8 {
 		data := make([]int8, rows*stride)
 		for i := range data {
@@ -326,31 +319,36 @@ func measureHead(ctx context.Context, cfg MeasureConfig, engine func(Variant) (*
 				data[i] = int8(pool[i]) >> 1 // |w| <= 64: a valid int8 head
 			}
 		}
-		for r := 0; r < rows; r += per {
-			w := &Int8Matrix{Rows: per, Cols: cols, Stride: stride, Data: data[r*stride : (r+per)*stride], Scales: scales[r : r+per]}
-			chunks = append(chunks, func(e *Engine, y []float32, a *Activations) error { return e.MatMulInt8(y, w, a) })
-		}
-	} else {
-		data := pool[:rows*stride] // any bytes are valid packed rows
-		for r := 0; r < rows; r += per {
-			w := &PackedMatrix{Rows: per, Cols: cols, Bits: bits, Stride: stride, Data: data[r*stride : (r+per)*stride], Scales: scales[r : r+per]}
-			chunks = append(chunks, func(e *Engine, y []float32, a *Activations) error { return e.MatMulPacked(y, w, a) })
-		}
+		w := &Int8Matrix{Rows: rows, Cols: cols, Stride: stride, Data: data, Scales: scales}
+		return func(e *Engine, y []float32, a *Activations) error { return e.MatMulInt8(y, w, a) }, rows
+	}
+	// Any bytes are valid packed rows.
+	w := &PackedMatrix{Rows: rows, Cols: cols, Bits: bits, Stride: stride, Data: pool[:rows*stride], Scales: scales}
+	return func(e *Engine, y []float32, a *Activations) error { return e.MatMulPacked(y, w, a) }, rows
+}
+
+// measureHead times mul, the head of headProduct (one token): one call
+// over all its rows, as a model multiplies its head. Timed in 2 MB calls,
+// the one-row variants tied with avx2 at two threads on Zen 4 (0.99-1.04),
+// where whole calls had avx2 ahead by 3-7% and so had the model (4%,
+// docs/perf.md).
+func measureHead(ctx context.Context, cfg MeasureConfig, engine func(Variant) (*Engine, error), mul func(*Engine, []float32, *Activations) error, rows int) ([]Timing, error) {
+	if rows == 0 {
+		return nil, nil
 	}
 	rng := rand.New(rand.NewPCG(13, 14))
-	a := randomActivations(rng, 1, cols)
-	y := make([]float32, per)
+	a := randomActivations(rng, 1, cfg.HeadCols)
+	y := make([]float32, rows)
 	vs := cfg.measured(Head)
-	i := 0 // shared by the variants: no chunk is read again while cached
 	ns, err := timeVariants(ctx, cfg, vs, engine, func(e *Engine) func() error {
-		return func() error { i++; return chunks[i%len(chunks)](e, y, a) }
+		return func() error { return mul(e, y, a) }
 	}, quantileOf(Head))
 	if err != nil {
 		return nil, fmt.Errorf("kernels: measure head: %w", err)
 	}
 	var out []Timing
 	for j, v := range vs {
-		out = append(out, Timing{Class: Head, Variant: v.name, Rows: rows, Cols: cols, N: 1, NsPerOp: ns[j] * float64(len(chunks))})
+		out = append(out, Timing{Class: Head, Variant: v.name, Rows: rows, Cols: cfg.HeadCols, N: 1, NsPerOp: ns[j]})
 	}
 	return out, nil
 }
@@ -406,10 +404,10 @@ func timeVariants(ctx context.Context, cfg MeasureConfig, vs []*variant, engine 
 // processes an average over a window measures the load as much as the
 // kernel, while the fast decile (q = fastDecile) of single calls is the
 // speed the kernel has when it runs. Not for one-token products streamed
-// from DRAM (GEMVMemory and Head, q = median): there the fast tenth of the calls is the
-// machine's best bandwidth of those seconds, which a bandwidth-bound
-// variant turns into speed and a compute-bound one does not, while a
-// decode pays every call. On Zen 4 at two threads the fast decile put the
+// from DRAM (GEMVMemory and Head, q = median): there the fast tenth of
+// the calls is the machine's best bandwidth of those seconds, which a
+// bandwidth-bound variant turns into speed and a compute-bound one does
+// not, while a decode pays every call. On Zen 4 at two threads the fast decile put the
 // 1.6-bit products at up to 1.09 of the 2-bit ones where the model decoded
 // them 1.10x faster (0.91); the median gave 0.87-0.97 (docs/perf.md).
 func timeOps(ctx context.Context, cfg MeasureConfig, ops []func() error, q float64) ([]float64, error) {
@@ -443,7 +441,7 @@ func timeOps(ctx context.Context, cfg MeasureConfig, ops []func() error, q float
 }
 
 // The quantiles of single-call times Measure reports: the fast decile, and
-// the median for GEMVMemory (see timeOps).
+// the median for GEMVMemory and Head (see timeOps).
 const (
 	fastDecile = 0.1
 	median     = 0.5

@@ -162,6 +162,19 @@ func TestQuantile(t *testing.T) {
 	}
 }
 
+func TestFillRepeated(t *testing.T) {
+	for _, n := range []int{0, 5, 1 << 20, 3<<20 + 5} {
+		b := make([]byte, n)
+		next := byte(0)
+		fillRepeated(b, func() byte { next += 7; return next })
+		for i := range b {
+			if want := byte(7 * (i%(1<<20) + 1)); b[i] != want {
+				t.Fatalf("%d bytes: byte %d got %d, want %d", n, i, b[i], want)
+			}
+		}
+	}
+}
+
 func TestClassNames(t *testing.T) {
 	for _, c := range Classes() {
 		b, err := c.MarshalText()
