@@ -91,7 +91,7 @@ over the measured bandwidth.`,
 	f := c.Flags()
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	f.BoolVar(&quick, "quick", false, "shorter run (smaller probe, fewer repetitions)")
-	f.BoolVar(&sweep, "variants", false, "instead: cold GEMV of every kernel variant on each shape and the output head (vocabulary 128256) against the read probe, interleaved round by round, each operation timed alone (fast decile reported), with the plan's pick marked")
+	f.BoolVar(&sweep, "variants", false, "instead: cold GEMV of every kernel variant on each shape and the output head (vocabulary 128256) against the read probe, interleaved round by round, each operation timed alone (fast decile and median reported, variants ranked by median as the plan ranks them), with the plan's pick marked")
 	f.IntVar(&rounds, "rounds", 30, "rounds of the --variants sweep")
 	f.StringVar(&pathFlag, "path", "", "only this kernel path: generic, avx2, avx512, neon or metal (default: every supported one, metal where the GPU passes its self-test)")
 	f.IntVar(&threads, "threads", runtime.GOMAXPROCS(0), "thread count of the multi-threaded runs (runs also use 1)")

@@ -149,33 +149,21 @@ func ForcedPlan(path Path) Plan {
 // for one token ("avx512-tq1").
 const tritsSuffix = "-tq1"
 
-// namedTrits reports whether variant v reads the 1.6-bit layout, from its
-// name alone: Choose runs on recorded timings of other machines too.
-func namedTrits(v Variant) bool { return strings.HasSuffix(string(v), tritsSuffix) }
-
-// BytesMargin is how close to the fastest GEMVMemory variant one reading
-// fewer bytes (the 1.6-bit layout, 0.8 of the 2-bit codes) must be for
-// Choose to prefer it. A measurement lasts seconds and sees the bandwidth
-// of those seconds; a bandwidth-bound variant's lead comes and goes with
-// it, while a compute-bound one's time barely moves, and a model decodes
-// through all of them, sharing the bandwidth with its head, other requests
-// and other processes. Measured on Zen 4 (docs/perf.md): in the model the
-// 1.6-bit layout decoded 1.10x faster at two threads (24 paired rounds)
-// and 0.935x as fast at one (16); the plan's medians put its products at
-// 0.87-0.97 of the 2-bit ones at two threads and 1.07-1.26 at one. 5% sits
-// between the two, 8% from the highest two-thread figure, where a wrong
-// choice costs a tenth of the decode, and 2% from the lowest one-thread
-// figure, where it costs less (per-shape choices still give the 2-bit
-// codes the shapes they win by more than ShapeMargin).
-const BytesMargin = 0.05
-
 // Choose is the planner's decision: a pure function of recorded timings.
 // For each class it sums each variant's time over the shapes measured for
 // that class, counts only variants measured on every one of them, and
 // picks the least total; a class without timings keeps fallback's choice.
-// Ties keep the first variant in the order of ts. For GEMVMemory the
-// fastest variant that reads the 1.6-bit layout wins if it is within
-// BytesMargin of the fastest of all.
+// Ties keep the first variant in the order of ts.
+//
+// The 1.6-bit variants ("-tq1") rank like any other: a stop gave
+// them a margin (the fastest within 5% of the fastest of all won), from
+// plans that had put their products at 0.87-0.97 of the 2-bit ones while
+// the model decoded 1.10x faster from them at two threads. Measured again
+// a day later on the same Zen 4 host (docs/perf.md), the plans put them at
+// 1.00-1.07 and the model decoded 0.94-0.97x as fast: the median timing
+// (timeOps) had no bias to correct, the margin only chose the slower
+// layout, and the 1.6-bit copy costs its bytes in memory beside the 2-bit
+// codes.
 func Choose(ts []Timing, fallback map[Class]Variant) map[Class]Variant {
 	type key struct {
 		c Class
@@ -205,7 +193,6 @@ func Choose(ts []Timing, fallback map[Class]Variant) map[Class]Variant {
 		out[c] = v
 	}
 	best := map[Class]float64{}
-	var trits Variant // the fastest GEMVMemory variant reading trits
 	for _, k := range order {
 		if count[k] < len(shapes[k.c]) {
 			continue
@@ -214,12 +201,6 @@ func Choose(ts []Timing, fallback map[Class]Variant) map[Class]Variant {
 			best[k.c] = total[k]
 			out[k.c] = k.v
 		}
-		if k.c == GEMVMemory && namedTrits(k.v) && (trits == "" || total[k] < total[key{k.c, trits}]) {
-			trits = k.v
-		}
-	}
-	if trits != "" && total[key{GEMVMemory, trits}] <= best[GEMVMemory]*(1+BytesMargin) {
-		out[GEMVMemory] = trits
 	}
 	return out
 }
