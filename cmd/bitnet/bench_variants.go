@@ -27,7 +27,7 @@ import (
 // load hits all of them alike), and the report takes the fast decile of
 // each: the speed the kernel has when it runs, set against the probe's,
 // measured in the same rounds over the same bytes. The variants are ranked
-// (vsbest) by their median call, as the plan ranks these classes
+// (vsbest50) by their median call, as the plan ranks these classes
 // (kernels.Measure): a decode pays every call, and the fast decile is the
 // machine's best bandwidth of those seconds, which flatters the
 // bandwidth-bound variants against the compute-bound 1.6-bit ones.
@@ -171,7 +171,8 @@ func sweepHead(ctx context.Context, cfg sweepConfig, rng *rand.Rand, w, log io.W
 		return nil, err
 	}
 	// Timed in whole calls, as a model multiplies its head and as the plan
-	// times it (kernels.Measure): timed in 2 MB row chunks, the one-row
+	// times it (kernels.Measure; each call streams the whole head, far more
+	// than the last-level cache holds): timed in 2 MB row chunks, the one-row
 	// variants tied with avx2 at two threads on Zen 4 where whole calls,
 	// and the model, had avx2 ahead (docs/perf.md).
 	y := make([]float32, rows)
@@ -253,12 +254,12 @@ func sweepCase(ctx context.Context, cfg sweepConfig, ops []timedOp, probe func(i
 	var rs []variantResult
 	best := 0.0
 	for j, o := range ops {
-		p10 := quantile(samples[j], 0.1)
-		if p50 := quantile(samples[j], 0.5); best == 0 || p50 < best {
+		p10, p50 := quantile(samples[j], 0.1), quantile(samples[j], 0.5)
+		if best == 0 || p50 < best {
 			best = p50
 		}
 		gb := float64(o.bytes) / p10
-		rs = append(rs, variantResult{Variant: o.label, Bytes: o.bytes, P10Ns: p10, P50Ns: quantile(samples[j], 0.5), GBps: gb,
+		rs = append(rs, variantResult{Variant: o.label, Bytes: o.bytes, P10Ns: p10, P50Ns: p50, GBps: gb,
 			Probe: probeGB, Ratio: gb / probeGB, Samples: len(samples[j]), Tq1: o.tq1, Load: load})
 	}
 	for i := range rs {
