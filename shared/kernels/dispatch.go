@@ -74,7 +74,7 @@ var variants = func() []variant {
 		}
 		if v.im.matMulTrits != nil || v.path == Generic {
 			t := v
-			t.name += tritsSuffix
+			t.name += "-tq1"
 			t.gemvOnly, t.tq1 = true, true
 			if t.im.matMulTrits == nil {
 				t.im.matMulTrits = matMulTritsGeneric

@@ -407,9 +407,10 @@ func timeVariants(ctx context.Context, cfg MeasureConfig, vs []*variant, engine 
 // from DRAM (GEMVMemory and Head, q = median): there the fast tenth of
 // the calls is the machine's best bandwidth of those seconds, which a
 // bandwidth-bound variant turns into speed and a compute-bound one does
-// not, while a decode pays every call. On Zen 4 at two threads the fast decile put the
-// 1.6-bit products at up to 1.09 of the 2-bit ones where the model decoded
-// them 1.10x faster (0.91); the median gave 0.87-0.97 (docs/perf.md).
+// not, while a decode pays every call. On Zen 4 at two threads the fast
+// decile put the 1.6-bit products at up to 1.09 of the 2-bit ones where
+// the model decoded them 1.10x faster (0.91); the median gave 0.87-0.97
+// (docs/perf.md).
 func timeOps(ctx context.Context, cfg MeasureConfig, ops []func() error, q float64) ([]float64, error) {
 	for _, op := range ops {
 		if err := op(); err != nil {

@@ -145,10 +145,6 @@ func ForcedPlan(path Path) Plan {
 	return p
 }
 
-// tritsSuffix ends the name of each variant that reads the 1.6-bit layout
-// for one token ("avx512-tq1").
-const tritsSuffix = "-tq1"
-
 // Choose is the planner's decision: a pure function of recorded timings.
 // For each class it sums each variant's time over the shapes measured for
 // that class, counts only variants measured on every one of them, and
